@@ -1,0 +1,1 @@
+"""The Slack application and the process around it: wires camel/ and storage/."""
