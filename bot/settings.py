@@ -1,0 +1,270 @@
+"""Settings: a TOML file, then `CAMEL_BOT_<FIELD>` environment variables for top-level scalars.
+
+This is the one place where the environment is read. Secrets (the bot token, signing secret
+and app token) come only from the environment or a `secrets_file`, never from the main TOML,
+and `repr()` never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_CONFIG_NAME = "camel-bot.toml"
+ENV_PREFIX = "CAMEL_BOT_"
+SECRET_KEYS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+CONFIRM = "__confirm__"
+REJECT = "__reject__"
+TASK_KINDS = ("intent", "sentiment", "other")
+SENTIMENT_EMOJI = {"smile": "positive", "neutral_face": "neutral", "angry": "negative"}
+VERDICT_EMOJI = {"white_check_mark": CONFIRM, "x": REJECT}
+
+
+class SettingsError(Exception):
+    """A missing or wrong setting; the message names it."""
+
+
+class SettingsFileError(SettingsError):
+    """The settings or secrets file cannot be read or parsed."""
+
+
+class SettingsValueError(SettingsError):
+    """A setting has a wrong type or value."""
+
+
+class MissingSecretError(SettingsError):
+    """A secret needed to talk to Slack is not set."""
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    name: str
+    kind: str = "other"
+    labels: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    abstain_threshold: float = 0.5
+    quiet: bool = False
+    emoji: dict[str, str] = field(default_factory=dict)
+
+    def emoji_map(self) -> dict[str, str]:
+        """Emoji name -> label (or CONFIRM/REJECT); sentiment tasks get the usual faces."""
+        defaults = dict(VERDICT_EMOJI)
+        if self.kind == "sentiment":
+            defaults.update({e: lab for e, lab in SENTIMENT_EMOJI.items() if lab in self.labels})
+        return {**defaults, **self.emoji}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    base_model: str = ""
+    trainable_layers: int = 2
+    training_threads: int = 1
+
+
+@dataclass(frozen=True)
+class LearningSettings:
+    schedule_cron: str = "0 3 * * *"
+    timezone: str = "UTC"
+    threshold_new_labels: int = 25
+    debounce_s: float = 30.0
+    misfire_grace_s: int = 3600
+    gate_macro_f1_epsilon: float = 0.01
+    gate_max_recall_drop: float = 0.10
+    heldout_fraction: float = 0.2
+    report_to_channel: bool = True
+    reload_poll_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "camel-data"
+    slack_api_url: str = "https://slack.com/api/"
+    http_port: int = 3000
+    http_host: str = "0.0.0.0"
+    mode: str = "http"
+    admins: list[str] = field(default_factory=list)
+    admin_usergroup: str = ""
+    admin_weight: float = 2.0
+    corrections_per_hour: int = 60
+    process_edits: bool = False
+    max_predict_chars: int = 2000
+    token_verification_enabled: bool = True
+    secrets_file: str = ""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    learning: LearningSettings = field(default_factory=LearningSettings)
+    tasks: list[TaskSettings] = field(default_factory=list)
+    bot_token: str = field(default="", repr=False)
+    signing_secret: str = field(default="", repr=False)
+    app_token: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def db_path(self) -> str:
+        return str(Path(self.data_dir) / "camel.db")
+
+    @property
+    def scheduler_db_path(self) -> str:
+        return str(Path(self.data_dir) / "scheduler.db")
+
+    @property
+    def adapters_dir(self) -> str:
+        return str(Path(self.data_dir) / "adapters")
+
+    @property
+    def feature_cache_dir(self) -> str:
+        return str(Path(self.data_dir) / "feature_cache")
+
+    def task(self, name: str) -> TaskSettings | None:
+        return next((t for t in self.tasks if t.name == name), None)
+
+    def require_secrets(self) -> None:
+        """Fail with one line naming the first secret the chosen mode needs but lacks."""
+        needed = [("SLACK_BOT_TOKEN", self.bot_token)]
+        needed.append(("SLACK_APP_TOKEN", self.app_token) if self.mode == "socket"
+                      else ("SLACK_SIGNING_SECRET", self.signing_secret))
+        for name, value in needed:
+            if not value:
+                raise MissingSecretError(f"{name} is not set (environment or secrets_file)")
+        if self.mode == "socket" and not self.app_token.startswith("xapp-"):
+            raise MissingSecretError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+
+
+def _validate(s: Settings) -> None:
+    checks = [
+        (s.mode in ("http", "socket"), "mode must be 'http' or 'socket'"),
+        (0 <= s.http_port <= 65535, "http_port must be between 0 and 65535"),
+        (s.corrections_per_hour >= 1, "corrections_per_hour must be at least 1"),
+        (s.max_predict_chars >= 1, "max_predict_chars must be at least 1"),
+        (s.admin_weight > 0, "admin_weight must be positive"),
+        (s.slack_api_url.startswith(("http://", "https://")), "slack_api_url must be an http(s) URL"),
+        (0 < s.learning.heldout_fraction < 1, "learning.heldout_fraction must be between 0 and 1"),
+        (s.learning.threshold_new_labels >= 1, "learning.threshold_new_labels must be at least 1"),
+        (s.model.trainable_layers >= 0, "model.trainable_layers must be 0 or more"),
+        (s.model.training_threads >= 1, "model.training_threads must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SettingsValueError(message)
+    seen: set[str] = set()
+    for task in s.tasks:
+        _validate_task(task, seen)
+
+
+def _validate_task(task: TaskSettings, seen: set[str]) -> None:
+    where = f"tasks[{task.name!r}]"
+    if not task.name or task.name in seen:
+        raise SettingsValueError(f"{where}: task names must be unique and non-empty")
+    seen.add(task.name)
+    if task.kind not in TASK_KINDS:
+        raise SettingsValueError(f"{where}.kind must be one of {', '.join(TASK_KINDS)}")
+    if len(task.labels) < 2 or len(set(task.labels)) != len(task.labels):
+        raise SettingsValueError(f"{where}.labels must list at least two distinct labels")
+    if not 0.0 <= task.abstain_threshold <= 1.0:
+        raise SettingsValueError(f"{where}.abstain_threshold must be between 0 and 1")
+    for emoji, label in task.emoji.items():
+        if label not in task.labels and label not in (CONFIRM, REJECT):
+            raise SettingsValueError(f"{where}.emoji.{emoji} maps to unknown label {label!r}")
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    """Build a settings dataclass from a TOML table, checking names and types."""
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known or key in ("bot_token", "signing_secret", "app_token"):
+            raise SettingsValueError(f"unknown setting {where}{key}")
+        kwargs[key] = _coerce(known[key], value, f"{where}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(f: Any, value: Any, name: str) -> Any:
+    expected = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if expected == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    simple = {"str": str, "int": int, "bool": bool, "float": float}
+    if expected in simple:
+        ok = isinstance(value, simple[expected]) and not (expected == "int" and isinstance(value, bool))
+    elif expected.startswith("list[str]"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif expected.startswith("dict[str, str]"):
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    else:
+        ok = True
+    if not ok:
+        raise SettingsValueError(f"{name} must be of type {expected}, got {value!r}")
+    return value
+
+
+def _env_value(name: str, raw: str, expected: str) -> Any:
+    try:
+        if expected == "int":
+            return int(raw)
+        if expected == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsValueError(f"{ENV_PREFIX}{name.upper()} must be a number, got {raw!r}") from None
+    if expected == "bool":
+        if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise SettingsValueError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes", "on")
+    if expected.startswith("list[str]"):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def _read_toml(path: str, what: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsFileError(f"{what} not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsFileError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def _config_path(toml_path: str | None, env: Mapping[str, str]) -> str | None:
+    if toml_path:
+        return toml_path
+    if env.get("CAMEL_BOT_CONFIG"):
+        return env["CAMEL_BOT_CONFIG"]
+    return DEFAULT_CONFIG_NAME if Path(DEFAULT_CONFIG_NAME).is_file() else None
+
+
+def load_settings(toml_path: str | None = None, env: Mapping[str, str] = os.environ) -> Settings:
+    """Read the TOML file (if any), apply environment overrides, attach secrets, validate."""
+    path = _config_path(toml_path, env)
+    data = _read_toml(path, "settings file") if path else {}
+    model = _build(ModelSettings, data.pop("model", {}), "model.")
+    learning = _build(LearningSettings, data.pop("learning", {}), "learning.")
+    tasks_data = data.pop("tasks", [])
+    if not isinstance(tasks_data, list):
+        raise SettingsValueError("tasks must be an array of tables ([[tasks]])")
+    tasks = [_build(TaskSettings, t, f"tasks[{i}].") for i, t in enumerate(tasks_data)]
+    scalars = {f.name: f for f in fields(Settings)
+               if f.name not in ("model", "learning", "tasks", "bot_token", "signing_secret", "app_token")}
+    for name, f in scalars.items():
+        raw = env.get(f"{ENV_PREFIX}{name.upper()}")
+        if raw is not None:
+            data[name] = _env_value(name, raw, f.type if isinstance(f.type, str) else str(f.type))
+    secrets = _secrets(str(data.get("secrets_file", "")), env)
+    base = _build(Settings, data, "")
+    return Settings(**{**_as_kwargs(base), "model": model, "learning": learning, "tasks": tasks, **secrets})
+
+
+def _as_kwargs(s: Settings) -> dict[str, Any]:
+    return {f.name: getattr(s, f.name) for f in fields(s)}
+
+
+def _secrets(secrets_file: str, env: Mapping[str, str]) -> dict[str, str]:
+    from_file: dict[str, Any] = _read_toml(secrets_file, "secrets_file") if secrets_file else {}
+    unknown = set(from_file) - set(SECRET_KEYS)
+    if unknown:
+        raise SettingsValueError(f"unknown key in secrets_file: {sorted(unknown)[0]}")
+    values = {key: str(env.get(key) or from_file.get(key) or "") for key in SECRET_KEYS}
+    return {"bot_token": values["SLACK_BOT_TOKEN"], "signing_secret": values["SLACK_SIGNING_SECRET"],
+            "app_token": values["SLACK_APP_TOKEN"]}
