@@ -249,7 +249,7 @@ def load_settings(toml_path: str | None = None, env: Mapping[str, str] = os.envi
                if f.name not in ("model", "learning", "tasks", "bot_token", "signing_secret", "app_token")}
     for name, f in scalars.items():
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
-        if raw is not None:
+        if raw:  # an empty variable means "not set", as in docker env files
             data[name] = _env_value(name, raw, f.type if isinstance(f.type, str) else str(f.type))
     secrets = _secrets(str(data.get("secrets_file", "")), env)
     base = _build(Settings, data, "")

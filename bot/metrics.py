@@ -1,0 +1,33 @@
+"""Prometheus metrics of the Slack app, served as text on GET /metrics.
+
+Each `Metrics` owns its own registry so several apps in one process (tests, the demo) never
+collide on metric names and each /metrics shows only its own app.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Prediction latency on CPU runs from a few ms (tiny models) to a few hundred (long messages).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.predictions = Counter("camel_predictions", "Predictions made", ["task"], registry=self.registry)
+        self.abstentions = Counter("camel_abstentions", "Predictions below the task's threshold",
+                                   ["task"], registry=self.registry)
+        self.corrections = Counter("camel_corrections", "Corrections stored", ["task", "source"],
+                                   registry=self.registry)
+        self.training_runs = Counter("camel_training_runs", "Training runs finished", ["task", "outcome"],
+                                     registry=self.registry)
+        self.reloads = Counter("camel_reloads", "Adapter hot reloads", ["task", "result"], registry=self.registry)
+        self.latency = Histogram("camel_prediction_latency_seconds", "Time to classify one message",
+                                 ["task"], buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
