@@ -1,0 +1,47 @@
+"""camel-bot's SQLite store: plain functions over a `sqlite_utils.Database`.
+
+No torch and no Slack here. Open with `open_store(path)`; every other function takes the
+database first. Failures raise `StorageError` subclasses with one-line messages.
+"""
+
+from storage.adapters import (
+    activate_adapter, finish_run, get_adapter, last_run, list_adapters, list_runs, next_version,
+    register_adapter, set_adapter_status, start_run,
+)
+from storage.corrections import add_correction, count_user_corrections_since, withdraw_correction
+from storage.db import open_store, schema_version, transaction
+from storage.errors import (
+    ChannelBoundError, ImportFormatError, InvalidValueError, SchemaTooNewError, StorageError,
+    UnknownAdapterError, UnknownLabelError, UnknownMessageError, UnknownRunError, UnknownTaskError,
+)
+from storage.events import audit, claim_event, list_audit
+from storage.live import live_accuracy
+from storage.messages import (
+    find_message, find_prediction_by_reply, get_message, latest_prediction, record_message,
+    record_prediction, set_prediction_reply,
+)
+from storage.migrations import SCHEMA_VERSION
+from storage.privacy import delete_user_data, purge_unlabelled_text
+from storage.records import (
+    AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Prediction, Resolution, Task,
+    TrainingRun,
+)
+from storage.resolution import count_new_labels_since, resolve_labels, split_for
+from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
+from storage.transfer import export_corrections, export_labelled, import_labelled
+
+__all__ = [
+    "AdapterVersion", "AuditEntry", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
+    "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
+    "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",
+    "UnknownTaskError", "activate_adapter", "add_correction", "add_labels", "audit",
+    "bind_channel", "claim_event", "count_new_labels_since", "count_user_corrections_since",
+    "delete_user_data", "export_corrections", "export_labelled", "finish_run", "find_message",
+    "find_prediction_by_reply", "get_adapter", "get_message", "get_task", "import_labelled",
+    "last_run", "latest_prediction", "list_adapters", "list_audit", "list_runs", "list_tasks",
+    "live_accuracy", "next_version", "open_store", "purge_unlabelled_text", "record_message",
+    "record_prediction", "register_adapter", "resolve_labels", "schema_version",
+    "set_adapter_status", "set_prediction_reply", "split_for", "start_run", "task_for_channel",
+    "transaction", "upsert_task", "withdraw_correction",
+]

@@ -1,0 +1,145 @@
+"""Opening the store, transactions and the small helpers every storage module shares.
+
+One `sqlite_utils.Database` is shared by the Bolt app's threads (check_same_thread=False),
+so every statement on it runs under one re-entrant lock per connection: SQLite serialises a
+connection's statements anyway, and the lock keeps one thread's transaction from swallowing
+another thread's statements. Other processes (the training child) use their own connections;
+WAL lets their reads run alongside our writes, and BEGIN IMMEDIATE plus busy_timeout makes
+writers queue instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from storage.errors import SchemaTooNewError, StorageError
+from storage.migrations import MIGRATIONS, SCHEMA_VERSION
+
+BUSY_TIMEOUT_MS = 10_000
+_LOCK_ATTR = "_camel_storage_lock"
+_DEPTH_ATTR = "_camel_storage_depth"
+_LOCK_GUARD = threading.Lock()
+
+
+def open_store(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating or migrating) the database at `path`, or ":memory:"."""
+    target = str(path)
+    if target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            # Checked before any PRAGMA that writes (journal_mode), so the file stays untouched.
+            raise SchemaTooNewError(
+                f"{target} has schema version {found} but this camel-bot knows only up to "
+                f"{SCHEMA_VERSION}; upgrade camel-bot instead of opening it with an older one"
+            )
+        _configure(conn)
+    except BaseException:
+        conn.close()
+        raise
+    db = sqlite_utils.Database(conn)
+    _migrate(db, found)
+    return db
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is crash-safe in WAL mode (a killed process never corrupts or half-commits);
+    # only a power cut can lose the last few commits, and it makes each commit ~10x cheaper.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(db: sqlite_utils.Database, found: int) -> None:
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        with transaction(db) as conn:
+            # Another process may have migrated while we waited for the write lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= version:
+                continue
+            MIGRATIONS[version - 1](conn)
+            conn.execute(f"PRAGMA user_version = {version}")
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(one(db, "PRAGMA user_version")[0])
+
+
+def _lock(db: sqlite_utils.Database) -> threading.RLock:
+    lock = getattr(db, _LOCK_ATTR, None)
+    if lock is None:
+        with _LOCK_GUARD:
+            lock = getattr(db, _LOCK_ATTR, None) or threading.RLock()
+            setattr(db, _LOCK_ATTR, lock)
+    return lock
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE): all of it commits, or none of it.
+
+    Nested use joins the outer transaction, so functions can call each other freely.
+    """
+    with _lock(db):
+        depth = getattr(db, _DEPTH_ATTR, 0)
+        conn = db.conn
+        if depth > 0:
+            setattr(db, _DEPTH_ATTR, depth + 1)
+            try:
+                yield conn
+            finally:
+                setattr(db, _DEPTH_ATTR, depth)
+            return
+        if conn.in_transaction:
+            raise StorageError("a transaction opened outside storage.transaction() is still open")
+        conn.execute("BEGIN IMMEDIATE")
+        setattr(db, _DEPTH_ATTR, 1)
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+        finally:
+            setattr(db, _DEPTH_ATTR, 0)
+
+
+def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    """Run a read and fetch every row while holding the connection's lock."""
+    with _lock(db):
+        cursor = db.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(sql, tuple(params)).fetchall()
+
+
+def one(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    found = rows(db, sql, params)
+    return found[0] if found else None
+
+
+def to_iso(moment: datetime | str) -> str:
+    """Normalise a datetime (naive means UTC) or ISO string to the stored UTC format."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError as exc:
+            raise StorageError(f"not an ISO-8601 time: {moment!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def utc_now() -> str:
+    return to_iso(datetime.now(timezone.utc))

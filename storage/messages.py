@@ -1,0 +1,135 @@
+"""Slack messages and the bot's predictions on them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlite_utils
+
+from storage.db import one, to_iso, transaction, utc_now
+from storage.errors import InvalidValueError, UnknownMessageError
+from storage.records import Message, Prediction
+from storage.tasks import require_task
+
+
+def _message_from_row(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"], workspace=row["workspace"], channel=row["channel"], ts=row["ts"],
+        thread_ts=row["thread_ts"], user=row["user"], text=row["text"],
+        received_at=row["received_at"],
+    )
+
+
+def _prediction_from_row(row: sqlite3.Row) -> Prediction:
+    return Prediction(
+        id=row["id"], message_id=row["message_id"], task=row["task"],
+        adapter_version=row["adapter_version"], label=row["label"],
+        confidence=float(row["confidence"]),
+        top3=[(str(label), float(p)) for label, p in json.loads(row["top3"])],
+        latency_ms=float(row["latency_ms"]), abstained=bool(row["abstained"]),
+        created_at=row["created_at"], reply_channel=row["reply_channel"], reply_ts=row["reply_ts"],
+    )
+
+
+def record_message(
+    db: sqlite_utils.Database,
+    *,
+    workspace: str,
+    channel: str,
+    ts: str,
+    text: str,
+    user: str | None = None,
+    thread_ts: str | None = None,
+    received_at: datetime | str | None = None,
+) -> int:
+    """Store a message once per (workspace, channel, ts); a retried delivery returns the same id."""
+    if not workspace or not channel or not ts:
+        raise InvalidValueError("a message needs a workspace, a channel and a ts")
+    received = to_iso(received_at) if received_at is not None else utc_now()
+    with transaction(db) as conn:
+        conn.execute(
+            """INSERT INTO messages (workspace, channel, ts, thread_ts, user, text, received_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
+            (workspace, channel, ts, thread_ts, user, text, received),
+        )
+        row = conn.execute(
+            "SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
+            (workspace, channel, ts),
+        ).fetchone()
+    return int(row[0])
+
+
+def get_message(db: sqlite_utils.Database, message_id: int) -> Message | None:
+    row = one(db, "SELECT * FROM messages WHERE id = ?", (message_id,))
+    return _message_from_row(row) if row else None
+
+
+def require_message(db: sqlite_utils.Database, message_id: int) -> Message:
+    message = get_message(db, message_id)
+    if message is None:
+        raise UnknownMessageError(f"no message with id {message_id}")
+    return message
+
+
+def find_message(db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str) -> Message | None:
+    row = one(
+        db, "SELECT * FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
+        (workspace, channel, ts),
+    )
+    return _message_from_row(row) if row else None
+
+
+def record_prediction(
+    db: sqlite_utils.Database,
+    *,
+    message_id: int,
+    task: str,
+    adapter_version: int | None,
+    label: str,
+    confidence: float,
+    top3: Sequence[tuple[str, float]],
+    latency_ms: float,
+    abstained: bool = False,
+) -> int:
+    top = [[str(name), float(p)] for name, p in top3]
+    with transaction(db) as conn:
+        require_task(db, task)
+        require_message(db, message_id)
+        cursor = conn.execute(
+            """INSERT INTO predictions (message_id, task, adapter_version, label, confidence, top3,
+                                        latency_ms, abstained, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (message_id, task, adapter_version, label, float(confidence), json.dumps(top),
+             float(latency_ms), int(abstained), utc_now()),
+        )
+    return int(cursor.lastrowid or 0)
+
+
+def set_prediction_reply(db: sqlite_utils.Database, prediction_id: int, *, channel: str, reply_ts: str) -> None:
+    """Remember the bot's reply to a prediction, so reactions on the reply find it."""
+    with transaction(db) as conn:
+        cursor = conn.execute(
+            "UPDATE predictions SET reply_channel = ?, reply_ts = ? WHERE id = ?",
+            (channel, reply_ts, prediction_id),
+        )
+        if cursor.rowcount == 0:
+            raise InvalidValueError(f"no prediction with id {prediction_id}")
+
+
+def find_prediction_by_reply(db: sqlite_utils.Database, *, channel: str, reply_ts: str) -> Prediction | None:
+    row = one(
+        db, "SELECT * FROM predictions WHERE reply_channel = ? AND reply_ts = ? ORDER BY id DESC LIMIT 1",
+        (channel, reply_ts),
+    )
+    return _prediction_from_row(row) if row else None
+
+
+def latest_prediction(db: sqlite_utils.Database, message_id: int, task: str) -> Prediction | None:
+    row = one(
+        db, "SELECT * FROM predictions WHERE message_id = ? AND task = ? ORDER BY id DESC LIMIT 1",
+        (message_id, task),
+    )
+    return _prediction_from_row(row) if row else None

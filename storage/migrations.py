@@ -1,0 +1,121 @@
+"""Numbered schema migrations: MIGRATIONS[i] takes the schema from version i to i + 1.
+
+The version lives in `PRAGMA user_version`, set in the same transaction as the migration,
+so a crash mid-migration leaves the previous version intact. Never edit a released
+migration; append a new one. Statements run one by one because `executescript` would commit
+the surrounding transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+_V1_STATEMENTS = (
+    """CREATE TABLE tasks (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('intent', 'sentiment', 'other')),
+        labels TEXT NOT NULL,
+        emoji_map TEXT NOT NULL DEFAULT '{}',
+        channels TEXT NOT NULL DEFAULT '[]',
+        abstain_threshold REAL NOT NULL DEFAULT 0.5,
+        quiet INTEGER NOT NULL DEFAULT 0,
+        active_version INTEGER,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        thread_ts TEXT,
+        user TEXT,
+        text TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        UNIQUE (workspace, channel, ts)
+    )""",
+    "CREATE INDEX messages_user ON messages (user)",
+    "CREATE INDEX messages_received_at ON messages (received_at)",
+    """CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        task TEXT NOT NULL REFERENCES tasks (name),
+        adapter_version INTEGER,
+        label TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        top3 TEXT NOT NULL,
+        latency_ms REAL NOT NULL,
+        abstained INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        reply_channel TEXT,
+        reply_ts TEXT
+    )""",
+    "CREATE INDEX predictions_message_task ON predictions (message_id, task)",
+    "CREATE INDEX predictions_task_created ON predictions (task, created_at)",
+    "CREATE INDEX predictions_reply ON predictions (reply_channel, reply_ts)",
+    """CREATE TABLE corrections (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        task TEXT NOT NULL REFERENCES tasks (name),
+        label TEXT,
+        source TEXT NOT NULL CHECK (source IN
+            ('reaction', 'menu', 'command', 'import', 'confirm', 'reject')),
+        user TEXT NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        withdrawn_at TEXT
+    )""",
+    "CREATE INDEX corrections_task_message_user ON corrections (task, message_id, user, id)",
+    "CREATE INDEX corrections_user_created ON corrections (user, created_at)",
+    "CREATE INDEX corrections_message ON corrections (message_id)",
+    """CREATE TABLE adapters (
+        task TEXT NOT NULL REFERENCES tasks (name),
+        version INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        parent_version INTEGER,
+        run_id INTEGER REFERENCES runs (id),
+        metrics TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL CHECK (status IN ('candidate', 'active', 'rejected', 'retired')),
+        reason TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (task, version)
+    )""",
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        task TEXT NOT NULL REFERENCES tasks (name),
+        trigger TEXT NOT NULL CHECK (trigger IN ('schedule', 'threshold', 'manual')),
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT,
+        n_train INTEGER NOT NULL DEFAULT 0,
+        n_heldout INTEGER NOT NULL DEFAULT 0,
+        n_new INTEGER NOT NULL DEFAULT 0,
+        version INTEGER,
+        error TEXT
+    )""",
+    "CREATE INDEX runs_task ON runs (task, id)",
+    """CREATE TABLE processed_events (
+        event_id TEXT PRIMARY KEY,
+        claimed_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX processed_events_expires ON processed_events (expires_at)",
+    """CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT
+    )""",
+)
+
+
+def _v1_initial_schema(conn: sqlite3.Connection) -> None:
+    for statement in _V1_STATEMENTS:
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema]
+SCHEMA_VERSION = len(MIGRATIONS)

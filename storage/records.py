@@ -1,0 +1,114 @@
+"""The rows that storage functions return, as frozen dataclasses.
+
+Times are ISO-8601 UTC strings (e.g. "2026-11-28T11:17:41.123456+00:00"), exactly as stored,
+so records serialise to JSON without conversion and compare correctly as strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str
+    labels: list[str]
+    emoji_map: dict[str, str]
+    channels: list[str]
+    abstain_threshold: float
+    quiet: bool
+    active_version: int | None
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    workspace: str
+    channel: str
+    ts: str
+    thread_ts: str | None
+    user: str | None
+    text: str
+    received_at: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: int
+    message_id: int
+    task: str
+    adapter_version: int | None
+    label: str
+    confidence: float
+    top3: list[tuple[str, float]]
+    latency_ms: float
+    abstained: bool
+    created_at: str
+    reply_channel: str | None
+    reply_ts: str | None
+
+
+@dataclass(frozen=True)
+class LabelledMessage:
+    message_id: int
+    text: str
+    label: str
+    split: str
+    resolved_at: str
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A message whose users disagree (or rejected the bot), for review by an admin."""
+
+    message_id: int
+    text: str
+    label: str | None
+    votes: dict[str, float]
+    rejections: int
+
+
+@dataclass(frozen=True)
+class Resolution:
+    labelled: list[LabelledMessage] = field(default_factory=list)
+    disputed: list[Dispute] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    task: str
+    version: int
+    path: str
+    parent_version: int | None
+    run_id: int | None
+    metrics: dict[str, Any]
+    status: str
+    reason: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    id: int
+    task: str
+    trigger: str
+    started_at: str
+    finished_at: str | None
+    outcome: str | None
+    n_train: int
+    n_heldout: int
+    n_new: int
+    version: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    action: str
+    detail: dict[str, Any] | None

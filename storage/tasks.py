@@ -1,0 +1,153 @@
+"""Tasks: a named classification problem with its labels, emoji map and channels.
+
+Labels are only ever added, never dropped: stored corrections, predictions and adapters
+refer to them by name, and an adapter's label list only grows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+
+import sqlite_utils
+
+from storage.db import one, rows, transaction, utc_now
+from storage.errors import ChannelBoundError, InvalidValueError, UnknownLabelError, UnknownTaskError
+from storage.records import Task
+
+KINDS = ("intent", "sentiment", "other")
+# Emoji-map targets that are not labels: they confirm or reject the bot's prediction.
+EMOJI_ACTIONS = ("__confirm__", "__reject__")
+
+
+def _task_from_row(row: sqlite3.Row) -> Task:
+    return Task(
+        name=row["name"],
+        kind=row["kind"],
+        labels=json.loads(row["labels"]),
+        emoji_map=json.loads(row["emoji_map"]),
+        channels=json.loads(row["channels"]),
+        abstain_threshold=float(row["abstain_threshold"]),
+        quiet=bool(row["quiet"]),
+        active_version=row["active_version"],
+    )
+
+
+def get_task(db: sqlite_utils.Database, name: str) -> Task | None:
+    row = one(db, "SELECT * FROM tasks WHERE name = ?", (name,))
+    return _task_from_row(row) if row else None
+
+
+def require_task(db: sqlite_utils.Database, name: str) -> Task:
+    task = get_task(db, name)
+    if task is None:
+        known = ", ".join(t.name for t in list_tasks(db)) or "none"
+        raise UnknownTaskError(f"unknown task {name!r} (known tasks: {known})")
+    return task
+
+
+def list_tasks(db: sqlite_utils.Database) -> list[Task]:
+    return [_task_from_row(r) for r in rows(db, "SELECT * FROM tasks ORDER BY name")]
+
+
+def task_for_channel(db: sqlite_utils.Database, channel: str) -> Task | None:
+    return next((t for t in list_tasks(db) if channel in t.channels), None)
+
+
+def _clean_labels(labels: Iterable[str]) -> list[str]:
+    cleaned: list[str] = []
+    for label in labels:
+        if not isinstance(label, str) or not label.strip():
+            raise InvalidValueError(f"labels must be non-empty strings, got {label!r}")
+        if label.strip() in EMOJI_ACTIONS:
+            raise InvalidValueError(f"{label!r} is reserved and cannot be a label")
+        if label.strip() not in cleaned:
+            cleaned.append(label.strip())
+    return cleaned
+
+
+def _check_emoji_map(emoji_map: dict[str, str], labels: list[str]) -> None:
+    for emoji, target in emoji_map.items():
+        if target not in labels and target not in EMOJI_ACTIONS:
+            raise UnknownLabelError(f"emoji :{emoji}: maps to {target!r}, which is not a label of the task")
+
+
+def _check_channels_free(db: sqlite_utils.Database, name: str, channels: list[str]) -> None:
+    for other in list_tasks(db):
+        taken = set(channels) & set(other.channels)
+        if other.name != name and taken:
+            raise ChannelBoundError(f"channel {sorted(taken)[0]} is already bound to task {other.name!r}")
+
+
+def upsert_task(
+    db: sqlite_utils.Database,
+    name: str,
+    *,
+    kind: str = "other",
+    labels: Iterable[str],
+    emoji_map: dict[str, str] | None = None,
+    channels: Iterable[str] | None = None,
+    abstain_threshold: float = 0.5,
+    quiet: bool = False,
+) -> Task:
+    """Create the task or update it; None for emoji_map/channels keeps the stored value."""
+    if not name or not name.strip():
+        raise InvalidValueError("a task needs a non-empty name")
+    if kind not in KINDS:
+        raise InvalidValueError(f"task kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if not 0.0 <= abstain_threshold <= 1.0:
+        raise InvalidValueError(f"abstain_threshold must be between 0 and 1, got {abstain_threshold}")
+    with transaction(db) as conn:
+        existing = get_task(db, name)
+        merged = _clean_labels([*(existing.labels if existing else []), *labels])
+        if not merged:
+            raise InvalidValueError(f"task {name!r} needs at least one label")
+        emoji = dict(emoji_map) if emoji_map is not None else (existing.emoji_map if existing else {})
+        bound = list(dict.fromkeys(channels)) if channels is not None else (existing.channels if existing else [])
+        _check_emoji_map(emoji, merged)
+        _check_channels_free(db, name, bound)
+        now = utc_now()
+        conn.execute(
+            """INSERT INTO tasks (name, kind, labels, emoji_map, channels, abstain_threshold,
+                                  quiet, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, labels = excluded.labels,
+                 emoji_map = excluded.emoji_map, channels = excluded.channels,
+                 abstain_threshold = excluded.abstain_threshold, quiet = excluded.quiet,
+                 updated_at = excluded.updated_at""",
+            (name, kind, json.dumps(merged), json.dumps(emoji), json.dumps(bound),
+             float(abstain_threshold), int(quiet), now, now),
+        )
+    return require_task(db, name)
+
+
+def bind_channel(db: sqlite_utils.Database, task: str, channel: str) -> Task:
+    with transaction(db) as conn:
+        current = require_task(db, task)
+        if channel in current.channels:
+            return current
+        _check_channels_free(db, task, [channel])
+        conn.execute(
+            "UPDATE tasks SET channels = ?, updated_at = ? WHERE name = ?",
+            (json.dumps([*current.channels, channel]), utc_now(), task),
+        )
+    return require_task(db, task)
+
+
+def add_labels(db: sqlite_utils.Database, task: str, labels: Iterable[str]) -> Task:
+    with transaction(db) as conn:
+        current = require_task(db, task)
+        merged = _clean_labels([*current.labels, *labels])
+        conn.execute(
+            "UPDATE tasks SET labels = ?, updated_at = ? WHERE name = ?",
+            (json.dumps(merged), utc_now(), task),
+        )
+    return require_task(db, task)
+
+
+def require_label(task: Task, label: str) -> None:
+    if label not in task.labels:
+        raise UnknownLabelError(
+            f"{label!r} is not a label of task {task.name!r} (labels: {', '.join(task.labels)})"
+        )
