@@ -1,0 +1,40 @@
+"""Fixtures for the storage tests: an in-memory store and a file store, each with one task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+import storage
+
+LABELS = ["card_arrival", "lost_or_stolen_card", "top_up"]
+
+
+def add_task(db: sqlite_utils.Database) -> None:
+    storage.upsert_task(
+        db, "support", kind="intent", labels=LABELS, channels=["C1"],
+        emoji_map={"card": "card_arrival", "white_check_mark": "__confirm__", "x": "__reject__"},
+    )
+
+
+@pytest.fixture
+def db() -> sqlite_utils.Database:
+    store = storage.open_store(":memory:")
+    add_task(store)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "camel.db"
+    store = storage.open_store(path)
+    add_task(store)
+    store.close()
+    return path
+
+
+def message(db: sqlite_utils.Database, ts: str, text: str = "where is my card", user: str = "U0") -> int:
+    return storage.record_message(db, workspace="W1", channel="C1", ts=ts, text=text, user=user)
