@@ -19,6 +19,16 @@ ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON)
 MAX_OPTIONS = 100  # Slack's limit for a static_select
 
 
+def block_id_for(message_id: int) -> str:
+    """The actions block names the stored message it is about, so a click finds it again."""
+    return f"camel_msg_{message_id}"
+
+
+def message_id_from(block_id: str) -> int | None:
+    prefix, _, number = block_id.rpartition("_")
+    return int(number) if prefix == "camel_msg" and number.isdigit() else None
+
+
 def encode_value(task: str, label: str) -> str:
     return f"{task}|{label}"
 
@@ -51,33 +61,27 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
     return element
 
 
-def prediction_blocks(task: str, labels: list[str], label: str, confidence: float) -> list[Block]:
+def prediction_blocks(message_id: int, task: str, labels: list[str], label: str, confidence: float) -> list[Block]:
     return [section(messages.prediction_text(label, confidence)),
-            {"type": "actions", "block_id": "camel_verdict", "elements": [
+            {"type": "actions", "block_id": block_id_for(message_id), "elements": [
                 button("right", CONFIRM_BUTTON, encode_value(task, label), "primary"),
                 label_menu(task, labels)]}]
 
 
-def abstained_blocks(task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
+def abstained_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
     # Each guess button gets its own action_id suffix because Slack rejects duplicate ids in a block.
     guesses = [button(f"{label} ({messages.percent(conf)})", f"{GUESS_BUTTON}_{i}", encode_value(task, label))
                for i, (label, conf) in enumerate(top3)]
     return [section(messages.abstained_text(top3)),
-            {"type": "actions", "block_id": "camel_guesses", "elements": [*guesses, label_menu(task, labels)]}]
+            {"type": "actions", "block_id": block_id_for(message_id),
+             "elements": [*guesses, label_menu(task, labels)]}]
 
 
-def needs_label_blocks(task: str, labels: list[str]) -> list[Block]:
-    return [section(messages.needs_label_text(task)),
-            {"type": "actions", "block_id": "camel_label", "elements": [label_menu(task, labels, "pick a label")]}]
-
-
-def reject_blocks(task: str, labels: list[str]) -> list[Block]:
-    return [section(messages.reject_prompt()),
-            {"type": "actions", "block_id": "camel_reject", "elements": [label_menu(task, labels, "pick a label")]}]
-
-
-def done_blocks(text: str) -> list[Block]:
-    return [section(text)]
+def menu_blocks(message_id: int, task: str, labels: list[str], text: str) -> list[Block]:
+    """A text and the label menu: asking for a label, after a rejection, or after a correction
+    (the menu stays so that someone else can still disagree)."""
+    return [section(text), {"type": "actions", "block_id": block_id_for(message_id),
+                            "elements": [label_menu(task, labels, "pick a label")]}]
 
 
 def home_view(task_sections: list[list[Block]]) -> dict[str, Any]:

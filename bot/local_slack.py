@@ -93,6 +93,10 @@ class FakeSlackAPI:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
+    def response_url(self, name: str = "hook") -> str:
+        """A response_url for a fake slash command or action payload; calls record as "response_url"."""
+        return f"http://127.0.0.1:{self.port}/respond/{name}"
+
     # ---- test controls
     def fail_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next `times` calls of `method` with HTTP 429 and Retry-After."""
@@ -200,6 +204,10 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
                 api.uploads[self.path.rsplit("/", 1)[1]] = body
                 api._record(RecordedCall("upload", {"path": self.path, "size": len(body)}, headers))
                 return self._send(200, b"OK - " + str(len(body)).encode(), "text/plain")
+            if self.path.startswith("/respond/"):
+                # A slash command's or action's response_url (tests point it here).
+                api._record(RecordedCall("response_url", _decode_params("application/json", body), headers))
+                return self._send(200, b"ok", "text/plain")
             method = self.path.split("/api/", 1)[-1].split("?", 1)[0]
             params = _decode_params(self.headers.get("Content-Type", ""), body)
             retry_after = api._take_failure(method)

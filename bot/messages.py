@@ -134,7 +134,7 @@ def labels_text(task: str, labels: list[str], emoji_map: dict[str, str]) -> str:
 
 def stats_text(task: str, stats: dict[str, Any]) -> str:
     lines = [f"*{task}* - live adapter: {version_name(stats.get('version'))}",
-             f"Corrections: {stats['corrections_total']} total, {stats['pending']} not yet trained on",
+             f"Labelled messages: {stats['corrections_total']}, {stats['pending']} new since the last training run",
              f"Live accuracy: 7 days {percent(stats['acc7'])} (n={stats['n7']}), "
              f"30 days {percent(stats['acc30'])} (n={stats['n30']})",
              f"Last training run: {stats['last_run']}", f"Next training run: {stats['next_run']}"]

@@ -6,7 +6,11 @@ collide on metric names and each /metrics shows only its own app.
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from typing import Any, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -23,11 +27,37 @@ class Metrics:
                                    ["task"], registry=self.registry)
         self.corrections = Counter("camel_corrections", "Corrections stored", ["task", "source"],
                                    registry=self.registry)
-        self.training_runs = Counter("camel_training_runs", "Training runs finished", ["task", "outcome"],
-                                     registry=self.registry)
         self.reloads = Counter("camel_reloads", "Adapter hot reloads", ["task", "result"], registry=self.registry)
         self.latency = Histogram("camel_prediction_latency_seconds", "Time to classify one message",
                                  ["task"], buckets=LATENCY_BUCKETS, registry=self.registry)
 
+        self._watching_runs = False
+
+    def watch_runs(self, db: Any) -> None:
+        """Count training runs by outcome from storage: they finish in a child process, and the
+        stored runs survive restarts, so the database is the truthful source."""
+        if not self._watching_runs:
+            self.registry.register(StoredRunsCollector(db))
+            self._watching_runs = True
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class StoredRunsCollector:
+    RUNS_PER_TASK = 100_000  # far beyond years of nightly runs; bounds a scrape's cost
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        import storage  # only the app's process needs it; keeps this module importable alone
+
+        family = CounterMetricFamily("camel_training_runs", "Training runs finished, by outcome",
+                                     labels=["task", "outcome"])
+        for task in storage.list_tasks(self.db):
+            tally = Tally(run.outcome for run in storage.list_runs(self.db, task.name, limit=self.RUNS_PER_TASK)
+                          if run.outcome)
+            for outcome, count in sorted(tally.items()):
+                family.add_metric([task.name, outcome], count)
+        yield family

@@ -50,11 +50,16 @@ class TaskSettings:
     emoji: dict[str, str] = field(default_factory=dict)
 
     def emoji_map(self) -> dict[str, str]:
-        """Emoji name -> label (or CONFIRM/REJECT); sentiment tasks get the usual faces."""
-        defaults = dict(VERDICT_EMOJI)
-        if self.kind == "sentiment":
-            defaults.update({e: lab for e, lab in SENTIMENT_EMOJI.items() if lab in self.labels})
-        return {**defaults, **self.emoji}
+        """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""
+        return {**default_emoji_map(self.kind, self.labels), **self.emoji}
+
+
+def default_emoji_map(kind: str, labels: list[str]) -> dict[str, str]:
+    """A check mark confirms, a cross rejects; sentiment tasks also get the usual faces."""
+    defaults = dict(VERDICT_EMOJI)
+    if kind == "sentiment":
+        defaults.update({e: label for e, label in SENTIMENT_EMOJI.items() if label in labels})
+    return defaults
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""/camel subcommands that change what the bot does (admins only, audited) and /camel export."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import storage
+from bot import messages
+from bot.listeners.invocation import CommandProblem, Invocation
+
+COMMAND = messages.COMMAND
+
+
+def _audit(call: Invocation, action: str, **detail: object) -> None:
+    storage.audit(call.services.db, actor=call.user, action=action,
+                  detail={"via": "slack", "channel": call.channel, **detail})
+
+
+def _learning(call: Invocation):  # type: ignore[no-untyped-def]
+    if call.services.learning is None:
+        raise CommandProblem(messages.learning_unavailable())
+    return call.services.learning
+
+
+def do_retrain(call: Invocation) -> None:
+    call.require_admin("start a training run")
+    task = call.channel_task()
+    run_id = _learning(call).run_now(task.name, call.user)
+    _audit(call, "slack.retrain", task=task.name, run_id=run_id)
+    call.reply(messages.retrain_started(task.name, run_id))
+
+
+def _rollback_target(call: Invocation, task_name: str, active: int | None) -> int:
+    """The version asked for, or the newest retired version older than the active one."""
+    if call.args:
+        if not call.args[0].lstrip("v").isdigit():
+            raise CommandProblem(messages.usage(f"`{COMMAND} rollback` takes a version number, like `3`."))
+        return int(call.args[0].lstrip("v"))
+    earlier = [v.version for v in storage.list_adapters(call.services.db, task_name)
+               if v.status == "retired" and (active is None or v.version < active)]
+    if not earlier:
+        raise CommandProblem(messages.action_failed(f"*{task_name}* has no earlier version to roll back to."))
+    return max(earlier)
+
+
+def do_rollback(call: Invocation) -> None:
+    call.require_admin("roll back an adapter")
+    task = call.channel_task()
+    version = _rollback_target(call, task.name, task.active_version)
+    if storage.get_adapter(call.services.db, task.name, version) is None:
+        raise CommandProblem(messages.action_failed(f"*{task.name}* has no adapter v{version}."))
+    _learning(call).rollback(task.name, version, call.user)
+    _audit(call, "slack.rollback", task=task.name, version=version, previous=task.active_version)
+    call.reply(messages.rollback_done(task.name, version))
+
+
+def do_setup(call: Invocation) -> None:
+    call.require_admin("bind a channel to a task")
+    if len(call.args) != 1:
+        raise CommandProblem(messages.usage(f"`{COMMAND} setup` needs a task name."))
+    name = call.args[0]
+    if storage.get_task(call.services.db, name) is None:
+        known = [t.name for t in storage.list_tasks(call.services.db)]
+        raise CommandProblem(messages.unknown_task(name, known))
+    storage.bind_channel(call.services.db, name, call.channel)
+    _audit(call, "slack.setup", task=name)
+    call.reply(messages.setup_done(name, call.channel))
+
+
+def do_export(call: Invocation) -> None:
+    task = call.channel_task()
+    with tempfile.TemporaryDirectory(prefix="camel-export-") as folder:
+        path = Path(folder) / f"{task.name}-labelled.csv"
+        count = storage.export_labelled(call.services.db, task.name, str(path), fmt="csv")
+        call.client.files_upload_v2(channel=call.channel, file=str(path), filename=path.name,
+                                    title=f"{task.name} labelled data",
+                                    initial_comment=messages.export_comment(task.name, count))
+    _audit(call, "slack.export", task=task.name, rows=count)
