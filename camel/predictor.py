@@ -1,0 +1,101 @@
+"""Serving: batch prediction with an adapter that can be swapped while other threads predict."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from camel.cache import FeatureCache
+from camel.errors import IncompatibleAdapterError, TrainingDataError
+from camel.model import Adapter
+
+PREDICT_BATCH = 64
+
+
+@dataclass
+class Prediction:
+    label: str
+    confidence: float
+    top3: list[tuple[str, float]]
+    abstained: bool
+    latency_ms: float
+
+
+class Predictor:
+    """Thread-safe predictions from one task's adapter; `swap` replaces it atomically."""
+
+    def __init__(self, adapter: Adapter, cache: FeatureCache | None = None, flush_every: int = 256) -> None:
+        _check_cache(adapter, cache)
+        self._adapter = adapter
+        self._swap_lock = threading.Lock()
+        self.cache = cache if cache is not None else FeatureCache(adapter.base)
+        # Predicting fills the cache; entries reach disk once this many are pending (or on flush()).
+        self.flush_every = flush_every
+
+    @property
+    def adapter(self) -> Adapter:
+        return self._adapter
+
+    def swap(self, new: Adapter) -> Adapter:
+        """Serve `new` from now on (after checking it fits this base); returns the old adapter."""
+        current = self._adapter
+        if new.base.fingerprint != current.base.fingerprint:
+            raise IncompatibleAdapterError(
+                f"adapter base {new.base.path} (fingerprint {new.base.fingerprint[:12]}) does not match the "
+                f"serving base {current.base.path} (fingerprint {current.base.fingerprint[:12]})")
+        new.eval()
+        with self._swap_lock:
+            old, self._adapter = self._adapter, new
+        return old
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """One Prediction per text, all from the adapter serving when the call started."""
+        adapter = self._adapter  # one reference for the whole call: a swap cannot split a batch
+        if any(not isinstance(text, str) for text in texts):
+            raise TrainingDataError("predict() takes a list of strings")
+        started = time.perf_counter()
+        probabilities = self._probabilities(adapter, texts)
+        latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
+        self._maybe_flush()
+        return [_prediction(adapter, row, latency_ms) for row in probabilities]
+
+    def probabilities(self, texts: list[str]) -> tuple[Adapter, torch.Tensor]:
+        """The adapter used and its probabilities [texts, labels], for evaluation."""
+        adapter = self._adapter
+        return adapter, self._probabilities(adapter, texts)
+
+    def flush(self) -> int:
+        return self.cache.flush()
+
+    def _probabilities(self, adapter: Adapter, texts: list[str]) -> torch.Tensor:
+        if not texts:
+            return torch.empty(0, len(adapter.labels))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        result = torch.empty(len(texts), len(adapter.labels))
+        with torch.inference_mode():
+            for start in range(0, len(order), PREDICT_BATCH):
+                chunk = order[start:start + PREDICT_BATCH]
+                hidden, mask = self.cache.batch([texts[i] for i in chunk], adapter.split_layer, adapter.config.max_length)
+                result[chunk] = adapter.probabilities(adapter(hidden, mask))
+        return result
+
+    def _maybe_flush(self) -> None:
+        if self.cache.directory and self.cache.pending >= self.flush_every:
+            self.cache.flush()
+
+
+def _prediction(adapter: Adapter, row: torch.Tensor, latency_ms: float) -> Prediction:
+    scores, indices = torch.topk(row, k=min(3, row.shape[0]))
+    top3 = [(adapter.labels[int(i)], round(float(s), 6)) for s, i in zip(scores, indices)]
+    confidence = float(scores[0])
+    return Prediction(label=top3[0][0], confidence=confidence, top3=top3,
+                      abstained=confidence < adapter.config.abstain_threshold, latency_ms=latency_ms)
+
+
+def _check_cache(adapter: Adapter, cache: FeatureCache | None) -> None:
+    if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
+        raise IncompatibleAdapterError(
+            f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")

@@ -1,0 +1,220 @@
+"""Micro-training of one task's adapter on the cached hidden states of the frozen bottom."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from camel.base import load_base
+from camel.cache import FeatureCache
+from camel.config import CamelConfig, TrainingArgs
+from camel.data_split import sample_replay, stratified_batches, stratified_split
+from camel.errors import ConfigError, IncompatibleAdapterError, TrainingDataError
+from camel.features import TrainingFeatures
+from camel.model import Adapter, new_adapter
+
+ProgressCallback = Callable[[int, int, dict[str, Any]], None]
+# Fields that change the adapter's tensors or inputs; continuing from an adapter keeps them.
+STRUCTURAL_FIELDS = ("trainable_layers", "bottleneck", "pooling", "multi_label", "max_length")
+
+
+@dataclass
+class TrainResult:
+    adapter: Adapter
+    history: list[dict[str, Any]] = field(default_factory=list)
+    val_metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = None,
+          args: TrainingArgs | None = None, init: Adapter | None = None,
+          replay: tuple[list[str], list[str]] | None = None, cache: FeatureCache | None = None,
+          progress: ProgressCallback | None = None) -> TrainResult:
+    """Train a fresh adapter, or continue from `init` (new labels extend it), on texts + replay."""
+    args = args or TrainingArgs()
+    texts, labels = _checked_examples(texts, labels, "training")
+    if replay is not None:
+        texts, labels = _with_replay(texts, labels, replay, args)
+    with _seeded(args.seed), _threads(args.num_threads):
+        adapter = _starting_adapter(labels, config, init, args.seed)
+        if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
+            raise IncompatibleAdapterError(
+                f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
+        return _Round(adapter, texts, labels, args, cache or FeatureCache(adapter.base), progress).run()
+
+
+class _Round:
+    """State of one training round: data, batches, optimizer, early stopping."""
+
+    def __init__(self, adapter: Adapter, texts: list[str], labels: list[str], args: TrainingArgs,
+                 cache: FeatureCache, progress: ProgressCallback | None) -> None:
+        self.adapter, self.args, self.progress = adapter, args, progress
+        self.rng = random.Random(args.seed)
+        self.targets = [adapter.labels.index(label) for label in labels]
+        self.features = TrainingFeatures(adapter, cache, texts)
+        self.train_idx, self.val_idx = stratified_split(self.targets, args.val_fraction, args.min_val_examples, self.rng)
+        self.steps_per_epoch = math.ceil(len(self.train_idx) / args.batch_size)
+        planned = self.steps_per_epoch * args.max_epochs
+        self.total_steps = min(planned, args.max_steps) if args.max_steps else planned
+        self.optimizer = _optimizer(adapter, args)
+        warmup = max(1, int(args.warmup_fraction * self.total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min((step + 1) / warmup, max(0.0, (self.total_steps - step) / max(1, self.total_steps - warmup))))
+        self.loss_fn = _loss_function(adapter, args)
+        self.step = 0
+
+    def run(self) -> TrainResult:
+        history: list[dict[str, Any]] = []
+        best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None = None
+        stale = 0
+        for epoch in range(1, self.args.max_epochs + 1):
+            started = time.perf_counter()
+            train_loss = self._epoch(epoch)
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "steps": self.step}
+            if self.val_idx:
+                row.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
+                score = row["val_loss"] if self.args.early_stopping_metric == "loss" else -row["val_accuracy"]
+                if best is None or score < best[0] - 1e-6:
+                    best, stale = (score, _snapshot(self.adapter), dict(row)), 0
+                else:
+                    stale += 1
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            history.append(row)
+            self._report(row)
+            if stale >= self.args.patience or self.step >= self.total_steps:
+                break
+        return self._finish(history, best)
+
+    def _epoch(self, epoch: int) -> float:
+        self.adapter.train()
+        batches = stratified_batches(self.train_idx, self.targets, self.features.lengths, self.args.batch_size,
+                                     self.rng, self.args.length_bucketing)
+        losses: list[float] = []
+        for batch in batches:
+            if self.step >= self.total_steps:
+                break
+            logits = self.features.logits(batch)
+            loss = self.loss_fn(logits, torch.tensor([self.targets[i] for i in batch]))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            losses.append(float(loss.detach()))
+            self._report({"epoch": epoch, "loss": losses[-1]})
+        self.adapter.eval()
+        return float(np.mean(losses)) if losses else 0.0
+
+    def _report(self, metrics: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress(self.step, self.total_steps, metrics)
+
+    def _finish(self, history: list[dict[str, Any]], best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None) -> TrainResult:
+        val_metrics: dict[str, Any] = {}
+        if best is not None:
+            self.adapter.load_state_dict(best[1])
+            val_metrics = {"loss": best[2]["val_loss"], "accuracy": best[2]["val_accuracy"],
+                           "epoch": best[2]["epoch"], "n": len(self.val_idx)}
+        self.adapter.eval()
+        self.adapter.metrics = {"training": {"n_train": len(self.train_idx), "n_val": len(self.val_idx),
+                                             "steps": self.step, "epochs": len(history),
+                                             "args": self.args.to_dict()}, "validation": val_metrics}
+        return TrainResult(adapter=self.adapter, history=history, val_metrics=val_metrics)
+
+
+def _starting_adapter(labels: list[str], config: CamelConfig | None, init: Adapter | None, seed: int) -> Adapter:
+    new_labels = sorted(set(labels))
+    if init is None:
+        config = config or CamelConfig()
+        return new_adapter(load_base(config.resolved_base_model()), config, new_labels)
+    adapter = _continued(init, config)
+    generator = torch.Generator().manual_seed(seed)
+    adapter.extend_labels([label for label in new_labels if label not in adapter.labels], generator)
+    return adapter
+
+
+def _continued(init: Adapter, config: CamelConfig | None) -> Adapter:
+    """A deep copy of `init` (the serving adapter is never touched), with `config`'s non-structural fields."""
+    adapter = copy.deepcopy(init)  # BaseEncoder.__deepcopy__ keeps the one shared base
+    adapter.metrics = {}
+    if config is not None:
+        for name in STRUCTURAL_FIELDS:
+            if getattr(config, name) != getattr(init.config, name):
+                raise ConfigError(f"cannot continue training with {name}={getattr(config, name)!r}: "
+                                  f"the adapter was built with {name}={getattr(init.config, name)!r}")
+        adapter.config = copy.deepcopy(config)
+    return adapter
+
+
+def _optimizer(adapter: Adapter, args: TrainingArgs) -> torch.optim.Optimizer:
+    groups = [{"params": adapter.head_parameters(), "lr": args.lr_head}]
+    if adapter.block_parameters():
+        groups.append({"params": adapter.block_parameters(), "lr": args.lr_blocks})
+    return torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+
+
+def _loss_function(adapter: Adapter, args: TrainingArgs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if adapter.config.multi_label:
+        bce = nn.BCEWithLogitsLoss()
+        return lambda logits, targets: bce(logits, nn.functional.one_hot(targets, logits.shape[1]).float())
+    return nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+
+
+def _snapshot(adapter: Adapter) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in adapter.state_dict().items()}
+
+
+def _checked_examples(texts: list[str], labels: list[str], what: str) -> tuple[list[str], list[str]]:
+    texts, labels = list(texts), list(labels)
+    if len(texts) != len(labels):
+        raise TrainingDataError(f"{what} data has {len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise TrainingDataError(f"{what} data is empty")
+    for row, (text, label) in enumerate(zip(texts, labels)):
+        if not isinstance(text, str) or not text.strip():
+            raise TrainingDataError(f"{what} example {row}: text is empty or not a string")
+        if not isinstance(label, str) or not label.strip():
+            raise TrainingDataError(f"{what} example {row}: label is empty or not a string")
+    return texts, labels
+
+
+def _with_replay(texts: list[str], labels: list[str], replay: tuple[list[str], list[str]],
+                 args: TrainingArgs) -> tuple[list[str], list[str]]:
+    old_texts, old_labels = _checked_examples(replay[0], replay[1], "replay")
+    wanted = max(args.replay_min, math.ceil(args.replay_ratio * len(texts)))
+    chosen = sample_replay(len(old_texts), wanted, random.Random(args.seed + 1))
+    return texts + [old_texts[i] for i in chosen], labels + [old_labels[i] for i in chosen]
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed every generator for the round without disturbing the caller's random state."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
