@@ -1,0 +1,191 @@
+"""The Slack app in HTTP mode on an ephemeral port, talking to a fake Slack Web API.
+
+Requests are signed like Slack signs them and sent over real HTTP; the app predicts with a
+real camel Predictor on the tiny BERT and an adapter trained once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+import camel
+import storage
+from bot.app import build_app
+from bot.http_server import EVENTS_PATH, serve_http
+from bot.local_slack import FakeSlackAPI
+from bot.predictors import PredictorRegistry
+from bot.services import apply_task_settings
+from bot.settings import ModelSettings, Settings, TaskSettings
+
+SECRET = "test-signing-secret"
+TEAM = "T0CAMEL"
+ADMIN = "U0ADMIN"
+USER = "U0ALICE"
+SUPPORT_CHANNEL = "C0SUPPORT"
+MOOD_CHANNEL = "C0MOOD"
+FREE_CHANNEL = "C0FREE"
+WORDS = {
+    "card_arrival": "card arrived new come when where yet".split(),
+    "refund": "refund charged twice fee money failed pending".split(),
+    "feelings": "great love awful hate terrible happy sad".split(),
+}
+SUPPORT_LABELS = sorted(WORDS)
+MOOD_LABELS = ["negative", "neutral", "positive"]
+
+
+def training_texts(per_label: int = 24) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for label, words in WORDS.items():
+        for i in range(per_label):
+            texts.append(" ".join(words[(i + j) % len(words)] for j in range(3 + i % 3)))
+            labels.append(label)
+    return texts, labels
+
+
+@pytest.fixture(scope="session")
+def support_adapter_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real adapter for the support task, trained on the tiny BERT once per session."""
+    import torch
+
+    torch.set_num_threads(1)
+    texts, labels = training_texts()
+    config = camel.CamelConfig(base_model=str(tiny_bert_dir), trainable_layers=1, bottleneck=16)
+    result = camel.train(texts, labels, config=config, args=camel.TrainingArgs(max_epochs=6, seed=3, num_threads=1))
+    folder = tmp_path_factory.mktemp("adapters") / "support" / "v0001"
+    camel.save_adapter(result.adapter, str(folder))
+    return folder
+
+
+def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        data_dir=str(data_dir), slack_api_url=fake.url, http_port=0, admins=[ADMIN],
+        corrections_per_hour=5, max_predict_chars=40, token_verification_enabled=False,
+        bot_token="xoxb-test-token", signing_secret=SECRET,
+        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1),
+        tasks=[TaskSettings(name="support", kind="intent", labels=SUPPORT_LABELS, channels=[SUPPORT_CHANNEL],
+                            abstain_threshold=0.0),
+               TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL])],
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class BotUnderTest:
+    """The running app, its store and the fake Slack, plus helpers that talk to it like Slack."""
+
+    settings: Settings
+    db: Any
+    fake: FakeSlackAPI
+    predictors: PredictorRegistry
+    app: Any
+    url: str
+    events_sent: int = 0
+
+    # ---- signed HTTP
+    def post(self, body: bytes, content_type: str, *, secret: str = SECRET,
+             timestamp: int | None = None) -> tuple[int, bytes]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode("utf-8"))
+        request = urllib.request.Request(self.url + EVENTS_PATH, data=body, method="POST", headers={
+            "Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def send_event(self, event: dict[str, Any], event_id: str | None = None, **kw: Any) -> tuple[int, bytes]:
+        self.events_sent += 1
+        body = {"type": "event_callback", "team_id": TEAM, "api_app_id": "A0CAMEL", "event": event,
+                "event_id": event_id or f"Ev{self.events_sent:08d}", "event_time": int(time.time())}
+        return self.post(json.dumps(body).encode(), "application/json", **kw)
+
+    def send_message(self, text: str, ts: str, channel: str = SUPPORT_CHANNEL, user: str = USER,
+                     extra: dict[str, Any] | None = None, **signing: Any) -> tuple[int, bytes]:
+        event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
+                 "channel_type": "channel", **(extra or {})}
+        return self.send_event(event, **signing)
+
+    def send_reaction(self, name: str, channel: str, ts: str, user: str = USER,
+                      kind: str = "reaction_added") -> tuple[int, bytes]:
+        return self.send_event({"type": kind, "user": user, "reaction": name,
+                                "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts})
+
+    def send_command(self, text: str, user: str = USER, channel: str = SUPPORT_CHANNEL) -> tuple[int, bytes]:
+        form = {"command": "/camel", "text": text, "user_id": user, "channel_id": channel, "team_id": TEAM,
+                "response_url": self.fake.response_url("command"), "trigger_id": "1.2.3"}
+        return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded")
+
+    def send_action(self, action: dict[str, Any], *, user: str = USER, channel: str = SUPPORT_CHANNEL,
+                    message_ts: str = "", ephemeral: bool = False) -> tuple[int, bytes]:
+        payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": user},
+                   "api_app_id": "A0CAMEL", "trigger_id": "1.2.3", "actions": [action],
+                   "channel": {"id": channel}, "response_url": self.fake.response_url("action"),
+                   "container": {"type": "message", "channel_id": channel, "message_ts": message_ts,
+                                 "is_ephemeral": ephemeral}}
+        if not ephemeral:
+            payload["message"] = {"ts": message_ts, "type": "message"}
+        return self.post(urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded")
+
+    # ---- waiting for lazy listeners
+    def replies(self, count: int = 1, method: str = "response_url") -> list[Any]:
+        return self.fake.wait_for(method, count)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+def corrections(db: Any, **where: Any) -> list[dict[str, Any]]:
+    rows = list(db.query("SELECT * FROM corrections ORDER BY id"))
+    return [r for r in rows if all(r[k] == v for k, v in where.items())]
+
+
+@pytest.fixture()
+def fake_slack() -> Iterator[FakeSlackAPI]:
+    with FakeSlackAPI(team_id=TEAM) as fake:
+        yield fake
+
+
+def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_dir: Path,
+              learning: Any = None, **overrides: Any) -> BotUnderTest:
+    settings = make_settings(tmp_path / "data", fake, tiny_bert_dir, **overrides)
+    db = storage.open_store(settings.db_path)
+    apply_task_settings(settings, db)
+    storage.register_adapter(db, task="support", version=1, path=str(adapter_dir), parent_version=None,
+                             run_id=None, metrics=json.loads((adapter_dir / "metrics.json").read_text())
+                             if (adapter_dir / "metrics.json").is_file() else {})
+    storage.activate_adapter(db, "support", 1, reason="test fixture")
+    predictors = PredictorRegistry(str(tiny_bert_dir), settings.feature_cache_dir)
+    assert predictors.sync(db) == []
+    app = build_app(settings, db, predictors, learning)
+    server = serve_http(app, 0, "127.0.0.1")
+    bot = BotUnderTest(settings, db, fake, predictors, app, f"http://127.0.0.1:{server.server_port}")
+    bot.server = server  # type: ignore[attr-defined]
+    return bot
+
+
+@pytest.fixture()
+def bot(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path) -> Iterator[BotUnderTest]:
+    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir)
+    yield running
+    running.server.shutdown()  # type: ignore[attr-defined]
+    running.server.server_close()  # type: ignore[attr-defined]
+    running.db.close()
