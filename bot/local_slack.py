@@ -25,6 +25,7 @@ class RecordedCall:
     params: dict[str, Any]
     headers: dict[str, str]
     status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
 
 
@@ -68,7 +69,8 @@ class FakeSlackAPI:
     def start(self) -> "FakeSlackAPI":
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="fake-slack", daemon=True)
         self._thread.start()
         return self
 
@@ -216,7 +218,7 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
                 return self._send(429, b'{"ok": false, "error": "ratelimited"}', "application/json",
                                   {"Retry-After": str(retry_after)})
             answer = api.answer(method, params)
-            api._record(RecordedCall(method, params, headers))
+            api._record(RecordedCall(method, params, headers, response=answer))
             self._send(200, json.dumps(answer).encode(), "application/json")
 
         def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:

@@ -139,8 +139,13 @@ class BotUnderTest:
         return self.post(urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded")
 
     # ---- waiting for lazy listeners
-    def replies(self, count: int = 1, method: str = "response_url") -> list[Any]:
-        return self.fake.wait_for(method, count)
+    def reply_ts(self, index: int = 0) -> str:
+        """The ts Slack gave the bot's `index`-th chat.postMessage (waits for it)."""
+        return str(self.fake.wait_for("chat.postMessage", index + 1)[index].response["ts"])
+
+    def command_replies(self, count: int = 1) -> list[str]:
+        """Texts of the first `count` ephemeral answers sent to response_urls (waits for them)."""
+        return [str(c.params.get("text")) for c in self.fake.wait_for("response_url", count)]
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

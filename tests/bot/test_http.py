@@ -30,7 +30,7 @@ def test_same_event_four_times_gives_one_prediction_and_one_reply(bot: BotUnderT
              "ts": "1700000002.000100", "channel_type": "channel"}
     statuses = [bot.send_event(event, event_id="Ev0SAME")[0] for _ in range(4)]
     assert statuses == [200, 200, 200, 200]
-    reply_ts = _reply_ts(bot)
+    reply_ts = bot.reply_ts()
     wait_until(lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply_ts),
                what="reply linked to its prediction")
     time.sleep(0.5)  # a duplicate would have been handled by now
@@ -53,10 +53,3 @@ def _metrics(bot: BotUnderTest) -> bytes:
     with urllib.request.urlopen(bot.url + "/metrics", timeout=5) as response:
         return response.read()
 
-
-def _reply_ts(bot: BotUnderTest, index: int = 0) -> str:
-    """The ts the fake Slack gave the bot's `index`-th reply (it records the message it stored)."""
-    call = bot.fake.wait_for("chat.postMessage", index + 1)[index]
-    return next(ts for (channel, ts), m in bot.fake.messages.items()
-                if channel == call.params["channel"] and m.get("blocks") == call.params.get("blocks")
-                and m.get("text") == call.params.get("text"))

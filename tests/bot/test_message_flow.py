@@ -1,0 +1,100 @@
+"""Messages in bound channels: reply in thread, abstain, quiet mode, untrained task, filters."""
+
+from __future__ import annotations
+
+import time
+
+import storage
+from tests.bot.conftest import MOOD_CHANNEL, SUPPORT_CHANNEL, SUPPORT_LABELS, BotUnderTest, wait_until
+
+
+def _action_elements(blocks: list[dict]) -> list[dict]:
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def _prediction_for(bot: BotUnderTest, ts: str, task: str = "support"):
+    message = wait_until(lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
+                         what="message stored")
+    return wait_until(lambda: storage.latest_prediction(bot.db, message.id, task), what="prediction stored")
+
+
+def test_prediction_is_stored_and_answered_in_thread(bot: BotUnderTest) -> None:
+    bot.send_message("where is my new card", "1700000010.000100")
+    call = bot.fake.wait_for("chat.postMessage")[0]
+    prediction = _prediction_for(bot, "1700000010.000100")
+    assert call.params["channel"] == SUPPORT_CHANNEL and call.params["thread_ts"] == "1700000010.000100"
+    assert prediction.label in SUPPORT_LABELS and not prediction.abstained
+    assert prediction.label in call.params["text"]
+    elements = _action_elements(call.params["blocks"])
+    menu = next(e for e in elements if e["type"] == "static_select")
+    assert [o["text"]["text"] for o in menu["options"]] == SUPPORT_LABELS
+    assert any(e["type"] == "button" and e["text"]["text"] == "right" for e in elements)
+    wait_until(lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL,
+                                                        reply_ts=call.response["ts"]), what="reply linked")
+
+
+def test_below_threshold_abstains_with_top3_buttons(bot: BotUnderTest) -> None:
+    storage.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
+    bot.send_message("refund fee charged twice", "1700000011.000100")
+    call = bot.fake.wait_for("chat.postMessage")[0]
+    prediction = _prediction_for(bot, "1700000011.000100")
+    assert prediction.abstained
+    guesses = [e for e in _action_elements(call.params["blocks"]) if e["type"] == "button"]
+    assert [e["value"].split("|")[1] for e in guesses] == [label for label, _ in prediction.top3]
+    assert len(guesses) == 3 and "Not sure" in call.params["text"]
+
+
+def test_quiet_task_answers_with_a_reaction_only(bot: BotUnderTest) -> None:
+    storage.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, quiet=True, abstain_threshold=0.0,
+                        emoji_map={"credit_card": "card_arrival", "money_with_wings": "refund", "heart": "feelings",
+                                   "white_check_mark": "__confirm__", "x": "__reject__"})
+    bot.send_message("where is my new card", "1700000012.000100")
+    reaction = bot.fake.wait_for("reactions.add")[0]
+    prediction = _prediction_for(bot, "1700000012.000100")
+    expected = {"card_arrival": "credit_card", "refund": "money_with_wings", "feelings": "heart"}[prediction.label]
+    assert {k: reaction.params[k] for k in ("channel", "timestamp", "name")} == {
+        "channel": SUPPORT_CHANNEL, "timestamp": "1700000012.000100", "name": expected}
+    assert bot.fake.calls_of("chat.postMessage") == []
+
+
+def test_task_without_adapter_stores_message_and_asks_for_label(bot: BotUnderTest) -> None:
+    bot.send_message("i love this app", "1700000013.000100", channel=MOOD_CHANNEL)
+    call = bot.fake.wait_for("chat.postMessage")[0]
+    assert call.params["channel"] == MOOD_CHANNEL and "Which label" in call.params["text"]
+    menu = next(e for e in _action_elements(call.params["blocks"]) if e["type"] == "static_select")
+    assert [o["value"] for o in menu["options"]] == ["mood|negative", "mood|neutral", "mood|positive"]
+    assert storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
+    assert bot.db.execute("SELECT count(*) FROM predictions").fetchone()[0] == 0
+
+
+def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
+    bot.send_message("card", "1700000014.000100", extra={"bot_id": "B0OTHER"})
+    bot.send_message("card", "1700000015.000100", user="UCAMELBOT")
+    bot.send_event({"type": "message", "subtype": "message_changed", "channel": SUPPORT_CHANNEL,
+                    "ts": "1700000016.000200", "message": {"user": "U0ALICE", "text": "card", "ts": "1700000016.000100"}})
+    bot.send_message("card", "1700000017.000100", channel="C0NOTBOUND")
+    bot.send_message("where is my card", "1700000018.000100")  # the one that counts
+    bot.fake.wait_for("chat.postMessage")
+    time.sleep(0.3)
+    assert [c.params["thread_ts"] for c in bot.fake.calls_of("chat.postMessage")] == ["1700000018.000100"]
+    assert [r["ts"] for r in bot.db.query("SELECT ts FROM messages")] == ["1700000018.000100"]
+
+
+def test_long_message_is_stored_whole_and_truncated_for_prediction(bot: BotUnderTest) -> None:
+    text = "refund " * 200  # 1400 characters, max_predict_chars is 40
+    bot.send_message(text, "1700000019.000100")
+    bot.fake.wait_for("chat.postMessage")
+    stored = storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000019.000100")
+    assert stored is not None and stored.text == text
+    truncated = bot.predictors.get("support").predict([text[:40]])[0]
+    assert _prediction_for(bot, "1700000019.000100").confidence == truncated.confidence
+
+
+def test_rate_limited_reply_is_retried(bot: BotUnderTest) -> None:
+    bot.fake.fail_next("chat.postMessage", times=1, retry_after=1)
+    bot.send_message("where is my card", "1700000020.000100")
+    bot.fake.wait_for("chat.postMessage", timeout=15)
+    attempts = [c.status for c in bot.fake.calls if c.method == "chat.postMessage"]
+    assert attempts == [429, 200]
+    reply_ts = bot.fake.calls_of("chat.postMessage")[0].response["ts"]
+    wait_until(lambda: _prediction_for(bot, "1700000020.000100").reply_ts == reply_ts, what="reply ts stored")
