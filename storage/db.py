@@ -124,6 +124,12 @@ def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> lis
         return cursor.execute(sql, tuple(params)).fetchall()
 
 
+def rows_as_tuples(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Like `rows` but plain tuples: several times cheaper for the 100k-row scans."""
+    with _lock(db):
+        return db.conn.execute(sql, tuple(params)).fetchall()
+
+
 def one(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
     found = rows(db, sql, params)
     return found[0] if found else None

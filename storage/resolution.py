@@ -25,31 +25,56 @@ as data grows, and the evaluation gate always measures on data no adapter traine
 from __future__ import annotations
 
 import hashlib
-import itertools
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 
 import sqlite_utils
 
-from storage.db import rows, to_iso
+from storage.db import rows_as_tuples, to_iso
 from storage.errors import InvalidValueError
 from storage.records import Dispute, LabelledMessage, Resolution
 from storage.tasks import require_task
 
-_LATEST_VOTES_SQL = """
-WITH latest AS (
-    SELECT message_id, label, source, is_admin, created_at, id,
-           ROW_NUMBER() OVER (PARTITION BY message_id, user ORDER BY id DESC) AS rank
-    FROM corrections
-    WHERE task = ? AND withdrawn_at IS NULL
-)
-SELECT l.message_id, l.label, l.source, l.is_admin, l.created_at, l.id,
-       m.text, m.workspace, m.channel, m.ts
-FROM latest AS l JOIN messages AS m ON m.id = l.message_id
-WHERE l.rank = 1
-ORDER BY l.message_id
+# One sequential scan in id order (cheaper than an index walk that jumps around the table);
+# a later row of the same (message, user) replaces the earlier one in Python.
+_LIVE_CORRECTIONS_SQL = """
+SELECT id, message_id, user, label, source, is_admin, created_at
+FROM corrections WHERE +task = ? AND withdrawn_at IS NULL ORDER BY id
 """
+_CORRECTED_MESSAGES_SQL = """
+SELECT id, text, workspace, channel, ts FROM messages
+WHERE id IN (SELECT message_id FROM corrections WHERE task = ?) ORDER BY id
+"""
+Vote = tuple[int, int, str, "str | None", str, int, str]
+
+
+class _Tally:
+    """Per message: vote weight per label, each label's latest vote (id, time), rejections."""
+
+    def __init__(self) -> None:
+        self.weight: dict[int, dict[str, float]] = {}
+        self.latest: dict[int, dict[str, tuple[int, str]]] = {}
+        self.rejections: dict[int, int] = {}
+
+    def add(self, vote: Vote, admin_weight: float) -> None:
+        vote_id, message_id, _user, label, source, is_admin, created_at = vote
+        if source == "reject" or label is None:
+            self.rejections[message_id] = self.rejections.get(message_id, 0) + 1
+            return
+        weights = self.weight.setdefault(message_id, {})
+        weights[label] = weights.get(label, 0.0) + (admin_weight if is_admin else 1.0)
+        latest = self.latest.setdefault(message_id, {})
+        if label not in latest or vote_id > latest[label][0]:
+            latest[label] = (vote_id, created_at)
+
+    def winner(self, message_id: int) -> str | None:
+        weights = self.weight.get(message_id)
+        if not weights:
+            return None
+        if len(weights) == 1:
+            return next(iter(weights))
+        latest = self.latest[message_id]
+        return max(weights, key=lambda name: (round(weights[name], 9), latest[name][0]))
 
 
 def split_for(workspace: str, channel: str, ts: str, heldout_fraction: float = 0.2) -> str:
@@ -57,6 +82,15 @@ def split_for(workspace: str, channel: str, ts: str, heldout_fraction: float = 0
     digest = hashlib.sha256(f"{workspace}/{channel}/{ts}".encode("utf-8")).digest()
     position = int.from_bytes(digest[:8], "big") / 2**64
     return "heldout" if position < heldout_fraction else "train"
+
+
+def _tally(db: sqlite_utils.Database, task: str, admin_weight: float) -> _Tally:
+    votes = rows_as_tuples(db, _LIVE_CORRECTIONS_SQL, (task,))
+    latest_per_user = {(vote[1], vote[2]): vote for vote in votes}
+    tally = _Tally()
+    for vote in latest_per_user.values():
+        tally.add(vote, admin_weight)
+    return tally
 
 
 def resolve_labels(
@@ -68,40 +102,18 @@ def resolve_labels(
         raise InvalidValueError(f"admin_weight must be positive, got {admin_weight}")
     if not 0.0 <= heldout_fraction < 1.0:
         raise InvalidValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
+    tally = _tally(db, task, admin_weight)
     labelled: list[LabelledMessage] = []
     disputed: list[Dispute] = []
-    votes_by_message = itertools.groupby(rows(db, _LATEST_VOTES_SQL, (task,)), key=lambda r: r["message_id"])
-    for message_id, group in votes_by_message:
-        _resolve_one(message_id, list(group), admin_weight, heldout_fraction, labelled, disputed)
+    for message_id, text, workspace, channel, ts in rows_as_tuples(db, _CORRECTED_MESSAGES_SQL, (task,)):
+        winner = tally.winner(message_id)
+        if winner is not None and text:
+            split = split_for(workspace, channel, ts, heldout_fraction)
+            labelled.append(LabelledMessage(message_id, text, winner, split, tally.latest[message_id][winner][1]))
+        votes = tally.weight.get(message_id, {})
+        if len(votes) > 1 or message_id in tally.rejections:
+            disputed.append(Dispute(message_id, text, winner, dict(votes), tally.rejections.get(message_id, 0)))
     return Resolution(labelled=labelled, disputed=disputed)
-
-
-def _resolve_one(
-    message_id: int,
-    votes: list[sqlite3.Row],
-    admin_weight: float,
-    heldout_fraction: float,
-    labelled: list[LabelledMessage],
-    disputed: list[Dispute],
-) -> None:
-    weight: dict[str, float] = {}
-    latest: dict[str, tuple[int, str]] = {}  # label -> (correction id, created_at) of its latest vote
-    rejections = 0
-    for vote in votes:
-        if vote["source"] == "reject" or vote["label"] is None:
-            rejections += 1
-            continue
-        label = vote["label"]
-        weight[label] = weight.get(label, 0.0) + (admin_weight if vote["is_admin"] else 1.0)
-        if label not in latest or vote["id"] > latest[label][0]:
-            latest[label] = (vote["id"], vote["created_at"])
-    first = votes[0]
-    winner = max(weight, key=lambda name: (round(weight[name], 9), latest[name][0])) if weight else None
-    if winner is not None and first["text"]:
-        split = split_for(first["workspace"], first["channel"], first["ts"], heldout_fraction)
-        labelled.append(LabelledMessage(message_id, first["text"], winner, split, latest[winner][1]))
-    if len(weight) > 1 or rejections:
-        disputed.append(Dispute(message_id, first["text"], winner, weight, rejections))
 
 
 def count_new_labels_since(db: sqlite_utils.Database, task: str, since: datetime | str | None) -> int:
