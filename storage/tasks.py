@@ -107,19 +107,24 @@ def upsert_task(
         bound = list(dict.fromkeys(channels)) if channels is not None else (existing.channels if existing else [])
         _check_emoji_map(emoji, merged)
         _check_channels_free(db, name, bound)
-        now = utc_now()
-        conn.execute(
-            """INSERT INTO tasks (name, kind, labels, emoji_map, channels, abstain_threshold,
-                                  quiet, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, labels = excluded.labels,
-                 emoji_map = excluded.emoji_map, channels = excluded.channels,
-                 abstain_threshold = excluded.abstain_threshold, quiet = excluded.quiet,
-                 updated_at = excluded.updated_at""",
-            (name, kind, json.dumps(merged), json.dumps(emoji), json.dumps(bound),
-             float(abstain_threshold), int(quiet), now, now),
-        )
+        _write_task(conn, Task(name, kind, merged, emoji, bound, float(abstain_threshold), quiet, None))
     return require_task(db, name)
+
+
+def _write_task(conn: sqlite3.Connection, task: Task) -> None:
+    """Insert or update every field except the active version, which only adapters change."""
+    now = utc_now()
+    conn.execute(
+        """INSERT INTO tasks (name, kind, labels, emoji_map, channels, abstain_threshold,
+                              quiet, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, labels = excluded.labels,
+             emoji_map = excluded.emoji_map, channels = excluded.channels,
+             abstain_threshold = excluded.abstain_threshold, quiet = excluded.quiet,
+             updated_at = excluded.updated_at""",
+        (task.name, task.kind, json.dumps(task.labels), json.dumps(task.emoji_map), json.dumps(task.channels),
+         task.abstain_threshold, int(task.quiet), now, now),
+    )
 
 
 def bind_channel(db: sqlite_utils.Database, task: str, channel: str) -> Task:

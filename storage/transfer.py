@@ -83,18 +83,18 @@ def _problem(record: dict[str, Any], task: str, tasks: dict[str, Task | None], d
     text, label, row_task = record.get("text"), record.get("label"), record.get("task") or task
     if not isinstance(text, str) or not text.strip():
         return "empty text"
-    if not isinstance(row_task, str) or tasks.setdefault(row_task, get_task(db, row_task)) is None:
+    if not isinstance(row_task, str):
         return f"unknown task {row_task!r}"
-    if not isinstance(label, str) or label not in tasks[row_task].labels:  # type: ignore[union-attr]
+    known = tasks[row_task] if row_task in tasks else tasks.setdefault(row_task, get_task(db, row_task))
+    if known is None:
+        return f"unknown task {row_task!r}"
+    if not isinstance(label, str) or label not in known.labels:
         return f"label {label!r} is not a label of task {row_task!r}"
     return None
 
 
-def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
-                    user: str = "import") -> int:
-    """Import every row of a labelled file or none of them; returns the number of rows imported."""
-    source = Path(path)
-    require_task(db, task)
+def _validated_rows(db: sqlite_utils.Database, source: Path, task: str, fmt: str | None) -> list[Row]:
+    """Every row of the file, or an ImportFormatError naming the bad rows by line number."""
     records = _read_rows(source, _format_of(source, fmt))
     tasks: dict[str, Task | None] = {}
     bad = [f"line {n}: {p}" for n, r in records if (p := _problem(r, task, tasks, db)) is not None]
@@ -103,6 +103,15 @@ def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, f
         raise ImportFormatError(
             f"{source}: {len(bad)} bad rows, nothing imported: {'; '.join(bad[:MAX_REPORTED_ROWS])}{more}"
         )
+    return records
+
+
+def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
+                    user: str = "import") -> int:
+    """Import every row of a labelled file or none of them; returns the number of rows imported."""
+    source = Path(path)
+    require_task(db, task)
+    records = _validated_rows(db, source, task, fmt)
     now = utc_now()
     with transaction(db) as conn:
         for number, record in records:

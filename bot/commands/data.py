@@ -37,6 +37,11 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_transfer(subparsers)
+    _register_privacy(subparsers)
+
+
+def _register_transfer(subparsers: argparse._SubParsersAction) -> None:
     imp = subparsers.add_parser("import", help="import labelled data (CSV text,label[,task] or JSONL)")
     imp.add_argument("path", help="file to import")
     imp.add_argument("--task", required=True, help="task the rows belong to (unless a row names one)")
@@ -52,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_db(exp)
     exp.set_defaults(func=run_export, parser=exp)
 
+
+def _register_privacy(subparsers: argparse._SubParsersAction) -> None:
     delete = subparsers.add_parser("delete-user", help="delete every message and correction of a Slack user")
     delete.add_argument("user", help="Slack user id, e.g. U012ABCDEF")
     _add_db(delete)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,25 @@ def test_writer_killed_mid_transaction_leaves_no_partial_rows(db_path: Path) -> 
     assert storage.find_message(db, workspace="W", channel="C1", ts="committed").text == "before the kill"
     storage.record_message(db, workspace="W", channel="C1", ts="after", text="the write lock is free again")
     assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 2
+
+
+def test_threads_sharing_one_connection_lose_nothing(db_path: Path) -> None:
+    db = storage.open_store(db_path)
+    mid = storage.record_message(db, workspace="W", channel="C1", ts="1", text="shared")
+    errors: list[BaseException] = []
+
+    def correct(name: str) -> None:
+        try:
+            for _ in range(100):
+                storage.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user=name)
+                storage.resolve_labels(db, "support")
+        except BaseException as exc:  # collected so the main thread can fail the test with it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=correct, args=(f"U{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert db.execute("SELECT COUNT(*) FROM corrections").fetchone()[0] == 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,8 +90,6 @@ def test_transaction_rolls_back_everything_on_error(db) -> None:
 
 
 def test_store_is_usable_from_another_thread(db) -> None:
-    import threading
-
     ids: list[int] = []
     worker = threading.Thread(
         target=lambda: ids.append(storage.record_message(db, workspace="W", channel="C", ts="9", text="t"))
