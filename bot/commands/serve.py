@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _start_learning(settings: Settings, predictors: PredictorRegistry, client: Any) -> Any:
     from bot.learning import LearningLoop
-    from bot.round_report import slack_post
+    from bot.round_report import slack_post, slack_upload
 
-    loop = LearningLoop(settings, settings.db_path, predictors, post=slack_post(client))
+    loop = LearningLoop(settings, settings.db_path, predictors, post=slack_post(client), upload=slack_upload(client))
     loop.start()
     return loop
 
@@ -44,10 +44,8 @@ def run(args: argparse.Namespace) -> int:
     apply_task_settings(settings, db)
     metrics = Metrics()
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir, metrics=metrics)
-    for problem in predictors.sync(db):
-        log.error("not serving: %s", problem)
     app = build_app(settings, db, predictors, metrics=metrics)
-    learning = _start_learning(settings, predictors, app.client)
+    learning = _start_learning(settings, predictors, app.client)  # also loads each task's active adapter
     app.camel_services.learning = learning  # type: ignore[attr-defined]
     try:
         _serve(settings, app)

@@ -24,35 +24,22 @@ def _learning(call: Invocation):  # type: ignore[no-untyped-def]
 
 
 def do_retrain(call: Invocation) -> None:
+    # The learning loop audits the run it starts (actor, task, run id).
     call.require_admin("start a training run")
     task = call.channel_task()
     run_id = _learning(call).run_now(task.name, call.user)
-    _audit(call, "slack.retrain", task=task.name, run_id=run_id)
     call.reply(messages.retrain_started(task.name, run_id))
 
 
-def _rollback_target(call: Invocation, task_name: str, active: int | None) -> int:
-    """The version asked for, or the newest retired version older than the active one."""
-    if call.args:
-        if not call.args[0].lstrip("v").isdigit():
-            raise CommandProblem(messages.usage(f"`{COMMAND} rollback` takes a version number, like `3`."))
-        return int(call.args[0].lstrip("v"))
-    earlier = [v.version for v in storage.list_adapters(call.services.db, task_name)
-               if v.status == "retired" and (active is None or v.version < active)]
-    if not earlier:
-        raise CommandProblem(messages.action_failed(f"*{task_name}* has no earlier version to roll back to."))
-    return max(earlier)
-
-
 def do_rollback(call: Invocation) -> None:
+    # Without a version the learning loop picks the newest retired one; it audits the rollback.
     call.require_admin("roll back an adapter")
     task = call.channel_task()
-    version = _rollback_target(call, task.name, task.active_version)
-    if storage.get_adapter(call.services.db, task.name, version) is None:
-        raise CommandProblem(messages.action_failed(f"*{task.name}* has no adapter v{version}."))
-    _learning(call).rollback(task.name, version, call.user)
-    _audit(call, "slack.rollback", task=task.name, version=version, previous=task.active_version)
-    call.reply(messages.rollback_done(task.name, version))
+    if len(call.args) > 1 or (call.args and not call.args[0].lstrip("v").isdigit()):
+        raise CommandProblem(messages.usage(f"`{COMMAND} rollback` takes a version number, like `3`."))
+    version = int(call.args[0].lstrip("v")) if call.args else None
+    activated = _learning(call).rollback(task.name, version, call.user)
+    call.reply(messages.rollback_done(task.name, activated.version))
 
 
 def do_setup(call: Invocation) -> None:

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 import camel
 import storage
 from bot import messages
+from bot.adapter_store import LearningError
 from bot.listeners import admin_commands, reports
 from bot.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
 from bot.listeners.invocation import CommandProblem, Invocation
@@ -41,7 +42,7 @@ def run_command(body: dict[str, Any], context: BoltContext, client: WebClient, r
         handler(call)
     except CommandProblem as problem:
         call.reply(str(problem))
-    except (storage.StorageError, camel.CamelError) as exc:
+    except (storage.StorageError, camel.CamelError, LearningError) as exc:
         call.reply(messages.action_failed(str(exc)))
     except Exception:  # the user gets one line, the log gets the traceback
         log.exception("%s %s failed", COMMAND, name)

@@ -29,7 +29,7 @@ def confused_pairs(metrics: dict[str, Any], top: int = 3) -> list[dict[str, Any]
 
 def next_run(services: Services, task: str) -> str:
     learning = services.learning
-    when = learning.next_run_time(task) if learning is not None and hasattr(learning, "next_run_time") else None
+    when = learning.next_run_time(task) if learning is not None else None
     return when.strftime("%Y-%m-%d %H:%M %Z").strip() if when is not None else "not scheduled"
 
 

@@ -188,6 +188,21 @@ def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_d
 
 
 @pytest.fixture()
+def bot_with_learning(bot: BotUnderTest) -> Iterator[BotUnderTest]:
+    """The bot with the real learning loop (scheduler started; rounds run as child processes)."""
+    from bot.learning import LearningLoop
+    from bot.round_report import slack_post
+
+    loop = LearningLoop(bot.settings, bot.settings.db_path, bot.predictors, post=slack_post(bot.app.client))
+    loop.start()
+    bot.app.camel_services.learning = loop
+    yield bot
+    loop.stop()
+    for child in list(loop.children.values()):
+        child.wait(timeout=60)
+
+
+@pytest.fixture()
 def bot(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path) -> Iterator[BotUnderTest]:
     running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir)
     yield running
