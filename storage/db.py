@@ -34,9 +34,12 @@ def open_store(path: str | Path) -> sqlite_utils.Database:
     target = str(path)
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     try:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open database {target}: {exc}") from exc
+    try:
+        found = _read_version(conn, target)
         if found > SCHEMA_VERSION:
             # Checked before any PRAGMA that writes (journal_mode), so the file stays untouched.
             raise SchemaTooNewError(
@@ -50,6 +53,13 @@ def open_store(path: str | Path) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn)
     _migrate(db, found)
     return db
+
+
+def _read_version(conn: sqlite3.Connection, target: str) -> int:
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot open database {target}: {exc}") from exc
 
 
 def _configure(conn: sqlite3.Connection) -> None:

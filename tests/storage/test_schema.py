@@ -97,3 +97,12 @@ def test_store_is_usable_from_another_thread(db) -> None:
     worker.start()
     worker.join()
     assert storage.get_message(db, ids[0]).text == "t"
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("just some text, long enough to be read as a header" * 20)
+    with pytest.raises(storage.StorageError, match="cannot open database .*notes.db: file is not a database"):
+        storage.open_store(path)
+    with pytest.raises(storage.StorageError, match="cannot open database"):
+        storage.open_store(tmp_path)
