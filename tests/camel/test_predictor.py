@@ -1,0 +1,93 @@
+"""Predictor: top-3 and abstention, and swaps under concurrent predicting threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import camel
+from camel.errors import IncompatibleAdapterError
+from tests.camel.helpers import FAST_ARGS, dataset
+from tests.tiny_model import make_tiny_bert
+
+TEXTS = ["my card has not arrived", "refund please", "top up failed", "card lost"]
+
+
+def test_predictions_have_top3_confidence_and_latency(trained: camel.TrainResult) -> None:
+    predictions = camel.Predictor(trained.adapter).predict(TEXTS)
+    assert len(predictions) == len(TEXTS)
+    for prediction in predictions:
+        assert prediction.label == prediction.top3[0][0]
+        assert len(prediction.top3) == 3 and prediction.top3[0][1] >= prediction.top3[1][1] >= prediction.top3[2][1]
+        assert prediction.abstained == (prediction.confidence < trained.adapter.config.abstain_threshold)
+        assert prediction.latency_ms > 0
+    assert camel.Predictor(trained.adapter).predict([]) == []
+
+
+def test_abstains_below_the_threshold(trained: camel.TrainResult) -> None:
+    import copy
+
+    strict = copy.deepcopy(trained.adapter)
+    strict.config.abstain_threshold = 1.0
+    assert all(p.abstained for p in camel.Predictor(strict).predict(TEXTS))
+
+
+def test_batch_order_does_not_change_results(trained: camel.TrainResult) -> None:
+    predictor = camel.Predictor(trained.adapter)
+    forward = predictor.predict(TEXTS)
+    backward = predictor.predict(TEXTS[::-1])[::-1]
+    assert [p.label for p in forward] == [p.label for p in backward]
+    assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(forward, backward))
+
+
+def test_swap_under_four_predicting_threads_never_fails(trained: camel.TrainResult, tiny_config: camel.CamelConfig) -> None:
+    texts, labels = dataset()
+    other = camel.train(texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "seed": 5})).adapter
+    adapters = [trained.adapter, other]
+    expected = {id(a): [(p.label, round(p.confidence, 5)) for p in camel.Predictor(a).predict(TEXTS)] for a in adapters}
+    predictor = camel.Predictor(trained.adapter)
+    errors: list[BaseException] = []
+    outcomes: list[list[tuple[str, float]]] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                outcomes.append([(p.label, round(p.confidence, 5)) for p in predictor.predict(TEXTS)])
+            except BaseException as exc:  # the test is that nothing at all escapes
+                errors.append(exc)
+
+    threads = [threading.Thread(target=serve) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for swap in range(40):
+        predictor.swap(adapters[swap % 2])
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert outcomes and all(result in expected.values() for result in outcomes)
+
+
+def test_swap_refuses_an_adapter_of_another_base(trained: camel.TrainResult, tmp_path: Path) -> None:
+    other_base = camel.load_base(str(make_tiny_bert(tmp_path / "base-b", seed=3)))
+    foreign = camel.new_adapter(other_base, trained.adapter.config, ["a", "b"])
+    predictor = camel.Predictor(trained.adapter)
+    with pytest.raises(IncompatibleAdapterError, match="does not match the serving base"):
+        predictor.swap(foreign)
+    assert predictor.adapter is trained.adapter
+    with pytest.raises(IncompatibleAdapterError, match="feature cache is for base"):
+        camel.Predictor(foreign, cache=predictor.cache)
+
+
+def test_swap_returns_the_old_adapter(trained: camel.TrainResult) -> None:
+    import copy
+
+    predictor = camel.Predictor(trained.adapter)
+    replacement = copy.deepcopy(trained.adapter)
+    assert predictor.swap(replacement) is trained.adapter
+    assert predictor.adapter is replacement
+    assert torch.equal(replacement.classifier.weight, trained.adapter.classifier.weight)
