@@ -1,0 +1,108 @@
+"""The message posted after a training round, and the chart of a metric across versions.
+
+Pure formatting plus two adapters from a Slack `WebClient` to the `post` / `upload` callables
+that `LearningLoop` takes, so the loop never imports Slack and tests can read what it sent.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Callable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display in a server process; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+Post = Callable[[str, str, list[dict[str, Any]]], Any]
+Upload = Callable[[str, bytes, str, str], Any]
+MAX_LABEL_LINES = 12
+ICONS = {"promoted": ":white_check_mark:", "rejected": ":no_entry_sign:", "failed": ":warning:",
+         "skipped": ":zzz:"}
+
+
+def _pct(metrics: Mapping[str, Any] | None, key: str) -> str:
+    if not metrics or key not in metrics:
+        return "n/a"
+    return f"{100 * float(metrics[key]):.1f}%"
+
+
+def headline(summary: Mapping[str, Any]) -> str:
+    outcome = str(summary.get("outcome", "failed"))
+    version = summary.get("version")
+    name = f" v{int(version):04d}" if version is not None else ""
+    return f"{ICONS.get(outcome, '')} Training round for *{summary.get('task')}*: {outcome}{name}".strip()
+
+
+def label_lines(changes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per-label recall changes, biggest moves first."""
+    ordered = sorted(changes, key=lambda c: abs(float(c["change"])), reverse=True)[:MAX_LABEL_LINES]
+    return [f"`{c['label']}` recall {100 * c['old_recall']:.0f}% -> {100 * c['new_recall']:.0f}%"
+            f" ({100 * c['change']:+.0f} pts, n={c['support']})" for c in ordered]
+
+
+def metrics_fields(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    old, new = summary.get("old_metrics") or summary.get("baseline"), summary.get("new_metrics")
+    old_name = "Active" if summary.get("old_metrics") else "Majority baseline"
+    return [
+        {"type": "mrkdwn", "text": f"*{old_name}*\naccuracy {_pct(old, 'accuracy')}, macro-F1 {_pct(old, 'macro_f1')}"},
+        {"type": "mrkdwn", "text": f"*Candidate*\naccuracy {_pct(new, 'accuracy')}, macro-F1 {_pct(new, 'macro_f1')}"},
+        {"type": "mrkdwn", "text": f"*New examples learned*\n{summary.get('n_new', 0)}"
+                                   f" (train {summary.get('n_train', 0)}, held-out {summary.get('n_heldout', 0)})"},
+        {"type": "mrkdwn", "text": f"*Trigger*\n{summary.get('trigger', '?')}"},
+    ]
+
+
+def build_report(summary: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Fallback text and Block Kit blocks for one round's summary."""
+    title = headline(summary)
+    reason = str(summary.get("reason") or "")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{title}\n*Decision:* {reason}"[:3000]}},
+    ]
+    if summary.get("new_metrics"):
+        blocks.append({"type": "section", "fields": metrics_fields(summary)})
+    changes = (summary.get("decision") or {}).get("per_label_changes") or []
+    if changes:
+        text = "*Per-label changes*\n" + "\n".join(label_lines(changes))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+    return f"{title}: {reason}"[:3000], blocks
+
+
+def metric_chart(history: Sequence[Any], metric: str = "macro_f1") -> bytes:
+    """A small PNG of `metric` per adapter version; rejected candidates drawn hollow."""
+    points = [(v.version, float(v.metrics[metric]), v.status) for v in history if metric in (v.metrics or {})]
+    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=100)
+    try:
+        kept = [(x, y) for x, y, s in points if s != "rejected"]
+        dropped = [(x, y) for x, y, s in points if s == "rejected"]
+        if kept:
+            ax.plot(*zip(*kept), marker="o", color="tab:blue", label="promoted")
+        if dropped:
+            ax.scatter(*zip(*dropped), facecolors="none", edgecolors="tab:red", label="rejected")
+        ax.set_xlabel("adapter version")
+        ax.set_ylabel(metric.replace("_", "-"))
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if points:
+            ax.legend(loc="lower right", fontsize="small")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def slack_post(client: Any) -> Post:
+    """`post(channel, text, blocks)` on a slack_sdk WebClient."""
+    def post(channel: str, text: str, blocks: list[dict[str, Any]]) -> Any:
+        return client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+    return post
+
+
+def slack_upload(client: Any) -> Upload:
+    """`upload(channel, content, filename, title)` on a slack_sdk WebClient."""
+    def upload(channel: str, content: bytes, filename: str, title: str) -> Any:
+        return client.files_upload_v2(channel=channel, content=content, filename=filename, title=title)
+    return upload

@@ -1,0 +1,77 @@
+"""Fixtures for the learning loop: a data folder with a real SQLite store and generated labels.
+
+The texts use only words the tiny test BERT knows, one distinct vocabulary per label, so a
+round on correct labels learns the task and a round on shuffled labels visibly does not.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import storage
+from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
+
+TASK = "support"
+CHANNEL = "C0SUPPORT"
+WORDS = {
+    "card_arrival": "card arrived new come when where yet".split(),
+    "refund": "refund charged twice fee money failed pending".split(),
+    "feelings": "great love awful hate terrible happy sad".split(),
+}
+
+
+def make_texts(label: str, count: int, seed: int) -> list[str]:
+    rng = random.Random(f"{label}-{seed}")
+    return [" ".join(rng.choice(WORDS[label]) for _ in range(rng.randint(3, 6))) for _ in range(count)]
+
+
+def make_settings(data_dir: Path, tiny_bert_dir: Path, **learning: object) -> Settings:
+    defaults = {"reload_poll_s": 0.3, "debounce_s": 0.5, "threshold_new_labels": 5,
+                "gate_macro_f1_epsilon": 0.02, "gate_max_recall_drop": 0.15}
+    return Settings(
+        data_dir=str(data_dir),
+        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, training_threads=1),
+        learning=LearningSettings(**{**defaults, **learning}),  # type: ignore[arg-type]
+        tasks=[TaskSettings(name=TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])],
+    )
+
+
+def label_messages(db: object, per_label: int | dict[str, int], *, seed: int = 0,
+                   train_labels: dict[int, str] | None = None) -> list[tuple[int, str]]:
+    """Store corrected messages (a count per label); returns (message id, true label).
+
+    `train_labels` (position -> label) overrides the label given to training-split messages.
+    """
+    counts = per_label if isinstance(per_label, dict) else {label: per_label for label in WORDS}
+    stored = []
+    for label in sorted(counts):
+        for text in make_texts(label, counts[label], seed):
+            ts = f"{1700000000 + len(stored)}.000100"
+            mid = storage.record_message(db, workspace="T1", channel=CHANNEL, ts=ts, text=text, user="U0AUTHOR")
+            given = label
+            if train_labels is not None and storage.split_for("T1", CHANNEL, ts) == "train":
+                given = train_labels.get(len(stored), label)
+            storage.add_correction(db, message_id=mid, task=TASK, label=given, source="menu", user="U0LABEL")
+            stored.append((mid, label))
+    return stored
+
+
+def shuffled_positions(counts: dict[str, int], seed: int) -> dict[int, str]:
+    """Position -> a label drawn by shuffling the true labels (same class sizes, no signal)."""
+    labels = [label for label in sorted(counts) for _ in range(counts[label])]
+    shuffled = list(labels)
+    random.Random(seed).shuffle(shuffled)
+    return dict(enumerate(shuffled))
+
+
+@pytest.fixture()
+def loop_env(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[tuple[Settings, object]]:
+    settings = make_settings(tmp_path / "data", tiny_bert_dir)
+    db = storage.open_store(settings.db_path)
+    storage.upsert_task(db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])
+    yield settings, db
+    db.close()

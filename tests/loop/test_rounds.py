@@ -1,0 +1,71 @@
+"""Real rounds through the child process: the gate, hot reload, reports, rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from slack_sdk import WebClient
+
+import storage
+from bot.learning import LearningLoop, RollbackError
+from bot.local_slack import FakeSlackAPI
+from bot.predictors import PredictorRegistry
+from bot.round_report import slack_post, slack_upload
+from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, shuffled_positions
+
+
+def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_env) -> None:
+    settings, db = loop_env
+    # Imbalanced on purpose: the majority baseline is 50%, which label noise cannot beat.
+    counts = {"card_arrival": 20, "feelings": 20, "refund": 40}
+    stored = label_messages(db, counts, train_labels=shuffled_positions(counts, seed=3))
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    with FakeSlackAPI() as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.url)
+        loop = LearningLoop(settings, settings.db_path, predictors, post=slack_post(client), upload=slack_upload(client))
+        loop.start()
+        try:
+            shuffled = loop.run_round(TASK, "manual")
+            assert (shuffled.outcome, shuffled.version) == ("rejected", 1)
+            assert "does not beat the majority baseline" in storage.get_adapter(db, TASK, 1).reason
+            assert storage.get_task(db, TASK).active_version is None and predictors.get(TASK) is None
+
+            for mid, label in stored:  # the same annotator fixes every label
+                storage.add_correction(db, message_id=mid, task=TASK, label=label, source="menu", user="U0LABEL")
+            good = loop.run_round(TASK, "threshold")
+            assert (good.outcome, good.version) == ("promoted", 2)
+            assert predictors.version(TASK) == 2  # live right after the child exits
+            assert predictors.get(TASK).predict(["refund charged twice fee"])[0].label == "refund"
+
+            posts = slack.wait_for("chat.postMessage", 2)
+            texts = [c.params["text"] for c in posts]
+            assert "rejected v0001" in texts[0] and "promoted v0002" in texts[1]
+            assert "majority baseline" in texts[0] and all(c.params["channel"] == CHANNEL for c in posts)
+            slack.wait_for("files.completeUploadExternal", 2)
+            assert all(body.startswith(b"\x89PNG") for body in slack.uploads.values())
+
+            with pytest.raises(RollbackError, match="no earlier version"):
+                loop.rollback(TASK, None, actor="U0ADMIN")
+            rolled = loop.rollback(TASK, 1, actor="U0ADMIN")  # an admin may overrule the gate
+            assert rolled.status == "active" and predictors.version(TASK) == 1
+            assert storage.get_task(db, TASK).active_version == 1
+            assert storage.get_adapter(db, TASK, 2).status == "retired"
+            entry = storage.list_audit(db, limit=1)[0]
+            assert (entry.action, entry.actor, entry.detail["version"]) == ("rollback", "U0ADMIN", 1)
+            with pytest.raises(RollbackError, match="no adapter version 9"):
+                loop.rollback(TASK, 9, actor="U0ADMIN")
+        finally:
+            loop.stop()
+
+
+def test_round_with_too_little_data_is_skipped(loop_env) -> None:
+    settings, db = loop_env
+    mid = storage.record_message(db, workspace="T1", channel=CHANNEL, ts="1.1", text="refund fee")
+    storage.add_correction(db, message_id=mid, task=TASK, label="refund", source="menu", user="U0LABEL")
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    loop = LearningLoop(settings, settings.db_path, predictors)
+    run = loop.run_round(TASK, "manual")
+    assert run.outcome == "skipped"
+    assert "too little data" in run.error and storage.list_adapters(db, TASK) == []
+    assert sorted(WORDS)  # the task keeps its configured labels
