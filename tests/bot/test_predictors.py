@@ -1,0 +1,51 @@
+"""PredictorRegistry: load, hot swap, a broken folder leaves the old adapter serving, sync."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import camel
+import storage
+from bot.metrics import Metrics
+from bot.predictors import PredictorRegistry
+
+
+def test_load_swap_and_broken_folder(tiny_bert_dir: Path, support_adapter_dir: Path, tmp_path: Path) -> None:
+    metrics = Metrics()
+    registry = PredictorRegistry(str(tiny_bert_dir), None, metrics=metrics)
+    assert registry.get("support") is None and registry.version("support") is None
+    registry.load("support", 1, str(support_adapter_dir))
+    predictor = registry.get("support")
+    before = predictor.predict(["refund charged twice"])[0]
+    copy = tmp_path / "v0002"
+    shutil.copytree(support_adapter_dir, copy)
+    registry.load("support", 2, str(copy))
+    assert registry.get("support") is predictor and registry.version("support") == 2  # swapped in place
+    assert predictor.predict(["refund charged twice"])[0].label == before.label
+    broken = tmp_path / "broken"
+    shutil.copytree(support_adapter_dir, broken)
+    (broken / camel.WEIGHTS_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(camel.CamelError):
+        registry.load("support", 3, str(broken))
+    assert registry.version("support") == 2 and predictor.predict(["refund"])[0].label
+    assert b'camel_reloads_total{result="failed",task="support"} 1.0' in metrics.render()
+
+
+def test_sync_loads_active_versions_and_reports_bad_ones(tiny_bert_dir: Path, support_adapter_dir: Path) -> None:
+    db = storage.open_store(":memory:")
+    storage.upsert_task(db, "support", kind="intent", labels=["card_arrival", "feelings", "refund"])
+    storage.upsert_task(db, "other", kind="other", labels=["a", "b"])
+    storage.register_adapter(db, task="support", version=1, path=str(support_adapter_dir), parent_version=None,
+                             run_id=None, metrics={})
+    storage.activate_adapter(db, "support", 1, reason="test")
+    storage.register_adapter(db, task="other", version=1, path="/nonexistent/adapter", parent_version=None,
+                             run_id=None, metrics={})
+    storage.activate_adapter(db, "other", 1, reason="test")
+    registry = PredictorRegistry(str(tiny_bert_dir), None)
+    errors = registry.sync(db)
+    assert registry.version("support") == 1 and registry.get("other") is None
+    assert len(errors) == 1 and errors[0].startswith("other v1: ")
+    assert registry.sync(db) == errors  # the broken one is retried; the loaded one is left alone
