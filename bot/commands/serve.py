@@ -8,12 +8,6 @@ import signal
 import threading
 from typing import Any
 
-import storage
-from bot.app import build_app
-from bot.http_server import EVENTS_PATH, serve_http
-from bot.metrics import Metrics
-from bot.predictors import PredictorRegistry
-from bot.services import apply_task_settings
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("bot.serve")
@@ -40,6 +34,13 @@ def _start_learning(settings: Settings, predictors: PredictorRegistry, client: A
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     settings.require_secrets()
+    # Imported after the settings check so that a wrong setting is reported without loading torch.
+    import storage
+    from bot.app import build_app
+    from bot.metrics import Metrics
+    from bot.predictors import PredictorRegistry
+    from bot.services import apply_task_settings
+
     db = storage.open_store(settings.db_path)
     apply_task_settings(settings, db)
     metrics = Metrics()
@@ -67,6 +68,8 @@ def _serve(settings: Settings, app: Any) -> None:
         stop.wait()
         handler.close()
         return
+    from bot.http_server import EVENTS_PATH, serve_http
+
     server = serve_http(app, settings.http_port, settings.http_host)
     log.info("listening on %s:%s%s", settings.http_host, server.server_port, EVENTS_PATH)
     stop.wait()
