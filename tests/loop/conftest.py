@@ -47,10 +47,11 @@ def label_messages(db: object, per_label: int | dict[str, int], *, seed: int = 0
     `train_labels` (position -> label) overrides the label given to training-split messages.
     """
     counts = per_label if isinstance(per_label, dict) else {label: per_label for label in WORDS}
-    stored = []
+    stored: list[tuple[int, str]] = []
+    first = db["messages"].count  # type: ignore[index]  # new timestamps: never an existing message
     for label in sorted(counts):
-        for text in make_texts(label, counts[label], seed):
-            ts = f"{1700000000 + len(stored)}.000100"
+        for text in make_texts(label, counts[label], seed + first):
+            ts = f"{1700000000 + first + len(stored)}.000100"
             mid = storage.record_message(db, workspace="T1", channel=CHANNEL, ts=ts, text=text, user="U0AUTHOR")
             given = label
             if train_labels is not None and storage.split_for("T1", CHANNEL, ts) == "train":
@@ -75,3 +76,24 @@ def loop_env(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[tuple[Settings, ob
     storage.upsert_task(db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])
     yield settings, db
     db.close()
+
+
+def install_adapter(settings: Settings, db: object, version: int, *, seed: int = 0, activate: bool = True) -> Path:
+    """Train a small adapter in-process, write it as `version` and register (and activate) it."""
+    import camel
+    from bot import adapter_store
+
+    texts, labels = [], []
+    for label in sorted(WORDS):
+        texts += make_texts(label, 8, 1000 + seed)
+        labels += [label] * 8
+    config = camel.CamelConfig(base_model=settings.model.base_model, trainable_layers=1)
+    adapter = camel.train(texts, labels, config=config, args=camel.TrainingArgs(max_epochs=2, seed=seed)).adapter
+    folder = adapter_store.version_dir(settings.data_dir, TASK, version)
+    camel.save_adapter(adapter, str(folder))
+    metrics = {"accuracy": 0.5 + version / 100, "macro_f1": 0.4 + version / 100}
+    storage.register_adapter(db, task=TASK, version=version, path=str(folder), parent_version=None,
+                             run_id=None, metrics=metrics)
+    if activate:
+        storage.activate_adapter(db, TASK, version, reason="installed by the test")
+    return folder

@@ -1,0 +1,75 @@
+"""Hot reload: swaps while threads predict, a broken version never replaces a working one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from slack_sdk import WebClient
+
+import camel
+import storage
+from bot.learning import LearningLoop
+from bot.local_slack import FakeSlackAPI
+from bot.predictors import PredictorRegistry
+from bot.round_report import slack_post
+from tests.loop.conftest import TASK, WORDS, install_adapter
+
+
+def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_env) -> None:
+    settings, db = loop_env
+    for version in range(1, 6):
+        install_adapter(settings, db, version, seed=version, activate=version == 1)
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    loop = LearningLoop(settings, settings.db_path, predictors)
+    assert loop.sync() == [] and predictors.version(TASK) == 1
+    stop, failures, answers = threading.Event(), [], []
+
+    def predict_forever(n: int) -> None:
+        while not stop.is_set():
+            try:
+                answers.extend(p.label for p in predictors.get(TASK).predict([f"refund fee {n}", "card come"]))
+            except Exception as exc:  # any failure during a swap is what this test looks for
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=predict_forever, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for version in range(2, 6):
+            before = len(answers)
+            storage.activate_adapter(db, TASK, version, reason="test promotion")
+            assert loop.sync() == []
+            assert predictors.version(TASK) == version
+            deadline = time.monotonic() + 10
+            while len(answers) < before + 6 and time.monotonic() < deadline:
+                time.sleep(0.01)  # let predictions run on the new adapter before the next swap
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert answers and set(answers) <= set(WORDS)
+    assert predictors.get(TASK).adapter is not None and predictors.version(TASK) == 5
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported(loop_env) -> None:
+    settings, db = loop_env
+    install_adapter(settings, db, 1)
+    broken = install_adapter(settings, db, 2, activate=False)
+    (broken / camel.WEIGHTS_FILE).write_bytes(b"not a safetensors file")
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    with FakeSlackAPI() as slack:
+        loop = LearningLoop(settings, settings.db_path, predictors,
+                            post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
+        assert loop.sync() == [] and predictors.version(TASK) == 1
+        storage.activate_adapter(db, TASK, 2, reason="promoted by a round")
+        errors = loop.sync()
+        assert len(errors) == 1 and errors[0].startswith(f"{TASK} v2:")
+        assert predictors.version(TASK) == 1
+        assert predictors.get(TASK).predict(["refund charged twice"])[0].label in WORDS
+        assert loop.sync() == errors  # still failing, but reported only once
+        warning = slack.wait_for("chat.postMessage", 1)
+        time.sleep(0.2)
+        assert len(slack.calls_of("chat.postMessage")) == 1
+        assert "previous adapter keeps serving" in warning[0].params["text"]
