@@ -20,12 +20,13 @@ EXIT_USAGE = 2
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    # Only packages the command actually imported can have raised their error; looking them
+    # up in sys.modules keeps a storage-only command from importing torch just to say "no".
     errors: list[type[BaseException]] = []
     for module, name in (("camel", "CamelError"), ("storage", "StorageError"), ("bot.settings", "SettingsError")):
-        try:
-            errors.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
+        error = getattr(sys.modules.get(module), name, None)
+        if error is not None:
+            errors.append(error)
     return tuple(errors)
 
 
