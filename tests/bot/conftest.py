@@ -170,7 +170,7 @@ def fake_slack() -> Iterator[FakeSlackAPI]:
 
 
 def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_dir: Path,
-              learning: Any = None, **overrides: Any) -> BotUnderTest:
+              **overrides: Any) -> BotUnderTest:
     settings = make_settings(tmp_path / "data", fake, tiny_bert_dir, **overrides)
     db = storage.open_store(settings.db_path)
     apply_task_settings(settings, db)
@@ -180,7 +180,7 @@ def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_d
     storage.activate_adapter(db, "support", 1, reason="test fixture")
     predictors = PredictorRegistry(str(tiny_bert_dir), settings.feature_cache_dir)
     assert predictors.sync(db) == []
-    app = build_app(settings, db, predictors, learning)
+    app = build_app(settings, db, predictors)
     server = serve_http(app, 0, "127.0.0.1")
     bot = BotUnderTest(settings, db, fake, predictors, app, f"http://127.0.0.1:{server.server_port}")
     bot.server = server  # type: ignore[attr-defined]
@@ -203,7 +203,8 @@ def bot_with_learning(bot: BotUnderTest) -> Iterator[BotUnderTest]:
 
 
 @pytest.fixture()
-def bot(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path) -> Iterator[BotUnderTest]:
+def bot(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path,
+        support_adapter_dir: Path) -> Iterator[BotUnderTest]:
     running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir)
     yield running
     running.server.shutdown()  # type: ignore[attr-defined]

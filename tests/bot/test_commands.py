@@ -47,7 +47,8 @@ def test_label_by_link(bot: BotUnderTest) -> None:
     message_id = _stored_message(bot, "1700000040.000100")
     link = LINK.format(channel=SUPPORT_CHANNEL, digits="1700000040000100")
     assert "Labelled as *refund*" in _ask(bot, f"label <{link}> refund")
-    assert [(r["message_id"], r["label"], r["source"]) for r in corrections(bot.db)] == [(message_id, "refund", "command")]
+    stored = [(r["message_id"], r["label"], r["source"]) for r in corrections(bot.db)]
+    assert stored == [(message_id, "refund", "command")]
     assert "not a label of this task" in _ask(bot, f"label {link} shipping")
     assert "is not a Slack message link" in _ask(bot, "label https://example.com/nope refund")
     assert "needs a message link and a label" in _ask(bot, "label refund")
@@ -120,7 +121,7 @@ def test_setup_binds_the_channel_for_admins_only(bot: BotUnderTest) -> None:
     assert entry.actor == ADMIN and entry.detail["task"] == "mood" and entry.detail["channel"] == FREE_CHANNEL
 
 
-def test_admin_by_usergroup(bot: BotUnderTest, ) -> None:
+def test_admin_by_usergroup(bot: BotUnderTest) -> None:
     from bot.services import AdminDirectory
 
     bot.fake.usergroups["S0ADMINS"] = ["U0CAROL"]

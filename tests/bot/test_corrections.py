@@ -97,3 +97,29 @@ def test_hourly_cap_stores_nothing_beyond_it(bot: BotUnderTest) -> None:
     bot.send_action(_menu_action(message_id, "card_arrival"), message_ts=reply_ts, user=ADMIN)  # others still can
     bot.fake.wait_for("chat.update", 6)
     assert len(corrections(bot.db)) == 6
+
+
+def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir) -> None:
+    """With a threshold of one label, the first correction schedules a debounced round."""
+    from datetime import datetime, timedelta, timezone
+
+    from bot.learning import LearningLoop
+    from bot.settings import LearningSettings
+    from tests.bot.conftest import start_bot
+
+    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir,
+                    learning=LearningSettings(threshold_new_labels=1, debounce_s=600))
+    loop = LearningLoop(bot.settings, bot.settings.db_path, bot.predictors)
+    loop.start()
+    bot.app.camel_services.learning = loop
+    try:
+        nightly = loop.next_run_time("support")
+        message_id, _, reply_ts = _predicted(bot, "1700000036.000100")
+        bot.send_action(_menu_action(message_id, "refund"), message_ts=reply_ts)
+        bot.fake.wait_for("chat.update")
+        soon = datetime.now(timezone.utc) + timedelta(seconds=601)
+        wait_until(lambda: loop.next_run_time("support") < min(nightly, soon), what="threshold round scheduled")
+    finally:
+        loop.stop()
+        bot.server.shutdown()
+        bot.server.server_close()

@@ -71,7 +71,8 @@ def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
     bot.send_message("card", "1700000014.000100", extra={"bot_id": "B0OTHER"})
     bot.send_message("card", "1700000015.000100", user="UCAMELBOT")
     bot.send_event({"type": "message", "subtype": "message_changed", "channel": SUPPORT_CHANNEL,
-                    "ts": "1700000016.000200", "message": {"user": "U0ALICE", "text": "card", "ts": "1700000016.000100"}})
+                    "ts": "1700000016.000200",
+                    "message": {"user": "U0ALICE", "text": "card", "ts": "1700000016.000100"}})
     bot.send_message("card", "1700000017.000100", channel="C0NOTBOUND")
     bot.send_message("where is my card", "1700000018.000100")  # the one that counts
     bot.fake.wait_for("chat.postMessage")
@@ -98,3 +99,20 @@ def test_rate_limited_reply_is_retried(bot: BotUnderTest) -> None:
     assert attempts == [429, 200]
     reply_ts = bot.fake.calls_of("chat.postMessage")[0].response["ts"]
     wait_until(lambda: _prediction_for(bot, "1700000020.000100").reply_ts == reply_ts, what="reply ts stored")
+
+
+def test_edits_are_classified_when_configured(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir) -> None:
+    from tests.bot.conftest import start_bot
+
+    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, process_edits=True)
+    try:
+        bot.send_event({"type": "message", "subtype": "message_changed", "channel": SUPPORT_CHANNEL,
+                        "ts": "1700000021.000200", "message": {"type": "message", "user": "U0ALICE",
+                                                               "text": "refund charged twice",
+                                                               "ts": "1700000021.000100"}})
+        reply = bot.fake.wait_for("chat.postMessage")[0]
+        assert reply.params["thread_ts"] == "1700000021.000100"
+        assert _prediction_for(bot, "1700000021.000100").label in SUPPORT_LABELS
+    finally:
+        bot.server.shutdown()
+        bot.server.server_close()
