@@ -178,6 +178,8 @@ def _validate_task(task: TaskSettings, seen: set[str]) -> None:
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     """Build a settings dataclass from a TOML table, checking names and types."""
+    if not isinstance(data, Mapping):
+        raise SettingsValueError(f"{where.rstrip('.') or 'settings'} must be a table, got {data!r}")
     known = {f.name: f for f in fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():

@@ -80,6 +80,8 @@ def test_missing_secrets_are_named(env: dict[str, str], message: str) -> None:
     ("[[tasks]]\nname = 't'\nlabels = ['a', 'b']\nemoji = { heart = 'c' }\n", {}, SettingsValueError,
      "emoji.heart maps to unknown label 'c'"),
     ("http_port = \n", {}, SettingsFileError, "is not valid TOML"),
+    ("model = 3\n", {}, SettingsValueError, "model must be a table"),
+    ("tasks = ['support']\n", {}, SettingsValueError, r"tasks\[0\] must be a table"),
 ])
 def test_wrong_settings_give_one_line_naming_them(tmp_path: Path, text: str, env: dict[str, str],
                                                   error: type[SettingsError], message: str) -> None:
