@@ -21,8 +21,6 @@ log = logging.getLogger(__name__)
 COMMAND = messages.COMMAND
 # https://team.slack.com/archives/C0123/p1700000000123456 -> channel C0123, ts 1700000000.123456
 LINK = re.compile(r"^<?https?://[^/\s]+/archives/([A-Z0-9]+)/p(\d{10})(\d{6})(?:[?#][^\s|>]*)?(?:\|[^>]*)?>?$")
-
-
 COMMANDS = (COMMAND,)
 
 
@@ -31,8 +29,7 @@ def register(app: App) -> None:
 
 
 def run_command(body: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond) -> None:
-    text = str(body.get("text") or "").strip()
-    name, _, rest = text.partition(" ")
+    name, rest = (str(body.get("text") or "").split(maxsplit=1) + ["", ""])[:2]
     call = Invocation(services_of(context), client, respond, str(body.get("user_id")), str(body.get("channel_id")),
                       workspace_of(body, context), rest.split(), rest.strip())
     handler = SUBCOMMANDS.get(name.lower() or "help")

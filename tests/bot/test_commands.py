@@ -139,3 +139,17 @@ def test_export_uploads_the_labelled_csv(bot: BotUnderTest) -> None:
     assert complete["channel_id"] == SUPPORT_CHANNEL and "1 messages" in complete["initial_comment"]
     rows = list(csv.DictReader(io.StringIO(bot.fake.uploads[complete["files"][0]["id"]].decode("utf-8"))))
     assert rows == [{"text": "refund charged twice", "label": "refund", "task": "support"}]
+
+
+def test_message_links_in_the_forms_slack_writes_them() -> None:
+    import pytest
+
+    from bot.listeners.commands import parse_link
+    from bot.listeners.invocation import CommandProblem
+
+    plain = "https://camel.slack.com/archives/C0SUPPORT/p1700000040000100"
+    for link in (plain, f"<{plain}>", f"<{plain}|message>", f"{plain}?thread_ts=1700000039.000100&cid=C0SUPPORT"):
+        assert parse_link(link) == ("C0SUPPORT", "1700000040.000100"), link
+    for bad in ("https://camel.slack.com/archives/C0SUPPORT", "p1700000040000100", "https://x/archives/C1/p123"):
+        with pytest.raises(CommandProblem, match="is not a Slack message link"):
+            parse_link(bad)
