@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+import storage
 from bot.metrics import Metrics
 from bot.predictors import PredictorRegistry
 from bot.settings import Settings
@@ -83,8 +84,6 @@ def apply_task_settings(settings: Settings, db: Any) -> list[Any]:
 
     Channels are bound one by one so that bindings made with `/camel setup` are kept.
     """
-    import storage
-
     tasks = []
     for task in settings.tasks:
         storage.upsert_task(db, task.name, kind=task.kind, labels=task.labels, emoji_map=task.emoji_map(),
