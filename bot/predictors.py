@@ -43,10 +43,6 @@ class PredictorRegistry:
         with self._lock:
             return self._versions.get(task)
 
-    def tasks(self) -> list[str]:
-        with self._lock:
-            return sorted(self._predictors)
-
     def load(self, task: str, version: int, folder: str) -> None:
         """Load `folder` as `task`'s adapter `version` and start serving it."""
         base, cache = self._shared()
