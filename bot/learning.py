@@ -13,9 +13,7 @@ import functools
 import json
 import logging
 import os
-import signal
 import subprocess
-import sys
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -25,44 +23,14 @@ import storage
 from bot import adapter_store, scheduler as sched
 from bot.adapter_store import LearningError, TaskBusyError
 from bot.round_report import Post, Upload, build_report, metric_chart
-from bot.training_round import summary_path
+from bot.training_round import child_command, child_env, death_message, summary_path
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 NICENESS = 10
-STDERR_TAIL = 800
 
 
 class RollbackError(LearningError):
     """The requested version cannot be rolled back to."""
-
-
-def child_command(settings: Any, db_path: str, task: str, trigger: str, run_id: int) -> list[str]:
-    learning, model = settings.learning, settings.model
-    return [sys.executable, "-m", "bot.training_round", "--db", db_path, "--task", task,
-            "--trigger", trigger, "--run-id", str(run_id), "--data-dir", settings.data_dir,
-            "--base-model", model.base_model, "--trainable-layers", str(model.trainable_layers),
-            "--threads", str(model.training_threads), "--heldout-fraction", str(learning.heldout_fraction),
-            "--admin-weight", str(settings.admin_weight), "--epsilon", str(learning.gate_macro_f1_epsilon),
-            "--max-recall-drop", str(learning.gate_max_recall_drop)]
-
-
-def child_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def death_message(returncode: int, log_path: Path) -> str:
-    if returncode < 0:
-        what = f"training process killed by {signal.Signals(-returncode).name}"
-    else:
-        what = f"training process exited with status {returncode}"
-    try:
-        tail = log_path.read_text(errors="replace")[-STDERR_TAIL:].strip()
-    except OSError:
-        tail = ""
-    return f"{what}: {tail}" if tail else what
 
 
 class LearningLoop:
@@ -80,6 +48,7 @@ class LearningLoop:
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
         self._reported: set[str] = set()
+        self._queued: set[str] = set()
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -96,7 +65,7 @@ class LearningLoop:
         sched.remove_unconfigured(scheduler, tasks)
         scheduler.add_job(self.sync, "interval", seconds=learning.reload_poll_s, id="reload",
                           jobstore=sched.VOLATILE, replace_existing=True, coalesce=True, max_instances=1)
-        sched.register_runner(self.key, self.run_round)
+        sched.register_runner(self.key, self.request_round)
         self._scheduler = scheduler
         scheduler.resume()
 
@@ -169,16 +138,49 @@ class LearningLoop:
         with self._guard:
             return self._task_locks.setdefault(task, threading.Lock())
 
+    def request_round(self, task: str, trigger: str) -> bool:
+        """What scheduled jobs call: queue a round and return at once.
+
+        A job that blocked for the whole round would make APScheduler skip ("max instances")
+        the next threshold job of the same id if labels keep coming while it trains. One
+        queued round per task is enough: it starts after the running one and sees every label.
+        """
+        with self._guard:
+            if task in self._queued:
+                return False
+            self._queued.add(task)
+        threading.Thread(target=self._queued_round, args=(task, trigger), name=f"round-{task}", daemon=True).start()
+        return True
+
+    def _queued_round(self, task: str, trigger: str) -> None:
+        with self._lock_for(task):
+            with self._guard:
+                self._queued.discard(task)
+            if self._scheduler is None:
+                return  # stopped while waiting
+            try:
+                run = self._run_locked(task, trigger, None)
+            except Exception:
+                log.exception("training round of %s could not run", task)
+                return
+        self._after(task, run)
+
     def run_round(self, task: str, trigger: str, run_id: int | None = None) -> storage.TrainingRun:
         """Run one round in a child process and wait for it (one round per task at a time)."""
         with self._lock_for(task):
-            run_id = run_id or storage.start_run(self.db, task, trigger)
-            log_path = summary_path(self.data_dir, run_id).with_suffix(".log")
-            returncode = self._spawn_and_wait(task, trigger, run_id, log_path)
-            run = self._finished_run(task, run_id, returncode, log_path)
+            run = self._run_locked(task, trigger, run_id)
+        self._after(task, run)
+        return run
+
+    def _run_locked(self, task: str, trigger: str, run_id: int | None) -> storage.TrainingRun:
+        run_id = run_id or storage.start_run(self.db, task, trigger)
+        log_path = summary_path(self.data_dir, run_id).with_suffix(".log")
+        returncode = self._spawn_and_wait(task, trigger, run_id, log_path)
+        return self._finished_run(task, run_id, returncode, log_path)
+
+    def _after(self, task: str, run: storage.TrainingRun) -> None:
         self.sync()
         self._report(task, run)
-        return run
 
     def _spawn_and_wait(self, task: str, trigger: str, run_id: int, log_path: Path) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)

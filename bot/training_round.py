@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,8 @@ from bot.adapter_store import LearningError, RoundInputError, TaskBusyError
 log = logging.getLogger("bot.training_round")
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 SUMMARY_DIR = "runs"
+PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+OUTPUT_TAIL = 800
 
 
 @dataclass
@@ -211,6 +214,37 @@ def execute(opts: RoundOptions) -> str:
     return outcome
 
 
+# launching the round (used by the bot's LearningLoop) ------------------------------
+def child_command(settings: Any, db_path: str, task: str, trigger: str, run_id: int) -> list[str]:
+    learning, model = settings.learning, settings.model
+    return [sys.executable, "-m", "bot.training_round", "--db", db_path, "--task", task,
+            "--trigger", trigger, "--run-id", str(run_id), "--data-dir", settings.data_dir,
+            "--base-model", model.base_model, "--trainable-layers", str(model.trainable_layers),
+            "--threads", str(model.training_threads), "--heldout-fraction", str(learning.heldout_fraction),
+            "--admin-weight", str(settings.admin_weight), "--epsilon", str(learning.gate_macro_f1_epsilon),
+            "--max-recall-drop", str(learning.gate_max_recall_drop)]
+
+
+def child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def death_message(returncode: int, log_path: Path) -> str:
+    if returncode < 0:
+        what = f"training process killed by {signal.Signals(-returncode).name}"
+    else:
+        what = f"training process exited with status {returncode}"
+    try:
+        tail = log_path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
+    except OSError:
+        tail = ""
+    return f"{what}: {tail}" if tail else what
+
+
+
+# the child's own entry point --------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> RoundOptions:
     p = argparse.ArgumentParser(prog="python -m bot.training_round", description=__doc__.splitlines()[0])
     p.add_argument("--db", required=True, help="the storage database (camel.db)")

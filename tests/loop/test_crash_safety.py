@@ -12,7 +12,8 @@ import camel
 import storage
 from bot import adapter_store
 from bot.adapter_store import TaskBusyError
-from bot.learning import LearningLoop, child_env
+from bot.learning import LearningLoop
+from bot.training_round import child_env
 from bot.predictors import PredictorRegistry
 from tests.loop.conftest import TASK, install_adapter, label_messages
 

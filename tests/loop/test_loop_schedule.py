@@ -81,3 +81,20 @@ def test_threshold_trigger_schedules_one_debounced_run(loop_env, tiny_bert_dir) 
     assert sorted(jobs) == [f"nightly:{TASK}", f"threshold:{TASK}"]
     assert jobs[f"threshold:{TASK}"] == soon
     assert timedelta(seconds=500) < soon - datetime.now(timezone.utc) <= timedelta(seconds=600)
+
+
+def test_rounds_requested_while_one_trains_queue_as_one(loop_env) -> None:
+    settings, db = loop_env
+    loop = _loop(settings)
+    loop.start()
+    try:
+        with loop._lock_for(TASK):  # a round of this task is training right now
+            requested = [loop.request_round(TASK, "threshold") for _ in range(3)]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(r.finished_at for r in storage.list_runs(db, TASK)):
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        loop.stop()
+    assert requested == [True, False, False]
+    assert [(r.trigger, r.outcome) for r in storage.list_runs(db, TASK)] == [("threshold", "skipped")]
