@@ -3,18 +3,24 @@
 The tests and the demo point the bot's `WebClient(base_url=...)` here. It answers the methods
 the bot uses the way Slack does (`{"ok": true, ...}`, message timestamps, the three-step
 `files_upload_v2` flow) and can be told to answer the next calls of a method with HTTP 429.
+It also speaks Socket Mode: `apps.connections.open` hands out a ws:// URL on this server, and
+`send_socket_envelope` pushes an envelope to the connected app (its acks record as "socket_ack").
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import queue
 import threading
+import uuid
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl
+
+from bot.local_socket_mode import handshake_accept, serve_socket_session
 
 Answer = Callable[["FakeSlackAPI", dict[str, Any]], dict[str, Any]]
 
@@ -64,6 +70,8 @@ class FakeSlackAPI:
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._outbox: "queue.Queue[dict[str, Any]]" = queue.Queue()
+        self.socket_connected = threading.Event()
 
     # ---- lifecycle
     def start(self) -> "FakeSlackAPI":
@@ -108,6 +116,13 @@ class FakeSlackAPI:
     def add_message(self, channel: str, ts: str, text: str, user: str = "U0HUMAN") -> None:
         """A message that exists in the workspace (found by conversations.history)."""
         self.messages[(channel, ts)] = {"type": "message", "ts": ts, "text": text, "user": user}
+
+    def send_socket_envelope(self, kind: str, payload: dict[str, Any]) -> str:
+        """Push a Socket Mode envelope ("events_api", "slash_commands", "interactive"); returns its id."""
+        envelope_id = str(uuid.uuid4())
+        self._outbox.put({"envelope_id": envelope_id, "type": kind, "payload": payload,
+                          "accepts_response_payload": kind != "events_api"})
+        return envelope_id
 
     def calls_of(self, method: str) -> list[RecordedCall]:
         with self._lock:
@@ -191,13 +206,31 @@ ANSWERS: dict[str, Answer] = {
     "conversations.history": _history,
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
+    "apps.connections.open": lambda api, p: {"url": f"ws://127.0.0.1:{api.port}/socket"},
 }
-
 
 def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read `calls`
             return
+
+        def do_GET(self) -> None:
+            key = self.headers.get("Sec-WebSocket-Key")
+            if self.path.split("?", 1)[0] != "/socket" or key is None:
+                return self._send(404, b"not found", "text/plain")
+            self.send_response(101, "Switching Protocols")
+            for name, value in (("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                ("Sec-WebSocket-Accept", handshake_accept(key))):
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.flush()
+            api.socket_connected.set()
+            try:
+                serve_socket_session(self.connection, api._outbox, lambda: api._server is not None,
+                                     lambda ack: api._record(RecordedCall("socket_ack", ack, {})))
+            finally:
+                api.socket_connected.clear()
+            self.close_connection = True
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -19,9 +19,10 @@ from bot.local_slack import FakeSlackAPI
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path) -> Path:
+def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, mode: str = "http") -> Path:
     path = tmp_path / "camel-bot.toml"
     path.write_text(f"""
+mode = "{mode}"
 data_dir = "{tmp_path / 'data'}"
 slack_api_url = "{fake.url}"
 http_port = 0
@@ -87,6 +88,25 @@ def test_serve_http_end_to_end(tmp_path: Path, tiny_bert_dir: Path) -> None:
             process.wait(timeout=30)
     assert process.returncode == 0
     assert (tmp_path / "data" / "camel.db").is_file() and (tmp_path / "data" / "scheduler.db").is_file()
+
+
+def test_serve_socket_mode(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    with FakeSlackAPI() as fake:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--config", str(_config(tmp_path, fake, tiny_bert_dir, "socket"))],
+            cwd=tmp_path, env=_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_APP_TOKEN="xapp-serve"),
+            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            assert fake.socket_connected.wait(60), "serve did not open a Socket Mode connection"
+            fake.send_socket_envelope("events_api", {
+                "type": "event_callback", "team_id": "T0CAMEL", "event_id": "Ev0SOCKSERVE",
+                "event": {"type": "message", "channel": "C0SUPPORT", "user": "U0ALICE", "text": "card",
+                          "ts": "1700000070.000100"}})
+            assert fake.wait_for("chat.postMessage", timeout=30)[0].params["thread_ts"] == "1700000070.000100"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    assert process.returncode == 0
 
 
 def test_serve_without_a_secret_is_one_line_and_status_2(tmp_path: Path, tiny_bert_dir: Path) -> None:
