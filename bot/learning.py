@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from bot.training_round import child_command, child_env, death_message, summary_
 
 log = logging.getLogger(__name__)
 NICENESS = 10
+MAX_POSTPONE = 5  # a burst's round runs at most this many debounce periods after it began
 
 
 class RollbackError(LearningError):
@@ -49,6 +51,7 @@ class LearningLoop:
         self._reload_lock = threading.Lock()
         self._reported: set[str] = set()
         self._queued: set[str] = set()
+        self._bursts: dict[str, float] = {}  # task -> monotonic time its pending threshold burst began
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -110,17 +113,30 @@ class LearningLoop:
 
     # triggers --------------------------------------------------------------------------
     def note_new_labels(self, task: str) -> bool:
-        """Schedule a debounced round when enough labels arrived since the last run started."""
-        last = storage.last_run(self.db, task)
-        since = datetime.fromisoformat(last.started_at) if last else None
-        learning = self.settings.learning
-        if storage.count_new_labels_since(self.db, task, since) < learning.threshold_new_labels:
-            return False
+        """Schedule a debounced round when enough labels arrived since the last run started.
+
+        Each call during a burst moves the run to `debounce_s` from now (one run per burst),
+        but never past MAX_POSTPONE debounces after the burst began, so a channel that never
+        falls quiet still gets its round.
+        """
         if self._scheduler is None:
             return False
-        sched.schedule_threshold(self._scheduler, self.key, task, delay_s=learning.debounce_s,
+        learning = self.settings.learning
+        pending = self._scheduler.get_job(sched.threshold_job_id(task), jobstore=sched.PERSISTENT)
+        if pending is None and not self._enough_new_labels(task):
+            return False  # counting resolves every label, so it is skipped while a run is pending
+        with self._guard:
+            began = self._bursts.setdefault(task, time.monotonic()) if pending else time.monotonic()
+            self._bursts[task] = began
+        limit = began + MAX_POSTPONE * learning.debounce_s - time.monotonic()
+        sched.schedule_threshold(self._scheduler, self.key, task, delay_s=max(0.0, min(learning.debounce_s, limit)),
                                  misfire_grace_s=learning.misfire_grace_s)
         return True
+
+    def _enough_new_labels(self, task: str) -> bool:
+        last = storage.last_run(self.db, task)
+        since = datetime.fromisoformat(last.started_at) if last else None
+        return storage.count_new_labels_since(self.db, task, since) >= self.settings.learning.threshold_new_labels
 
     def run_now(self, task: str, actor: str) -> int:
         """Start a manual round in the background; returns its run id at once."""

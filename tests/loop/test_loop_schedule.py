@@ -75,12 +75,16 @@ def test_threshold_trigger_schedules_one_debounced_run(loop_env, tiny_bert_dir) 
         label_messages(db, {"card_arrival": 4, "feelings": 4, "refund": 3})
         assert all(loop.note_new_labels(TASK) for _ in range(5))
         soon = loop.next_run_time(TASK)
+        loop._bursts[TASK] -= 2900  # a burst that began long ago is not postponed past 5 debounces
+        assert loop.note_new_labels(TASK)
+        capped = loop.next_run_time(TASK)
     finally:
         loop.stop()
     jobs = _jobs(settings)
     assert sorted(jobs) == [f"nightly:{TASK}", f"threshold:{TASK}"]
-    assert jobs[f"threshold:{TASK}"] == soon
     assert timedelta(seconds=500) < soon - datetime.now(timezone.utc) <= timedelta(seconds=600)
+    assert jobs[f"threshold:{TASK}"] == capped
+    assert timedelta(seconds=0) < capped - datetime.now(timezone.utc) <= timedelta(seconds=100)
 
 
 def test_rounds_requested_while_one_trains_queue_as_one(loop_env) -> None:
