@@ -88,15 +88,16 @@ class BaseEncoder:
         return hidden
 
     @torch.inference_mode()
-    def bottom(self, texts: list[str], split_layer: int, max_length: int) -> BottomOutput:
-        """Embeddings and blocks [0, split_layer) for a batch of texts."""
+    def bottom(self, texts: list[str], split_layer: int, max_length: int, bf16: bool = False) -> BottomOutput:
+        """Embeddings and blocks [0, split_layer) for a batch of texts (bf16: bfloat16 matmuls, ~2x faster)."""
         if not 0 <= split_layer <= self.num_layers:
             raise BaseModelError(f"split layer {split_layer} outside 0..{self.num_layers} for {self.path}")
         encoded = self.tokenize(texts, max_length)
         mask = encoded["attention_mask"]
-        hidden = self.model.embeddings(input_ids=encoded["input_ids"])
-        hidden = self.run_blocks(self.blocks[:split_layer], hidden, mask)
-        return BottomOutput(hidden=hidden, mask=mask, lengths=[int(n) for n in mask.sum(dim=1)])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            hidden = self.model.embeddings(input_ids=encoded["input_ids"])
+            hidden = self.run_blocks(self.blocks[:split_layer], hidden, mask)
+        return BottomOutput(hidden=hidden.float(), mask=mask, lengths=[int(n) for n in mask.sum(dim=1)])
 
 
 def load_base(path: str) -> BaseEncoder:

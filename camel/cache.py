@@ -1,7 +1,8 @@
 """Cache of the frozen bottom's hidden states, so retrains run only the top K blocks and the head.
 
 Entries are float16 token states trimmed to each text's real length, keyed by
-sha256(base fingerprint, split layer, max_length, text). The disk form is a folder of
+sha256(base fingerprint, split layer, max_length, precision of the bottom, text). Memory holds at
+most `max_entries`; the oldest entries are dropped first (they stay on disk once flushed). The disk form is a folder of
 append-only safetensors shards: every process writes new shards under a unique name through an
 atomic rename and never rewrites one, so the bot and a training child can share the folder.
 """
@@ -25,14 +26,18 @@ log = logging.getLogger(__name__)
 
 SHARD_SUFFIX = ".safetensors"
 COMPUTE_BATCH = 64
+DEFAULT_MAX_ENTRIES = 50_000  # about 0.75 GB of MiniLM states at 20 tokens per text
 
 
 class FeatureCache:
     """Memory dict + optional disk folder of bottom hidden states for one base encoder."""
 
-    def __init__(self, base: BaseEncoder, directory: str | None = None) -> None:
+    def __init__(self, base: BaseEncoder, directory: str | None = None, *, bf16: bool = False,
+                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.base = base
         self.directory = os.path.abspath(directory) if directory else None
+        self.bf16 = bf16
+        self.max_entries = max(1, max_entries)
         self._memory: dict[str, torch.Tensor] = {}
         self._pending: dict[str, torch.Tensor] = {}
         self._on_disk: dict[str, str] = {}  # key -> shard path, from shard headers
@@ -52,7 +57,8 @@ class FeatureCache:
 
     def key(self, text: str, split_layer: int, max_length: int) -> str:
         digest = hashlib.sha256()
-        for part in (self.base.fingerprint, str(split_layer), str(max_length), text):
+        precision = "bf16" if self.bf16 else "fp32"
+        for part in (self.base.fingerprint, str(split_layer), str(max_length), precision, text):
             digest.update(part.encode("utf-8", "surrogatepass"))
             digest.update(b"\x00")
         return digest.hexdigest()
@@ -66,7 +72,7 @@ class FeatureCache:
                          key=lambda i: len(texts[i]))
         for start in range(0, len(missing), COMPUTE_BATCH):
             chunk = missing[start:start + COMPUTE_BATCH]
-            output = self.base.bottom([texts[i] for i in chunk], split_layer, max_length)
+            output = self.base.bottom([texts[i] for i in chunk], split_layer, max_length, self.bf16)
             for row, index in enumerate(chunk):
                 found[keys[index]] = self._remember(keys[index], output, row)
         return [found[key] for key in keys]
@@ -120,21 +126,25 @@ class FeatureCache:
         with self._lock:
             if self.directory and any(k not in self._memory and k not in self._on_disk for k in keys):
                 self.refresh()
-            for path in {self._on_disk[k] for k in keys if k not in self._memory and k in self._on_disk}:
-                self._load_shard(path)
-            return {key: self._memory[key] for key in keys if key in self._memory}
+            wanted: dict[str, list[str]] = {}
+            for key in keys:
+                if key not in self._memory and key in self._on_disk:
+                    wanted.setdefault(self._on_disk[key], []).append(key)
+            for path, shard_keys in wanted.items():
+                self._load_from_shard(path, shard_keys)
+            found = {key: self._memory[key] for key in keys if key in self._memory}
+            self._evict()
+            return found
 
-    def _load_shard(self, path: str) -> None:
+    def _load_from_shard(self, path: str, keys: list[str]) -> None:
+        """Read only `keys` from a shard (safetensors reads lazily from the mapped file)."""
         try:
             with safe_open(path, framework="pt") as shard:
-                loaded = {key: shard.get_tensor(key) for key in shard.keys()}
+                for key in keys:
+                    self._memory[key] = shard.get_tensor(key)
         except (OSError, SafetensorError) as exc:
-            log.warning("skipping corrupt feature-cache shard %s: %s", path, exc)
-            loaded = {}
-        for key in [k for k, shard_path in self._on_disk.items() if shard_path == path]:
-            if key in loaded:
-                self._memory.setdefault(key, loaded[key])
-            else:
+            log.warning("skipping unreadable feature-cache shard %s: %s", path, exc)
+            for key in [k for k, shard_path in self._on_disk.items() if shard_path == path]:
                 del self._on_disk[key]
 
     def _remember(self, key: str, output: BottomOutput, row: int) -> torch.Tensor:
@@ -144,7 +154,19 @@ class FeatureCache:
                 self._memory[key] = states
                 if self.directory and key not in self._on_disk:
                     self._pending[key] = states
-            return self._memory[key]
+                self._evict()
+            return self._memory.get(key, states)
+
+    def _evict(self) -> None:
+        """Keep memory bounded; pending entries are written first so eviction never loses work."""
+        if len(self._memory) <= self.max_entries:
+            return
+        if self._pending:
+            self.flush()
+        excess = len(self._memory) - self.max_entries
+        for key in list(self._memory)[:excess]:
+            if key not in self._pending:
+                del self._memory[key]
 
 
 def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,8 +15,9 @@ EVAL_BATCH = 128
 class TrainingFeatures:
     """Bottom states of a round's texts; with K = 0 the pooled vectors are computed only once."""
 
-    def __init__(self, adapter: Adapter, cache: FeatureCache, texts: list[str]) -> None:
+    def __init__(self, adapter: Adapter, cache: FeatureCache, texts: list[str], bf16: bool = False) -> None:
         self.adapter = adapter
+        self.bf16 = bf16
         self.states = cache.states(texts, adapter.split_layer, adapter.config.max_length)
         self.lengths = [int(state.shape[0]) for state in self.states]
         self.pooled: torch.Tensor | None = None
@@ -25,10 +26,13 @@ class TrainingFeatures:
             self.pooled = pooled_vectors(adapter, self.states)
 
     def logits(self, batch: list[int]) -> torch.Tensor:
-        if self.pooled is not None:
-            return self.adapter.head(self.pooled[batch])
-        hidden, mask = pad_states([self.states[i] for i in batch])
-        return self.adapter(hidden, mask)
+        """float32 logits; with bf16 the matmuls run in bfloat16 while the weights stay float32."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            if self.pooled is not None:
+                logits = self.adapter.head(self.pooled[batch])
+            else:
+                logits = self.adapter(*pad_states([self.states[i] for i in batch]))
+        return logits.float()
 
     @torch.no_grad()
     def validate(self, indices: list[int], targets: list[int],

@@ -27,11 +27,15 @@ class Prediction:
 class Predictor:
     """Thread-safe predictions from one task's adapter; `swap` replaces it atomically."""
 
-    def __init__(self, adapter: Adapter, cache: FeatureCache | None = None, flush_every: int = 256) -> None:
+    def __init__(self, adapter: Adapter, cache: FeatureCache | None = None, flush_every: int = 256,
+                 bf16: bool | None = None) -> None:
         _check_cache(adapter, cache)
         self._adapter = adapter
         self._swap_lock = threading.Lock()
-        self.cache = cache if cache is not None else FeatureCache(adapter.base)
+        self.cache = cache if cache is not None else FeatureCache(adapter.base, bf16=bool(bf16))
+        # bfloat16 matmuls for the top blocks too (about 2x faster on CPUs with AMX/AVX512-BF16);
+        # by default the same precision as the cache's bottom.
+        self.bf16 = self.cache.bf16 if bf16 is None else bf16
         # Predicting fills the cache; entries reach disk once this many are pending (or on flush()).
         self.flush_every = flush_every
 
@@ -75,11 +79,11 @@ class Predictor:
             return torch.empty(0, len(adapter.labels))
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         result = torch.empty(len(texts), len(adapter.labels))
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for start in range(0, len(order), PREDICT_BATCH):
                 chunk = order[start:start + PREDICT_BATCH]
                 hidden, mask = self.cache.batch([texts[i] for i in chunk], adapter.split_layer, adapter.config.max_length)
-                result[chunk] = adapter.probabilities(adapter(hidden, mask))
+                result[chunk] = adapter.probabilities(adapter(hidden, mask).float())
         return result
 
     def _maybe_flush(self) -> None:

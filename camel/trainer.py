@@ -48,7 +48,8 @@ def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = N
         if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
             raise IncompatibleAdapterError(
                 f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
-        return _Round(adapter, texts, labels, args, cache or FeatureCache(adapter.base), progress).run()
+        cache = cache if cache is not None else FeatureCache(adapter.base, bf16=args.bf16)
+        return _Round(adapter, texts, labels, args, cache, progress).run()
 
 
 class _Round:
@@ -59,7 +60,7 @@ class _Round:
         self.adapter, self.args, self.progress = adapter, args, progress
         self.rng = random.Random(args.seed)
         self.targets = [adapter.labels.index(label) for label in labels]
-        self.features = TrainingFeatures(adapter, cache, texts)
+        self.features = TrainingFeatures(adapter, cache, texts, args.bf16)
         self.train_idx, self.val_idx = stratified_split(self.targets, args.val_fraction, args.min_val_examples, self.rng)
         self.steps_per_epoch = math.ceil(len(self.train_idx) / args.batch_size)
         planned = self.steps_per_epoch * args.max_epochs

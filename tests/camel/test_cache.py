@@ -97,3 +97,22 @@ def test_training_reuses_states_the_predictor_cached(trained: camel.TrainResult,
     finally:
         del fresh.base.bottom
     assert computed == []
+
+
+def test_memory_is_bounded_and_pending_entries_reach_disk_first(tiny_base: camel.BaseEncoder, tmp_path: Path) -> None:
+    cache = camel.FeatureCache(tiny_base, str(tmp_path), max_entries=2)
+    cache.states(TEXTS, 2, 32)
+    assert len(cache._memory) <= 2 and cache.pending == 0 and len(_shards(tmp_path)) == 1
+    assert len(cache) == 3
+    again = cache.states(TEXTS, 2, 32)
+    assert all(state.dtype == torch.float16 for state in again)
+
+
+def test_bf16_bottom_has_its_own_keys_and_is_close_to_fp32(trained: camel.TrainResult) -> None:
+    fp32 = camel.FeatureCache(trained.adapter.base)
+    bf16 = camel.FeatureCache(trained.adapter.base, bf16=True)
+    assert fp32.key("hello", 2, 32) != bf16.key("hello", 2, 32)
+    a, b = fp32.states(TEXTS, 2, 32), bf16.states(TEXTS, 2, 32)
+    assert all(torch.allclose(x.float(), y.float(), atol=0.1) for x, y in zip(a, b))
+    fast = camel.Predictor(trained.adapter, cache=bf16)
+    assert fast.bf16 and len(fast.predict(TEXTS)) == 3

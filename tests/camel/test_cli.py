@@ -104,11 +104,10 @@ def test_missing_file_and_missing_adapter_exit_2(tmp_path: Path, capsys: pytest.
     assert "adapter folder not found" in capsys.readouterr().err
 
 
-def test_real_subprocess_predicts_and_reports_errors(adapter_dir: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "bot", "predict", "--adapter", str(adapter_dir), "--json", "refund please"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["label"] in {"card_arrival", "lost_card", "top_up", "refund"}
-    bad = subprocess.run([sys.executable, "-m", "bot", "eval", "--adapter", str(adapter_dir), "--data", "/nonexistent.csv"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["camel-bot eval: error: /nonexistent.csv: file not found"]
+def test_real_subprocess_reports_bad_data_as_one_line_and_exit_2(adapter_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "one_label.csv"
+    data.write_text("text,label\nrefund please,refund\n", encoding="utf-8")
+    bad = subprocess.run([sys.executable, "-m", "bot", "eval", "--adapter", str(adapter_dir), "--data", str(data),
+                          "--label-col", "category"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [f"camel-bot eval: error: {data}: no column 'category' (columns: text, label)"]

@@ -95,6 +95,14 @@ def test_variants_train(tiny_config: camel.CamelConfig, overrides: dict) -> None
     assert 0.0 <= prediction.confidence <= 1.0
 
 
+def test_bf16_training_is_deterministic_too(tiny_config: camel.CamelConfig) -> None:
+    texts, labels = dataset()
+    args = camel.TrainingArgs(**{**FAST_ARGS, "bf16": True, "max_epochs": 2})
+    first = _tensors(camel.train(texts, labels, config=tiny_config, args=args).adapter)
+    second = _tensors(camel.train(texts, labels, config=tiny_config, args=args).adapter)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
 def test_thread_count_is_restored(tiny_config: camel.CamelConfig) -> None:
     texts, labels = dataset()
     before = torch.get_num_threads()
