@@ -19,7 +19,7 @@ from camel.cache import FeatureCache
 from camel.config import CamelConfig, TrainingArgs
 from camel.data_split import sample_replay, stratified_batches, stratified_split
 from camel.errors import ConfigError, IncompatibleAdapterError, TrainingDataError
-from camel.features import TrainingFeatures
+from camel.features import TrainingFeatures, pooled_vectors
 from camel.model import Adapter, new_adapter
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
@@ -62,23 +62,26 @@ class _Round:
         self.targets = [adapter.labels.index(label) for label in labels]
         self.features = TrainingFeatures(adapter, cache, texts, args.bf16)
         self.train_idx, self.val_idx = stratified_split(self.targets, args.val_fraction, args.min_val_examples, self.rng)
-        self.steps_per_epoch = math.ceil(len(self.train_idx) / args.batch_size)
-        planned = self.steps_per_epoch * args.max_epochs
-        self.total_steps = min(planned, args.max_steps) if args.max_steps else planned
-        self.optimizer = _optimizer(adapter, args)
-        warmup = max(1, int(args.warmup_fraction * self.total_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min((step + 1) / warmup, max(0.0, (self.total_steps - step) / max(1, self.total_steps - warmup))))
+        steps_per_epoch = math.ceil(len(self.train_idx) / args.batch_size)
+        planned = steps_per_epoch * args.max_epochs
+        self.main_steps = min(planned, args.max_steps) if args.max_steps else planned
+        self.warmup_epochs = args.head_warmup_epochs if len(adapter.blocks) else 0
+        self.total_steps = self.main_steps + self.warmup_epochs * steps_per_epoch
         self.loss_fn = _loss_function(adapter, args)
         self.step = 0
 
     def run(self) -> TrainResult:
+        if self.warmup_epochs:
+            self._head_warmup()
+        optimizer = _optimizer(self.adapter, self.args)
+        scheduler = _warmup_then_linear_decay(optimizer, self.main_steps, self.args.warmup_fraction)
+        stop_at = self.step + self.main_steps
         history: list[dict[str, Any]] = []
         best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None = None
         stale = 0
         for epoch in range(1, self.args.max_epochs + 1):
             started = time.perf_counter()
-            train_loss = self._epoch(epoch)
+            train_loss = self._epoch(epoch, self.features.logits, optimizer, scheduler, stop_at)
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "steps": self.step}
             if self.val_idx:
                 row.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
@@ -90,24 +93,35 @@ class _Round:
             row["seconds"] = round(time.perf_counter() - started, 3)
             history.append(row)
             self._report(row)
-            if stale >= self.args.patience or self.step >= self.total_steps:
+            if stale >= self.args.patience or self.step >= stop_at:
                 break
         return self._finish(history, best)
 
-    def _epoch(self, epoch: int) -> float:
+    def _head_warmup(self) -> None:
+        """Fit the head on the pooled output of the untouched top blocks first (linear probe, then
+        fine-tune): a random head's early gradients would otherwise distort the copied blocks."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.args.bf16):
+            pooled = pooled_vectors(self.adapter, self.features.states).float()
+        optimizer = torch.optim.AdamW(self.adapter.head_parameters(), lr=self.args.lr_head,
+                                      weight_decay=self.args.weight_decay)
+        for epoch in range(1, self.warmup_epochs + 1):
+            self._epoch(-epoch, lambda batch: self.adapter.head(pooled[batch]), optimizer, None, self.total_steps)
+
+    def _epoch(self, epoch: int, logits_of: Callable[[list[int]], torch.Tensor], optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler | None, stop_at: int) -> float:
         self.adapter.train()
         batches = stratified_batches(self.train_idx, self.targets, self.features.lengths, self.args.batch_size,
                                      self.rng, self.args.length_bucketing)
         losses: list[float] = []
         for batch in batches:
-            if self.step >= self.total_steps:
+            if self.step >= stop_at:
                 break
-            logits = self.features.logits(batch)
-            loss = self.loss_fn(logits, torch.tensor([self.targets[i] for i in batch]))
-            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(logits_of(batch), torch.tensor([self.targets[i] for i in batch]))
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             self.step += 1
             losses.append(float(loss.detach()))
             self._report({"epoch": epoch, "loss": losses[-1]})
@@ -127,6 +141,7 @@ class _Round:
         self.adapter.eval()
         self.adapter.metrics = {"training": {"n_train": len(self.train_idx), "n_val": len(self.val_idx),
                                              "steps": self.step, "epochs": len(history),
+                                             "head_warmup_epochs": self.warmup_epochs,
                                              "args": self.args.to_dict()}, "validation": val_metrics}
         return TrainResult(adapter=self.adapter, history=history, val_metrics=val_metrics)
 
@@ -160,6 +175,18 @@ def _optimizer(adapter: Adapter, args: TrainingArgs) -> torch.optim.Optimizer:
     if adapter.block_parameters():
         groups.append({"params": adapter.block_parameters(), "lr": args.lr_blocks})
     return torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+
+
+def _warmup_then_linear_decay(optimizer: torch.optim.Optimizer, total: int,
+                              warmup_fraction: float) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = max(1, int(warmup_fraction * total))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _loss_function(adapter: Adapter, args: TrainingArgs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -103,6 +103,18 @@ def test_bf16_training_is_deterministic_too(tiny_config: camel.CamelConfig) -> N
     assert all(torch.equal(first[name], second[name]) for name in first)
 
 
+def test_head_warmup_trains_the_head_first_and_counts_its_steps(tiny_config: camel.CamelConfig) -> None:
+    texts, labels = dataset()
+    totals: set[int] = set()
+    args = camel.TrainingArgs(**{**FAST_ARGS, "head_warmup_epochs": 2, "max_epochs": 1})
+    result = camel.train(texts, labels, config=tiny_config, args=args,
+                         progress=lambda step, total, metrics: totals.add(total))
+    steps_per_epoch = 3  # 24 examples in batches of 8
+    assert totals == {3 * steps_per_epoch}
+    assert result.adapter.metrics["training"]["steps"] == 3 * steps_per_epoch
+    assert result.adapter.metrics["training"]["head_warmup_epochs"] == 2
+
+
 def test_thread_count_is_restored(tiny_config: camel.CamelConfig) -> None:
     texts, labels = dataset()
     before = torch.get_num_threads()
