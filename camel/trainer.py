@@ -149,11 +149,15 @@ class _Round:
 def _starting_adapter(labels: list[str], config: CamelConfig | None, init: Adapter | None, seed: int) -> Adapter:
     new_labels = sorted(set(labels))
     if init is None:
+        if len(new_labels) < 2:
+            raise TrainingDataError(f"training needs at least 2 different labels, found 1 ({new_labels[0]})")
         config = config or CamelConfig()
         return new_adapter(load_base(config.resolved_base_model()), config, new_labels)
     adapter = _continued(init, config)
     generator = torch.Generator().manual_seed(seed)
     adapter.extend_labels([label for label in new_labels if label not in adapter.labels], generator)
+    if len(adapter.labels) < 2:
+        raise TrainingDataError(f"training needs at least 2 different labels, found 1 ({adapter.labels[0]})")
     return adapter
 
 

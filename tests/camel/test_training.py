@@ -125,6 +125,8 @@ def test_thread_count_is_restored(tiny_config: camel.CamelConfig) -> None:
 def test_bad_training_data_is_refused(tiny_config: camel.CamelConfig) -> None:
     with pytest.raises(TrainingDataError, match="2 texts but 1 labels"):
         camel.train(["a", "b"], ["x"], config=tiny_config)
+    with pytest.raises(TrainingDataError, match=r"at least 2 different labels, found 1 \(x\)"):
+        camel.train(["a", "b"], ["x", "x"], config=tiny_config)
     with pytest.raises(TrainingDataError, match="example 1: text is empty"):
         camel.train(["a", "  "], ["x", "y"], config=tiny_config)
 
