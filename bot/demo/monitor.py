@@ -1,0 +1,103 @@
+"""Watches the bot hot-reload adapters and measures each new version on the fixed held-out sample."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import camel
+import storage
+from bot.demo.data import DemoTask
+from bot.demo.errors import DemoStalledError
+from bot.demo.report import RoundResult
+from bot.predictors import PredictorRegistry
+
+POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Reload:
+    task: str
+    version: int
+    at: float             # time.monotonic() when the new version was seen serving
+    during_traffic: bool  # the team was in the middle of posting when it happened
+
+
+class ReloadMonitor:
+    """A thread that notices every version change of every task and evaluates the new adapter."""
+
+    def __init__(self, db: Any, predictors: PredictorRegistry, tasks: list[DemoTask],
+                 traffic: Callable[[], bool], echo: Callable[[str], None]) -> None:
+        self.db, self.predictors, self.tasks = db, predictors, tasks
+        self.traffic, self.echo = traffic, echo
+        self.reloads: list[Reload] = []
+        self.results: list[RoundResult] = []
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-reload-monitor", daemon=True)
+
+    def start(self) -> "ReloadMonitor":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _watch(self) -> None:
+        seen: dict[str, int | None] = {task.name: None for task in self.tasks}
+        while not self._stop.is_set():
+            for task in self.tasks:
+                version = self.predictors.version(task.name)
+                if version is not None and version != seen[task.name]:
+                    seen[task.name] = version
+                    self._on_reload(task, version)
+            self._stop.wait(POLL_S)
+
+    def _on_reload(self, task: DemoTask, version: int) -> None:
+        reload = Reload(task.name, version, time.monotonic(), self.traffic())
+        predictor = self.predictors.get(task.name)
+        assert predictor is not None  # a version is only set once its predictor exists
+        texts = [text for text, _ in task.heldout]
+        truths = [label for _, label in task.heldout]
+        metrics = camel.evaluate(predictor.adapter, texts, truths, predictor.cache)
+        result = RoundResult(task.name, len([r for r in self.results if r.task == task.name]) + 1, version,
+                             self._labels_used(task.name, version), float(metrics["accuracy"]),
+                             float(metrics["macro_f1"]), len(texts))
+        with self._changed:
+            self.reloads.append(reload)
+            self.results.append(result)
+            self._changed.notify_all()
+        when = "while the team was posting" if reload.during_traffic else "between batches"
+        self.echo(f"  round {result.round} of {task.name}: adapter v{version} hot-reloaded {when}; "
+                  f"trained on {result.labels_seen} labels, held-out accuracy {result.accuracy:.1%}")
+
+    def _labels_used(self, task: str, version: int) -> int:
+        record = storage.get_adapter(self.db, task, version)
+        run = next((r for r in storage.list_runs(self.db, task, limit=1000) if record and r.id == record.run_id), None)
+        return (run.n_train + run.n_heldout) if run else 0
+
+    def version_count(self, task: str) -> int:
+        with self._changed:
+            return len([r for r in self.results if r.task == task])
+
+    def wait_for_version(self, task: str, version: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(r.task == task and r.version == version for r in self.results):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DemoStalledError(f"{task} adapter v{version} was not hot-reloaded within {timeout:.0f}s")
+                self._changed.wait(min(remaining, 1.0))
+
+    def wait_for_rounds(self, task: str, count: int, timeout: float) -> None:
+        """Block until `task` has `count` measured versions, or fail with a one-line message."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len([r for r in self.results if r.task == task]) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DemoStalledError(f"no new adapter for {task} within {timeout:.0f}s")
+                self._changed.wait(min(remaining, 1.0))

@@ -1,0 +1,147 @@
+"""The simulated team: people who post messages, read the bot's answers and correct it.
+
+Everything goes through Slack's surfaces only: signed events and block_actions into the bot,
+and the bot's answers read back from the calls the local Web API stand-in recorded.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot import blocks
+from bot.demo.data import DemoTask
+from bot.demo.errors import DemoStalledError
+from bot.demo.report import Exchange
+from bot.demo.slack_events import SignedSender
+from bot.local_slack import FakeSlackAPI
+
+POSTERS = ("U0ALICE", "U0BRUNO", "U0CHIARA", "U0DARIUS")
+REVIEWERS = ("U0ERIN", "U0FATIMA")  # the people who fix the bot's mistakes
+CONFIRM_EMOJI = "white_check_mark"
+REPLY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SentCorrection:
+    """A correction the team sent; the test checks each one landed in the database."""
+
+    task: str
+    channel: str
+    ts: str          # the original message's ts
+    label: str
+    source: str      # "menu", "reaction" or "confirm", as storage names it
+    user: str
+
+
+@dataclass(frozen=True)
+class BotAnswer:
+    label: str | None   # None: the bot abstained
+    text: str
+    reply: dict[str, Any] | None  # the posted message (for the menu), None if it answered by reaction
+    block_id: str
+
+
+@dataclass
+class Team:
+    sender: SignedSender
+    fake: FakeSlackAPI
+    emoji_maps: dict[str, dict[str, str]]  # task -> emoji -> label, as the bot reads reactions
+    correct_share: float = 0.85
+    confirm_share: float = 0.3
+    rng: random.Random = field(default_factory=lambda: random.Random(11))
+    corrections: list[SentCorrection] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    posted: int = 0
+    post_times: list[float] = field(default_factory=list)
+
+    def say(self, task: DemoTask, text: str, truth: str) -> bool | None:
+        """Post one message, read the answer, maybe correct it. Returns whether the bot was right."""
+        poster = POSTERS[self.posted % len(POSTERS)]
+        self.posted += 1
+        self.post_times.append(time.monotonic())
+        ts = self.sender.message(channel=task.channel, user=poster, text=text)
+        answer = self.wait_for_answer(task.channel, ts)
+        right = answer.label == truth
+        reviewer = self.rng.choice(REVIEWERS)
+        if right and self.rng.random() < self.confirm_share:
+            self._confirm(task, ts, answer, reviewer, text)
+        elif not right and self.rng.random() < self.correct_share:
+            self._correct(task, ts, answer, reviewer, truth, text)
+        return right
+
+    def wait_for_answer(self, channel: str, ts: str) -> BotAnswer:
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for call in reversed(self.fake.calls_of("chat.postMessage")):
+                p = call.params
+                if p.get("channel") == channel and p.get("thread_ts") == ts:
+                    return _parse_reply(p, self.fake)
+            time.sleep(0.01)
+        raise DemoStalledError(f"the bot did not answer message {ts} in {channel} within {REPLY_TIMEOUT_S:.0f}s")
+
+    def _confirm(self, task: DemoTask, ts: str, answer: BotAnswer, user: str, text: str) -> None:
+        self.sender.reaction(channel=task.channel, user=user, reaction=CONFIRM_EMOJI, item_ts=_item(answer, ts),
+                             item_user=self.fake.bot_user_id)
+        self._note(SentCorrection(task.name, task.channel, ts, str(answer.label), "confirm", user),
+                   text, answer, f"{user} reacts :{CONFIRM_EMOJI}: (right)")
+
+    def _correct(self, task: DemoTask, ts: str, answer: BotAnswer, user: str, truth: str, text: str) -> None:
+        emoji = next((e for e, label in self.emoji_maps[task.name].items() if label == truth), None)
+        # Where a label has an emoji (sentiment faces), half the fixes are reactions, half menu picks.
+        if emoji is not None and (answer.reply is None or self.rng.random() < 0.5):
+            self.sender.reaction(channel=task.channel, user=user, reaction=emoji, item_ts=ts,
+                                 item_user=POSTERS[0])
+            self._note(SentCorrection(task.name, task.channel, ts, truth, "reaction", user),
+                       text, answer, f"{user} reacts :{emoji}: on the message (= {truth})")
+            return
+        if answer.reply is None:
+            return
+        self.sender.menu_choice(channel=task.channel, user=user, reply=answer.reply, block_id=answer.block_id,
+                                value=_menu_value(answer.reply, truth))
+        self._note(SentCorrection(task.name, task.channel, ts, truth, "menu", user),
+                   text, answer, f"{user} picks '{truth}' in the menu")
+
+    def _note(self, correction: SentCorrection, text: str, answer: BotAnswer, what: str) -> None:
+        self.corrections.append(correction)
+        self.exchanges.append(Exchange(correction.task, text, answer.text, what, correction.source))
+
+
+def _item(answer: BotAnswer, ts: str) -> str:
+    return str(answer.reply["ts"]) if answer.reply else ts
+
+
+def _parse_reply(params: dict[str, Any], fake: FakeSlackAPI) -> BotAnswer:
+    """The bot's label from its reply's confirm button; no confirm button means it abstained."""
+    reply_blocks = params.get("blocks") or []
+    ts = _reply_ts(params, fake)
+    reply = {"type": "message", "ts": ts, "thread_ts": params.get("thread_ts"), "text": params.get("text", ""),
+             "blocks": reply_blocks, "user": fake.bot_user_id, "bot_id": "BCAMEL"}
+    label, block_id = None, ""
+    for block in reply_blocks:
+        for element in block.get("elements") or []:
+            if element.get("type") == "static_select":
+                block_id = block.get("block_id", "")
+            if element.get("action_id") == blocks.CONFIRM_BUTTON:
+                label = blocks.decode_value(element["value"])[-1]
+    return BotAnswer(label, str(params.get("text", "")), reply, block_id)
+
+
+def _reply_ts(params: dict[str, Any], fake: FakeSlackAPI) -> str:
+    # The fake stored the posted message under the ts it answered with; find it by content.
+    for (channel, ts), message in list(fake.messages.items()):
+        if channel == params.get("channel") and message.get("text") == params.get("text") \
+                and message.get("blocks") == params.get("blocks"):
+            return ts
+    raise DemoStalledError("the bot's reply was not stored by the Web API stand-in")
+
+
+def _menu_value(reply: dict[str, Any], label: str) -> str:
+    for block in reply.get("blocks") or []:
+        for element in block.get("elements") or []:
+            for option in element.get("options") or []:
+                if blocks.decode_value(option["value"])[-1] == label:
+                    return str(option["value"])
+    raise DemoStalledError(f"the bot's menu does not offer label {label!r}")
