@@ -95,6 +95,8 @@ class Settings:
     admin_weight: float = 2.0
     corrections_per_hour: int = 60
     process_edits: bool = False
+    # Replies in threads are usually conversation about a message ("thanks!"), not new requests.
+    classify_thread_replies: bool = False
     max_predict_chars: int = 2000
     token_verification_enabled: bool = True
     secrets_file: str = ""

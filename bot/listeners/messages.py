@@ -33,6 +33,8 @@ def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltC
     task = storage.task_for_channel(services.db, channel)
     if task is None or not text.strip():
         return
+    if _is_thread_reply(message) and not services.settings.classify_thread_replies:
+        return
     message_id = storage.record_message(
         services.db, workspace=workspace_of(body, context), channel=channel, ts=message["ts"], text=text,
         user=message.get("user"), thread_ts=message.get("thread_ts"))
@@ -45,6 +47,11 @@ def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltC
                                                               messages.needs_label_text(task.name)))
         return
     answer(services, client, task, predictor, message_id, channel, message["ts"], thread, text)
+
+
+def _is_thread_reply(message: dict[str, Any]) -> bool:
+    thread_ts = message.get("thread_ts")
+    return bool(thread_ts) and thread_ts != message.get("ts")
 
 
 def answer(services: Services, client: WebClient, task: Any, predictor: Any, message_id: int,

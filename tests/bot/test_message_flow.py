@@ -116,3 +116,25 @@ def test_edits_are_classified_when_configured(tmp_path, fake_slack, tiny_bert_di
     finally:
         bot.server.shutdown()
         bot.server.server_close()
+
+
+def test_thread_replies_are_left_alone_unless_configured(bot: BotUnderTest, tmp_path, fake_slack, tiny_bert_dir,
+                                                          support_adapter_dir) -> None:
+    from tests.bot.conftest import start_bot
+
+    reply = {"thread_ts": "1700000022.000100"}
+    bot.send_message("thanks, where is my card", "1700000022.000200", extra=reply)
+    bot.send_message("where is my card", "1700000023.000100")  # a top-level message, answered
+    assert [c.params["thread_ts"] for c in bot.fake.wait_for("chat.postMessage")] == ["1700000023.000100"]
+    time.sleep(0.3)
+    assert len(bot.fake.calls_of("chat.postMessage")) == 1
+
+    chatty = start_bot(tmp_path / "chatty", fake_slack, tiny_bert_dir, support_adapter_dir,
+                       classify_thread_replies=True)
+    try:
+        chatty.send_message("thanks, where is my card", "1700000024.000200", extra={"thread_ts": "1700000024.000100"})
+        wait_until(lambda: len(fake_slack.calls_of("chat.postMessage")) == 2, what="thread reply answered")
+        assert fake_slack.calls_of("chat.postMessage")[1].params["thread_ts"] == "1700000024.000100"
+    finally:
+        chatty.server.shutdown()
+        chatty.server.server_close()
