@@ -48,7 +48,8 @@ def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = N
         if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
             raise IncompatibleAdapterError(
                 f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
-        cache = cache if cache is not None else FeatureCache(adapter.base, bf16=args.bf16)
+        # A float32 bottom by default, like the Predictor's: training sees what serving computes.
+        cache = cache if cache is not None else FeatureCache(adapter.base)
         return _Round(adapter, texts, labels, args, cache, progress).run()
 
 
