@@ -53,6 +53,7 @@ class BaseEncoder:
         self.model_type = _read_model_type(self.path)
         self.fingerprint = compute_fingerprint(self.path)
         self.tokenizer, self.model = _load_tokenizer_and_model(self.path)
+        self._tokenizer_lock = threading.Lock()
         self.model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
@@ -71,7 +72,10 @@ class BaseEncoder:
         return f"BaseEncoder({self.path!r}, {self.model_type}, layers={self.num_layers})"
 
     def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-        return self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        # A fast tokenizer changes its padding/truncation state on each call, and two threads doing
+        # that at once fail with "Already borrowed"; tokenizing is cheap, so it is serialised.
+        with self._tokenizer_lock:
+            return self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
         """The mask in the form the blocks' attention implementation expects (None = no padding)."""

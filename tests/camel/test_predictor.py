@@ -72,6 +72,28 @@ def test_swap_under_four_predicting_threads_never_fails(trained: camel.TrainResu
     assert outcomes and all(result in expected.values() for result in outcomes)
 
 
+def test_threads_predicting_new_texts_at_once_all_succeed(trained: camel.TrainResult) -> None:
+    predictor = camel.Predictor(trained.adapter)
+    words = "card refund top up lost money account balance transfer fee atm pin".split()
+    errors: list[BaseException] = []
+
+    def serve(worker: int) -> None:
+        try:
+            for round_ in range(15):
+                texts = [f"{words[(worker + round_ + i) % len(words)]} {words[i % len(words)]} {worker} {round_} {i}"
+                         for i in range(1 + (worker + round_) % 5)]
+                assert len(predictor.predict(texts)) == len(texts)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=serve, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
 def test_swap_refuses_an_adapter_of_another_base(trained: camel.TrainResult, tmp_path: Path) -> None:
     other_base = camel.load_base(str(make_tiny_bert(tmp_path / "base-b", seed=3)))
     foreign = camel.new_adapter(other_base, trained.adapter.config, ["a", "b"])
