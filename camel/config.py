@@ -89,6 +89,9 @@ class TrainingArgs:
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay"))
     warmup_fraction: float = field(default=0.06, metadata=_help("share of steps with a linear learning-rate warmup"))
     label_smoothing: float = field(default=0.0, metadata=_help("cross-entropy label smoothing (softmax tasks)"))
+    contrastive_weight: float = field(default=0.0, metadata=_help("weight of a supervised contrastive term (0 = off)"))
+    contrastive_temperature: float = field(default=0.1, metadata=_help("temperature of the contrastive term"))
+    examples_per_label: int = field(default=0, metadata=_help("batches of this many examples per label (>= 2); 0 = stratified"))
     val_fraction: float = field(default=0.1, metadata=_help("share of the data held out for early stopping"))
     min_val_examples: int = field(default=8, metadata=_help("below this many validation examples, no split"))
     replay_ratio: float = field(default=4.0, metadata=_help("replay examples per new example when continuing"))
@@ -109,7 +112,11 @@ class TrainingArgs:
         for attr in ("lr_blocks", "lr_head"):
             value = getattr(self, attr)
             _check(_is_number(value) and value > 0, name, attr, value, "a number > 0")
-        for attr in ("weight_decay", "replay_ratio"):
+        _check(self.examples_per_label == 0 or (_is_int(self.examples_per_label) and self.examples_per_label >= 2),
+               name, "examples_per_label", self.examples_per_label, "0 or an integer >= 2")
+        _check(_is_number(self.contrastive_temperature) and self.contrastive_temperature > 0, name,
+               "contrastive_temperature", self.contrastive_temperature, "a number > 0")
+        for attr in ("weight_decay", "replay_ratio", "contrastive_weight"):
             value = getattr(self, attr)
             _check(_is_number(value) and value >= 0, name, attr, value, "a number >= 0")
         for attr in ("warmup_fraction", "label_smoothing", "val_fraction"):

@@ -56,6 +56,23 @@ def stratified_batches(indices: list[int], labels: list[int], lengths: list[int]
     return batches
 
 
+def label_group_batches(indices: list[int], labels: list[int], per_label: int, batch_size: int,
+                        rng: random.Random) -> list[list[int]]:
+    """One epoch of batches built from groups of `per_label` same-label examples, so a contrastive
+    term finds positive pairs in every batch."""
+    groups: list[list[int]] = []
+    for members in _group(indices, [labels[i] for i in indices]).values():
+        rng.shuffle(members)
+        groups.extend(members[i:i + per_label] for i in range(0, len(members), per_label))
+    rng.shuffle(groups)
+    batches: list[list[int]] = [[]]
+    for group in groups:
+        if batches[-1] and len(batches[-1]) + len(group) > batch_size:
+            batches.append([])
+        batches[-1].extend(group)
+    return [batch for batch in batches if batch]
+
+
 def _group(indices: range | list[int], labels: list[int]) -> dict[int, list[int]]:
     groups: dict[int, list[int]] = defaultdict(list)
     for index, label in zip(indices, labels):

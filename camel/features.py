@@ -25,14 +25,15 @@ class TrainingFeatures:
             # Nothing trainable sits below the pooling, so each text's pooled vector is fixed.
             self.pooled = pooled_vectors(adapter, self.states)
 
-    def logits(self, batch: list[int]) -> torch.Tensor:
-        """float32 logits; with bf16 the matmuls run in bfloat16 while the weights stay float32."""
+    def outputs(self, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 (embeddings, logits); with bf16 the matmuls run in bfloat16, weights stay float32."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             if self.pooled is not None:
-                logits = self.adapter.head(self.pooled[batch])
+                pooled = self.pooled[batch]
             else:
-                logits = self.adapter(*pad_states([self.states[i] for i in batch]))
-        return logits.float()
+                pooled = self.adapter.pool(*pad_states([self.states[i] for i in batch]))
+            embedding, logits = self.adapter.embed_and_classify(pooled)
+        return embedding.float(), logits.float()
 
     @torch.no_grad()
     def validate(self, indices: list[int], targets: list[int],
@@ -42,7 +43,7 @@ class TrainingFeatures:
         total_loss, correct = 0.0, 0
         for start in range(0, len(ordered), EVAL_BATCH):
             batch = ordered[start:start + EVAL_BATCH]
-            logits = self.logits(batch)
+            logits = self.outputs(batch)[1]
             gold = torch.tensor([targets[i] for i in batch])
             total_loss += float(loss_fn(logits, gold)) * len(batch)
             correct += int((logits.argmax(dim=-1) == gold).sum())

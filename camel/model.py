@@ -69,6 +69,11 @@ class Adapter(nn.Module):
     def head(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.adapt(pooled))
 
+    def embed_and_classify(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adaptation layer's output (what a contrastive loss shapes) and the logits."""
+        embedding = self.adapt(pooled)
+        return embedding, self.classifier(embedding)
+
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits [batch, labels] from the bottom's hidden states."""
         return self.head(self.pool(hidden, mask))

@@ -17,9 +17,10 @@ from torch import nn
 from camel.base import load_base
 from camel.cache import FeatureCache
 from camel.config import CamelConfig, TrainingArgs
-from camel.data_split import sample_replay, stratified_batches, stratified_split
+from camel.data_split import label_group_batches, sample_replay, stratified_batches, stratified_split
 from camel.errors import ConfigError, IncompatibleAdapterError, TrainingDataError
 from camel.features import TrainingFeatures, pooled_vectors
+from camel.losses import classification_loss, round_loss
 from camel.model import Adapter, new_adapter
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
@@ -63,12 +64,13 @@ class _Round:
         self.targets = [adapter.labels.index(label) for label in labels]
         self.features = TrainingFeatures(adapter, cache, texts, args.bf16)
         self.train_idx, self.val_idx = stratified_split(self.targets, args.val_fraction, args.min_val_examples, self.rng)
-        steps_per_epoch = math.ceil(len(self.train_idx) / args.batch_size)
+        steps_per_epoch = self._steps_per_epoch()
         planned = steps_per_epoch * args.max_epochs
         self.main_steps = min(planned, args.max_steps) if args.max_steps else planned
         self.warmup_epochs = args.head_warmup_epochs if len(adapter.blocks) else 0
         self.total_steps = self.main_steps + self.warmup_epochs * steps_per_epoch
-        self.loss_fn = _loss_function(adapter, args)
+        self.loss_fn = classification_loss(adapter.config.multi_label, args.label_smoothing)
+        self.batch_loss = round_loss(adapter.config.multi_label, args)
         self.step = 0
 
     def run(self) -> TrainResult:
@@ -82,7 +84,7 @@ class _Round:
         stale = 0
         for epoch in range(1, self.args.max_epochs + 1):
             started = time.perf_counter()
-            train_loss = self._epoch(epoch, self.features.logits, optimizer, scheduler, stop_at)
+            train_loss = self._epoch(epoch, self.features.outputs, optimizer, scheduler, stop_at)
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "steps": self.step}
             if self.val_idx:
                 row.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
@@ -106,18 +108,19 @@ class _Round:
         optimizer = torch.optim.AdamW(self.adapter.head_parameters(), lr=self.args.lr_head,
                                       weight_decay=self.args.weight_decay)
         for epoch in range(1, self.warmup_epochs + 1):
-            self._epoch(-epoch, lambda batch: self.adapter.head(pooled[batch]), optimizer, None, self.total_steps)
+            self._epoch(-epoch, lambda batch: self.adapter.embed_and_classify(pooled[batch]), optimizer, None,
+                        self.total_steps)
 
-    def _epoch(self, epoch: int, logits_of: Callable[[list[int]], torch.Tensor], optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler | None, stop_at: int) -> float:
+    def _epoch(self, epoch: int, outputs_of: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+               optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+               stop_at: int) -> float:
+        """One pass over the training split; epoch < 0 marks the head warm-up (no contrastive term)."""
         self.adapter.train()
-        batches = stratified_batches(self.train_idx, self.targets, self.features.lengths, self.args.batch_size,
-                                     self.rng, self.args.length_bucketing)
         losses: list[float] = []
-        for batch in batches:
+        for batch in self._batches():
             if self.step >= stop_at:
                 break
-            loss = self.loss_fn(logits_of(batch), torch.tensor([self.targets[i] for i in batch]))
+            loss = self.batch_loss(*outputs_of(batch), torch.tensor([self.targets[i] for i in batch]), epoch > 0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -128,6 +131,21 @@ class _Round:
             self._report({"epoch": epoch, "loss": losses[-1]})
         self.adapter.eval()
         return float(np.mean(losses)) if losses else 0.0
+
+    def _steps_per_epoch(self) -> int:
+        if not self.args.examples_per_label:
+            return math.ceil(len(self.train_idx) / self.args.batch_size)
+        probe = random.Random()
+        probe.setstate(self.rng.getstate())  # count the batches without consuming the round's randomness
+        return len(label_group_batches(self.train_idx, self.targets, self.args.examples_per_label,
+                                       self.args.batch_size, probe))
+
+    def _batches(self) -> list[list[int]]:
+        if self.args.examples_per_label:
+            return label_group_batches(self.train_idx, self.targets, self.args.examples_per_label,
+                                       self.args.batch_size, self.rng)
+        return stratified_batches(self.train_idx, self.targets, self.features.lengths, self.args.batch_size,
+                                  self.rng, self.args.length_bucketing)
 
     def _report(self, metrics: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -192,13 +210,6 @@ def _warmup_then_linear_decay(optimizer: torch.optim.Optimizer, total: int,
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _loss_function(adapter: Adapter, args: TrainingArgs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if adapter.config.multi_label:
-        bce = nn.BCEWithLogitsLoss()
-        return lambda logits, targets: bce(logits, nn.functional.one_hot(targets, logits.shape[1]).float())
-    return nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
 
 
 def _snapshot(adapter: Adapter) -> dict[str, torch.Tensor]:

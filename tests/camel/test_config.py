@@ -60,3 +60,12 @@ def test_trainable_layers_above_the_base_depth_is_refused(tiny_base: camel.BaseE
     config = camel.CamelConfig(base_model=tiny_base.path, trainable_layers=tiny_base.num_layers + 1)
     with pytest.raises(ConfigError, match=f"trainable_layers must be <= {tiny_base.num_layers}"):
         camel.new_adapter(tiny_base, config, ["a", "b"])
+
+
+def test_contrastive_knobs_are_validated() -> None:
+    with pytest.raises(ConfigError, match=r"TrainingArgs\.examples_per_label must be 0 or an integer >= 2"):
+        camel.TrainingArgs(examples_per_label=1)
+    with pytest.raises(ConfigError, match=r"TrainingArgs\.contrastive_temperature must be a number > 0"):
+        camel.TrainingArgs(contrastive_temperature=0)
+    with pytest.raises(ConfigError, match=r"TrainingArgs\.contrastive_weight must be a number >= 0"):
+        camel.TrainingArgs(contrastive_weight=-1)
