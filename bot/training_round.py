@@ -243,7 +243,6 @@ def death_message(returncode: int, log_path: Path) -> str:
     return f"{what}: {tail}" if tail else what
 
 
-
 # the child's own entry point --------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> RoundOptions:
     p = argparse.ArgumentParser(prog="python -m bot.training_round", description=__doc__.splitlines()[0])
