@@ -5,7 +5,8 @@ frequent, seeded rounds on cached bottom states) and an Adaptation Layer (poolin
 classifier). No Slack and no SQL here; see docs/interfaces.md for the contract.
 """
 
-from camel.adapter_io import ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, METRICS_FILE, WEIGHTS_FILE, load_adapter, save_adapter
+from camel.adapter_io import (ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, METRICS_FILE, WEIGHTS_FILE, load_adapter,
+                              save_adapter)
 from camel.base import BaseEncoder, load_base
 from camel.cache import FeatureCache
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path

@@ -105,7 +105,8 @@ def _load_weights(adapter: Adapter, folder: str, expected_sha: str, shapes: dict
         raise AdapterLoadError(f"adapter {folder} has no {WEIGHTS_FILE}")
     found_sha = _sha256(weights_path)
     if found_sha != expected_sha:
-        raise AdapterLoadError(f"corrupt {WEIGHTS_FILE} in {folder}: sha256 expected {expected_sha[:12]}, found {found_sha[:12]}")
+        raise AdapterLoadError(f"corrupt {WEIGHTS_FILE} in {folder}: sha256 expected {expected_sha[:12]}, "
+                               f"found {found_sha[:12]}")
     try:
         tensors = load_file(weights_path)
     except (SafetensorError, OSError) as exc:

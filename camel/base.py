@@ -170,5 +170,6 @@ def _block_list(model: nn.Module, model_type: str) -> nn.ModuleList:
     for attribute in SUPPORTED_MODEL_TYPES[model_type]:
         owner = getattr(owner, attribute, None)
     if not isinstance(owner, nn.ModuleList):
-        raise BaseModelError(f"{type(model).__name__} has no transformer block list at {'.'.join(SUPPORTED_MODEL_TYPES[model_type])}")
+        where = ".".join(SUPPORTED_MODEL_TYPES[model_type])
+        raise BaseModelError(f"{type(model).__name__} has no transformer block list at {where}")
     return owner

@@ -32,7 +32,8 @@ def read_labelled_csv(path: str, text_col: str = "text", label_col: str = "label
         raise DataFileError(f"{path}: no labelled rows")
     distinct = sorted(set(labels))
     if len(distinct) < min_labels:
-        raise DataFileError(f"{path}: needs at least {min_labels} different labels, found {len(distinct)} ({', '.join(distinct)})")
+        raise DataFileError(f"{path}: needs at least {min_labels} different labels, "
+                            f"found {len(distinct)} ({', '.join(distinct)})")
     return texts, labels
 
 

@@ -38,6 +38,7 @@ def metrics_from_predictions(gold: list[str], predicted: list[str]) -> dict[str,
                  for name in names}
     known = sorted(set(gold))  # averages over the classes that occur, as the benchmarks report them
     confused = Counter((g, p) for g, p in zip(gold, predicted) if g != p)
+    most_confused = sorted(confused.items(), key=lambda item: (-item[1], item[0]))[:TOP_CONFUSED]
     return {
         "n": len(gold),
         "accuracy": float(accuracy_score(gold, predicted)),
@@ -47,7 +48,7 @@ def metrics_from_predictions(gold: list[str], predicted: list[str]) -> dict[str,
         "report": _plain(report),
         "per_label": per_label,
         "confused_pairs": [{"true": g, "predicted": p, "count": n}
-                           for (g, p), n in sorted(confused.items(), key=lambda item: (-item[1], item[0]))[:TOP_CONFUSED]],
+                           for (g, p), n in most_confused],
     }
 
 

@@ -40,14 +40,18 @@ def supervised_contrastive(embeddings: torch.Tensor, targets: torch.Tensor, temp
     return -per_anchor.mean()
 
 
-def round_loss(multi_label: bool, args: TrainingArgs) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]:
+BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]
+
+
+def round_loss(multi_label: bool, args: TrainingArgs) -> BatchLoss:
     """(embeddings, logits, targets, with_contrastive) -> loss of one micro-batch."""
     classify = classification_loss(multi_label, args.label_smoothing)
+    weight, temperature = args.contrastive_weight, args.contrastive_temperature
 
-    def loss(embeddings: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, with_contrastive: bool) -> torch.Tensor:
+    def loss(embeddings: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, contrastive: bool) -> torch.Tensor:
         value = classify(logits, targets)
-        if with_contrastive and args.contrastive_weight > 0:
-            value = value + args.contrastive_weight * supervised_contrastive(embeddings, targets, args.contrastive_temperature)
+        if contrastive and weight > 0:
+            value = value + weight * supervised_contrastive(embeddings, targets, temperature)
         return value
 
     return loss

@@ -24,6 +24,7 @@ from camel.losses import classification_loss, round_loss
 from camel.model import Adapter, new_adapter
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
+_Best = tuple[float, dict[str, torch.Tensor], dict[str, Any]]  # (score, tensors, history row) of the best epoch
 # Fields that change the adapter's tensors or inputs; continuing from an adapter keeps them.
 STRUCTURAL_FIELDS = ("trainable_layers", "bottleneck", "pooling", "multi_label", "max_length")
 
@@ -80,7 +81,7 @@ class _Round:
         scheduler = _warmup_then_linear_decay(optimizer, self.main_steps, self.args.warmup_fraction)
         stop_at = self.step + self.main_steps
         history: list[dict[str, Any]] = []
-        best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None = None
+        best: _Best | None = None
         stale = 0
         for epoch in range(1, self.args.max_epochs + 1):
             started = time.perf_counter()
@@ -151,7 +152,7 @@ class _Round:
         if self.progress is not None:
             self.progress(self.step, self.total_steps, metrics)
 
-    def _finish(self, history: list[dict[str, Any]], best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None) -> TrainResult:
+    def _finish(self, history: list[dict[str, Any]], best: _Best | None) -> TrainResult:
         val_metrics: dict[str, Any] = {}
         if best is not None:
             self.adapter.load_state_dict(best[1])
