@@ -75,7 +75,8 @@ def load_adapter(directory: str, base: BaseEncoder | None = None) -> Adapter:
 
 
 def _write_files(adapter: Adapter, folder: str) -> None:
-    tensors = {name: tensor.detach().contiguous().clone() for name, tensor in adapter.state_dict().items()}
+    tensors = {name: tensor.detach().to(adapter.storage_dtype).contiguous()
+               for name, tensor in adapter.state_dict().items()}
     weights_path = os.path.join(folder, WEIGHTS_FILE)
     save_file(tensors, weights_path, metadata={"format": "pt", "camel_version": __version__})
     meta = {
@@ -116,7 +117,7 @@ def _load_weights(adapter: Adapter, folder: str, expected_sha: str, shapes: dict
     for what, side in (("recorded", {k: list(v) for k, v in shapes.items()}), ("stored", found)):
         if side != expected:
             raise AdapterLoadError(f"tensor mismatch in {folder} ({what}): {_difference(expected, side)}")
-    adapter.load_state_dict(tensors, strict=True)
+    adapter.load_state_dict({name: tensor.float() for name, tensor in tensors.items()}, strict=True)
 
 
 def _difference(expected: dict[str, list[int]], found: dict[str, list[int]]) -> str:

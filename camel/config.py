@@ -13,6 +13,7 @@ from typing import Any
 from camel.errors import ConfigError
 
 POOLING_MODES = ("mean", "cls")
+STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def default_base_model_path() -> str:
@@ -45,6 +46,7 @@ class CamelConfig:
     multi_label: bool = field(default=False, metadata=_help("one sigmoid per label instead of softmax"))
     max_length: int = field(default=64, metadata=_help("tokens per text; longer texts are truncated"))
     abstain_threshold: float = field(default=0.5, metadata=_help("below this confidence a prediction abstains"))
+    storage_dtype: str = field(default="float16", metadata=_help("dtype of adapter.safetensors (float16 halves it)"))
 
     def __post_init__(self) -> None:
         name = "CamelConfig"
@@ -59,6 +61,7 @@ class CamelConfig:
                "an integer in [8, 512]")
         _check(_is_number(self.abstain_threshold) and 0.0 <= self.abstain_threshold <= 1.0, name,
                "abstain_threshold", self.abstain_threshold, "in [0, 1]")
+        _check(self.storage_dtype in STORAGE_DTYPES, name, "storage_dtype", self.storage_dtype, f"one of {STORAGE_DTYPES}")
 
     def resolved_base_model(self) -> str:
         return os.path.abspath(self.base_model) if self.base_model else default_base_model_path()

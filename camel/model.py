@@ -81,6 +81,18 @@ class Adapter(nn.Module):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.config.multi_label else torch.softmax(logits, dim=-1)
 
+    @property
+    def storage_dtype(self) -> torch.dtype:
+        return getattr(torch, self.config.storage_dtype)
+
+    @torch.no_grad()
+    def round_to_storage(self) -> None:
+        """Round every weight to what adapter.safetensors can hold, so the adapter that serves after
+        training is exactly the one a later load_adapter() gives back."""
+        for tensor in self.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(self.storage_dtype).to(tensor.dtype))
+
     def block_parameters(self) -> list[nn.Parameter]:
         return list(self.blocks.parameters())
 
@@ -107,6 +119,7 @@ class Adapter(nn.Module):
 def new_adapter(base: BaseEncoder, config: CamelConfig, labels: list[str]) -> Adapter:
     """A fresh adapter: the top K blocks copied from `base`, a new head for `labels`."""
     adapter = Adapter(base, config, labels)
+    adapter.round_to_storage()
     adapter.eval()
     return adapter
 

@@ -159,6 +159,7 @@ class _Round:
             val_metrics = {"loss": best[2]["val_loss"], "accuracy": best[2]["val_accuracy"],
                            "epoch": best[2]["epoch"], "n": len(self.val_idx)}
         self.adapter.eval()
+        self.adapter.round_to_storage()
         self.adapter.metrics = {"training": {"n_train": len(self.train_idx), "n_val": len(self.val_idx),
                                              "steps": self.step, "epochs": len(history),
                                              "head_warmup_epochs": self.warmup_epochs,

@@ -102,3 +102,19 @@ def test_label_list_mismatch_is_refused(saved: Path) -> None:
     (saved / camel.LABELS_FILE).write_text(json.dumps(labels + ["extra"]))
     with pytest.raises(AdapterLoadError, match="does not match the labels"):
         camel.load_adapter(str(saved))
+
+
+def test_weights_are_stored_in_half_precision_without_changing_predictions(saved: Path, trained: camel.TrainResult,
+                                                                             tmp_path: Path) -> None:
+    with safe_open(str(saved / camel.WEIGHTS_FILE), framework="pt") as weights:
+        assert {str(weights.get_tensor(name).dtype) for name in weights.keys()} == {"torch.float16"}
+    import copy
+
+    full = copy.deepcopy(trained.adapter)
+    full.config.storage_dtype = "float32"
+    camel.save_adapter(full, str(tmp_path / "fp32"))
+    half_size = (saved / camel.WEIGHTS_FILE).stat().st_size
+    assert half_size < 0.6 * (tmp_path / "fp32" / camel.WEIGHTS_FILE).stat().st_size
+    # train() rounded the weights to float16 already, so the stored adapter serves identically.
+    for name, tensor in camel.load_adapter(str(saved)).state_dict().items():
+        assert tensor.dtype.is_floating_point and bool((tensor == trained.adapter.state_dict()[name]).all())
