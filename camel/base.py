@@ -31,6 +31,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 # Hashing the head and tail of the weights plus their size tells real models apart without
 # reading hundreds of megabytes on every start.
 FINGERPRINT_CHUNK = 2 * 1024 * 1024
+DEFAULT_MAX_LENGTH = 64  # same as CamelConfig.max_length's default
 
 _registry: dict[str, "BaseEncoder"] = {}
 _registry_lock = threading.Lock()
@@ -92,7 +93,8 @@ class BaseEncoder:
         return hidden
 
     @torch.inference_mode()
-    def bottom(self, texts: list[str], split_layer: int, max_length: int, bf16: bool = False) -> BottomOutput:
+    def bottom(self, texts: list[str], split_layer: int, max_length: int = DEFAULT_MAX_LENGTH,
+               bf16: bool = False) -> BottomOutput:
         """Embeddings and blocks [0, split_layer) for a batch of texts (bf16: bfloat16 matmuls, ~2x faster)."""
         if not 0 <= split_layer <= self.num_layers:
             raise BaseModelError(f"split layer {split_layer} outside 0..{self.num_layers} for {self.path}")
