@@ -47,9 +47,11 @@ def run_train(args: argparse.Namespace) -> int:
     from camel.data import read_labelled_csv
 
     texts, labels = read_labelled_csv(args.data, args.text_col, args.label_col)
-    init = camel.load_adapter(args.from_adapter) if args.from_adapter else None
-    config = None if init else camel.CamelConfig(**_given(base_model=args.base_model or None,
-                                                          trainable_layers=args.trainable_layers))
+    base = camel.load_base(args.base_model) if args.base_model else None
+    init = camel.load_adapter(args.from_adapter, base) if args.from_adapter else None
+    overrides = _given(base_model=args.base_model or None, trainable_layers=args.trainable_layers)
+    # Continuing keeps the adapter's structure; an option that contradicts it is refused by train().
+    config = camel.CamelConfig(**{**(init.config.to_dict() if init else {}), **overrides})
     training_args = camel.TrainingArgs(**_given(seed=args.seed, num_threads=args.threads, max_epochs=args.epochs))
     with _ProgressBar(enabled=not args.no_progress) as bar:
         result = camel.train(texts, labels, config=config, args=training_args, init=init, progress=bar.update)

@@ -79,6 +79,15 @@ def test_predict_prints_one_line_per_text(adapter_dir: Path, capsys: pytest.Capt
     assert json.loads(capsys.readouterr().out)["text"] == "hello"
 
 
+def test_train_from_an_adapter_refuses_a_different_k(adapter_dir: Path, labelled_csv: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["train", "--data", str(labelled_csv), "--out", str(tmp_path / "v2"), "--from", str(adapter_dir),
+                   "--trainable-layers", "2", "--no-progress"])
+    assert status == 2
+    assert "cannot continue training with trainable_layers=2: the adapter was built with trainable_layers=1" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("nocol.csv", "words,label\nhi,a\nyo,b\n", "no column 'text' (columns: words, label)"),
     ("empty_text.csv", "text,label\nhi,a\n ,b\n", "line 3: empty text in column 'text'"),
