@@ -84,7 +84,8 @@ class TrainingArgs:
 
     batch_size: int = field(default=32, metadata=_help("micro-batch size (8 to 32)"))
     max_epochs: int = field(default=12, metadata=_help("upper bound on passes over the training data"))
-    max_steps: int = field(default=0, metadata=_help("stop after this many optimizer steps; 0 = no limit"))
+    max_steps: int = field(default=800, metadata=_help("stop after this many optimizer steps; 0 = no limit"))
+    continue_max_epochs: int = field(default=3, metadata=_help("max_epochs when continuing from an adapter; 0 = max_epochs"))
     head_warmup_epochs: int = field(default=0, metadata=_help("epochs training only the head before the blocks (K > 0)"))
     patience: int = field(default=2, metadata=_help("epochs without validation improvement before stopping"))
     lr_blocks: float = field(default=5e-5, metadata=_help("learning rate of the copied top blocks"))
@@ -107,7 +108,7 @@ class TrainingArgs:
 
     def __post_init__(self) -> None:
         name = "TrainingArgs"
-        for attr, low in (("batch_size", 1), ("max_epochs", 1), ("max_steps", 0), ("head_warmup_epochs", 0),
+        for attr, low in (("batch_size", 1), ("max_epochs", 1), ("max_steps", 0), ("continue_max_epochs", 0), ("head_warmup_epochs", 0),
                           ("patience", 1),
                           ("min_val_examples", 1), ("replay_min", 0), ("seed", 0), ("num_threads", 0)):
             value = getattr(self, attr)

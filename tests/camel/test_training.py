@@ -136,3 +136,11 @@ def test_continuing_with_a_different_structure_is_refused(trained: camel.TrainRe
     config.trainable_layers = 0
     with pytest.raises(ConfigError, match="trainable_layers=0"):
         camel.train(["refund please"], ["refund"], init=trained.adapter, config=config)
+
+
+def test_continuing_uses_fewer_epochs_and_steps_are_capped(trained: camel.TrainResult, tiny_config: camel.CamelConfig) -> None:
+    texts, labels = dataset()
+    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 6, "continue_max_epochs": 2})
+    assert len(camel.train(texts, labels, init=trained.adapter, args=args).history) == 2
+    capped = camel.train(texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "max_steps": 4}))
+    assert capped.adapter.metrics["training"]["steps"] == 4 and len(capped.history) == 2
