@@ -83,7 +83,6 @@ def check_tokens(state: DoctorState) -> list[CheckResult]:
 
 def check_database(state: DoctorState) -> list[CheckResult]:
     import storage
-    from storage.migrations import SCHEMA_VERSION
 
     path = Path(state.settings.db_path)
     if not path.is_file():
@@ -95,9 +94,9 @@ def check_database(state: DoctorState) -> list[CheckResult]:
     except (sqlite3.Error, storage.StorageError) as exc:
         return [CheckResult("database", False, f"{path}: {exc}",
                             "restore the latest backup (see README, Operations)")]
-    note = f", migrated from v{found}" if found < SCHEMA_VERSION else ""
+    note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
     tasks = storage.list_tasks(state.db)
-    return [CheckResult("database", True, f"{path} schema v{SCHEMA_VERSION}{note}, {len(tasks)} task(s)")]
+    return [CheckResult("database", True, f"{path} schema v{storage.SCHEMA_VERSION}{note}, {len(tasks)} task(s)")]
 
 
 def _read_schema_version(path: Path) -> int:

@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _echo(line: str) -> None:
+    # One write per line: the reload monitor prints from its own thread.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
     try:
         run_demo(DemoOptions(out=args.out, data=args.data, text_col=args.text_col, label_col=args.label_col,
-                             quick=args.quick))
+                             quick=args.quick, echo=_echo))
     except DemoError as exc:
         print(f"camel-bot demo: error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from bot.doctor import iter_checks
@@ -20,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # The checks' own lines say what failed; the Slack client's retry log would repeat it.
+        logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
     results = []
     for result in iter_checks(args.config, dict(os.environ)):
         print(result.line(), flush=True)

@@ -66,13 +66,14 @@ class ReloadMonitor:
         result = RoundResult(task.name, len([r for r in self.results if r.task == task.name]) + 1, version,
                              self._labels_used(task.name, version), float(metrics["accuracy"]),
                              float(metrics["macro_f1"]), len(texts))
+        when = "while the team was posting" if reload.during_traffic else "while the channels were quiet"
+        # Printed before waiters wake, so the transcript keeps the order in which things happened.
+        self.echo(f"  round {result.round} of {task.name}: adapter v{version} hot-reloaded {when}; "
+                  f"trained on {result.labels_seen} labels, held-out accuracy {result.accuracy:.1%}")
         with self._changed:
             self.reloads.append(reload)
             self.results.append(result)
             self._changed.notify_all()
-        when = "while the team was posting" if reload.during_traffic else "between batches"
-        self.echo(f"  round {result.round} of {task.name}: adapter v{version} hot-reloaded {when}; "
-                  f"trained on {result.labels_seen} labels, held-out accuracy {result.accuracy:.1%}")
 
     def _labels_used(self, task: str, version: int) -> int:
         record = storage.get_adapter(self.db, task, version)

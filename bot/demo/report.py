@@ -56,11 +56,11 @@ def write_curve(results: list[RoundResult], path: Path) -> Path:
     for task in sorted({r.task for r in results}):
         points = [r for r in results if r.task == task]
         axes.plot([r.labels_seen for r in points], [r.accuracy for r in points], marker="o", label=task)
-    axes.set_xlabel("labelled messages received (seed + team corrections)")
+    axes.set_xlabel("labelled messages the round learned from (seed + team corrections)")
     axes.set_ylabel("held-out accuracy")
     axes.set_ylim(0, 1)
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(loc="lower right")
     axes.set_title("camel-bot demo: accuracy after each training round")
     figure.tight_layout()
     figure.savefig(path)

@@ -55,13 +55,12 @@ class Team:
     corrections: list[SentCorrection] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     posted: int = 0
-    post_times: list[float] = field(default_factory=list)
+    talking: bool = False  # True while the team works through its messages
 
     def say(self, task: DemoTask, text: str, truth: str) -> bool | None:
         """Post one message, read the answer, maybe correct it. Returns whether the bot was right."""
         poster = POSTERS[self.posted % len(POSTERS)]
         self.posted += 1
-        self.post_times.append(time.monotonic())
         ts = self.sender.message(channel=task.channel, user=poster, text=text)
         answer = self.wait_for_answer(task.channel, ts)
         right = answer.label == truth
