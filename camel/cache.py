@@ -94,7 +94,9 @@ class FeatureCache:
                 save_file(pending, temp_path)
                 _fsync_file(temp_path)
                 os.replace(temp_path, final_path)
-            except OSError as exc:
+            except (OSError, SafetensorError) as exc:
+                if os.path.exists(temp_path):
+                    os.remove(temp_path)
                 raise CacheError(f"cannot write feature-cache shard in {self.directory}: {exc}") from exc
             for key in pending:
                 self._on_disk[key] = final_path

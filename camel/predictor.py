@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -9,8 +10,10 @@ from dataclasses import dataclass
 import torch
 
 from camel.cache import FeatureCache
-from camel.errors import IncompatibleAdapterError, TrainingDataError
+from camel.errors import CacheError, IncompatibleAdapterError, TrainingDataError
 from camel.model import Adapter
+
+log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 64
 
@@ -88,7 +91,11 @@ class Predictor:
 
     def _maybe_flush(self) -> None:
         if self.cache.directory and self.cache.pending >= self.flush_every:
-            self.cache.flush()
+            try:
+                self.cache.flush()
+            except CacheError as exc:
+                # The cache only saves work; a full or read-only disk must not fail a prediction.
+                log.warning("%s (entries stay in memory and are retried)", exc)
 
 
 def _prediction(adapter: Adapter, row: torch.Tensor, latency_ms: float) -> Prediction:

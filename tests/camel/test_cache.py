@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 import camel
@@ -116,3 +117,23 @@ def test_bf16_bottom_has_its_own_keys_and_is_close_to_fp32(trained: camel.TrainR
     assert all(torch.allclose(x.float(), y.float(), atol=0.1) for x, y in zip(a, b))
     fast = camel.Predictor(trained.adapter, cache=bf16)
     assert fast.bf16 and len(fast.predict(TEXTS)) == 3
+
+
+def test_unwritable_cache_folder_never_fails_a_prediction(trained: camel.TrainResult, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import camel.cache as cache_module
+    from camel.errors import CacheError
+
+    cache = camel.FeatureCache(trained.adapter.base, str(tmp_path))
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_module, "save_file", disk_full)
+    predictor = camel.Predictor(trained.adapter, cache=cache, flush_every=1)
+    assert len(predictor.predict(TEXTS)) == 3
+    assert cache.pending == 3 and "No space left on device" in caplog.text
+    with pytest.raises(CacheError, match="cannot write feature-cache shard"):
+        cache.flush()
+    assert os.listdir(tmp_path) == []
