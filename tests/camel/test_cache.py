@@ -36,7 +36,8 @@ def test_keys_depend_on_text_split_and_length(tiny_base: camel.BaseEncoder) -> N
     assert len(keys) == 4
 
 
-def test_round_trip_across_two_instances_through_disk(tiny_base: camel.BaseEncoder, tmp_path: Path) -> None:
+def test_round_trip_across_two_instances_through_disk(tiny_base: camel.BaseEncoder, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     writer = camel.FeatureCache(tiny_base, str(tmp_path))
     written = writer.states(TEXTS, 2, 32)
     assert writer.pending == 3 and writer.flush() == 3 and writer.flush() == 0
@@ -45,11 +46,8 @@ def test_round_trip_across_two_instances_through_disk(tiny_base: camel.BaseEncod
     assert len(reader) == 3
     calls: list[list[str]] = []
     original = tiny_base.bottom
-    try:
-        tiny_base.bottom = lambda texts, *rest: calls.append(texts) or original(texts, *rest)  # type: ignore[method-assign]
-        read = reader.states(TEXTS, 2, 32)
-    finally:
-        del tiny_base.bottom
+    monkeypatch.setattr(tiny_base, "bottom", lambda texts, *rest: calls.append(texts) or original(texts, *rest))
+    read = reader.states(TEXTS, 2, 32)
     assert calls == []  # everything came from disk
     assert all(torch.equal(a, b) for a, b in zip(written, read))
 
@@ -82,7 +80,8 @@ def test_predictor_fills_the_cache_and_flushes(trained: camel.TrainResult, tmp_p
     assert cache.pending == 0 and len(_shards(tmp_path)) == 2
 
 
-def test_training_reuses_states_the_predictor_cached(trained: camel.TrainResult, tmp_path: Path) -> None:
+def test_training_reuses_states_the_predictor_cached(trained: camel.TrainResult, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.camel.helpers import FAST_ARGS, dataset
 
     texts, labels = dataset()
@@ -92,11 +91,9 @@ def test_training_reuses_states_the_predictor_cached(trained: camel.TrainResult,
     fresh = camel.FeatureCache(trained.adapter.base, str(tmp_path))
     computed: list[int] = []
     original = fresh.base.bottom
-    try:
-        fresh.base.bottom = lambda batch, *rest: computed.append(len(batch)) or original(batch, *rest)  # type: ignore[method-assign]
-        camel.train(texts, labels, init=trained.adapter, cache=fresh, args=camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1}))
-    finally:
-        del fresh.base.bottom
+    monkeypatch.setattr(fresh.base, "bottom", lambda batch, *rest: computed.append(len(batch)) or original(batch, *rest))
+    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1})
+    camel.train(texts, labels, init=trained.adapter, cache=fresh, args=args)
     assert computed == []
 
 
