@@ -57,7 +57,7 @@ class Team:
     posted: int = 0
     talking: bool = False  # True while the team works through its messages
 
-    def say(self, task: DemoTask, text: str, truth: str) -> bool | None:
+    def say(self, task: DemoTask, text: str, truth: str) -> bool:
         """Post one message, read the answer, maybe correct it. Returns whether the bot was right."""
         poster = POSTERS[self.posted % len(POSTERS)]
         self.posted += 1
