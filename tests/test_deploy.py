@@ -143,6 +143,15 @@ def test_env_example_names_only_known_variables_without_values() -> None:
     assert set(SECRET_KEYS) <= set(names) and set(names) <= known_env_names()
 
 
+def test_example_config_shows_every_setting() -> None:
+    example = tomllib.loads((DEPLOY / "camel-bot.example.toml").read_text())
+    defaults = Settings()
+    secrets = {"bot_token", "signing_secret", "app_token"}
+    assert set(example) == set(vars(defaults)) - secrets
+    assert set(example["model"]) == set(vars(defaults.model))
+    assert set(example["learning"]) == set(vars(defaults.learning))
+
+
 def test_example_config_loads_with_real_settings_loader() -> None:
     settings = load_settings(str(DEPLOY / "camel-bot.example.toml"), env={})
     assert settings.mode == "http" and settings.data_dir == "/var/lib/camel-bot"
