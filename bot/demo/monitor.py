@@ -80,6 +80,11 @@ class ReloadMonitor:
         run = next((r for r in storage.list_runs(self.db, task, limit=1000) if record and r.id == record.run_id), None)
         return (run.n_train + run.n_heldout) if run else 0
 
+    def reloaded_while_talking(self) -> set[str]:
+        """Tasks that have swapped in a new adapter while the team was posting."""
+        with self._changed:
+            return {r.task for r in self.reloads if r.during_traffic}
+
     def version_count(self, task: str) -> int:
         with self._changed:
             return len([r for r in self.results if r.task == task])

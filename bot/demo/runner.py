@@ -28,6 +28,7 @@ from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
 ROUND_TIMEOUT_S = 300.0
 ROUNDS_IN_STREAM = {False: 4.0, True: 3.0}  # by --quick
 MAX_BUSY_PACE_S = 2.0
+QUICK_AFTER_RELOAD = 6  # --quick: messages the team still posts once every task has reloaded
 DEFAULT_OUT = Path("demo-output")
 
 
@@ -189,7 +190,7 @@ def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path,
             echo(f"round 1: training on the seed ({sum(len(t.seed) for t in tasks)} imported labels)")
             seed_started = time.monotonic()
             train_rounds(bot.loop, db, monitor, tasks, echo)
-            converse(options, settings, db, team, tasks, round_s=time.monotonic() - seed_started)
+            converse(options, settings, db, team, monitor, tasks, round_s=time.monotonic() - seed_started)
             wait_until_quiet(db, tasks, settings.learning.debounce_s + 1.0)
             wait_until_serving(db, monitor, tasks)
             echo("last round: the labels that arrived after the previous one")
@@ -200,17 +201,26 @@ def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path,
     return _finish(options, monitor, team, out, Path(settings.db_path), time.monotonic() - started)
 
 
-def converse(options: DemoOptions, settings: Settings, db: Any, team: Team, tasks: list[DemoTask],
-             round_s: float) -> None:
-    """The team posts every stream message; threshold rounds train and hot-reload meanwhile."""
+def converse(options: DemoOptions, settings: Settings, db: Any, team: Team, monitor: ReloadMonitor,
+             tasks: list[DemoTask], round_s: float) -> None:
+    """The team posts the stream; threshold rounds train and hot-reload meanwhile.
+
+    With --quick the team stops once every task has hot-reloaded a new adapter mid-conversation.
+    """
     stream = interleave(tasks)
     busy_pace = options.busy_pace_s or busy_pace_for(round_s, len(stream), options.quick)
     options.echo(f"the team posts {len(stream)} messages and corrects the bot; rounds start every "
                  f"{settings.learning.threshold_new_labels} new labels")
     team.talking = True
     try:
+        left = len(stream)
         for task, text, truth in stream:
             team.say(task, text, truth)
+            if options.quick and monitor.reloaded_while_talking() >= {t.name for t in tasks}:
+                left = min(left, QUICK_AFTER_RELOAD)  # a few answers from the new adapters, then stop
+            left -= 1
+            if left <= 0:
+                return
             time.sleep(busy_pace if rounds_running(db, tasks) else options.idle_pace_s)
     finally:
         team.talking = False

@@ -82,10 +82,12 @@ class Team:
         raise DemoStalledError(f"the bot did not answer message {ts} in {channel} within {REPLY_TIMEOUT_S:.0f}s")
 
     def _confirm(self, task: DemoTask, ts: str, answer: BotAnswer, user: str, text: str) -> None:
-        self.sender.reaction(channel=task.channel, user=user, reaction=CONFIRM_EMOJI, item_ts=_item(answer, ts),
-                             item_user=self.fake.bot_user_id)
+        # On the person's message, not the bot's reply: the team reacts within milliseconds of
+        # the reply, before the bot may have stored which message that reply belongs to.
+        self.sender.reaction(channel=task.channel, user=user, reaction=CONFIRM_EMOJI, item_ts=ts,
+                             item_user=POSTERS[0])
         self._note(SentCorrection(task.name, task.channel, ts, str(answer.label), "confirm", user),
-                   text, answer, f"{user} reacts :{CONFIRM_EMOJI}: (right)")
+                   text, answer, f"{user} reacts :{CONFIRM_EMOJI}: on the message (right)")
 
     def _correct(self, task: DemoTask, ts: str, answer: BotAnswer, user: str, truth: str, text: str) -> None:
         emoji = next((e for e, label in self.emoji_maps[task.name].items() if label == truth), None)
@@ -106,10 +108,6 @@ class Team:
     def _note(self, correction: SentCorrection, text: str, answer: BotAnswer, what: str) -> None:
         self.corrections.append(correction)
         self.exchanges.append(Exchange(correction.task, text, answer.text, what, correction.source))
-
-
-def _item(answer: BotAnswer, ts: str) -> str:
-    return str(answer.reply["ts"]) if answer.reply else ts
 
 
 def _parse_reply(params: dict[str, Any], fake: FakeSlackAPI) -> BotAnswer:
