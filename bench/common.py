@@ -1,0 +1,123 @@
+"""Helpers shared by the camel benchmarks: data sets, sampling, sizes, memory, timing, Markdown.
+
+The data lives outside the repository in ../shared/data (read-only); a benchmark run without it
+prints one line saying where it looked and exits 0, so `make bench` on a fresh clone does not fail.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import random
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO.parent / "shared" / "data"
+RESULTS = REPO / "bench" / "results"
+
+# folder -> (label column, metric the literature reports for it)
+DATASETS: dict[str, tuple[str, str]] = {
+    "banking77": ("category", "accuracy"),
+    "tweeteval_sentiment": ("label", "macro_recall"),
+}
+
+
+@dataclass
+class Dataset:
+    name: str
+    train_texts: list[str]
+    train_labels: list[str]
+    test_texts: list[str]
+    test_labels: list[str]
+
+
+def require_data(names: list[str]) -> None:
+    """Exit 0 with one clear line when the shared benchmark data is not on this machine."""
+    missing = [name for name in names if not (DATA_DIR / name / "train.csv").is_file()]
+    if missing:
+        print(f"skipping benchmark: data not found at {DATA_DIR} ({', '.join(missing)} missing)")
+        sys.exit(0)
+
+
+def read_split(name: str, split: str) -> tuple[list[str], list[str]]:
+    label_col = DATASETS[name][0]
+    with (DATA_DIR / name / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row["text"] for row in rows], [row[label_col] for row in rows]
+
+
+def load_dataset(name: str, test_limit: int | None = None, seed: int = 0) -> Dataset:
+    """Train and test split; `test_limit` takes a fixed random subsample of the test set (quick runs)."""
+    train_texts, train_labels = read_split(name, "train")
+    test_texts, test_labels = read_split(name, "test")
+    if test_limit and test_limit < len(test_texts):
+        keep = sorted(random.Random(seed).sample(range(len(test_texts)), test_limit))
+        test_texts, test_labels = [test_texts[i] for i in keep], [test_labels[i] for i in keep]
+    return Dataset(name, train_texts, train_labels, test_texts, test_labels)
+
+
+def sample_per_class(texts: list[str], labels: list[str], per_class: int, seed: int) -> tuple[list[str], list[str]]:
+    """`per_class` random examples of every label (all of a label's examples if it has fewer)."""
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    taken: dict[str, int] = {}
+    chosen = []
+    for i in order:
+        if taken.get(labels[i], 0) < per_class:
+            taken[labels[i]] = taken.get(labels[i], 0) + 1
+            chosen.append(i)
+    chosen.sort()
+    return [texts[i] for i in chosen], [labels[i] for i in chosen]
+
+
+def folder_mb(path: str | Path) -> float:
+    total = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    return total / 1e6
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+@contextmanager
+def stopwatch() -> Iterator[dict[str, float]]:
+    """Wall and CPU seconds of the block, filled into the yielded dict on exit."""
+    result: dict[str, float] = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield result
+    finally:
+        result["wall_s"] = time.perf_counter() - wall
+        result["cpu_s"] = time.process_time() - cpu
+
+
+def machine_line(threads: int) -> str:
+    return (f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"torch threads {threads}, load average at start {load_average():.2f}")
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(stem: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = RESULTS / f"{stem}.json", RESULTS / f"{stem}.md"
+    json_path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    md_path.write_text(markdown.rstrip() + "\n", encoding="utf-8")
+    return json_path, md_path
