@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -52,22 +53,26 @@ def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = N
                 f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
         # A float32 bottom by default, like the Predictor's: training sees what serving computes.
         cache = cache if cache is not None else FeatureCache(adapter.base)
-        epochs = args.continue_max_epochs if init is not None and args.continue_max_epochs else args.max_epochs
-        return _Round(adapter, texts, labels, args, epochs, cache, progress).run()
+        if init is not None:
+            # A round on top of a serving adapter takes smaller, fewer steps, so what it knew stays.
+            args = dataclasses.replace(args, lr_head=args.lr_head * args.continue_lr_scale,
+                                       lr_blocks=args.lr_blocks * args.continue_lr_scale,
+                                       max_epochs=args.continue_max_epochs or args.max_epochs)
+        return _Round(adapter, texts, labels, args, cache, progress).run()
 
 
 class _Round:
     """State of one training round: data, batches, optimizer, early stopping."""
 
-    def __init__(self, adapter: Adapter, texts: list[str], labels: list[str], args: TrainingArgs, max_epochs: int,
+    def __init__(self, adapter: Adapter, texts: list[str], labels: list[str], args: TrainingArgs,
                  cache: FeatureCache, progress: ProgressCallback | None) -> None:
-        self.adapter, self.args, self.progress, self.max_epochs = adapter, args, progress, max_epochs
+        self.adapter, self.args, self.progress = adapter, args, progress
         self.rng = random.Random(args.seed)
         self.targets = [adapter.labels.index(label) for label in labels]
         self.features = TrainingFeatures(adapter, cache, texts, args.bf16)
         self.train_idx, self.val_idx = stratified_split(self.targets, args.val_fraction, args.min_val_examples, self.rng)
         steps_per_epoch = self._steps_per_epoch()
-        planned = steps_per_epoch * max_epochs
+        planned = steps_per_epoch * args.max_epochs
         self.main_steps = min(planned, args.max_steps) if args.max_steps else planned
         self.warmup_epochs = args.head_warmup_epochs if len(adapter.blocks) else 0
         self.total_steps = self.main_steps + self.warmup_epochs * steps_per_epoch
@@ -84,7 +89,7 @@ class _Round:
         history: list[dict[str, Any]] = []
         best: _Best | None = None
         stale = 0
-        for epoch in range(1, self.max_epochs + 1):
+        for epoch in range(1, self.args.max_epochs + 1):
             started = time.perf_counter()
             train_loss = self._epoch(epoch, self.features.outputs, optimizer, scheduler, stop_at)
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "steps": self.step}
