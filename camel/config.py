@@ -85,7 +85,7 @@ class TrainingArgs:
     batch_size: int = field(default=32, metadata=_help("micro-batch size (8 to 32)"))
     max_epochs: int = field(default=12, metadata=_help("upper bound on passes over the training data"))
     max_steps: int = field(default=800, metadata=_help("stop after this many optimizer steps; 0 = no limit"))
-    continue_lr_scale: float = field(default=0.25, metadata=_help("learning rates are scaled by this when continuing"))
+    continue_lr_scale: float = field(default=0.1, metadata=_help("learning rates are scaled by this when continuing"))
     continue_max_epochs: int = field(default=3, metadata=_help("max_epochs when continuing from an adapter; 0 = max_epochs"))
     head_warmup_epochs: int = field(default=0, metadata=_help("epochs training only the head before the blocks (K > 0)"))
     patience: int = field(default=2, metadata=_help("epochs without validation improvement before stopping"))
