@@ -54,10 +54,7 @@ def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = N
         # A float32 bottom by default, like the Predictor's: training sees what serving computes.
         cache = cache if cache is not None else FeatureCache(adapter.base)
         if init is not None:
-            # A round on top of a serving adapter takes smaller, fewer steps, so what it knew stays.
-            args = dataclasses.replace(args, lr_head=args.lr_head * args.continue_lr_scale,
-                                       lr_blocks=args.lr_blocks * args.continue_lr_scale,
-                                       max_epochs=args.continue_max_epochs or args.max_epochs)
+            args = _continuation_args(args, extends_labels=len(adapter.labels) > len(init.labels))
         return _Round(adapter, texts, labels, args, cache, progress).run()
 
 
@@ -199,6 +196,15 @@ def _continued(init: Adapter, config: CamelConfig | None) -> Adapter:
                                   f"the adapter was built with {name}={getattr(init.config, name)!r}")
         adapter.config = copy.deepcopy(config)
     return adapter
+
+
+def _continuation_args(args: TrainingArgs, extends_labels: bool) -> TrainingArgs:
+    """A round on top of a serving adapter takes smaller, fewer steps, so what it knew stays; the
+    head keeps its full rate when the round adds labels, or their new rows would barely move."""
+    head_scale = 1.0 if extends_labels else args.continue_lr_scale
+    return dataclasses.replace(args, lr_head=args.lr_head * head_scale,
+                               lr_blocks=args.lr_blocks * args.continue_lr_scale,
+                               max_epochs=args.continue_max_epochs or args.max_epochs)
 
 
 def _optimizer(adapter: Adapter, args: TrainingArgs) -> torch.optim.Optimizer:

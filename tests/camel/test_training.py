@@ -144,3 +144,12 @@ def test_continuing_uses_fewer_epochs_and_steps_are_capped(trained: camel.TrainR
     assert len(camel.train(texts, labels, init=trained.adapter, args=args).history) == 2
     capped = camel.train(texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "max_steps": 4}))
     assert capped.adapter.metrics["training"]["steps"] == 4 and len(capped.history) == 2
+
+
+def test_continuation_scales_learning_rates_but_not_the_head_when_labels_are_added(trained: camel.TrainResult) -> None:
+    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1, "continue_lr_scale": 0.1})
+    same = camel.train(["refund please", "card lost"], ["refund", "lost_card"], init=trained.adapter, args=args)
+    grown = camel.train(["refund please", "atm cash"], ["refund", "atm"], init=trained.adapter, args=args)
+    assert same.adapter.metrics["training"]["args"]["lr_head"] == pytest.approx(args.lr_head * 0.1)
+    assert grown.adapter.metrics["training"]["args"]["lr_head"] == pytest.approx(args.lr_head)
+    assert grown.adapter.metrics["training"]["args"]["lr_blocks"] == pytest.approx(args.lr_blocks * 0.1)
