@@ -43,8 +43,8 @@ class Sizes:
 # storage's held-out split gives the first round something to be judged on.
 FULL = {"intent": Sizes(seed_per_label=3, heldout_per_label=6, stream_per_label=16),
         "sentiment": Sizes(seed_per_label=10, heldout_per_label=12, stream_per_label=32)}
-QUICK = {"intent": Sizes(seed_per_label=8, heldout_per_label=6, stream_per_label=12),
-         "sentiment": Sizes(seed_per_label=10, heldout_per_label=8, stream_per_label=16)}
+QUICK = {"intent": Sizes(seed_per_label=5, heldout_per_label=6, stream_per_label=14),
+         "sentiment": Sizes(seed_per_label=7, heldout_per_label=8, stream_per_label=20)}
 QUICK_INTENTS = 4  # --quick: the first four intents, so even a tiny test model can learn them
 # A CSV of many labels (BANKING77 has 77) is cut to this many so the demo stays a few minutes.
 MAX_CSV_LABELS = 20

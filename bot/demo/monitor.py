@@ -23,15 +23,16 @@ class Reload:
     version: int
     at: float             # time.monotonic() when the new version was seen serving
     during_traffic: bool  # the team was in the middle of posting when it happened
+    messages_before: int  # messages the team had posted by then
 
 
 class ReloadMonitor:
     """A thread that notices every version change of every task and evaluates the new adapter."""
 
     def __init__(self, db: Any, predictors: PredictorRegistry, tasks: list[DemoTask],
-                 traffic: Callable[[], bool], echo: Callable[[str], None]) -> None:
+                 traffic: Callable[[], tuple[bool, int]], echo: Callable[[str], None]) -> None:
         self.db, self.predictors, self.tasks = db, predictors, tasks
-        self.traffic, self.echo = traffic, echo
+        self.traffic, self.echo = traffic, echo  # traffic(): (team talking?, messages posted)
         self.reloads: list[Reload] = []
         self.results: list[RoundResult] = []
         self._changed = threading.Condition()
@@ -57,7 +58,7 @@ class ReloadMonitor:
             self._stop.wait(POLL_S)
 
     def _on_reload(self, task: DemoTask, version: int) -> None:
-        reload = Reload(task.name, version, time.monotonic(), self.traffic())
+        reload = Reload(task.name, version, time.monotonic(), *self.traffic())
         predictor = self.predictors.get(task.name)
         assert predictor is not None  # a version is only set once its predictor exists
         texts = [text for text, _ in task.heldout]

@@ -185,7 +185,7 @@ def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path,
     with BotSession(settings, db) as bot:
         sender = SignedSender(bot.events_url, settings.signing_secret, fake.url + "response_url")
         team = Team(sender, fake, {t.name: default_emoji_map(t.kind, t.labels) for t in tasks})
-        monitor = ReloadMonitor(db, bot.predictors, tasks, traffic=lambda: team.talking, echo=echo).start()
+        monitor = ReloadMonitor(db, bot.predictors, tasks, traffic=lambda: (team.talking, team.posted), echo=echo).start()
         try:
             echo(f"round 1: training on the seed ({sum(len(t.seed) for t in tasks)} imported labels)")
             seed_started = time.monotonic()
