@@ -127,12 +127,15 @@ def rss_child(adapter_dir: str, tasks: int) -> None:
         cache.states(["how do I top up my card"], base.num_layers, CamelConfig().max_length)
     for number, predictor in enumerate(predictors):
         predictor.predict([f"my card number {number} has not arrived yet"])
-    print(json.dumps({"tasks": tasks, "peak_rss_mb": peak_rss_mb(), "resident_mb": _resident_mb()}))
+    # ru_maxrss survives execve on Linux (it would report the parent's peak), so the child's own
+    # peak is VmHWM, the high-water mark of this process image.
+    print(json.dumps({"tasks": tasks, "peak_rss_mb": _status_mb("VmHWM"), "resident_mb": _status_mb("VmRSS"),
+                      "ru_maxrss_mb": peak_rss_mb()}))
 
 
-def _resident_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status", encoding="ascii") as status:
-        kib = next(line.split()[1] for line in status if line.startswith("VmRSS:"))
+        kib = next(line.split()[1] for line in status if line.startswith(f"{field}:"))
     return int(kib) / 1024.0
 
 
@@ -206,7 +209,7 @@ ROWS: dict[str, tuple[str, str]] = {
     "old_test_accuracy_after": ("old test accuracy after the round", ""),
     "new_examples_accuracy_before": ("accuracy on the 100 corrected messages, before", "the 10k adapter"),
     "new_examples_accuracy_after": ("accuracy on the 100 corrected messages, after", "after the incremental round"),
-    "rss_base_only_mb": ("peak RSS, base only (MB)", "fresh process, ru_maxrss"),
+    "rss_base_only_mb": ("peak RSS, base only (MB)", "fresh process, VmHWM"),
     "rss_1_task_mb": ("peak RSS, 1 task (MB)", "fresh process, base + 1 adapter + one prediction"),
     "rss_5_tasks_mb": ("peak RSS, 5 tasks (MB)", "fresh process, base + 5 adapters"),
     "resident_1_task_mb": ("resident after loading, 1 task (MB)", "VmRSS of the same process"),
