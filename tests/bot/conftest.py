@@ -20,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 import camel
 import storage
+from storage import db as storage_db
 from bot.app import build_app
 from bot.http_server import EVENTS_PATH, serve_http
 from bot.local_slack import FakeSlackAPI
@@ -159,7 +160,8 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "con
 
 
 def corrections(db: Any, **where: Any) -> list[dict[str, Any]]:
-    rows = list(db.query("SELECT * FROM corrections ORDER BY id"))
+    # Through storage's locked read: the bot's listener threads share this connection.
+    rows = [dict(r) for r in storage_db.rows(db, "SELECT * FROM corrections ORDER BY id")]
     return [r for r in rows if all(r[k] == v for k, v in where.items())]
 
 

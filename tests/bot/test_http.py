@@ -6,11 +6,12 @@ import time
 import urllib.request
 
 import storage
+from storage import db as storage_db
 from tests.bot.conftest import SUPPORT_CHANNEL, BotUnderTest, wait_until
 
 
 def _count(bot: BotUnderTest, table: str) -> int:
-    return bot.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return storage_db.rows(bot.db, f"SELECT count(*) AS n FROM {table}")[0]["n"]
 
 
 def test_bad_signature_is_401_and_stores_nothing(bot: BotUnderTest) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import storage
+from storage import db as storage_db
 from tests.bot.conftest import MOOD_CHANNEL, SUPPORT_CHANNEL, SUPPORT_LABELS, BotUnderTest, wait_until
 
 
@@ -64,7 +65,7 @@ def test_task_without_adapter_stores_message_and_asks_for_label(bot: BotUnderTes
     menu = next(e for e in _action_elements(call.params["blocks"]) if e["type"] == "static_select")
     assert [o["value"] for o in menu["options"]] == ["mood|negative", "mood|neutral", "mood|positive"]
     assert storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
-    assert bot.db.execute("SELECT count(*) FROM predictions").fetchone()[0] == 0
+    assert storage_db.rows(bot.db, "SELECT count(*) AS n FROM predictions")[0]["n"] == 0
 
 
 def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
@@ -78,7 +79,7 @@ def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
     bot.fake.wait_for("chat.postMessage")
     time.sleep(0.3)
     assert [c.params["thread_ts"] for c in bot.fake.calls_of("chat.postMessage")] == ["1700000018.000100"]
-    assert [r["ts"] for r in bot.db.query("SELECT ts FROM messages")] == ["1700000018.000100"]
+    assert [r["ts"] for r in storage_db.rows(bot.db, "SELECT ts FROM messages")] == ["1700000018.000100"]
 
 
 def test_long_message_is_stored_whole_and_truncated_for_prediction(bot: BotUnderTest) -> None:
