@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -25,20 +26,39 @@ def register(app: App) -> None:
     app.event("reaction_removed")(ack=ack_now, lazy=[on_reaction_removed])
 
 
-def _target(services: Services, event: dict[str, Any], workspace: str) -> tuple[Any, int] | None:
-    """(task, message id) the reaction is about, or None when it is not ours to handle."""
+# A reaction on the bot's reply can arrive before the reply's ts is stored (the reply is posted
+# first, then linked); a short wait in this lazy listener bridges that gap.
+LINK_WAIT_S = 2.0
+LINK_POLL_S = 0.1
+
+
+def _understood(services: Services, event: dict[str, Any], workspace: str) -> tuple[Any, int, str, str | None] | None:
+    """(task, message id, source, label) of a reaction we handle, or None when it is not ours."""
     item = event.get("item") or {}
     if item.get("type") != "message":
         return None
     channel, ts = str(item.get("channel")), str(item.get("ts"))
     task = storage.task_for_channel(services.db, channel)
-    if task is None:
+    meaning = _meaning(task, str(event.get("reaction", ""))) if task is not None else None
+    if task is None or meaning is None:
         return None
+    deadline = time.monotonic() + LINK_WAIT_S
+    while True:
+        message_id = _reacted_message(services, task.name, workspace, channel, ts)
+        if message_id is not None:
+            return (task, message_id, *meaning)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(LINK_POLL_S)
+
+
+def _reacted_message(services: Services, task: str, workspace: str, channel: str, ts: str) -> int | None:
+    """The person's message, whether the reaction is on it or on the bot's reply to it."""
     prediction = storage.find_prediction_by_reply(services.db, channel=channel, reply_ts=ts)
-    if prediction is not None and prediction.task == task.name:
-        return task, prediction.message_id
+    if prediction is not None and prediction.task == task:
+        return prediction.message_id
     message = storage.find_message(services.db, workspace=workspace, channel=channel, ts=ts)
-    return (task, message.id) if message is not None else None
+    return message.id if message is not None else None
 
 
 def _meaning(task: Any, reaction: str) -> tuple[str, str | None] | None:
@@ -55,11 +75,10 @@ def _meaning(task: Any, reaction: str) -> tuple[str, str | None] | None:
 
 def on_reaction_added(event: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     services = services_of(context)
-    found = _target(services, event, workspace_of(body, context))
-    meaning = _meaning(found[0], str(event.get("reaction", ""))) if found else None
-    if found is None or meaning is None:
+    understood = _understood(services, event, workspace_of(body, context))
+    if understood is None:
         return
-    (task, message_id), (source, label) = found, meaning
+    task, message_id, source, label = understood
     user, channel = str(event.get("user")), str(event["item"]["channel"])
     if source in ("confirm", "reject"):
         prediction = storage.latest_prediction(services.db, message_id, task.name)
@@ -79,11 +98,10 @@ def on_reaction_added(event: dict[str, Any], body: dict[str, Any], context: Bolt
 
 def on_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
     services = services_of(context)
-    found = _target(services, event, workspace_of(body, context))
-    meaning = _meaning(found[0], str(event.get("reaction", ""))) if found else None
-    if found is None or meaning is None:
+    understood = _understood(services, event, workspace_of(body, context))
+    if understood is None:
         return
-    (task, message_id), (source, label) = found, meaning
+    task, message_id, source, label = understood
     withdrawn = storage.withdraw_correction(services.db, message_id=message_id, task=task.name,
                                             user=str(event.get("user")), source=source, label=label)
     if withdrawn and services.learning is not None:

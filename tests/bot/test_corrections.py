@@ -123,3 +123,16 @@ def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_di
         loop.stop()
         bot.server.shutdown()
         bot.server.server_close()
+
+
+def test_reaction_on_a_reply_not_yet_linked_waits_for_the_link(bot: BotUnderTest) -> None:
+    # The bot posts its reply, then stores the reply's ts: a fast reaction can land in between.
+    message_id = storage.record_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL,
+                                        ts="1700000039.000100", text="where is my card", user=USER)
+    prediction_id = storage.record_prediction(bot.db, message_id=message_id, task="support", adapter_version=1,
+                                              label="card_arrival", confidence=0.9, top3=[("card_arrival", 0.9)],
+                                              latency_ms=5.0)
+    bot.send_reaction("white_check_mark", SUPPORT_CHANNEL, "1700000039.000900")
+    storage.set_prediction_reply(bot.db, prediction_id, channel=SUPPORT_CHANNEL, reply_ts="1700000039.000900")
+    row = wait_until(lambda: corrections(bot.db, source="confirm"), what="confirmation")[0]
+    assert (row["message_id"], row["label"]) == (message_id, "card_arrival")
