@@ -8,21 +8,16 @@ reused until the task's adapter versions change.
 
 from __future__ import annotations
 
-import io
 import threading
 from datetime import datetime
 from typing import Any
 
-import matplotlib
+from slack_sdk import WebClient
 
-matplotlib.use("Agg")  # no display on a server; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-from slack_sdk import WebClient  # noqa: E402
-
-import storage  # noqa: E402
-from bot import blocks, messages  # noqa: E402
-from bot.listeners import reports  # noqa: E402
-from bot.services import Services  # noqa: E402
+import storage
+from bot import blocks, charts, messages
+from bot.listeners import reports
+from bot.services import Services
 
 Block = dict[str, Any]
 
@@ -33,8 +28,7 @@ def accuracy_chart(task: str, versions: list[Any]) -> bytes | None:
               if isinstance((v.metrics or {}).get("accuracy"), (int, float))]
     if not points:
         return None
-    figure, axes = plt.subplots(figsize=(6, 2.6), dpi=100)
-    try:
+    with charts.figure(6, 2.6) as (figure, axes):
         when = [p[0] for p in points]
         axes.plot(when, [p[1]["accuracy"] for p in points], marker="o", label="accuracy")
         f1 = [p[1].get("macro_f1") for p in points]
@@ -47,12 +41,7 @@ def accuracy_chart(task: str, versions: list[Any]) -> bytes | None:
         axes.set_title(f"{task}: held-out accuracy by adapter version", fontsize=9)
         axes.legend(fontsize=7, loc="lower right")
         figure.autofmt_xdate()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(figure)
+        return charts.png_bytes(figure)
 
 
 class HomeBuilder:

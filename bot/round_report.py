@@ -6,13 +6,9 @@ that `LearningLoop` takes, so the loop never imports Slack and tests can read wh
 
 from __future__ import annotations
 
-import io
 from typing import Any, Callable, Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display in a server process; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
+from bot import charts
 
 Post = Callable[[str, str, list[dict[str, Any]]], Any]
 Upload = Callable[[str, bytes, str, str], Any]
@@ -72,8 +68,7 @@ def build_report(summary: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]
 def metric_chart(history: Sequence[Any], metric: str = "macro_f1") -> bytes:
     """A small PNG of `metric` per adapter version; rejected candidates drawn hollow."""
     points = [(v.version, float(v.metrics[metric]), v.status) for v in history if metric in (v.metrics or {})]
-    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=100)
-    try:
+    with charts.figure(5, 2.6) as (fig, ax):
         kept = [(x, y) for x, y, s in points if s != "rejected"]
         dropped = [(x, y) for x, y, s in points if s == "rejected"]
         if kept:
@@ -86,12 +81,7 @@ def metric_chart(history: Sequence[Any], metric: str = "macro_f1") -> bytes:
         ax.grid(alpha=0.3)
         if points:
             ax.legend(loc="lower right", fontsize="small")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(fig)
+        return charts.png_bytes(fig)
 
 
 def slack_post(client: Any) -> Post:

@@ -47,24 +47,19 @@ def table_lines(results: list[RoundResult]) -> list[str]:
 
 
 def write_curve(results: list[RoundResult], path: Path) -> Path:
-    import matplotlib
+    from bot import charts  # matplotlib is only needed once the demo has results
 
-    matplotlib.use("Agg")  # no display in a terminal or a container
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for task in sorted({r.task for r in results}):
-        points = [r for r in results if r.task == task]
-        axes.plot([r.labels_seen for r in points], [r.accuracy for r in points], marker="o", label=task)
-    axes.set_xlabel("labelled messages the round learned from (seed + team corrections)")
-    axes.set_ylabel("held-out accuracy")
-    axes.set_ylim(0, 1)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    axes.set_title("camel-bot demo: accuracy after each training round")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    with charts.figure(6.4, 4.0) as (figure, axes):
+        for task in sorted({r.task for r in results}):
+            points = [r for r in results if r.task == task]
+            axes.plot([r.labels_seen for r in points], [r.accuracy for r in points], marker="o", label=task)
+        axes.set_xlabel("labelled messages the round learned from (seed + team corrections)")
+        axes.set_ylabel("held-out accuracy")
+        axes.set_ylim(0, 1)
+        axes.grid(alpha=0.3)
+        axes.legend(loc="lower right")
+        axes.set_title("camel-bot demo: accuracy after each training round")
+        path.write_bytes(charts.png_bytes(figure))
     return path
 
 
