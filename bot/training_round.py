@@ -27,6 +27,7 @@ import camel
 import storage
 from bot import adapter_store, gate
 from bot.adapter_store import LearningError, RoundInputError, TaskBusyError
+from bot.settings import LearningSettings, ModelSettings, Settings
 
 log = logging.getLogger("bot.training_round")
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
@@ -51,16 +52,16 @@ class RoundOptions:
     db: str
     task: str
     trigger: str
-    run_id: int | None = None
-    data_dir: str = ""
-    base_model: str = ""
-    trainable_layers: int = 2
-    threads: int = 1
-    heldout_fraction: float = 0.2
-    admin_weight: float = 1.0
-    epsilon: float = 0.01
-    max_recall_drop: float = 0.10
-    max_epochs: int = 12
+    run_id: int | None
+    data_dir: str
+    base_model: str
+    trainable_layers: int
+    threads: int
+    heldout_fraction: float
+    admin_weight: float
+    epsilon: float
+    max_recall_drop: float
+    max_epochs: int
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -251,14 +252,16 @@ def parse_args(argv: Sequence[str] | None) -> RoundOptions:
     p.add_argument("--trigger", default="manual", choices=("schedule", "threshold", "manual"))
     p.add_argument("--run-id", type=int, default=None, help="a run the parent already started")
     p.add_argument("--data-dir", default="", help="adapters/ and feature_cache/ live here (default: the db's folder)")
-    p.add_argument("--base-model", default="", help="'' = the shipped all-MiniLM-L6-v2")
-    p.add_argument("--trainable-layers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--heldout-fraction", type=float, default=0.2)
-    p.add_argument("--admin-weight", type=float, default=1.0)
-    p.add_argument("--epsilon", type=float, default=0.01, help="allowed macro-F1 loss")
-    p.add_argument("--max-recall-drop", type=float, default=0.10)
-    p.add_argument("--max-epochs", type=int, default=12)
+    # Run by hand, the child behaves like the bot on default settings: one source of defaults.
+    model, learning, settings = ModelSettings(), LearningSettings(), Settings()
+    p.add_argument("--base-model", default=model.base_model, help="'' = the shipped all-MiniLM-L6-v2")
+    p.add_argument("--trainable-layers", type=int, default=model.trainable_layers)
+    p.add_argument("--threads", type=int, default=model.training_threads, help="torch threads")
+    p.add_argument("--heldout-fraction", type=float, default=learning.heldout_fraction)
+    p.add_argument("--admin-weight", type=float, default=settings.admin_weight)
+    p.add_argument("--epsilon", type=float, default=learning.gate_macro_f1_epsilon, help="allowed macro-F1 loss")
+    p.add_argument("--max-recall-drop", type=float, default=learning.gate_max_recall_drop)
+    p.add_argument("--max-epochs", type=int, default=camel.TrainingArgs().max_epochs)
     ns = p.parse_args(argv)
     opts = RoundOptions(**{k: v for k, v in vars(ns).items()})
     opts.data_dir = opts.data_dir or str(Path(opts.db).resolve().parent)
