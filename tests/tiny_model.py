@@ -22,6 +22,15 @@ BASE_WORDS = (
 ).split()
 
 
+# Three word-defined intents that the tiny model's vocabulary covers: test data for the bot and
+# the learning loop (a text is a few words of its label's list).
+INTENT_WORDS = {
+    "card_arrival": "card arrived new come when where yet".split(),
+    "refund": "refund charged twice fee money failed pending".split(),
+    "feelings": "great love awful hate terrible happy sad".split(),
+}
+
+
 def _vocab(words: list[str]) -> list[str]:
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     digits = [str(d) for d in range(10)]

@@ -27,6 +27,7 @@ from bot.local_slack import FakeSlackAPI
 from bot.predictors import PredictorRegistry
 from bot.services import apply_task_settings
 from bot.settings import ModelSettings, Settings, TaskSettings
+from tests.tiny_model import INTENT_WORDS
 
 SECRET = "test-signing-secret"
 TEAM = "T0CAMEL"
@@ -35,11 +36,7 @@ USER = "U0ALICE"
 SUPPORT_CHANNEL = "C0SUPPORT"
 MOOD_CHANNEL = "C0MOOD"
 FREE_CHANNEL = "C0FREE"
-WORDS = {
-    "card_arrival": "card arrived new come when where yet".split(),
-    "refund": "refund charged twice fee money failed pending".split(),
-    "feelings": "great love awful hate terrible happy sad".split(),
-}
+WORDS = INTENT_WORDS
 SUPPORT_LABELS = sorted(WORDS)
 MOOD_LABELS = ["negative", "neutral", "positive"]
 

@@ -14,14 +14,11 @@ import pytest
 
 import storage
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
+from tests.tiny_model import INTENT_WORDS
 
 TASK = "support"
 CHANNEL = "C0SUPPORT"
-WORDS = {
-    "card_arrival": "card arrived new come when where yet".split(),
-    "refund": "refund charged twice fee money failed pending".split(),
-    "feelings": "great love awful hate terrible happy sad".split(),
-}
+WORDS = INTENT_WORDS
 
 
 def make_texts(label: str, count: int, seed: int) -> list[str]:
