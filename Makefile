@@ -19,6 +19,9 @@ demo: $(STAMP)
 	$(BIN)/camel-bot demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -31,9 +31,10 @@ import torch
 
 import camel
 import storage
-from bot import adapter_store
-from bot.learning import LearningLoop
-from bot.predictors import PredictorRegistry
+from bot.loop import versions as version_dirs
+from bot import runtime
+from bot.loop import LearningLoop
+from bot.loop.registry import PredictorRegistry
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
@@ -78,8 +79,8 @@ def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> 
         args = camel.TrainingArgs(max_epochs=1, seed=seed, num_threads=1)
         adapter = camel.train(texts[seed::7], labels[seed::7], args=args, init=active,
                               replay=(texts, labels), cache=cache).adapter
-        version = adapter_store.free_version(settings.data_dir, TASK, storage.next_version(db, TASK))
-        folder = adapter_store.version_dir(settings.data_dir, TASK, version)
+        version = version_dirs.free_version(settings.data_dir, TASK, storage.next_version(db, TASK))
+        folder = version_dirs.version_dir(settings.data_dir, TASK, version)
         camel.save_adapter(adapter, str(folder))
         storage.register_adapter(db, task=TASK, version=version, path=str(folder), parent_version=1,
                                  run_id=None, metrics={}, reason="bench candidate")
@@ -209,12 +210,12 @@ def main() -> int:
     train, test = read_rows("train.csv"), read_rows("test.csv")
     with tempfile.TemporaryDirectory(prefix="camel-reload-") as tmp:
         settings = make_settings(Path(tmp))
-        db = storage.open_store(settings.db_path)
-        storage.upsert_task(db, TASK, kind="intent", labels=LABELS)
+        db = runtime.open_store(settings)
         store_labelled(db, [(t, label) for label in LABELS for t in train[label][:PER_LABEL]], 1_000_000)
-        predictors = PredictorRegistry("", settings.feature_cache_dir)
-        loop = LearningLoop(settings, settings.db_path, predictors)
-        loop.start()
+        # The bot's own assembly, without the Slack app: registry and loop as `serve` builds them.
+        bot = runtime.start(settings, db=db, slack=False)
+        assert bot.loop is not None
+        loop, predictors = bot.loop, bot.predictors
         loads = []
         try:
             started = time.perf_counter()
@@ -233,7 +234,7 @@ def main() -> int:
                 corrections.append(correction_to_live(loop, db, predictors, test[label][-1 - i], label, 2_000_000 + i))
                 loads.append(os.getloadavg()[0])
         finally:
-            loop.stop()
+            bot.stop()
     live = [c["seconds"] for c in corrections if c["seconds"] is not None]
     results.update(correction_to_live_s=statistics.median(live) if live else None, corrections=corrections,
                    first_round_s=first_round_s, load_average=statistics.mean(loads), command=COMMAND)

@@ -1,17 +1,18 @@
 """Prometheus metrics of the Slack app, served as text on GET /metrics.
 
-Each `Metrics` owns its own registry so several apps in one process (tests, the demo) never
+Each `BotMetrics` owns its own registry so several apps in one process (tests, the demo) never
 collide on metric names and each /metrics shows only its own app.
 """
 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from typing import Any, Iterator
+from typing import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlite_utils import Database
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -19,7 +20,9 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-class Metrics:
+class BotMetrics:
+    """The process's Prometheus counters (not `loop.gate.EvalMetrics`, a held-out evaluation)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.predictions = Counter("camel_predictions", "Predictions made", ["task"], registry=self.registry)
@@ -33,7 +36,7 @@ class Metrics:
 
         self._watching_runs = False
 
-    def watch_runs(self, db: Any) -> None:
+    def watch_runs(self, db: Database) -> None:
         """Count training runs by outcome from storage: they finish in a child process, and the
         stored runs survive restarts, so the database is the truthful source."""
         if not self._watching_runs:
@@ -47,7 +50,7 @@ class Metrics:
 class StoredRunsCollector:
     RUNS_PER_TASK = 100_000  # far beyond years of nightly runs; bounds a scrape's cost
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def collect(self) -> Iterator[CounterMetricFamily]:

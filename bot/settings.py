@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+# The errors live in bot.errors; callers that know them from here keep finding them.
+from bot.errors import MissingSecretError, SettingsError, SettingsFileError, SettingsValueError  # noqa: F401
+
 DEFAULT_CONFIG_NAME = "camel-bot.toml"
 ENV_PREFIX = "CAMEL_BOT_"
 SECRET_KEYS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
@@ -21,22 +24,6 @@ REJECT = "__reject__"
 TASK_KINDS = ("intent", "sentiment", "other")
 SENTIMENT_EMOJI = {"smile": "positive", "neutral_face": "neutral", "angry": "negative"}
 VERDICT_EMOJI = {"white_check_mark": CONFIRM, "x": REJECT}
-
-
-class SettingsError(Exception):
-    """A missing or wrong setting; the message names it."""
-
-
-class SettingsFileError(SettingsError):
-    """The settings or secrets file cannot be read or parsed."""
-
-
-class SettingsValueError(SettingsError):
-    """A setting has a wrong type or value."""
-
-
-class MissingSecretError(SettingsError):
-    """A secret needed to talk to Slack is not set."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +38,16 @@ class TaskSettings:
 
     def emoji_map(self) -> dict[str, str]:
         """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""
-        return {**default_emoji_map(self.kind, self.labels), **self.emoji}
+        return emoji_map(self.kind, self.labels, self.emoji)
+
+
+def emoji_map(kind: str, labels: list[str], configured: dict[str, str] | None = None) -> dict[str, str]:
+    """The one place where a task's configured emoji are overlaid on the defaults of its kind.
+
+    Storage keeps only the configured emoji; readers overlay at use, so a task created outside
+    the settings (or whose labels grew) still gets the defaults that fit it now.
+    """
+    return {**default_emoji_map(kind, labels), **(configured or {})}
 
 
 def default_emoji_map(kind: str, labels: list[str]) -> dict[str, str]:
@@ -67,6 +63,8 @@ class ModelSettings:
     base_model: str = ""
     trainable_layers: int = 2
     training_threads: int = 1
+    # Passed to every training round; equal to camel.TrainingArgs' default (a test keeps them equal).
+    max_epochs: int = 12
 
 
 @dataclass(frozen=True)
@@ -153,6 +151,7 @@ def _validate(s: Settings) -> None:
         (s.learning.threshold_new_labels >= 1, "learning.threshold_new_labels must be at least 1"),
         (s.model.trainable_layers >= 0, "model.trainable_layers must be 0 or more"),
         (s.model.training_threads >= 1, "model.training_threads must be at least 1"),
+        (s.model.max_epochs >= 1, "model.max_epochs must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:

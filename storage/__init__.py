@@ -5,8 +5,7 @@ database first. Failures raise `StorageError` subclasses with one-line messages.
 """
 
 from storage.adapters import (
-    activate_adapter, finish_run, get_adapter, last_run, list_adapters, list_runs, next_version,
-    register_adapter, set_adapter_status, start_run,
+    activate_adapter, get_adapter, list_adapters, next_version, register_adapter, set_adapter_status,
 )
 from storage.corrections import add_correction, count_user_corrections_since, withdraw_correction
 from storage.db import open_store, schema_version, transaction
@@ -23,22 +22,23 @@ from storage.messages import (
 from storage.migrations import SCHEMA_VERSION
 from storage.privacy import delete_user_data, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Prediction, Resolution, Task,
+    AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Resolution, StoredPrediction, Task,
     TrainingRun,
 )
+from storage.runs import finish_run, get_run, last_run, list_runs, start_run
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
 from storage.transfer import export_corrections, export_labelled, import_labelled
 
 __all__ = [
     "AdapterVersion", "AuditEntry", "ChannelBoundError", "Dispute", "ImportFormatError",
-    "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
+    "InvalidValueError", "LabelledMessage", "Message", "Resolution", "StoredPrediction",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",
     "UnknownTaskError", "activate_adapter", "add_correction", "add_labels", "audit",
     "bind_channel", "claim_event", "count_new_labels_since", "count_user_corrections_since",
     "delete_user_data", "export_corrections", "export_labelled", "finish_run", "find_message",
-    "find_prediction_by_reply", "get_adapter", "get_message", "get_task", "import_labelled",
+    "find_prediction_by_reply", "get_adapter", "get_message", "get_run", "get_task", "import_labelled",
     "last_run", "latest_prediction", "list_adapters", "list_audit", "list_runs", "list_tasks",
     "live_accuracy", "next_version", "open_store", "purge_unlabelled_text", "record_message",
     "record_prediction", "register_adapter", "resolve_labels", "schema_version",

@@ -1,4 +1,4 @@
-"""Adapter versions (with their lifecycle) and training runs.
+"""Adapter versions and their lifecycle (training runs are in storage/runs.py).
 
 At most one version per task is "active", and `tasks.active_version` always names it:
 every function that changes statuses keeps both in one transaction.
@@ -13,12 +13,11 @@ from typing import Any
 import sqlite_utils
 
 from storage.db import one, rows, transaction, utc_now
-from storage.errors import InvalidValueError, UnknownAdapterError, UnknownRunError
-from storage.records import AdapterVersion, TrainingRun
+from storage.errors import InvalidValueError, UnknownAdapterError
+from storage.records import AdapterVersion
 from storage.tasks import require_task
 
 STATUSES = ("candidate", "active", "rejected", "retired")
-TRIGGERS = ("schedule", "threshold", "manual")
 
 
 def _adapter_from_row(row: sqlite3.Row) -> AdapterVersion:
@@ -27,10 +26,6 @@ def _adapter_from_row(row: sqlite3.Row) -> AdapterVersion:
         run_id=row["run_id"], metrics=json.loads(row["metrics"]), status=row["status"],
         reason=row["reason"], created_at=row["created_at"], updated_at=row["updated_at"],
     )
-
-
-def _run_from_row(row: sqlite3.Row) -> TrainingRun:
-    return TrainingRun(**{key: row[key] for key in row.keys()})
 
 
 def next_version(db: sqlite_utils.Database, task: str) -> int:
@@ -115,47 +110,3 @@ def activate_adapter(db: sqlite_utils.Database, task: str, version: int, *, reas
         )
         conn.execute("UPDATE tasks SET active_version = ?, updated_at = ? WHERE name = ?", (version, now, task))
     return _require_adapter(db, task, version)
-
-
-def start_run(db: sqlite_utils.Database, task: str, trigger: str) -> int:
-    if trigger not in TRIGGERS:
-        raise InvalidValueError(f"run trigger must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
-    with transaction(db) as conn:
-        require_task(db, task)
-        cursor = conn.execute(
-            "INSERT INTO runs (task, trigger, started_at) VALUES (?, ?, ?)", (task, trigger, utc_now())
-        )
-    return int(cursor.lastrowid or 0)
-
-
-def finish_run(
-    db: sqlite_utils.Database,
-    run_id: int,
-    *,
-    outcome: str,
-    n_train: int = 0,
-    n_heldout: int = 0,
-    n_new: int = 0,
-    version: int | None = None,
-    error: str | None = None,
-) -> None:
-    if not outcome:
-        raise InvalidValueError("a finished run needs an outcome")
-    with transaction(db) as conn:
-        cursor = conn.execute(
-            """UPDATE runs SET finished_at = ?, outcome = ?, n_train = ?, n_heldout = ?, n_new = ?,
-                              version = ?, error = ? WHERE id = ?""",
-            (utc_now(), outcome, n_train, n_heldout, n_new, version, error, run_id),
-        )
-        if cursor.rowcount == 0:
-            raise UnknownRunError(f"no training run with id {run_id}")
-
-
-def last_run(db: sqlite_utils.Database, task: str) -> TrainingRun | None:
-    found = list_runs(db, task, limit=1)
-    return found[0] if found else None
-
-
-def list_runs(db: sqlite_utils.Database, task: str, limit: int = 20) -> list[TrainingRun]:
-    found = rows(db, "SELECT * FROM runs WHERE task = ? ORDER BY id DESC LIMIT ?", (task, limit))
-    return [_run_from_row(r) for r in found]

@@ -11,7 +11,7 @@ import sqlite_utils
 
 from storage.db import one, to_iso, transaction, utc_now
 from storage.errors import InvalidValueError, UnknownMessageError
-from storage.records import Message, Prediction
+from storage.records import Message, StoredPrediction
 from storage.tasks import require_task
 
 
@@ -23,8 +23,8 @@ def _message_from_row(row: sqlite3.Row) -> Message:
     )
 
 
-def _prediction_from_row(row: sqlite3.Row) -> Prediction:
-    return Prediction(
+def _prediction_from_row(row: sqlite3.Row) -> StoredPrediction:
+    return StoredPrediction(
         id=row["id"], message_id=row["message_id"], task=row["task"],
         adapter_version=row["adapter_version"], label=row["label"],
         confidence=float(row["confidence"]),
@@ -119,7 +119,7 @@ def set_prediction_reply(db: sqlite_utils.Database, prediction_id: int, *, chann
             raise InvalidValueError(f"no prediction with id {prediction_id}")
 
 
-def find_prediction_by_reply(db: sqlite_utils.Database, *, channel: str, reply_ts: str) -> Prediction | None:
+def find_prediction_by_reply(db: sqlite_utils.Database, *, channel: str, reply_ts: str) -> StoredPrediction | None:
     row = one(
         db, "SELECT * FROM predictions WHERE reply_channel = ? AND reply_ts = ? ORDER BY id DESC LIMIT 1",
         (channel, reply_ts),
@@ -127,7 +127,7 @@ def find_prediction_by_reply(db: sqlite_utils.Database, *, channel: str, reply_t
     return _prediction_from_row(row) if row else None
 
 
-def latest_prediction(db: sqlite_utils.Database, message_id: int, task: str) -> Prediction | None:
+def latest_prediction(db: sqlite_utils.Database, message_id: int, task: str) -> StoredPrediction | None:
     row = one(
         db, "SELECT * FROM predictions WHERE message_id = ? AND task = ? ORDER BY id DESC LIMIT 1",
         (message_id, task),

@@ -35,7 +35,7 @@ class Message:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class StoredPrediction:
     id: int
     message_id: int
     task: str

@@ -14,12 +14,12 @@ import pytest
 import torch
 from transformers import BertModel
 
-from bot import sample_data
+from bot.demo import sample_data
 from bot.cli import main
 from bot.demo.data import demo_tasks
 from bot.demo.runner import DemoOptions, DemoResult, run_demo
-from bot.doctor import iter_checks
-from bot.local_slack import FakeSlackAPI
+from bot.cli.checks import iter_checks
+from bot.demo.local_slack import FakeSlackAPI
 from tests.tiny_model import make_tiny_bert, words_in
 
 

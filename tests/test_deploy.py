@@ -16,8 +16,8 @@ import yaml
 from slack_bolt import App
 
 from bot.cli import build_parser
-from bot import messages
-from bot.http_server import EVENTS_PATH, serve_http
+from bot import texts
+from bot.slack.http_server import EVENTS_PATH, serve_http
 from bot.settings import SECRET_KEYS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ def test_example_config_loads_with_real_settings_loader() -> None:
 def test_slack_manifest_points_at_served_paths() -> None:
     manifest = yaml.safe_load((DEPLOY / "slack-manifest.yaml").read_text())
     commands = manifest["features"]["slash_commands"]
-    assert [command["command"] for command in commands] == [messages.COMMAND]
+    assert [command["command"] for command in commands] == [texts.COMMAND]
     settings = manifest["settings"]
     urls = [commands[0]["url"], settings["event_subscriptions"]["request_url"],
             settings["interactivity"]["request_url"]]

@@ -6,6 +6,6 @@ learning loop, and a simulated team that posts signed events and corrects the bo
 `report` (table, PNG, HTML), `runner` (wires it all and runs the rounds).
 """
 
-from bot.demo.errors import DemoError
+from bot.errors import DemoError
 
 __all__ = ["DemoError"]

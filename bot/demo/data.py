@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import sample_data
-from bot.demo.errors import DemoDataError
+from bot.demo import sample_data
+from bot.errors import DemoDataError
 
 Row = tuple[str, str]
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
+
+from sqlite_utils import Database
 
 import camel
 import storage
 from bot.demo.data import DemoTask
-from bot.demo.errors import DemoStalledError
+from bot.errors import DemoStalledError
 from bot.demo.report import RoundResult
-from bot.predictors import PredictorRegistry
+from bot.loop.registry import PredictorRegistry
 
 POLL_S = 0.05
 
@@ -29,7 +31,7 @@ class Reload:
 class ReloadMonitor:
     """A thread that notices every version change of every task and evaluates the new adapter."""
 
-    def __init__(self, db: Any, predictors: PredictorRegistry, tasks: list[DemoTask],
+    def __init__(self, db: Database, predictors: PredictorRegistry, tasks: list[DemoTask],
                  traffic: Callable[[], tuple[bool, int]], echo: Callable[[str], None]) -> None:
         self.db, self.predictors, self.tasks = db, predictors, tasks
         self.traffic, self.echo = traffic, echo  # traffic(): (team talking?, messages posted)

@@ -13,16 +13,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlite_utils import Database
+
 import storage
-from bot import sample_data
+from bot import runtime
+from bot.loop import LearningLoop
+from bot.demo import sample_data
 from bot.demo.data import DemoTask, demo_tasks
-from bot.demo.errors import DemoError, DemoStalledError
+from bot.errors import DemoError, DemoStalledError
 from bot.demo.monitor import Reload, ReloadMonitor
 from bot.demo.report import Exchange, RoundResult, table_lines, transcript_lines, write_curve, write_html
 from bot.demo.slack_events import SignedSender
 from bot.demo.team import SentCorrection, Team
-from bot.local_slack import FakeSlackAPI
-from bot.services import apply_task_settings
+from bot.demo.local_slack import FakeSlackAPI
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings, default_emoji_map
 
 ROUND_TIMEOUT_S = 300.0
@@ -79,10 +82,9 @@ def demo_settings(data_dir: Path, api_url: str, tasks: list[DemoTask], base_mode
     )
 
 
-def prepare_store(settings: Settings, tasks: list[DemoTask], seed_dir: Path) -> Any:
+def prepare_store(settings: Settings, tasks: list[DemoTask], seed_dir: Path) -> Database:
     """Tasks bound to their channels (as `serve` does), and a few labelled examples imported as the seed."""
-    db = storage.open_store(settings.db_path)
-    apply_task_settings(settings, db)
+    db = runtime.open_store(settings)
     for task in tasks:
         seed_file = sample_data.write_csv(task.seed, seed_dir / f"seed-{task.name}.csv")
         storage.import_labelled(db, seed_file, task=task.name)
@@ -96,7 +98,7 @@ def interleave(tasks: list[DemoTask]) -> list[tuple[DemoTask, str, str]]:
     return [(t, text, label) for _, _, t, text, label in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
-def wait_for_run(db: Any, task: str, run_id: int, timeout: float = ROUND_TIMEOUT_S) -> storage.TrainingRun:
+def wait_for_run(db: Database, task: str, run_id: int, timeout: float = ROUND_TIMEOUT_S) -> storage.TrainingRun:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = next((r for r in storage.list_runs(db, task, limit=50) if r.id == run_id), None)
@@ -106,11 +108,11 @@ def wait_for_run(db: Any, task: str, run_id: int, timeout: float = ROUND_TIMEOUT
     raise DemoStalledError(f"training run {run_id} of {task} did not finish within {timeout:.0f}s")
 
 
-def rounds_running(db: Any, tasks: list[DemoTask]) -> bool:
+def rounds_running(db: Database, tasks: list[DemoTask]) -> bool:
     return any(r.finished_at is None for t in tasks for r in storage.list_runs(db, t.name, limit=3))
 
 
-def wait_until_quiet(db: Any, tasks: list[DemoTask], settle_s: float) -> None:
+def wait_until_quiet(db: Database, tasks: list[DemoTask], settle_s: float) -> None:
     """Let threshold-triggered rounds that are already scheduled or running finish."""
     deadline = time.monotonic() + ROUND_TIMEOUT_S
     time.sleep(settle_s)
@@ -125,7 +127,7 @@ def busy_pace_for(round_s: float, messages: int, quick: bool) -> float:
     return min(MAX_BUSY_PACE_S, ROUNDS_IN_STREAM[quick] * round_s / max(messages, 1))
 
 
-def wait_until_serving(db: Any, monitor: ReloadMonitor, tasks: list[DemoTask]) -> None:
+def wait_until_serving(db: Database, monitor: ReloadMonitor, tasks: list[DemoTask]) -> None:
     """Each task's active adapter is the one serving, and it has been measured."""
     for task in tasks:
         record = storage.get_task(db, task.name)
@@ -133,7 +135,7 @@ def wait_until_serving(db: Any, monitor: ReloadMonitor, tasks: list[DemoTask]) -
             monitor.wait_for_version(task.name, record.active_version, ROUND_TIMEOUT_S)
 
 
-def train_rounds(loop: Any, db: Any, monitor: ReloadMonitor, tasks: list[DemoTask],
+def train_rounds(loop: LearningLoop, db: Database, monitor: ReloadMonitor, tasks: list[DemoTask],
                  echo: Callable[[str], None]) -> None:
     """One manual round per task with new labels, side by side; waits for each promoted hot reload."""
     started = {}
@@ -176,13 +178,13 @@ def run_demo(options: DemoOptions) -> DemoResult:
 
 
 def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path, fake: FakeSlackAPI) -> DemoResult:
-    from bot.demo.session import BotSession
-
     echo, started = options.echo, time.monotonic()
     settings = demo_settings(data_dir, fake.url, tasks, options.base_model, options.quick)
     db = prepare_store(settings, tasks, out)
     echo(f"camel-bot demo: {', '.join(f'{t.name} ({len(t.labels)} labels)' for t in tasks)}; data in {data_dir}")
-    with BotSession(settings, db) as bot:
+    # The bot as `camel-bot serve` runs it, on localhost.
+    with runtime.start(settings, db=db) as bot:
+        assert bot.loop is not None
         sender = SignedSender(bot.events_url, settings.signing_secret, fake.url + "response_url")
         team = Team(sender, fake, {t.name: default_emoji_map(t.kind, t.labels) for t in tasks})
         monitor = ReloadMonitor(db, bot.predictors, tasks, traffic=lambda: (team.talking, team.posted), echo=echo).start()
@@ -201,7 +203,7 @@ def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path,
     return _finish(options, monitor, team, out, Path(settings.db_path), time.monotonic() - started)
 
 
-def converse(options: DemoOptions, settings: Settings, db: Any, team: Team, monitor: ReloadMonitor,
+def converse(options: DemoOptions, settings: Settings, db: Database, team: Team, monitor: ReloadMonitor,
              tasks: list[DemoTask], round_s: float) -> None:
     """The team posts the stream; threshold rounds train and hot-reload meanwhile.
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from bot.demo.errors import DemoStalledError
+from bot.errors import DemoStalledError
 
 TEAM_ID = "T0CAMEL"
 APP_ID = "A0CAMELDEMO"

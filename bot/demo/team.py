@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import blocks
+from bot.slack import blocks
 from bot.demo.data import DemoTask
-from bot.demo.errors import DemoStalledError
+from bot.errors import DemoStalledError
 from bot.demo.report import Exchange
 from bot.demo.slack_events import SignedSender
-from bot.local_slack import FakeSlackAPI
+from bot.demo.local_slack import FakeSlackAPI
 
 POSTERS = ("U0ALICE", "U0BRUNO", "U0CHIARA", "U0DARIUS")
 REVIEWERS = ("U0ERIN", "U0FATIMA")  # the people who fix the bot's mistakes

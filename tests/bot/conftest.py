@@ -21,12 +21,12 @@ from slack_sdk.signature import SignatureVerifier
 import camel
 import storage
 from storage import db as storage_db
-from bot.app import build_app
-from bot.http_server import EVENTS_PATH, serve_http
-from bot.local_slack import FakeSlackAPI
-from bot.predictors import PredictorRegistry
-from bot.services import apply_task_settings
+from bot import runtime
+from bot.demo.local_slack import FakeSlackAPI
+from bot.loop.registry import PredictorRegistry
+from bot.runtime import Runtime
 from bot.settings import ModelSettings, Settings, TaskSettings
+from bot.slack.http_server import EVENTS_PATH
 from tests.tiny_model import INTENT_WORDS
 
 SECRET = "test-signing-secret"
@@ -66,7 +66,7 @@ def support_adapter_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFa
 
 def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        data_dir=str(data_dir), slack_api_url=fake.url, http_port=0, admins=[ADMIN],
+        data_dir=str(data_dir), slack_api_url=fake.url, http_port=0, http_host="127.0.0.1", admins=[ADMIN],
         corrections_per_hour=5, max_predict_chars=40, token_verification_enabled=False,
         bot_token="xoxb-test-token", signing_secret=SECRET,
         model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1),
@@ -80,15 +80,19 @@ def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **ove
 
 @dataclass
 class BotUnderTest:
-    """The running app, its store and the fake Slack, plus helpers that talk to it like Slack."""
+    """The running bot (assembled by `bot.runtime`), the fake Slack, and helpers that talk to it like Slack."""
 
-    settings: Settings
-    db: Any
+    runtime: Runtime
     fake: FakeSlackAPI
-    predictors: PredictorRegistry
-    app: Any
-    url: str
     events_sent: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.runtime.app is not None and self.runtime.server is not None
+        self.settings, self.db, self.predictors = self.runtime.settings, self.runtime.db, self.runtime.predictors
+        self.app, self.server, self.url = self.runtime.app, self.runtime.server, self.runtime.url
+
+    def stop(self) -> None:
+        self.runtime.stop()
 
     # ---- signed HTTP
     def post(self, body: bytes, content_type: str, *, secret: str = SECRET,
@@ -168,37 +172,31 @@ def fake_slack() -> Iterator[FakeSlackAPI]:
         yield fake
 
 
-def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_dir: Path,
-              **overrides: Any) -> BotUnderTest:
+def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_dir: Path, *,
+              with_learning: bool = False, **overrides: Any) -> BotUnderTest:
     settings = make_settings(tmp_path / "data", fake, tiny_bert_dir, **overrides)
-    db = storage.open_store(settings.db_path)
-    apply_task_settings(settings, db)
+    db = runtime.open_store(settings)
     storage.register_adapter(db, task="support", version=1, path=str(adapter_dir), parent_version=None,
                              run_id=None, metrics=json.loads((adapter_dir / "metrics.json").read_text())
                              if (adapter_dir / "metrics.json").is_file() else {})
     storage.activate_adapter(db, "support", 1, reason="test fixture")
-    predictors = PredictorRegistry(str(tiny_bert_dir), settings.feature_cache_dir)
-    assert predictors.sync(db) == []
-    app = build_app(settings, db, predictors)
-    server = serve_http(app, 0, "127.0.0.1")
-    bot = BotUnderTest(settings, db, fake, predictors, app, f"http://127.0.0.1:{server.server_port}")
-    bot.server = server  # type: ignore[attr-defined]
-    return bot
+    running = runtime.start(settings, db=db, learning=with_learning)
+    assert running.reload_errors == []
+    return BotUnderTest(running, fake)
 
 
 @pytest.fixture()
-def bot_with_learning(bot: BotUnderTest) -> Iterator[BotUnderTest]:
+def bot_with_learning(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path,
+                      support_adapter_dir: Path) -> Iterator[BotUnderTest]:
     """The bot with the real learning loop (scheduler started; rounds run as child processes)."""
-    from bot.learning import LearningLoop
-    from bot.round_report import slack_post
-
-    loop = LearningLoop(bot.settings, bot.settings.db_path, bot.predictors, post=slack_post(bot.app.client))
-    loop.start()
-    bot.app.camel_services.learning = loop
-    yield bot
-    loop.stop()
+    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True)
+    yield running
+    loop = running.runtime.loop
+    assert loop is not None
+    running.stop()
     for child in list(loop.children.values()):
         child.wait(timeout=60)
+    running.db.close()
 
 
 @pytest.fixture()
@@ -206,6 +204,5 @@ def bot(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path,
         support_adapter_dir: Path) -> Iterator[BotUnderTest]:
     running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir)
     yield running
-    running.server.shutdown()  # type: ignore[attr-defined]
-    running.server.server_close()  # type: ignore[attr-defined]
+    running.stop()
     running.db.close()

@@ -122,7 +122,7 @@ def test_setup_binds_the_channel_for_admins_only(bot: BotUnderTest) -> None:
 
 
 def test_admin_by_usergroup(bot: BotUnderTest) -> None:
-    from bot.services import AdminDirectory
+    from bot.slack.services import AdminDirectory
 
     bot.fake.usergroups["S0ADMINS"] = ["U0CAROL"]
     directory = AdminDirectory([ADMIN], "S0ADMINS")
@@ -144,8 +144,8 @@ def test_export_uploads_the_labelled_csv(bot: BotUnderTest) -> None:
 def test_message_links_in_the_forms_slack_writes_them() -> None:
     import pytest
 
-    from bot.listeners.commands import parse_link
-    from bot.listeners.invocation import CommandProblem
+    from bot.slack.listeners.commands import parse_link
+    from bot.slack.listeners.invocation import CommandProblem
 
     plain = "https://camel.slack.com/archives/C0SUPPORT/p1700000040000100"
     for link in (plain, f"<{plain}>", f"<{plain}|message>", f"{plain}?thread_ts=1700000039.000100&cid=C0SUPPORT"):

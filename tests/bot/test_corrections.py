@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import storage
-from bot import blocks
+from bot.slack import blocks
 from tests.bot.conftest import ADMIN, MOOD_CHANNEL, SUPPORT_CHANNEL, USER, BotUnderTest, corrections, wait_until
 
 
@@ -103,15 +103,13 @@ def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_di
     """With a threshold of one label, the first correction schedules a debounced round."""
     from datetime import datetime, timedelta, timezone
 
-    from bot.learning import LearningLoop
     from bot.settings import LearningSettings
     from tests.bot.conftest import start_bot
 
-    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir,
+    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True,
                     learning=LearningSettings(threshold_new_labels=1, debounce_s=600))
-    loop = LearningLoop(bot.settings, bot.settings.db_path, bot.predictors)
-    loop.start()
-    bot.app.camel_services.learning = loop
+    loop = bot.runtime.loop
+    assert loop is not None
     try:
         nightly = loop.next_run_time("support")
         message_id, _, reply_ts = _predicted(bot, "1700000036.000100")
@@ -120,9 +118,7 @@ def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_di
         soon = datetime.now(timezone.utc) + timedelta(seconds=601)
         wait_until(lambda: loop.next_run_time("support") < min(nightly, soon), what="threshold round scheduled")
     finally:
-        loop.stop()
-        bot.server.shutdown()
-        bot.server.server_close()
+        bot.stop()
 
 
 def test_reaction_on_a_reply_not_yet_linked_waits_for_the_link(bot: BotUnderTest) -> None:

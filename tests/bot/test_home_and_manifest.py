@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 import storage
-from bot.listeners.commands import COMMAND
+from bot.slack.listeners.commands import COMMAND
 from tests.bot.conftest import USER, BotUnderTest
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-manifest.yaml"
@@ -49,7 +49,7 @@ def test_manifest_matches_what_the_app_registers(bot: BotUnderTest) -> None:
     manifest = _manifest()
     events = {e.split(".")[0] for e in manifest["settings"]["event_subscriptions"]["bot_events"]}
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
-    registered = bot.app.camel_registered
+    registered = bot.runtime.registered
     assert registered["events"] == events
     assert registered["commands"] == commands == {COMMAND}
     assert manifest["settings"]["interactivity"]["is_enabled"] is bool(registered["actions"])
@@ -78,8 +78,8 @@ METHOD_SCOPES = {
 }
 EVENT_SCOPES = {"message.channels": "channels:history", "message.groups": "groups:history",
                 "reaction_added": "reactions:read", "reaction_removed": "reactions:read", "app_home_opened": None}
-BOT_SOURCES = [*Path(MANIFEST.parents[1], "bot", "listeners").glob("*.py"),
-               *(Path(MANIFEST.parents[1], "bot", name) for name in ("home.py", "services.py"))]
+# Everything that talks to Slack's Web API: the Slack room, and the runtime's report callables.
+BOT_SOURCES = [*Path(MANIFEST.parents[1], "bot", "slack").rglob("*.py"), Path(MANIFEST.parents[1], "bot", "runtime.py")]
 
 
 def test_manifest_asks_exactly_the_scopes_the_code_needs() -> None:

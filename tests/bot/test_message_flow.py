@@ -115,8 +115,7 @@ def test_edits_are_classified_when_configured(tmp_path, fake_slack, tiny_bert_di
         assert reply.params["thread_ts"] == "1700000021.000100"
         assert _prediction_for(bot, "1700000021.000100").label in SUPPORT_LABELS
     finally:
-        bot.server.shutdown()
-        bot.server.server_close()
+        bot.stop()
 
 
 def test_thread_replies_are_left_alone_unless_configured(bot: BotUnderTest, tmp_path, fake_slack, tiny_bert_dir,
@@ -137,5 +136,4 @@ def test_thread_replies_are_left_alone_unless_configured(bot: BotUnderTest, tmp_
         wait_until(lambda: len(fake_slack.calls_of("chat.postMessage")) == 2, what="thread reply answered")
         assert fake_slack.calls_of("chat.postMessage")[1].params["thread_ts"] == "1700000024.000100"
     finally:
-        chatty.server.shutdown()
-        chatty.server.server_close()
+        chatty.stop()

@@ -9,12 +9,12 @@ import pytest
 
 import camel
 import storage
-from bot.metrics import Metrics
-from bot.predictors import PredictorRegistry
+from bot.metrics import BotMetrics
+from bot.loop.registry import PredictorRegistry
 
 
 def test_load_swap_and_broken_folder(tiny_bert_dir: Path, support_adapter_dir: Path, tmp_path: Path) -> None:
-    metrics = Metrics()
+    metrics = BotMetrics()
     registry = PredictorRegistry(str(tiny_bert_dir), None, metrics=metrics)
     assert registry.get("support") is None and registry.version("support") is None
     registry.load("support", 1, str(support_adapter_dir))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from slack_sdk.signature import SignatureVerifier
 
-from bot.local_slack import FakeSlackAPI
+from bot.demo.local_slack import FakeSlackAPI
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import storage
-from bot.local_slack import FakeSlackAPI
+from bot.demo.local_slack import FakeSlackAPI
 from tests.bot.conftest import SUPPORT_CHANNEL, TEAM, USER, make_settings, wait_until
 
 
 def test_events_and_commands_over_socket_mode(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import build_app
-    from bot.predictors import PredictorRegistry
-    from bot.services import apply_task_settings
+    from bot import runtime
 
     settings = make_settings(tmp_path / "data", fake_slack, tiny_bert_dir, mode="socket", signing_secret="",
                              app_token="xapp-test-token")
     settings.require_secrets()
-    db = storage.open_store(settings.db_path)
-    apply_task_settings(settings, db)
-    handler = SocketModeHandler(build_app(settings, db, PredictorRegistry(str(tiny_bert_dir), None)),
-                                settings.app_token)
+    bot = runtime.start(settings, learning=False)  # socket mode: no HTTP server
+    assert bot.app is not None and bot.server is None
+    handler = SocketModeHandler(bot.app, settings.app_token)
     handler.connect()
     try:
         assert fake_slack.socket_connected.wait(10)
@@ -42,3 +38,4 @@ def test_events_and_commands_over_socket_mode(tmp_path: Path, fake_slack: FakeSl
         wait_until(lambda: len(fake_slack.calls_of("socket_ack")) >= 2, what="command acked")
     finally:
         handler.close()
+        bot.stop()

@@ -78,7 +78,7 @@ def loop_env(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[tuple[Settings, ob
 def install_adapter(settings: Settings, db: object, version: int, *, seed: int = 0, activate: bool = True) -> Path:
     """Train a small adapter in-process, write it as `version` and register (and activate) it."""
     import camel
-    from bot import adapter_store
+    from bot.loop import versions
 
     texts, labels = [], []
     for label in sorted(WORDS):
@@ -86,7 +86,7 @@ def install_adapter(settings: Settings, db: object, version: int, *, seed: int =
         labels += [label] * 8
     config = camel.CamelConfig(base_model=settings.model.base_model, trainable_layers=1)
     adapter = camel.train(texts, labels, config=config, args=camel.TrainingArgs(max_epochs=2, seed=seed)).adapter
-    folder = adapter_store.version_dir(settings.data_dir, TASK, version)
+    folder = versions.version_dir(settings.data_dir, TASK, version)
     camel.save_adapter(adapter, str(folder))
     metrics = {"accuracy": 0.5 + version / 100, "macro_f1": 0.4 + version / 100}
     storage.register_adapter(db, task=TASK, version=version, path=str(folder), parent_version=None,

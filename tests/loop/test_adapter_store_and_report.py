@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import adapter_store as store
-from bot.round_report import build_report, metric_chart
+from bot.loop import versions as store
+from bot.loop.options import RoundSummary
+from bot.loop.report import build_report, metric_chart
 from storage import AdapterVersion
 
 
@@ -56,8 +57,8 @@ SUMMARY = {
 
 
 def test_report_has_decision_metrics_and_per_label_changes() -> None:
-    text, blocks = build_report(SUMMARY)
-    assert text.startswith(":no_entry_sign: Training round for *support*: rejected v0004")
+    text, blocks = build_report(RoundSummary.from_dict(SUMMARY))
+    assert text.startswith(":no_entry_sign: Training round for *support*: rejected v4")  # one version format in every message
     assert "below active" in text
     fields = " ".join(f["text"] for f in blocks[1]["fields"])
     assert "accuracy 75.0%, macro-F1 70.0%" in fields and "accuracy 65.0%, macro-F1 61.0%" in fields
@@ -67,7 +68,7 @@ def test_report_has_decision_metrics_and_per_label_changes() -> None:
 
 
 def test_report_of_a_failed_run_has_no_metrics() -> None:
-    text, blocks = build_report({"task": "support", "outcome": "failed", "reason": "killed by SIGKILL"})
+    text, blocks = build_report(RoundSummary(task="support", outcome="failed", reason="killed by SIGKILL"))
     assert text == ":warning: Training round for *support*: failed: killed by SIGKILL" and len(blocks) == 1
 
 

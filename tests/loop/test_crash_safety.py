@@ -10,11 +10,11 @@ import time
 
 import camel
 import storage
-from bot import adapter_store
-from bot.adapter_store import TaskBusyError
-from bot.learning import LearningLoop
-from bot.training_round import child_env
-from bot.predictors import PredictorRegistry
+from bot.loop import versions
+from bot.errors import TaskBusyError
+from bot.loop import LearningLoop
+from bot.loop.runner import child_env
+from bot.loop.registry import PredictorRegistry
 from tests.loop.conftest import TASK, install_adapter, label_messages
 
 
@@ -29,7 +29,7 @@ def _wait(condition, timeout: float = 60.0) -> bool:
 
 def _child_holds_lock(settings) -> bool:
     try:
-        with adapter_store.task_lock(settings.data_dir, TASK):
+        with versions.task_lock(settings.data_dir, TASK):
             return False
     except TaskBusyError:
         return True
@@ -40,7 +40,7 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
     v1 = install_adapter(settings, db, 1)
     label_messages(db, 30)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, settings.db_path, predictors)
+    loop = LearningLoop(settings, predictors)
     loop.start()
     try:
         run_id = loop.run_now(TASK, actor="U0ADMIN")
@@ -56,7 +56,7 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
     assert camel.load_adapter(str(v1)).labels == ["card_arrival", "feelings", "refund"]
     assert predictors.version(TASK) == 1 and predictors.get(TASK).predict(["refund fee"])[0].label
 
-    again = LearningLoop(settings, settings.db_path, PredictorRegistry(settings.model.base_model))
+    again = LearningLoop(settings, PredictorRegistry(settings.model.base_model))
     again.start()
     again.stop()
     leftovers = [p.name for p in (v1.parent).iterdir() if p.name.startswith(".")]
@@ -71,13 +71,13 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
     run_id = storage.start_run(db, TASK, "schedule")  # its process died: never finished
     storage.register_adapter(db, task=TASK, version=2, path=str(v1.parent / "v0002"), parent_version=1,
                              run_id=run_id, metrics={})
-    ours = adapter_store.temp_dir(settings.data_dir, TASK, 2)
+    ours = versions.temp_dir(settings.data_dir, TASK, 2)
     ours.mkdir()
     (ours / camel.WEIGHTS_FILE).write_bytes(b"half a tensor")
     camels = v1.parent / ".v0002.tmp-0123abcd"  # camel.save_adapter's own temp name
     camels.mkdir()
 
-    notes = LearningLoop(settings, settings.db_path, PredictorRegistry(settings.model.base_model)).recover()
+    notes = LearningLoop(settings, PredictorRegistry(settings.model.base_model)).recover()
     assert not ours.exists() and not camels.exists() and v1.is_dir()
     run = storage.list_runs(db, TASK)[0]
     assert run.outcome == "failed" and run.error.startswith("interrupted")
@@ -89,17 +89,17 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
 def test_recovery_leaves_a_round_that_is_still_running_alone(loop_env) -> None:
     settings, db = loop_env
     run_id = storage.start_run(db, TASK, "manual")
-    temp = adapter_store.temp_dir(settings.data_dir, TASK, 1)
+    temp = versions.temp_dir(settings.data_dir, TASK, 1)
     temp.mkdir(parents=True)
-    with adapter_store.task_lock(settings.data_dir, TASK):  # another process's round holds it
-        LearningLoop(settings, settings.db_path, PredictorRegistry(settings.model.base_model)).recover()
+    with versions.task_lock(settings.data_dir, TASK):  # another process's round holds it
+        LearningLoop(settings, PredictorRegistry(settings.model.base_model)).recover()
     assert temp.is_dir() and storage.list_runs(db, TASK)[0].finished_at is None
     assert storage.list_runs(db, TASK)[0].id == run_id
 
 
 def test_training_child_rejects_an_unknown_task_with_exit_status_2(loop_env) -> None:
     settings, _ = loop_env
-    done = subprocess.run([sys.executable, "-m", "bot.training_round", "--db", settings.db_path,
+    done = subprocess.run([sys.executable, "-m", "bot.loop.round", "--db", settings.db_path,
                            "--task", "nope"], env=child_env(1), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == "training round for nope: error: unknown task 'nope'"

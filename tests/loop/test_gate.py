@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.gate import decide, decide_first, majority_baseline, per_label_changes
+from bot.loop.gate import decide, decide_first, majority_baseline, per_label_changes
 
 
 def metrics(macro_f1: float, accuracy: float = 0.8, **recalls: tuple[float, int]) -> dict:

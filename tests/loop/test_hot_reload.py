@@ -9,10 +9,10 @@ from slack_sdk import WebClient
 
 import camel
 import storage
-from bot.learning import LearningLoop
-from bot.local_slack import FakeSlackAPI
-from bot.predictors import PredictorRegistry
-from bot.round_report import slack_post
+from bot.loop import LearningLoop
+from bot.demo.local_slack import FakeSlackAPI
+from bot.loop.registry import PredictorRegistry
+from bot.runtime import slack_post
 from tests.loop.conftest import TASK, WORDS, install_adapter
 
 
@@ -21,7 +21,7 @@ def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_en
     for version in range(1, 6):
         install_adapter(settings, db, version, seed=version, activate=version == 1)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, settings.db_path, predictors)
+    loop = LearningLoop(settings, predictors)
     assert loop.sync() == [] and predictors.version(TASK) == 1
     stop, failures, answers = threading.Event(), [], []
 
@@ -60,7 +60,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported
     (broken / camel.WEIGHTS_FILE).write_bytes(b"not a safetensors file")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, settings.db_path, predictors,
+        loop = LearningLoop(settings, predictors,
                             post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
         assert loop.sync() == [] and predictors.version(TASK) == 1
         storage.activate_adapter(db, TASK, 2, reason="promoted by a round")

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import storage
-from bot import scheduler as sch
-from bot.learning import LearningLoop
-from bot.predictors import PredictorRegistry
+from bot.loop import scheduler as sch
+from bot.loop import LearningLoop
+from bot.loop.registry import PredictorRegistry
 from tests.loop.conftest import TASK, label_messages, make_settings
 
 
@@ -23,7 +23,7 @@ def _jobs(settings) -> dict[str, datetime]:
 
 
 def _loop(settings) -> LearningLoop:
-    return LearningLoop(settings, settings.db_path, PredictorRegistry(settings.model.base_model))
+    return LearningLoop(settings, PredictorRegistry(settings.model.base_model))
 
 
 def test_restarting_the_loop_keeps_one_nightly_job(loop_env) -> None:
@@ -75,7 +75,7 @@ def test_threshold_trigger_schedules_one_debounced_run(loop_env, tiny_bert_dir) 
         label_messages(db, {"card_arrival": 4, "feelings": 4, "refund": 3})
         assert all(loop.note_new_labels(TASK) for _ in range(5))
         soon = loop.next_run_time(TASK)
-        loop._bursts[TASK] -= 2900  # a burst that began long ago is not postponed past 5 debounces
+        loop.triggers._bursts[TASK] -= 2900  # a burst that began long ago is not postponed past 5 debounces
         assert loop.note_new_labels(TASK)
         capped = loop.next_run_time(TASK)
     finally:
@@ -92,7 +92,7 @@ def test_rounds_requested_while_one_trains_queue_as_one(loop_env) -> None:
     loop = _loop(settings)
     loop.start()
     try:
-        with loop._lock_for(TASK):  # a round of this task is training right now
+        with loop.runner.lock_for(TASK):  # a round of this task is training right now
             requested = [loop.request_round(TASK, "threshold") for _ in range(3)]
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not any(r.finished_at for r in storage.list_runs(db, TASK)):

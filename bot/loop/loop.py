@@ -1,0 +1,152 @@
+"""LearningLoop: the facade the bot uses for self-improvement (triggers, rounds, reports, reload, rollback).
+
+Three parts do the work: `Triggers` decides when a round starts, `RoundRunner` runs it in a
+child process, `Reporter` tells the channel. The child writes the new version and its status
+to storage; the loop notices the new active version (right after the child exits, and by
+polling, which also catches rounds started elsewhere) and swaps it into the live `Predictor`.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from datetime import datetime
+
+import storage
+from bot.errors import RollbackError
+from bot.loop.registry import PredictorRegistry
+from bot.loop.report import Post, Upload
+from bot.loop.reporter import Reporter
+from bot.loop.runner import RoundRunner
+from bot.loop.triggers import Triggers
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LearningLoop:
+    def __init__(self, settings: Settings, predictors: PredictorRegistry, post: Post | None = None,
+                 upload: Upload | None = None) -> None:
+        self.settings, self.predictors = settings, predictors
+        self.db = storage.open_store(settings.db_path)
+        self.triggers = Triggers(settings, self.db)
+        self.runner = RoundRunner(settings, self.db)
+        self.reporter = Reporter(settings, self.db, post, upload)
+        self.reload_errors: list[str] = []
+        self._guard = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._queued: set[str] = set()
+
+    @property
+    def children(self) -> dict[str, subprocess.Popen[bytes]]:
+        """Training processes running now, by task."""
+        return self.runner.children
+
+    # lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Clean up after a crash, serve the active versions, then let the schedule run."""
+        self.recover()
+        self.sync()
+        self.triggers.start(self.task_names(), self.request_round, self.sync)
+
+    def stop(self) -> None:
+        """Stop scheduling; a round already running finishes in its own process."""
+        self.triggers.stop()
+
+    def task_names(self) -> list[str]:
+        names = {t.name for t in storage.list_tasks(self.db)} | {t.name for t in self.settings.tasks}
+        return sorted(names)
+
+    def recover(self) -> list[str]:
+        """Fail runs whose process died and delete half-written folders (tasks nobody trains now)."""
+        return self.runner.recover(self.task_names())
+
+    # triggers --------------------------------------------------------------------------
+    def note_new_labels(self, task: str) -> bool:
+        """Threshold trigger, debounced; True if a round was scheduled (see `Triggers`)."""
+        return self.triggers.note_new_labels(task)
+
+    def run_now(self, task: str, actor: str) -> int:
+        """Start a manual round in the background; returns its run id at once."""
+        run_id = storage.start_run(self.db, task, "manual")
+        storage.audit(self.db, actor=actor, action="retrain", detail={"task": task, "run_id": run_id})
+        threading.Thread(target=self.run_round, args=(task, "manual", run_id), name=f"round-{run_id}",
+                         daemon=True).start()
+        return run_id
+
+    def next_run_time(self, task: str) -> datetime | None:
+        return self.triggers.next_run_time(task)
+
+    # one round -------------------------------------------------------------------------
+    def request_round(self, task: str, trigger: str) -> bool:
+        """What scheduled jobs call: queue a round and return at once.
+
+        A job that blocked for the whole round would make APScheduler skip ("max instances")
+        the next threshold job of the same id if labels keep coming while it trains. One
+        queued round per task is enough: it starts after the running one and sees every label.
+        """
+        with self._guard:
+            if task in self._queued:
+                return False
+            self._queued.add(task)
+        threading.Thread(target=self._queued_round, args=(task, trigger), name=f"round-{task}", daemon=True).start()
+        return True
+
+    def _queued_round(self, task: str, trigger: str) -> None:
+        with self.runner.lock_for(task):
+            with self._guard:
+                self._queued.discard(task)
+            if not self.triggers.running:
+                return  # stopped while waiting
+            try:
+                run = self.runner.run_locked(task, trigger, None)
+            except Exception:
+                log.exception("training round of %s could not run", task)
+                return
+        self._after(task, run)
+
+    def run_round(self, task: str, trigger: str, run_id: int | None = None) -> storage.TrainingRun:
+        """Run one round in a child process and wait for it (one round per task at a time)."""
+        with self.runner.lock_for(task):
+            run = self.runner.run_locked(task, trigger, run_id)
+        self._after(task, run)
+        return run
+
+    def _after(self, task: str, run: storage.TrainingRun) -> None:
+        self.sync()
+        self.reporter.round_done(task, run)
+
+    # hot reload and rollback -----------------------------------------------------------
+    def sync(self) -> list[str]:
+        """Serve each task's active version; report each new load failure once."""
+        with self._reload_lock:
+            errors = self.predictors.sync(self.db)
+        self.reload_errors = errors
+        self.reporter.reload_failures(errors)
+        return errors
+
+    def rollback(self, task: str, version: int | None, actor: str) -> storage.AdapterVersion:
+        """Serve `version` (default: the newest retired one) now, and make it the active one."""
+        with self._reload_lock:
+            target = self._rollback_target(task, version)
+            previous = self.predictors.version(task)
+            self.predictors.load(task, target.version, target.path)  # raises before any change if broken
+            activated = storage.activate_adapter(self.db, task, target.version, reason=f"rollback by {actor}")
+        storage.audit(self.db, actor=actor, action="rollback",
+                      detail={"task": task, "version": target.version, "previous": previous})
+        return activated
+
+    def _rollback_target(self, task: str, version: int | None) -> storage.AdapterVersion:
+        versions = storage.list_adapters(self.db, task)
+        if version is None:
+            active = storage.get_task(self.db, task)
+            newest = active.active_version if active and active.active_version else 10**9
+            retired = [v for v in versions if v.status == "retired" and v.version < newest]
+            if not retired:
+                raise RollbackError(f"task {task!r} has no earlier version to roll back to")
+            return retired[-1]
+        found = next((v for v in versions if v.version == version), None)
+        if found is None:
+            raise RollbackError(f"task {task!r} has no adapter version {version}")
+        return found

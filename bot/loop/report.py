@@ -1,0 +1,85 @@
+"""The message posted after a training round, and the chart of a metric across versions.
+
+Pure formatting; the report leaves through the `post` / `upload` callables that `LearningLoop`
+takes (made from a Slack WebClient by `bot.runtime`), so the loop never imports Slack.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import storage
+from bot import charts, texts
+from bot.loop.options import RoundSummary
+
+Post = Callable[[str, str, list[dict[str, Any]]], Any]
+Upload = Callable[[str, bytes, str, str], Any]
+MAX_LABEL_LINES = 12
+ICONS = {"promoted": ":white_check_mark:", "rejected": ":no_entry_sign:", "failed": ":warning:",
+         "skipped": ":zzz:"}
+
+
+def _pct(metrics: Mapping[str, Any] | None, key: str) -> str:
+    if not metrics or key not in metrics:
+        return "n/a"
+    return f"{100 * float(metrics[key]):.1f}%"
+
+
+def headline(summary: RoundSummary) -> str:
+    outcome = summary.outcome or "failed"
+    name = f" {texts.version_label(summary.version)}" if summary.version is not None else ""
+    return f"{ICONS.get(outcome, '')} Training round for *{summary.task}*: {outcome}{name}".strip()
+
+
+def label_lines(changes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per-label recall changes, biggest moves first."""
+    ordered = sorted(changes, key=lambda c: abs(float(c["change"])), reverse=True)[:MAX_LABEL_LINES]
+    return [f"`{c['label']}` recall {100 * c['old_recall']:.0f}% -> {100 * c['new_recall']:.0f}%"
+            f" ({100 * c['change']:+.0f} pts, n={c['support']})" for c in ordered]
+
+
+def metrics_fields(summary: RoundSummary) -> list[dict[str, str]]:
+    old, new = summary.old_metrics or summary.baseline, summary.new_metrics
+    old_name = "Active" if summary.old_metrics else "Majority baseline"
+    return [
+        {"type": "mrkdwn", "text": f"*{old_name}*\naccuracy {_pct(old, 'accuracy')}, macro-F1 {_pct(old, 'macro_f1')}"},
+        {"type": "mrkdwn", "text": f"*Candidate*\naccuracy {_pct(new, 'accuracy')}, macro-F1 {_pct(new, 'macro_f1')}"},
+        {"type": "mrkdwn", "text": f"*New examples learned*\n{summary.n_new}"
+                                   f" (train {summary.n_train}, held-out {summary.n_heldout})"},
+        {"type": "mrkdwn", "text": f"*Trigger*\n{summary.trigger}"},
+    ]
+
+
+def build_report(summary: RoundSummary) -> tuple[str, list[dict[str, Any]]]:
+    """Fallback text and Block Kit blocks for one round's summary."""
+    title = headline(summary)
+    reason = summary.reason
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{title}\n*Decision:* {reason}"[:3000]}},
+    ]
+    if summary.new_metrics:
+        blocks.append({"type": "section", "fields": metrics_fields(summary)})
+    changes = summary.per_label_changes
+    if changes:
+        text = "*Per-label changes*\n" + "\n".join(label_lines(changes))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+    return f"{title}: {reason}"[:3000], blocks
+
+
+def metric_chart(history: Sequence[storage.AdapterVersion], metric: str = "macro_f1") -> bytes:
+    """A small PNG of `metric` per adapter version; rejected candidates drawn hollow."""
+    points = [(v.version, float(v.metrics[metric]), v.status) for v in history if metric in (v.metrics or {})]
+    with charts.figure(5, 2.6) as (fig, ax):
+        kept = [(x, y) for x, y, s in points if s != "rejected"]
+        dropped = [(x, y) for x, y, s in points if s == "rejected"]
+        if kept:
+            ax.plot(*zip(*kept), marker="o", color="tab:blue", label="promoted")
+        if dropped:
+            ax.scatter(*zip(*dropped), facecolors="none", edgecolors="tab:red", label="rejected")
+        ax.set_xlabel("adapter version")
+        ax.set_ylabel(metric.replace("_", "-"))
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if points:
+            ax.legend(loc="lower right", fontsize="small")
+        return charts.png_bytes(fig)

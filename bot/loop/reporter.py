@@ -1,0 +1,67 @@
+"""Tells a task's channel what the loop did: round reports with a chart, and reload failures.
+
+Everything leaves through the `post` / `upload` callables the loop was given (see
+`bot.runtime`), so nothing here imports Slack; a Slack outage is logged and never fails a round.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlite_utils import Database
+
+import storage
+from bot.loop.options import RoundSummary, summary_path
+from bot.loop.report import Post, Upload, build_report, metric_chart
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Reporter:
+    def __init__(self, settings: Settings, db: Database, post: Post | None = None,
+                 upload: Upload | None = None) -> None:
+        self.settings, self.db, self.post, self.upload = settings, db, post, upload
+        self._reported: set[str] = set()
+
+    def _channel(self, task: str) -> str | None:
+        record = storage.get_task(self.db, task)
+        return record.channels[0] if record and record.channels else None
+
+    def summary(self, run: storage.TrainingRun) -> RoundSummary:
+        """The child's summary file, or what the database knows when the child left none."""
+        try:
+            return RoundSummary.read(summary_path(self.settings.data_dir, run.id))
+        except (OSError, ValueError, TypeError):
+            return RoundSummary.from_run(run)
+
+    def round_done(self, task: str, run: storage.TrainingRun) -> None:
+        channel = self._channel(task)
+        if not (self.settings.learning.report_to_channel and self.post and channel):
+            return
+        if run.outcome == "skipped":
+            return  # a night with nothing new to learn is not news
+        text, blocks = build_report(self.summary(run))
+        try:
+            self.post(channel, text, blocks)
+            if self.upload and run.outcome in ("promoted", "rejected"):
+                chart = metric_chart(storage.list_adapters(self.db, task))
+                self.upload(channel, chart, f"{task}-macro-f1.png", f"{task}: macro-F1 across versions")
+        except Exception:  # Slack being down must not fail the round that already happened
+            log.exception("could not post the round report for %s", task)
+
+    def reload_failures(self, errors: list[str]) -> None:
+        """Tell each task's channel about each new load failure, once."""
+        for line in errors:
+            if line not in self._reported:
+                self._reported.add(line)
+                self._tell_admins(line.split(":", 1)[0].split(" ")[0], f":warning: adapter reload failed, "
+                                  f"the previous adapter keeps serving: {line}")
+
+    def _tell_admins(self, task: str, text: str) -> None:
+        channel = self._channel(task)
+        if self.post and channel and self.settings.learning.report_to_channel:
+            try:
+                self.post(channel, text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
+            except Exception:
+                log.exception("could not report a reload failure for %s", task)

@@ -1,0 +1,204 @@
+"""One training round, run as `python -m bot.loop.round` in a child process of the bot.
+
+Resolved labels -> train/held-out split (storage's deterministic split) -> CAMEL micro-training
+from the active adapter with older labels as replay -> a new version folder -> candidate and
+active evaluated on the same held-out messages -> the gate -> registered as active or rejected.
+
+Ordering is what makes a SIGKILL at any moment harmless: the folder is renamed into place
+complete before it is registered, and activation is one storage transaction, so the database
+never names a version that is not whole on disk and the active adapter is never touched.
+Exit status: 0 round done (promoted, rejected or skipped), 2 bad input, 1 crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from sqlite_utils import Database
+
+import camel
+import storage
+from bot.errors import LearningError, RoundInputError, TaskBusyError
+from bot.loop import gate, versions
+from bot.loop.options import RoundOptions, RoundSummary, summary_path
+
+log = logging.getLogger("bot.loop.round")
+EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class Split:
+    new: list[storage.LabelledMessage]
+    old: list[storage.LabelledMessage]
+    heldout: list[storage.LabelledMessage]
+
+    @property
+    def train(self) -> list[storage.LabelledMessage]:
+        return self.old + self.new
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The gate's verdict on a candidate and the held-out numbers it was based on."""
+
+    decision: gate.Decision
+    new_metrics: dict[str, Any]
+    old_metrics: dict[str, Any] | None
+    baseline: dict[str, Any] | None
+
+
+def split_labels(labelled: Sequence[storage.LabelledMessage], since: str | None) -> Split:
+    """Held-out by storage's split; training labels resolved after `since` are this round's news."""
+    heldout = [m for m in labelled if m.split == "heldout"]
+    train = [m for m in labelled if m.split == "train"]
+    new = [m for m in train if since is None or m.resolved_at > since]
+    old = [m for m in train if not (since is None or m.resolved_at > since)]
+    return Split(new=new, old=old, heldout=heldout)
+
+
+def skip_reason(split: Split, active: storage.AdapterVersion | None) -> str | None:
+    """Why this round cannot train or judge an adapter, or None when it can."""
+    labels = {m.label for m in split.train}
+    if len(labels) < 2:
+        return f"too little data: {len(labels)} label(s) with training examples, need at least 2"
+    if not split.heldout:
+        return "too little data: no held-out examples to judge an adapter on"
+    if not split.new:
+        return f"no new labels since v{active.version} was trained" if active else "no training labels"
+    return None
+
+
+def _texts_labels(items: Sequence[storage.LabelledMessage]) -> tuple[list[str], list[str]]:
+    return [m.text for m in items], [m.label for m in items]
+
+
+def train_candidate(opts: RoundOptions, split: Split, active: camel.Adapter | None,
+                    cache: camel.FeatureCache) -> camel.Adapter:
+    """Continue from the active adapter with replay, or train a first (or reshaped) one."""
+    args = camel.TrainingArgs(num_threads=opts.threads, max_epochs=opts.max_epochs)
+    config = camel.CamelConfig(base_model=opts.base_model, trainable_layers=opts.trainable_layers)
+    if active is not None and active.config.trainable_layers == opts.trainable_layers:
+        texts, labels = _texts_labels(split.new)
+        replay = _texts_labels(split.old) if split.old else None
+        return camel.train(texts, labels, args=args, init=active, replay=replay, cache=cache).adapter
+    texts, labels = _texts_labels(split.train)  # first adapter, or K changed: start afresh
+    return camel.train(texts, labels, config=config, args=args, cache=cache).adapter
+
+
+def judge(candidate: camel.Adapter, active: camel.Adapter | None, split: Split, opts: RoundOptions,
+          cache: camel.FeatureCache) -> Judgement:
+    texts, labels = _texts_labels(split.heldout)
+    new_metrics = camel.evaluate(candidate, texts, labels, cache)
+    if active is None:
+        baseline = gate.majority_baseline([m.label for m in split.train], labels)
+        return Judgement(gate.decide_first(new_metrics, baseline), new_metrics, None, baseline)
+    old_metrics = camel.evaluate(active, texts, labels, cache)
+    decision = gate.decide(new_metrics, old_metrics, epsilon=opts.epsilon, max_recall_drop=opts.max_recall_drop)
+    return Judgement(decision, new_metrics, old_metrics, None)
+
+
+def publish_version(opts: RoundOptions, db: Database, adapter: camel.Adapter) -> tuple[int, Path]:
+    version = versions.free_version(opts.data_dir, opts.task, storage.next_version(db, opts.task))
+    temp = versions.temp_dir(opts.data_dir, opts.task, version)
+    final = versions.version_dir(opts.data_dir, opts.task, version)
+    camel.save_adapter(adapter, str(temp))
+    versions.publish(temp, final)
+    return version, final
+
+
+def record(opts: RoundOptions, db: Database, run_id: int, active: storage.AdapterVersion | None,
+           judgement: Judgement, version: int, folder: Path) -> str:
+    decision = judgement.decision
+    parent = active.version if active else None
+    storage.register_adapter(db, task=opts.task, version=version, path=str(folder), parent_version=parent,
+                             run_id=run_id, metrics=judgement.new_metrics, reason=decision.reason)
+    if decision.promote:
+        storage.activate_adapter(db, opts.task, version, reason=decision.reason)
+        return "promoted"
+    storage.set_adapter_status(db, opts.task, version, "rejected", decision.reason)
+    return "rejected"
+
+
+def train_and_judge(opts: RoundOptions, db: Database, run_id: int, active_record: storage.AdapterVersion | None,
+                    split: Split) -> tuple[str, int, Judgement]:
+    base = camel.load_base(opts.base_model or camel.default_base_model_path())
+    cache = camel.FeatureCache(base, str(Path(opts.data_dir) / "feature_cache"))
+    active = camel.load_adapter(active_record.path, base) if active_record else None
+    candidate = train_candidate(opts, split, active, cache)
+    judgement = judge(candidate, active, split, opts, cache)
+    candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict()}
+    version, folder = publish_version(opts, db, candidate)
+    outcome = record(opts, db, run_id, active_record, judgement, version, folder)
+    cache.flush()  # later rounds and the bot reuse the bottom states computed here
+    return outcome, version, judgement
+
+
+def trained_until(db: Database, active: storage.AdapterVersion | None) -> str | None:
+    """Labels resolved before the active adapter's round started are already learned."""
+    if active is None:
+        return None
+    run = storage.get_run(db, active.run_id) if active.run_id is not None else None
+    return run.started_at if run else active.created_at
+
+
+def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
+    """Everything after the run exists; returns the summary of what the round did."""
+    task = storage.get_task(db, opts.task)
+    active_record = storage.get_adapter(db, opts.task, task.active_version) if task and task.active_version else None
+    resolution = storage.resolve_labels(db, opts.task, admin_weight=opts.admin_weight,
+                                        heldout_fraction=opts.heldout_fraction)
+    split = split_labels(resolution.labelled, trained_until(db, active_record))
+    counts = {"n_train": len(split.train), "n_heldout": len(split.heldout), "n_new": len(split.new)}
+    summary = RoundSummary(task=opts.task, outcome="skipped", run_id=run_id, trigger=opts.trigger,
+                           parent_version=active_record.version if active_record else None, **counts)
+    reason = skip_reason(split, active_record)
+    if reason:
+        storage.finish_run(db, run_id, outcome="skipped", error=reason, **counts)
+        return replace(summary, reason=reason)
+    outcome, version, judgement = train_and_judge(opts, db, run_id, active_record, split)
+    storage.finish_run(db, run_id, outcome=outcome, version=version, **counts)
+    return replace(summary, outcome=outcome, version=version, reason=judgement.decision.reason,
+                   new_metrics=judgement.new_metrics, old_metrics=judgement.old_metrics,
+                   baseline=judgement.baseline, decision=judgement.decision.as_dict())
+
+
+def execute(opts: RoundOptions) -> RoundSummary:
+    """Run the round under the task's lock, record its end and write its summary file."""
+    db = storage.open_store(opts.db)
+    if storage.get_task(db, opts.task) is None:
+        raise RoundInputError(f"unknown task {opts.task!r}")
+    run_id = opts.run_id or storage.start_run(db, opts.task, opts.trigger)
+    try:
+        with versions.task_lock(opts.data_dir, opts.task):
+            summary = run_round(opts, db, run_id)
+    except TaskBusyError as exc:
+        storage.finish_run(db, run_id, outcome="skipped", error=str(exc))
+        summary = RoundSummary(task=opts.task, outcome="skipped", run_id=run_id, trigger=opts.trigger,
+                               reason=str(exc))
+    except (camel.CamelError, storage.StorageError) as exc:
+        storage.finish_run(db, run_id, outcome="failed", error=str(exc))
+        RoundSummary(task=opts.task, outcome="failed", run_id=run_id, trigger=opts.trigger,
+                     reason=str(exc)).write(summary_path(opts.data_dir, run_id))
+        raise
+    summary.write(summary_path(opts.data_dir, run_id))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    opts = RoundOptions.from_argv(argv, description=(__doc__ or "").splitlines()[0])
+    try:
+        summary = execute(opts)
+    except (LearningError, camel.CamelError, storage.StorageError) as exc:
+        print(f"training round for {opts.task}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    log.info("round for %s finished: %s (%s)", opts.task, summary.outcome, summary.reason)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The parent's side of a training round: launch the child, wait for it, make sure its run ends.
+
+Training never runs in the bot process: each round is `python -m bot.loop.round` in a child
+with few threads and lower priority, so a crash or out-of-memory there cannot take the bot
+down. If the child dies before recording its end, the run is failed here with the tail of its
+output. `recover()` cleans up after a bot that died while a round was running.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from sqlite_utils import Database
+
+import storage
+from bot.errors import LearningError, TaskBusyError
+from bot.loop import versions
+from bot.loop.options import RoundOptions, summary_path
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+NICENESS = 10
+OUTPUT_TAIL = 800
+PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+CHILD_MODULE = "bot.loop.round"
+
+
+def child_command(settings: Settings, task: str, trigger: str, run_id: int) -> list[str]:
+    """The child's full command line; its flags come from `RoundOptions.to_argv()`."""
+    options = RoundOptions.from_settings(settings, task, trigger, run_id)
+    return [sys.executable, "-m", CHILD_MODULE, *options.to_argv()]
+
+
+def child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def death_message(returncode: int, log_path: Path) -> str:
+    if returncode < 0:
+        what = f"training process killed by {signal.Signals(-returncode).name}"
+    else:
+        what = f"training process exited with status {returncode}"
+    try:
+        tail = log_path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
+    except OSError:
+        tail = ""
+    return f"{what}: {tail}" if tail else what
+
+
+class RoundRunner:
+    """Runs rounds in child processes, one at a time per task; `children` are the ones running now."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings, self.db = settings, db
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._task_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock_for(self, task: str) -> threading.Lock:
+        """Held for the whole round, so a second round of the task waits for the first."""
+        with self._guard:
+            return self._task_locks.setdefault(task, threading.Lock())
+
+    def run_locked(self, task: str, trigger: str, run_id: int | None) -> storage.TrainingRun:
+        """One round; the caller holds `lock_for(task)`."""
+        run_id = run_id or storage.start_run(self.db, task, trigger)
+        log_path = summary_path(self.settings.data_dir, run_id).with_suffix(".log")
+        returncode = self._spawn_and_wait(task, trigger, run_id, log_path)
+        return self._finished_run(task, run_id, returncode, log_path)
+
+    def _spawn_and_wait(self, task: str, trigger: str, run_id: int, log_path: Path) -> int:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        threads = self.settings.model.training_threads
+        with open(log_path, "wb") as output:
+            child = subprocess.Popen(
+                child_command(self.settings, task, trigger, run_id), env=child_env(threads),
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                preexec_fn=functools.partial(os.nice, NICENESS))
+            self.children[task] = child
+            try:
+                return child.wait()
+            finally:
+                self.children.pop(task, None)
+
+    def _finished_run(self, task: str, run_id: int, returncode: int, log_path: Path) -> storage.TrainingRun:
+        run = self._run(task, run_id)
+        if run.finished_at is None:  # the child died before it could record its end
+            storage.finish_run(self.db, run_id, outcome="failed", error=death_message(returncode, log_path))
+            run = self._run(task, run_id)
+        log.info("round %s of %s: %s %s", run_id, task, run.outcome, run.error or "")
+        return run
+
+    def _run(self, task: str, run_id: int) -> storage.TrainingRun:
+        run = storage.get_run(self.db, run_id)
+        if run is None or run.task != task:
+            raise LearningError(f"training run {run_id} of {task} is not in the database")
+        return run
+
+    def recover(self, tasks: list[str]) -> list[str]:
+        """Fail runs whose process died and delete half-written folders (tasks nobody trains now)."""
+        notes = []
+        for task in tasks:
+            try:
+                with versions.task_lock(self.settings.data_dir, task):
+                    notes += [f"removed {p}" for p in versions.remove_temp_folders(self.settings.data_dir, task)]
+                    notes += self._fail_interrupted(task)
+            except TaskBusyError:
+                continue  # a round from before our restart is still running and owns its files
+        for note in notes:
+            log.warning("recovery: %s", note)
+        return notes
+
+    def _fail_interrupted(self, task: str) -> list[str]:
+        notes = []
+        for run in storage.list_runs(self.db, task, limit=1000):
+            if run.finished_at is not None:
+                continue
+            storage.finish_run(self.db, run.id, outcome="failed",
+                               error="interrupted: the training process died before finishing")
+            for version in storage.list_adapters(self.db, task):
+                if version.run_id == run.id and version.status == "candidate":
+                    storage.set_adapter_status(self.db, task, version.version, "rejected",
+                                               "round interrupted before the gate finished")
+            notes.append(f"run {run.id} of {task} marked failed (interrupted)")
+        return notes

@@ -1,0 +1,55 @@
+"""Helpers every listener module uses: finding services, the per-user cap, storing a correction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from slack_bolt import Ack, BoltContext
+from slack_sdk import WebClient
+
+import storage
+from bot.slack.services import Services
+from bot.settings import emoji_map
+
+
+def ack_now(ack: Ack) -> None:
+    """Acknowledge at once; the real work runs in a lazy listener after Slack has its answer."""
+    ack()
+
+
+def services_of(context: BoltContext) -> Services:
+    return context["services"]
+
+
+def workspace_of(body: dict[str, Any], context: BoltContext) -> str:
+    team = body.get("team")
+    team_id = team.get("id") if isinstance(team, dict) else None
+    return str(context.team_id or body.get("team_id") or team_id or "")
+
+
+def emoji_map_of(task: storage.Task) -> dict[str, str]:
+    """The task's stored map over the defaults, so tasks created outside settings still work."""
+    return emoji_map(task.kind, task.labels, task.emoji_map)
+
+
+def emoji_for_label(task: storage.Task, label: str) -> str | None:
+    return next((emoji for emoji, target in emoji_map_of(task).items() if target == label), None)
+
+
+def over_cap(services: Services, user: str) -> bool:
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    return storage.count_user_corrections_since(services.db, user, since) >= services.settings.corrections_per_hour
+
+
+def record_correction(services: Services, client: WebClient, *, message_id: int, task: str,
+                      label: str | None, source: str, user: str) -> bool:
+    """Store one correction unless the user is over the hourly cap; False means nothing stored."""
+    if over_cap(services, user):
+        return False
+    storage.add_correction(services.db, message_id=message_id, task=task, label=label, source=source,
+                           user=user, is_admin=services.is_admin(user, client))
+    services.metrics.corrections.labels(task=task, source=source).inc()
+    if services.learning is not None:
+        services.learning.note_new_labels(task)
+    return True

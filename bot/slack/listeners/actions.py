@@ -1,0 +1,58 @@
+"""Block Kit clicks: the "correct it" menu, the "right" button and the top-3 guess buttons."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt import App, BoltContext, Respond
+from slack_sdk import WebClient
+
+import storage
+from bot import texts
+from bot.slack import blocks
+from bot.slack.listeners._shared import ack_now, record_correction, services_of
+
+GUESS_PATTERN = re.compile(rf"^{blocks.GUESS_BUTTON}_\d+$")
+
+
+ACTIONS = (blocks.CORRECT_MENU, blocks.CONFIRM_BUTTON, GUESS_PATTERN.pattern)
+
+
+def register(app: App) -> None:
+    app.action(blocks.CORRECT_MENU)(ack=ack_now, lazy=[on_label_chosen])
+    app.action(blocks.CONFIRM_BUTTON)(ack=ack_now, lazy=[on_label_chosen])
+    app.action(GUESS_PATTERN)(ack=ack_now, lazy=[on_label_chosen])
+
+
+def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
+    value = (action.get("selected_option") or {}).get("value") or action.get("value") or ""
+    task, label = blocks.decode_value(str(value))
+    return task, label, blocks.message_id_from(str(action.get("block_id", "")))
+
+
+def on_label_chosen(body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                    client: WebClient, respond: Respond) -> None:
+    services = services_of(context)
+    user = str(body["user"]["id"])
+    task_name, label, message_id = _choice(action)
+    task = storage.get_task(services.db, task_name)
+    if task is None or message_id is None or label not in task.labels:
+        respond(text=texts.action_failed("That choice is out of date."), response_type="ephemeral",
+                replace_original=False)
+        return
+    source = "confirm" if action.get("action_id") == blocks.CONFIRM_BUTTON else "menu"
+    if not record_correction(services, client, message_id=message_id, task=task.name, label=label,
+                             source=source, user=user):
+        respond(text=texts.cap_reached(services.settings.corrections_per_hour), response_type="ephemeral",
+                replace_original=False)
+        return
+    text = texts.confirmed_text(label, user) if source == "confirm" else texts.corrected_text(label, user)
+    container = body.get("container") or {}
+    if container.get("is_ephemeral"):
+        # An ephemeral prompt (after a rejection) cannot be chat.update'd; its response_url can.
+        respond(text=text, replace_original=True)
+        return
+    client.chat_update(channel=str(container.get("channel_id") or body["channel"]["id"]),
+                       ts=str(container.get("message_ts") or body["message"]["ts"]), text=text,
+                       blocks=blocks.menu_blocks(message_id, task.name, task.labels, text))

@@ -1,0 +1,66 @@
+"""/camel subcommands that change what the bot does (admins only, audited) and /camel export."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import storage
+from bot import texts
+from bot.slack.listeners.invocation import CommandProblem, Invocation
+
+COMMAND = texts.COMMAND
+
+
+def _audit(call: Invocation, action: str, **detail: object) -> None:
+    storage.audit(call.services.db, actor=call.user, action=action,
+                  detail={"via": "slack", "channel": call.channel, **detail})
+
+
+def _learning(call: Invocation):  # type: ignore[no-untyped-def]
+    if call.services.learning is None:
+        raise CommandProblem(texts.learning_unavailable())
+    return call.services.learning
+
+
+def do_retrain(call: Invocation) -> None:
+    # The learning loop audits the run it starts (actor, task, run id).
+    call.require_admin("start a training run")
+    task = call.channel_task()
+    run_id = _learning(call).run_now(task.name, call.user)
+    call.reply(texts.retrain_started(task.name, run_id))
+
+
+def do_rollback(call: Invocation) -> None:
+    # Without a version the learning loop picks the newest retired one; it audits the rollback.
+    call.require_admin("roll back an adapter")
+    task = call.channel_task()
+    if len(call.args) > 1 or (call.args and not call.args[0].lstrip("v").isdigit()):
+        raise CommandProblem(texts.usage(f"`{COMMAND} rollback` takes a version number, like `3`."))
+    version = int(call.args[0].lstrip("v")) if call.args else None
+    activated = _learning(call).rollback(task.name, version, call.user)
+    call.reply(texts.rollback_done(task.name, activated.version))
+
+
+def do_setup(call: Invocation) -> None:
+    call.require_admin("bind a channel to a task")
+    if len(call.args) != 1:
+        raise CommandProblem(texts.usage(f"`{COMMAND} setup` needs a task name."))
+    name = call.args[0]
+    if storage.get_task(call.services.db, name) is None:
+        known = [t.name for t in storage.list_tasks(call.services.db)]
+        raise CommandProblem(texts.unknown_task(name, known))
+    storage.bind_channel(call.services.db, name, call.channel)
+    _audit(call, "slack.setup", task=name)
+    call.reply(texts.setup_done(name, call.channel))
+
+
+def do_export(call: Invocation) -> None:
+    task = call.channel_task()
+    with tempfile.TemporaryDirectory(prefix="camel-export-") as folder:
+        path = Path(folder) / f"{task.name}-labelled.csv"
+        count = storage.export_labelled(call.services.db, task.name, str(path), fmt="csv")
+        call.client.files_upload_v2(channel=call.channel, file=str(path), filename=path.name,
+                                    title=f"{task.name} labelled data",
+                                    initial_comment=texts.export_comment(task.name, count))
+    _audit(call, "slack.export", task=task.name, rows=count)

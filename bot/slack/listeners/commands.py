@@ -1,0 +1,124 @@
+"""`/camel <subcommand>`: ack at once, then answer ephemerally through the response_url."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable
+
+from slack_bolt import App, BoltContext, Respond
+from slack_sdk import WebClient
+
+import camel
+import storage
+from bot import texts
+from bot.errors import LearningError
+from bot.slack import task_stats
+from bot.slack.listeners import admin_commands
+from bot.slack.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
+from bot.slack.listeners.invocation import CommandProblem, Invocation
+
+log = logging.getLogger(__name__)
+COMMAND = texts.COMMAND
+# https://team.slack.com/archives/C0123/p1700000000123456 -> channel C0123, ts 1700000000.123456
+LINK = re.compile(r"^<?https?://[^/\s]+/archives/([A-Z0-9]+)/p(\d{10})(\d{6})(?:[?#][^\s|>]*)?(?:\|[^>]*)?>?$")
+COMMANDS = (COMMAND,)
+
+
+def register(app: App) -> None:
+    app.command(COMMAND)(ack=ack_now, lazy=[run_command])
+
+
+def run_command(body: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond) -> None:
+    name, rest = (str(body.get("text") or "").split(maxsplit=1) + ["", ""])[:2]
+    call = Invocation(services_of(context), client, respond, str(body.get("user_id")), str(body.get("channel_id")),
+                      workspace_of(body, context), rest.split(), rest.strip())
+    handler = SUBCOMMANDS.get(name.lower() or "help")
+    try:
+        if handler is None:
+            raise CommandProblem(texts.unknown_subcommand(name))
+        handler(call)
+    except CommandProblem as problem:
+        call.reply(str(problem))
+    except (storage.StorageError, camel.CamelError, LearningError) as exc:
+        call.reply(texts.action_failed(str(exc)))
+    except Exception:  # the user gets one line, the log gets the traceback
+        log.exception("%s %s failed", COMMAND, name)
+        call.reply(texts.action_failed(f"`{COMMAND} {name}` failed; the details are in the bot's log."))
+
+
+def do_help(call: Invocation) -> None:
+    call.reply(texts.help_text())
+
+
+def do_predict(call: Invocation) -> None:
+    if not call.raw:
+        raise CommandProblem(texts.usage(f"`{COMMAND} predict` needs a text."))
+    task = call.channel_task()
+    predictor = call.services.predictors.get(task.name)
+    if predictor is None:
+        raise CommandProblem(texts.no_adapter(task.name))
+    result = predictor.predict([call.raw[: call.services.settings.max_predict_chars]])[0]
+    call.reply(texts.predict_reply(result.label, result.confidence,
+                                      result.confidence < task.abstain_threshold, list(result.top3)))
+
+
+def parse_link(link: str) -> tuple[str, str]:
+    match = LINK.match(link)
+    if match is None:
+        raise CommandProblem(texts.malformed_link(link))
+    return match.group(1), f"{match.group(2)}.{match.group(3)}"
+
+
+def do_label(call: Invocation) -> None:
+    if len(call.args) != 2:
+        raise CommandProblem(texts.usage(f"`{COMMAND} label` needs a message link and a label."))
+    channel, ts = parse_link(call.args[0])
+    label = call.args[1]
+    task = storage.task_for_channel(call.services.db, channel)
+    if task is None:
+        raise CommandProblem(texts.no_task_here())
+    if label not in task.labels:
+        raise CommandProblem(texts.unknown_label(label, task.labels))
+    message_id = _stored_message_id(call, channel, ts)
+    if not record_correction(call.services, call.client, message_id=message_id, task=task.name, label=label,
+                             source="command", user=call.user):
+        raise CommandProblem(texts.cap_reached(call.services.settings.corrections_per_hour))
+    call.reply(texts.label_stored(label))
+
+
+def _stored_message_id(call: Invocation, channel: str, ts: str) -> int:
+    """The message's id in storage, fetching it from Slack when the bot never saw it."""
+    db = call.services.db
+    found = storage.find_message(db, workspace=call.workspace, channel=channel, ts=ts)
+    if found is not None:
+        return found.id
+    history = call.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+    message = next((m for m in history.get("messages") or [] if m.get("ts") == ts), None)
+    if message is None or not message.get("text"):
+        raise CommandProblem(texts.message_not_found())
+    return storage.record_message(db, workspace=call.workspace, channel=channel, ts=ts, text=message["text"],
+                                  user=message.get("user"), thread_ts=message.get("thread_ts"))
+
+
+def do_labels(call: Invocation) -> None:
+    task = call.channel_task()
+    call.reply(texts.labels_text(task.name, task.labels, emoji_map_of(task)))
+
+
+def do_stats(call: Invocation) -> None:
+    task = call.channel_task()
+    call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task)))
+
+
+def do_history(call: Invocation) -> None:
+    task = call.channel_task()
+    rows = [task_stats.version_row(v) for v in storage.list_adapters(call.services.db, task.name)]
+    call.reply(texts.history_text(task.name, rows))
+
+
+SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
+    "help": do_help, "predict": do_predict, "label": do_label, "labels": do_labels, "stats": do_stats,
+    "history": do_history, "retrain": admin_commands.do_retrain, "rollback": admin_commands.do_rollback,
+    "setup": admin_commands.do_setup, "export": admin_commands.do_export,
+}

@@ -1,0 +1,110 @@
+"""Corrections by emoji: on the original message or on the bot's reply; removing one withdraws it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+
+import storage
+from bot import texts
+from bot.slack import blocks
+from bot.slack.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
+from bot.slack.services import Services
+from bot.settings import CONFIRM, REJECT
+
+log = logging.getLogger(__name__)
+
+
+EVENTS = ("reaction_added", "reaction_removed")
+
+
+def register(app: App) -> None:
+    app.event("reaction_added")(ack=ack_now, lazy=[on_reaction_added])
+    app.event("reaction_removed")(ack=ack_now, lazy=[on_reaction_removed])
+
+
+# A reaction on the bot's reply can arrive before the reply's ts is stored (the reply is posted
+# first, then linked); a short wait in this lazy listener bridges that gap.
+LINK_WAIT_S = 2.0
+LINK_POLL_S = 0.1
+
+
+def _understood(services: Services, event: dict[str, Any], workspace: str) -> tuple[Any, int, str, str | None] | None:
+    """(task, message id, source, label) of a reaction we handle, or None when it is not ours."""
+    item = event.get("item") or {}
+    if item.get("type") != "message":
+        return None
+    channel, ts = str(item.get("channel")), str(item.get("ts"))
+    task = storage.task_for_channel(services.db, channel)
+    meaning = _meaning(task, str(event.get("reaction", ""))) if task is not None else None
+    if task is None or meaning is None:
+        return None
+    deadline = time.monotonic() + LINK_WAIT_S
+    while True:
+        message_id = _reacted_message(services, task.name, workspace, channel, ts)
+        if message_id is not None:
+            return (task, message_id, *meaning)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(LINK_POLL_S)
+
+
+def _reacted_message(services: Services, task: str, workspace: str, channel: str, ts: str) -> int | None:
+    """The person's message, whether the reaction is on it or on the bot's reply to it."""
+    prediction = storage.find_prediction_by_reply(services.db, channel=channel, reply_ts=ts)
+    if prediction is not None and prediction.task == task:
+        return prediction.message_id
+    message = storage.find_message(services.db, workspace=workspace, channel=channel, ts=ts)
+    return message.id if message is not None else None
+
+
+def _meaning(task: storage.Task, reaction: str) -> tuple[str, str | None] | None:
+    """(source, label) of an emoji for this task; skin tones don't change what it means."""
+    target = emoji_map_of(task).get(reaction.split("::", 1)[0])
+    if target is None:
+        return None
+    if target == CONFIRM:
+        return "confirm", None
+    if target == REJECT:
+        return "reject", None
+    return "reaction", target
+
+
+def on_reaction_added(event: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    services = services_of(context)
+    understood = _understood(services, event, workspace_of(body, context))
+    if understood is None:
+        return
+    task, message_id, source, label = understood
+    user, channel = str(event.get("user")), str(event["item"]["channel"])
+    if source in ("confirm", "reject"):
+        prediction = storage.latest_prediction(services.db, message_id, task.name)
+        if prediction is None:
+            return  # nothing of ours to confirm or reject
+        label = prediction.label
+    if not record_correction(services, client, message_id=message_id, task=task.name, label=label,
+                             source=source, user=user):
+        client.chat_postEphemeral(channel=channel, user=user,
+                                  text=texts.cap_reached(services.settings.corrections_per_hour))
+        return
+    if source == "reject":
+        prompt = texts.reject_prompt()
+        client.chat_postEphemeral(channel=channel, user=user, text=prompt,
+                                  blocks=blocks.menu_blocks(message_id, task.name, task.labels, prompt))
+
+
+def on_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+    services = services_of(context)
+    understood = _understood(services, event, workspace_of(body, context))
+    if understood is None:
+        return
+    task, message_id, source, label = understood
+    withdrawn = storage.withdraw_correction(services.db, message_id=message_id, task=task.name,
+                                            user=str(event.get("user")), source=source, label=label)
+    if withdrawn and services.learning is not None:
+        services.learning.note_new_labels(task.name)
+    log.info("withdrew %d %s correction(s) on message %d", withdrawn, source, message_id)
