@@ -82,6 +82,42 @@ class LearningSettings:
 
 
 @dataclass(frozen=True)
+class DataPaths:
+    """Every file and folder of the bot under `data_dir`: the one place their names are made."""
+
+    root: str
+
+    def _under(self, name: str) -> str:
+        return str(Path(self.root) / name)
+
+    @property
+    def db(self) -> str:
+        return self._under("camel.db")
+
+    @property
+    def scheduler_db(self) -> str:
+        return self._under("scheduler.db")
+
+    @property
+    def adapters(self) -> str:
+        return self._under("adapters")
+
+    @property
+    def feature_cache(self) -> str:
+        return self._under("feature_cache")
+
+    @property
+    def runs(self) -> str:
+        """Round summaries and logs (run-NNNNNN.json / .log)."""
+        return self._under("runs")
+
+    @property
+    def locks(self) -> str:
+        """Per-task training locks (<task>.lock)."""
+        return self._under("locks")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: str = "camel-data"
     slack_api_url: str = "https://slack.com/api/"
@@ -109,20 +145,24 @@ class Settings:
         _validate(self)
 
     @property
+    def paths(self) -> DataPaths:
+        return DataPaths(self.data_dir)
+
+    @property
     def db_path(self) -> str:
-        return str(Path(self.data_dir) / "camel.db")
+        return self.paths.db
 
     @property
     def scheduler_db_path(self) -> str:
-        return str(Path(self.data_dir) / "scheduler.db")
+        return self.paths.scheduler_db
 
     @property
     def adapters_dir(self) -> str:
-        return str(Path(self.data_dir) / "adapters")
+        return self.paths.adapters
 
     @property
     def feature_cache_dir(self) -> str:
-        return str(Path(self.data_dir) / "feature_cache")
+        return self.paths.feature_cache
 
     def task(self, name: str) -> TaskSettings | None:
         return next((t for t in self.tasks if t.name == name), None)

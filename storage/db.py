@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -24,9 +25,6 @@ from storage.errors import SchemaTooNewError, StorageError
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
-_LOCK_ATTR = "_camel_storage_lock"
-_DEPTH_ATTR = "_camel_storage_depth"
-_LOCK_GUARD = threading.Lock()
 
 
 def open_store(path: str | Path) -> sqlite_utils.Database:
@@ -85,35 +83,60 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return int(one(db, "PRAGMA user_version")[0])
 
 
+class ConnectionGuard:
+    """The lock and transaction depth of one shared connection, kept beside the `Database`.
+
+    Why a hand-made `transaction()` rather than sqlite-utils' `db.atomic()` (a savepoint):
+    `atomic()` begins a deferred transaction and takes no lock. A connection shared by Bolt's
+    listener threads needs a re-entrant lock, so that one thread's transaction never swallows
+    another thread's statements, and `BEGIN IMMEDIATE`, so that a writer queues on SQLite's
+    write lock (busy_timeout) instead of failing later with "database is locked" when its
+    deferred read transaction tries to write while the training child commits.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.depth = 0  # nesting of transaction() on this connection; > 0 means one is open
+
+
+_GUARDS: weakref.WeakKeyDictionary[sqlite_utils.Database, ConnectionGuard] = weakref.WeakKeyDictionary()
+_GUARDS_LOCK = threading.Lock()
+
+
+def guard_of(db: sqlite_utils.Database) -> ConnectionGuard:
+    """The one guard of `db`, made on first use and dropped with the `Database`."""
+    with _GUARDS_LOCK:
+        guard = _GUARDS.get(db)
+        if guard is None:
+            guard = _GUARDS[db] = ConnectionGuard()
+        return guard
+
+
 def _lock(db: sqlite_utils.Database) -> threading.RLock:
-    lock = getattr(db, _LOCK_ATTR, None)
-    if lock is None:
-        with _LOCK_GUARD:
-            lock = getattr(db, _LOCK_ATTR, None) or threading.RLock()
-            setattr(db, _LOCK_ATTR, lock)
-    return lock
+    return guard_of(db).lock
 
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     """One write transaction (BEGIN IMMEDIATE): all of it commits, or none of it.
 
-    Nested use joins the outer transaction, so functions can call each other freely.
+    Nested use joins the outer transaction, so functions can call each other freely; see
+    `ConnectionGuard` for why this is not sqlite-utils' `atomic()`.
     """
-    with _lock(db):
-        depth = getattr(db, _DEPTH_ATTR, 0)
+    guard = guard_of(db)
+    with guard.lock:
         conn = db.conn
-        if depth > 0:
-            setattr(db, _DEPTH_ATTR, depth + 1)
+        if guard.depth > 0:
+            guard.depth += 1
             try:
                 yield conn
             finally:
-                setattr(db, _DEPTH_ATTR, depth)
+                guard.depth -= 1
             return
         if conn.in_transaction:
             raise StorageError("a transaction opened outside storage.transaction() is still open")
         conn.execute("BEGIN IMMEDIATE")
-        setattr(db, _DEPTH_ATTR, 1)
+        guard.depth = 1
         try:
             yield conn
         except BaseException:
@@ -123,7 +146,7 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
         else:
             conn.execute("COMMIT")
         finally:
-            setattr(db, _DEPTH_ATTR, 0)
+            guard.depth = 0
 
 
 def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

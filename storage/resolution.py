@@ -122,19 +122,19 @@ def count_new_labels_since(db: sqlite_utils.Database, task: str, since: datetime
 
 
 def label_scores(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, float]]:
-    """Per-label precision, recall, F1 and support from (true, predicted) pairs."""
-    true_count: dict[str, int] = {}
-    predicted_count: dict[str, int] = {}
-    hits: dict[str, int] = {}
-    for true, predicted in pairs:
-        true_count[true] = true_count.get(true, 0) + 1
-        predicted_count[predicted] = predicted_count.get(predicted, 0) + 1
-        if true == predicted:
-            hits[true] = hits.get(true, 0) + 1
-    scores: dict[str, dict[str, float]] = {}
-    for label in sorted(true_count):
-        precision = hits.get(label, 0) / predicted_count[label] if predicted_count.get(label) else 0.0
-        recall = hits.get(label, 0) / true_count[label]
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        scores[label] = {"precision": precision, "recall": recall, "f1": f1, "support": true_count[label]}
-    return scores
+    """Per-label precision, recall, F1 and support from (true, predicted) pairs.
+
+    scikit-learn's, as `camel.evaluate` uses, so live and held-out F1 are the same measure.
+    Imported here: only live accuracy needs it, and storage-only commands start faster without.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    pairs = list(pairs)
+    labels = sorted({true for true, _ in pairs})
+    if not labels:
+        return {}
+    true, predicted = [t for t, _ in pairs], [p for _, p in pairs]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true, predicted, labels=labels, zero_division=0)
+    return {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                    "support": int(support[i])} for i, label in enumerate(labels)}

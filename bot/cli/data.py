@@ -13,8 +13,9 @@ from pathlib import Path
 import sqlite_utils
 
 import storage
+from bot.settings import Settings
 
-DEFAULT_DB = "camel-data/camel.db"
+DEFAULT_DB = Settings().db_path
 FORMATS = ("csv", "jsonl")
 
 

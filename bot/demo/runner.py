@@ -26,7 +26,7 @@ from bot.demo.report import Exchange, RoundResult, table_lines, transcript_lines
 from bot.demo.slack_events import SignedSender
 from bot.demo.team import SentCorrection, Team
 from bot.demo.local_slack import FakeSlackAPI
-from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings, default_emoji_map
+from bot.settings import DataPaths, LearningSettings, ModelSettings, Settings, TaskSettings, default_emoji_map
 
 ROUND_TIMEOUT_S = 300.0
 ROUNDS_IN_STREAM = {False: 4.0, True: 3.0}  # by --quick
@@ -158,7 +158,7 @@ def resolve_out(options: DemoOptions) -> tuple[Path, Path, Path | None]:
         temp = Path(tempfile.mkdtemp(prefix="camel-demo-"))
         return DEFAULT_OUT, temp / "data", temp
     data_dir = options.out / "data"
-    if (data_dir / "camel.db").exists():
+    if Path(DataPaths(str(data_dir)).db).exists():
         raise DemoError(f"{data_dir} already holds a demo database; pick another --out (nothing was changed)")
     return options.out, data_dir, None
 

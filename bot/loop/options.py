@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import storage
-from bot.settings import Settings
+from bot.settings import DataPaths, Settings
 
-SUMMARY_DIR = "runs"
 TRIGGERS = ("schedule", "threshold", "manual")
 _DEFAULTS = Settings()  # a round run by hand behaves like the bot on default settings
 
@@ -97,7 +96,7 @@ def parser(prog: str = "python -m bot.loop.round", description: str = "") -> arg
 
 def summary_path(data_dir: str, run_id: int) -> Path:
     """Where the child writes a round's summary (its log sits beside it as run-NNNNNN.log)."""
-    return Path(data_dir) / SUMMARY_DIR / f"run-{run_id:06d}.json"
+    return Path(DataPaths(data_dir).runs) / f"run-{run_id:06d}.json"
 
 
 @dataclass(frozen=True)

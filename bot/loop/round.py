@@ -25,6 +25,7 @@ import storage
 from bot.errors import LearningError, RoundInputError, TaskBusyError
 from bot.loop import gate, versions
 from bot.loop.options import RoundOptions, RoundSummary, summary_path
+from bot.settings import DataPaths
 
 log = logging.getLogger("bot.loop.round")
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
@@ -126,7 +127,7 @@ def record(opts: RoundOptions, db: Database, run_id: int, active: storage.Adapte
 def train_and_judge(opts: RoundOptions, db: Database, run_id: int, active_record: storage.AdapterVersion | None,
                     split: Split) -> tuple[str, int, Judgement]:
     base = camel.load_base(opts.base_model or camel.default_base_model_path())
-    cache = camel.FeatureCache(base, str(Path(opts.data_dir) / "feature_cache"))
+    cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache)
     active = camel.load_adapter(active_record.path, base) if active_record else None
     candidate = train_candidate(opts, split, active, cache)
     judgement = judge(candidate, active, split, opts, cache)

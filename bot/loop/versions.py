@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Iterator
 
 from bot.errors import TaskBusyError
+from bot.settings import DataPaths
 
 VERSION_NAME = re.compile(r"^v(\d{4,})$")
 TEMP_PREFIX = ".tmp-"
-LOCKS_DIR = "locks"
 
 
 def adapters_root(data_dir: str | os.PathLike[str]) -> Path:
-    return Path(data_dir) / "adapters"
+    return Path(DataPaths(str(data_dir)).adapters)
 
 
 def version_name(version: int) -> str:
@@ -86,7 +86,7 @@ def remove_temp_folders(data_dir: str | os.PathLike[str], task: str) -> list[Pat
 
 
 def lock_path(data_dir: str | os.PathLike[str], task: str) -> Path:
-    return Path(data_dir) / LOCKS_DIR / f"{task}.lock"
+    return Path(DataPaths(str(data_dir)).locks) / f"{task}.lock"
 
 
 @contextmanager
