@@ -76,7 +76,9 @@ class BaseEncoder:
         # A fast tokenizer changes its padding/truncation state on each call, and two threads doing
         # that at once fail with "Already borrowed"; tokenizing is cheap, so it is serialised.
         with self._tokenizer_lock:
-            return self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            encoded: dict[str, torch.Tensor] = self.tokenizer(texts, padding=True, truncation=True,
+                                                              max_length=max_length, return_tensors="pt")
+            return encoded
 
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
         """The mask in the form the blocks' attention implementation expects (None = no padding)."""
@@ -153,7 +155,7 @@ def _read_model_type(path: str) -> str:
     return str(model_type)
 
 
-def _load_tokenizer_and_model(path: str) -> tuple[Any, nn.Module]:
+def _load_tokenizer_and_model(path: str) -> tuple[Any, Any]:  # Hugging Face objects: typed per architecture
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

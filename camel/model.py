@@ -33,7 +33,8 @@ class AdaptationLayer(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         residual = self.up(nn.functional.gelu(self.down(self.norm(pooled))))
-        return self.dropout(pooled + residual)
+        adapted: torch.Tensor = self.dropout(pooled + residual)
+        return adapted
 
 
 class Adapter(nn.Module):
@@ -67,7 +68,8 @@ class Adapter(nn.Module):
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
     def head(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.adapt(pooled))
+        logits: torch.Tensor = self.classifier(self.adapt(pooled))
+        return logits
 
     def embed_and_classify(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The adaptation layer's output (what a contrastive loss shapes) and the logits."""
@@ -83,7 +85,8 @@ class Adapter(nn.Module):
 
     @property
     def storage_dtype(self) -> torch.dtype:
-        return getattr(torch, self.config.storage_dtype)
+        dtype: torch.dtype = getattr(torch, self.config.storage_dtype)
+        return dtype
 
     @torch.no_grad()
     def round_to_storage(self) -> None:

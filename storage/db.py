@@ -80,7 +80,8 @@ def _migrate(db: sqlite_utils.Database, found: int) -> None:
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
-    return int(one(db, "PRAGMA user_version")[0])
+    with _lock(db):
+        return int(db.conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 class ConnectionGuard:

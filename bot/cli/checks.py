@@ -48,6 +48,17 @@ class DoctorState:
     db: Database | None = None
     base: camel.BaseEncoder | None = None
 
+    # A check runs only once the checks it needs have filled these in (see CHECKS).
+    @property
+    def known_settings(self) -> Settings:
+        assert self.settings is not None
+        return self.settings
+
+    @property
+    def known_db(self) -> Database:
+        assert self.db is not None
+        return self.db
+
 
 def check_settings(state: DoctorState) -> list[CheckResult]:
     from bot.settings import SettingsError, load_settings
@@ -57,7 +68,7 @@ def check_settings(state: DoctorState) -> list[CheckResult]:
     except SettingsError as exc:
         return [CheckResult("settings", False, str(exc), "edit the TOML file or CAMEL_BOT_* variables")]
     tasks = ", ".join(t.name for t in state.settings.tasks) or "none configured"
-    return [CheckResult("settings", True, f"mode={state.settings.mode}, data_dir={state.settings.data_dir}, "
+    return [CheckResult("settings", True, f"mode={state.settings.mode}, data_dir={state.known_settings.data_dir}, "
                                           f"tasks: {tasks}")]
 
 
@@ -65,7 +76,7 @@ def check_tokens(state: DoctorState) -> list[CheckResult]:
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
 
-    settings = state.settings
+    settings = state.known_settings
     # HTTP mode verifies Slack's requests with the signing secret; Socket Mode needs an app token.
     needed = [("SLACK_BOT_TOKEN", settings.bot_token != "")]
     if settings.mode == "socket":
@@ -90,7 +101,7 @@ def check_tokens(state: DoctorState) -> list[CheckResult]:
 def check_database(state: DoctorState) -> list[CheckResult]:
     import storage
 
-    path = Path(state.settings.db_path)
+    path = Path(state.known_settings.db_path)
     if not path.is_file():
         return [CheckResult("database", False, f"no database at {path}",
                             "check data_dir, or start the bot once (camel-bot serve) to create it")]
@@ -101,7 +112,7 @@ def check_database(state: DoctorState) -> list[CheckResult]:
         return [CheckResult("database", False, f"{path}: {exc}",
                             "restore the latest backup (see README, Operations)")]
     note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
-    tasks = storage.list_tasks(state.db)
+    tasks = storage.list_tasks(state.known_db)
     return [CheckResult("database", True, f"{path} schema v{storage.SCHEMA_VERSION}{note}, {len(tasks)} task(s)")]
 
 
@@ -117,7 +128,7 @@ def _read_schema_version(path: Path) -> int:
 def check_base_model(state: DoctorState) -> list[CheckResult]:
     import camel
 
-    path = state.settings.model.base_model or camel.default_base_model_path()
+    path = state.known_settings.model.base_model or camel.default_base_model_path()
     try:
         state.base = camel.load_base(path)
     except camel.CamelError as exc:
@@ -131,12 +142,12 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
     import storage
 
     results = []
-    for task in storage.list_tasks(state.db):
+    for task in storage.list_tasks(state.known_db):
         name = f"adapter {task.name}"
         if task.active_version is None:
             results.append(CheckResult(name, True, "no adapter yet (the first training round creates one)"))
             continue
-        record = storage.get_adapter(state.db, task.name, task.active_version)
+        record = storage.get_adapter(state.known_db, task.name, task.active_version)
         try:
             adapter = camel.load_adapter(record.path if record else "", state.base)
         except camel.CamelError as exc:
@@ -148,7 +159,7 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
 
 
 def check_disk(state: DoctorState) -> list[CheckResult]:
-    where = Path(state.settings.data_dir).resolve()
+    where = Path(state.known_settings.data_dir).resolve()
     while not where.exists():
         where = where.parent
     free = shutil.disk_usage(where).free

@@ -40,7 +40,7 @@ class SignedSender:
         request = urllib.request.Request(self.url, data=body.encode("utf-8"), method="POST", headers={
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": self.signer.generate_signature(timestamp=stamp, body=body),
+            "X-Slack-Signature": self.signer.generate_signature(timestamp=stamp, body=body) or "",
         })
         try:
             with urllib.request.urlopen(request, timeout=30) as response:

@@ -73,7 +73,7 @@ def decide(candidate: EvalMetrics, active: EvalMetrics, *, epsilon: float, max_r
                           f" no recall drop over {max_recall_drop:g}", changes)
 
 
-def majority_baseline(train_labels: Sequence[str], heldout_labels: Sequence[str]) -> dict[str, float]:
+def majority_baseline(train_labels: Sequence[str], heldout_labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy and macro-F1 on held-out of always answering the most common training label."""
     if not train_labels or not heldout_labels:
         raise ValueError("the majority baseline needs training and held-out labels")

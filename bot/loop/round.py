@@ -153,15 +153,18 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     resolution = storage.resolve_labels(db, opts.task, admin_weight=opts.admin_weight,
                                         heldout_fraction=opts.heldout_fraction)
     split = split_labels(resolution.labelled, trained_until(db, active_record))
-    counts = {"n_train": len(split.train), "n_heldout": len(split.heldout), "n_new": len(split.new)}
+    n_train, n_heldout, n_new = len(split.train), len(split.heldout), len(split.new)
     summary = RoundSummary(task=opts.task, outcome="skipped", run_id=run_id, trigger=opts.trigger,
-                           parent_version=active_record.version if active_record else None, **counts)
+                           parent_version=active_record.version if active_record else None,
+                           n_train=n_train, n_heldout=n_heldout, n_new=n_new)
     reason = skip_reason(split, active_record)
     if reason:
-        storage.finish_run(db, run_id, outcome="skipped", error=reason, **counts)
+        storage.finish_run(db, run_id, outcome="skipped", error=reason, n_train=n_train, n_heldout=n_heldout,
+                           n_new=n_new)
         return replace(summary, reason=reason)
     outcome, version, judgement = train_and_judge(opts, db, run_id, active_record, split)
-    storage.finish_run(db, run_id, outcome=outcome, version=version, **counts)
+    storage.finish_run(db, run_id, outcome=outcome, version=version, n_train=n_train, n_heldout=n_heldout,
+                       n_new=n_new)
     return replace(summary, outcome=outcome, version=version, reason=judgement.decision.reason,
                    new_metrics=judgement.new_metrics, old_metrics=judgement.old_metrics,
                    baseline=judgement.baseline, decision=judgement.decision.as_dict())

@@ -30,9 +30,9 @@ def accuracy_chart(task: str, versions: list[storage.AdapterVersion]) -> bytes |
     if not points:
         return None
     with charts.figure(6, 2.6) as (figure, axes):
-        when = [p[0] for p in points]
+        when: list[Any] = [p[0] for p in points]  # datetimes: matplotlib plots them, its stubs say floats
         axes.plot(when, [p[1]["accuracy"] for p in points], marker="o", label="accuracy")
-        f1 = [p[1].get("macro_f1") for p in points]
+        f1: list[Any] = [p[1].get("macro_f1") for p in points]
         if all(isinstance(x, (int, float)) for x in f1):
             axes.plot(when, f1, marker="s", linestyle="--", label="macro-F1")
         for moment, metrics, version in points:
