@@ -30,8 +30,20 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
-from bench.common import DATASETS, RESULTS, Dataset, folder_mb, load_average, load_dataset, machine_line, markdown_table, \
-    require_data, sample_per_class, stopwatch, write_results
+from bench.common import (
+    DATASETS,
+    RESULTS,
+    Dataset,
+    folder_mb,
+    load_average,
+    load_dataset,
+    machine_line,
+    markdown_table,
+    require_data,
+    sample_per_class,
+    stopwatch,
+    write_results,
+)
 from camel import CamelConfig, FeatureCache, TrainingArgs, load_base, save_adapter, train
 from camel.evaluation import metrics_from_predictions
 
@@ -42,20 +54,47 @@ MAX_LENGTH = 64
 # Training recipes per K (see the research notes in accuracy.md); `camel` uses the shipped defaults.
 CAMEL_RECIPES: dict[int, dict[str, Any]] = {
     # Step budgets bound the wall time on 10k examples and give small sets enough passes.
-    0: {"config": {"bottleneck": 512, "dropout": 0.3},
-        "args": {"max_epochs": 30, "max_steps": 0, "label_smoothing": 0.1, "patience": 5}},
-    1: {"config": {}, "args": {"max_epochs": 30, "max_steps": 940, "lr_blocks": 5e-5, "label_smoothing": 0.1,
-                               "patience": 5, "bf16": True}},
-    2: {"config": {}, "args": {"max_epochs": 30, "max_steps": 630, "lr_blocks": 5e-5, "label_smoothing": 0.1,
-                               "patience": 5, "bf16": True}},
+    0: {
+        "config": {"bottleneck": 512, "dropout": 0.3},
+        "args": {"max_epochs": 30, "max_steps": 0, "label_smoothing": 0.1, "patience": 5},
+    },
+    1: {
+        "config": {},
+        "args": {
+            "max_epochs": 30,
+            "max_steps": 940,
+            "lr_blocks": 5e-5,
+            "label_smoothing": 0.1,
+            "patience": 5,
+            "bf16": True,
+        },
+    },
+    2: {
+        "config": {},
+        "args": {
+            "max_epochs": 30,
+            "max_steps": 630,
+            "lr_blocks": 5e-5,
+            "label_smoothing": 0.1,
+            "patience": 5,
+            "bf16": True,
+        },
+    },
 }
 FULL_FT = {"epochs_full": 2, "epochs_shots": 10, "batch_size": 16, "lr_body": 5e-5, "lr_head": 2e-3}
 PUBLISHED = {
-    "banking77": [("BERT-large fine-tuned (full)", "", "93.66"), ("USE+ConveRT", "85.19", "93.36"),
-                  ("DNNC (10-shot)", "86.71", ""), ("CPFT (10-shot)", "87.20", ""),
-                  ("frozen all-MiniLM-L6-v2 + logreg, 8 per class (MTEB)", "80.04 (8-shot)", "")],
-    "tweeteval_sentiment": [("RoBERTa-base (45k train, macro-recall)", "", "71.3"),
-                            ("BERTweet (45k train, macro-recall)", "", "73.4"), ("SVM (45k train, macro-recall)", "", "62.9")],
+    "banking77": [
+        ("BERT-large fine-tuned (full)", "", "93.66"),
+        ("USE+ConveRT", "85.19", "93.36"),
+        ("DNNC (10-shot)", "86.71", ""),
+        ("CPFT (10-shot)", "87.20", ""),
+        ("frozen all-MiniLM-L6-v2 + logreg, 8 per class (MTEB)", "80.04 (8-shot)", ""),
+    ],
+    "tweeteval_sentiment": [
+        ("RoBERTa-base (45k train, macro-recall)", "", "71.3"),
+        ("BERTweet (45k train, macro-recall)", "", "73.4"),
+        ("SVM (45k train, macro-recall)", "", "62.9"),
+    ],
 }
 
 
@@ -88,7 +127,9 @@ class Bench:
         return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 
-def run_camel(bench: Bench, data: Dataset, texts: list[str], labels: list[str], seed: int, k: int | None) -> dict[str, Any]:
+def run_camel(
+    bench: Bench, data: Dataset, texts: list[str], labels: list[str], seed: int, k: int | None
+) -> dict[str, Any]:
     recipe = CAMEL_RECIPES[k] if k is not None else {"config": {}, "args": {}}
     layers = {} if k is None else {"trainable_layers": k}
     config = CamelConfig(**layers, **recipe["config"], max_length=MAX_LENGTH)
@@ -101,9 +142,16 @@ def run_camel(bench: Bench, data: Dataset, texts: list[str], labels: list[str], 
     with tempfile.TemporaryDirectory() as folder:
         save_adapter(adapter, f"{folder}/adapter")
         size = folder_mb(f"{folder}/adapter")
-    return _row(data, predicted, clock, sum(p.numel() for p in adapter.parameters()), size,
-                epochs=len(result.history), steps=adapter.metrics["training"]["steps"],
-                config=f"K={config.trainable_layers} {recipe if k is not None else 'shipped defaults'}")
+    return _row(
+        data,
+        predicted,
+        clock,
+        sum(p.numel() for p in adapter.parameters()),
+        size,
+        epochs=len(result.history),
+        steps=adapter.metrics["training"]["steps"],
+        config=f"K={config.trainable_layers} {recipe if k is not None else 'shipped defaults'}",
+    )
 
 
 def _camel_predict(bench: Bench, adapter: Any, texts: list[str]) -> list[str]:
@@ -160,17 +208,31 @@ def run_full_ft(bench: Bench, data: Dataset, texts: list[str], labels: list[str]
     with tempfile.TemporaryDirectory() as folder:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{folder}/model.safetensors")
         size = folder_mb(folder)
-    return _row(data, predicted, clock, sum(p.numel() for p in model.parameters()), size, epochs=epochs,
-                config=f"{epochs} epochs, batch {FULL_FT['batch_size']}, lr {FULL_FT['lr_body']}/{FULL_FT['lr_head']}, bf16")
+    return _row(
+        data,
+        predicted,
+        clock,
+        sum(p.numel() for p in model.parameters()),
+        size,
+        epochs=epochs,
+        config=f"{epochs} epochs, batch {FULL_FT['batch_size']}, lr {FULL_FT['lr_body']}/{FULL_FT['lr_head']}, bf16",
+    )
 
 
 def _fit_full(model: _FullModel, bench: Bench, texts: list[str], targets: torch.Tensor, epochs: int, seed: int) -> None:
     size = FULL_FT["batch_size"]
-    optimizer = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": FULL_FT["lr_body"]},
-                                   {"params": model.classifier.parameters(), "lr": FULL_FT["lr_head"]}], weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": FULL_FT["lr_body"]},
+            {"params": model.classifier.parameters(), "lr": FULL_FT["lr_head"]},
+        ],
+        weight_decay=0.01,
+    )
     total = epochs * -(-len(texts) // size)
     warmup = max(1, total // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, (total - s) / (total - warmup + 1)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, (total - s) / (total - warmup + 1))
+    )
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
@@ -191,25 +253,38 @@ def _predict_full(model: _FullModel, bench: Bench, texts: list[str]) -> list[int
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     result = [0] * len(texts)
     for start in range(0, len(order), 128):
-        chunk = order[start:start + 128]
-        for i, label in zip(chunk, model(bench.base.tokenize([texts[i] for i in chunk], MAX_LENGTH)).argmax(-1).tolist()):
+        chunk = order[start : start + 128]
+        for i, label in zip(
+            chunk, model(bench.base.tokenize([texts[i] for i in chunk], MAX_LENGTH)).argmax(-1).tolist()
+        ):
             result[i] = label
     return result
 
 
-def _row(data: Dataset, predicted: list[str], clock: dict[str, float], params: int, size_mb: float, **extra: Any) -> dict[str, Any]:
+def _row(
+    data: Dataset, predicted: list[str], clock: dict[str, float], params: int, size_mb: float, **extra: Any
+) -> dict[str, Any]:
     metrics = metrics_from_predictions(data.test_labels, predicted)
-    return {"accuracy": metrics["accuracy"], "macro_recall": metrics["macro_recall"], "macro_f1": metrics["macro_f1"],
-            "train_s": round(clock["wall_s"], 2), "train_cpu_s": round(clock["cpu_s"], 2),
-            "trainable_params": int(params), "adapter_mb": round(size_mb, 3), **extra}
+    return {
+        "accuracy": metrics["accuracy"],
+        "macro_recall": metrics["macro_recall"],
+        "macro_f1": metrics["macro_f1"],
+        "train_s": round(clock["wall_s"], 2),
+        "train_cpu_s": round(clock["cpu_s"], 2),
+        "trainable_params": int(params),
+        "adapter_mb": round(size_mb, 3),
+        **extra,
+    }
 
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "camel_k0": lambda b, d, t, l, s: run_camel(b, d, t, l, s, 0),
-    "camel_k1": lambda b, d, t, l, s: run_camel(b, d, t, l, s, 1),
-    "camel_k2": lambda b, d, t, l, s: run_camel(b, d, t, l, s, 2),
-    "camel": lambda b, d, t, l, s: run_camel(b, d, t, l, s, None),
-    "logreg": run_logreg, "tfidf_svm": run_tfidf_svm, "full_ft": run_full_ft,
+    "camel_k0": lambda b, d, t, lab, s: run_camel(b, d, t, lab, s, 0),
+    "camel_k1": lambda b, d, t, lab, s: run_camel(b, d, t, lab, s, 1),
+    "camel_k2": lambda b, d, t, lab, s: run_camel(b, d, t, lab, s, 2),
+    "camel": lambda b, d, t, lab, s: run_camel(b, d, t, lab, s, None),
+    "logreg": run_logreg,
+    "tfidf_svm": run_tfidf_svm,
+    "full_ft": run_full_ft,
 }
 
 
@@ -226,10 +301,16 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def run_dataset(bench: Bench, data: Dataset, methods: list[str], seeds: tuple[int, ...],
-                saved: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_dataset(
+    bench: Bench, data: Dataset, methods: list[str], seeds: tuple[int, ...], saved: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     """Every method on one data set; `saved` gets the results after each method (long runs keep them)."""
-    results: dict[str, Any] = {"shots10": {}, "full": {}, "n_train": len(data.train_texts), "n_test": len(data.test_texts)}
+    results: dict[str, Any] = {
+        "shots10": {},
+        "full": {},
+        "n_train": len(data.train_texts),
+        "n_test": len(data.test_texts),
+    }
     bench.new_dataset()
     for method in methods:
         runs = []
@@ -240,35 +321,60 @@ def run_dataset(bench: Bench, data: Dataset, methods: list[str], seeds: tuple[in
         _log(data.name, "shots10", method, results["shots10"][method])
         results["full"][method] = RUNNERS[method](bench, data, data.train_texts, data.train_labels, seeds[0])
         _log(data.name, "full", method, results["full"][method])
-        results["bottom_pass_train_s"] = {k.split("/")[1]: v for k, v in bench.bottom_s.items() if k.startswith(data.name)}
+        results["bottom_pass_train_s"] = {
+            k.split("/")[1]: v for k, v in bench.bottom_s.items() if k.startswith(data.name)
+        }
         saved(results)
     return results
 
 
 def _log(dataset: str, regime: str, method: str, row: dict[str, Any]) -> None:
-    print(f"{dataset:20s} {regime:8s} {method:10s} accuracy {row['accuracy']:.4f} macro-recall {row['macro_recall']:.4f} "
-          f"train {row['train_s']:.1f}s", flush=True)
+    print(
+        f"{dataset:20s} {regime:8s} {method:10s} accuracy {row['accuracy']:.4f} macro-recall {row['macro_recall']:.4f} "
+        f"train {row['train_s']:.1f}s",
+        flush=True,
+    )
 
 
 def render(results: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-    lines = ["# Accuracy benchmark", "", "Runs merged into this file (a run updates only the data sets and methods it ran):", ""]
+    lines = [
+        "# Accuracy benchmark",
+        "",
+        "Runs merged into this file (a run updates only the data sets and methods it ran):",
+        "",
+    ]
     for run in runs:
-        lines.append(f"- `{run['command']}`: {run['machine']}; {run['total_s']:.0f} s wall; load average at the end "
-                     f"{run['load_end']:.2f}")
-    lines += ["", "The machine is shared (2 cores, several busy processes), so wall times include waiting for a core.", "",
-              "10-shot = 10 training examples per class, mean ± spread (population std) over seeds "
-              f"{list(SEEDS)}; full = the whole training split, seed {SEEDS[0]}. "
-              "CAMEL train_s is the micro-training round on cached bottom states; the one-time bottom pass over "
-              "the full training set is listed under each table. Sizes: CAMEL = adapter folder on disk, "
-              "full_ft = the whole fine-tuned model in safetensors, sklearn baselines = float32 weights.", ""]
+        lines.append(
+            f"- `{run['command']}`: {run['machine']}; {run['total_s']:.0f} s wall; load average at the end "
+            f"{run['load_end']:.2f}"
+        )
+    lines += [
+        "",
+        "The machine is shared (2 cores, several busy processes), so wall times include waiting for a core.",
+        "",
+        "10-shot = 10 training examples per class, mean ± spread (population std) over seeds "
+        f"{list(SEEDS)}; full = the whole training split, seed {SEEDS[0]}. "
+        "CAMEL train_s is the micro-training round on cached bottom states; the one-time bottom pass over "
+        "the full training set is listed under each table. Sizes: CAMEL = adapter folder on disk, "
+        "full_ft = the whole fine-tuned model in safetensors, sklearn baselines = float32 weights.",
+        "",
+    ]
     configs: dict[str, str] = {}
     for name, per_regime in results.items():
         metric = DATASETS[name][1]
         lines += [f"## {name} ({per_regime['n_train']} train, {per_regime['n_test']} test; metric: {metric})", ""]
         lines.append(_table(per_regime, metric))
-        lines += ["", f"Bottom pass over the training set (seconds, by split layer): {per_regime['bottom_pass_train_s']}", ""]
-        lines += ["Published reference figures (from ../shared/data/README.md, not run here):", "",
-                  markdown_table(["system", "10-shot", "full"], [list(r) for r in PUBLISHED[name]]), ""]
+        lines += [
+            "",
+            f"Bottom pass over the training set (seconds, by split layer): {per_regime['bottom_pass_train_s']}",
+            "",
+        ]
+        lines += [
+            "Published reference figures (from ../shared/data/README.md, not run here):",
+            "",
+            markdown_table(["system", "10-shot", "full"], [list(r) for r in PUBLISHED[name]]),
+            "",
+        ]
         configs.update({method: row.get("config", "") for method, row in per_regime["full"].items()})
     lines += ["## Configurations", ""] + [f"- `{method}`: {config}" for method, config in configs.items()]
     return "\n".join(lines + ["", RESEARCH_NOTES])
@@ -303,7 +409,12 @@ def _table(per_regime: dict[str, Any], metric: str) -> str:
         row = [f"`{method}`", _pct(shots, "accuracy"), _pct(full, "accuracy")]
         if metric == "macro_recall":
             row += [_pct(shots, "macro_recall"), _pct(full, "macro_recall")]
-        row += [f"{shots['train_s']:.1f}", f"{full['train_s']:.1f}", f"{full['trainable_params']:,}", f"{full['adapter_mb']:.2f}"]
+        row += [
+            f"{shots['train_s']:.1f}",
+            f"{full['train_s']:.1f}",
+            f"{full['trainable_params']:,}",
+            f"{full['adapter_mb']:.2f}",
+        ]
         rows.append(row)
     return markdown_table(headers, rows)
 
@@ -356,15 +467,25 @@ def main(argv: list[str] | None = None) -> int:
     stem = "accuracy_quick" if options.quick else "accuracy"
 
     def save(name: str, results: dict[str, Any]) -> None:
-        run = {"command": command, "machine": machine, "total_s": time.perf_counter() - started,
-               "load_end": load_average(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        run = {
+            "command": command,
+            "machine": machine,
+            "total_s": time.perf_counter() - started,
+            "load_end": load_average(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         with _locked(RESULTS / f".{stem}.lock"):
             merged, runs = merge(stem, {name: results}, run)
             write_results(stem, {**merged, "meta": {"runs": runs}}, render(merged, runs))
 
     for name in options.datasets:
-        run_dataset(bench, load_dataset(name, 500 if options.quick else None), options.methods, seeds,
-                    lambda results, name=name: save(name, results))
+        run_dataset(
+            bench,
+            load_dataset(name, 500 if options.quick else None),
+            options.methods,
+            seeds,
+            lambda results, name=name: save(name, results),
+        )
     print(f"wrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}")
     return 0
 

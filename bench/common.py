@@ -105,8 +105,10 @@ def stopwatch() -> Iterator[dict[str, float]]:
 
 
 def machine_line(threads: int) -> str:
-    return (f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-            f"torch threads {threads}, load average at start {load_average():.2f}")
+    return (
+        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch threads {threads}, load average at start {load_average():.2f}"
+    )
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -56,9 +56,12 @@ def read_rows(name: str) -> dict[str, list[str]]:
 
 def make_settings(folder: Path) -> Settings:
     # The poll interval is long so that only the measured sync() call performs each swap.
-    return Settings(data_dir=str(folder), model=ModelSettings(base_model="", trainable_layers=2, training_threads=1),
-                    learning=LearningSettings(threshold_new_labels=1, debounce_s=1.0, reload_poll_s=3600.0),
-                    tasks=[TaskSettings(name=TASK, kind="intent", labels=LABELS)])
+    return Settings(
+        data_dir=str(folder),
+        model=ModelSettings(base_model="", trainable_layers=2, training_threads=1),
+        learning=LearningSettings(threshold_new_labels=1, debounce_s=1.0, reload_poll_s=3600.0),
+        tasks=[TaskSettings(name=TASK, kind="intent", labels=LABELS)],
+    )
 
 
 def store_labelled(db: Any, items: list[tuple[str, str]], first_ts: int) -> None:
@@ -77,13 +80,22 @@ def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> 
     versions = []
     for seed in range(N_SWAPS):
         args = camel.TrainingArgs(max_epochs=1, seed=seed, num_threads=1)
-        adapter = camel.train(texts[seed::7], labels[seed::7], args=args, init=active,
-                              replay=(texts, labels), cache=cache).adapter
+        adapter = camel.train(
+            texts[seed::7], labels[seed::7], args=args, init=active, replay=(texts, labels), cache=cache
+        ).adapter
         version = version_dirs.free_version(settings.data_dir, TASK, storage.next_version(db, TASK))
         folder = version_dirs.version_dir(settings.data_dir, TASK, version)
         camel.save_adapter(adapter, str(folder))
-        storage.register_adapter(db, task=TASK, version=version, path=str(folder), parent_version=1,
-                                 run_id=None, metrics={}, reason="bench candidate")
+        storage.register_adapter(
+            db,
+            task=TASK,
+            version=version,
+            path=str(folder),
+            parent_version=1,
+            run_id=None,
+            metrics={},
+            reason="bench candidate",
+        )
         versions.append(version)
     cache.flush()
     return versions
@@ -131,8 +143,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def bench_swaps(loop: LearningLoop, db: Any, predictors: PredictorRegistry, versions: list[int],
-                texts: list[str]) -> dict[str, Any]:
+def bench_swaps(
+    loop: LearningLoop, db: Any, predictors: PredictorRegistry, versions: list[int], texts: list[str]
+) -> dict[str, Any]:
     swaps_ms, errors = [], []
     with Predicting(predictors, texts) as load:
         time.sleep(2.0)
@@ -144,14 +157,22 @@ def bench_swaps(loop: LearningLoop, db: Any, predictors: PredictorRegistry, vers
             if predictors.version(TASK) != version:
                 errors.append(f"v{version} not serving after sync")
             time.sleep(0.5)
-    return {"swap_p50_ms": percentile(swaps_ms, 0.5), "swap_p99_ms": percentile(swaps_ms, 0.99),
-            "swap_max_ms": max(swaps_ms), "swaps": len(swaps_ms), "reload_errors": errors,
-            "failed_predictions": len(load.failures), "predictions_during_swaps": load.count,
-            "predict_p50_ms": percentile(load.latencies_ms, 0.5), "predict_p99_ms": percentile(load.latencies_ms, 0.99)}
+    return {
+        "swap_p50_ms": percentile(swaps_ms, 0.5),
+        "swap_p99_ms": percentile(swaps_ms, 0.99),
+        "swap_max_ms": max(swaps_ms),
+        "swaps": len(swaps_ms),
+        "reload_errors": errors,
+        "failed_predictions": len(load.failures),
+        "predictions_during_swaps": load.count,
+        "predict_p50_ms": percentile(load.latencies_ms, 0.5),
+        "predict_p99_ms": percentile(load.latencies_ms, 0.99),
+    }
 
 
-def correction_to_live(loop: LearningLoop, db: Any, predictors: PredictorRegistry, text: str, label: str,
-                       ts: int, timeout_s: float = 300.0) -> dict[str, Any]:
+def correction_to_live(
+    loop: LearningLoop, db: Any, predictors: PredictorRegistry, text: str, label: str, ts: int, timeout_s: float = 300.0
+) -> dict[str, Any]:
     before = predictors.version(TASK)
     previous_run = storage.last_run(db, TASK)
     last_id = previous_run.id if previous_run else 0
@@ -166,8 +187,12 @@ def correction_to_live(loop: LearningLoop, db: Any, predictors: PredictorRegistr
             reason = candidate.reason if candidate else run.error
             return {"seconds": None, "outcome": run.outcome, "reason": reason, "scheduled": scheduled}
         if predictors.version(TASK) not in (before, None) and run and run.outcome == "promoted":
-            return {"seconds": time.perf_counter() - started, "outcome": "promoted",
-                    "version": predictors.version(TASK), "scheduled": scheduled}
+            return {
+                "seconds": time.perf_counter() - started,
+                "outcome": "promoted",
+                "version": predictors.version(TASK),
+                "scheduled": scheduled,
+            }
         time.sleep(0.05)
     return {"seconds": None, "outcome": "timeout", "scheduled": scheduled}
 
@@ -177,24 +202,48 @@ def write_results(results: dict[str, Any]) -> None:
     (RESULTS / "reload.json").write_text(json.dumps(results, indent=2) + "\n")
     s, c = results, results["corrections"]
     rows = [
-        ("swap time p50 (the `sync()` call after activating in storage: read, verify, swap)", f"{s['swap_p50_ms']:.1f} ms", ""),
+        (
+            "swap time p50 (the `sync()` call after activating in storage: read, verify, swap)",
+            f"{s['swap_p50_ms']:.1f} ms",
+            "",
+        ),
         ("swap time p99", f"{s['swap_p99_ms']:.1f} ms", ""),
-        (f"failed predictions ({s['predictions_during_swaps']} made by {PREDICT_THREADS} threads during {s['swaps']} swaps)",
-         str(s["failed_predictions"]), "0"),
+        (
+            f"failed predictions ({s['predictions_during_swaps']} made by {PREDICT_THREADS} threads "
+            f"during {s['swaps']} swaps)",
+            str(s["failed_predictions"]),
+            "0",
+        ),
         ("prediction latency p50 / p99 during swaps", f"{s['predict_p50_ms']:.1f} / {s['predict_p99_ms']:.1f} ms", ""),
         ("correction to live (median of promoted rounds)", _seconds(s["correction_to_live_s"]), "<= 60 s"),
         ("first round through the child process (150 labels, fresh MiniLM adapter)", f"{s['first_round_s']:.1f} s", ""),
     ]
-    lines = ["# Reload benchmark", "", f"Command: `{COMMAND}` (Python {platform.python_version()}, torch "
-             f"{torch.__version__}, {os.cpu_count()} cores, all-MiniLM-L6-v2, BANKING77: {', '.join(LABELS)}).", "",
-             f"Load average while running: {s['load_average']:.2f} (the machine is shared, so wall times include waiting for a core).",
-             "", "| measure | result | target |", "|---|---|---|"]
+    lines = [
+        "# Reload benchmark",
+        "",
+        f"Command: `{COMMAND}` (Python {platform.python_version()}, torch "
+        f"{torch.__version__}, {os.cpu_count()} cores, all-MiniLM-L6-v2, BANKING77: {', '.join(LABELS)}).",
+        "",
+        f"Load average while running: {s['load_average']:.2f} "
+        "(the machine is shared, so wall times include waiting for a core).",
+        "",
+        "| measure | result | target |",
+        "|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {t} |" for a, b, t in rows]
-    lines += ["", "Each correction (threshold N = 1, debounce 1 s): " + "; ".join(
-        f"{_seconds(x['seconds'])} ({x['outcome']}{', ' + str(x.get('reason')) if x.get('reason') else ''})" for x in c),
-        "", "The clock runs from storing the correction to the live predictor serving the version trained by the "
+    lines += [
+        "",
+        "Each correction (threshold N = 1, debounce 1 s): "
+        + "; ".join(
+            f"{_seconds(x['seconds'])} ({x['outcome']}{', ' + str(x.get('reason')) if x.get('reason') else ''})"
+            for x in c
+        ),
+        "",
+        "The clock runs from storing the correction to the live predictor serving the version trained by the "
         "threshold round: debounce, child process start (imports, base model load), micro-training from the "
-        "active adapter with replay, evaluation of candidate and active, gate, hot reload.", ""]
+        "active adapter with replay, evaluation of candidate and active, gate, hot reload.",
+        "",
+    ]
     (RESULTS / "reload.md").write_text("\n".join(lines))
 
 
@@ -236,8 +285,13 @@ def main() -> int:
         finally:
             bot.stop()
     live = [c["seconds"] for c in corrections if c["seconds"] is not None]
-    results.update(correction_to_live_s=statistics.median(live) if live else None, corrections=corrections,
-                   first_round_s=first_round_s, load_average=statistics.mean(loads), command=COMMAND)
+    results.update(
+        correction_to_live_s=statistics.median(live) if live else None,
+        corrections=corrections,
+        first_round_s=first_round_s,
+        load_average=statistics.mean(loads),
+        command=COMMAND,
+    )
     write_results(results)
     print(json.dumps({k: v for k, v in results.items() if k != "corrections"}, indent=2))
     return 0

@@ -25,16 +25,42 @@ from typing import Any
 
 import torch
 
-from bench.common import REPO, folder_mb, load_average, load_dataset, machine_line, markdown_table, peak_rss_mb, \
-    require_data, stopwatch, write_results
-from camel import CamelConfig, FeatureCache, Predictor, TrainingArgs, evaluate, load_adapter, load_base, save_adapter, train
+from bench.common import (
+    REPO,
+    folder_mb,
+    load_average,
+    load_dataset,
+    machine_line,
+    markdown_table,
+    peak_rss_mb,
+    require_data,
+    stopwatch,
+    write_results,
+)
+from camel import (
+    CamelConfig,
+    FeatureCache,
+    Predictor,
+    TrainingArgs,
+    evaluate,
+    load_adapter,
+    load_base,
+    save_adapter,
+    train,
+)
 
 N_NEW = 100
 LATENCY_MESSAGES = 300
 THROUGHPUT_MESSAGES = 2000
-TARGETS = {"latency_p50_ms": ("<=", 10), "throughput_msg_s": (">=", 300), "retrain_10k_s": ("<=", 60),
-           "incremental_100_s": ("<=", 5), "forgetting_points": ("<=", 0.5), "extra_task_mb": ("<=", 15),
-           "adapter_mb": ("<=", 8)}
+TARGETS = {
+    "latency_p50_ms": ("<=", 10),
+    "throughput_msg_s": (">=", 300),
+    "retrain_10k_s": ("<=", 60),
+    "incremental_100_s": ("<=", 5),
+    "forgetting_points": ("<=", 0.5),
+    "extra_task_mb": ("<=", 15),
+    "adapter_mb": ("<=", 8),
+}
 
 
 def training_args(threads: int) -> TrainingArgs:
@@ -52,9 +78,14 @@ def measure_retrain(texts: list[str], labels: list[str], threads: int, cache: Fe
         result = train(texts, labels, config=config, args=training_args(threads), cache=cache)
     with stopwatch() as uncached:
         train(texts, labels, config=config, args=training_args(threads), cache=FeatureCache(base))
-    return {"adapter": result.adapter, "retrain_10k_s": cached["wall_s"], "retrain_10k_cpu_s": cached["cpu_s"],
-            "retrain_10k_nocache_s": uncached["wall_s"], "bottom_pass_10k_s": fill["wall_s"],
-            "retrain_10k_epochs": len(result.history)}
+    return {
+        "adapter": result.adapter,
+        "retrain_10k_s": cached["wall_s"],
+        "retrain_10k_cpu_s": cached["cpu_s"],
+        "retrain_10k_nocache_s": uncached["wall_s"],
+        "bottom_pass_10k_s": fill["wall_s"],
+        "retrain_10k_epochs": len(result.history),
+    }
 
 
 def measure_incremental(adapter: Any, data: Any, threads: int, cache: FeatureCache) -> dict[str, Any]:
@@ -63,16 +94,27 @@ def measure_incremental(adapter: Any, data: Any, threads: int, cache: FeatureCac
     Predictor(adapter, cache).predict(new_texts)  # the bot predicted these before users corrected them
     before = evaluate(adapter, old_texts, old_labels, cache=cache)
     with stopwatch() as clock:
-        result = train(new_texts, new_labels, init=adapter, replay=(data.train_texts, data.train_labels),
-                       args=training_args(threads), cache=cache)
+        result = train(
+            new_texts,
+            new_labels,
+            init=adapter,
+            replay=(data.train_texts, data.train_labels),
+            args=training_args(threads),
+            cache=cache,
+        )
     after = evaluate(result.adapter, old_texts, old_labels, cache=cache)
     on_new_before = evaluate(adapter, new_texts, new_labels, cache=cache)["accuracy"]
     on_new_after = evaluate(result.adapter, new_texts, new_labels, cache=cache)["accuracy"]
-    return {"incremental_100_s": clock["wall_s"], "incremental_100_cpu_s": clock["cpu_s"],
-            "old_test_accuracy_before": before["accuracy"], "old_test_accuracy_after": after["accuracy"],
-            "forgetting_points": 100 * (before["accuracy"] - after["accuracy"]),
-            "new_examples_accuracy_before": on_new_before, "new_examples_accuracy_after": on_new_after,
-            "incremental_epochs": len(result.history)}
+    return {
+        "incremental_100_s": clock["wall_s"],
+        "incremental_100_cpu_s": clock["cpu_s"],
+        "old_test_accuracy_before": before["accuracy"],
+        "old_test_accuracy_after": after["accuracy"],
+        "forgetting_points": 100 * (before["accuracy"] - after["accuracy"]),
+        "new_examples_accuracy_before": on_new_before,
+        "new_examples_accuracy_after": on_new_after,
+        "incremental_epochs": len(result.history),
+    }
 
 
 def measure_latency(adapter: Any, texts: list[str]) -> dict[str, Any]:
@@ -89,12 +131,16 @@ def measure_latency(adapter: Any, texts: list[str]) -> dict[str, Any]:
         started = time.perf_counter()
         predictor.predict([text])
         cached.append((time.perf_counter() - started) * 1000)
-    batch = texts[LATENCY_MESSAGES:LATENCY_MESSAGES + THROUGHPUT_MESSAGES]
+    batch = texts[LATENCY_MESSAGES : LATENCY_MESSAGES + THROUGHPUT_MESSAGES]
     fresh = Predictor(adapter, FeatureCache(adapter.base))
     with stopwatch() as clock:
         fresh.predict(batch)
-    return {"latency_p50_ms": _percentile(single, 50), "latency_p99_ms": _percentile(single, 99),
-            "latency_cached_p50_ms": _percentile(cached, 50), "throughput_msg_s": len(batch) / clock["wall_s"]}
+    return {
+        "latency_p50_ms": _percentile(single, 50),
+        "latency_p99_ms": _percentile(single, 99),
+        "latency_cached_p50_ms": _percentile(cached, 50),
+        "throughput_msg_s": len(batch) / clock["wall_s"],
+    }
 
 
 def _percentile(values: list[float], q: int) -> float:
@@ -106,15 +152,28 @@ def measure_rss(adapter_dir: Path, threads: int) -> dict[str, Any]:
     rss = {n: _child_rss(adapter_dir, n, threads) for n in (0, 1, 5)}
     # Peak RSS is dominated by the transient of loading the base, so the per-task cost is taken
     # from the resident size after loading (VmRSS), which is what stays for the bot's lifetime.
-    return {"rss_base_only_mb": rss[0]["peak_rss_mb"], "rss_1_task_mb": rss[1]["peak_rss_mb"],
-            "rss_5_tasks_mb": rss[5]["peak_rss_mb"], "resident_1_task_mb": rss[1]["resident_mb"],
-            "resident_5_tasks_mb": rss[5]["resident_mb"],
-            "extra_task_mb": (rss[5]["resident_mb"] - rss[1]["resident_mb"]) / 4}
+    return {
+        "rss_base_only_mb": rss[0]["peak_rss_mb"],
+        "rss_1_task_mb": rss[1]["peak_rss_mb"],
+        "rss_5_tasks_mb": rss[5]["peak_rss_mb"],
+        "resident_1_task_mb": rss[1]["resident_mb"],
+        "resident_5_tasks_mb": rss[5]["resident_mb"],
+        "extra_task_mb": (rss[5]["resident_mb"] - rss[1]["resident_mb"]) / 4,
+    }
 
 
 def _child_rss(adapter_dir: Path, tasks: int, threads: int) -> dict[str, float]:
-    command = [sys.executable, "-m", "bench.speed", "--rss-child", str(tasks), "--adapter", str(adapter_dir),
-               "--threads", str(threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.speed",
+        "--rss-child",
+        str(tasks),
+        "--adapter",
+        str(adapter_dir),
+        "--threads",
+        str(threads),
+    ]
     output = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -129,8 +188,16 @@ def rss_child(adapter_dir: str, tasks: int) -> None:
         predictor.predict([f"my card number {number} has not arrived yet"])
     # ru_maxrss survives execve on Linux (it would report the parent's peak), so the child's own
     # peak is VmHWM, the high-water mark of this process image.
-    print(json.dumps({"tasks": tasks, "peak_rss_mb": _status_mb("VmHWM"), "resident_mb": _status_mb("VmRSS"),
-                      "ru_maxrss_mb": peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "tasks": tasks,
+                "peak_rss_mb": _status_mb("VmHWM"),
+                "resident_mb": _status_mb("VmRSS"),
+                "ru_maxrss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def _status_mb(field: str) -> float:
@@ -179,17 +246,27 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         rows.append([label, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}", target_text, ratio, detail])
     config = results["config"]
     args = results["training_args"]
-    return "\n".join([
-        "# Speed benchmark", "", f"Command: `{meta['command']}`", "",
-        f"{meta['machine']}; finished with load average {meta['load_end']:.2f}; total wall time {meta['total_s']:.0f} s. "
-        "The machine is shared by several processes, so wall times include waiting for a core; CPU seconds are "
-        "listed where they matter.", "",
-        f"Shipped defaults measured: K={config['trainable_layers']}, bottleneck {config['bottleneck']}, "
-        f"max_length {config['max_length']}, batch {args['batch_size']}, max_epochs {args['max_epochs']}, "
-        f"patience {args['patience']}, lr blocks/head {args['lr_blocks']}/{args['lr_head']}.", "",
-        "Ratio = how the result compares with the target (above 1 = better than the target).", "",
-        markdown_table(["measure", "result", "target", "ratio", "how"], rows), "",
-    ])
+    return "\n".join(
+        [
+            "# Speed benchmark",
+            "",
+            f"Command: `{meta['command']}`",
+            "",
+            f"{meta['machine']}; finished with load average {meta['load_end']:.2f}; "
+            f"total wall time {meta['total_s']:.0f} s. "
+            "The machine is shared by several processes, so wall times include waiting for a core; CPU seconds are "
+            "listed where they matter.",
+            "",
+            f"Shipped defaults measured: K={config['trainable_layers']}, bottleneck {config['bottleneck']}, "
+            f"max_length {config['max_length']}, batch {args['batch_size']}, max_epochs {args['max_epochs']}, "
+            f"patience {args['patience']}, lr blocks/head {args['lr_blocks']}/{args['lr_head']}.",
+            "",
+            "Ratio = how the result compares with the target (above 1 = better than the target).",
+            "",
+            markdown_table(["measure", "result", "target", "ratio", "how"], rows),
+            "",
+        ]
+    )
 
 
 ROWS: dict[str, tuple[str, str]] = {
@@ -204,7 +281,10 @@ ROWS: dict[str, tuple[str, str]] = {
     "retrain_10k_epochs": ("epochs run (early stopping)", ""),
     "test_accuracy_10k": ("test accuracy of the 10k adapter", "3,080 test messages"),
     "incremental_100_s": ("incremental round, 100 corrections (s)", "train(init=10k adapter, replay=train set)"),
-    "forgetting_points": ("forgetting (accuracy points)", f"old test messages (all but the {N_NEW} corrected), before - after"),
+    "forgetting_points": (
+        "forgetting (accuracy points)",
+        f"old test messages (all but the {N_NEW} corrected), before - after",
+    ),
     "old_test_accuracy_before": ("old test accuracy before the round", ""),
     "old_test_accuracy_after": ("old test accuracy after the round", ""),
     "new_examples_accuracy_before": ("accuracy on the 100 corrected messages, before", "the 10k adapter"),
@@ -240,8 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     require_data(["banking77"])
     started, machine = time.perf_counter(), machine_line(options.threads)
     results = run(options.threads, options.quick)
-    meta = {"command": ".venv/bin/python -m bench.speed " + " ".join(sys.argv[1:] if argv is None else argv),
-            "machine": machine, "load_end": load_average(), "total_s": time.perf_counter() - started}
+    meta = {
+        "command": ".venv/bin/python -m bench.speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine,
+        "load_end": load_average(),
+        "total_s": time.perf_counter() - started,
+    }
     stem = "speed_quick" if options.quick else "speed"
     paths = write_results(stem, {**results, "meta": meta}, render(results, meta))
     print(f"wrote {paths[0]} and {paths[1]}")

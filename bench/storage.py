@@ -44,14 +44,22 @@ def new_store(folder: Path, name: str, labels: list[str]) -> Any:
 def bench_single_corrections(db: Any, examples: list[tuple[str, str]], rng: random.Random) -> dict[str, float]:
     """One record_message or add_correction per call, each its own committed transaction."""
     started = time.perf_counter()
-    ids = [storage.record_message(db, workspace="W", channel="C", ts=f"{i}.0", text=examples[i][0], user="U0")
-           for i in range(2_000)]
+    ids = [
+        storage.record_message(db, workspace="W", channel="C", ts=f"{i}.0", text=examples[i][0], user="U0")
+        for i in range(2_000)
+    ]
     message_s = time.perf_counter() - started
     started = time.perf_counter()
     for i in range(N_SINGLE_CALLS):
         mid = ids[i % len(ids)]
-        storage.add_correction(db, message_id=mid, task="support", label=examples[(mid - 1) % len(examples)][1],
-                               source="reaction", user=f"U{rng.randrange(50)}")
+        storage.add_correction(
+            db,
+            message_id=mid,
+            task="support",
+            label=examples[(mid - 1) % len(examples)][1],
+            source="reaction",
+            user=f"U{rng.randrange(50)}",
+        )
     correction_s = time.perf_counter() - started
     return {"messages_per_s": len(ids) / message_s, "corrections_per_s": N_SINGLE_CALLS / correction_s}
 
@@ -61,15 +69,20 @@ def fill_bulk(db: Any, examples: list[tuple[str, str]], labels: list[str], rng: 
     now = "2026-01-01T00:00:00.000000+00:00"
     with storage.transaction(db) as conn:
         conn.executemany(
-            "INSERT INTO messages (id, workspace, channel, ts, user, text, received_at) VALUES (?, 'W', 'C', ?, ?, ?, ?)",
-            ((i, f"{1700000000 + i}.000100", f"U{i % 300}", examples[i % len(examples)][0], now)
-             for i in range(1, N_MESSAGES + 1)),
+            "INSERT INTO messages (id, workspace, channel, ts, user, text, received_at) "
+            "VALUES (?, 'W', 'C', ?, ?, ?, ?)",
+            (
+                (i, f"{1700000000 + i}.000100", f"U{i % 300}", examples[i % len(examples)][0], now)
+                for i in range(1, N_MESSAGES + 1)
+            ),
         )
         conn.executemany(
             """INSERT INTO predictions (message_id, task, adapter_version, label, confidence, top3, latency_ms,
                                         created_at) VALUES (?, 'support', 1, ?, 0.8, ?, 9.5, ?)""",
-            ((i, examples[i % len(examples)][1], json.dumps([[examples[i % len(examples)][1], 0.8]]), now)
-             for i in range(1, N_MESSAGES + 1)),
+            (
+                (i, examples[i % len(examples)][1], json.dumps([[examples[i % len(examples)][1], 0.8]]), now)
+                for i in range(1, N_MESSAGES + 1)
+            ),
         )
         conn.executemany(
             """INSERT INTO corrections (message_id, task, label, source, user, is_admin, created_at, withdrawn_at)
@@ -78,14 +91,22 @@ def fill_bulk(db: Any, examples: list[tuple[str, str]], labels: list[str], rng: 
         )
 
 
-def _random_correction(i: int, examples: list[tuple[str, str]], labels: list[str], rng: random.Random,
-                       now: str) -> tuple[Any, ...]:
+def _random_correction(
+    i: int, examples: list[tuple[str, str]], labels: list[str], rng: random.Random, now: str
+) -> tuple[Any, ...]:
     message_id = i % N_MESSAGES + 1
     label = examples[message_id % len(examples)][1] if rng.random() < 0.8 else rng.choice(labels)
     source = rng.choices(["reaction", "menu", "confirm", "reject"], weights=[60, 27, 10, 3])[0]
     withdrawn = now if rng.random() < 0.1 else None
-    return (message_id, None if source == "reject" else label, source, f"U{rng.randrange(200)}",
-            int(rng.random() < 0.05), now, withdrawn)
+    return (
+        message_id,
+        None if source == "reject" else label,
+        source,
+        f"U{rng.randrange(200)}",
+        int(rng.random() < 0.05),
+        now,
+        withdrawn,
+    )
 
 
 def bench_resolve(db: Any) -> dict[str, Any]:
@@ -96,9 +117,13 @@ def bench_resolve(db: Any) -> dict[str, Any]:
         timings.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     # CPU time as well as wall time: the 2-core machine is shared, so wall time includes waiting.
-    return {"resolve_100k_s": statistics.median(timings), "resolve_runs_s": timings,
-            "resolve_100k_cpu_s": statistics.median(cpu),
-            "labelled": len(resolution.labelled), "disputed": len(resolution.disputed)}
+    return {
+        "resolve_100k_s": statistics.median(timings),
+        "resolve_runs_s": timings,
+        "resolve_100k_cpu_s": statistics.median(cpu),
+        "labelled": len(resolution.labelled),
+        "disputed": len(resolution.disputed),
+    }
 
 
 def size_per_10k(db: Any, path: Path) -> float:
@@ -123,11 +148,18 @@ def main() -> None:
         "messages_per_s": round(single["messages_per_s"], 1),
         "resolve_runs_s": [round(t, 3) for t in resolved["resolve_runs_s"]],
         "resolve_100k_cpu_s": round(resolved["resolve_100k_cpu_s"], 3),
-        "load_average_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
-        "labelled": resolved["labelled"], "disputed": resolved["disputed"],
-        "n_messages": N_MESSAGES, "n_corrections": N_CORRECTIONS, "single_calls": N_SINGLE_CALLS,
-        "text_source": source, "sqlite": sqlite3.sqlite_version, "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {platform.system()}", "command": COMMAND,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpu_count": os.cpu_count(),
+        "labelled": resolved["labelled"],
+        "disputed": resolved["disputed"],
+        "n_messages": N_MESSAGES,
+        "n_corrections": N_CORRECTIONS,
+        "single_calls": N_SINGLE_CALLS,
+        "text_source": source,
+        "sqlite": sqlite3.sqlite_version,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {platform.system()}",
+        "command": COMMAND,
     }
     write_results(results)
     print(json.dumps(results, indent=2))
@@ -136,22 +168,32 @@ def main() -> None:
 def write_results(results: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "storage.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    table = "\n".join([
-        "# Storage benchmark", "", f"Command: `{COMMAND}` (SQLite {results['sqlite']}, Python "
-        f"{results['python']}, {results['machine']}, texts: {results['text_source']}).", "",
-        f"Load average while running: {results['load_average_1m']} on {results['cpu_count']} cores "
-        "(the machine is shared, so wall times include waiting for a core).", "",
-        "| measure | result | target |", "|---|---|---|",
-        f"| corrections stored per second (one `add_correction` call and commit each, WAL file) | "
-        f"{results['corrections_per_s']:,.0f} | >= 2,000 |",
-        f"| `resolve_labels` for {N_CORRECTIONS:,} corrections over {N_MESSAGES:,} messages (median of "
-        f"{RESOLVE_REPEATS}; CPU time {results['resolve_100k_cpu_s']:.3f} s) | {results['resolve_100k_s']:.3f} s | < 2 s |",
-        f"| database size per 10k messages (each with 1 prediction and 2 corrections) | "
-        f"{results['mb_per_10k_messages']:.2f} MB | |",
-        f"| messages stored per second (one `record_message` each) | {results['messages_per_s']:,.0f} | |",
-        "", f"Resolution produced {results['labelled']:,} labelled and {results['disputed']:,} disputed messages "
-        "(10% of corrections withdrawn, 5% by admins weighted 2, 10% confirmations, 3% rejections).", "",
-    ])
+    table = "\n".join(
+        [
+            "# Storage benchmark",
+            "",
+            f"Command: `{COMMAND}` (SQLite {results['sqlite']}, Python "
+            f"{results['python']}, {results['machine']}, texts: {results['text_source']}).",
+            "",
+            f"Load average while running: {results['load_average_1m']} on {results['cpu_count']} cores "
+            "(the machine is shared, so wall times include waiting for a core).",
+            "",
+            "| measure | result | target |",
+            "|---|---|---|",
+            f"| corrections stored per second (one `add_correction` call and commit each, WAL file) | "
+            f"{results['corrections_per_s']:,.0f} | >= 2,000 |",
+            f"| `resolve_labels` for {N_CORRECTIONS:,} corrections over {N_MESSAGES:,} messages (median of "
+            f"{RESOLVE_REPEATS}; CPU time {results['resolve_100k_cpu_s']:.3f} s) | "
+            f"{results['resolve_100k_s']:.3f} s | < 2 s |",
+            f"| database size per 10k messages (each with 1 prediction and 2 corrections) | "
+            f"{results['mb_per_10k_messages']:.2f} MB | |",
+            f"| messages stored per second (one `record_message` each) | {results['messages_per_s']:,.0f} | |",
+            "",
+            f"Resolution produced {results['labelled']:,} labelled and {results['disputed']:,} disputed messages "
+            "(10% of corrections withdrawn, 5% by admins weighted 2, 10% confirmations, 3% rejections).",
+            "",
+        ]
+    )
     (RESULTS / "storage.md").write_text(table, encoding="utf-8")
 
 

@@ -26,13 +26,20 @@ class BotMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.predictions = Counter("camel_predictions", "Predictions made", ["task"], registry=self.registry)
-        self.abstentions = Counter("camel_abstentions", "Predictions below the task's threshold",
-                                   ["task"], registry=self.registry)
-        self.corrections = Counter("camel_corrections", "Corrections stored", ["task", "source"],
-                                   registry=self.registry)
+        self.abstentions = Counter(
+            "camel_abstentions", "Predictions below the task's threshold", ["task"], registry=self.registry
+        )
+        self.corrections = Counter(
+            "camel_corrections", "Corrections stored", ["task", "source"], registry=self.registry
+        )
         self.reloads = Counter("camel_reloads", "Adapter hot reloads", ["task", "result"], registry=self.registry)
-        self.latency = Histogram("camel_prediction_latency_seconds", "Time to classify one message",
-                                 ["task"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.latency = Histogram(
+            "camel_prediction_latency_seconds",
+            "Time to classify one message",
+            ["task"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
         self._watching_runs = False
 
@@ -56,11 +63,13 @@ class StoredRunsCollector:
     def collect(self) -> Iterator[CounterMetricFamily]:
         import storage  # only the app's process needs it; keeps this module importable alone
 
-        family = CounterMetricFamily("camel_training_runs", "Training runs finished, by outcome",
-                                     labels=["task", "outcome"])
+        family = CounterMetricFamily(
+            "camel_training_runs", "Training runs finished, by outcome", labels=["task", "outcome"]
+        )
         for task in storage.list_tasks(self.db):
-            tally = Tally(run.outcome for run in storage.list_runs(self.db, task.name, limit=self.RUNS_PER_TASK)
-                          if run.outcome)
+            tally = Tally(
+                run.outcome for run in storage.list_runs(self.db, task.name, limit=self.RUNS_PER_TASK) if run.outcome
+            )
             for outcome, count in sorted(tally.items()):
                 family.add_metric([task.name, outcome], count)
         yield family

@@ -47,8 +47,15 @@ def apply_task_settings(settings: Settings, db: Database) -> list[storage.Task]:
     """
     tasks = []
     for task in settings.tasks:
-        storage.upsert_task(db, task.name, kind=task.kind, labels=task.labels, emoji_map=task.emoji,
-                            abstain_threshold=task.abstain_threshold, quiet=task.quiet)
+        storage.upsert_task(
+            db,
+            task.name,
+            kind=task.kind,
+            labels=task.labels,
+            emoji_map=task.emoji,
+            abstain_threshold=task.abstain_threshold,
+            quiet=task.quiet,
+        )
         for channel in task.channels:
             storage.bind_channel(db, task.name, channel)
         record = storage.get_task(db, task.name)
@@ -123,8 +130,14 @@ class Runtime:
         self.stop()
 
 
-def start(settings: Settings, *, db: Database | None = None, learning: bool = True, slack: bool = True,
-          http: bool | None = None) -> Runtime:
+def start(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    learning: bool = True,
+    slack: bool = True,
+    http: bool | None = None,
+) -> Runtime:
     """Build and start the bot in order (see the module docstring).
 
     `db`: an already opened store (default: `open_store(settings)`); `http`: serve HTTP (default:
@@ -136,9 +149,12 @@ def start(settings: Settings, *, db: Database | None = None, learning: bool = Tr
     client = build_client(settings) if slack else None
     runtime = Runtime(settings, db, metrics, predictors)
     if learning:
-        runtime.loop = LearningLoop(settings, predictors,
-                                    post=slack_post(client) if client is not None else None,
-                                    upload=slack_upload(client) if client is not None else None)
+        runtime.loop = LearningLoop(
+            settings,
+            predictors,
+            post=slack_post(client) if client is not None else None,
+            upload=slack_upload(client) if client is not None else None,
+        )
         runtime.loop.start()  # also serves each task's active adapter
         runtime.reload_errors = list(runtime.loop.reload_errors)
     else:

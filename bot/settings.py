@@ -170,8 +170,11 @@ class Settings:
     def require_secrets(self) -> None:
         """Fail with one line naming the first secret the chosen mode needs but lacks."""
         needed = [("SLACK_BOT_TOKEN", self.bot_token)]
-        needed.append(("SLACK_APP_TOKEN", self.app_token) if self.mode == "socket"
-                      else ("SLACK_SIGNING_SECRET", self.signing_secret))
+        needed.append(
+            ("SLACK_APP_TOKEN", self.app_token)
+            if self.mode == "socket"
+            else ("SLACK_SIGNING_SECRET", self.signing_secret)
+        )
         for name, value in needed:
             if not value:
                 raise MissingSecretError(f"{name} is not set (environment or secrets_file)")
@@ -293,8 +296,11 @@ def load_settings(toml_path: str | None = None, env: Mapping[str, str] = os.envi
     if not isinstance(tasks_data, list):
         raise SettingsValueError("tasks must be an array of tables ([[tasks]])")
     tasks = [_build(TaskSettings, t, f"tasks[{i}].") for i, t in enumerate(tasks_data)]
-    scalars = {f.name: f for f in fields(Settings)
-               if f.name not in ("model", "learning", "tasks", "bot_token", "signing_secret", "app_token")}
+    scalars = {
+        f.name: f
+        for f in fields(Settings)
+        if f.name not in ("model", "learning", "tasks", "bot_token", "signing_secret", "app_token")
+    }
     for name, f in scalars.items():
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
         if raw:  # an empty variable means "not set", as in docker env files
@@ -314,5 +320,8 @@ def _secrets(secrets_file: str, env: Mapping[str, str]) -> dict[str, str]:
     if unknown:
         raise SettingsValueError(f"unknown key in secrets_file: {sorted(unknown)[0]}")
     values = {key: str(env.get(key) or from_file.get(key) or "") for key in SECRET_KEYS}
-    return {"bot_token": values["SLACK_BOT_TOKEN"], "signing_secret": values["SLACK_SIGNING_SECRET"],
-            "app_token": values["SLACK_APP_TOKEN"]}
+    return {
+        "bot_token": values["SLACK_BOT_TOKEN"],
+        "signing_secret": values["SLACK_SIGNING_SECRET"],
+        "app_token": values["SLACK_APP_TOKEN"],
+    }

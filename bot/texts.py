@@ -127,17 +127,23 @@ def labels_text(task: str, labels: list[str], emoji_map: dict[str, str]) -> str:
     for emoji, label in emoji_map.items():
         by_label.setdefault(label, []).append(f":{emoji}:")
     lines = [f"- `{label}` {' '.join(by_label.get(label, []))}".rstrip() for label in labels]
-    verdicts = [f"{' '.join(by_label[key])} {what}" for key, what in
-                (("__confirm__", "confirms my label"), ("__reject__", "marks it wrong")) if key in by_label]
+    verdicts = [
+        f"{' '.join(by_label[key])} {what}"
+        for key, what in (("__confirm__", "confirms my label"), ("__reject__", "marks it wrong"))
+        if key in by_label
+    ]
     return f"*{task}* labels:\n" + "\n".join(lines + verdicts)
 
 
 def stats_text(task: str, stats: dict[str, Any]) -> str:
-    lines = [f"*{task}* - live adapter: {version_name(stats.get('version'))}",
-             f"Labelled messages: {stats['corrections_total']}, {stats['pending']} new since the last training run",
-             f"Live accuracy: 7 days {percent(stats['acc7'])} (n={stats['n7']}), "
-             f"30 days {percent(stats['acc30'])} (n={stats['n30']})",
-             f"Last training run: {stats['last_run']}", f"Next training run: {stats['next_run']}"]
+    lines = [
+        f"*{task}* - live adapter: {version_name(stats.get('version'))}",
+        f"Labelled messages: {stats['corrections_total']}, {stats['pending']} new since the last training run",
+        f"Live accuracy: 7 days {percent(stats['acc7'])} (n={stats['n7']}), "
+        f"30 days {percent(stats['acc30'])} (n={stats['n30']})",
+        f"Last training run: {stats['last_run']}",
+        f"Next training run: {stats['next_run']}",
+    ]
     if stats.get("per_label_f1"):
         f1s = ", ".join(f"{label} {value:.2f}" for label, value in stats["per_label_f1"].items())
         lines.append(f"Per-label F1 (held-out): {f1s}")

@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from torch import nn
 
 from camel.base import load_base
 from camel.cache import FeatureCache

@@ -48,8 +48,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     torch.set_num_threads(1)
     tiny = bag_of_words_bert(tmp_path_factory.mktemp("tiny-demo-bert"))
     lines: list[str] = []
-    result = run_demo(DemoOptions(out=tmp_path_factory.mktemp("demo"), quick=True, base_model=str(tiny),
-                                  echo=lines.append))
+    result = run_demo(
+        DemoOptions(out=tmp_path_factory.mktemp("demo"), quick=True, base_model=str(tiny), echo=lines.append)
+    )
     result.summary.append("\n".join(lines))  # shown by pytest if an assertion fails
     return result
 
@@ -80,7 +81,8 @@ def test_every_simulated_correction_is_stored(demo: DemoResult) -> None:
                 """SELECT count(*) FROM corrections JOIN messages ON messages.id = corrections.message_id
                    WHERE messages.channel = ? AND messages.ts = ? AND corrections.task = ?
                      AND corrections.label = ? AND corrections.source = ? AND corrections.user = ?""",
-                (c.channel, c.ts, c.task, c.label, c.source, c.user)).fetchone()[0]
+                (c.channel, c.ts, c.task, c.label, c.source, c.user),
+            ).fetchone()[0]
             assert found == 1, f"correction not stored: {c}"
 
 
@@ -90,8 +92,9 @@ def test_a_hot_reload_happened_while_events_were_served(demo: DemoResult) -> Non
     with sqlite3.connect(demo.db_path) as conn:
         for reload in during:
             assert 0 < reload.messages_before < demo.messages  # the team posted before and after it
-            answered = conn.execute("SELECT count(*) FROM predictions WHERE task = ? AND adapter_version = ?",
-                                    (reload.task, reload.version)).fetchone()[0]
+            answered = conn.execute(
+                "SELECT count(*) FROM predictions WHERE task = ? AND adapter_version = ?", (reload.task, reload.version)
+            ).fetchone()[0]
             assert answered > 0  # and the reloaded adapter answered some of those messages
 
 
@@ -105,8 +108,12 @@ def test_report_files_hold_the_table_and_the_curve(demo: DemoResult) -> None:
 
 def test_doctor_passes_on_the_demo_data(demo: DemoResult) -> None:
     with FakeSlackAPI() as fake:
-        env = {"CAMEL_BOT_DATA_DIR": str(demo.db_path.parent), "CAMEL_BOT_SLACK_API_URL": fake.url,
-               "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret"}
+        env = {
+            "CAMEL_BOT_DATA_DIR": str(demo.db_path.parent),
+            "CAMEL_BOT_SLACK_API_URL": fake.url,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": "secret",
+        }
         config = demo.out_dir / "doctor.toml"
         config.write_text(f'[model]\nbase_model = "{demo.base_model}"\n')
         results = list(iter_checks(str(config), env))
@@ -114,8 +121,9 @@ def test_doctor_passes_on_the_demo_data(demo: DemoResult) -> None:
     assert {"adapter support", "adapter sentiment"} <= {r.name for r in results}
 
 
-def test_doctor_reports_each_problem_with_a_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_reports_each_problem_with_a_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CAMEL_BOT_DATA_DIR", str(tmp_path / "nothing-here"))
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     monkeypatch.delenv("SLACK_SIGNING_SECRET", raising=False)
@@ -131,8 +139,12 @@ def test_doctor_reports_each_problem_with_a_fix(tmp_path: Path, capsys: pytest.C
 def test_doctor_says_when_slack_cannot_be_reached(tmp_path: Path) -> None:
     with FakeSlackAPI() as fake:
         gone = fake.url  # the port is closed once the stand-in stops
-    env = {"CAMEL_BOT_DATA_DIR": str(tmp_path), "CAMEL_BOT_SLACK_API_URL": gone,
-           "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret"}
+    env = {
+        "CAMEL_BOT_DATA_DIR": str(tmp_path),
+        "CAMEL_BOT_SLACK_API_URL": gone,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "secret",
+    }
     token = next(r for r in iter_checks(None, env) if r.name == "tokens")
     assert not token.ok and token.detail.startswith(f"cannot reach {gone}") and token.fix
 
@@ -142,4 +154,6 @@ def test_demo_rejects_a_csv_without_the_columns(tmp_path: Path, capsys: pytest.C
     data.write_text("body,intent\nhello,greet\n")
     assert main(["demo", "--data", str(data), "--text-col", "message", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"camel-bot demo: error: {data}: no column 'message' (columns: body, intent); use --text-col/--label-col"
+    assert (
+        err == f"camel-bot demo: error: {data}: no column 'message' (columns: body, intent); use --text-col/--label-col"
+    )

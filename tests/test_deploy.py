@@ -22,8 +22,15 @@ from bot.settings import SECRET_KEYS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-SANDBOX_OPTIONS = ("ProtectSystem", "NoNewPrivileges", "PrivateTmp", "ProtectHome", "PrivateDevices",
-                   "RestrictSUIDSGID", "CapabilityBoundingSet")
+SANDBOX_OPTIONS = (
+    "ProtectSystem",
+    "NoNewPrivileges",
+    "PrivateTmp",
+    "ProtectHome",
+    "PrivateDevices",
+    "RestrictSUIDSGID",
+    "CapabilityBoundingSet",
+)
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -42,8 +49,11 @@ def assert_is_camel_bot_command(argv: list[str]) -> None:
 
 
 def known_env_names() -> set[str]:
-    scalars = {f"CAMEL_BOT_{name.upper()}" for name, value in vars(Settings()).items()
-               if isinstance(value, (str, int, float, bool, list))}
+    scalars = {
+        f"CAMEL_BOT_{name.upper()}"
+        for name, value in vars(Settings()).items()
+        if isinstance(value, (str, int, float, bool, list))
+    }
     return scalars | set(SECRET_KEYS) | {"CAMEL_BOT_CONFIG", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}
 
 
@@ -62,8 +72,11 @@ def healthz_url() -> Iterator[str]:
 def test_dockerfile_base_image_torch_pin_user_volume() -> None:
     steps = dockerfile_instructions()
     assert steps[0] == ("FROM", "python:3.11-slim")
-    pin = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-               if d.startswith("torch"))
+    pin = next(
+        d
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        if d.startswith("torch")
+    )
     torch_step = next(arg for op, arg in steps if op == "RUN" and "torch" in arg)
     assert pin in torch_step and "download.pytorch.org/whl/cpu" in torch_step
     users = [arg for op, arg in steps if op == "USER"]
@@ -86,8 +99,13 @@ def test_dockerfile_copies_existing_paths_and_runs_serve() -> None:
 
 def test_dockerfile_healthcheck_hits_a_served_path(healthz_url: str) -> None:
     check = next(arg for op, arg in dockerfile_instructions() if op == "HEALTHCHECK")
-    port = next(a.split("=")[1] for op, arg in dockerfile_instructions() if op == "ENV"
-                for a in arg.split() if a.startswith("CAMEL_BOT_HTTP_PORT="))
+    port = next(
+        a.split("=")[1]
+        for op, arg in dockerfile_instructions()
+        if op == "ENV"
+        for a in arg.split()
+        if a.startswith("CAMEL_BOT_HTTP_PORT=")
+    )
     assert f"http://127.0.0.1:{port}/healthz" in check
     with urllib.request.urlopen(healthz_url, timeout=5) as response:
         assert response.status == 200
@@ -164,7 +182,12 @@ def test_slack_manifest_points_at_served_paths() -> None:
     commands = manifest["features"]["slash_commands"]
     assert [command["command"] for command in commands] == [texts.COMMAND]
     settings = manifest["settings"]
-    urls = [commands[0]["url"], settings["event_subscriptions"]["request_url"],
-            settings["interactivity"]["request_url"]]
+    urls = [
+        commands[0]["url"],
+        settings["event_subscriptions"]["request_url"],
+        settings["interactivity"]["request_url"],
+    ]
     assert {urlparse(url).path for url in urls} == {EVENTS_PATH}
-    assert {"message.channels", "reaction_added", "reaction_removed"} <= set(settings["event_subscriptions"]["bot_events"])
+    assert {"message.channels", "reaction_added", "reaction_removed"} <= set(
+        settings["event_subscriptions"]["bot_events"]
+    )

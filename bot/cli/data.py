@@ -74,7 +74,9 @@ def _register_privacy(subparsers: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     db = storage.open_store(args.db)
     count = storage.import_labelled(db, args.path, task=args.task, fmt=args.format)
-    storage.audit(db, actor=_actor(), action="import", detail={"path": str(args.path), "task": args.task, "rows": count})
+    storage.audit(
+        db, actor=_actor(), action="import", detail={"path": str(args.path), "task": args.task, "rows": count}
+    )
     print(f"imported {count} labelled rows into task {args.task!r}")
     return 0
 
@@ -94,13 +96,16 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_delete_user(args: argparse.Namespace) -> int:
     result = storage.delete_user_data(_existing_store(args.db), args.user, actor=_actor())
-    print(f"deleted {result['messages']} messages, {result['predictions']} predictions and "
-          f"{result['corrections']} corrections of {args.user}")
+    print(
+        f"deleted {result['messages']} messages, {result['predictions']} predictions and "
+        f"{result['corrections']} corrections of {args.user}"
+    )
     return 0
 
 
 def run_purge(args: argparse.Namespace) -> int:
-    count = storage.purge_unlabelled_text(_existing_store(args.db), older_than_days=args.older_than_days,
-                                          actor=_actor())
+    count = storage.purge_unlabelled_text(
+        _existing_store(args.db), older_than_days=args.older_than_days, actor=_actor()
+    )
     print(f"erased the text of {count} unlabelled messages older than {args.older_than_days:g} days")
     return 0

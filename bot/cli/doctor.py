@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check settings, Slack tokens, database, base model, adapters and disk",
         description="Check an install and print each problem with its fix. Exit status 1 if any.",
     )
-    parser.add_argument("--config", metavar="PATH", default=None,
-                        help="settings TOML (default: $CAMEL_BOT_CONFIG or ./camel-bot.toml)")
+    parser.add_argument(
+        "--config", metavar="PATH", default=None, help="settings TOML (default: $CAMEL_BOT_CONFIG or ./camel-bot.toml)"
+    )
     parser.set_defaults(func=run)
 
 

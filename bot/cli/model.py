@@ -71,8 +71,10 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
         return 0
-    print(f"examples {metrics['n']}  accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-          f"weighted-F1 {metrics['weighted_f1']:.4f}")
+    print(
+        f"examples {metrics['n']}  accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+        f"weighted-F1 {metrics['weighted_f1']:.4f}"
+    )
     worst = sorted(metrics["per_label"].items(), key=lambda item: item[1]["f1"])[:5]
     print("weakest labels: " + ", ".join(f"{name} (F1 {row['f1']:.2f})" for name, row in worst))
     for pair in metrics["confused_pairs"][:5]:
@@ -86,8 +88,17 @@ def run_predict(args: argparse.Namespace) -> int:
     predictor = camel.Predictor(camel.load_adapter(args.adapter))
     for text, prediction in zip(args.texts, predictor.predict(args.texts)):
         if args.json:
-            print(json.dumps({"text": text, "label": prediction.label, "confidence": prediction.confidence,
-                              "top3": prediction.top3, "abstained": prediction.abstained}))
+            print(
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": prediction.label,
+                        "confidence": prediction.confidence,
+                        "top3": prediction.top3,
+                        "abstained": prediction.abstained,
+                    }
+                )
+            )
             continue
         alternatives = ", ".join(f"{label} {score:.2f}" for label, score in prediction.top3[1:])
         marker = " (abstains)" if prediction.abstained else ""

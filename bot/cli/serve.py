@@ -17,11 +17,15 @@ log = logging.getLogger("bot.serve")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="run the Slack bot",
-                                   description="Serve Slack in HTTP mode (/slack/events, /healthz, /metrics) "
-                                               "or Socket Mode, and run the learning loop.")
-    parser.add_argument("--config", metavar="PATH", default=None,
-                        help="settings TOML (default: $CAMEL_BOT_CONFIG or ./camel-bot.toml)")
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the Slack bot",
+        description="Serve Slack in HTTP mode (/slack/events, /healthz, /metrics) "
+        "or Socket Mode, and run the learning loop.",
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", default=None, help="settings TOML (default: $CAMEL_BOT_CONFIG or ./camel-bot.toml)"
+    )
     parser.set_defaults(func=run)
 
 

@@ -41,10 +41,14 @@ class Sizes:
 # (support-sized, sentiment-sized): three labels need more stream per label than ten do.
 # The seed is small on purpose (round 1 should leave room to learn) but large enough that
 # storage's held-out split gives the first round something to be judged on.
-FULL = {"intent": Sizes(seed_per_label=3, heldout_per_label=6, stream_per_label=16),
-        "sentiment": Sizes(seed_per_label=10, heldout_per_label=12, stream_per_label=32)}
-QUICK = {"intent": Sizes(seed_per_label=5, heldout_per_label=6, stream_per_label=14),
-         "sentiment": Sizes(seed_per_label=7, heldout_per_label=8, stream_per_label=20)}
+FULL = {
+    "intent": Sizes(seed_per_label=3, heldout_per_label=6, stream_per_label=16),
+    "sentiment": Sizes(seed_per_label=10, heldout_per_label=12, stream_per_label=32),
+}
+QUICK = {
+    "intent": Sizes(seed_per_label=5, heldout_per_label=6, stream_per_label=14),
+    "sentiment": Sizes(seed_per_label=7, heldout_per_label=8, stream_per_label=20),
+}
 QUICK_INTENTS = 4  # --quick: the first four intents, so even a tiny test model can learn them
 # A CSV of many labels (BANKING77 has 77) is cut to this many so the demo stays a few minutes.
 MAX_CSV_LABELS = 20
@@ -60,10 +64,14 @@ def read_labelled_csv(path: Path, text_col: str | None, label_col: str | None) -
             label_key = label_col or next((c for c in ("label", "category", "intent") if c in columns), "label")
             for key in (text_key, label_key):
                 if key not in columns:
-                    raise DemoDataError(f"{path}: no column {key!r} (columns: {', '.join(columns)}); "
-                                        "use --text-col/--label-col")
-            rows = [(r[text_key].strip(), r[label_key].strip()) for r in reader
-                    if (r[text_key] or "").strip() and (r[label_key] or "").strip()]
+                    raise DemoDataError(
+                        f"{path}: no column {key!r} (columns: {', '.join(columns)}); use --text-col/--label-col"
+                    )
+            rows = [
+                (r[text_key].strip(), r[label_key].strip())
+                for r in reader
+                if (r[text_key] or "").strip() and (r[label_key] or "").strip()
+            ]
     except FileNotFoundError:
         raise DemoDataError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -85,9 +93,9 @@ def split(rows: list[Row], sizes: Sizes, seed: int = 0) -> tuple[list[Row], list
             continue
         rng.shuffle(texts)
         cut = sizes.seed_per_label + sizes.heldout_per_label
-        seeded += [(t, label) for t in texts[:sizes.seed_per_label]]
-        heldout += [(t, label) for t in texts[sizes.seed_per_label:cut]]
-        stream += [(t, label) for t in texts[cut:cut + sizes.stream_per_label]]
+        seeded += [(t, label) for t in texts[: sizes.seed_per_label]]
+        heldout += [(t, label) for t in texts[sizes.seed_per_label : cut]]
+        stream += [(t, label) for t in texts[cut : cut + sizes.stream_per_label]]
     rng.shuffle(stream)
     if len({label for _, label in seeded}) < 2:
         raise DemoDataError(f"need at least two labels with {need} or more distinct texts each")
@@ -109,8 +117,10 @@ def demo_tasks(data: Path | None, text_col: str | None, label_col: str | None, q
     support = sample_data.support_messages()
     if quick:
         support = [row for row in support if row[1] in sample_data.SUPPORT_LABELS[:QUICK_INTENTS]]
-    return [build_task("support", "intent", "C0SUPPORT", support, sizes["intent"]),
-            build_task("sentiment", "sentiment", "C0SOCIAL", sample_data.sentiment_posts(), sizes["sentiment"])]
+    return [
+        build_task("support", "intent", "C0SUPPORT", support, sizes["intent"]),
+        build_task("sentiment", "sentiment", "C0SOCIAL", sample_data.sentiment_posts(), sizes["sentiment"]),
+    ]
 
 
 def most_common_labels(rows: list[Row], limit: int) -> list[Row]:

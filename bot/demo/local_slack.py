@@ -77,8 +77,9 @@ class FakeSlackAPI:
     def start(self) -> "FakeSlackAPI":
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fake-slack", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-slack", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -120,8 +121,14 @@ class FakeSlackAPI:
     def send_socket_envelope(self, kind: str, payload: dict[str, Any]) -> str:
         """Push a Socket Mode envelope ("events_api", "slash_commands", "interactive"); returns its id."""
         envelope_id = str(uuid.uuid4())
-        self._outbox.put({"envelope_id": envelope_id, "type": kind, "payload": payload,
-                          "accepts_response_payload": kind != "events_api"})
+        self._outbox.put(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+            }
+        )
         return envelope_id
 
     def calls_of(self, method: str) -> list[RecordedCall]:
@@ -165,8 +172,14 @@ class FakeSlackAPI:
 
 def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     ts = api._next_ts()
-    message = {"type": "message", "ts": ts, "text": p.get("text", ""), "user": api.bot_user_id,
-               "bot_id": "BCAMEL", "blocks": p.get("blocks", [])}
+    message = {
+        "type": "message",
+        "ts": ts,
+        "text": p.get("text", ""),
+        "user": api.bot_user_id,
+        "bot_id": "BCAMEL",
+        "blocks": p.get("blocks", []),
+    }
     api.messages[(str(p.get("channel")), ts)] = message
     return {"channel": p.get("channel"), "ts": ts, "message": message}
 
@@ -183,31 +196,44 @@ def _upload_url(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
 
 def _complete_upload(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     files = p.get("files") or []
-    return {"files": [{"id": f["id"], "title": f.get("title"), "permalink":
-                       f"https://fake.slack/files/{f['id']}"} for f in files]}
+    return {
+        "files": [
+            {"id": f["id"], "title": f.get("title"), "permalink": f"https://fake.slack/files/{f['id']}"} for f in files
+        ]
+    }
 
 
 ANSWERS: dict[str, Answer] = {
-    "auth.test": lambda api, p: {"user_id": api.bot_user_id, "team_id": api.team_id, "bot_id": "BCAMEL",
-                                 "user": "camel", "team": "Camel", "url": "https://camel.fake.slack/"},
+    "auth.test": lambda api, p: {
+        "user_id": api.bot_user_id,
+        "team_id": api.team_id,
+        "bot_id": "BCAMEL",
+        "user": "camel",
+        "team": "Camel",
+        "url": "https://camel.fake.slack/",
+    },
     "chat.postMessage": _post_message,
     "chat.postEphemeral": lambda api, p: {"message_ts": api._next_ts()},
     "chat.update": lambda api, p: {"channel": p.get("channel"), "ts": p.get("ts"), "text": p.get("text", "")},
-    "chat.getPermalink": lambda api, p: {"permalink":
-                                         f"https://camel.fake.slack/archives/{p.get('channel')}/"
-                                         f"p{str(p.get('message_ts', '')).replace('.', '')}"},
+    "chat.getPermalink": lambda api, p: {
+        "permalink": f"https://camel.fake.slack/archives/{p.get('channel')}/"
+        f"p{str(p.get('message_ts', '')).replace('.', '')}"
+    },
     "reactions.add": lambda api, p: {},
-    "users.info": lambda api, p: {"user": {"id": p.get("user"), "name": str(p.get("user", "")).lower(),
-                                           "is_bot": False, "tz": "UTC"}},
+    "users.info": lambda api, p: {
+        "user": {"id": p.get("user"), "name": str(p.get("user", "")).lower(), "is_bot": False, "tz": "UTC"}
+    },
     "usergroups.users.list": lambda api, p: {"users": api.usergroups.get(str(p.get("usergroup")), [])},
     "views.publish": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **(p.get("view") or {})}},
-    "conversations.info": lambda api, p: {"channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}",
-                                                      "is_channel": True, "is_member": True}},
+    "conversations.info": lambda api, p: {
+        "channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}", "is_channel": True, "is_member": True}
+    },
     "conversations.history": _history,
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "apps.connections.open": lambda api, p: {"url": f"ws://127.0.0.1:{api.port}/socket"},
 }
+
 
 def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -219,15 +245,22 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
             if self.path.split("?", 1)[0] != "/socket" or key is None:
                 return self._send(404, b"not found", "text/plain")
             self.send_response(101, "Switching Protocols")
-            for name, value in (("Upgrade", "websocket"), ("Connection", "Upgrade"),
-                                ("Sec-WebSocket-Accept", handshake_accept(key))):
+            for name, value in (
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", handshake_accept(key)),
+            ):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.flush()
             api.socket_connected.set()
             try:
-                serve_socket_session(self.connection, api._outbox, lambda: api._server is not None,
-                                     lambda ack: api._record(RecordedCall("socket_ack", ack, {})))
+                serve_socket_session(
+                    self.connection,
+                    api._outbox,
+                    lambda: api._server is not None,
+                    lambda ack: api._record(RecordedCall("socket_ack", ack, {})),
+                )
             finally:
                 api.socket_connected.clear()
             self.close_connection = True
@@ -248,8 +281,9 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
             retry_after = api._take_failure(method)
             if retry_after is not None:
                 api._record(RecordedCall(method, params, headers, status=429))
-                return self._send(429, b'{"ok": false, "error": "ratelimited"}', "application/json",
-                                  {"Retry-After": str(retry_after)})
+                return self._send(
+                    429, b'{"ok": false, "error": "ratelimited"}', "application/json", {"Retry-After": str(retry_after)}
+                )
             answer = api.answer(method, params)
             api._record(RecordedCall(method, params, headers, response=answer))
             self._send(200, json.dumps(answer).encode(), "application/json")

@@ -58,8 +58,12 @@ def handshake_accept(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
 
 
-def serve_socket_session(conn: socket.socket, outbox: "queue.Queue[dict[str, Any]]", running: Callable[[], bool],
-                         on_ack: Callable[[dict[str, Any]], None]) -> None:
+def serve_socket_session(
+    conn: socket.socket,
+    outbox: "queue.Queue[dict[str, Any]]",
+    running: Callable[[], bool],
+    on_ack: Callable[[dict[str, Any]], None],
+) -> None:
     """Say hello, push queued envelopes, answer pings and hand acks to `on_ack` until closed."""
     conn.sendall(_ws_frame(OP_TEXT, json.dumps({"type": "hello", "num_connections": 1}).encode()))
     try:

@@ -23,7 +23,7 @@ POLL_S = 0.05
 class Reload:
     task: str
     version: int
-    at: float             # time.monotonic() when the new version was seen serving
+    at: float  # time.monotonic() when the new version was seen serving
     during_traffic: bool  # the team was in the middle of posting when it happened
     messages_before: int  # messages the team had posted by then
 
@@ -31,8 +31,14 @@ class Reload:
 class ReloadMonitor:
     """A thread that notices every version change of every task and evaluates the new adapter."""
 
-    def __init__(self, db: Database, predictors: PredictorRegistry, tasks: list[DemoTask],
-                 traffic: Callable[[], tuple[bool, int]], echo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        predictors: PredictorRegistry,
+        tasks: list[DemoTask],
+        traffic: Callable[[], tuple[bool, int]],
+        echo: Callable[[str], None],
+    ) -> None:
         self.db, self.predictors, self.tasks = db, predictors, tasks
         self.traffic, self.echo = traffic, echo  # traffic(): (team talking?, messages posted)
         self.reloads: list[Reload] = []
@@ -66,13 +72,21 @@ class ReloadMonitor:
         texts = [text for text, _ in task.heldout]
         truths = [label for _, label in task.heldout]
         metrics = camel.evaluate(predictor.adapter, texts, truths, predictor.cache)
-        result = RoundResult(task.name, len([r for r in self.results if r.task == task.name]) + 1, version,
-                             self._labels_used(task.name, version), float(metrics["accuracy"]),
-                             float(metrics["macro_f1"]), len(texts))
+        result = RoundResult(
+            task.name,
+            len([r for r in self.results if r.task == task.name]) + 1,
+            version,
+            self._labels_used(task.name, version),
+            float(metrics["accuracy"]),
+            float(metrics["macro_f1"]),
+            len(texts),
+        )
         when = "while the team was posting" if reload.during_traffic else "while the channels were quiet"
         # Printed before waiters wake, so the transcript keeps the order in which things happened.
-        self.echo(f"  round {result.round} of {task.name}: adapter v{version} hot-reloaded {when}; "
-                  f"trained on {result.labels_seen} labels, held-out accuracy {result.accuracy:.1%}")
+        self.echo(
+            f"  round {result.round} of {task.name}: adapter v{version} hot-reloaded {when}; "
+            f"trained on {result.labels_seen} labels, held-out accuracy {result.accuracy:.1%}"
+        )
         with self._changed:
             self.reloads.append(reload)
             self.results.append(result)

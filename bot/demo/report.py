@@ -15,7 +15,7 @@ class RoundResult:
     task: str
     round: int
     version: int
-    labels_seen: int   # resolved labels the bot had received when this version went live
+    labels_seen: int  # resolved labels the bot had received when this version went live
     accuracy: float
     macro_f1: float
     heldout: int
@@ -41,8 +41,11 @@ def transcript_lines(exchanges: list[Exchange]) -> list[str]:
 
 def table_lines(results: list[RoundResult]) -> list[str]:
     header = f"  {'task':<10} {'round':>5} {'adapter':>7} {'labels':>6} {'accuracy':>8} {'macro F1':>8}"
-    rows = [f"  {r.task:<10} {r.round:>5} {'v' + str(r.version):>7} {r.labels_seen:>6} "
-            f"{r.accuracy:>8.1%} {r.macro_f1:>8.3f}" for r in results]
+    rows = [
+        f"  {r.task:<10} {r.round:>5} {'v' + str(r.version):>7} {r.labels_seen:>6} "
+        f"{r.accuracy:>8.1%} {r.macro_f1:>8.3f}"
+        for r in results
+    ]
     return [header, *rows]
 
 
@@ -63,15 +66,20 @@ def write_curve(results: list[RoundResult], path: Path) -> Path:
     return path
 
 
-def write_html(results: list[RoundResult], exchanges: list[Exchange], png: Path, path: Path,
-               summary: list[str]) -> Path:
+def write_html(
+    results: list[RoundResult], exchanges: list[Exchange], png: Path, path: Path, summary: list[str]
+) -> Path:
     image = base64.b64encode(png.read_bytes()).decode("ascii")
     rows = "".join(
         f"<tr><td>{html.escape(r.task)}</td><td>{r.round}</td><td>v{r.version}</td><td>{r.labels_seen}</td>"
-        f"<td>{r.accuracy:.1%}</td><td>{r.macro_f1:.3f}</td><td>{r.heldout}</td></tr>" for r in results)
+        f"<td>{r.accuracy:.1%}</td><td>{r.macro_f1:.3f}</td><td>{r.heldout}</td></tr>"
+        for r in results
+    )
     talk = "".join(
         f"<li><b>{html.escape(ex.task)}</b>: {html.escape(ex.text)}<br>bot: {html.escape(ex.reply)}"
-        f"<br>team: {html.escape(ex.correction)}</li>" for ex in exchanges)
+        f"<br>team: {html.escape(ex.correction)}</li>"
+        for ex in exchanges
+    )
     notes = "".join(f"<li>{html.escape(line)}</li>" for line in summary)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>camel-bot demo report</title>

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from sqlite_utils import Database
 
@@ -37,12 +37,12 @@ DEFAULT_OUT = Path("demo-output")
 
 @dataclass(frozen=True)
 class DemoOptions:
-    out: Path | None = None          # keep the data dir here; default: a temp dir, report in ./demo-output
+    out: Path | None = None  # keep the data dir here; default: a temp dir, report in ./demo-output
     data: Path | None = None
     text_col: str | None = None
     label_col: str | None = None
     quick: bool = False
-    base_model: str = ""             # "" = the shipped all-MiniLM-L6-v2; tests pass a tiny BERT
+    base_model: str = ""  # "" = the shipped all-MiniLM-L6-v2; tests pass a tiny BERT
     # The team slows down while a round trains, so rounds finish (and hot-reload) mid-conversation.
     # None: derived from how long the seed round took, so about ROUNDS_IN_STREAM rounds fit.
     busy_pace_s: float | None = None
@@ -69,16 +69,36 @@ class DemoResult:
 def demo_settings(data_dir: Path, api_url: str, tasks: list[DemoTask], base_model: str, quick: bool) -> Settings:
     """Embedded defaults: local everything, a generated signing secret, rounds after a few labels."""
     return Settings(
-        data_dir=str(data_dir), slack_api_url=api_url, http_host="127.0.0.1", http_port=0, mode="http",
-        admins=["U0ERIN"], corrections_per_hour=100_000,
+        data_dir=str(data_dir),
+        slack_api_url=api_url,
+        http_host="127.0.0.1",
+        http_port=0,
+        mode="http",
+        admins=["U0ERIN"],
+        corrections_per_hour=100_000,
         model=ModelSettings(base_model=base_model, trainable_layers=2, training_threads=1),
         # With one or two held-out messages per label, one message flips a label's recall between
         # 0 and 1, so the demo's gate judges on macro-F1 alone (production keeps the 0.10 limit).
-        learning=LearningSettings(threshold_new_labels=8 if quick else 15, debounce_s=0.05, reload_poll_s=0.5,
-                                  gate_max_recall_drop=1.0, report_to_channel=False, schedule_cron="0 3 1 1 *"),
-        tasks=[TaskSettings(name=t.name, kind=t.kind, labels=t.labels, channels=[t.channel],
-                            abstain_threshold=0.3 if t.kind == "intent" else 0.45) for t in tasks],
-        bot_token="xoxb-demo-" + secrets.token_hex(8), signing_secret=secrets.token_hex(16),
+        learning=LearningSettings(
+            threshold_new_labels=8 if quick else 15,
+            debounce_s=0.05,
+            reload_poll_s=0.5,
+            gate_max_recall_drop=1.0,
+            report_to_channel=False,
+            schedule_cron="0 3 1 1 *",
+        ),
+        tasks=[
+            TaskSettings(
+                name=t.name,
+                kind=t.kind,
+                labels=t.labels,
+                channels=[t.channel],
+                abstain_threshold=0.3 if t.kind == "intent" else 0.45,
+            )
+            for t in tasks
+        ],
+        bot_token="xoxb-demo-" + secrets.token_hex(8),
+        signing_secret=secrets.token_hex(16),
     )
 
 
@@ -93,8 +113,11 @@ def prepare_store(settings: Settings, tasks: list[DemoTask], seed_dir: Path) -> 
 
 def interleave(tasks: list[DemoTask]) -> list[tuple[DemoTask, str, str]]:
     """All tasks' streams mixed evenly, as several channels would be busy at once."""
-    keyed = [((i + 0.5) / len(t.stream), n, t, text, label)
-             for n, t in enumerate(tasks) for i, (text, label) in enumerate(t.stream)]
+    keyed = [
+        ((i + 0.5) / len(t.stream), n, t, text, label)
+        for n, t in enumerate(tasks)
+        for i, (text, label) in enumerate(t.stream)
+    ]
     return [(t, text, label) for _, _, t, text, label in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
@@ -135,8 +158,9 @@ def wait_until_serving(db: Database, monitor: ReloadMonitor, tasks: list[DemoTas
             monitor.wait_for_version(task.name, record.active_version, ROUND_TIMEOUT_S)
 
 
-def train_rounds(loop: LearningLoop, db: Database, monitor: ReloadMonitor, tasks: list[DemoTask],
-                 echo: Callable[[str], None]) -> None:
+def train_rounds(
+    loop: LearningLoop, db: Database, monitor: ReloadMonitor, tasks: list[DemoTask], echo: Callable[[str], None]
+) -> None:
     """One manual round per task with new labels, side by side; waits for each promoted hot reload."""
     started = {}
     for task in tasks:
@@ -187,7 +211,9 @@ def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path,
         assert bot.loop is not None
         sender = SignedSender(bot.events_url, settings.signing_secret, fake.url + "response_url")
         team = Team(sender, fake, {t.name: default_emoji_map(t.kind, t.labels) for t in tasks})
-        monitor = ReloadMonitor(db, bot.predictors, tasks, traffic=lambda: (team.talking, team.posted), echo=echo).start()
+        monitor = ReloadMonitor(
+            db, bot.predictors, tasks, traffic=lambda: (team.talking, team.posted), echo=echo
+        ).start()
         try:
             echo(f"round 1: training on the seed ({sum(len(t.seed) for t in tasks)} imported labels)")
             seed_started = time.monotonic()
@@ -203,16 +229,25 @@ def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path,
     return _finish(options, monitor, team, out, Path(settings.db_path), time.monotonic() - started)
 
 
-def converse(options: DemoOptions, settings: Settings, db: Database, team: Team, monitor: ReloadMonitor,
-             tasks: list[DemoTask], round_s: float) -> None:
+def converse(
+    options: DemoOptions,
+    settings: Settings,
+    db: Database,
+    team: Team,
+    monitor: ReloadMonitor,
+    tasks: list[DemoTask],
+    round_s: float,
+) -> None:
     """The team posts the stream; threshold rounds train and hot-reload meanwhile.
 
     With --quick the team stops once every task has hot-reloaded a new adapter mid-conversation.
     """
     stream = interleave(tasks)
     busy_pace = options.busy_pace_s or busy_pace_for(round_s, len(stream), options.quick)
-    options.echo(f"the team posts {len(stream)} messages and corrects the bot; rounds start every "
-                 f"{settings.learning.threshold_new_labels} new labels")
+    options.echo(
+        f"the team posts {len(stream)} messages and corrects the bot; rounds start every "
+        f"{settings.learning.threshold_new_labels} new labels"
+    )
     team.talking = True
     try:
         left = len(stream)
@@ -228,23 +263,48 @@ def converse(options: DemoOptions, settings: Settings, db: Database, team: Team,
         team.talking = False
 
 
-def _finish(options: DemoOptions, monitor: ReloadMonitor, team: Team, out: Path, db_path: Path,
-            seconds: float) -> DemoResult:
+def _finish(
+    options: DemoOptions, monitor: ReloadMonitor, team: Team, out: Path, db_path: Path, seconds: float
+) -> DemoResult:
     echo = options.echo
     curve = write_curve(monitor.results, out / "learning-curve.png")
     sources = Counter(c.source for c in team.corrections)
     during = [r for r in monitor.reloads if r.during_traffic]
-    summary = [f"{team.posted} messages posted, {len(team.corrections)} corrections sent "
-               f"({', '.join(f'{n} {s}' for s, n in sorted(sources.items()))})",
-               f"{len(monitor.reloads)} adapters hot-reloaded, {len(during)} of them while messages were arriving",
-               f"finished in {seconds:.0f} s"]
+    summary = [
+        f"{team.posted} messages posted, {len(team.corrections)} corrections sent "
+        f"({', '.join(f'{n} {s}' for s, n in sorted(sources.items()))})",
+        f"{len(monitor.reloads)} adapters hot-reloaded, {len(during)} of them while messages were arriving",
+        f"finished in {seconds:.0f} s",
+    ]
     exchanges = pick_exchanges(team.exchanges)
     report = write_html(monitor.results, exchanges, curve, out / "demo-report.html", summary)
-    for line in ["", "A few exchanges:", *transcript_lines(exchanges), "", "Held-out accuracy per round:",
-                 *table_lines(monitor.results), "", *summary, f"report: {report}", f"learning curve: {curve}"]:
+    for line in [
+        "",
+        "A few exchanges:",
+        *transcript_lines(exchanges),
+        "",
+        "Held-out accuracy per round:",
+        *table_lines(monitor.results),
+        "",
+        *summary,
+        f"report: {report}",
+        f"learning curve: {curve}",
+    ]:
         echo(line)
-    return DemoResult(monitor.results, monitor.reloads, team.corrections, team.exchanges, out, db_path,
-                      report, curve, seconds, options.base_model, team.posted, summary)
+    return DemoResult(
+        monitor.results,
+        monitor.reloads,
+        team.corrections,
+        team.exchanges,
+        out,
+        db_path,
+        report,
+        curve,
+        seconds,
+        options.base_model,
+        team.posted,
+        summary,
+    )
 
 
 def pick_exchanges(exchanges: list[Exchange], per_task: int = 3) -> list[Exchange]:

@@ -206,7 +206,7 @@ def _typo(text: str, rng: random.Random) -> str:
     i = rng.choice(long_words)
     j = rng.randrange(len(words[i]) - 1)
     word = words[i]
-    words[i] = word[:j] + word[j + 1] + word[j] + word[j + 2:]
+    words[i] = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
     return " ".join(words)
 
 

@@ -37,11 +37,16 @@ class SignedSender:
 
     def _post(self, body: str, content_type: str) -> int:
         stamp = str(int(time.time()))
-        request = urllib.request.Request(self.url, data=body.encode("utf-8"), method="POST", headers={
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": self.signer.generate_signature(timestamp=stamp, body=body) or "",
-        })
+        request = urllib.request.Request(
+            self.url,
+            data=body.encode("utf-8"),
+            method="POST",
+            headers={
+                "Content-Type": content_type,
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": self.signer.generate_signature(timestamp=stamp, body=body) or "",
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return int(response.status)
@@ -49,35 +54,69 @@ class SignedSender:
             raise DemoStalledError(f"the bot did not accept a request at {self.url}: {exc}") from None
 
     def event(self, event: dict[str, Any]) -> int:
-        envelope = {"token": "demo", "team_id": TEAM_ID, "api_app_id": APP_ID, "event": event,
-                    "type": "event_callback", "event_id": f"Ev{next(self._ids):010d}",
-                    "event_time": int(time.time())}
+        envelope = {
+            "token": "demo",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{next(self._ids):010d}",
+            "event_time": int(time.time()),
+        }
         return self._post(json.dumps(envelope), "application/json")
 
     def message(self, *, channel: str, user: str, text: str) -> str:
         ts = self.next_ts()
-        self.event({"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
-                    "channel_type": "channel", "event_ts": ts, "team": TEAM_ID})
+        self.event(
+            {
+                "type": "message",
+                "channel": channel,
+                "user": user,
+                "text": text,
+                "ts": ts,
+                "channel_type": "channel",
+                "event_ts": ts,
+                "team": TEAM_ID,
+            }
+        )
         return ts
 
     def reaction(self, *, channel: str, user: str, reaction: str, item_ts: str, item_user: str) -> None:
-        self.event({"type": "reaction_added", "user": user, "reaction": reaction, "item_user": item_user,
-                    "item": {"type": "message", "channel": channel, "ts": item_ts},
-                    "event_ts": self.next_ts()})
+        self.event(
+            {
+                "type": "reaction_added",
+                "user": user,
+                "reaction": reaction,
+                "item_user": item_user,
+                "item": {"type": "message", "channel": channel, "ts": item_ts},
+                "event_ts": self.next_ts(),
+            }
+        )
 
     def menu_choice(self, *, channel: str, user: str, reply: dict[str, Any], block_id: str, value: str) -> None:
         """A block_actions payload: `user` picked `value` in the bot's label menu under `reply`."""
         payload = {
-            "type": "block_actions", "api_app_id": APP_ID, "token": "demo", "trigger_id": f"{next(self._ids)}.demo",
+            "type": "block_actions",
+            "api_app_id": APP_ID,
+            "token": "demo",
+            "trigger_id": f"{next(self._ids)}.demo",
             "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
             "team": {"id": TEAM_ID, "domain": "camel-demo"},
             "channel": {"id": channel, "name": f"chan-{channel}"},
-            "container": {"type": "message", "message_ts": reply["ts"], "channel_id": channel,
-                          "is_ephemeral": False},
-            "message": reply, "response_url": self.response_url,
-            "actions": [{"type": "static_select", "action_id": "camel_correct", "block_id": block_id,
-                         "selected_option": {"text": {"type": "plain_text", "text": value.partition("|")[2]},
-                                             "value": value},
-                         "action_ts": self.next_ts()}],
+            "container": {"type": "message", "message_ts": reply["ts"], "channel_id": channel, "is_ephemeral": False},
+            "message": reply,
+            "response_url": self.response_url,
+            "actions": [
+                {
+                    "type": "static_select",
+                    "action_id": "camel_correct",
+                    "block_id": block_id,
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": value.partition("|")[2]},
+                        "value": value,
+                    },
+                    "action_ts": self.next_ts(),
+                }
+            ],
         }
         self._post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")

@@ -30,15 +30,15 @@ class SentCorrection:
 
     task: str
     channel: str
-    ts: str          # the original message's ts
+    ts: str  # the original message's ts
     label: str
-    source: str      # "menu", "reaction" or "confirm", as storage names it
+    source: str  # "menu", "reaction" or "confirm", as storage names it
     user: str
 
 
 @dataclass(frozen=True)
 class BotAnswer:
-    label: str | None   # None: the bot abstained
+    label: str | None  # None: the bot abstained
     text: str
     reply: dict[str, Any] | None  # the posted message (for the menu), None if it answered by reaction
     block_id: str
@@ -84,26 +84,41 @@ class Team:
     def _confirm(self, task: DemoTask, ts: str, answer: BotAnswer, user: str, text: str) -> None:
         # On the person's message, not the bot's reply: the team reacts within milliseconds of
         # the reply, before the bot may have stored which message that reply belongs to.
-        self.sender.reaction(channel=task.channel, user=user, reaction=CONFIRM_EMOJI, item_ts=ts,
-                             item_user=POSTERS[0])
-        self._note(SentCorrection(task.name, task.channel, ts, str(answer.label), "confirm", user),
-                   text, answer, f"{user} reacts :{CONFIRM_EMOJI}: on the message (right)")
+        self.sender.reaction(channel=task.channel, user=user, reaction=CONFIRM_EMOJI, item_ts=ts, item_user=POSTERS[0])
+        self._note(
+            SentCorrection(task.name, task.channel, ts, str(answer.label), "confirm", user),
+            text,
+            answer,
+            f"{user} reacts :{CONFIRM_EMOJI}: on the message (right)",
+        )
 
     def _correct(self, task: DemoTask, ts: str, answer: BotAnswer, user: str, truth: str, text: str) -> None:
         emoji = next((e for e, label in self.emoji_maps[task.name].items() if label == truth), None)
         # Where a label has an emoji (sentiment faces), half the fixes are reactions, half menu picks.
         if emoji is not None and (answer.reply is None or self.rng.random() < 0.5):
-            self.sender.reaction(channel=task.channel, user=user, reaction=emoji, item_ts=ts,
-                                 item_user=POSTERS[0])
-            self._note(SentCorrection(task.name, task.channel, ts, truth, "reaction", user),
-                       text, answer, f"{user} reacts :{emoji}: on the message (= {truth})")
+            self.sender.reaction(channel=task.channel, user=user, reaction=emoji, item_ts=ts, item_user=POSTERS[0])
+            self._note(
+                SentCorrection(task.name, task.channel, ts, truth, "reaction", user),
+                text,
+                answer,
+                f"{user} reacts :{emoji}: on the message (= {truth})",
+            )
             return
         if answer.reply is None:
             return
-        self.sender.menu_choice(channel=task.channel, user=user, reply=answer.reply, block_id=answer.block_id,
-                                value=_menu_value(answer.reply, truth))
-        self._note(SentCorrection(task.name, task.channel, ts, truth, "menu", user),
-                   text, answer, f"{user} picks '{truth}' in the menu")
+        self.sender.menu_choice(
+            channel=task.channel,
+            user=user,
+            reply=answer.reply,
+            block_id=answer.block_id,
+            value=_menu_value(answer.reply, truth),
+        )
+        self._note(
+            SentCorrection(task.name, task.channel, ts, truth, "menu", user),
+            text,
+            answer,
+            f"{user} picks '{truth}' in the menu",
+        )
 
     def _note(self, correction: SentCorrection, text: str, answer: BotAnswer, what: str) -> None:
         self.corrections.append(correction)
@@ -114,8 +129,15 @@ def _parse_reply(params: dict[str, Any], fake: FakeSlackAPI) -> BotAnswer:
     """The bot's label from its reply's confirm button; no confirm button means it abstained."""
     reply_blocks = params.get("blocks") or []
     ts = _reply_ts(params, fake)
-    reply = {"type": "message", "ts": ts, "thread_ts": params.get("thread_ts"), "text": params.get("text", ""),
-             "blocks": reply_blocks, "user": fake.bot_user_id, "bot_id": "BCAMEL"}
+    reply = {
+        "type": "message",
+        "ts": ts,
+        "thread_ts": params.get("thread_ts"),
+        "text": params.get("text", ""),
+        "blocks": reply_blocks,
+        "user": fake.bot_user_id,
+        "bot_id": "BCAMEL",
+    }
     label, block_id = None, ""
     for block in reply_blocks:
         for element in block.get("elements") or []:
@@ -129,8 +151,11 @@ def _parse_reply(params: dict[str, Any], fake: FakeSlackAPI) -> BotAnswer:
 def _reply_ts(params: dict[str, Any], fake: FakeSlackAPI) -> str:
     # The fake stored the posted message under the ts it answered with; find it by content.
     for (channel, ts), message in list(fake.messages.items()):
-        if channel == params.get("channel") and message.get("text") == params.get("text") \
-                and message.get("blocks") == params.get("blocks"):
+        if (
+            channel == params.get("channel")
+            and message.get("text") == params.get("text")
+            and message.get("blocks") == params.get("blocks")
+        ):
             return ts
     raise DemoStalledError("the bot's reply was not stored by the Web API stand-in")
 

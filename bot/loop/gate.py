@@ -30,8 +30,13 @@ class LabelChange:
         return self.new_recall - self.old_recall
 
     def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "old_recall": self.old_recall, "new_recall": self.new_recall,
-                "change": self.change, "support": self.support}
+        return {
+            "label": self.label,
+            "old_recall": self.old_recall,
+            "new_recall": self.new_recall,
+            "change": self.change,
+            "support": self.support,
+        }
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,11 @@ class Decision:
     per_label_changes: list[LabelChange] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"promote": self.promote, "reason": self.reason,
-                "per_label_changes": [c.as_dict() for c in self.per_label_changes]}
+        return {
+            "promote": self.promote,
+            "reason": self.reason,
+            "per_label_changes": [c.as_dict() for c in self.per_label_changes],
+        }
 
 
 def per_label_changes(candidate: EvalMetrics, active: EvalMetrics | None) -> list[LabelChange]:
@@ -66,11 +74,16 @@ def decide(candidate: EvalMetrics, active: EvalMetrics, *, epsilon: float, max_r
         return Decision(False, f"macro-F1 {new_f1:.3f} is below active {old_f1:.3f} - {epsilon:g}", changes)
     worst = min(changes, key=lambda c: c.change, default=None)
     if worst is not None and -worst.change > max_recall_drop:
-        reason = (f"recall of {worst.label!r} drops {worst.old_recall:.2f} -> {worst.new_recall:.2f}"
-                  f" (more than {max_recall_drop:g})")
+        reason = (
+            f"recall of {worst.label!r} drops {worst.old_recall:.2f} -> {worst.new_recall:.2f}"
+            f" (more than {max_recall_drop:g})"
+        )
         return Decision(False, reason, changes)
-    return Decision(True, f"macro-F1 {new_f1:.3f} vs active {old_f1:.3f} (epsilon {epsilon:g}),"
-                          f" no recall drop over {max_recall_drop:g}", changes)
+    return Decision(
+        True,
+        f"macro-F1 {new_f1:.3f} vs active {old_f1:.3f} (epsilon {epsilon:g}), no recall drop over {max_recall_drop:g}",
+        changes,
+    )
 
 
 def majority_baseline(train_labels: Sequence[str], heldout_labels: Sequence[str]) -> dict[str, Any]:
@@ -92,7 +105,15 @@ def decide_first(candidate: EvalMetrics, baseline: Mapping[str, Any]) -> Decisio
     acc, f1 = float(candidate["accuracy"]), float(candidate["macro_f1"])
     base_acc, base_f1 = float(baseline["accuracy"]), float(baseline["macro_f1"])
     if acc > base_acc and f1 > base_f1:
-        return Decision(True, f"first adapter beats the majority baseline ({baseline['label']!r}):"
-                              f" accuracy {acc:.3f} > {base_acc:.3f}, macro-F1 {f1:.3f} > {base_f1:.3f}", changes)
-    return Decision(False, f"first adapter does not beat the majority baseline ({baseline['label']!r}):"
-                           f" accuracy {acc:.3f} vs {base_acc:.3f}, macro-F1 {f1:.3f} vs {base_f1:.3f}", changes)
+        return Decision(
+            True,
+            f"first adapter beats the majority baseline ({baseline['label']!r}):"
+            f" accuracy {acc:.3f} > {base_acc:.3f}, macro-F1 {f1:.3f} > {base_f1:.3f}",
+            changes,
+        )
+    return Decision(
+        False,
+        f"first adapter does not beat the majority baseline ({baseline['label']!r}):"
+        f" accuracy {acc:.3f} vs {base_acc:.3f}, macro-F1 {f1:.3f} vs {base_f1:.3f}",
+        changes,
+    )

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class LearningLoop:
-    def __init__(self, settings: Settings, predictors: PredictorRegistry, post: Post | None = None,
-                 upload: Upload | None = None) -> None:
+    def __init__(
+        self, settings: Settings, predictors: PredictorRegistry, post: Post | None = None, upload: Upload | None = None
+    ) -> None:
         self.settings, self.predictors = settings, predictors
         self.db = storage.open_store(settings.db_path)
         self.triggers = Triggers(settings, self.db)
@@ -71,8 +72,9 @@ class LearningLoop:
         """Start a manual round in the background; returns its run id at once."""
         run_id = storage.start_run(self.db, task, "manual")
         storage.audit(self.db, actor=actor, action="retrain", detail={"task": task, "run_id": run_id})
-        threading.Thread(target=self.run_round, args=(task, "manual", run_id), name=f"round-{run_id}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self.run_round, args=(task, "manual", run_id), name=f"round-{run_id}", daemon=True
+        ).start()
         return run_id
 
     def next_run_time(self, task: str) -> datetime | None:
@@ -133,8 +135,12 @@ class LearningLoop:
             previous = self.predictors.version(task)
             self.predictors.load(task, target.version, target.path)  # raises before any change if broken
             activated = storage.activate_adapter(self.db, task, target.version, reason=f"rollback by {actor}")
-        storage.audit(self.db, actor=actor, action="rollback",
-                      detail={"task": task, "version": target.version, "previous": previous})
+        storage.audit(
+            self.db,
+            actor=actor,
+            action="rollback",
+            detail={"task": task, "version": target.version, "previous": previous},
+        )
         return activated
 
     def _rollback_target(self, task: str, version: int | None) -> storage.AdapterVersion:

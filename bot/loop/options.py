@@ -31,30 +31,41 @@ class RoundOptions:
     task: str = field(metadata={"help": "the task to train", "required": True})
     trigger: str = field(default="manual", metadata={"help": "what started the round", "choices": TRIGGERS})
     run_id: int | None = field(default=None, metadata={"help": "a run the parent already started"})
-    data_dir: str = field(default="", metadata={"help": "adapters/ and feature_cache/ live here "
-                                                        "(default: the db's folder)"})
-    base_model: str = field(default=_DEFAULTS.model.base_model,
-                            metadata={"help": "'' = the shipped all-MiniLM-L6-v2"})
+    data_dir: str = field(
+        default="", metadata={"help": "adapters/ and feature_cache/ live here (default: the db's folder)"}
+    )
+    base_model: str = field(default=_DEFAULTS.model.base_model, metadata={"help": "'' = the shipped all-MiniLM-L6-v2"})
     trainable_layers: int = field(default=_DEFAULTS.model.trainable_layers, metadata={"help": "K: top blocks trained"})
     threads: int = field(default=_DEFAULTS.model.training_threads, metadata={"help": "torch threads"})
-    heldout_fraction: float = field(default=_DEFAULTS.learning.heldout_fraction,
-                                    metadata={"help": "share of labels held out to judge adapters"})
+    heldout_fraction: float = field(
+        default=_DEFAULTS.learning.heldout_fraction, metadata={"help": "share of labels held out to judge adapters"}
+    )
     admin_weight: float = field(default=_DEFAULTS.admin_weight, metadata={"help": "weight of an admin's label"})
-    epsilon: float = field(default=_DEFAULTS.learning.gate_macro_f1_epsilon,
-                           metadata={"help": "allowed macro-F1 loss"})
-    max_recall_drop: float = field(default=_DEFAULTS.learning.gate_max_recall_drop,
-                                   metadata={"help": "allowed recall drop of any supported label"})
+    epsilon: float = field(default=_DEFAULTS.learning.gate_macro_f1_epsilon, metadata={"help": "allowed macro-F1 loss"})
+    max_recall_drop: float = field(
+        default=_DEFAULTS.learning.gate_max_recall_drop, metadata={"help": "allowed recall drop of any supported label"}
+    )
     max_epochs: int = field(default=_DEFAULTS.model.max_epochs, metadata={"help": "upper bound on epochs"})
 
     @classmethod
     def from_settings(cls, settings: Settings, task: str, trigger: str, run_id: int | None) -> RoundOptions:
         """What the bot passes: every knob comes from its settings."""
         model, learning = settings.model, settings.learning
-        return cls(db=settings.db_path, task=task, trigger=trigger, run_id=run_id, data_dir=settings.data_dir,
-                   base_model=model.base_model, trainable_layers=model.trainable_layers,
-                   threads=model.training_threads, heldout_fraction=learning.heldout_fraction,
-                   admin_weight=settings.admin_weight, epsilon=learning.gate_macro_f1_epsilon,
-                   max_recall_drop=learning.gate_max_recall_drop, max_epochs=model.max_epochs)
+        return cls(
+            db=settings.db_path,
+            task=task,
+            trigger=trigger,
+            run_id=run_id,
+            data_dir=settings.data_dir,
+            base_model=model.base_model,
+            trainable_layers=model.trainable_layers,
+            threads=model.training_threads,
+            heldout_fraction=learning.heldout_fraction,
+            admin_weight=settings.admin_weight,
+            epsilon=learning.gate_macro_f1_epsilon,
+            max_recall_drop=learning.gate_max_recall_drop,
+            max_epochs=model.max_epochs,
+        )
 
     def to_argv(self) -> list[str]:
         """The child's flags for these options (a field left at None is not passed)."""
@@ -66,8 +77,9 @@ class RoundOptions:
         return argv
 
     @classmethod
-    def from_argv(cls, argv: Sequence[str] | None, prog: str = "python -m bot.loop.round",
-                  description: str = "") -> RoundOptions:
+    def from_argv(
+        cls, argv: Sequence[str] | None, prog: str = "python -m bot.loop.round", description: str = ""
+    ) -> RoundOptions:
         """Parse the child's command line; exits with status 2 and a usage line on bad flags."""
         parsed = vars(parser(prog, description).parse_args(argv))
         options = cls(**parsed)
@@ -89,8 +101,9 @@ def parser(prog: str = "python -m bot.loop.round", description: str = "") -> arg
     for f in fields(RoundOptions):
         extra = {k: v for k, v in f.metadata.items() if k in ("required", "choices")}
         default = None if f.default is dataclasses.MISSING else f.default
-        p.add_argument(_flag_name(f.name), dest=f.name, type=_parse_type(f), default=default,
-                       help=f.metadata["help"], **extra)
+        p.add_argument(
+            _flag_name(f.name), dest=f.name, type=_parse_type(f), default=default, help=f.metadata["help"], **extra
+        )
     return p
 
 
@@ -131,8 +144,16 @@ class RoundSummary:
     @classmethod
     def from_run(cls, run: storage.TrainingRun) -> RoundSummary:
         """What the database knows, for a round that died before writing its summary."""
-        return cls(task=run.task, outcome=run.outcome or "failed", run_id=run.id, trigger=run.trigger,
-                   reason=run.error or "", n_train=run.n_train, n_heldout=run.n_heldout, n_new=run.n_new)
+        return cls(
+            task=run.task,
+            outcome=run.outcome or "failed",
+            run_id=run.id,
+            trigger=run.trigger,
+            reason=run.error or "",
+            n_train=run.n_train,
+            n_heldout=run.n_heldout,
+            n_new=run.n_new,
+        )
 
     @classmethod
     def read(cls, path: Path) -> RoundSummary:

@@ -15,8 +15,7 @@ from bot.loop.options import RoundSummary
 Post = Callable[[str, str, list[dict[str, Any]]], Any]
 Upload = Callable[[str, bytes, str, str], Any]
 MAX_LABEL_LINES = 12
-ICONS = {"promoted": ":white_check_mark:", "rejected": ":no_entry_sign:", "failed": ":warning:",
-         "skipped": ":zzz:"}
+ICONS = {"promoted": ":white_check_mark:", "rejected": ":no_entry_sign:", "failed": ":warning:", "skipped": ":zzz:"}
 
 
 def _pct(metrics: Mapping[str, Any] | None, key: str) -> str:
@@ -34,8 +33,11 @@ def headline(summary: RoundSummary) -> str:
 def label_lines(changes: Sequence[Mapping[str, Any]]) -> list[str]:
     """Per-label recall changes, biggest moves first."""
     ordered = sorted(changes, key=lambda c: abs(float(c["change"])), reverse=True)[:MAX_LABEL_LINES]
-    return [f"`{c['label']}` recall {100 * c['old_recall']:.0f}% -> {100 * c['new_recall']:.0f}%"
-            f" ({100 * c['change']:+.0f} pts, n={c['support']})" for c in ordered]
+    return [
+        f"`{c['label']}` recall {100 * c['old_recall']:.0f}% -> {100 * c['new_recall']:.0f}%"
+        f" ({100 * c['change']:+.0f} pts, n={c['support']})"
+        for c in ordered
+    ]
 
 
 def metrics_fields(summary: RoundSummary) -> list[dict[str, str]]:
@@ -44,8 +46,10 @@ def metrics_fields(summary: RoundSummary) -> list[dict[str, str]]:
     return [
         {"type": "mrkdwn", "text": f"*{old_name}*\naccuracy {_pct(old, 'accuracy')}, macro-F1 {_pct(old, 'macro_f1')}"},
         {"type": "mrkdwn", "text": f"*Candidate*\naccuracy {_pct(new, 'accuracy')}, macro-F1 {_pct(new, 'macro_f1')}"},
-        {"type": "mrkdwn", "text": f"*New examples learned*\n{summary.n_new}"
-                                   f" (train {summary.n_train}, held-out {summary.n_heldout})"},
+        {
+            "type": "mrkdwn",
+            "text": f"*New examples learned*\n{summary.n_new} (train {summary.n_train}, held-out {summary.n_heldout})",
+        },
         {"type": "mrkdwn", "text": f"*Trigger*\n{summary.trigger}"},
     ]
 

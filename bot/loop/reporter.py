@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class Reporter:
-    def __init__(self, settings: Settings, db: Database, post: Post | None = None,
-                 upload: Upload | None = None) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, post: Post | None = None, upload: Upload | None = None
+    ) -> None:
         self.settings, self.db, self.post, self.upload = settings, db, post, upload
         self._reported: set[str] = set()
 
@@ -55,8 +56,10 @@ class Reporter:
         for line in errors:
             if line not in self._reported:
                 self._reported.add(line)
-                self._tell_admins(line.split(":", 1)[0].split(" ")[0], f":warning: adapter reload failed, "
-                                  f"the previous adapter keeps serving: {line}")
+                self._tell_admins(
+                    line.split(":", 1)[0].split(" ")[0],
+                    f":warning: adapter reload failed, the previous adapter keeps serving: {line}",
+                )
 
     def _tell_admins(self, task: str, text: str) -> None:
         channel = self._channel(task)

@@ -77,8 +77,9 @@ def _texts_labels(items: Sequence[storage.LabelledMessage]) -> tuple[list[str], 
     return [m.text for m in items], [m.label for m in items]
 
 
-def train_candidate(opts: RoundOptions, split: Split, active: camel.Adapter | None,
-                    cache: camel.FeatureCache) -> camel.Adapter:
+def train_candidate(
+    opts: RoundOptions, split: Split, active: camel.Adapter | None, cache: camel.FeatureCache
+) -> camel.Adapter:
     """Continue from the active adapter with replay, or train a first (or reshaped) one."""
     args = camel.TrainingArgs(num_threads=opts.threads, max_epochs=opts.max_epochs)
     config = camel.CamelConfig(base_model=opts.base_model, trainable_layers=opts.trainable_layers)
@@ -90,8 +91,9 @@ def train_candidate(opts: RoundOptions, split: Split, active: camel.Adapter | No
     return camel.train(texts, labels, config=config, args=args, cache=cache).adapter
 
 
-def judge(candidate: camel.Adapter, active: camel.Adapter | None, split: Split, opts: RoundOptions,
-          cache: camel.FeatureCache) -> Judgement:
+def judge(
+    candidate: camel.Adapter, active: camel.Adapter | None, split: Split, opts: RoundOptions, cache: camel.FeatureCache
+) -> Judgement:
     texts, labels = _texts_labels(split.heldout)
     new_metrics = camel.evaluate(candidate, texts, labels, cache)
     if active is None:
@@ -111,12 +113,27 @@ def publish_version(opts: RoundOptions, db: Database, adapter: camel.Adapter) ->
     return version, final
 
 
-def record(opts: RoundOptions, db: Database, run_id: int, active: storage.AdapterVersion | None,
-           judgement: Judgement, version: int, folder: Path) -> str:
+def record(
+    opts: RoundOptions,
+    db: Database,
+    run_id: int,
+    active: storage.AdapterVersion | None,
+    judgement: Judgement,
+    version: int,
+    folder: Path,
+) -> str:
     decision = judgement.decision
     parent = active.version if active else None
-    storage.register_adapter(db, task=opts.task, version=version, path=str(folder), parent_version=parent,
-                             run_id=run_id, metrics=judgement.new_metrics, reason=decision.reason)
+    storage.register_adapter(
+        db,
+        task=opts.task,
+        version=version,
+        path=str(folder),
+        parent_version=parent,
+        run_id=run_id,
+        metrics=judgement.new_metrics,
+        reason=decision.reason,
+    )
     if decision.promote:
         storage.activate_adapter(db, opts.task, version, reason=decision.reason)
         return "promoted"
@@ -124,8 +141,9 @@ def record(opts: RoundOptions, db: Database, run_id: int, active: storage.Adapte
     return "rejected"
 
 
-def train_and_judge(opts: RoundOptions, db: Database, run_id: int, active_record: storage.AdapterVersion | None,
-                    split: Split) -> tuple[str, int, Judgement]:
+def train_and_judge(
+    opts: RoundOptions, db: Database, run_id: int, active_record: storage.AdapterVersion | None, split: Split
+) -> tuple[str, int, Judgement]:
     base = camel.load_base(opts.base_model or camel.default_base_model_path())
     cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache)
     active = camel.load_adapter(active_record.path, base) if active_record else None
@@ -150,24 +168,39 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     """Everything after the run exists; returns the summary of what the round did."""
     task = storage.get_task(db, opts.task)
     active_record = storage.get_adapter(db, opts.task, task.active_version) if task and task.active_version else None
-    resolution = storage.resolve_labels(db, opts.task, admin_weight=opts.admin_weight,
-                                        heldout_fraction=opts.heldout_fraction)
+    resolution = storage.resolve_labels(
+        db, opts.task, admin_weight=opts.admin_weight, heldout_fraction=opts.heldout_fraction
+    )
     split = split_labels(resolution.labelled, trained_until(db, active_record))
     n_train, n_heldout, n_new = len(split.train), len(split.heldout), len(split.new)
-    summary = RoundSummary(task=opts.task, outcome="skipped", run_id=run_id, trigger=opts.trigger,
-                           parent_version=active_record.version if active_record else None,
-                           n_train=n_train, n_heldout=n_heldout, n_new=n_new)
+    summary = RoundSummary(
+        task=opts.task,
+        outcome="skipped",
+        run_id=run_id,
+        trigger=opts.trigger,
+        parent_version=active_record.version if active_record else None,
+        n_train=n_train,
+        n_heldout=n_heldout,
+        n_new=n_new,
+    )
     reason = skip_reason(split, active_record)
     if reason:
-        storage.finish_run(db, run_id, outcome="skipped", error=reason, n_train=n_train, n_heldout=n_heldout,
-                           n_new=n_new)
+        storage.finish_run(
+            db, run_id, outcome="skipped", error=reason, n_train=n_train, n_heldout=n_heldout, n_new=n_new
+        )
         return replace(summary, reason=reason)
     outcome, version, judgement = train_and_judge(opts, db, run_id, active_record, split)
-    storage.finish_run(db, run_id, outcome=outcome, version=version, n_train=n_train, n_heldout=n_heldout,
-                       n_new=n_new)
-    return replace(summary, outcome=outcome, version=version, reason=judgement.decision.reason,
-                   new_metrics=judgement.new_metrics, old_metrics=judgement.old_metrics,
-                   baseline=judgement.baseline, decision=judgement.decision.as_dict())
+    storage.finish_run(db, run_id, outcome=outcome, version=version, n_train=n_train, n_heldout=n_heldout, n_new=n_new)
+    return replace(
+        summary,
+        outcome=outcome,
+        version=version,
+        reason=judgement.decision.reason,
+        new_metrics=judgement.new_metrics,
+        old_metrics=judgement.old_metrics,
+        baseline=judgement.baseline,
+        decision=judgement.decision.as_dict(),
+    )
 
 
 def execute(opts: RoundOptions) -> RoundSummary:
@@ -181,12 +214,12 @@ def execute(opts: RoundOptions) -> RoundSummary:
             summary = run_round(opts, db, run_id)
     except TaskBusyError as exc:
         storage.finish_run(db, run_id, outcome="skipped", error=str(exc))
-        summary = RoundSummary(task=opts.task, outcome="skipped", run_id=run_id, trigger=opts.trigger,
-                               reason=str(exc))
+        summary = RoundSummary(task=opts.task, outcome="skipped", run_id=run_id, trigger=opts.trigger, reason=str(exc))
     except (camel.CamelError, storage.StorageError) as exc:
         storage.finish_run(db, run_id, outcome="failed", error=str(exc))
-        RoundSummary(task=opts.task, outcome="failed", run_id=run_id, trigger=opts.trigger,
-                     reason=str(exc)).write(summary_path(opts.data_dir, run_id))
+        RoundSummary(task=opts.task, outcome="failed", run_id=run_id, trigger=opts.trigger, reason=str(exc)).write(
+            summary_path(opts.data_dir, run_id)
+        )
         raise
     summary.write(summary_path(opts.data_dir, run_id))
     return summary

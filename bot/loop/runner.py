@@ -82,9 +82,13 @@ class RoundRunner:
         threads = self.settings.model.training_threads
         with open(log_path, "wb") as output:
             child = subprocess.Popen(
-                child_command(self.settings, task, trigger, run_id), env=child_env(threads),
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                preexec_fn=functools.partial(os.nice, NICENESS))
+                child_command(self.settings, task, trigger, run_id),
+                env=child_env(threads),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                preexec_fn=functools.partial(os.nice, NICENESS),
+            )
             self.children[task] = child
             try:
                 return child.wait()
@@ -124,11 +128,13 @@ class RoundRunner:
         for run in storage.list_runs(self.db, task, limit=1000):
             if run.finished_at is not None:
                 continue
-            storage.finish_run(self.db, run.id, outcome="failed",
-                               error="interrupted: the training process died before finishing")
+            storage.finish_run(
+                self.db, run.id, outcome="failed", error="interrupted: the training process died before finishing"
+            )
             for version in storage.list_adapters(self.db, task):
                 if version.run_id == run.id and version.status == "candidate":
-                    storage.set_adapter_status(self.db, task, version.version, "rejected",
-                                               "round interrupted before the gate finished")
+                    storage.set_adapter_status(
+                        self.db, task, version.version, "rejected", "round interrupted before the gate finished"
+                    )
             notes.append(f"run {run.id} of {task} marked failed (interrupted)")
         return notes

@@ -90,8 +90,7 @@ def build_scheduler(scheduler_db: str, timezone: str) -> BackgroundScheduler:
     Path(scheduler_db).parent.mkdir(parents=True, exist_ok=True)
     try:
         return TrainingScheduler(
-            jobstores={PERSISTENT: SQLAlchemyJobStore(url=f"sqlite:///{scheduler_db}"),
-                       VOLATILE: MemoryJobStore()},
+            jobstores={PERSISTENT: SQLAlchemyJobStore(url=f"sqlite:///{scheduler_db}"), VOLATILE: MemoryJobStore()},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=timezone,
         )
@@ -107,12 +106,19 @@ def cron_trigger(cron: str, timezone: str) -> CronTrigger:
 
 
 def _same_schedule(job: Job, trigger: CronTrigger, args: list[str], grace: int) -> bool:
-    return (repr(job.trigger) == repr(trigger) and list(job.args) == args and job.func_ref == JOB_FUNC
-            and job.misfire_grace_time == grace and job.coalesce and job.max_instances == 1)
+    return (
+        repr(job.trigger) == repr(trigger)
+        and list(job.args) == args
+        and job.func_ref == JOB_FUNC
+        and job.misfire_grace_time == grace
+        and job.coalesce
+        and job.max_instances == 1
+    )
 
 
-def ensure_nightly(scheduler: BackgroundScheduler, key: str, task: str, *, cron: str,
-                   timezone: str, misfire_grace_s: int) -> Job:
+def ensure_nightly(
+    scheduler: BackgroundScheduler, key: str, task: str, *, cron: str, timezone: str, misfire_grace_s: int
+) -> Job:
     """Add the task's nightly job, or keep the stored one (and its pending run) if unchanged.
 
     Call with the scheduler started paused, so stored jobs are visible but nothing has run.
@@ -123,9 +129,17 @@ def ensure_nightly(scheduler: BackgroundScheduler, key: str, task: str, *, cron:
     if existing is not None and _same_schedule(existing, trigger, args, misfire_grace_s):
         return existing
     return scheduler.add_job(
-        JOB_FUNC, trigger=trigger, args=args, id=nightly_job_id(task), name=f"nightly training of {task}",
-        jobstore=PERSISTENT, replace_existing=True, coalesce=True, max_instances=1,
-        misfire_grace_time=misfire_grace_s)
+        JOB_FUNC,
+        trigger=trigger,
+        args=args,
+        id=nightly_job_id(task),
+        name=f"nightly training of {task}",
+        jobstore=PERSISTENT,
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=misfire_grace_s,
+    )
 
 
 def remove_unconfigured(scheduler: BackgroundScheduler, tasks: list[str]) -> list[str]:
@@ -139,14 +153,23 @@ def remove_unconfigured(scheduler: BackgroundScheduler, tasks: list[str]) -> lis
     return removed
 
 
-def schedule_threshold(scheduler: BackgroundScheduler, key: str, task: str, *, delay_s: float,
-                       misfire_grace_s: int) -> Job:
+def schedule_threshold(
+    scheduler: BackgroundScheduler, key: str, task: str, *, delay_s: float, misfire_grace_s: int
+) -> Job:
     """One run `delay_s` from now; calling again moves it, so a burst of labels makes one run."""
     run_at = datetime.now(dt_timezone.utc) + timedelta(seconds=delay_s)
     return scheduler.add_job(
-        JOB_FUNC, trigger=DateTrigger(run_date=run_at), args=[key, task, "threshold"],
-        id=threshold_job_id(task), name=f"threshold training of {task}", jobstore=PERSISTENT,
-        replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=misfire_grace_s)
+        JOB_FUNC,
+        trigger=DateTrigger(run_date=run_at),
+        args=[key, task, "threshold"],
+        id=threshold_job_id(task),
+        name=f"threshold training of {task}",
+        jobstore=PERSISTENT,
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=misfire_grace_s,
+    )
 
 
 def next_run_time(scheduler: BackgroundScheduler, task: str) -> datetime | None:

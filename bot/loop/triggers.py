@@ -34,11 +34,25 @@ class Triggers:
         scheduler = sched.build_scheduler(self.settings.scheduler_db_path, learning.timezone)
         scheduler.start(paused=True)  # stored jobs become visible before any can fire
         for task in tasks:
-            sched.ensure_nightly(scheduler, self.key, task, cron=learning.schedule_cron,
-                                 timezone=learning.timezone, misfire_grace_s=learning.misfire_grace_s)
+            sched.ensure_nightly(
+                scheduler,
+                self.key,
+                task,
+                cron=learning.schedule_cron,
+                timezone=learning.timezone,
+                misfire_grace_s=learning.misfire_grace_s,
+            )
         sched.remove_unconfigured(scheduler, tasks)
-        scheduler.add_job(poll, "interval", seconds=learning.reload_poll_s, id="reload",
-                          jobstore=sched.VOLATILE, replace_existing=True, coalesce=True, max_instances=1)
+        scheduler.add_job(
+            poll,
+            "interval",
+            seconds=learning.reload_poll_s,
+            id="reload",
+            jobstore=sched.VOLATILE,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
         sched.register_runner(self.key, request_round)
         self.scheduler = scheduler
         scheduler.resume()
@@ -70,8 +84,13 @@ class Triggers:
             began = self._bursts.setdefault(task, time.monotonic()) if pending else time.monotonic()
             self._bursts[task] = began
         limit = began + MAX_POSTPONE * learning.debounce_s - time.monotonic()
-        sched.schedule_threshold(self.scheduler, self.key, task, delay_s=max(0.0, min(learning.debounce_s, limit)),
-                                 misfire_grace_s=learning.misfire_grace_s)
+        sched.schedule_threshold(
+            self.scheduler,
+            self.key,
+            task,
+            delay_s=max(0.0, min(learning.debounce_s, limit)),
+            misfire_grace_s=learning.misfire_grace_s,
+        )
         return True
 
     def _enough_new_labels(self, task: str) -> bool:

@@ -24,8 +24,15 @@ def build_client(settings: Settings) -> WebClient:
     return WebClient(token=settings.bot_token or None, base_url=settings.slack_api_url, retry_handlers=handlers)
 
 
-def build_app(settings: Settings, db: Database, predictors: Predictors, learning: Learning | None = None,
-              *, metrics: BotMetrics | None = None, client: WebClient | None = None) -> App:
+def build_app(
+    settings: Settings,
+    db: Database,
+    predictors: Predictors,
+    learning: Learning | None = None,
+    *,
+    metrics: BotMetrics | None = None,
+    client: WebClient | None = None,
+) -> App:
     """The Bolt app; middleware hands the listeners one `Services` through Bolt's `context`."""
     metrics = BotMetrics() if metrics is None else metrics
     metrics.watch_runs(db)

@@ -12,9 +12,9 @@ from bot import texts
 
 Block = dict[str, Any]
 
-CORRECT_MENU = "camel_correct"        # static_select: pick the right label
-CONFIRM_BUTTON = "camel_confirm"      # "right" button
-GUESS_BUTTON = "camel_guess"          # one of the top-3 guesses after abstaining
+CORRECT_MENU = "camel_correct"  # static_select: pick the right label
+CONFIRM_BUTTON = "camel_confirm"  # "right" button
+GUESS_BUTTON = "camel_guess"  # one of the top-3 guesses after abstaining
 ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON)
 MAX_OPTIONS = 100  # Slack's limit for a static_select
 
@@ -47,46 +47,74 @@ def context(text: str) -> Block:
 
 
 def label_menu(task: str, labels: list[str], placeholder: str = "correct it") -> Block:
-    options = [{"text": {"type": "plain_text", "text": label[:75]}, "value": encode_value(task, label)}
-               for label in labels[:MAX_OPTIONS]]
-    return {"type": "static_select", "action_id": CORRECT_MENU,
-            "placeholder": {"type": "plain_text", "text": placeholder}, "options": options}
+    options = [
+        {"text": {"type": "plain_text", "text": label[:75]}, "value": encode_value(task, label)}
+        for label in labels[:MAX_OPTIONS]
+    ]
+    return {
+        "type": "static_select",
+        "action_id": CORRECT_MENU,
+        "placeholder": {"type": "plain_text", "text": placeholder},
+        "options": options,
+    }
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
-    element: Block = {"type": "button", "action_id": action_id, "value": value,
-                      "text": {"type": "plain_text", "text": text[:75]}}
+    element: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "value": value,
+        "text": {"type": "plain_text", "text": text[:75]},
+    }
     if style:
         element["style"] = style
     return element
 
 
 def prediction_blocks(message_id: int, task: str, labels: list[str], label: str, confidence: float) -> list[Block]:
-    return [section(texts.prediction_text(label, confidence)),
-            {"type": "actions", "block_id": block_id_for(message_id), "elements": [
+    return [
+        section(texts.prediction_text(label, confidence)),
+        {
+            "type": "actions",
+            "block_id": block_id_for(message_id),
+            "elements": [
                 button("right", CONFIRM_BUTTON, encode_value(task, label), "primary"),
-                label_menu(task, labels)]}]
+                label_menu(task, labels),
+            ],
+        },
+    ]
 
 
 def abstained_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
     # Each guess button gets its own action_id suffix because Slack rejects duplicate ids in a block.
-    guesses = [button(f"{label} ({texts.percent(conf)})", f"{GUESS_BUTTON}_{i}", encode_value(task, label))
-               for i, (label, conf) in enumerate(top3)]
-    return [section(texts.abstained_text(top3)),
-            {"type": "actions", "block_id": block_id_for(message_id),
-             "elements": [*guesses, label_menu(task, labels)]}]
+    guesses = [
+        button(f"{label} ({texts.percent(conf)})", f"{GUESS_BUTTON}_{i}", encode_value(task, label))
+        for i, (label, conf) in enumerate(top3)
+    ]
+    return [
+        section(texts.abstained_text(top3)),
+        {"type": "actions", "block_id": block_id_for(message_id), "elements": [*guesses, label_menu(task, labels)]},
+    ]
 
 
 def menu_blocks(message_id: int, task: str, labels: list[str], text: str) -> list[Block]:
     """A text and the label menu: asking for a label, after a rejection, or after a correction
     (the menu stays so that someone else can still disagree)."""
-    return [section(text), {"type": "actions", "block_id": block_id_for(message_id),
-                            "elements": [label_menu(task, labels, "pick a label")]}]
+    return [
+        section(text),
+        {
+            "type": "actions",
+            "block_id": block_id_for(message_id),
+            "elements": [label_menu(task, labels, "pick a label")],
+        },
+    ]
 
 
 def home_view(task_sections: list[list[Block]]) -> dict[str, Any]:
-    blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": "camel-bot"}},
-                           context(texts.home_intro())]
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "camel-bot"}},
+        context(texts.home_intro()),
+    ]
     for part in task_sections:
         blocks.append({"type": "divider"})
         blocks.extend(part)
@@ -94,5 +122,9 @@ def home_view(task_sections: list[list[Block]]) -> dict[str, Any]:
 
 
 def image_from_file(file_id: str, alt: str, title: str) -> Block:
-    return {"type": "image", "slack_file": {"id": file_id}, "alt_text": alt,
-            "title": {"type": "plain_text", "text": title[:2000]}}
+    return {
+        "type": "image",
+        "slack_file": {"id": file_id},
+        "alt_text": alt,
+        "title": {"type": "plain_text", "text": title[:2000]},
+    }

@@ -25,8 +25,11 @@ Block = dict[str, Any]
 
 def accuracy_chart(task: str, versions: list[storage.AdapterVersion]) -> bytes | None:
     """PNG of held-out accuracy and macro-F1 per adapter version over time; None without data."""
-    points = [(datetime.fromisoformat(v.created_at), v.metrics or {}, v.version) for v in versions
-              if isinstance((v.metrics or {}).get("accuracy"), (int, float))]
+    points = [
+        (datetime.fromisoformat(v.created_at), v.metrics or {}, v.version)
+        for v in versions
+        if isinstance((v.metrics or {}).get("accuracy"), (int, float))
+    ]
     if not points:
         return None
     with charts.figure(6, 2.6) as (figure, axes):
@@ -36,8 +39,14 @@ def accuracy_chart(task: str, versions: list[storage.AdapterVersion]) -> bytes |
         if all(isinstance(x, (int, float)) for x in f1):
             axes.plot(when, f1, marker="s", linestyle="--", label="macro-F1")
         for moment, metrics, version in points:
-            axes.annotate(f"v{version}", (moment, metrics["accuracy"]), textcoords="offset points", xytext=(0, 6),
-                          ha="center", fontsize=7)
+            axes.annotate(
+                f"v{version}",
+                (moment, metrics["accuracy"]),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize=7,
+            )
         axes.set_ylim(0, 1.05)
         axes.set_title(f"{task}: held-out accuracy by adapter version", fontsize=9)
         axes.legend(fontsize=7, loc="lower right")
@@ -59,10 +68,13 @@ class HomeBuilder:
         live = services.predictors.version(task.name) or task.active_version
         channels = " ".join(f"<#{c}>" for c in task.channels) or "no channel yet"
         part: list[Block] = [
-            blocks.section(f"*{task.name}* ({task.kind}) in {channels}\n"
-                           f"Live adapter: {texts.version_name(live)} - "
-                           f"new labels this week: {task_stats.labels_this_week(services, task.name)}"),
-            blocks.context(_confusions_text(task_stats.confused_pairs(metrics)))]
+            blocks.section(
+                f"*{task.name}* ({task.kind}) in {channels}\n"
+                f"Live adapter: {texts.version_name(live)} - "
+                f"new labels this week: {task_stats.labels_this_week(services, task.name)}"
+            ),
+            blocks.context(_confusions_text(task_stats.confused_pairs(metrics))),
+        ]
         file_id = self._chart_file(client, task.name, storage.list_adapters(services.db, task.name))
         if file_id is not None:
             part.append(blocks.image_from_file(file_id, f"accuracy over time for {task.name}", "Accuracy over time"))
@@ -77,8 +89,9 @@ class HomeBuilder:
             png = accuracy_chart(task, versions)
             if png is None:
                 return None
-            upload = client.files_upload_v2(content=png, filename=f"{task}-accuracy.png",
-                                            title=f"{task} accuracy over time")
+            upload = client.files_upload_v2(
+                content=png, filename=f"{task}-accuracy.png", title=f"{task} accuracy over time"
+            )
             file_id = str(upload["file"]["id"])
             self._uploads[task] = (key, file_id)
             return file_id

@@ -63,10 +63,12 @@ def serve_http(app: App, port: int = 3000, host: str = "0.0.0.0", metrics: BotMe
 
     Stop with `server.shutdown(); server.server_close()`. Without `metrics`, GET /metrics is 404.
     """
-    server = make_server(host, port, BotWSGIApp(app, metrics), server_class=ThreadingWSGIServer,
-                         handler_class=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="camel-http",
-                              daemon=True)
+    server = make_server(
+        host, port, BotWSGIApp(app, metrics), server_class=ThreadingWSGIServer, handler_class=QuietHandler
+    )
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="camel-http", daemon=True
+    )
     thread.start()
     log.info("serving Slack on http://%s:%s%s", host, server.server_port, EVENTS_PATH)
     return server

@@ -20,8 +20,9 @@ def active_metrics(services: Services, task: Any) -> dict[str, Any]:
 
 def per_label_f1(metrics: dict[str, Any]) -> dict[str, float]:
     per_label = metrics.get("per_label") or {}
-    return {label: float(scores["f1"]) for label, scores in per_label.items()
-            if isinstance(scores, dict) and "f1" in scores}
+    return {
+        label: float(scores["f1"]) for label, scores in per_label.items() if isinstance(scores, dict) and "f1" in scores
+    }
 
 
 def confused_pairs(metrics: dict[str, Any], top: int = 3) -> list[dict[str, Any]]:
@@ -51,10 +52,13 @@ def task_stats(services: Services, task: Any) -> dict[str, Any]:
         "version": services.predictors.version(task.name) or task.active_version,
         "corrections_total": storage.count_new_labels_since(db, task.name, None),
         "pending": storage.count_new_labels_since(db, task.name, run.started_at if run else None),
-        "acc7": week.get("accuracy"), "n7": week.get("n", 0),
-        "acc30": month.get("accuracy"), "n30": month.get("n", 0),
+        "acc7": week.get("accuracy"),
+        "n7": week.get("n", 0),
+        "acc30": month.get("accuracy"),
+        "n30": month.get("n", 0),
         "per_label_f1": per_label_f1(active_metrics(services, task)),
-        "last_run": last_run_line(services, task.name), "next_run": next_run(services, task.name),
+        "last_run": last_run_line(services, task.name),
+        "next_run": next_run(services, task.name),
     }
 
 
@@ -70,5 +74,7 @@ def _number(metrics: dict[str, Any], key: str) -> str:
 def version_row(version: storage.AdapterVersion) -> str:
     m = version.metrics or {}
     reason = f" - {version.reason}" if version.reason else ""
-    return (f"{texts.version_label(version.version)} *{version.status}* macro-F1 {_number(m, 'macro_f1')}, "
-            f"accuracy {_number(m, 'accuracy')} ({version.created_at[:16].replace('T', ' ')}){reason}")
+    return (
+        f"{texts.version_label(version.version)} *{version.status}* macro-F1 {_number(m, 'macro_f1')}, "
+        f"accuracy {_number(m, 'accuracy')} ({version.created_at[:16].replace('T', ' ')}){reason}"
+    )

@@ -23,7 +23,6 @@ import storage
 from storage import db as storage_db
 from bot import runtime
 from bot.demo.local_slack import FakeSlackAPI
-from bot.loop.registry import PredictorRegistry
 from bot.runtime import Runtime
 from bot.settings import ModelSettings, Settings, TaskSettings
 from bot.slack.http_server import EVENTS_PATH
@@ -66,13 +65,23 @@ def support_adapter_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFa
 
 def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        data_dir=str(data_dir), slack_api_url=fake.url, http_port=0, http_host="127.0.0.1", admins=[ADMIN],
-        corrections_per_hour=5, max_predict_chars=40, token_verification_enabled=False,
-        bot_token="xoxb-test-token", signing_secret=SECRET,
+        data_dir=str(data_dir),
+        slack_api_url=fake.url,
+        http_port=0,
+        http_host="127.0.0.1",
+        admins=[ADMIN],
+        corrections_per_hour=5,
+        max_predict_chars=40,
+        token_verification_enabled=False,
+        bot_token="xoxb-test-token",
+        signing_secret=SECRET,
         model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1),
-        tasks=[TaskSettings(name="support", kind="intent", labels=SUPPORT_LABELS, channels=[SUPPORT_CHANNEL],
-                            abstain_threshold=0.0),
-               TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL])],
+        tasks=[
+            TaskSettings(
+                name="support", kind="intent", labels=SUPPORT_LABELS, channels=[SUPPORT_CHANNEL], abstain_threshold=0.0
+            ),
+            TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL]),
+        ],
     )
     values.update(overrides)
     return Settings(**values)
@@ -95,12 +104,17 @@ class BotUnderTest:
         self.runtime.stop()
 
     # ---- signed HTTP
-    def post(self, body: bytes, content_type: str, *, secret: str = SECRET,
-             timestamp: int | None = None) -> tuple[int, bytes]:
+    def post(
+        self, body: bytes, content_type: str, *, secret: str = SECRET, timestamp: int | None = None
+    ) -> tuple[int, bytes]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode("utf-8"))
-        request = urllib.request.Request(self.url + EVENTS_PATH, data=body, method="POST", headers={
-            "Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature})
+        request = urllib.request.Request(
+            self.url + EVENTS_PATH,
+            data=body,
+            method="POST",
+            headers={"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
@@ -109,33 +123,86 @@ class BotUnderTest:
 
     def send_event(self, event: dict[str, Any], event_id: str | None = None, **kw: Any) -> tuple[int, bytes]:
         self.events_sent += 1
-        body = {"type": "event_callback", "team_id": TEAM, "api_app_id": "A0CAMEL", "event": event,
-                "event_id": event_id or f"Ev{self.events_sent:08d}", "event_time": int(time.time())}
+        body = {
+            "type": "event_callback",
+            "team_id": TEAM,
+            "api_app_id": "A0CAMEL",
+            "event": event,
+            "event_id": event_id or f"Ev{self.events_sent:08d}",
+            "event_time": int(time.time()),
+        }
         return self.post(json.dumps(body).encode(), "application/json", **kw)
 
-    def send_message(self, text: str, ts: str, channel: str = SUPPORT_CHANNEL, user: str = USER,
-                     extra: dict[str, Any] | None = None, **signing: Any) -> tuple[int, bytes]:
-        event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
-                 "channel_type": "channel", **(extra or {})}
+    def send_message(
+        self,
+        text: str,
+        ts: str,
+        channel: str = SUPPORT_CHANNEL,
+        user: str = USER,
+        extra: dict[str, Any] | None = None,
+        **signing: Any,
+    ) -> tuple[int, bytes]:
+        event = {
+            "type": "message",
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "channel_type": "channel",
+            **(extra or {}),
+        }
         return self.send_event(event, **signing)
 
-    def send_reaction(self, name: str, channel: str, ts: str, user: str = USER,
-                      kind: str = "reaction_added") -> tuple[int, bytes]:
-        return self.send_event({"type": kind, "user": user, "reaction": name,
-                                "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts})
+    def send_reaction(
+        self, name: str, channel: str, ts: str, user: str = USER, kind: str = "reaction_added"
+    ) -> tuple[int, bytes]:
+        return self.send_event(
+            {
+                "type": kind,
+                "user": user,
+                "reaction": name,
+                "item": {"type": "message", "channel": channel, "ts": ts},
+                "event_ts": ts,
+            }
+        )
 
     def send_command(self, text: str, user: str = USER, channel: str = SUPPORT_CHANNEL) -> tuple[int, bytes]:
-        form = {"command": "/camel", "text": text, "user_id": user, "channel_id": channel, "team_id": TEAM,
-                "response_url": self.fake.response_url("command"), "trigger_id": "1.2.3"}
+        form = {
+            "command": "/camel",
+            "text": text,
+            "user_id": user,
+            "channel_id": channel,
+            "team_id": TEAM,
+            "response_url": self.fake.response_url("command"),
+            "trigger_id": "1.2.3",
+        }
         return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded")
 
-    def send_action(self, action: dict[str, Any], *, user: str = USER, channel: str = SUPPORT_CHANNEL,
-                    message_ts: str = "", ephemeral: bool = False) -> tuple[int, bytes]:
-        payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": user},
-                   "api_app_id": "A0CAMEL", "trigger_id": "1.2.3", "actions": [action],
-                   "channel": {"id": channel}, "response_url": self.fake.response_url("action"),
-                   "container": {"type": "message", "channel_id": channel, "message_ts": message_ts,
-                                 "is_ephemeral": ephemeral}}
+    def send_action(
+        self,
+        action: dict[str, Any],
+        *,
+        user: str = USER,
+        channel: str = SUPPORT_CHANNEL,
+        message_ts: str = "",
+        ephemeral: bool = False,
+    ) -> tuple[int, bytes]:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM},
+            "user": {"id": user},
+            "api_app_id": "A0CAMEL",
+            "trigger_id": "1.2.3",
+            "actions": [action],
+            "channel": {"id": channel},
+            "response_url": self.fake.response_url("action"),
+            "container": {
+                "type": "message",
+                "channel_id": channel,
+                "message_ts": message_ts,
+                "is_ephemeral": ephemeral,
+            },
+        }
         if not ephemeral:
             payload["message"] = {"ts": message_ts, "type": "message"}
         return self.post(urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded")
@@ -172,13 +239,28 @@ def fake_slack() -> Iterator[FakeSlackAPI]:
         yield fake
 
 
-def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_dir: Path, *,
-              with_learning: bool = False, **overrides: Any) -> BotUnderTest:
+def start_bot(
+    tmp_path: Path,
+    fake: FakeSlackAPI,
+    tiny_bert_dir: Path,
+    adapter_dir: Path,
+    *,
+    with_learning: bool = False,
+    **overrides: Any,
+) -> BotUnderTest:
     settings = make_settings(tmp_path / "data", fake, tiny_bert_dir, **overrides)
     db = runtime.open_store(settings)
-    storage.register_adapter(db, task="support", version=1, path=str(adapter_dir), parent_version=None,
-                             run_id=None, metrics=json.loads((adapter_dir / "metrics.json").read_text())
-                             if (adapter_dir / "metrics.json").is_file() else {})
+    storage.register_adapter(
+        db,
+        task="support",
+        version=1,
+        path=str(adapter_dir),
+        parent_version=None,
+        run_id=None,
+        metrics=json.loads((adapter_dir / "metrics.json").read_text())
+        if (adapter_dir / "metrics.json").is_file()
+        else {},
+    )
     storage.activate_adapter(db, "support", 1, reason="test fixture")
     running = runtime.start(settings, db=db, learning=with_learning)
     assert running.reload_errors == []
@@ -186,8 +268,9 @@ def start_bot(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, adapter_d
 
 
 @pytest.fixture()
-def bot_with_learning(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path,
-                      support_adapter_dir: Path) -> Iterator[BotUnderTest]:
+def bot_with_learning(
+    tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
+) -> Iterator[BotUnderTest]:
     """The bot with the real learning loop (scheduler started; rounds run as child processes)."""
     running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True)
     yield running
@@ -200,8 +283,9 @@ def bot_with_learning(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: P
 
 
 @pytest.fixture()
-def bot(tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path,
-        support_adapter_dir: Path) -> Iterator[BotUnderTest]:
+def bot(
+    tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
+) -> Iterator[BotUnderTest]:
     running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir)
     yield running
     running.stop()

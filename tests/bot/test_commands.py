@@ -6,8 +6,17 @@ import csv
 import io
 
 import storage
-from tests.bot.conftest import (ADMIN, FREE_CHANNEL, MOOD_CHANNEL, SUPPORT_CHANNEL, SUPPORT_LABELS, USER,
-                                BotUnderTest, corrections, wait_until)
+from tests.bot.conftest import (
+    ADMIN,
+    FREE_CHANNEL,
+    MOOD_CHANNEL,
+    SUPPORT_CHANNEL,
+    SUPPORT_LABELS,
+    USER,
+    BotUnderTest,
+    corrections,
+    wait_until,
+)
 
 LINK = "https://camel.slack.com/archives/{channel}/p{digits}"
 
@@ -23,8 +32,9 @@ def _ask(bot: BotUnderTest, text: str, **kw: str) -> str:
 
 def _stored_message(bot: BotUnderTest, ts: str, text: str = "where is my new card") -> int:
     bot.send_message(text, ts)
-    return wait_until(lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
-                      what="message stored").id
+    return wait_until(
+        lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts), what="message stored"
+    ).id
 
 
 def test_help_and_unknown_subcommand(bot: BotUnderTest) -> None:
@@ -75,8 +85,9 @@ def test_labels(bot: BotUnderTest) -> None:
 def test_stats_and_history(bot_with_learning: BotUnderTest) -> None:
     bot = bot_with_learning
     message_id = _stored_message(bot, "1700000041.000100")
-    storage.add_correction(bot.db, message_id=message_id, task="support", label="card_arrival", source="menu",
-                           user=USER)
+    storage.add_correction(
+        bot.db, message_id=message_id, task="support", label="card_arrival", source="menu", user=USER
+    )
     stats = _ask(bot, "stats")
     assert "live adapter: v1" in stats and "Labelled messages: 1" in stats
     assert "Live accuracy: 7 days" in stats and "Last training run: never" in stats
@@ -93,16 +104,18 @@ def test_retrain_refused_for_non_admin_then_run_by_admin(bot_with_learning: BotU
     run = storage.last_run(bot.db, "support")
     assert run is not None and f"Training run {run.id}" in answer and run.trigger == "manual"
     assert any(e.action == "retrain" and e.actor == ADMIN for e in storage.list_audit(bot.db))
-    finished = wait_until(lambda: (r := storage.last_run(bot.db, "support")) and r.finished_at and r, timeout=120,
-                          what="training round finished")
+    finished = wait_until(
+        lambda: (r := storage.last_run(bot.db, "support")) and r.finished_at and r,
+        timeout=120,
+        what="training round finished",
+    )
     assert finished.outcome is not None
 
 
 def test_rollback(bot_with_learning: BotUnderTest) -> None:
     bot = bot_with_learning
     v1 = storage.get_adapter(bot.db, "support", 1)
-    storage.register_adapter(bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None,
-                             metrics={})
+    storage.register_adapter(bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics={})
     storage.activate_adapter(bot.db, "support", 2, reason="test")
     assert "Only admins can roll back" in _ask(bot, "rollback", user=USER)
     assert "takes a version number" in _ask(bot, "rollback latest", user=ADMIN)

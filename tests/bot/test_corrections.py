@@ -12,14 +12,20 @@ def _predicted(bot: BotUnderTest, ts: str, text: str = "where is my new card") -
     bot.send_message(text, ts)
     reply = bot.fake.wait_for("chat.postMessage")[-1]
     message = storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts)
-    prediction = wait_until(lambda: storage.find_prediction_by_reply(
-        bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply.response["ts"]), what="reply linked")
+    prediction = wait_until(
+        lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply.response["ts"]),
+        what="reply linked",
+    )
     return message.id, prediction.label, reply.response["ts"]
 
 
 def _menu_action(message_id: int, label: str, task: str = "support") -> dict:
-    return {"type": "static_select", "action_id": blocks.CORRECT_MENU, "block_id": blocks.block_id_for(message_id),
-            "selected_option": {"value": blocks.encode_value(task, label)}}
+    return {
+        "type": "static_select",
+        "action_id": blocks.CORRECT_MENU,
+        "block_id": blocks.block_id_for(message_id),
+        "selected_option": {"value": blocks.encode_value(task, label)},
+    }
 
 
 def test_reaction_added_then_removed_withdraws(bot: BotUnderTest) -> None:
@@ -66,11 +72,26 @@ def test_menu_choice_stores_correction_and_updates_the_reply(bot: BotUnderTest) 
 
 def test_right_button_and_guess_button(bot: BotUnderTest) -> None:
     message_id, label, reply_ts = _predicted(bot, "1700000034.000100")
-    bot.send_action({"type": "button", "action_id": blocks.CONFIRM_BUTTON, "block_id": blocks.block_id_for(message_id),
-                     "value": blocks.encode_value("support", label)}, message_ts=reply_ts, user=ADMIN)
+    bot.send_action(
+        {
+            "type": "button",
+            "action_id": blocks.CONFIRM_BUTTON,
+            "block_id": blocks.block_id_for(message_id),
+            "value": blocks.encode_value("support", label),
+        },
+        message_ts=reply_ts,
+        user=ADMIN,
+    )
     assert "confirmed by" in bot.fake.wait_for("chat.update")[0].params["text"]
-    bot.send_action({"type": "button", "action_id": f"{blocks.GUESS_BUTTON}_2",
-                     "block_id": blocks.block_id_for(message_id), "value": "support|refund"}, message_ts=reply_ts)
+    bot.send_action(
+        {
+            "type": "button",
+            "action_id": f"{blocks.GUESS_BUTTON}_2",
+            "block_id": blocks.block_id_for(message_id),
+            "value": "support|refund",
+        },
+        message_ts=reply_ts,
+    )
     bot.fake.wait_for("chat.update", 2)
     rows = corrections(bot.db)
     assert [(r["source"], r["label"], r["is_admin"]) for r in rows] == [("confirm", label, 1), ("menu", "refund", 0)]
@@ -106,8 +127,14 @@ def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_di
     from bot.settings import LearningSettings
     from tests.bot.conftest import start_bot
 
-    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True,
-                    learning=LearningSettings(threshold_new_labels=1, debounce_s=600))
+    bot = start_bot(
+        tmp_path,
+        fake_slack,
+        tiny_bert_dir,
+        support_adapter_dir,
+        with_learning=True,
+        learning=LearningSettings(threshold_new_labels=1, debounce_s=600),
+    )
     loop = bot.runtime.loop
     assert loop is not None
     try:
@@ -123,11 +150,19 @@ def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_di
 
 def test_reaction_on_a_reply_not_yet_linked_waits_for_the_link(bot: BotUnderTest) -> None:
     # The bot posts its reply, then stores the reply's ts: a fast reaction can land in between.
-    message_id = storage.record_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL,
-                                        ts="1700000039.000100", text="where is my card", user=USER)
-    prediction_id = storage.record_prediction(bot.db, message_id=message_id, task="support", adapter_version=1,
-                                              label="card_arrival", confidence=0.9, top3=[("card_arrival", 0.9)],
-                                              latency_ms=5.0)
+    message_id = storage.record_message(
+        bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000039.000100", text="where is my card", user=USER
+    )
+    prediction_id = storage.record_prediction(
+        bot.db,
+        message_id=message_id,
+        task="support",
+        adapter_version=1,
+        label="card_arrival",
+        confidence=0.9,
+        top3=[("card_arrival", 0.9)],
+        latency_ms=5.0,
+    )
     bot.send_reaction("white_check_mark", SUPPORT_CHANNEL, "1700000039.000900")
     storage.set_prediction_reply(bot.db, prediction_id, channel=SUPPORT_CHANNEL, reply_ts="1700000039.000900")
     row = wait_until(lambda: corrections(bot.db, source="confirm"), what="confirmation")[0]

@@ -11,14 +11,18 @@ from bot.slack.listeners.commands import COMMAND
 from tests.bot.conftest import USER, BotUnderTest
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-manifest.yaml"
-METRICS = {"accuracy": 0.8, "macro_f1": 0.75, "confused_pairs": [{"true": "refund", "predicted": "feelings",
-                                                                  "count": 4}]}
+METRICS = {
+    "accuracy": 0.8,
+    "macro_f1": 0.75,
+    "confused_pairs": [{"true": "refund", "predicted": "feelings", "count": 4}],
+}
 
 
 def test_app_home_shows_version_chart_and_confusions(bot: BotUnderTest) -> None:
     v1 = storage.get_adapter(bot.db, "support", 1)
-    storage.register_adapter(bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None,
-                             metrics=METRICS)
+    storage.register_adapter(
+        bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics=METRICS
+    )
     storage.activate_adapter(bot.db, "support", 2, reason="test")
     bot.send_event({"type": "app_home_opened", "user": USER, "channel": "D0HOME", "tab": "home"})
     view = bot.fake.wait_for("views.publish")[0].params
@@ -57,14 +61,24 @@ def test_manifest_matches_what_the_app_registers(bot: BotUnderTest) -> None:
 
 def test_manifest_points_every_url_at_the_one_endpoint_and_bolt_answers_them(bot: BotUnderTest) -> None:
     manifest = _manifest()
-    urls = {manifest["settings"]["event_subscriptions"]["request_url"],
-            manifest["settings"]["interactivity"]["request_url"],
-            *(c["url"] for c in manifest["features"]["slash_commands"])}
+    urls = {
+        manifest["settings"]["event_subscriptions"]["request_url"],
+        manifest["settings"]["interactivity"]["request_url"],
+        *(c["url"] for c in manifest["features"]["slash_commands"]),
+    }
     assert len(urls) == 1 and urls.pop().endswith("/slack/events")
     for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
-        status, _ = bot.send_event({"type": event.split(".")[0], "user": USER, "channel": "C0ELSE",
-                                    "text": "hi", "ts": "1.1", "reaction": "x",
-                                    "item": {"type": "message", "channel": "C0ELSE", "ts": "1.1"}})
+        status, _ = bot.send_event(
+            {
+                "type": event.split(".")[0],
+                "user": USER,
+                "channel": "C0ELSE",
+                "text": "hi",
+                "ts": "1.1",
+                "reaction": "x",
+                "item": {"type": "message", "channel": "C0ELSE", "ts": "1.1"},
+            }
+        )
         assert status == 200, event
     status, _ = bot.send_event({"type": "team_join", "user": {"id": USER}})
     assert status == 404  # an event the app does not register is not handled
@@ -72,12 +86,22 @@ def test_manifest_points_every_url_at_the_one_endpoint_and_bolt_answers_them(bot
 
 # What each Web API method and event the bot uses needs (https://api.slack.com/methods).
 METHOD_SCOPES = {
-    "chat_postMessage": "chat:write", "chat_update": "chat:write", "chat_postEphemeral": "chat:write",
-    "reactions_add": "reactions:write", "conversations_history": "channels:history",
-    "files_upload_v2": "files:write", "usergroups_users_list": "usergroups:read", "views_publish": None,
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "reactions_add": "reactions:write",
+    "conversations_history": "channels:history",
+    "files_upload_v2": "files:write",
+    "usergroups_users_list": "usergroups:read",
+    "views_publish": None,
 }
-EVENT_SCOPES = {"message.channels": "channels:history", "message.groups": "groups:history",
-                "reaction_added": "reactions:read", "reaction_removed": "reactions:read", "app_home_opened": None}
+EVENT_SCOPES = {
+    "message.channels": "channels:history",
+    "message.groups": "groups:history",
+    "reaction_added": "reactions:read",
+    "reaction_removed": "reactions:read",
+    "app_home_opened": None,
+}
 # Everything that talks to Slack's Web API: the Slack room, and the runtime's report callables.
 BOT_SOURCES = [*Path(MANIFEST.parents[1], "bot", "slack").rglob("*.py"), Path(MANIFEST.parents[1], "bot", "runtime.py")]
 
@@ -89,7 +113,8 @@ def test_manifest_asks_exactly_the_scopes_the_code_needs() -> None:
     assert {"chat_postMessage", "files_upload_v2", "reactions_add"} <= used
     assert used <= set(METHOD_SCOPES), f"add the scope of {used - set(METHOD_SCOPES)} to METHOD_SCOPES"
     manifest = _manifest()
-    needed = {METHOD_SCOPES[m] for m in used} | {EVENT_SCOPES[e] for e in
-                                                  manifest["settings"]["event_subscriptions"]["bot_events"]}
+    needed = {METHOD_SCOPES[m] for m in used} | {
+        EVENT_SCOPES[e] for e in manifest["settings"]["event_subscriptions"]["bot_events"]
+    }
     needed = (needed - {None}) | ({"commands"} if manifest["features"]["slash_commands"] else set())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed

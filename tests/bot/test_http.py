@@ -27,13 +27,21 @@ def test_old_timestamp_is_401_and_stores_nothing(bot: BotUnderTest) -> None:
 
 
 def test_same_event_four_times_gives_one_prediction_and_one_reply(bot: BotUnderTest) -> None:
-    event = {"type": "message", "channel": SUPPORT_CHANNEL, "user": "U0ALICE", "text": "when will my new card come",
-             "ts": "1700000002.000100", "channel_type": "channel"}
+    event = {
+        "type": "message",
+        "channel": SUPPORT_CHANNEL,
+        "user": "U0ALICE",
+        "text": "when will my new card come",
+        "ts": "1700000002.000100",
+        "channel_type": "channel",
+    }
     statuses = [bot.send_event(event, event_id="Ev0SAME")[0] for _ in range(4)]
     assert statuses == [200, 200, 200, 200]
     reply_ts = bot.reply_ts()
-    wait_until(lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply_ts),
-               what="reply linked to its prediction")
+    wait_until(
+        lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply_ts),
+        what="reply linked to its prediction",
+    )
     time.sleep(0.5)  # a duplicate would have been handled by now
     assert _count(bot, "predictions") == 1
     assert len(bot.fake.calls_of("chat.postMessage")) == 1
@@ -53,4 +61,3 @@ def test_healthz_and_metrics(bot: BotUnderTest) -> None:
 def _metrics(bot: BotUnderTest) -> bytes:
     with urllib.request.urlopen(bot.url + "/metrics", timeout=5) as response:
         return response.read()
-

@@ -14,8 +14,9 @@ def _action_elements(blocks: list[dict]) -> list[dict]:
 
 
 def _prediction_for(bot: BotUnderTest, ts: str, task: str = "support"):
-    message = wait_until(lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
-                         what="message stored")
+    message = wait_until(
+        lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts), what="message stored"
+    )
     return wait_until(lambda: storage.latest_prediction(bot.db, message.id, task), what="prediction stored")
 
 
@@ -30,8 +31,10 @@ def test_prediction_is_stored_and_answered_in_thread(bot: BotUnderTest) -> None:
     menu = next(e for e in elements if e["type"] == "static_select")
     assert [o["text"]["text"] for o in menu["options"]] == SUPPORT_LABELS
     assert any(e["type"] == "button" and e["text"]["text"] == "right" for e in elements)
-    wait_until(lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL,
-                                                        reply_ts=call.response["ts"]), what="reply linked")
+    wait_until(
+        lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=call.response["ts"]),
+        what="reply linked",
+    )
 
 
 def test_below_threshold_abstains_with_top3_buttons(bot: BotUnderTest) -> None:
@@ -46,15 +49,30 @@ def test_below_threshold_abstains_with_top3_buttons(bot: BotUnderTest) -> None:
 
 
 def test_quiet_task_answers_with_a_reaction_only(bot: BotUnderTest) -> None:
-    storage.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, quiet=True, abstain_threshold=0.0,
-                        emoji_map={"credit_card": "card_arrival", "money_with_wings": "refund", "heart": "feelings",
-                                   "white_check_mark": "__confirm__", "x": "__reject__"})
+    storage.upsert_task(
+        bot.db,
+        "support",
+        kind="intent",
+        labels=SUPPORT_LABELS,
+        quiet=True,
+        abstain_threshold=0.0,
+        emoji_map={
+            "credit_card": "card_arrival",
+            "money_with_wings": "refund",
+            "heart": "feelings",
+            "white_check_mark": "__confirm__",
+            "x": "__reject__",
+        },
+    )
     bot.send_message("where is my new card", "1700000012.000100")
     reaction = bot.fake.wait_for("reactions.add")[0]
     prediction = _prediction_for(bot, "1700000012.000100")
     expected = {"card_arrival": "credit_card", "refund": "money_with_wings", "feelings": "heart"}[prediction.label]
     assert {k: reaction.params[k] for k in ("channel", "timestamp", "name")} == {
-        "channel": SUPPORT_CHANNEL, "timestamp": "1700000012.000100", "name": expected}
+        "channel": SUPPORT_CHANNEL,
+        "timestamp": "1700000012.000100",
+        "name": expected,
+    }
     assert bot.fake.calls_of("chat.postMessage") == []
 
 
@@ -71,9 +89,15 @@ def test_task_without_adapter_stores_message_and_asks_for_label(bot: BotUnderTes
 def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
     bot.send_message("card", "1700000014.000100", extra={"bot_id": "B0OTHER"})
     bot.send_message("card", "1700000015.000100", user="UCAMELBOT")
-    bot.send_event({"type": "message", "subtype": "message_changed", "channel": SUPPORT_CHANNEL,
-                    "ts": "1700000016.000200",
-                    "message": {"user": "U0ALICE", "text": "card", "ts": "1700000016.000100"}})
+    bot.send_event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": SUPPORT_CHANNEL,
+            "ts": "1700000016.000200",
+            "message": {"user": "U0ALICE", "text": "card", "ts": "1700000016.000100"},
+        }
+    )
     bot.send_message("card", "1700000017.000100", channel="C0NOTBOUND")
     bot.send_message("where is my card", "1700000018.000100")  # the one that counts
     bot.fake.wait_for("chat.postMessage")
@@ -107,10 +131,20 @@ def test_edits_are_classified_when_configured(tmp_path, fake_slack, tiny_bert_di
 
     bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, process_edits=True)
     try:
-        bot.send_event({"type": "message", "subtype": "message_changed", "channel": SUPPORT_CHANNEL,
-                        "ts": "1700000021.000200", "message": {"type": "message", "user": "U0ALICE",
-                                                               "text": "refund charged twice",
-                                                               "ts": "1700000021.000100"}})
+        bot.send_event(
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "channel": SUPPORT_CHANNEL,
+                "ts": "1700000021.000200",
+                "message": {
+                    "type": "message",
+                    "user": "U0ALICE",
+                    "text": "refund charged twice",
+                    "ts": "1700000021.000100",
+                },
+            }
+        )
         reply = bot.fake.wait_for("chat.postMessage")[0]
         assert reply.params["thread_ts"] == "1700000021.000100"
         assert _prediction_for(bot, "1700000021.000100").label in SUPPORT_LABELS
@@ -118,8 +152,9 @@ def test_edits_are_classified_when_configured(tmp_path, fake_slack, tiny_bert_di
         bot.stop()
 
 
-def test_thread_replies_are_left_alone_unless_configured(bot: BotUnderTest, tmp_path, fake_slack, tiny_bert_dir,
-                                                          support_adapter_dir) -> None:
+def test_thread_replies_are_left_alone_unless_configured(
+    bot: BotUnderTest, tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir
+) -> None:
     from tests.bot.conftest import start_bot
 
     reply = {"thread_ts": "1700000022.000100"}
@@ -129,8 +164,9 @@ def test_thread_replies_are_left_alone_unless_configured(bot: BotUnderTest, tmp_
     time.sleep(0.3)
     assert len(bot.fake.calls_of("chat.postMessage")) == 1
 
-    chatty = start_bot(tmp_path / "chatty", fake_slack, tiny_bert_dir, support_adapter_dir,
-                       classify_thread_replies=True)
+    chatty = start_bot(
+        tmp_path / "chatty", fake_slack, tiny_bert_dir, support_adapter_dir, classify_thread_replies=True
+    )
     try:
         chatty.send_message("thanks, where is my card", "1700000024.000200", extra={"thread_ts": "1700000024.000100"})
         wait_until(lambda: len(fake_slack.calls_of("chat.postMessage")) == 2, what="thread reply answered")

@@ -38,11 +38,13 @@ def test_sync_loads_active_versions_and_reports_bad_ones(tiny_bert_dir: Path, su
     db = storage.open_store(":memory:")
     storage.upsert_task(db, "support", kind="intent", labels=["card_arrival", "feelings", "refund"])
     storage.upsert_task(db, "other", kind="other", labels=["a", "b"])
-    storage.register_adapter(db, task="support", version=1, path=str(support_adapter_dir), parent_version=None,
-                             run_id=None, metrics={})
+    storage.register_adapter(
+        db, task="support", version=1, path=str(support_adapter_dir), parent_version=None, run_id=None, metrics={}
+    )
     storage.activate_adapter(db, "support", 1, reason="test")
-    storage.register_adapter(db, task="other", version=1, path="/nonexistent/adapter", parent_version=None,
-                             run_id=None, metrics={})
+    storage.register_adapter(
+        db, task="other", version=1, path="/nonexistent/adapter", parent_version=None, run_id=None, metrics={}
+    )
     storage.activate_adapter(db, "other", 1, reason="test")
     registry = PredictorRegistry(str(tiny_bert_dir), None)
     errors = registry.sync(db)

@@ -23,7 +23,7 @@ def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, mode: str =
     path = tmp_path / "camel-bot.toml"
     path.write_text(f"""
 mode = "{mode}"
-data_dir = "{tmp_path / 'data'}"
+data_dir = "{tmp_path / "data"}"
 slack_api_url = "{fake.url}"
 http_port = 0
 http_host = "127.0.0.1"
@@ -59,10 +59,16 @@ def _bound_port(process: subprocess.Popen[str]) -> int:
 def _signed_event(port: int, event: dict) -> int:
     body = json.dumps({"type": "event_callback", "team_id": "T0CAMEL", "event_id": "Ev0SERVE", "event": event})
     ts = str(int(time.time()))
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/slack/events", data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts,
-                                              "X-Slack-Signature": SignatureVerifier("s3cret").generate_signature(
-                                                  timestamp=ts, body=body)})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/slack/events",
+        data=body.encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": SignatureVerifier("s3cret").generate_signature(timestamp=ts, body=body),
+        },
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status
 
@@ -71,15 +77,30 @@ def test_serve_http_end_to_end(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with FakeSlackAPI() as fake:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--config", str(_config(tmp_path, fake, tiny_bert_dir))],
-            cwd=tmp_path, env=_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_SIGNING_SECRET="s3cret"),
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            cwd=tmp_path,
+            env=_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_SIGNING_SECRET="s3cret"),
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         try:
             port = _bound_port(process)
             assert fake.calls_of("auth.test")  # the token is checked at start
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
                 assert response.read() == b"ok\n"
-            assert _signed_event(port, {"type": "message", "channel": "C0SUPPORT", "user": "U0ALICE",
-                                        "text": "where is my card", "ts": "1700000050.000100"}) == 200
+            assert (
+                _signed_event(
+                    port,
+                    {
+                        "type": "message",
+                        "channel": "C0SUPPORT",
+                        "user": "U0ALICE",
+                        "text": "where is my card",
+                        "ts": "1700000050.000100",
+                    },
+                )
+                == 200
+            )
             reply = fake.wait_for("chat.postMessage", timeout=30)[0]
             assert reply.params["thread_ts"] == "1700000050.000100" and "Which label" in reply.params["text"]
             assert "xoxb-serve" in reply.headers["Authorization"]
@@ -94,14 +115,28 @@ def test_serve_socket_mode(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with FakeSlackAPI() as fake:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--config", str(_config(tmp_path, fake, tiny_bert_dir, "socket"))],
-            cwd=tmp_path, env=_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_APP_TOKEN="xapp-serve"),
-            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            cwd=tmp_path,
+            env=_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_APP_TOKEN="xapp-serve"),
+            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
         try:
             assert fake.socket_connected.wait(60), "serve did not open a Socket Mode connection"
-            fake.send_socket_envelope("events_api", {
-                "type": "event_callback", "team_id": "T0CAMEL", "event_id": "Ev0SOCKSERVE",
-                "event": {"type": "message", "channel": "C0SUPPORT", "user": "U0ALICE", "text": "card",
-                          "ts": "1700000070.000100"}})
+            fake.send_socket_envelope(
+                "events_api",
+                {
+                    "type": "event_callback",
+                    "team_id": "T0CAMEL",
+                    "event_id": "Ev0SOCKSERVE",
+                    "event": {
+                        "type": "message",
+                        "channel": "C0SUPPORT",
+                        "user": "U0ALICE",
+                        "text": "card",
+                        "ts": "1700000070.000100",
+                    },
+                },
+            )
             assert fake.wait_for("chat.postMessage", timeout=30)[0].params["thread_ts"] == "1700000070.000100"
         finally:
             process.send_signal(signal.SIGTERM)
@@ -111,10 +146,15 @@ def test_serve_socket_mode(tmp_path: Path, tiny_bert_dir: Path) -> None:
 
 def test_serve_without_a_secret_is_one_line_and_status_2(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with FakeSlackAPI() as fake:
-        done = subprocess.run([sys.executable, "-m", "bot", "serve", "--config",
-                               str(_config(tmp_path, fake, tiny_bert_dir))],
-                              cwd=tmp_path, env=_env(SLACK_BOT_TOKEN="xoxb-serve"), capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "serve", "--config", str(_config(tmp_path, fake, tiny_bert_dir))],
+            cwd=tmp_path,
+            env=_env(SLACK_BOT_TOKEN="xoxb-serve"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "camel-bot serve: error: SLACK_SIGNING_SECRET is not set (environment or secrets_file)"]
+        "camel-bot serve: error: SLACK_SIGNING_SECRET is not set (environment or secrets_file)"
+    ]

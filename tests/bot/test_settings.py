@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import (MissingSecretError, SettingsError, SettingsFileError, SettingsValueError,
-                          load_settings)
+from bot.settings import MissingSecretError, SettingsError, SettingsFileError, SettingsValueError, load_settings
 
 TOML = """
 admins = ["U1"]
@@ -30,8 +29,12 @@ def _write(tmp_path: Path, text: str, name: str = "camel-bot.toml") -> str:
 
 
 def test_toml_then_environment(tmp_path: Path) -> None:
-    env = {"CAMEL_BOT_HTTP_PORT": "9000", "CAMEL_BOT_PROCESS_EDITS": "true", "CAMEL_BOT_ADMINS": "U2, U3",
-           "CAMEL_BOT_MODE": ""}
+    env = {
+        "CAMEL_BOT_HTTP_PORT": "9000",
+        "CAMEL_BOT_PROCESS_EDITS": "true",
+        "CAMEL_BOT_ADMINS": "U2, U3",
+        "CAMEL_BOT_MODE": "",
+    }
     settings = load_settings(_write(tmp_path, TOML), env)
     assert settings.http_port == 9000 and settings.process_edits is True and settings.admins == ["U2", "U3"]
     assert settings.mode == "http"  # an empty variable is "not set"
@@ -57,34 +60,45 @@ def test_secrets_from_environment_or_file_never_in_repr(tmp_path: Path) -> None:
     assert "xoxb-file" not in repr(settings) and "env-secret" not in repr(settings)
 
 
-@pytest.mark.parametrize("env, message", [
-    ({}, "SLACK_BOT_TOKEN is not set"),
-    ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET is not set"),
-    ({"SLACK_BOT_TOKEN": "xoxb-1", "CAMEL_BOT_MODE": "socket"}, "SLACK_APP_TOKEN is not set"),
-    ({"SLACK_BOT_TOKEN": "xoxb-1", "CAMEL_BOT_MODE": "socket", "SLACK_APP_TOKEN": "xoxb-2"}, "starting with xapp-"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({}, "SLACK_BOT_TOKEN is not set"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET is not set"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "CAMEL_BOT_MODE": "socket"}, "SLACK_APP_TOKEN is not set"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "CAMEL_BOT_MODE": "socket", "SLACK_APP_TOKEN": "xoxb-2"}, "starting with xapp-"),
+    ],
+)
 def test_missing_secrets_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(MissingSecretError, match=message):
         load_settings(None, env).require_secrets()
 
 
-@pytest.mark.parametrize("text, env, error, message", [
-    ("colour = 'red'\n", {}, SettingsValueError, "unknown setting colour"),
-    ("http_port = 'x'\n", {}, SettingsValueError, "http_port must be of type int"),
-    ("[learning]\ndebounce = 1\n", {}, SettingsValueError, "unknown setting learning.debounce"),
-    ("mode = 'carrier-pigeon'\n", {}, SettingsValueError, "mode must be 'http' or 'socket'"),
-    ("", {"CAMEL_BOT_HTTP_PORT": "eighty"}, SettingsValueError, "CAMEL_BOT_HTTP_PORT must be a number"),
-    ("", {"CAMEL_BOT_PROCESS_EDITS": "maybe"}, SettingsValueError, "CAMEL_BOT_PROCESS_EDITS must be true or false"),
-    ("bot_token = 'xoxb-in-toml'\n", {}, SettingsValueError, "unknown setting bot_token"),
-    ("[[tasks]]\nname = 't'\nlabels = ['a']\n", {}, SettingsValueError, "at least two distinct labels"),
-    ("[[tasks]]\nname = 't'\nlabels = ['a', 'b']\nemoji = { heart = 'c' }\n", {}, SettingsValueError,
-     "emoji.heart maps to unknown label 'c'"),
-    ("http_port = \n", {}, SettingsFileError, "is not valid TOML"),
-    ("model = 3\n", {}, SettingsValueError, "model must be a table"),
-    ("tasks = ['support']\n", {}, SettingsValueError, r"tasks\[0\] must be a table"),
-])
-def test_wrong_settings_give_one_line_naming_them(tmp_path: Path, text: str, env: dict[str, str],
-                                                  error: type[SettingsError], message: str) -> None:
+@pytest.mark.parametrize(
+    "text, env, error, message",
+    [
+        ("colour = 'red'\n", {}, SettingsValueError, "unknown setting colour"),
+        ("http_port = 'x'\n", {}, SettingsValueError, "http_port must be of type int"),
+        ("[learning]\ndebounce = 1\n", {}, SettingsValueError, "unknown setting learning.debounce"),
+        ("mode = 'carrier-pigeon'\n", {}, SettingsValueError, "mode must be 'http' or 'socket'"),
+        ("", {"CAMEL_BOT_HTTP_PORT": "eighty"}, SettingsValueError, "CAMEL_BOT_HTTP_PORT must be a number"),
+        ("", {"CAMEL_BOT_PROCESS_EDITS": "maybe"}, SettingsValueError, "CAMEL_BOT_PROCESS_EDITS must be true or false"),
+        ("bot_token = 'xoxb-in-toml'\n", {}, SettingsValueError, "unknown setting bot_token"),
+        ("[[tasks]]\nname = 't'\nlabels = ['a']\n", {}, SettingsValueError, "at least two distinct labels"),
+        (
+            "[[tasks]]\nname = 't'\nlabels = ['a', 'b']\nemoji = { heart = 'c' }\n",
+            {},
+            SettingsValueError,
+            "emoji.heart maps to unknown label 'c'",
+        ),
+        ("http_port = \n", {}, SettingsFileError, "is not valid TOML"),
+        ("model = 3\n", {}, SettingsValueError, "model must be a table"),
+        ("tasks = ['support']\n", {}, SettingsValueError, r"tasks\[0\] must be a table"),
+    ],
+)
+def test_wrong_settings_give_one_line_naming_them(
+    tmp_path: Path, text: str, env: dict[str, str], error: type[SettingsError], message: str
+) -> None:
     with pytest.raises(error, match=message) as caught:
         load_settings(_write(tmp_path, text), env)
     assert "\n" not in str(caught.value)

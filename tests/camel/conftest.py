@@ -36,9 +36,15 @@ def tiny_roberta_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFacto
     folder = tmp_path_factory.mktemp("tiny-roberta")
     copy_tokenizer(tiny_bert_dir, folder)
     torch.manual_seed(1)
-    config = RobertaConfig(vocab_size=vocab_size(tiny_bert_dir), hidden_size=32, num_hidden_layers=2,
-                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=130,
-                           pad_token_id=0)
+    config = RobertaConfig(
+        vocab_size=vocab_size(tiny_bert_dir),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=0,
+    )
     RobertaModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
 
@@ -50,7 +56,14 @@ def tiny_distilbert_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFa
     folder = tmp_path_factory.mktemp("tiny-distilbert")
     copy_tokenizer(tiny_bert_dir, folder)
     torch.manual_seed(2)
-    config = DistilBertConfig(vocab_size=vocab_size(tiny_bert_dir), dim=32, n_layers=2, n_heads=2,
-                              hidden_dim=64, max_position_embeddings=128, pad_token_id=0)
+    config = DistilBertConfig(
+        vocab_size=vocab_size(tiny_bert_dir),
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
     DistilBertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder

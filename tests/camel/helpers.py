@@ -6,14 +6,38 @@ import shutil
 from pathlib import Path
 
 INTENTS = {
-    "card_arrival": ["my card has not arrived yet", "where is my new card", "when will my card come",
-                     "card has not arrived", "new card not arrived yet", "where is it my card"],
-    "lost_card": ["my card was lost", "card lost please help", "my card was stolen", "lost card blocked",
-                  "stolen card please help", "i lost my card today"],
-    "top_up": ["top up failed", "top up pending", "i need to top up my account", "top up money failed",
-               "can you top up my balance", "top up is pending today"],
-    "refund": ["refund please", "charged twice refund", "i need a refund", "refund for this fee",
-               "where is my refund", "refund pending charged twice"],
+    "card_arrival": [
+        "my card has not arrived yet",
+        "where is my new card",
+        "when will my card come",
+        "card has not arrived",
+        "new card not arrived yet",
+        "where is it my card",
+    ],
+    "lost_card": [
+        "my card was lost",
+        "card lost please help",
+        "my card was stolen",
+        "lost card blocked",
+        "stolen card please help",
+        "i lost my card today",
+    ],
+    "top_up": [
+        "top up failed",
+        "top up pending",
+        "i need to top up my account",
+        "top up money failed",
+        "can you top up my balance",
+        "top up is pending today",
+    ],
+    "refund": [
+        "refund please",
+        "charged twice refund",
+        "i need a refund",
+        "refund for this fee",
+        "where is my refund",
+        "refund pending charged twice",
+    ],
 }
 
 

@@ -82,10 +82,14 @@ def test_corrupt_json_and_missing_files_are_refused(saved: Path, tmp_path: Path)
         camel.load_adapter(str(tmp_path / "missing"))
 
 
-def test_wrong_base_is_refused_naming_both_fingerprints(saved: Path, tmp_path: Path, trained: camel.TrainResult) -> None:
+def test_wrong_base_is_refused_naming_both_fingerprints(
+    saved: Path, tmp_path: Path, trained: camel.TrainResult
+) -> None:
     other = camel.load_base(str(make_tiny_bert(tmp_path / "other-base", seed=7)))
     expected = trained.adapter.base.fingerprint[:12]
-    with pytest.raises(AdapterLoadError, match=rf"fingerprint {expected} .*found base fingerprint {other.fingerprint[:12]}"):
+    with pytest.raises(
+        AdapterLoadError, match=rf"fingerprint {expected} .*found base fingerprint {other.fingerprint[:12]}"
+    ):
         camel.load_adapter(str(saved), base=other)
 
 
@@ -104,8 +108,9 @@ def test_label_list_mismatch_is_refused(saved: Path) -> None:
         camel.load_adapter(str(saved))
 
 
-def test_weights_are_stored_in_half_precision_without_changing_predictions(saved: Path, trained: camel.TrainResult,
-                                                                             tmp_path: Path) -> None:
+def test_weights_are_stored_in_half_precision_without_changing_predictions(
+    saved: Path, trained: camel.TrainResult, tmp_path: Path
+) -> None:
     with safe_open(str(saved / camel.WEIGHTS_FILE), framework="pt") as weights:
         assert {str(weights.get_tensor(name).dtype) for name in weights.keys()} == {"torch.float16"}
     import copy

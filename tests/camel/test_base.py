@@ -40,7 +40,7 @@ def test_bottom_plus_top_blocks_equals_the_full_encoder(folder_fixture: str, req
     texts = ["my card has not arrived", "hello"]
     full = base.model(**{k: v for k, v in base.tokenize(texts, 32).items() if k != "token_type_ids"})
     split = base.bottom(texts, base.num_layers - 1, 32)
-    top = base.run_blocks(base.blocks[base.num_layers - 1:], split.hidden, split.mask)
+    top = base.run_blocks(base.blocks[base.num_layers - 1 :], split.hidden, split.mask)
     real = split.mask.bool()
     assert torch.allclose(top[real], full.last_hidden_state[real], atol=1e-5)
 

@@ -36,8 +36,9 @@ def test_keys_depend_on_text_split_and_length(tiny_base: camel.BaseEncoder) -> N
     assert len(keys) == 4
 
 
-def test_round_trip_across_two_instances_through_disk(tiny_base: camel.BaseEncoder, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_round_trip_across_two_instances_through_disk(
+    tiny_base: camel.BaseEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     writer = camel.FeatureCache(tiny_base, str(tmp_path))
     written = writer.states(TEXTS, 2, 32)
     assert writer.pending == 3 and writer.flush() == 3 and writer.flush() == 0
@@ -80,8 +81,9 @@ def test_predictor_fills_the_cache_and_flushes(trained: camel.TrainResult, tmp_p
     assert cache.pending == 0 and len(_shards(tmp_path)) == 2
 
 
-def test_training_reuses_states_the_predictor_cached(trained: camel.TrainResult, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_reuses_states_the_predictor_cached(
+    trained: camel.TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.camel.helpers import FAST_ARGS, dataset
 
     texts, labels = dataset()
@@ -91,7 +93,9 @@ def test_training_reuses_states_the_predictor_cached(trained: camel.TrainResult,
     fresh = camel.FeatureCache(trained.adapter.base, str(tmp_path))
     computed: list[int] = []
     original = fresh.base.bottom
-    monkeypatch.setattr(fresh.base, "bottom", lambda batch, *rest: computed.append(len(batch)) or original(batch, *rest))
+    monkeypatch.setattr(
+        fresh.base, "bottom", lambda batch, *rest: computed.append(len(batch)) or original(batch, *rest)
+    )
     args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1})
     camel.train(texts, labels, init=trained.adapter, cache=fresh, args=args)
     assert computed == []
@@ -116,9 +120,9 @@ def test_bf16_bottom_has_its_own_keys_and_is_close_to_fp32(trained: camel.TrainR
     assert fast.bf16 and len(fast.predict(TEXTS)) == 3
 
 
-def test_unwritable_cache_folder_never_fails_a_prediction(trained: camel.TrainResult, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_unwritable_cache_folder_never_fails_a_prediction(
+    trained: camel.TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import camel.cache as cache_module
     from camel.errors import CacheError
 

@@ -10,20 +10,39 @@ import camel
 from camel.errors import BaseModelError, ConfigError
 
 
-@pytest.mark.parametrize("field, value", [
-    ("trainable_layers", -1), ("trainable_layers", 1.5), ("bottleneck", 0), ("pooling", "max"),
-    ("dropout", 1.0), ("multi_label", "yes"), ("max_length", 4), ("abstain_threshold", 1.5),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("trainable_layers", -1),
+        ("trainable_layers", 1.5),
+        ("bottleneck", 0),
+        ("pooling", "max"),
+        ("dropout", 1.0),
+        ("multi_label", "yes"),
+        ("max_length", 4),
+        ("abstain_threshold", 1.5),
+    ],
+)
 def test_camel_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"CamelConfig\.{field} must be") as caught:
         camel.CamelConfig(**{field: value})
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("batch_size", 0), ("max_epochs", 0), ("lr_head", 0.0), ("lr_blocks", -1e-3), ("val_fraction", 1.0),
-    ("label_smoothing", -0.1), ("num_threads", -1), ("early_stopping_metric", "f1"), ("seed", True),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("batch_size", 0),
+        ("max_epochs", 0),
+        ("lr_head", 0.0),
+        ("lr_blocks", -1e-3),
+        ("val_fraction", 1.0),
+        ("label_smoothing", -0.1),
+        ("num_threads", -1),
+        ("early_stopping_metric", "f1"),
+        ("seed", True),
+    ],
+)
 def test_training_args_reject_bad_values(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"TrainingArgs\.{field} must be"):
         camel.TrainingArgs(**{field: value})

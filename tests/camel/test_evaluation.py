@@ -17,8 +17,10 @@ def test_metrics_from_known_predictions() -> None:
     assert metrics["accuracy"] == 3 / 6
     assert metrics["per_label"]["b"] == {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 2}
     assert metrics["per_label"]["c"]["f1"] == 0.0
-    assert metrics["confused_pairs"] == [{"true": "a", "predicted": "b", "count": 2},
-                                         {"true": "c", "predicted": "a", "count": 1}]
+    assert metrics["confused_pairs"] == [
+        {"true": "a", "predicted": "b", "count": 2},
+        {"true": "c", "predicted": "a", "count": 1},
+    ]
     assert abs(metrics["macro_f1"] - (0.4 + 2 / 3 + 0.0) / 3) < 1e-9
     assert abs(metrics["macro_recall"] - (1 / 3 + 1.0 + 0.0) / 3) < 1e-9
     assert "weighted avg" in metrics["report"] and "weighted_f1" in metrics

@@ -46,5 +46,7 @@ def test_contrastive_training_runs_deterministically(tiny_config: camel.CamelCon
     seen: list[tuple[int, int]] = []
     first = camel.train(texts, labels, config=tiny_config, args=args, progress=lambda s, t, m: seen.append((s, t)))
     second = camel.train(texts, labels, config=tiny_config, args=args)
-    assert all(torch.equal(a, b) for a, b in zip(first.adapter.state_dict().values(), second.adapter.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.adapter.state_dict().values(), second.adapter.state_dict().values())
+    )
     assert seen[-1][0] == seen[-1][1]

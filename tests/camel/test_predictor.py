@@ -43,7 +43,9 @@ def test_batch_order_does_not_change_results(trained: camel.TrainResult) -> None
     assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(forward, backward))
 
 
-def test_swap_under_four_predicting_threads_never_fails(trained: camel.TrainResult, tiny_config: camel.CamelConfig) -> None:
+def test_swap_under_four_predicting_threads_never_fails(
+    trained: camel.TrainResult, tiny_config: camel.CamelConfig
+) -> None:
     texts, labels = dataset()
     other = camel.train(texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "seed": 5})).adapter
     adapters = [trained.adapter, other]
@@ -80,8 +82,10 @@ def test_threads_predicting_new_texts_at_once_all_succeed(trained: camel.TrainRe
     def serve(worker: int) -> None:
         try:
             for round_ in range(15):
-                texts = [f"{words[(worker + round_ + i) % len(words)]} {words[i % len(words)]} {worker} {round_} {i}"
-                         for i in range(1 + (worker + round_) % 5)]
+                texts = [
+                    f"{words[(worker + round_ + i) % len(words)]} {words[i % len(words)]} {worker} {round_} {i}"
+                    for i in range(1 + (worker + round_) % 5)
+                ]
                 assert len(predictor.predict(texts)) == len(texts)
         except BaseException as exc:
             errors.append(exc)

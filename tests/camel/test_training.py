@@ -35,8 +35,9 @@ def test_same_seed_gives_bit_identical_tensors(tiny_config: camel.CamelConfig) -
     second = _tensors(camel.train(texts, labels, config=tiny_config, args=args).adapter)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[name], second[name]) for name in first)
-    other = _tensors(camel.train(texts, labels, config=tiny_config,
-                                 args=camel.TrainingArgs(**{**FAST_ARGS, "seed": 99})).adapter)
+    other = _tensors(
+        camel.train(texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "seed": 99})).adapter
+    )
     assert any(not torch.equal(first[name], other[name]) for name in first)
 
 
@@ -53,8 +54,12 @@ def test_label_extension_keeps_old_rows_and_learns_new_labels(trained: camel.Tra
     old_weights = old.classifier.weight.detach().clone()
     texts = ["exchange rate fee", "what is the exchange rate", "cash withdrawal atm", "atm cash withdrawal failed"] * 2
     labels = ["exchange_rate", "exchange_rate", "atm", "atm"] * 2
-    grown = camel.train(texts, labels, init=old, args=camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1, "max_steps": 1,
-                                                                              "lr_head": 1e-9, "lr_blocks": 1e-9}))
+    grown = camel.train(
+        texts,
+        labels,
+        init=old,
+        args=camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1, "max_steps": 1, "lr_head": 1e-9, "lr_blocks": 1e-9}),
+    )
     assert grown.adapter.labels == old.labels + ["atm", "exchange_rate"]
     assert grown.adapter.classifier.weight.shape[0] == len(old.labels) + 2
     assert torch.allclose(grown.adapter.classifier.weight[: len(old.labels)], old_weights, atol=1e-6)
@@ -67,8 +72,14 @@ def test_continuation_mixes_in_replay_and_reports_progress(trained: camel.TrainR
     texts, labels = dataset()
     calls: list[tuple[int, int, dict]] = []
     args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 2, "replay_min": 8, "replay_ratio": 1.0})
-    result = camel.train(texts[:4], labels[:4], init=trained.adapter, replay=(texts, labels), args=args,
-                         progress=lambda step, total, metrics: calls.append((step, total, metrics)))
+    result = camel.train(
+        texts[:4],
+        labels[:4],
+        init=trained.adapter,
+        replay=(texts, labels),
+        args=args,
+        progress=lambda step, total, metrics: calls.append((step, total, metrics)),
+    )
     assert result.adapter.metrics["training"]["n_train"] == 4 + 8
     assert calls and calls[-1][0] == calls[-1][1] == result.adapter.metrics["training"]["steps"]
     assert any("train_loss" in metrics for _, _, metrics in calls)
@@ -76,8 +87,9 @@ def test_continuation_mixes_in_replay_and_reports_progress(trained: camel.TrainR
 
 def test_early_stopping_restores_the_best_validation_epoch(tiny_config: camel.CamelConfig) -> None:
     texts, labels = dataset()
-    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 40, "val_fraction": 0.34, "min_val_examples": 4,
-                                 "patience": 2, "lr_head": 0.05})
+    args = camel.TrainingArgs(
+        **{**FAST_ARGS, "max_epochs": 40, "val_fraction": 0.34, "min_val_examples": 4, "patience": 2, "lr_head": 0.05}
+    )
     result = camel.train(texts, labels, config=tiny_config, args=args)
     losses = [row["val_loss"] for row in result.history]
     assert result.val_metrics["loss"] == min(losses)
@@ -107,8 +119,9 @@ def test_head_warmup_trains_the_head_first_and_counts_its_steps(tiny_config: cam
     texts, labels = dataset()
     totals: set[int] = set()
     args = camel.TrainingArgs(**{**FAST_ARGS, "head_warmup_epochs": 2, "max_epochs": 1})
-    result = camel.train(texts, labels, config=tiny_config, args=args,
-                         progress=lambda step, total, metrics: totals.add(total))
+    result = camel.train(
+        texts, labels, config=tiny_config, args=args, progress=lambda step, total, metrics: totals.add(total)
+    )
     steps_per_epoch = 3  # 24 examples in batches of 8
     assert totals == {3 * steps_per_epoch}
     assert result.adapter.metrics["training"]["steps"] == 3 * steps_per_epoch
@@ -118,7 +131,9 @@ def test_head_warmup_trains_the_head_first_and_counts_its_steps(tiny_config: cam
 def test_thread_count_is_restored(tiny_config: camel.CamelConfig) -> None:
     texts, labels = dataset()
     before = torch.get_num_threads()
-    camel.train(texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "num_threads": 2, "max_epochs": 1}))
+    camel.train(
+        texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "num_threads": 2, "max_epochs": 1})
+    )
     assert torch.get_num_threads() == before
 
 
@@ -138,7 +153,9 @@ def test_continuing_with_a_different_structure_is_refused(trained: camel.TrainRe
         camel.train(["refund please"], ["refund"], init=trained.adapter, config=config)
 
 
-def test_continuing_uses_fewer_epochs_and_steps_are_capped(trained: camel.TrainResult, tiny_config: camel.CamelConfig) -> None:
+def test_continuing_uses_fewer_epochs_and_steps_are_capped(
+    trained: camel.TrainResult, tiny_config: camel.CamelConfig
+) -> None:
     texts, labels = dataset()
     args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 6, "continue_max_epochs": 2})
     assert len(camel.train(texts, labels, init=trained.adapter, args=args).history) == 2

@@ -27,8 +27,13 @@ def make_texts(label: str, count: int, seed: int) -> list[str]:
 
 
 def make_settings(data_dir: Path, tiny_bert_dir: Path, **learning: object) -> Settings:
-    defaults = {"reload_poll_s": 0.3, "debounce_s": 0.5, "threshold_new_labels": 5,
-                "gate_macro_f1_epsilon": 0.02, "gate_max_recall_drop": 0.15}
+    defaults = {
+        "reload_poll_s": 0.3,
+        "debounce_s": 0.5,
+        "threshold_new_labels": 5,
+        "gate_macro_f1_epsilon": 0.02,
+        "gate_max_recall_drop": 0.15,
+    }
     return Settings(
         data_dir=str(data_dir),
         model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, training_threads=1),
@@ -37,8 +42,9 @@ def make_settings(data_dir: Path, tiny_bert_dir: Path, **learning: object) -> Se
     )
 
 
-def label_messages(db: object, per_label: int | dict[str, int], *, seed: int = 0,
-                   train_labels: dict[int, str] | None = None) -> list[tuple[int, str]]:
+def label_messages(
+    db: object, per_label: int | dict[str, int], *, seed: int = 0, train_labels: dict[int, str] | None = None
+) -> list[tuple[int, str]]:
     """Store corrected messages (a count per label); returns (message id, true label).
 
     `train_labels` (position -> label) overrides the label given to training-split messages.
@@ -89,8 +95,9 @@ def install_adapter(settings: Settings, db: object, version: int, *, seed: int =
     folder = versions.version_dir(settings.data_dir, TASK, version)
     camel.save_adapter(adapter, str(folder))
     metrics = {"accuracy": 0.5 + version / 100, "macro_f1": 0.4 + version / 100}
-    storage.register_adapter(db, task=TASK, version=version, path=str(folder), parent_version=None,
-                             run_id=None, metrics=metrics)
+    storage.register_adapter(
+        db, task=TASK, version=version, path=str(folder), parent_version=None, run_id=None, metrics=metrics
+    )
     if activate:
         storage.activate_adapter(db, TASK, version, reason="installed by the test")
     return folder

@@ -47,18 +47,32 @@ def test_task_lock_is_exclusive(tmp_path: Path) -> None:
 
 
 SUMMARY = {
-    "task": "support", "trigger": "threshold", "outcome": "rejected", "version": 4, "n_new": 12,
-    "n_train": 80, "n_heldout": 20, "reason": "macro-F1 0.610 is below active 0.700 - 0.01",
-    "old_metrics": {"accuracy": 0.75, "macro_f1": 0.70}, "new_metrics": {"accuracy": 0.65, "macro_f1": 0.61},
-    "decision": {"promote": False, "reason": "...", "per_label_changes": [
-        {"label": "refund", "old_recall": 0.9, "new_recall": 0.5, "change": -0.4, "support": 10},
-        {"label": "card_arrival", "old_recall": 0.5, "new_recall": 0.6, "change": 0.1, "support": 10}]},
+    "task": "support",
+    "trigger": "threshold",
+    "outcome": "rejected",
+    "version": 4,
+    "n_new": 12,
+    "n_train": 80,
+    "n_heldout": 20,
+    "reason": "macro-F1 0.610 is below active 0.700 - 0.01",
+    "old_metrics": {"accuracy": 0.75, "macro_f1": 0.70},
+    "new_metrics": {"accuracy": 0.65, "macro_f1": 0.61},
+    "decision": {
+        "promote": False,
+        "reason": "...",
+        "per_label_changes": [
+            {"label": "refund", "old_recall": 0.9, "new_recall": 0.5, "change": -0.4, "support": 10},
+            {"label": "card_arrival", "old_recall": 0.5, "new_recall": 0.6, "change": 0.1, "support": 10},
+        ],
+    },
 }
 
 
 def test_report_has_decision_metrics_and_per_label_changes() -> None:
     text, blocks = build_report(RoundSummary.from_dict(SUMMARY))
-    assert text.startswith(":no_entry_sign: Training round for *support*: rejected v4")  # one version format in every message
+    assert text.startswith(
+        ":no_entry_sign: Training round for *support*: rejected v4"
+    )  # one version format in every message
     assert "below active" in text
     fields = " ".join(f["text"] for f in blocks[1]["fields"])
     assert "accuracy 75.0%, macro-F1 70.0%" in fields and "accuracy 65.0%, macro-F1 61.0%" in fields
@@ -73,8 +87,10 @@ def test_report_of_a_failed_run_has_no_metrics() -> None:
 
 
 def test_chart_is_a_png() -> None:
-    history = [AdapterVersion("t", v, "", None, None, {"macro_f1": f}, s, "", "", "")
-               for v, f, s in ((1, 0.5, "retired"), (2, 0.4, "rejected"), (3, 0.7, "active"))]
+    history = [
+        AdapterVersion("t", v, "", None, None, {"macro_f1": f}, s, "", "", "")
+        for v, f, s in ((1, 0.5, "retired"), (2, 0.4, "rejected"), (3, 0.7, "active"))
+    ]
     png = metric_chart(history)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
     assert metric_chart([]).startswith(b"\x89PNG")

@@ -69,8 +69,9 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
     settings, db = loop_env
     v1 = install_adapter(settings, db, 1)
     run_id = storage.start_run(db, TASK, "schedule")  # its process died: never finished
-    storage.register_adapter(db, task=TASK, version=2, path=str(v1.parent / "v0002"), parent_version=1,
-                             run_id=run_id, metrics={})
+    storage.register_adapter(
+        db, task=TASK, version=2, path=str(v1.parent / "v0002"), parent_version=1, run_id=run_id, metrics={}
+    )
     ours = versions.temp_dir(settings.data_dir, TASK, 2)
     ours.mkdir()
     (ours / camel.WEIGHTS_FILE).write_bytes(b"half a tensor")
@@ -99,7 +100,12 @@ def test_recovery_leaves_a_round_that_is_still_running_alone(loop_env) -> None:
 
 def test_training_child_rejects_an_unknown_task_with_exit_status_2(loop_env) -> None:
     settings, _ = loop_env
-    done = subprocess.run([sys.executable, "-m", "bot.loop.round", "--db", settings.db_path,
-                           "--task", "nope"], env=child_env(1), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.loop.round", "--db", settings.db_path, "--task", "nope"],
+        env=child_env(1),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == "training round for nope: error: unknown task 'nope'"

@@ -40,8 +40,9 @@ def test_restarting_the_loop_keeps_one_nightly_job(loop_env) -> None:
 
 def test_a_night_missed_while_down_runs_once_at_start(loop_env, tiny_bert_dir) -> None:
     _, db = loop_env
-    settings = make_settings(Path(loop_env[0].data_dir), tiny_bert_dir, schedule_cron="*/10 * * * *",
-                             misfire_grace_s=900)
+    settings = make_settings(
+        Path(loop_env[0].data_dir), tiny_bert_dir, schedule_cron="*/10 * * * *", misfire_grace_s=900
+    )
     loop = _loop(settings)
     loop.start()
     loop.stop()

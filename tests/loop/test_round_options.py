@@ -12,11 +12,12 @@ from bot.settings import LearningSettings, ModelSettings, Settings
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=str(tmp_path / "data"), admin_weight=3.0,
-                    model=ModelSettings(base_model="/models/tiny", trainable_layers=1, training_threads=2,
-                                        max_epochs=5),
-                    learning=LearningSettings(heldout_fraction=0.3, gate_macro_f1_epsilon=0.05,
-                                              gate_max_recall_drop=0.2))
+    return Settings(
+        data_dir=str(tmp_path / "data"),
+        admin_weight=3.0,
+        model=ModelSettings(base_model="/models/tiny", trainable_layers=1, training_threads=2, max_epochs=5),
+        learning=LearningSettings(heldout_fraction=0.3, gate_macro_f1_epsilon=0.05, gate_max_recall_drop=0.2),
+    )
 
 
 def test_the_child_reads_back_exactly_what_the_parent_passes(tmp_path: Path) -> None:
@@ -44,9 +45,19 @@ def test_a_hand_run_child_uses_the_bots_defaults(tmp_path: Path) -> None:
 
 
 def test_summary_round_trips_through_its_file(tmp_path: Path) -> None:
-    summary = RoundSummary(task="support", outcome="promoted", run_id=3, trigger="manual", reason="better",
-                           n_train=10, n_heldout=4, n_new=6, version=2, new_metrics={"accuracy": 0.9},
-                           decision={"promote": True, "reason": "better", "per_label_changes": []})
+    summary = RoundSummary(
+        task="support",
+        outcome="promoted",
+        run_id=3,
+        trigger="manual",
+        reason="better",
+        n_train=10,
+        n_heldout=4,
+        n_new=6,
+        version=2,
+        new_metrics={"accuracy": 0.9},
+        decision={"promote": True, "reason": "better", "per_label_changes": []},
+    )
     path = summary_path(str(tmp_path), 3)
     summary.write(path)
     assert path.name == "run-000003.json"

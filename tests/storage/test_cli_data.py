@@ -18,7 +18,10 @@ def test_import_then_export_through_the_cli(db_path: Path, tmp_path: Path, capsy
     assert "imported 2 labelled rows" in capsys.readouterr().out
     out = tmp_path / "out.csv"
     assert main(["export", str(out), "--task", "support", "--db", str(db_path)]) == 0
-    assert out.read_bytes().decode("utf-8") == 'text,label,task\r\n"card, where?",card_arrival,support\r\n"two\nlines",top_up,support\r\n'
+    assert (
+        out.read_bytes().decode("utf-8")
+        == 'text,label,task\r\n"card, where?",card_arrival,support\r\n"two\nlines",top_up,support\r\n'
+    )
     trail = tmp_path / "trail.jsonl"
     assert main(["export", str(trail), "--corrections", "--db", str(db_path)]) == 0
     assert len(trail.read_text().splitlines()) == 2

@@ -51,8 +51,14 @@ def test_tasks_keep_labels_and_refuse_bad_values(db) -> None:
 def test_prediction_found_by_its_reply(db) -> None:
     mid = message(db, "1.1")
     pid = storage.record_prediction(
-        db, message_id=mid, task="support", adapter_version=3, label="card_arrival", confidence=0.8,
-        top3=[("card_arrival", 0.8), ("top_up", 0.15), ("lost_or_stolen_card", 0.05)], latency_ms=12.5,
+        db,
+        message_id=mid,
+        task="support",
+        adapter_version=3,
+        label="card_arrival",
+        confidence=0.8,
+        top3=[("card_arrival", 0.8), ("top_up", 0.15), ("lost_or_stolen_card", 0.05)],
+        latency_ms=12.5,
     )
     storage.set_prediction_reply(db, pid, channel="C1", reply_ts="1.2")
     found = storage.find_prediction_by_reply(db, channel="C1", reply_ts="1.2")
@@ -60,8 +66,16 @@ def test_prediction_found_by_its_reply(db) -> None:
     assert storage.latest_prediction(db, mid, "support").id == pid
     assert storage.find_prediction_by_reply(db, channel="C1", reply_ts="9.9") is None
     with pytest.raises(storage.UnknownMessageError):
-        storage.record_prediction(db, message_id=999, task="support", adapter_version=None, label="top_up",
-                                  confidence=0.5, top3=[], latency_ms=1.0)
+        storage.record_prediction(
+            db,
+            message_id=999,
+            task="support",
+            adapter_version=None,
+            label="top_up",
+            confidence=0.5,
+            top3=[],
+            latency_ms=1.0,
+        )
 
 
 def test_corrections_validate_and_count_per_user(db) -> None:
@@ -82,10 +96,20 @@ def test_corrections_validate_and_count_per_user(db) -> None:
 def test_adapter_lifecycle_keeps_one_active_version(db) -> None:
     run = storage.start_run(db, "support", "manual")
     assert storage.next_version(db, "support") == 1
-    storage.register_adapter(db, task="support", version=1, path="a/v0001", parent_version=None,
-                             run_id=run, metrics={"macro_f1": 0.5}, status="active", reason="first")
-    storage.register_adapter(db, task="support", version=2, path="a/v0002", parent_version=1,
-                             run_id=None, metrics={"macro_f1": 0.6})
+    storage.register_adapter(
+        db,
+        task="support",
+        version=1,
+        path="a/v0001",
+        parent_version=None,
+        run_id=run,
+        metrics={"macro_f1": 0.5},
+        status="active",
+        reason="first",
+    )
+    storage.register_adapter(
+        db, task="support", version=2, path="a/v0002", parent_version=1, run_id=None, metrics={"macro_f1": 0.6}
+    )
     assert storage.next_version(db, "support") == 3
     promoted = storage.activate_adapter(db, "support", 2, reason="gate passed")
     assert promoted.status == "active" and promoted.metrics == {"macro_f1": 0.6}
@@ -97,8 +121,7 @@ def test_adapter_lifecycle_keeps_one_active_version(db) -> None:
     with pytest.raises(storage.UnknownAdapterError):
         storage.activate_adapter(db, "support", 7, reason="x")
     with pytest.raises(storage.InvalidValueError, match="already has an adapter version 1"):
-        storage.register_adapter(db, task="support", version=1, path="p", parent_version=None,
-                                 run_id=None, metrics={})
+        storage.register_adapter(db, task="support", version=1, path="p", parent_version=None, run_id=None, metrics={})
 
 
 def test_runs_are_recorded_newest_first(db) -> None:
@@ -119,5 +142,7 @@ def test_audit_entries_newest_first(db) -> None:
     storage.audit(db, actor="U1", action="retrain", detail={"task": "support"})
     storage.audit(db, actor="U2", action="rollback")
     entries = storage.list_audit(db)
-    assert [(e.actor, e.action, e.detail) for e in entries] == [("U2", "rollback", None),
-                                                                ("U1", "retrain", {"task": "support"})]
+    assert [(e.actor, e.action, e.detail) for e in entries] == [
+        ("U2", "rollback", None),
+        ("U1", "retrain", {"task": "support"}),
+    ]

@@ -9,13 +9,22 @@ from tests.storage.conftest import message
 
 
 def correct(db, mid: int, label: str | None, user: str, source: str = "reaction", admin: bool = False) -> int:
-    return storage.add_correction(db, message_id=mid, task="support", label=label, source=source,
-                                  user=user, is_admin=admin)
+    return storage.add_correction(
+        db, message_id=mid, task="support", label=label, source=source, user=user, is_admin=admin
+    )
 
 
 def predict(db, mid: int, label: str) -> int:
-    return storage.record_prediction(db, message_id=mid, task="support", adapter_version=1, label=label,
-                                     confidence=0.7, top3=[(label, 0.7)], latency_ms=5.0)
+    return storage.record_prediction(
+        db,
+        message_id=mid,
+        task="support",
+        adapter_version=1,
+        label=label,
+        confidence=0.7,
+        top3=[(label, 0.7)],
+        latency_ms=5.0,
+    )
 
 
 def labels_of(db, **kwargs) -> dict[int, str]:
@@ -25,8 +34,10 @@ def labels_of(db, **kwargs) -> dict[int, str]:
 def test_withdrawn_reaction_does_not_count(db) -> None:
     mid = message(db, "1")
     correct(db, mid, "top_up", "U1")
-    assert storage.withdraw_correction(db, message_id=mid, task="support", user="U1", source="reaction",
-                                       label="top_up") == 1
+    assert (
+        storage.withdraw_correction(db, message_id=mid, task="support", user="U1", source="reaction", label="top_up")
+        == 1
+    )
     assert labels_of(db) == {}
     correct(db, mid, "card_arrival", "U1", source="menu")
     assert labels_of(db) == {mid: "card_arrival"}
@@ -88,7 +99,10 @@ def test_rejection_is_no_vote_but_a_dispute(db) -> None:
     correct(db, other, None, "U2", source="reject")
     resolution = storage.resolve_labels(db, "support")
     assert labels_of(db) == {other: "top_up"}
-    assert [(d.message_id, d.label, d.rejections) for d in resolution.disputed] == [(mid, None, 1), (other, "top_up", 1)]
+    assert [(d.message_id, d.label, d.rejections) for d in resolution.disputed] == [
+        (mid, None, 1),
+        (other, "top_up", 1),
+    ]
 
 
 def test_split_is_deterministic_and_near_the_fraction() -> None:

@@ -26,8 +26,9 @@ AWKWARD_TEXTS = [
 def _seed(db) -> None:
     for i, text in enumerate(AWKWARD_TEXTS):
         mid = message(db, str(i), text=text)
-        storage.add_correction(db, message_id=mid, task="support", label=["top_up", "card_arrival"][i % 2],
-                               source="menu", user="U1")
+        storage.add_correction(
+            db, message_id=mid, task="support", label=["top_up", "card_arrival"][i % 2], source="menu", user="U1"
+        )
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
@@ -82,8 +83,12 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_imported(db, tmp_path: Pat
 
 def test_bad_jsonl_lines_are_reported(db, tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"text": "a", "label": "top_up"}\n\nnot json\n[1]\n{"text": "b", "label": "top_up", "task": "x"}\n')
-    with pytest.raises(storage.ImportFormatError, match=r"line 3: invalid JSON.*line 4: not a JSON object.*line 5: unknown task 'x'"):
+    path.write_text(
+        '{"text": "a", "label": "top_up"}\n\nnot json\n[1]\n{"text": "b", "label": "top_up", "task": "x"}\n'
+    )
+    with pytest.raises(
+        storage.ImportFormatError, match=r"line 3: invalid JSON.*line 4: not a JSON object.*line 5: unknown task 'x'"
+    ):
         storage.import_labelled(db, path, task="support")
     assert db.execute("SELECT COUNT(*) FROM corrections").fetchone()[0] == 0
 
@@ -110,7 +115,9 @@ def test_correction_trail_includes_withdrawn_rows(db, tmp_path: Path) -> None:
     assert storage.export_corrections(db, path) == 2
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(r["source"], r["label"], r["withdrawn_at"] is not None, r["ts"]) for r in rows] == [
-        ("reaction", "top_up", True, "1"), ("menu", "card_arrival", False, "1")]
+        ("reaction", "top_up", True, "1"),
+        ("menu", "card_arrival", False, "1"),
+    ]
     assert storage.export_corrections(db, tmp_path / "trail.csv") == 2
 
 

@@ -21,8 +21,13 @@ def write(path: str, name: str, seconds: float) -> None:
     written = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        mid = storage.record_message(db, workspace="W", channel="C1", ts=f"shared-{written % SHARED_MESSAGES}",
-                                     text=f"message {written % SHARED_MESSAGES}")
+        mid = storage.record_message(
+            db,
+            workspace="W",
+            channel="C1",
+            ts=f"shared-{written % SHARED_MESSAGES}",
+            text=f"message {written % SHARED_MESSAGES}",
+        )
         storage.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user=name)
         written += 1
         if written % 25 == 0:

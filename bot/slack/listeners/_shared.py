@@ -42,13 +42,21 @@ def over_cap(services: Services, user: str) -> bool:
     return storage.count_user_corrections_since(services.db, user, since) >= services.settings.corrections_per_hour
 
 
-def record_correction(services: Services, client: WebClient, *, message_id: int, task: str,
-                      label: str | None, source: str, user: str) -> bool:
+def record_correction(
+    services: Services, client: WebClient, *, message_id: int, task: str, label: str | None, source: str, user: str
+) -> bool:
     """Store one correction unless the user is over the hourly cap; False means nothing stored."""
     if over_cap(services, user):
         return False
-    storage.add_correction(services.db, message_id=message_id, task=task, label=label, source=source,
-                           user=user, is_admin=services.is_admin(user, client))
+    storage.add_correction(
+        services.db,
+        message_id=message_id,
+        task=task,
+        label=label,
+        source=source,
+        user=user,
+        is_admin=services.is_admin(user, client),
+    )
     services.metrics.corrections.labels(task=task, source=source).inc()
     if services.learning is not None:
         services.learning.note_new_labels(task)

@@ -31,21 +31,27 @@ def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
     return task, label, blocks.message_id_from(str(action.get("block_id", "")))
 
 
-def on_label_chosen(body: dict[str, Any], action: dict[str, Any], context: BoltContext,
-                    client: WebClient, respond: Respond) -> None:
+def on_label_chosen(
+    body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+) -> None:
     services = services_of(context)
     user = str(body["user"]["id"])
     task_name, label, message_id = _choice(action)
     task = storage.get_task(services.db, task_name)
     if task is None or message_id is None or label not in task.labels:
-        respond(text=texts.action_failed("That choice is out of date."), response_type="ephemeral",
-                replace_original=False)
+        respond(
+            text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False
+        )
         return
     source = "confirm" if action.get("action_id") == blocks.CONFIRM_BUTTON else "menu"
-    if not record_correction(services, client, message_id=message_id, task=task.name, label=label,
-                             source=source, user=user):
-        respond(text=texts.cap_reached(services.settings.corrections_per_hour), response_type="ephemeral",
-                replace_original=False)
+    if not record_correction(
+        services, client, message_id=message_id, task=task.name, label=label, source=source, user=user
+    ):
+        respond(
+            text=texts.cap_reached(services.settings.corrections_per_hour),
+            response_type="ephemeral",
+            replace_original=False,
+        )
         return
     text = texts.confirmed_text(label, user) if source == "confirm" else texts.corrected_text(label, user)
     container = body.get("container") or {}
@@ -53,6 +59,9 @@ def on_label_chosen(body: dict[str, Any], action: dict[str, Any], context: BoltC
         # An ephemeral prompt (after a rejection) cannot be chat.update'd; its response_url can.
         respond(text=text, replace_original=True)
         return
-    client.chat_update(channel=str(container.get("channel_id") or body["channel"]["id"]),
-                       ts=str(container.get("message_ts") or body["message"]["ts"]), text=text,
-                       blocks=blocks.menu_blocks(message_id, task.name, task.labels, text))
+    client.chat_update(
+        channel=str(container.get("channel_id") or body["channel"]["id"]),
+        ts=str(container.get("message_ts") or body["message"]["ts"]),
+        text=text,
+        blocks=blocks.menu_blocks(message_id, task.name, task.labels, text),
+    )

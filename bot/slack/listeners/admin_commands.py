@@ -13,8 +13,9 @@ COMMAND = texts.COMMAND
 
 
 def _audit(call: Invocation, action: str, **detail: object) -> None:
-    storage.audit(call.services.db, actor=call.user, action=action,
-                  detail={"via": "slack", "channel": call.channel, **detail})
+    storage.audit(
+        call.services.db, actor=call.user, action=action, detail={"via": "slack", "channel": call.channel, **detail}
+    )
 
 
 def _learning(call: Invocation):  # type: ignore[no-untyped-def]
@@ -60,7 +61,11 @@ def do_export(call: Invocation) -> None:
     with tempfile.TemporaryDirectory(prefix="camel-export-") as folder:
         path = Path(folder) / f"{task.name}-labelled.csv"
         count = storage.export_labelled(call.services.db, task.name, str(path), fmt="csv")
-        call.client.files_upload_v2(channel=call.channel, file=str(path), filename=path.name,
-                                    title=f"{task.name} labelled data",
-                                    initial_comment=texts.export_comment(task.name, count))
+        call.client.files_upload_v2(
+            channel=call.channel,
+            file=str(path),
+            filename=path.name,
+            title=f"{task.name} labelled data",
+            initial_comment=texts.export_comment(task.name, count),
+        )
     _audit(call, "slack.export", task=task.name, rows=count)

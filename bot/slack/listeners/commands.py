@@ -31,8 +31,16 @@ def register(app: App) -> None:
 
 def run_command(body: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond) -> None:
     name, rest = (str(body.get("text") or "").split(maxsplit=1) + ["", ""])[:2]
-    call = Invocation(services_of(context), client, respond, str(body.get("user_id")), str(body.get("channel_id")),
-                      workspace_of(body, context), rest.split(), rest.strip())
+    call = Invocation(
+        services_of(context),
+        client,
+        respond,
+        str(body.get("user_id")),
+        str(body.get("channel_id")),
+        workspace_of(body, context),
+        rest.split(),
+        rest.strip(),
+    )
     handler = SUBCOMMANDS.get(name.lower() or "help")
     try:
         if handler is None:
@@ -59,8 +67,11 @@ def do_predict(call: Invocation) -> None:
     if predictor is None:
         raise CommandProblem(texts.no_adapter(task.name))
     result = predictor.predict([call.raw[: call.services.settings.max_predict_chars]])[0]
-    call.reply(texts.predict_reply(result.label, result.confidence,
-                                      result.confidence < task.abstain_threshold, list(result.top3)))
+    call.reply(
+        texts.predict_reply(
+            result.label, result.confidence, result.confidence < task.abstain_threshold, list(result.top3)
+        )
+    )
 
 
 def parse_link(link: str) -> tuple[str, str]:
@@ -81,8 +92,9 @@ def do_label(call: Invocation) -> None:
     if label not in task.labels:
         raise CommandProblem(texts.unknown_label(label, task.labels))
     message_id = _stored_message_id(call, channel, ts)
-    if not record_correction(call.services, call.client, message_id=message_id, task=task.name, label=label,
-                             source="command", user=call.user):
+    if not record_correction(
+        call.services, call.client, message_id=message_id, task=task.name, label=label, source="command", user=call.user
+    ):
         raise CommandProblem(texts.cap_reached(call.services.settings.corrections_per_hour))
     call.reply(texts.label_stored(label))
 
@@ -97,8 +109,15 @@ def _stored_message_id(call: Invocation, channel: str, ts: str) -> int:
     message = next((m for m in history.get("messages") or [] if m.get("ts") == ts), None)
     if message is None or not message.get("text"):
         raise CommandProblem(texts.message_not_found())
-    return storage.record_message(db, workspace=call.workspace, channel=channel, ts=ts, text=message["text"],
-                                  user=message.get("user"), thread_ts=message.get("thread_ts"))
+    return storage.record_message(
+        db,
+        workspace=call.workspace,
+        channel=channel,
+        ts=ts,
+        text=message["text"],
+        user=message.get("user"),
+        thread_ts=message.get("thread_ts"),
+    )
 
 
 def do_labels(call: Invocation) -> None:
@@ -118,7 +137,14 @@ def do_history(call: Invocation) -> None:
 
 
 SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
-    "help": do_help, "predict": do_predict, "label": do_label, "labels": do_labels, "stats": do_stats,
-    "history": do_history, "retrain": admin_commands.do_retrain, "rollback": admin_commands.do_rollback,
-    "setup": admin_commands.do_setup, "export": admin_commands.do_export,
+    "help": do_help,
+    "predict": do_predict,
+    "label": do_label,
+    "labels": do_labels,
+    "stats": do_stats,
+    "history": do_history,
+    "retrain": admin_commands.do_retrain,
+    "rollback": admin_commands.do_rollback,
+    "setup": admin_commands.do_setup,
+    "export": admin_commands.do_export,
 }

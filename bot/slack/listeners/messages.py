@@ -37,15 +37,24 @@ def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltC
     if _is_thread_reply(message) and not services.settings.classify_thread_replies:
         return
     message_id = storage.record_message(
-        services.db, workspace=workspace_of(body, context), channel=channel, ts=message["ts"], text=text,
-        user=message.get("user"), thread_ts=message.get("thread_ts"))
+        services.db,
+        workspace=workspace_of(body, context),
+        channel=channel,
+        ts=message["ts"],
+        text=text,
+        user=message.get("user"),
+        thread_ts=message.get("thread_ts"),
+    )
     thread = message.get("thread_ts") or message["ts"]
     predictor = services.predictors.get(task.name)
     if predictor is None:
         if not task.quiet:
-            client.chat_postMessage(channel=channel, thread_ts=thread, text=texts.needs_label_text(task.name),
-                                    blocks=blocks.menu_blocks(message_id, task.name, task.labels,
-                                                              texts.needs_label_text(task.name)))
+            client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread,
+                text=texts.needs_label_text(task.name),
+                blocks=blocks.menu_blocks(message_id, task.name, task.labels, texts.needs_label_text(task.name)),
+            )
         return
     answer(services, client, task, predictor, message_id, channel, message["ts"], thread, text)
 
@@ -55,8 +64,17 @@ def _is_thread_reply(message: dict[str, Any]) -> bool:
     return bool(thread_ts) and thread_ts != message.get("ts")
 
 
-def answer(services: Services, client: WebClient, task: storage.Task, predictor: camel.Predictor, message_id: int,
-           channel: str, ts: str, thread: str, text: str) -> None:
+def answer(
+    services: Services,
+    client: WebClient,
+    task: storage.Task,
+    predictor: camel.Predictor,
+    message_id: int,
+    channel: str,
+    ts: str,
+    thread: str,
+    text: str,
+) -> None:
     try:
         result = predictor.predict([text[: services.settings.max_predict_chars]])[0]
     except camel.CamelError as exc:
@@ -64,9 +82,16 @@ def answer(services: Services, client: WebClient, task: storage.Task, predictor:
         return
     abstained = result.confidence < task.abstain_threshold
     prediction_id = storage.record_prediction(
-        services.db, message_id=message_id, task=task.name, adapter_version=services.predictors.version(task.name),
-        label=result.label, confidence=result.confidence, top3=result.top3, latency_ms=result.latency_ms,
-        abstained=abstained)
+        services.db,
+        message_id=message_id,
+        task=task.name,
+        adapter_version=services.predictors.version(task.name),
+        label=result.label,
+        confidence=result.confidence,
+        top3=result.top3,
+        latency_ms=result.latency_ms,
+        abstained=abstained,
+    )
     _count(services, task.name, result.latency_ms, abstained)
     if task.quiet:
         _react(client, task, channel, ts, result.label, abstained)

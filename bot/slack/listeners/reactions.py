@@ -86,15 +86,21 @@ def on_reaction_added(event: dict[str, Any], body: dict[str, Any], context: Bolt
         if prediction is None:
             return  # nothing of ours to confirm or reject
         label = prediction.label
-    if not record_correction(services, client, message_id=message_id, task=task.name, label=label,
-                             source=source, user=user):
-        client.chat_postEphemeral(channel=channel, user=user,
-                                  text=texts.cap_reached(services.settings.corrections_per_hour))
+    if not record_correction(
+        services, client, message_id=message_id, task=task.name, label=label, source=source, user=user
+    ):
+        client.chat_postEphemeral(
+            channel=channel, user=user, text=texts.cap_reached(services.settings.corrections_per_hour)
+        )
         return
     if source == "reject":
         prompt = texts.reject_prompt()
-        client.chat_postEphemeral(channel=channel, user=user, text=prompt,
-                                  blocks=blocks.menu_blocks(message_id, task.name, task.labels, prompt))
+        client.chat_postEphemeral(
+            channel=channel,
+            user=user,
+            text=prompt,
+            blocks=blocks.menu_blocks(message_id, task.name, task.labels, prompt),
+        )
 
 
 def on_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
@@ -103,8 +109,9 @@ def on_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: Bo
     if understood is None:
         return
     task, message_id, source, label = understood
-    withdrawn = storage.withdraw_correction(services.db, message_id=message_id, task=task.name,
-                                            user=str(event.get("user")), source=source, label=label)
+    withdrawn = storage.withdraw_correction(
+        services.db, message_id=message_id, task=task.name, user=str(event.get("user")), source=source, label=label
+    )
     if withdrawn and services.learning is not None:
         services.learning.note_new_labels(task.name)
     log.info("withdrew %d %s correction(s) on message %d", withdrawn, source, message_id)
