@@ -30,7 +30,7 @@ from sqlite_utils import Database
 import storage
 from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
-from bot.loop.report import Post, Upload
+from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack.app import build_app, build_client

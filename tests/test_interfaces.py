@@ -14,7 +14,7 @@ DOTTED = re.compile(r"\b((?:bot|camel|storage)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 
 def code_block(after: str) -> str:
     start = DOC.index(after)
-    return DOC[start: DOC.index("```", start + len(after))]
+    return DOC[start : DOC.index("```", start + len(after))]
 
 
 def resolve(dotted: str) -> object:
@@ -35,7 +35,9 @@ def documented_dotted_names() -> list[str]:
     prose = re.sub(r"```.*?```", "", DOC, flags=re.S)  # the code blocks are read below
     spans = re.findall(r"`([^`]+)`", prose)
     # File names such as `camel.db` look dotted too.
-    return sorted({name for span in spans for name in DOTTED.findall(span) if not name.endswith((".db", ".py", ".toml"))})
+    return sorted(
+        {name for span in spans for name in DOTTED.findall(span) if not name.endswith((".db", ".py", ".toml"))}
+    )
 
 
 def camel_names() -> list[str]:

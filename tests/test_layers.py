@@ -99,9 +99,9 @@ def test_the_checker_sees_violations() -> None:
         "bot.loop.loop imports bot.runtime, a layer above it"
     ]
     stranger = "from ..slack import blocks\n"
-    assert problems_of("bot.loop.report", imports_in(stranger, "bot.loop")) == [
-        "bot.loop.report imports bot.slack: bot.loop and bot.slack must not know each other",
-        "bot.loop.report imports bot.slack.blocks: bot.loop and bot.slack must not know each other",
+    assert problems_of("bot.loop.round_report", imports_in(stranger, "bot.loop")) == [
+        "bot.loop.round_report imports bot.slack: bot.loop and bot.slack must not know each other",
+        "bot.loop.round_report imports bot.slack.blocks: bot.loop and bot.slack must not know each other",
     ]
     assert problems_of("bot.texts", imports_in("import bot.slack.app\n", "bot")) == [
         "bot.texts imports bot.slack.app, a layer above it"

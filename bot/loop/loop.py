@@ -16,7 +16,7 @@ from datetime import datetime
 import storage
 from bot.errors import RollbackError
 from bot.loop.registry import PredictorRegistry
-from bot.loop.report import Post, Upload
+from bot.loop.round_report import Post, Upload
 from bot.loop.reporter import Reporter
 from bot.loop.runner import RoundRunner
 from bot.loop.triggers import Triggers

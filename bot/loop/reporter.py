@@ -12,7 +12,7 @@ from sqlite_utils import Database
 
 import storage
 from bot.loop.options import RoundSummary, summary_path
-from bot.loop.report import Post, Upload, build_report, metric_chart
+from bot.loop.round_report import Post, Upload, build_report, metric_chart
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import pytest
 
 from bot.loop import versions as store
 from bot.loop.options import RoundSummary
-from bot.loop.report import build_report, metric_chart
+from bot.loop.round_report import build_report, metric_chart
 from storage import AdapterVersion
 
 

@@ -10,9 +10,9 @@ from types import ModuleType
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, commands, home, messages, reactions
+from bot.slack.listeners import actions, channel_messages, commands, home, reactions
 
-MODULES: tuple[ModuleType, ...] = (messages, reactions, actions, commands, home)
+MODULES: tuple[ModuleType, ...] = (channel_messages, reactions, actions, commands, home)
 Registered = dict[str, set[str]]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import storage
 from bot import texts
 from bot.slack.listeners.invocation import CommandProblem, Invocation
+from bot.slack.services import Learning
 
 COMMAND = texts.COMMAND
 
@@ -18,7 +19,7 @@ def _audit(call: Invocation, action: str, **detail: object) -> None:
     )
 
 
-def _learning(call: Invocation):  # type: ignore[no-untyped-def]
+def _learning(call: Invocation) -> Learning:
     if call.services.learning is None:
         raise CommandProblem(texts.learning_unavailable())
     return call.services.learning
