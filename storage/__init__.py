@@ -25,8 +25,8 @@ from storage.records import (
     AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Resolution, StoredPrediction, Task,
     TrainingRun,
 )
-from storage.runs import finish_run, get_run, last_run, list_runs, start_run
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
+from storage.runs import finish_run, get_run, last_run, list_runs, start_run
 from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
 from storage.transfer import export_corrections, export_labelled, import_labelled
 

@@ -10,7 +10,7 @@ from bot import texts
 from bot.slack.services import Services
 
 
-def active_metrics(services: Services, task: Any) -> dict[str, Any]:
+def active_metrics(services: Services, task: storage.Task) -> dict[str, Any]:
     """The held-out evaluation stored with the adapter now serving (empty before the first one)."""
     if task.active_version is None:
         return {}
@@ -44,7 +44,7 @@ def last_run_line(services: Services, task: str) -> str:
     return f"#{run.id} {outcome}{version} ({run.started_at[:16].replace('T', ' ')}, {run.trigger})"
 
 
-def task_stats(services: Services, task: Any) -> dict[str, Any]:
+def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
     db = services.db
     week, month = (storage.live_accuracy(db, task.name, days=d) for d in (7, 30))
     run = storage.last_run(db, task.name)
