@@ -68,3 +68,16 @@ def test_bad_shapes_are_one_line_errors() -> None:
         select_for_review(np.zeros(5), np.zeros((5, 3)), 2, exclude=np.zeros(4, dtype=bool))
     with pytest.raises(ReviewError, match="probabilities must be"):
         uncertainty(np.zeros(5))
+
+
+def test_diversity_weight_trades_score_for_spread() -> None:
+    base = np.zeros(8)
+    base[0] = 1.0
+    similar = base.copy()
+    similar[1] = 0.484  # cosine ~0.9 with `base`: alike, but not a near-duplicate
+    distinct = np.zeros(8)
+    distinct[2] = 1.0
+    embeddings = np.vstack([base, similar, distinct])
+    scores = np.array([0.99, 0.98, 0.85])
+    assert select_for_review(scores, embeddings, 2, diversity=0.0) == [0, 1]
+    assert select_for_review(scores, embeddings, 2, diversity=0.5) == [0, 2]
