@@ -65,7 +65,8 @@ def select_for_review(scores: np.ndarray, embeddings: np.ndarray, n: int = 5, *,
     similarity penalty (0 = pure ranking by score); candidates: how many top-scored messages the
     greedy pick looks at (default max(200, 10 n)).
     """
-    scores = np.asarray(scores)
+    scores = np.asarray(scores, dtype=np.float64)
+    embeddings = np.asarray(embeddings)  # no copy for an array; only the candidates' rows are converted
     if scores.ndim != 1:
         raise ReviewError(f"scores must be one value per message, got shape {scores.shape}")
     if embeddings.ndim != 2 or embeddings.shape[0] != scores.shape[0]:
