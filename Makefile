@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.reload
+	$(BIN)/python -m bench.active
 
 clean:
 	rm -rf $(VENV) camel-data demo-output

@@ -8,16 +8,23 @@ classifier). No Slack and no SQL here; see docs/interfaces.md for the contract.
 from camel.adapter_io import (ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, METRICS_FILE, WEIGHTS_FILE, load_adapter,
                               save_adapter)
 from camel.base import BaseEncoder, load_base
+from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
 from camel.cache import FeatureCache
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.errors import CamelError
 from camel.evaluation import evaluate
 from camel.model import Adapter, new_adapter
+from camel.out_of_scope import (Decision, OutOfScopeDetector, OutOfScopeError, decide, fit_out_of_scope,
+                                max_probability_score, nearest_neighbour_score)
 from camel.predictor import Prediction, Predictor
+from camel.review import ReviewError, select_for_review, uncertainty
 from camel.trainer import TrainResult, train
 from camel.version import __version__
 
 __all__ = [
+    "CALIBRATION_FILE", "Calibration", "CalibrationError", "Decision", "OutOfScopeDetector", "OutOfScopeError",
+    "ReviewError", "decide", "fit_calibration", "fit_out_of_scope", "max_probability_score", "nearest_neighbour_score",
+    "select_for_review", "uncertainty",
     "ADAPTER_FILES", "CONFIG_FILE", "LABELS_FILE", "METRICS_FILE", "WEIGHTS_FILE",
     "Adapter", "BaseEncoder", "CamelConfig", "CamelError", "FeatureCache", "Prediction", "Predictor",
     "TrainResult", "TrainingArgs", "__version__", "default_base_model_path", "evaluate", "load_adapter",
