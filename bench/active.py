@@ -43,9 +43,16 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from bench.common import RESULTS, load_average, machine_line, markdown_table, require_data, write_results  # noqa: E402
 from bench.frozen_features import dataset_features, use_data_dir  # noqa: E402
-from camel.calibration import Calibration, expected_calibration_error, fit_calibration, nll, softmax  # noqa: E402
-from camel.out_of_scope import (auroc, centroid_score, class_centroids, decide,  # noqa: E402
-                                fit_out_of_scope, max_probability_score, nearest_neighbour_score)
+from camel.calibration import expected_calibration_error, fit_calibration, nll, softmax  # noqa: E402
+from camel.out_of_scope import (  # noqa: E402
+    auroc,
+    centroid_score,
+    class_centroids,
+    decide,
+    fit_out_of_scope,
+    max_probability_score,
+    nearest_neighbour_score,
+)
 from camel.review import DEFAULT_DIVERSITY, DEFAULT_UNCERTAINTY, select_for_review, uncertainty  # noqa: E402
 
 SEEDS = (0, 1, 2)
@@ -98,8 +105,9 @@ def start_set(y: np.ndarray, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def simulate(strategy: str, x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-             log: Callable[[str], None]) -> dict[str, Any]:
+def simulate(
+    strategy: str, x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int, log: Callable[[str], None]
+) -> dict[str, Any]:
     """Labels and test accuracy after each round until 90 % is reached (or MAX_LABELS)."""
     kind, diversity = STRATEGIES[strategy]
     labelled = np.zeros(len(y), dtype=bool)
@@ -125,34 +133,45 @@ def simulate(strategy: str, x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np
             select_ms.append((time.perf_counter() - started) * 1000)
         labelled[fresh] = True
     log(f"  {strategy} seed {seed}: {curve[-1][0]} labels -> {curve[-1][1]:.4f}")
-    return {"curve": curve, "labels_to": {f"{t:.2f}": labels_to(curve, t) for t in TARGETS},
-            "select_ms_mean": statistics.fmean(select_ms) if select_ms else None}
+    return {
+        "curve": curve,
+        "labels_to": {f"{t:.2f}": labels_to(curve, t) for t in TARGETS},
+        "select_ms_mean": statistics.fmean(select_ms) if select_ms else None,
+    }
 
 
 def labels_to(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((n for n, accuracy in curve if accuracy >= target), None)
 
 
-def calibration_check(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-                      budget: int) -> dict[str, Any]:
+def calibration_check(
+    x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int, budget: int
+) -> dict[str, Any]:
     rng = np.random.default_rng(2000 + seed)
     chosen = rng.permutation(len(y))[:budget]
     cut = int(round(len(chosen) * (1 - HELDOUT_FRACTION)))
     train_idx, held_idx = chosen[:cut], chosen[cut:]
     n_labels = int(y.max()) + 1
     model = fit(x[train_idx], y[train_idx])
-    calibration = fit_calibration(logits_of(model, x[held_idx], n_labels), y[held_idx],
-                                  target_precision=TARGET_PRECISION, seed=seed)
+    calibration = fit_calibration(
+        logits_of(model, x[held_idx], n_labels), y[held_idx], target_precision=TARGET_PRECISION, seed=seed
+    )
     test_logits = logits_of(model, xt, n_labels)
     probabilities = calibration.probabilities(test_logits)
     stated = calibration.states(probabilities.max(axis=1))
     hits = probabilities.argmax(axis=1) == yt
-    return {"budget": budget, "seed": seed, "calibration": calibration.to_dict(),
-            "test_precision": float(hits[stated].mean()) if stated.any() else None,
-            "test_coverage": float(stated.mean()), "test_accuracy": float(hits.mean()),
-            "test_nll_raw": nll(test_logits, yt), "test_nll_calibrated": nll(test_logits, yt, calibration.temperature),
-            "test_ece_raw": expected_calibration_error(softmax(test_logits), yt),
-            "test_ece_calibrated": expected_calibration_error(probabilities, yt)}
+    return {
+        "budget": budget,
+        "seed": seed,
+        "calibration": calibration.to_dict(),
+        "test_precision": float(hits[stated].mean()) if stated.any() else None,
+        "test_coverage": float(stated.mean()),
+        "test_accuracy": float(hits.mean()),
+        "test_nll_raw": nll(test_logits, yt),
+        "test_nll_calibrated": nll(test_logits, yt, calibration.temperature),
+        "test_ece_raw": expected_calibration_error(softmax(test_logits), yt),
+        "test_ece_calibrated": expected_calibration_error(probabilities, yt),
+    }
 
 
 def oos_run(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int, with_oos: bool) -> dict[str, Any]:
@@ -193,21 +212,29 @@ def oos_run(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: 
         held_probability = max_probability_score(calibration.probabilities(held_logits), oos_index)
         test_probability = max_probability_score(probabilities, oos_index)
         for rejection in OOS_REJECTIONS:
-            detector = fit_out_of_scope(held_probability[held_in], held_neighbour[held_in],
-                                        max_inscope_rejection=rejection)
-            decisions = decide(probabilities, calibration.threshold, oos_index,
-                               detector.flags(test_probability, test_neighbour))
+            detector = fit_out_of_scope(
+                held_probability[held_in], held_neighbour[held_in], max_inscope_rejection=rejection
+            )
+            decisions = decide(
+                probabilities, calibration.threshold, oos_index, detector.flags(test_probability, test_neighbour)
+            )
             stated = np.array([d.outcome == "label" for d in decisions])
             predicted = np.array([d.label_index for d in decisions])
             correct_in = stated[test_in] & (predicted[test_in] == gold[test_in])
             result[f"floor_{floor}/reject_{rejection}"] = {
-                "threshold": calibration.threshold, "temperature": calibration.temperature,
+                "threshold": calibration.threshold,
+                "temperature": calibration.temperature,
                 "detector_threshold": detector.to_dict()["threshold"],
-                "inscope_accuracy": float(correct_in.mean()), "coverage": float(stated[test_in].mean()),
+                "inscope_accuracy": float(correct_in.mean()),
+                "coverage": float(stated[test_in].mean()),
                 "recall": float((~stated[~test_in]).mean()),
                 # AUROC of the score that decides: the detector's, or the calibrated max probability
-                "auroc": auroc(detector.score(test_probability, test_neighbour)
-                               if detector.status == "fitted" else test_probability, ~test_in),
+                "auroc": auroc(
+                    detector.score(test_probability, test_neighbour)
+                    if detector.status == "fitted"
+                    else test_probability,
+                    ~test_in,
+                ),
             }
         if floor == OOS_FLOORS[0]:
             standardised = fit_out_of_scope(held_probability[held_in], held_neighbour[held_in])
@@ -305,9 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]], checks: list[dict[str, Any]], oos: dict[str, list[dict[str, Any]]],
-              timing: dict[str, float], options: argparse.Namespace, command: str, machine: str,
-              wall_s: float) -> dict[str, Any]:
+def summarise(
+    runs: dict[str, list[dict[str, Any]]],
+    checks: list[dict[str, Any]],
+    oos: dict[str, list[dict[str, Any]]],
+    timing: dict[str, float],
+    options: argparse.Namespace,
+    command: str,
+    machine: str,
+    wall_s: float,
+) -> dict[str, Any]:
     def to(strategy: str, target: float) -> float | None:
         return mean([run["labels_to"][f"{target:.2f}"] for run in runs.get(strategy, [])])
 
@@ -319,18 +353,26 @@ def summarise(runs: dict[str, list[dict[str, Any]]], checks: list[dict[str, Any]
     data: dict[str, Any] = {
         "labels_to_85": {"active": to(ACTIVE, 0.85), "random": to("random", 0.85)},
         "labels_to_90": {"active": to(ACTIVE, 0.90), "random": to("random", 0.90)},
-        "calibration": {"target_precision": TARGET_PRECISION,
-                        "precision": statistics.fmean(c["test_precision"] for c in checks if c["test_precision"] is not None),
-                        "coverage": statistics.fmean(c["test_coverage"] for c in checks)},
+        "calibration": {
+            "target_precision": TARGET_PRECISION,
+            "precision": statistics.fmean(c["test_precision"] for c in checks if c["test_precision"] is not None),
+            "coverage": statistics.fmean(c["test_coverage"] for c in checks),
+        },
         "oos": {key: oos_mean("False", key) for key in ("recall", "inscope_accuracy", "coverage", "auroc")},
         "review_ms_100k": timing["median_ms"],
-        "oos_with_examples": {key: oos_mean("True", key)
-                              for key in ("recall", "inscope_accuracy", "coverage", "auroc")},
+        "oos_with_examples": {
+            key: oos_mean("True", key) for key in ("recall", "inscope_accuracy", "coverage", "auroc")
+        },
         "oos_setting": key_setting,
         "active_strategy": ACTIVE,
-        "strategies": {name: {"labels_to_85": to(name, 0.85), "labels_to_90": to(name, 0.90),
-                              "per_seed": [run["labels_to"] for run in group]}
-                       for name, group in runs.items()},
+        "strategies": {
+            name: {
+                "labels_to_85": to(name, 0.85),
+                "labels_to_90": to(name, 0.90),
+                "per_seed": [run["labels_to"] for run in group],
+            }
+            for name, group in runs.items()
+        },
         "curves": {name: [run["curve"] for run in group] for name, group in runs.items()},
         "calibration_runs": checks,
         "oos_runs": oos,
@@ -366,114 +408,238 @@ def summary_table(data: dict[str, Any]) -> str:
     rows = []
     for key, target in (("labels_to_85", "85 %"), ("labels_to_90", "90 %")):
         value = saving(key)
-        rows.append([f"labels to {target}, active vs random", ">= 30 % fewer",
-                     f"{_fmt(data[key]['active'])} vs {_fmt(data[key]['random'])} "
-                     f"({'n/a' if value is None else f'{value:.1f} % fewer'})", verdict(value is not None and value >= 30)])
+        rows.append(
+            [
+                f"labels to {target}, active vs random",
+                ">= 30 % fewer",
+                f"{_fmt(data[key]['active'])} vs {_fmt(data[key]['random'])} "
+                f"({'n/a' if value is None else f'{value:.1f} % fewer'})",
+                verdict(value is not None and value >= 30),
+            ]
+        )
     precision, target_precision = data["calibration"]["precision"], data["calibration"]["target_precision"]
-    rows.append(["precision of stated predictions (test, not fitted on)", f"within 2 points of {target_precision}",
-                 f"{precision:.3f}", verdict(abs(precision - target_precision) <= 0.02)])
+    rows.append(
+        [
+            "precision of stated predictions (test, not fitted on)",
+            f"within 2 points of {target_precision}",
+            f"{precision:.3f}",
+            verdict(abs(precision - target_precision) <= 0.02),
+        ]
+    )
     oos = data["oos"]
-    rows.append(["OOS recall, no OOS examples, in-scope accuracy >= 85 %", ">= 80 %",
-                 f"recall {100 * oos['recall']:.1f} % at in-scope accuracy {100 * oos['inscope_accuracy']:.1f} % "
-                 f"(AUROC {oos['auroc']:.3f})", verdict(oos["recall"] >= 0.8 and oos["inscope_accuracy"] >= 0.85)])
-    rows.append(["review for 100k stored messages", "< 1 s", f"{data['review_ms_100k']:.2f} ms",
-                 verdict(data["review_ms_100k"] < 1000)])
+    rows.append(
+        [
+            "OOS recall, no OOS examples, in-scope accuracy >= 85 %",
+            ">= 80 %",
+            f"recall {100 * oos['recall']:.1f} % at in-scope accuracy {100 * oos['inscope_accuracy']:.1f} % "
+            f"(AUROC {oos['auroc']:.3f})",
+            verdict(oos["recall"] >= 0.8 and oos["inscope_accuracy"] >= 0.85),
+        ]
+    )
+    rows.append(
+        [
+            "review for 100k stored messages",
+            "< 1 s",
+            f"{data['review_ms_100k']:.2f} ms",
+            verdict(data["review_ms_100k"] < 1000),
+        ]
+    )
     return markdown_table(["measure", "target", "reached (mean of seeds)", ""], rows)
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    lines = ["# Active learning, calibrated abstention, out of scope (BANKING77)", "",
-             f"Command: `{data['command']}`  ", f"Machine: {data['machine']}; load average at the end "
-             f"{data['load_average_end']:.2f}; {data['wall_s']} s wall.", "",
-             f"Recipe: {data['recipe']} (bench/results/accuracy.md: this recipe tracks the shipped CAMEL adapter, "
-             "10-shot 85.3 vs 82.7 and full 93.0 vs 92.7). Seeds "
-             f"{data['seeds']}; means over seeds.", "",
-             "## Against the targets", "", summary_table(data), "",
-             "## Labels needed (start: 3 per intent = 231 labels, batches of 50, refit after each batch)", ""]
+    lines = [
+        "# Active learning, calibrated abstention, out of scope (BANKING77)",
+        "",
+        f"Command: `{data['command']}`  ",
+        f"Machine: {data['machine']}; load average at the end {data['load_average_end']:.2f}; {data['wall_s']} s wall.",
+        "",
+        f"Recipe: {data['recipe']} (bench/results/accuracy.md: this recipe tracks the shipped CAMEL adapter, "
+        "10-shot 85.3 vs 82.7 and full 93.0 vs 92.7). Seeds "
+        f"{data['seeds']}; means over seeds.",
+        "",
+        "## Against the targets",
+        "",
+        summary_table(data),
+        "",
+        "## Labels needed (start: 3 per intent = 231 labels, batches of 50, refit after each batch)",
+        "",
+    ]
     rows: list[list[str]] = []
     for name, info in data["strategies"].items():
-        rows.append([f"`{name}`" + (" (shipped review ranking)" if name == data["active_strategy"] else ""),
-                     _fmt(info["labels_to_85"]), _fmt(info["labels_to_90"]),
-                     _saving(info["labels_to_85"], data["strategies"].get("random", {}).get("labels_to_85")),
-                     _saving(info["labels_to_90"], data["strategies"].get("random", {}).get("labels_to_90")),
-                     "; ".join(f"{r['0.85']}/{r['0.90']}" for r in info["per_seed"])])
-    lines += [markdown_table(["strategy", "labels to 85 %", "labels to 90 %", "fewer than random (85)",
-                              "fewer than random (90)", "per seed (85/90)"], rows), "",
-              "Target: >= 30 % fewer labels than random for 85 % and 90 %. ![curves](active.png)", "",
-              "The shipped defaults of camel.review (margin, diversity 0.1) were chosen from these strategies on "
-              "these test curves; margin with diversity 0, 0.1 and 0.5 are within a few % of each other, entropy "
-              "is clearly worse. Random batches do not depend on the model; they are refitted after every batch "
-              "too, so both curves have the same resolution (50 labels).", "",
-              "## Calibration (target precision 0.9, floor 0)", "",
-              "A random labelled set of B labels, 80 % train / 20 % held-out; temperature and threshold fitted on the "
-              "held-out logits (2-fold cross-fitted check, then refitted on all held-out labels); precision of the "
-              "stated predictions measured on the 3,080 test messages.", ""]
+        rows.append(
+            [
+                f"`{name}`" + (" (shipped review ranking)" if name == data["active_strategy"] else ""),
+                _fmt(info["labels_to_85"]),
+                _fmt(info["labels_to_90"]),
+                _saving(info["labels_to_85"], data["strategies"].get("random", {}).get("labels_to_85")),
+                _saving(info["labels_to_90"], data["strategies"].get("random", {}).get("labels_to_90")),
+                "; ".join(f"{r['0.85']}/{r['0.90']}" for r in info["per_seed"]),
+            ]
+        )
+    lines += [
+        markdown_table(
+            [
+                "strategy",
+                "labels to 85 %",
+                "labels to 90 %",
+                "fewer than random (85)",
+                "fewer than random (90)",
+                "per seed (85/90)",
+            ],
+            rows,
+        ),
+        "",
+        "Target: >= 30 % fewer labels than random for 85 % and 90 %. ![curves](active.png)",
+        "",
+        "The shipped defaults of camel.review (margin, diversity 0.1) were chosen from these strategies on "
+        "these test curves; margin with diversity 0, 0.1 and 0.5 are within a few % of each other, entropy "
+        "is clearly worse. Random batches do not depend on the model; they are refitted after every batch "
+        "too, so both curves have the same resolution (50 labels).",
+        "",
+        "## Calibration (target precision 0.9, floor 0)",
+        "",
+        "A random labelled set of B labels, 80 % train / 20 % held-out; temperature and threshold fitted on the "
+        "held-out logits (2-fold cross-fitted check, then refitted on all held-out labels); precision of the "
+        "stated predictions measured on the 3,080 test messages.",
+        "",
+    ]
     rows = []
     for budget in CALIBRATION_BUDGETS:
         group = [c for c in data["calibration_runs"] if c["budget"] == budget]
-        rows.append([str(budget), f"{statistics.fmean(c['calibration']['temperature'] for c in group):.2f}",
-                     f"{statistics.fmean(c['calibration']['threshold'] for c in group):.3f}",
-                     f"{statistics.fmean(c['calibration']['precision'] or 0 for c in group):.3f}",
-                     f"{statistics.fmean(c['test_precision'] for c in group):.3f}",
-                     f"{statistics.fmean(c['test_coverage'] for c in group):.3f}",
-                     f"{statistics.fmean(c['test_accuracy'] for c in group):.3f}",
-                     f"{statistics.fmean(c['test_nll_raw'] for c in group):.3f} -> "
-                     f"{statistics.fmean(c['test_nll_calibrated'] for c in group):.3f}",
-                     f"{statistics.fmean(c['test_ece_raw'] for c in group):.3f} -> "
-                     f"{statistics.fmean(c['test_ece_calibrated'] for c in group):.3f}"])
-    lines += [markdown_table(["labels B", "temperature", "threshold", "cross-fitted precision (held-out)",
-                              "test precision of stated", "test coverage", "test accuracy (all)", "test NLL raw -> cal",
-                              "test ECE raw -> cal"], rows), "",
-              f"Mean test precision {data['calibration']['precision']:.3f} vs target "
-              f"{data['calibration']['target_precision']} (target: within 2 points).", "",
-              "## Out of scope (50 intents in scope, the other 27 out of scope)", "",
-              "In-scope accuracy counts an abstention or a 'not one of mine' on an in-scope message as an error "
-              "(CLINC150 protocol); coverage = share of in-scope test messages answered with a label; recall = share "
-              "of out-of-scope test messages not given an in-scope label. Floor 0.5 = a task's default "
-              "abstain_threshold (the shipped setting), floor 0 = calibrated threshold only. Detector = "
-              "`fit_out_of_scope` (combined score, threshold turning away `max_inscope_rejection` of the held-out "
-              "in-scope messages; 0 = off, only the calibrated threshold and the explicit label decide). AUROC is "
-              "of the score that decides (the detector's when on, else 1 - calibrated max probability). "
-              f"Key figures (`oos` in the JSON): {data['oos_setting']}, without out-of-scope examples.", ""]
+        rows.append(
+            [
+                str(budget),
+                f"{statistics.fmean(c['calibration']['temperature'] for c in group):.2f}",
+                f"{statistics.fmean(c['calibration']['threshold'] for c in group):.3f}",
+                f"{statistics.fmean(c['calibration']['precision'] or 0 for c in group):.3f}",
+                f"{statistics.fmean(c['test_precision'] for c in group):.3f}",
+                f"{statistics.fmean(c['test_coverage'] for c in group):.3f}",
+                f"{statistics.fmean(c['test_accuracy'] for c in group):.3f}",
+                f"{statistics.fmean(c['test_nll_raw'] for c in group):.3f} -> "
+                f"{statistics.fmean(c['test_nll_calibrated'] for c in group):.3f}",
+                f"{statistics.fmean(c['test_ece_raw'] for c in group):.3f} -> "
+                f"{statistics.fmean(c['test_ece_calibrated'] for c in group):.3f}",
+            ]
+        )
+    lines += [
+        markdown_table(
+            [
+                "labels B",
+                "temperature",
+                "threshold",
+                "cross-fitted precision (held-out)",
+                "test precision of stated",
+                "test coverage",
+                "test accuracy (all)",
+                "test NLL raw -> cal",
+                "test ECE raw -> cal",
+            ],
+            rows,
+        ),
+        "",
+        f"Mean test precision {data['calibration']['precision']:.3f} vs target "
+        f"{data['calibration']['target_precision']} (target: within 2 points).",
+        "",
+        "## Out of scope (50 intents in scope, the other 27 out of scope)",
+        "",
+        "In-scope accuracy counts an abstention or a 'not one of mine' on an in-scope message as an error "
+        "(CLINC150 protocol); coverage = share of in-scope test messages answered with a label; recall = share "
+        "of out-of-scope test messages not given an in-scope label. Floor 0.5 = a task's default "
+        "abstain_threshold (the shipped setting), floor 0 = calibrated threshold only. Detector = "
+        "`fit_out_of_scope` (combined score, threshold turning away `max_inscope_rejection` of the held-out "
+        "in-scope messages; 0 = off, only the calibrated threshold and the explicit label decide). AUROC is "
+        "of the score that decides (the detector's when on, else 1 - calibrated max probability). "
+        f"Key figures (`oos` in the JSON): {data['oos_setting']}, without out-of-scope examples.",
+        "",
+    ]
     rows = []
     for flag, title in (("False", "no out-of-scope examples"), ("True", f"{OOS_EXAMPLES} labelled out-of-scope")):
         for floor in OOS_FLOORS:
             for rejection in OOS_REJECTIONS:
                 group = [run[f"floor_{floor}/reject_{rejection}"] for run in data["oos_runs"][flag]]
-                rows.append([title, str(floor), str(rejection), f"{statistics.fmean(g['threshold'] for g in group):.3f}",
-                             f"{statistics.fmean(g['inscope_accuracy'] for g in group):.3f}",
-                             f"{statistics.fmean(g['coverage'] for g in group):.3f}",
-                             f"{statistics.fmean(g['recall'] for g in group):.3f}",
-                             f"{statistics.fmean(g['auroc'] for g in group):.3f}"])
-    lines += [markdown_table(["training", "floor", "max_inscope_rejection", "calibrated threshold",
-                              "in-scope accuracy", "coverage", "OOS recall", "AUROC"], rows), "",
-              "AUROC of each out-of-scope score (test set, mean over seeds):", ""]
+                rows.append(
+                    [
+                        title,
+                        str(floor),
+                        str(rejection),
+                        f"{statistics.fmean(g['threshold'] for g in group):.3f}",
+                        f"{statistics.fmean(g['inscope_accuracy'] for g in group):.3f}",
+                        f"{statistics.fmean(g['coverage'] for g in group):.3f}",
+                        f"{statistics.fmean(g['recall'] for g in group):.3f}",
+                        f"{statistics.fmean(g['auroc'] for g in group):.3f}",
+                    ]
+                )
+    lines += [
+        markdown_table(
+            [
+                "training",
+                "floor",
+                "max_inscope_rejection",
+                "calibrated threshold",
+                "in-scope accuracy",
+                "coverage",
+                "OOS recall",
+                "AUROC",
+            ],
+            rows,
+        ),
+        "",
+        "AUROC of each out-of-scope score (test set, mean over seeds):",
+        "",
+    ]
     scores = ("max_probability", "centroid", "nearest_neighbour", "combined")
-    rows = [[title] + [f"{statistics.fmean(r['auroc_by_score'][name] for r in data['oos_runs'][flag]):.3f}"
-                       for name in scores]
-            for flag, title in (("False", "no out-of-scope examples"), ("True", f"{OOS_EXAMPLES} labelled out-of-scope"))]
-    lines += [markdown_table(["training", "1 - calibrated max probability", "centroid distance",
-                              "nearest-neighbour distance", "combined (standardised sum of max prob + neighbour)"],
-                             rows), "",
-              "Target: OOS recall >= 80 % while in-scope accuracy >= 85 % (run without out-of-scope examples).", "",
-              "Reading: the calibrated threshold alone (detector off) states almost every in-scope prediction, as it "
-              "should for a 94 %-accurate model and a 0.9 precision target, and so lets most out-of-scope messages "
-              "through; the out-of-scope intents of BANKING77 are near neighbours of the in-scope ones (same domain). "
-              "The detector's `max_inscope_rejection` trades in-scope accuracy for recall along the sweep above; "
-              "with frozen MiniLM features no setting without out-of-scope examples reaches 80 % recall while "
-              "keeping 85 % in-scope accuracy (0.1: 72 % / 88 %; 0.15: 83 % / 83 %). 100 labelled out-of-scope "
-              "messages as an explicit label do reach it at the default setting.", "",
-              "## Review ranking speed", "",
-              f"`select_for_review(n=5)` over {REVIEW_MESSAGES:,} precomputed scores and 384-d embeddings, 10 % "
-              f"excluded: median {data['review_timing']['median_ms']:.2f} ms, max {data['review_timing']['max_ms']:.2f} ms "
-              f"over 30 calls (target < 1 s). Scoring 100k x 77 probabilities (the background part): "
-              f"{data['review_timing']['scoring_100k_ms']:.0f} ms.", "",
-              "How alike the 5 messages asked together are (BANKING77 training pool, margin scores, mean over seeds; "
-              "pairwise cosine of the base embeddings):", "",
-              markdown_table(["model", "ranking", "max pairwise cosine", "mean pairwise cosine"],
-                             [[stage, name, f"{data['review_timing'][f'{stage}/{name}/max_cosine']:.3f}",
-                               f"{data['review_timing'][f'{stage}/{name}/mean_cosine']:.3f}"]
-                              for stage in ("start", "1000") for name in ("score_only", "shipped")])]
+    rows = [
+        [title]
+        + [f"{statistics.fmean(r['auroc_by_score'][name] for r in data['oos_runs'][flag]):.3f}" for name in scores]
+        for flag, title in (("False", "no out-of-scope examples"), ("True", f"{OOS_EXAMPLES} labelled out-of-scope"))
+    ]
+    lines += [
+        markdown_table(
+            [
+                "training",
+                "1 - calibrated max probability",
+                "centroid distance",
+                "nearest-neighbour distance",
+                "combined (standardised sum of max prob + neighbour)",
+            ],
+            rows,
+        ),
+        "",
+        "Target: OOS recall >= 80 % while in-scope accuracy >= 85 % (run without out-of-scope examples).",
+        "",
+        "Reading: the calibrated threshold alone (detector off) states almost every in-scope prediction, as it "
+        "should for a 94 %-accurate model and a 0.9 precision target, and so lets most out-of-scope messages "
+        "through; the out-of-scope intents of BANKING77 are near neighbours of the in-scope ones (same domain). "
+        "The detector's `max_inscope_rejection` trades in-scope accuracy for recall along the sweep above; "
+        "with frozen MiniLM features no setting without out-of-scope examples reaches 80 % recall while "
+        "keeping 85 % in-scope accuracy (0.1: 72 % / 88 %; 0.15: 83 % / 83 %). 100 labelled out-of-scope "
+        "messages as an explicit label do reach it at the default setting.",
+        "",
+        "## Review ranking speed",
+        "",
+        f"`select_for_review(n=5)` over {REVIEW_MESSAGES:,} precomputed scores and 384-d embeddings, 10 % "
+        f"excluded: median {data['review_timing']['median_ms']:.2f} ms, max {data['review_timing']['max_ms']:.2f} ms "
+        f"over 30 calls (target < 1 s). Scoring 100k x 77 probabilities (the background part): "
+        f"{data['review_timing']['scoring_100k_ms']:.0f} ms.",
+        "",
+        "How alike the 5 messages asked together are (BANKING77 training pool, margin scores, mean over seeds; "
+        "pairwise cosine of the base embeddings):",
+        "",
+        markdown_table(
+            ["model", "ranking", "max pairwise cosine", "mean pairwise cosine"],
+            [
+                [
+                    stage,
+                    name,
+                    f"{data['review_timing'][f'{stage}/{name}/max_cosine']:.3f}",
+                    f"{data['review_timing'][f'{stage}/{name}/mean_cosine']:.3f}",
+                ]
+                for stage in ("start", "1000")
+                for name in ("score_only", "shipped")
+            ],
+        ),
+    ]
     return "\n".join(lines)
 
 

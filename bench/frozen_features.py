@@ -51,9 +51,9 @@ def sentence_features(texts: list[str], name: str, threads: int = 2) -> np.ndarr
     for start in range(0, len(texts), CHUNK):
         # A fresh in-memory cache per chunk: only the pooled vectors are kept.
         cache = FeatureCache(base)
-        states = cache.states(texts[start:start + CHUNK], base.num_layers, MAX_LENGTH)
+        states = cache.states(texts[start : start + CHUNK], base.num_layers, MAX_LENGTH)
         pooled = torch.stack([state.float().mean(dim=0) for state in states])
-        out[start:start + len(states)] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        out[start : start + len(states)] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
         print(f"{name}: {start + len(states)}/{len(texts)} ({time.perf_counter() - started:.0f} s)", flush=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, out, allow_pickle=False)

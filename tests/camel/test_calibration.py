@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from camel.calibration import (Calibration, CalibrationError, choose_threshold, fit_calibration, fit_temperature, nll,
-                               softmax)
+from camel.calibration import (
+    Calibration,
+    CalibrationError,
+    choose_threshold,
+    fit_calibration,
+    fit_temperature,
+    nll,
+    softmax,
+)
 
 
 def synthetic(n: int, labels: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,17 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from camel.calibration import softmax
-from camel.out_of_scope import (OutOfScopeDetector, OutOfScopeError, auroc, centroid_score, class_centroids, decide,
-                                fit_out_of_scope, max_probability_score, nearest_neighbour_score)
+from camel.out_of_scope import (
+    OutOfScopeDetector,
+    OutOfScopeError,
+    auroc,
+    centroid_score,
+    class_centroids,
+    decide,
+    fit_out_of_scope,
+    max_probability_score,
+    nearest_neighbour_score,
+)
 
 
 def toy(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -45,9 +54,13 @@ def test_auroc_matches_sklearn_with_ties() -> None:
 
 
 def test_explicit_out_of_scope_label() -> None:
-    p = np.array([[0.7, 0.2, 0.1],    # label 0 stated
-                  [0.3, 0.2, 0.5],    # out-of-scope label (2) is the most probable
-                  [0.45, 0.4, 0.15]])  # below the threshold: abstain
+    p = np.array(
+        [
+            [0.7, 0.2, 0.1],  # label 0 stated
+            [0.3, 0.2, 0.5],  # out-of-scope label (2) is the most probable
+            [0.45, 0.4, 0.15],
+        ]
+    )  # below the threshold: abstain
     decisions = decide(p, threshold=0.5, out_of_scope_index=2)
     assert [d.outcome for d in decisions] == ["label", "out_of_scope", "abstain"]
     assert [d.label_index for d in decisions] == [0, 0, 0]
@@ -55,8 +68,11 @@ def test_explicit_out_of_scope_label() -> None:
     # the out-of-scope column never counts as an in-scope label's confidence
     assert max_probability_score(p, 2) == pytest.approx([0.3, 0.7, 0.55])
     # without an out-of-scope label the third column is an ordinary label
-    assert [(d.outcome, d.label_index) for d in decide(p, threshold=0.5)] == [("label", 0), ("label", 2),
-                                                                             ("abstain", 0)]
+    assert [(d.outcome, d.label_index) for d in decide(p, threshold=0.5)] == [
+        ("label", 0),
+        ("label", 2),
+        ("abstain", 0),
+    ]
 
 
 def test_centroids_skip_the_out_of_scope_label_and_unseen_labels() -> None:
