@@ -26,12 +26,13 @@ from storage.records import (
     AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Prediction, Resolution, Task,
     TrainingRun,
 )
+from storage.rounds import Reconciliation, finish_round, reconcile_task
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
 from storage.transfer import export_corrections, export_labelled, import_labelled
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
     "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",
