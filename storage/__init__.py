@@ -9,9 +9,9 @@ from storage.adapters import (
     register_adapter, set_adapter_status, start_run,
 )
 from storage.corrections import add_correction, count_user_corrections_since, withdraw_correction
-from storage.db import open_store, schema_version, transaction
+from storage.db import database_path, open_store, quick_check, require_healthy, schema_version, transaction
 from storage.errors import (
-    ChannelBoundError, ImportFormatError, InvalidValueError, SchemaTooNewError, StorageError,
+    ChannelBoundError, CorruptDatabaseError, DatabaseWriteError, ImportFormatError, InvalidValueError, SchemaTooNewError, StorageError,
     UnknownAdapterError, UnknownLabelError, UnknownMessageError, UnknownRunError, UnknownTaskError,
 )
 from storage.events import audit, claim_event, list_audit
@@ -32,7 +32,7 @@ from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_f
 from storage.transfer import export_corrections, export_labelled, import_labelled
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
     "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

@@ -20,10 +20,18 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.errors import SchemaTooNewError, StorageError
+from storage.errors import CorruptDatabaseError, DatabaseWriteError, SchemaTooNewError, StorageError
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
+_PATH_ATTR = "_camel_storage_path"
+RESTORE_HINT = ("stop camel-bot and restore camel.db from your latest backup (README, Operations: Backup); "
+                "keep the damaged file aside until the restore is checked")
+# SQLite primary result codes (sqlite3.h): the ones that mean damage, and the ones that mean
+# "cannot write here" (read-only file or folder, full disk, I/O error, permission, still locked).
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_UNWRITABLE_CODES = {3: "permission denied", 5: "still locked by another process", 8: "read-only",
+                     10: "I/O error", 13: "disk full", 14: "cannot open"}
 _LOCK_ATTR = "_camel_storage_lock"
 _DEPTH_ATTR = "_camel_storage_depth"
 _LOCK_GUARD = threading.Lock()
@@ -47,10 +55,14 @@ def open_store(path: str | Path) -> sqlite_utils.Database:
                 f"{SCHEMA_VERSION}; upgrade camel-bot instead of opening it with an older one"
             )
         _configure(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise database_error(exc, target, opening=True) from exc
     except BaseException:
         conn.close()
         raise
     db = sqlite_utils.Database(conn)
+    setattr(db, _PATH_ATTR, target)
     _migrate(db, found)
     return db
 
@@ -59,7 +71,55 @@ def _read_version(conn: sqlite3.Connection, target: str) -> int:
     try:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"cannot open database {target}: {exc}") from exc
+        raise database_error(exc, target, opening=True) from exc
+
+
+def database_path(db: sqlite_utils.Database) -> str:
+    """The file `db` was opened from (":memory:" for an in-memory store)."""
+    return str(getattr(db, _PATH_ATTR, "the database"))
+
+
+def database_error(exc: sqlite3.DatabaseError, target: str, *, opening: bool = False) -> StorageError:
+    """One-line StorageError for damage or an unwritable file; other errors are programming errors."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    detail = " ".join(str(exc).split())
+    if opening:
+        detail = f"cannot open database {target}: {detail}"
+    if primary in _CORRUPT_CODES or (primary is None and type(exc) is sqlite3.DatabaseError):
+        if opening:
+            return CorruptDatabaseError(f"{detail} (corrupt, or not a camel-bot database): {RESTORE_HINT}")
+        return CorruptDatabaseError(f"database {target} is corrupt ({detail}): {RESTORE_HINT}")
+    if opening:
+        return StorageError(detail)
+    if primary in _UNWRITABLE_CODES:
+        return DatabaseWriteError(f"cannot write database {target} ({_UNWRITABLE_CODES[primary]}: {detail})")
+    return StorageError(f"database {target}: {detail}")
+
+
+def _is_translated(exc: sqlite3.DatabaseError) -> bool:
+    """IntegrityError and ProgrammingError are bugs or constraint checks: they stay as they are."""
+    return not isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
+
+
+def quick_check(db: sqlite_utils.Database) -> list[str]:
+    """PRAGMA quick_check: [] when the file is sound, else SQLite's findings (at most 20)."""
+    try:
+        with _lock(db):
+            found = [str(row[0]) for row in db.conn.execute("PRAGMA quick_check(20)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [" ".join(str(exc).split())]
+    return [] if found == ["ok"] else found
+
+
+def require_healthy(db: sqlite_utils.Database) -> None:
+    """Raise CorruptDatabaseError (with how to restore) unless quick_check passes; writing
+    commands call this first so they never add rows to a damaged file."""
+    problems = quick_check(db)
+    if problems:
+        raise CorruptDatabaseError(
+            f"database {database_path(db)} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): "
+            f"{RESTORE_HINT}")
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -112,18 +172,37 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
             return
         if conn.in_transaction:
             raise StorageError("a transaction opened outside storage.transaction() is still open")
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise database_error(exc, database_path(db)) from exc
         setattr(db, _DEPTH_ATTR, 1)
         try:
             yield conn
+        except sqlite3.DatabaseError as exc:
+            _rollback(conn)
+            if _is_translated(exc):
+                raise database_error(exc, database_path(db)) from exc
+            raise
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         else:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                _rollback(conn)
+                raise database_error(exc, database_path(db)) from exc
         finally:
             setattr(db, _DEPTH_ATTR, 0)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # the original error says more; SQLite rolls back on close anyway
 
 
 def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -131,13 +210,23 @@ def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> lis
     with _lock(db):
         cursor = db.conn.cursor()
         cursor.row_factory = sqlite3.Row
-        return cursor.execute(sql, tuple(params)).fetchall()
+        try:
+            return cursor.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_translated(exc):
+                raise database_error(exc, database_path(db)) from exc
+            raise
 
 
 def rows_as_tuples(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Like `rows` but plain tuples: several times cheaper for the 100k-row scans."""
     with _lock(db):
-        return db.conn.execute(sql, tuple(params)).fetchall()
+        try:
+            return db.conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_translated(exc):
+                raise database_error(exc, database_path(db)) from exc
+            raise
 
 
 def one(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
