@@ -23,16 +23,16 @@ from storage.messages import (
 from storage.migrations import SCHEMA_VERSION
 from storage.privacy import delete_user_data, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Prediction, Resolution, Task,
+    AdapterVersion, AuditEntry, Dispute, ImportReport, LabelledMessage, Message, Prediction, Resolution, Task,
     TrainingRun,
 )
 from storage.rounds import Reconciliation, finish_round, reconcile_task
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
-from storage.transfer import export_corrections, export_labelled, import_labelled
+from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "ImportReport", "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
     "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

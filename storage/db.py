@@ -37,9 +37,14 @@ _DEPTH_ATTR = "_camel_storage_depth"
 _LOCK_GUARD = threading.Lock()
 
 
-def open_store(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating or migrating) the database at `path`, or ":memory:"."""
+def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (creating or migrating) the database at `path`, or ":memory:".
+
+    With create=False a missing file is a StorageError and nothing is created (no folder, no
+    empty database), for commands that must not leave anything behind when they refuse."""
     target = str(path)
+    if target != ":memory:" and not create and not Path(target).is_file():
+        raise StorageError(f"no database at {target}")
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -112,3 +112,14 @@ class AuditEntry:
     actor: str
     action: str
     detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: rows in the file, how many were new, how many were already stored."""
+
+    path: str
+    task: str
+    rows: int
+    new: int
+    duplicates: int

@@ -3,9 +3,10 @@
 CSV is UTF-8 with a `text,label,task` header and minimal quoting, so text with commas, quotes
 and newlines survives and the file opens cleanly in a spreadsheet (a BOM added by one is
 accepted on import). An import checks every row before writing any, then writes all of them
-in one transaction. Imported rows become messages of workspace "import", channel = the file
-name and ts = line number plus a hash of the text, so importing the same file twice adds
-nothing new, and a changed row becomes a new message instead of silently keeping old text.
+(and its audit row) in one transaction. An imported row is identified by (task, text, label),
+whatever the file is called or where the row stands: a row already imported adds nothing and
+is not a new label for training. Its message is workspace "import", channel "import" and
+ts = sha256 of the text, so the same text is one message, labelled once per label.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import sqlite_utils
 
 from storage.db import rows, transaction, utc_now
 from storage.errors import ImportFormatError, UnknownTaskError
-from storage.records import Task
+from storage.events import audit
+from storage.records import ImportReport, Task
 from storage.resolution import resolve_labels
 from storage.tasks import get_task, require_task
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 IMPORT_WORKSPACE = "import"
+IMPORT_CHANNEL = "import"
 MAX_REPORTED_ROWS = 10
 CORRECTION_FIELDS = ("id", "created_at", "withdrawn_at", "task", "message_id", "workspace", "channel",
                      "ts", "user", "is_admin", "source", "label")
@@ -43,6 +46,8 @@ def _format_of(path: Path, fmt: str | None) -> str:
 
 def _read_csv(handle: Any) -> Iterator[Row]:
     reader = csv.DictReader(handle)
+    if reader.fieldnames is None:
+        return  # an empty file: the caller says "no rows to import"
     missing = {"text", "label"} - set(reader.fieldnames or [])
     if missing:
         raise ImportFormatError(f"line 1: the header must have columns text,label[,task]; missing {', '.join(sorted(missing))}")
@@ -106,32 +111,73 @@ def _validated_rows(db: sqlite_utils.Database, source: Path, task: str, fmt: str
     return records
 
 
-def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
-                    user: str = "import") -> int:
-    """Import every row of a labelled file or none of them; returns the number of rows imported."""
+def text_sha256(text: str) -> str:
+    """The hash that names a text everywhere it must be found again (imports, deletion list).
+
+    Same definition as camel's `text_digest` (camel and storage never import each other)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _already_imported(db: sqlite_utils.Database) -> set[tuple[str, str, str]]:
+    """(text hash, task, label) of every live imported correction, whichever file it came from."""
+    found = rows(
+        db,
+        """SELECT m.text, c.task, c.label FROM corrections AS c JOIN messages AS m ON m.id = c.message_id
+           WHERE c.source = 'import' AND c.withdrawn_at IS NULL AND m.workspace = ?""",
+        (IMPORT_WORKSPACE,),
+    )
+    return {(text_sha256(r["text"]), r["task"], r["label"]) for r in found}
+
+
+def import_file(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
+                user: str = "import", actor: str | None = None) -> ImportReport:
+    """Import every row of a labelled file or none of them; rows already imported add nothing.
+
+    An empty or header-only file is an ImportFormatError. With `actor`, the audit row is written
+    in the import's own transaction, so there is never an import without its audit row."""
     source = Path(path)
     require_task(db, task)
     records = _validated_rows(db, source, task, fmt)
+    if not records:
+        raise ImportFormatError(f"{source}: no rows to import (the file is empty or has only a header)")
     now = utc_now()
+    new = 0
     with transaction(db) as conn:
-        for number, record in records:
-            text = record["text"]
-            ts = f"{number:07d}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
+        seen = _already_imported(db)
+        for _number, record in records:
+            text, label = record["text"], record["label"]
+            row_task = record.get("task") or task
+            identity = (text_sha256(text), row_task, label)
+            if identity in seen:
+                continue
+            seen.add(identity)
             conn.execute(
                 """INSERT INTO messages (workspace, channel, ts, user, text, received_at)
                    VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
-                (IMPORT_WORKSPACE, source.name, ts, text, now),
+                (IMPORT_WORKSPACE, IMPORT_CHANNEL, identity[0], text, now),
             )
             message_id = conn.execute(
                 "SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
-                (IMPORT_WORKSPACE, source.name, ts),
+                (IMPORT_WORKSPACE, IMPORT_CHANNEL, identity[0]),
             ).fetchone()[0]
             conn.execute(
                 """INSERT INTO corrections (message_id, task, label, source, user, is_admin, created_at)
                    VALUES (?, ?, ?, 'import', ?, 0, ?)""",
-                (message_id, record.get("task") or task, record["label"], user, now),
+                (message_id, row_task, label, user, now),
             )
-    return len(records)
+            new += 1
+        report = ImportReport(path=str(source), task=task, rows=len(records), new=new,
+                              duplicates=len(records) - new)
+        if actor is not None:
+            audit(db, actor=actor, action="import",
+                  detail={"path": str(source), "task": task, "rows": report.rows, "new": report.new})
+    return report
+
+
+def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
+                    user: str = "import") -> int:
+    """`import_file` without an audit row; returns how many rows were new."""
+    return import_file(db, path, task=task, fmt=fmt, user=user).new
 
 
 def _write_atomically(path: Path, fmt: str, fields: tuple[str, ...], records: list[dict[str, Any]]) -> int:
