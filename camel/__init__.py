@@ -8,7 +8,7 @@ classifier). No Slack and no SQL here; see docs/interfaces.md for the contract.
 from camel.adapter_io import (ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, MANIFEST_FILE, METRICS_FILE, WEIGHTS_FILE,
                               FallbackResult, load_adapter, load_first_good, save_adapter, version_folder_name)
 from camel.base import BaseEncoder, load_base
-from camel.cache import FeatureCache
+from camel.cache import CompactionReport, FeatureCache, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.errors import CamelError
 from camel.evaluation import evaluate
@@ -19,7 +19,7 @@ from camel.version import __version__
 
 __all__ = [
     "ADAPTER_FILES", "CONFIG_FILE", "LABELS_FILE", "MANIFEST_FILE", "METRICS_FILE", "WEIGHTS_FILE",
-    "Adapter", "FallbackResult", "BaseEncoder", "CamelConfig", "CamelError", "FeatureCache", "Prediction", "Predictor",
+    "Adapter", "CompactionReport", "FallbackResult", "text_digest", "BaseEncoder", "CamelConfig", "CamelError", "FeatureCache", "Prediction", "Predictor",
     "TrainResult", "TrainingArgs", "__version__", "default_base_model_path", "evaluate", "load_adapter",
     "load_base", "load_first_good", "new_adapter", "save_adapter", "train", "version_folder_name",
 ]

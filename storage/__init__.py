@@ -9,7 +9,7 @@ from storage.adapters import (
     register_adapter, set_adapter_status, start_run,
 )
 from storage.corrections import add_correction, count_user_corrections_since, withdraw_correction
-from storage.db import database_path, open_store, quick_check, require_healthy, schema_version, transaction
+from storage.db import checkpoint_wal, database_path, open_store, quick_check, require_healthy, schema_version, transaction
 from storage.errors import (
     ChannelBoundError, CorruptDatabaseError, DatabaseWriteError, ImportFormatError, InvalidValueError, SchemaTooNewError, StorageError,
     UnknownAdapterError, UnknownLabelError, UnknownMessageError, UnknownRunError, UnknownTaskError,
@@ -21,9 +21,10 @@ from storage.messages import (
     record_prediction, set_prediction_reply,
 )
 from storage.migrations import SCHEMA_VERSION
-from storage.privacy import delete_user_data, purge_unlabelled_text
+from storage.deletions import deleted_text_hashes, deletion_version
+from storage.privacy import delete_user_data, erase_user, purge_unlabelled, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, Dispute, ImportReport, LabelledMessage, Message, Prediction, Resolution, Task,
+    AdapterVersion, AuditEntry, DeletionReport, Dispute, ImportReport, LabelledMessage, Message, Prediction, Resolution, Task,
     TrainingRun,
 )
 from storage.rounds import Reconciliation, finish_round, reconcile_task
@@ -32,7 +33,7 @@ from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_f
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "ImportReport", "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "DeletionReport", "checkpoint_wal", "deleted_text_hashes", "deletion_version", "erase_user", "purge_unlabelled", "ImportReport", "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
     "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

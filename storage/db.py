@@ -134,6 +134,21 @@ def _configure(conn: sqlite3.Connection) -> None:
     # only a power cut can lose the last few commits, and it makes each commit ~10x cheaper.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Deleted rows are overwritten with zeros, so erased text does not linger in free pages.
+    conn.execute("PRAGMA secure_delete = ON")
+
+
+def checkpoint_wal(db: sqlite_utils.Database) -> bool:
+    """Copy the WAL into the database and truncate it to zero bytes, so text that was deleted is
+    not left in old WAL frames. False if a reader kept part of it (try again later)."""
+    with _lock(db):
+        if db.conn.in_transaction:
+            raise StorageError("checkpoint_wal must run outside a transaction")
+        try:
+            busy, _log, _done = db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise database_error(exc, database_path(db)) from exc
+    return int(busy) == 0
 
 
 def _migrate(db: sqlite_utils.Database, found: int) -> None:

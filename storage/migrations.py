@@ -117,5 +117,18 @@ def _v1_initial_schema(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema]
+def _v2_deletion_list(conn: sqlite3.Connection) -> None:
+    """Hashes (never text) of deleted texts, so caches of derived data (the feature cache's
+    hidden states) can drop them; `id` only grows, so readers poll MAX(id) as a version."""
+    conn.execute(
+        """CREATE TABLE deleted_texts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            text_sha256 TEXT NOT NULL UNIQUE CHECK (length(text_sha256) = 64),
+            deleted_at TEXT NOT NULL,
+            reason TEXT NOT NULL
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_deletion_list]
 SCHEMA_VERSION = len(MIGRATIONS)
