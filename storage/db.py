@@ -10,6 +10,7 @@ writers queue instead of failing with "database is locked".
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
+from storage.files import FILE_MODE, make_private_dirs, make_private_file
 from storage.errors import CorruptDatabaseError, DatabaseWriteError, SchemaTooNewError, StorageError
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -46,7 +48,7 @@ def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Databas
     if target != ":memory:" and not create and not Path(target).is_file():
         raise StorageError(f"no database at {target}")
     if target != ":memory:":
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_private_file(target)
     try:
         conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -70,6 +72,20 @@ def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Databas
     setattr(db, _PATH_ATTR, target)
     _migrate(db, found)
     return db
+
+
+def _prepare_private_file(target: str) -> None:
+    """Create the folder (0700) and the file (0600) before SQLite does: SQLite gives the -wal
+    and -shm files the database file's mode, so all three stay owner-only whatever the umask."""
+    try:
+        make_private_dirs(Path(target).parent)
+        if not Path(target).is_dir():
+            make_private_file(target)
+        for suffix in ("-wal", "-shm"):
+            if Path(target + suffix).is_file():
+                os.chmod(target + suffix, FILE_MODE)
+    except OSError as exc:
+        raise DatabaseWriteError(f"cannot open database {target}: {exc.strerror or exc}") from exc
 
 
 def _read_version(conn: sqlite3.Connection, target: str) -> int:

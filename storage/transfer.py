@@ -24,6 +24,7 @@ import sqlite_utils
 from storage.db import rows, transaction, utc_now
 from storage.errors import ImportFormatError, UnknownTaskError
 from storage.events import audit
+from storage.files import make_private_dirs, make_private_file
 from storage.records import ImportReport, Task
 from storage.resolution import resolve_labels
 from storage.tasks import get_task, require_task
@@ -184,7 +185,8 @@ def _write_atomically(path: Path, fmt: str, fields: tuple[str, ...], records: li
     """Write to a temporary file and rename it, so a failed export never leaves half a file."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
+        make_private_file(temporary)  # 0600 before any row is in it, whatever the umask
         with temporary.open("w", encoding="utf-8", newline="") as handle:
             if fmt == "csv":
                 writer = csv.DictWriter(handle, fieldnames=fields, quoting=csv.QUOTE_MINIMAL)

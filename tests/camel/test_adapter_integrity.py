@@ -145,3 +145,15 @@ def test_an_adapter_saved_before_manifests_existed_still_loads(saved: Path) -> N
     del meta["integrity"]
     (saved / camel.CONFIG_FILE).write_text(json.dumps(meta))
     assert camel.load_adapter(str(saved)).labels
+
+
+def test_adapter_files_are_private_whatever_the_umask(trained: camel.TrainResult, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        folder = tmp_path / "adapters" / "support" / "v0001"
+        camel.save_adapter(trained.adapter, str(folder))
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "adapters", tmp_path / "adapters" / "support", folder):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    assert all((folder / name).stat().st_mode & 0o777 == 0o600 for name in os.listdir(folder))
