@@ -156,10 +156,11 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 def checkpoint_wal(db: sqlite_utils.Database) -> bool:
     """Copy the WAL into the database and truncate it to zero bytes, so text that was deleted is
-    not left in old WAL frames. False if a reader kept part of it (try again later)."""
+    not left in old WAL frames. False if a reader kept part of it (try again later), or when
+    called inside a transaction (the outermost caller checkpoints after its commit)."""
     with _lock(db):
         if db.conn.in_transaction:
-            raise StorageError("checkpoint_wal must run outside a transaction")
+            return False
         try:
             busy, _log, _done = db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.DatabaseError as exc:

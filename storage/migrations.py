@@ -130,5 +130,10 @@ def _v2_deletion_list(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_deletion_list]
+def _v3_pruned_adapters(conn: sqlite3.Connection) -> None:
+    """When a version's folder was removed by retention (the record stays, for history)."""
+    conn.execute("ALTER TABLE adapters ADD COLUMN pruned_at TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_deletion_list, _v3_pruned_adapters]
 SCHEMA_VERSION = len(MIGRATIONS)
