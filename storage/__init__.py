@@ -14,7 +14,7 @@ from storage.errors import (
     ChannelBoundError, CorruptDatabaseError, DatabaseWriteError, ImportFormatError, InvalidValueError, SchemaTooNewError, StorageError,
     UnknownAdapterError, UnknownLabelError, UnknownMessageError, UnknownRunError, UnknownTaskError,
 )
-from storage.files import loose_permissions, make_private, make_private_dirs, secrets_file_warning
+from storage.files import loose_permissions, make_private, make_private_dirs, secrets_file_warning, unwritable_paths
 from storage.events import audit, claim_event, list_audit
 from storage.live import live_accuracy
 from storage.messages import (
@@ -38,7 +38,7 @@ from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_f
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention", "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport", "checkpoint_wal", "deleted_text_hashes", "deletion_version", "erase_user", "purge_unlabelled", "ImportReport", "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention", "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions", "unwritable_paths", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport", "checkpoint_wal", "deleted_text_hashes", "deletion_version", "erase_user", "purge_unlabelled", "ImportReport", "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
     "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.files import FILE_MODE, make_private_dirs, make_private_file
+from storage.files import FILE_MODE, make_private_dirs
 from storage.errors import CorruptDatabaseError, DatabaseWriteError, SchemaTooNewError, StorageError
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -79,13 +79,26 @@ def _prepare_private_file(target: str) -> None:
     and -shm files the database file's mode, so all three stay owner-only whatever the umask."""
     try:
         make_private_dirs(Path(target).parent)
-        if not Path(target).is_dir():
-            make_private_file(target)
-        for suffix in ("-wal", "-shm"):
-            if Path(target + suffix).is_file():
-                os.chmod(target + suffix, FILE_MODE)
+        if not Path(target).exists():
+            _create_private(target)
+        # chmod, never open(): closing any descriptor of the database file would drop the POSIX
+        # locks that other SQLite connections of this process hold on it (then another process
+        # may checkpoint and delete the WAL under them).
+        for path in (target, target + "-wal", target + "-shm"):
+            if Path(path).is_file() and Path(path).stat().st_mode & 0o777 != FILE_MODE:
+                os.chmod(path, FILE_MODE)
     except OSError as exc:
         raise DatabaseWriteError(f"cannot open database {target}: {exc.strerror or exc}") from exc
+
+
+def _create_private(target: str) -> None:
+    """Create the missing database file as 0600 (no SQLite connection can have it open yet)."""
+    try:
+        descriptor = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return  # created meanwhile by another process: the chmod after this fixes its mode
+    os.fchmod(descriptor, FILE_MODE)
+    os.close(descriptor)
 
 
 def _read_version(conn: sqlite3.Connection, target: str) -> int:

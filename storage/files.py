@@ -82,3 +82,20 @@ def secrets_file_warning(path: str | Path) -> str | None:
         return None
     return (f"WARNING: secrets file {path} has permissions {mode:04o}: readable or writable by others; "
             f"run `chmod 600 {path}`")
+
+
+def unwritable_paths(paths: list[str | Path]) -> list[str]:
+    """For `doctor`: each path (file or folder, existing or to be created) that cannot be written,
+    as "path: reason". A missing path is judged by the nearest folder that exists. os.access
+    also reports a read-only mount for root, which chmod-based checks would miss."""
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw).absolute()
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        mode = os.W_OK | (os.X_OK if existing.is_dir() else 0)
+        if not os.access(existing, mode):
+            where = "" if existing == path else f" (its folder {existing})"
+            problems.append(f"{path}: not writable{where}")
+    return problems

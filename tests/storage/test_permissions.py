@@ -72,3 +72,15 @@ def test_a_group_or_world_readable_secrets_file_is_warned_about(tmp_path: Path, 
     assert (warning is not None) == warns
     if warning:
         assert f"{mode:04o}" in warning and "chmod 600" in warning and "xoxb" not in warning and "\n" not in warning
+
+
+def test_unwritable_paths_names_what_cannot_be_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writable = tmp_path / "data" / "camel.db"  # missing: judged by tmp_path, which is writable
+    blocked = tmp_path / "ro"
+    blocked.mkdir()
+    real_access = os.access
+    # A read-only mount cannot be made without root and a bind mount; os.access is what reports it.
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == blocked else real_access(p, mode))
+    assert storage.unwritable_paths([writable]) == []
+    assert storage.unwritable_paths([blocked / "camel.db", blocked]) == [
+        f"{blocked / 'camel.db'}: not writable (its folder {blocked})", f"{blocked}: not writable"]
