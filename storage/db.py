@@ -192,7 +192,8 @@ def _migrate(db: sqlite_utils.Database, found: int) -> None:
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
-    return int(one(db, "PRAGMA user_version")[0])
+    row = one(db, "PRAGMA user_version")
+    return int(row[0]) if row else 0
 
 
 def _lock(db: sqlite_utils.Database) -> threading.RLock:
