@@ -28,7 +28,7 @@ from storage.records import (
     AdapterVersion, AuditEntry, DeletionReport, Dispute, ImportReport, LabelledMessage, Message, Prediction, Resolution, Task,
     TrainingRun,
 )
-from storage.rounds import Reconciliation, finish_round, reconcile_task
+from storage.rounds import Reconciliation, finish_round, reconcile_task, record_fallback
 from storage.retention import (
     RetentionReport, adapter_versions_to_prune, apply_retention, delete_old_predictions, expired_runs,
     mark_adapter_pruned, pruned_versions,
@@ -38,7 +38,7 @@ from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_f
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention", "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions", "unwritable_paths", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport", "checkpoint_wal", "deleted_text_hashes", "deletion_version", "erase_user", "purge_unlabelled", "ImportReport", "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention", "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions", "unwritable_paths", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport", "checkpoint_wal", "deleted_text_hashes", "deletion_version", "erase_user", "purge_unlabelled", "ImportReport", "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check", "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "record_fallback", "ChannelBoundError", "Dispute", "ImportFormatError",
     "InvalidValueError", "LabelledMessage", "Message", "Prediction", "Resolution",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

@@ -12,7 +12,7 @@ does not depend on which module those live in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from storage.adapters import activate_adapter, get_adapter, register_adapter
 from storage.db import one, rows, transaction, utc_now
 from storage.errors import InvalidValueError, UnknownRunError
 from storage.events import audit
-from storage.records import TrainingRun
+from storage.records import AdapterVersion, TrainingRun
 from storage.tasks import require_task
 
 OUTCOMES_WITH_VERSION = ("promoted", "rejected")
@@ -141,3 +141,28 @@ def reconcile_task(db: sqlite_utils.Database, task: str, *, version_folders: Ite
         if notes:
             audit(db, actor=RECOVERY_ACTOR, action="reconcile", detail={"task": task, "notes": notes})
     return Reconciliation(task=task, notes=notes, orphan_versions=orphans)
+
+
+def record_fallback(db: sqlite_utils.Database, task: str, version: int | None, *,
+                    failures: Sequence[tuple[int, str]], actor: str = RECOVERY_ACTOR) -> AdapterVersion | None:
+    """Record what `camel.load_first_good` found at start-up or on reload, in one transaction:
+    `version` (the one that loads) becomes active, each version that failed before it becomes
+    "rejected" with the reason, and an "adapter_fallback" audit row lists them. With `version`
+    None nothing is marked (when no version loads, the cause is usually shared, such as a
+    missing base model, not every folder), but the audit row is still written."""
+    with transaction(db) as conn:
+        require_task(db, task)
+        if version is not None:
+            for failed, reason in failures:
+                if get_adapter(db, task, failed) is not None and failed != version:
+                    conn.execute(
+                        "UPDATE adapters SET status = 'rejected', reason = ?, updated_at = ? WHERE task = ? AND version = ?",
+                        (f"does not load: {reason}"[:500], utc_now(), task, failed))
+            conn.execute("UPDATE tasks SET active_version = NULL WHERE name = ? AND active_version IN "
+                         f"({','.join('?' * len(failures)) or 'NULL'})", (task, *[f for f, _ in failures]))
+            current = get_adapter(db, task, version)
+            if current is None or current.status != "active":
+                activate_adapter(db, task, version, reason="fallback: newer versions do not load")
+        audit(db, actor=actor, action="adapter_fallback",
+              detail={"task": task, "version": version, "failed": {str(v): reason for v, reason in failures}})
+    return get_adapter(db, task, version) if version is not None else None

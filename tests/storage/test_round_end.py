@@ -127,3 +127,31 @@ def test_reconcile_finishes_an_unfinished_run_whose_version_is_active(db: sqlite
     storage.reconcile_task(db, "support", version_folders=[1])
     assert_records_agree(db, "support")
     assert storage.list_runs(db, "support")[0].outcome == "promoted"
+
+
+def _registered(db: sqlite_utils.Database, versions: list[int], active: int) -> None:
+    for version in versions:
+        storage.register_adapter(db, task="support", version=version, path=f"/a/v{version:04d}",
+                                 parent_version=version - 1 or None, run_id=None, metrics={})
+        storage.activate_adapter(db, "support", version, reason="test")
+    storage.activate_adapter(db, "support", active, reason="test")
+
+
+def test_record_fallback_activates_the_version_that_loads_and_records_why(db: sqlite_utils.Database) -> None:
+    _registered(db, [1, 2, 3], active=3)
+    found = storage.record_fallback(db, "support", 1, failures=[(3, "corrupt adapter.safetensors"),
+                                                                (2, "adapter folder not found")])
+    assert found.version == 1 and storage.get_task(db, "support").active_version == 1
+    assert storage.get_adapter(db, "support", 3).status == "rejected"
+    assert "does not load: corrupt adapter.safetensors" in storage.get_adapter(db, "support", 3).reason
+    entry = storage.list_audit(db, 1)[0]
+    assert (entry.actor, entry.action, entry.detail["version"]) == ("recovery", "adapter_fallback", 1)
+    assert entry.detail["failed"] == {"3": "corrupt adapter.safetensors", "2": "adapter folder not found"}
+
+
+def test_record_fallback_with_nothing_loadable_changes_no_status(db: sqlite_utils.Database) -> None:
+    # Every version failing usually means the base model is missing, not that every folder broke.
+    _registered(db, [1, 2], active=2)
+    assert storage.record_fallback(db, "support", None, failures=[(2, "x"), (1, "y")]) is None
+    assert [v.status for v in storage.list_adapters(db, "support")] == ["retired", "active"]
+    assert storage.list_audit(db, 1)[0].detail == {"task": "support", "version": None, "failed": {"2": "x", "1": "y"}}
