@@ -196,8 +196,11 @@ def _write_atomically(path: Path, fmt: str, fields: tuple[str, ...], records: li
                 handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         os.replace(temporary, path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise ImportFormatError(f"cannot write {path}: {exc.strerror}") from exc
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass  # e.g. the "folder" is a file: there is no temporary file to remove
+        raise ImportFormatError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return len(records)
 
 

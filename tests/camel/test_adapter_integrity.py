@@ -157,3 +157,10 @@ def test_adapter_files_are_private_whatever_the_umask(trained: camel.TrainResult
     for path in (tmp_path / "adapters", tmp_path / "adapters" / "support", folder):
         assert path.stat().st_mode & 0o777 == 0o700, path
     assert all((folder / name).stat().st_mode & 0o777 == 0o600 for name in os.listdir(folder))
+
+
+def test_a_text_with_invalid_utf8_is_predicted_not_a_type_error(trained: camel.TrainResult) -> None:
+    # A command-line argument with invalid UTF-8 arrives as lone surrogates (surrogateescape).
+    text = b"card \xff\xfe arrived".decode("utf-8", "surrogateescape")
+    [prediction] = camel.Predictor(trained.adapter).predict([text])
+    assert prediction.label in trained.adapter.labels
