@@ -5,8 +5,10 @@ and newlines survives and the file opens cleanly in a spreadsheet (a BOM added b
 accepted on import). An import checks every row before writing any, then writes all of them
 (and its audit row) in one transaction. An imported row is identified by (task, text, label),
 whatever the file is called or where the row stands: a row already imported adds nothing and
-is not a new label for training. Its message is workspace "import", channel "import" and
-ts = sha256 of the text, so the same text is one message, labelled once per label.
+is not a new label for training. A text already imported (from any file) gets the new label
+as another correction on its message; a new text becomes a message of workspace "import",
+channel = the file name and ts = line number plus a hash of the text (the key that decides
+its train/held-out split, unchanged from earlier versions).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from storage.tasks import get_task, require_task
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 IMPORT_WORKSPACE = "import"
-IMPORT_CHANNEL = "import"
 MAX_REPORTED_ROWS = 10
 CORRECTION_FIELDS = ("id", "created_at", "withdrawn_at", "task", "message_id", "workspace", "channel",
                      "ts", "user", "is_admin", "source", "label")
@@ -130,6 +131,29 @@ def _already_imported(db: sqlite_utils.Database) -> set[tuple[str, str, str]]:
     return {(text_sha256(r["text"]), r["task"], r["label"]) for r in found}
 
 
+def _imported_messages(db: sqlite_utils.Database) -> dict[str, int]:
+    """text hash -> id of the first imported message with that text."""
+    found: dict[str, int] = {}
+    for r in rows(db, "SELECT id, text FROM messages WHERE workspace = ? AND text != '' ORDER BY id",
+                  (IMPORT_WORKSPACE,)):
+        found.setdefault(text_sha256(r["text"]), int(r["id"]))
+    return found
+
+
+def _new_import_message(conn: Any, file_name: str, line: int, text: str, digest: str, now: str) -> int:
+    ts = f"{line:07d}-{digest[:12]}"
+    conn.execute(
+        """INSERT INTO messages (workspace, channel, ts, user, text, received_at)
+           VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
+        (IMPORT_WORKSPACE, file_name, ts, text, now),
+    )
+    message_id = int(conn.execute("SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
+                                  (IMPORT_WORKSPACE, file_name, ts)).fetchone()[0])
+    # The same key with its text erased (a purge): the import brings the text back.
+    conn.execute("UPDATE messages SET text = ? WHERE id = ? AND text = ''", (text, message_id))
+    return message_id
+
+
 def import_file(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
                 user: str = "import", actor: str | None = None) -> ImportReport:
     """Import every row of a labelled file or none of them; rows already imported add nothing.
@@ -145,22 +169,18 @@ def import_file(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: 
     new = 0
     with transaction(db) as conn:
         seen = _already_imported(db)
-        for _number, record in records:
+        messages = _imported_messages(db)
+        for number, record in records:
             text, label = record["text"], record["label"]
             row_task = record.get("task") or task
             identity = (text_sha256(text), row_task, label)
             if identity in seen:
                 continue
             seen.add(identity)
-            conn.execute(
-                """INSERT INTO messages (workspace, channel, ts, user, text, received_at)
-                   VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
-                (IMPORT_WORKSPACE, IMPORT_CHANNEL, identity[0], text, now),
-            )
-            message_id = conn.execute(
-                "SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
-                (IMPORT_WORKSPACE, IMPORT_CHANNEL, identity[0]),
-            ).fetchone()[0]
+            message_id = messages.get(identity[0])
+            if message_id is None:
+                message_id = _new_import_message(conn, source.name, number, text, identity[0], now)
+                messages[identity[0]] = message_id
             conn.execute(
                 """INSERT INTO corrections (message_id, task, label, source, user, is_admin, created_at)
                    VALUES (?, ?, ?, 'import', ?, 0, ?)""",

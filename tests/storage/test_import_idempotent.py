@@ -46,6 +46,8 @@ def test_the_same_rows_in_another_file_and_order_are_the_same_rows(db: sqlite_ut
     report = storage.import_file(db, other, task="support")
     assert (report.rows, report.new, report.duplicates) == (5, 2, 3)  # a new label for "my card", and "lost it" once
     assert _corrections(db) == 4
+    # "my card" stays one message with two labels (a dispute to resolve), not two messages.
+    assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 3
 
 
 def test_rows_imported_by_an_older_camel_bot_count_as_already_there(db: sqlite_utils.Database, tmp_path: Path) -> None:
