@@ -5,11 +5,11 @@ frequent, seeded rounds on cached bottom states) and an Adaptation Layer (poolin
 classifier). No Slack and no SQL here; see docs/interfaces.md for the contract.
 """
 
-from camel.adapter_io import (ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, METRICS_FILE, WEIGHTS_FILE, load_adapter,
-                              save_adapter)
+from camel.adapter_io import (ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, MANIFEST_FILE, METRICS_FILE, WEIGHTS_FILE,
+                              FallbackResult, load_adapter, load_first_good, save_adapter, version_folder_name)
 from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
-from camel.cache import FeatureCache
+from camel.cache import CompactionReport, FeatureCache, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.errors import CamelError
 from camel.evaluation import evaluate
@@ -25,8 +25,9 @@ __all__ = [
     "CALIBRATION_FILE", "Calibration", "CalibrationError", "Decision", "OutOfScopeDetector", "OutOfScopeError",
     "ReviewError", "decide", "fit_calibration", "fit_out_of_scope", "max_probability_score", "nearest_neighbour_score",
     "select_for_review", "uncertainty",
-    "ADAPTER_FILES", "CONFIG_FILE", "LABELS_FILE", "METRICS_FILE", "WEIGHTS_FILE",
-    "Adapter", "BaseEncoder", "CamelConfig", "CamelError", "FeatureCache", "Prediction", "Predictor",
+    "ADAPTER_FILES", "CONFIG_FILE", "LABELS_FILE", "MANIFEST_FILE", "METRICS_FILE", "WEIGHTS_FILE",
+    "Adapter", "CompactionReport", "FallbackResult", "text_digest", "BaseEncoder", "CamelConfig", "CamelError",
+    "FeatureCache", "Prediction", "Predictor",
     "TrainResult", "TrainingArgs", "__version__", "default_base_model_path", "evaluate", "load_adapter",
-    "load_base", "new_adapter", "save_adapter", "train",
+    "load_base", "load_first_good", "new_adapter", "save_adapter", "train", "version_folder_name",
 ]

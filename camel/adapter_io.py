@@ -1,7 +1,10 @@
 """Adapter folders on disk: trainable tensors in safetensors plus JSON metadata, written atomically.
 
-Loading trusts nothing: the JSON must parse, the weights' sha256 must match, the base model's
-fingerprint must match, and every tensor name and shape must be the ones the config implies.
+Loading trusts nothing: every file that changes what the adapter serves (weights, config, labels
+and any extra file such as a calibration) must match the sha256 recorded in `manifest.json`,
+which is written last; the base model's fingerprint must match, and every tensor name and shape
+must be the ones the config implies. `metrics.json` is informational: outside the manifest, and
+a damaged one loads as empty metrics instead of disabling weights that are fine.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -27,32 +32,87 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter.safetensors"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
-ADAPTER_FILES = (CONFIG_FILE, WEIGHTS_FILE, LABELS_FILE, METRICS_FILE)
+MANIFEST_FILE = "manifest.json"
+ADAPTER_FILES = (CONFIG_FILE, WEIGHTS_FILE, LABELS_FILE, METRICS_FILE, MANIFEST_FILE)
+# Served files every adapter has; extra files (calibration, ...) join them in the manifest.
+SERVED_FILES = (CONFIG_FILE, WEIGHTS_FILE, LABELS_FILE)
+MANIFEST_FORMAT = 1
+# Owner-only: an adapter is derived from users' messages.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
 
 
-def save_adapter(adapter: Adapter, directory: str) -> None:
-    """Write the adapter to `directory` via a temporary sibling folder, fsync, and rename."""
+@dataclass
+class FallbackResult:
+    """What `load_first_good` found: the first candidate that loads, and why the others did not."""
+
+    version: int | None
+    folder: str | None
+    adapter: Adapter | None
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+
+def version_folder_name(version: int) -> str:
+    """`v0001`, `v0002`, ...: the folder of one adapter version inside adapters/<task>/."""
+    return f"v{version:04d}"
+
+
+def save_adapter(adapter: Adapter, directory: str, *, extra_files: Mapping[str, bytes] | None = None) -> None:
+    """Write the adapter to `directory` via a temporary sibling folder, fsync, and rename.
+
+    `extra_files` (name -> content) are written alongside and covered by the manifest. Any
+    failure (a full disk shows up as SafetensorError as well as OSError) removes the temp folder
+    at once and raises a one-line AdapterSaveError; an existing `directory` is left as it was.
+    """
     target = os.path.abspath(directory)
     parent = os.path.dirname(target)
+    extras = dict(extra_files or {})
+    reserved = sorted(set(extras) & set(ADAPTER_FILES))
+    bad_names = sorted(name for name in extras if not name or os.path.basename(name) != name or name.startswith("."))
+    if reserved or bad_names:
+        raise AdapterSaveError(f"extra adapter files may not use reserved or path-like names: {reserved + bad_names}")
     temp = os.path.join(parent, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
     try:
-        os.makedirs(parent, exist_ok=True)
-        os.mkdir(temp)
-        _write_files(adapter, temp)
+        _make_private_dirs(parent)
+        os.mkdir(temp, FOLDER_MODE)
+        os.chmod(temp, FOLDER_MODE)
+        _write_files(adapter, temp, extras)
         _fsync_path(temp)
         _replace_folder(temp, target)
         _fsync_path(parent)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:
         shutil.rmtree(temp, ignore_errors=True)
-        raise AdapterSaveError(f"cannot write adapter to {target}: {exc}") from exc
+        raise AdapterSaveError(f"cannot write adapter to {target}: {_one_line(exc)}") from exc
+
+
+def load_first_good(task_dir: str, versions: Sequence[int], base: BaseEncoder | None = None) -> FallbackResult:
+    """Try `versions` in the order given (newest first, usually) inside `task_dir`; the first that
+    loads wins. Never raises for a bad version: each failure is returned as (version, reason)."""
+    failures: list[tuple[int, str]] = []
+    for version in versions:
+        folder = os.path.join(os.path.abspath(task_dir), version_folder_name(version))
+        try:
+            adapter = load_adapter(folder, base)
+        except CamelError as exc:
+            failures.append((version, _one_line(exc)))
+            continue
+        return FallbackResult(version=version, folder=folder, adapter=adapter, failures=failures)
+    return FallbackResult(version=None, folder=None, adapter=None, failures=failures)
 
 
 def load_adapter(directory: str, base: BaseEncoder | None = None) -> Adapter:
     """Load and verify an adapter folder; `base` defaults to the base model it records."""
     folder = os.path.abspath(directory)
+    if not os.path.isdir(folder):
+        raise AdapterLoadError(f"adapter folder not found: {folder}")
+    extras = _verify_manifest(folder)
     meta = _read_json(folder, CONFIG_FILE)
+    if extras is None:
+        if not isinstance(meta, dict) or meta.get("integrity") == MANIFEST_FILE:
+            raise AdapterLoadError(f"adapter {folder} has no {MANIFEST_FILE}")
+        extras = {}  # saved before manifests existed: the weights' own sha256 below still guards them
     labels = _read_json(folder, LABELS_FILE)
-    metrics = _read_json(folder, METRICS_FILE)
+    metrics = _read_metrics(folder)
     try:
         config = CamelConfig.from_dict(meta["config"])
         expected_fingerprint, base_path = str(meta["base_fingerprint"]), str(meta["base_path"])
@@ -69,12 +129,73 @@ def load_adapter(directory: str, base: BaseEncoder | None = None) -> Adapter:
             f"found base fingerprint {base.fingerprint[:12]} ({base.path})")
     adapter = new_adapter(base, config, labels)
     _load_weights(adapter, folder, expected_sha, shapes)
-    adapter.metrics = metrics if isinstance(metrics, dict) else {}
+    adapter.metrics = metrics
+    adapter.extra_files = extras
     adapter.eval()
     return adapter
 
 
-def _write_files(adapter: Adapter, folder: str) -> None:
+def _verify_manifest(folder: str) -> dict[str, bytes] | None:
+    """Check every file against manifest.json; returns the extra files' contents (verified),
+    or None when the folder has no manifest at all (the caller decides if that is allowed)."""
+    if not os.path.lexists(os.path.join(folder, MANIFEST_FILE)):
+        return None
+    manifest = _read_json(folder, MANIFEST_FILE)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise AdapterLoadError(f"invalid {MANIFEST_FILE} in {folder}: no files with their sha256")
+    missing = [name for name in SERVED_FILES if name not in files]
+    if missing:
+        raise AdapterLoadError(f"invalid {MANIFEST_FILE} in {folder}: {missing[0]} is not listed")
+    present = set(os.listdir(folder))
+    unlisted = sorted(present - set(files) - {MANIFEST_FILE, METRICS_FILE})
+    if unlisted:
+        raise AdapterLoadError(f"{unlisted[0]} in {folder} is not in {MANIFEST_FILE}: refusing a file it would serve unverified")
+    extras: dict[str, bytes] = {}
+    for name, expected in sorted(files.items()):
+        if os.path.basename(name) != name or name in (MANIFEST_FILE, METRICS_FILE):
+            raise AdapterLoadError(f"invalid {MANIFEST_FILE} in {folder}: bad entry {name!r}")
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise AdapterLoadError(f"adapter {folder} has no {name}")
+        found = _sha256(path)
+        if found != expected:
+            raise AdapterLoadError(f"corrupt {name} in {folder}: sha256 expected {expected[:12]}, found {found[:12]}")
+        if name not in SERVED_FILES:
+            with open(path, "rb") as handle:
+                extras[name] = handle.read()
+    return extras
+
+
+def _read_metrics(folder: str) -> dict[str, Any]:
+    """metrics.json is informational: unreadable or not a JSON object means no metrics, not a refusal."""
+    try:
+        metrics = _read_json(folder, METRICS_FILE)
+    except AdapterLoadError:
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _make_private_dirs(path: str) -> None:
+    """Create missing folders as 0700 whatever the umask (existing ones keep their mode)."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, FOLDER_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(folder, FOLDER_MODE)
+
+
+def _write_files(adapter: Adapter, folder: str, extras: Mapping[str, bytes]) -> None:
     tensors = {name: tensor.detach().to(adapter.storage_dtype).contiguous()
                for name, tensor in adapter.state_dict().items()}
     weights_path = os.path.join(folder, WEIGHTS_FILE)
@@ -92,12 +213,28 @@ def _write_files(adapter: Adapter, folder: str) -> None:
         "thresholds": {"abstain": adapter.config.abstain_threshold},
         "tensor_shapes": {name: list(tensor.shape) for name, tensor in tensors.items()},
         "weights_sha256": _sha256(weights_path),
+        "integrity": MANIFEST_FILE,  # a folder saying this is refused if its manifest goes missing
     }
     _write_json(os.path.join(folder, CONFIG_FILE), meta)
     _write_json(os.path.join(folder, LABELS_FILE), adapter.labels)
     _write_json(os.path.join(folder, METRICS_FILE), adapter.metrics)
-    for name in ADAPTER_FILES:
+    for name, content in extras.items():
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(content)
+    served = list(SERVED_FILES) + sorted(extras)
+    for name in served + [METRICS_FILE]:
+        os.chmod(os.path.join(folder, name), FILE_MODE)
         _fsync_path(os.path.join(folder, name))
+    # Last, so a folder without a complete manifest never passes as a whole adapter.
+    _write_manifest(folder, served)
+
+
+def _write_manifest(folder: str, served: Sequence[str]) -> None:
+    path = os.path.join(folder, MANIFEST_FILE)
+    _write_json(path, {"format": MANIFEST_FORMAT,
+                       "files": {name: _sha256(os.path.join(folder, name)) for name in served}})
+    os.chmod(path, FILE_MODE)
+    _fsync_path(path)
 
 
 def _load_weights(adapter: Adapter, folder: str, expected_sha: str, shapes: dict[str, Any]) -> None:
@@ -141,7 +278,7 @@ def _read_json(folder: str, name: str) -> Any:
     except FileNotFoundError as exc:
         raise AdapterLoadError(f"adapter {folder} has no {name}") from exc
     except (OSError, ValueError) as exc:
-        raise AdapterLoadError(f"corrupt {name} in {folder}: {exc}") from exc
+        raise AdapterLoadError(f"corrupt {name} in {folder}: {_one_line(exc)}") from exc
 
 
 def _write_json(path: str, data: Any) -> None:

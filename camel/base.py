@@ -75,8 +75,12 @@ class BaseEncoder:
     def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
         # A fast tokenizer changes its padding/truncation state on each call, and two threads doing
         # that at once fail with "Already borrowed"; tokenizing is cheap, so it is serialised.
+        # Lone surrogates (invalid UTF-8 from a command line, decoded with surrogateescape) make
+        # the Rust tokenizer raise TypeError; each becomes "?" (the cache key still sees the original).
+        clean = [text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8", "replace")
+                 for text in texts]
         with self._tokenizer_lock:
-            encoded: dict[str, torch.Tensor] = self.tokenizer(texts, padding=True, truncation=True,
+            encoded: dict[str, torch.Tensor] = self.tokenizer(clean, padding=True, truncation=True,
                                                               max_length=max_length, return_tensors="pt")
             return encoded
 

@@ -51,6 +51,8 @@ class Adapter(nn.Module):
         self.config = config
         self.labels: list[str] = list(labels)
         self.metrics: dict[str, Any] = {}
+        # Verified extra files of a loaded adapter (e.g. a calibration), by file name.
+        self.extra_files: dict[str, bytes] = {}
         self.split_layer = base.num_layers - config.trainable_layers
         self.blocks = nn.ModuleList(copy.deepcopy(block) for block in base.blocks[self.split_layer:])
         for parameter in self.blocks.parameters():

@@ -8,11 +8,12 @@ from storage.adapters import (
     activate_adapter, get_adapter, list_adapters, next_version, register_adapter, set_adapter_status,
 )
 from storage.corrections import add_correction, count_user_corrections_since, withdraw_correction
-from storage.db import open_store, schema_version, transaction
+from storage.db import checkpoint_wal, database_path, open_store, quick_check, require_healthy, schema_version, transaction
 from storage.errors import (
-    ChannelBoundError, ImportFormatError, InvalidValueError, SchemaTooNewError, StorageError,
+    ChannelBoundError, CorruptDatabaseError, DatabaseWriteError, ImportFormatError, InvalidValueError, SchemaTooNewError, StorageError,
     UnknownAdapterError, UnknownLabelError, UnknownMessageError, UnknownRunError, UnknownTaskError,
 )
+from storage.files import loose_permissions, make_private, make_private_dirs, secrets_file_warning, unwritable_paths
 from storage.events import audit, claim_event, list_audit
 from storage.live import live_accuracy
 from storage.messages import (
@@ -20,18 +21,31 @@ from storage.messages import (
     record_prediction, set_prediction_reply,
 )
 from storage.migrations import SCHEMA_VERSION
-from storage.privacy import delete_user_data, purge_unlabelled_text
+from storage.deletions import deleted_text_hashes, deletion_version
+from storage.privacy import delete_user_data, erase_user, purge_unlabelled, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Resolution, StoredPrediction, Task,
+    AdapterVersion, AuditEntry, DeletionReport, Dispute, ImportReport, LabelledMessage, Message, Resolution,
+    StoredPrediction, Task,
     TrainingRun,
+)
+from storage.rounds import Reconciliation, finish_round, reconcile_task, record_fallback
+from storage.retention import (
+    RetentionReport, adapter_versions_to_prune, apply_retention, delete_old_predictions, expired_runs,
+    mark_adapter_pruned, pruned_versions,
 )
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.runs import finish_run, get_run, last_run, list_runs, start_run
 from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
-from storage.transfer import export_corrections, export_labelled, import_labelled
+from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention",
+    "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions",
+    "unwritable_paths", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport",
+    "checkpoint_wal", "deleted_text_hashes", "deletion_version", "erase_user", "purge_unlabelled", "ImportReport",
+    "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check",
+    "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "record_fallback", "ChannelBoundError",
+    "Dispute", "ImportFormatError",
     "InvalidValueError", "LabelledMessage", "Message", "Resolution", "StoredPrediction",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

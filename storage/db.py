@@ -10,6 +10,7 @@ writers queue instead of failing with "database is locked".
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import weakref
@@ -21,17 +22,30 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.errors import SchemaTooNewError, StorageError
+from storage.files import FILE_MODE, make_private_dirs
+from storage.errors import CorruptDatabaseError, DatabaseWriteError, SchemaTooNewError, StorageError
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
+RESTORE_HINT = ("stop camel-bot and restore camel.db from your latest backup (README, Operations: Backup); "
+                "keep the damaged file aside until the restore is checked")
+# SQLite primary result codes (sqlite3.h): the ones that mean damage, and the ones that mean
+# "cannot write here" (read-only file or folder, full disk, I/O error, permission, still locked).
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_UNWRITABLE_CODES = {3: "permission denied", 5: "still locked by another process", 8: "read-only",
+                     10: "I/O error", 13: "disk full", 14: "cannot open"}
 
 
-def open_store(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating or migrating) the database at `path`, or ":memory:"."""
+def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (creating or migrating) the database at `path`, or ":memory:".
+
+    With create=False a missing file is a StorageError and nothing is created (no folder, no
+    empty database), for commands that must not leave anything behind when they refuse."""
     target = str(path)
+    if target != ":memory:" and not create and not Path(target).is_file():
+        raise StorageError(f"no database at {target}")
     if target != ":memory:":
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_private_file(target)
     try:
         conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -45,19 +59,98 @@ def open_store(path: str | Path) -> sqlite_utils.Database:
                 f"{SCHEMA_VERSION}; upgrade camel-bot instead of opening it with an older one"
             )
         _configure(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise database_error(exc, target, opening=True) from exc
     except BaseException:
         conn.close()
         raise
     db = sqlite_utils.Database(conn)
+    guard_of(db).path = target
     _migrate(db, found)
     return db
+
+
+def _prepare_private_file(target: str) -> None:
+    """Create the folder (0700) and the file (0600) before SQLite does: SQLite gives the -wal
+    and -shm files the database file's mode, so all three stay owner-only whatever the umask."""
+    try:
+        make_private_dirs(Path(target).parent)
+        if not Path(target).exists():
+            _create_private(target)
+        # chmod, never open(): closing any descriptor of the database file would drop the POSIX
+        # locks that other SQLite connections of this process hold on it (then another process
+        # may checkpoint and delete the WAL under them).
+        for path in (target, target + "-wal", target + "-shm"):
+            if Path(path).is_file() and Path(path).stat().st_mode & 0o777 != FILE_MODE:
+                os.chmod(path, FILE_MODE)
+    except OSError as exc:
+        raise DatabaseWriteError(f"cannot open database {target}: {exc.strerror or exc}") from exc
+
+
+def _create_private(target: str) -> None:
+    """Create the missing database file as 0600 (no SQLite connection can have it open yet)."""
+    try:
+        descriptor = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return  # created meanwhile by another process: the chmod after this fixes its mode
+    os.fchmod(descriptor, FILE_MODE)
+    os.close(descriptor)
 
 
 def _read_version(conn: sqlite3.Connection, target: str) -> int:
     try:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"cannot open database {target}: {exc}") from exc
+        raise database_error(exc, target, opening=True) from exc
+
+
+def database_path(db: sqlite_utils.Database) -> str:
+    """The file `db` was opened from (":memory:" for an in-memory store)."""
+    return guard_of(db).path
+
+
+def database_error(exc: sqlite3.DatabaseError, target: str, *, opening: bool = False) -> StorageError:
+    """One-line StorageError for damage or an unwritable file; other errors are programming errors."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    detail = " ".join(str(exc).split())
+    if opening:
+        detail = f"cannot open database {target}: {detail}"
+    if primary in _CORRUPT_CODES or (primary is None and type(exc) is sqlite3.DatabaseError):
+        if opening:
+            return CorruptDatabaseError(f"{detail} (corrupt, or not a camel-bot database): {RESTORE_HINT}")
+        return CorruptDatabaseError(f"database {target} is corrupt ({detail}): {RESTORE_HINT}")
+    if opening:
+        return StorageError(detail)
+    if primary in _UNWRITABLE_CODES:
+        return DatabaseWriteError(f"cannot write database {target} ({_UNWRITABLE_CODES[primary]}: {detail})")
+    return StorageError(f"database {target}: {detail}")
+
+
+def _is_translated(exc: sqlite3.DatabaseError) -> bool:
+    """IntegrityError and ProgrammingError are bugs or constraint checks: they stay as they are."""
+    return not isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
+
+
+def quick_check(db: sqlite_utils.Database) -> list[str]:
+    """PRAGMA quick_check: [] when the file is sound, else SQLite's findings (at most 20)."""
+    try:
+        with _lock(db):
+            found = [str(row[0]) for row in db.conn.execute("PRAGMA quick_check(20)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [" ".join(str(exc).split())]
+    return [] if found == ["ok"] else found
+
+
+def require_healthy(db: sqlite_utils.Database) -> None:
+    """Raise CorruptDatabaseError (with how to restore) unless quick_check passes; writing
+    commands call this first so they never add rows to a damaged file."""
+    problems = quick_check(db)
+    if problems:
+        raise CorruptDatabaseError(
+            f"database {database_path(db)} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): "
+            f"{RESTORE_HINT}")
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -67,6 +160,22 @@ def _configure(conn: sqlite3.Connection) -> None:
     # only a power cut can lose the last few commits, and it makes each commit ~10x cheaper.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Deleted rows are overwritten with zeros, so erased text does not linger in free pages.
+    conn.execute("PRAGMA secure_delete = ON")
+
+
+def checkpoint_wal(db: sqlite_utils.Database) -> bool:
+    """Copy the WAL into the database and truncate it to zero bytes, so text that was deleted is
+    not left in old WAL frames. False if a reader kept part of it (try again later), or when
+    called inside a transaction (the outermost caller checkpoints after its commit)."""
+    with _lock(db):
+        if db.conn.in_transaction:
+            return False
+        try:
+            busy, _log, _done = db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise database_error(exc, database_path(db)) from exc
+    return int(busy) == 0
 
 
 def _migrate(db: sqlite_utils.Database, found: int) -> None:
@@ -80,8 +189,8 @@ def _migrate(db: sqlite_utils.Database, found: int) -> None:
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
-    with _lock(db):
-        return int(db.conn.execute("PRAGMA user_version").fetchone()[0])
+    row = one(db, "PRAGMA user_version")
+    return int(row[0]) if row else 0
 
 
 class ConnectionGuard:
@@ -98,6 +207,7 @@ class ConnectionGuard:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.depth = 0  # nesting of transaction() on this connection; > 0 means one is open
+        self.path = "the database"  # for error messages: which file failed
 
 
 _GUARDS: weakref.WeakKeyDictionary[sqlite_utils.Database, ConnectionGuard] = weakref.WeakKeyDictionary()
@@ -136,18 +246,37 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
             return
         if conn.in_transaction:
             raise StorageError("a transaction opened outside storage.transaction() is still open")
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise database_error(exc, database_path(db)) from exc
         guard.depth = 1
         try:
             yield conn
+        except sqlite3.DatabaseError as exc:
+            _rollback(conn)
+            if _is_translated(exc):
+                raise database_error(exc, database_path(db)) from exc
+            raise
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         else:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                _rollback(conn)
+                raise database_error(exc, database_path(db)) from exc
         finally:
             guard.depth = 0
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # the original error says more; SQLite rolls back on close anyway
 
 
 def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -155,13 +284,23 @@ def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> lis
     with _lock(db):
         cursor = db.conn.cursor()
         cursor.row_factory = sqlite3.Row
-        return cursor.execute(sql, tuple(params)).fetchall()
+        try:
+            return cursor.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_translated(exc):
+                raise database_error(exc, database_path(db)) from exc
+            raise
 
 
 def rows_as_tuples(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Like `rows` but plain tuples: several times cheaper for the 100k-row scans."""
     with _lock(db):
-        return db.conn.execute(sql, tuple(params)).fetchall()
+        try:
+            return db.conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_translated(exc):
+                raise database_error(exc, database_path(db)) from exc
+            raise
 
 
 def one(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:

@@ -41,3 +41,11 @@ class ChannelBoundError(StorageError):
 
 class ImportFormatError(StorageError):
     """An import or export file that cannot be read or written as asked."""
+
+
+class CorruptDatabaseError(StorageError):
+    """The database file is damaged (quick_check fails, or SQLite reports a malformed image)."""
+
+
+class DatabaseWriteError(StorageError):
+    """The database cannot be written (read-only file or folder, full disk, I/O error, busy)."""

@@ -117,5 +117,23 @@ def _v1_initial_schema(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema]
+def _v2_deletion_list(conn: sqlite3.Connection) -> None:
+    """Hashes (never text) of deleted texts, so caches of derived data (the feature cache's
+    hidden states) can drop them; `id` only grows, so readers poll MAX(id) as a version."""
+    conn.execute(
+        """CREATE TABLE deleted_texts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            text_sha256 TEXT NOT NULL UNIQUE CHECK (length(text_sha256) = 64),
+            deleted_at TEXT NOT NULL,
+            reason TEXT NOT NULL
+        )"""
+    )
+
+
+def _v3_pruned_adapters(conn: sqlite3.Connection) -> None:
+    """When a version's folder was removed by retention (the record stays, for history)."""
+    conn.execute("ALTER TABLE adapters ADD COLUMN pruned_at TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_deletion_list, _v3_pruned_adapters]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -112,3 +112,35 @@ class AuditEntry:
     actor: str
     action: str
     detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: rows in the file, how many were new, how many were already stored."""
+
+    path: str
+    task: str
+    rows: int
+    new: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    """What an erasure removed. `text_hashes` are the hashes newly put on the deletion list: the
+    bot passes them to the feature cache (`FeatureCache.forget`); `cache_keys` is their count."""
+
+    messages: int
+    predictions: int
+    corrections: int
+    text_hashes: list[str]
+    checkpointed: bool
+    user: str | None = None
+
+    @property
+    def cache_keys(self) -> int:
+        return len(self.text_hashes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "messages": self.messages, "predictions": self.predictions,
+                "corrections": self.corrections, "cache_keys": self.cache_keys, "checkpointed": self.checkpointed}

@@ -3,9 +3,12 @@
 CSV is UTF-8 with a `text,label,task` header and minimal quoting, so text with commas, quotes
 and newlines survives and the file opens cleanly in a spreadsheet (a BOM added by one is
 accepted on import). An import checks every row before writing any, then writes all of them
-in one transaction. Imported rows become messages of workspace "import", channel = the file
-name and ts = line number plus a hash of the text, so importing the same file twice adds
-nothing new, and a changed row becomes a new message instead of silently keeping old text.
+(and its audit row) in one transaction. An imported row is identified by (task, text, label),
+whatever the file is called or where the row stands: a row already imported adds nothing and
+is not a new label for training. A text already imported (from any file) gets the new label
+as another correction on its message; a new text becomes a message of workspace "import",
+channel = the file name and ts = line number plus a hash of the text (the key that decides
+its train/held-out split, unchanged from earlier versions).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import sqlite_utils
 
 from storage.db import rows, transaction, utc_now
 from storage.errors import ImportFormatError, UnknownTaskError
-from storage.records import Task
+from storage.events import audit
+from storage.files import make_private_dirs, make_private_file
+from storage.records import ImportReport, Task
 from storage.resolution import resolve_labels
 from storage.tasks import get_task, require_task
 
@@ -43,6 +48,8 @@ def _format_of(path: Path, fmt: str | None) -> str:
 
 def _read_csv(handle: Any) -> Iterator[Row]:
     reader = csv.DictReader(handle)
+    if reader.fieldnames is None:
+        return  # an empty file: the caller says "no rows to import"
     missing = {"text", "label"} - set(reader.fieldnames or [])
     if missing:
         raise ImportFormatError(f"line 1: the header must have columns text,label[,task]; missing {', '.join(sorted(missing))}")
@@ -106,39 +113,100 @@ def _validated_rows(db: sqlite_utils.Database, source: Path, task: str, fmt: str
     return records
 
 
-def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
-                    user: str = "import") -> int:
-    """Import every row of a labelled file or none of them; returns the number of rows imported."""
+def text_sha256(text: str) -> str:
+    """The hash that names a text everywhere it must be found again (imports, deletion list).
+
+    Same definition as camel's `text_digest` (camel and storage never import each other)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _already_imported(db: sqlite_utils.Database) -> set[tuple[str, str, str]]:
+    """(text hash, task, label) of every live imported correction, whichever file it came from."""
+    found = rows(
+        db,
+        """SELECT m.text, c.task, c.label FROM corrections AS c JOIN messages AS m ON m.id = c.message_id
+           WHERE c.source = 'import' AND c.withdrawn_at IS NULL AND m.workspace = ?""",
+        (IMPORT_WORKSPACE,),
+    )
+    return {(text_sha256(r["text"]), r["task"], r["label"]) for r in found}
+
+
+def _imported_messages(db: sqlite_utils.Database) -> dict[str, int]:
+    """text hash -> id of the first imported message with that text."""
+    found: dict[str, int] = {}
+    for r in rows(db, "SELECT id, text FROM messages WHERE workspace = ? AND text != '' ORDER BY id",
+                  (IMPORT_WORKSPACE,)):
+        found.setdefault(text_sha256(r["text"]), int(r["id"]))
+    return found
+
+
+def _new_import_message(conn: Any, file_name: str, line: int, text: str, digest: str, now: str) -> int:
+    ts = f"{line:07d}-{digest[:12]}"
+    conn.execute(
+        """INSERT INTO messages (workspace, channel, ts, user, text, received_at)
+           VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
+        (IMPORT_WORKSPACE, file_name, ts, text, now),
+    )
+    message_id = int(conn.execute("SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
+                                  (IMPORT_WORKSPACE, file_name, ts)).fetchone()[0])
+    # The same key with its text erased (a purge): the import brings the text back.
+    conn.execute("UPDATE messages SET text = ? WHERE id = ? AND text = ''", (text, message_id))
+    return message_id
+
+
+def import_file(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
+                user: str = "import", actor: str | None = None) -> ImportReport:
+    """Import every row of a labelled file or none of them; rows already imported add nothing.
+
+    An empty or header-only file is an ImportFormatError. With `actor`, the audit row is written
+    in the import's own transaction, so there is never an import without its audit row."""
     source = Path(path)
     require_task(db, task)
     records = _validated_rows(db, source, task, fmt)
+    if not records:
+        raise ImportFormatError(f"{source}: no rows to import (the file is empty or has only a header)")
     now = utc_now()
+    new = 0
     with transaction(db) as conn:
+        seen = _already_imported(db)
+        messages = _imported_messages(db)
         for number, record in records:
-            text = record["text"]
-            ts = f"{number:07d}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
-            conn.execute(
-                """INSERT INTO messages (workspace, channel, ts, user, text, received_at)
-                   VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
-                (IMPORT_WORKSPACE, source.name, ts, text, now),
-            )
-            message_id = conn.execute(
-                "SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
-                (IMPORT_WORKSPACE, source.name, ts),
-            ).fetchone()[0]
+            text, label = record["text"], record["label"]
+            row_task = record.get("task") or task
+            identity = (text_sha256(text), row_task, label)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            message_id = messages.get(identity[0])
+            if message_id is None:
+                message_id = _new_import_message(conn, source.name, number, text, identity[0], now)
+                messages[identity[0]] = message_id
             conn.execute(
                 """INSERT INTO corrections (message_id, task, label, source, user, is_admin, created_at)
                    VALUES (?, ?, ?, 'import', ?, 0, ?)""",
-                (message_id, record.get("task") or task, record["label"], user, now),
+                (message_id, row_task, label, user, now),
             )
-    return len(records)
+            new += 1
+        report = ImportReport(path=str(source), task=task, rows=len(records), new=new,
+                              duplicates=len(records) - new)
+        if actor is not None:
+            audit(db, actor=actor, action="import",
+                  detail={"path": str(source), "task": task, "rows": report.rows, "new": report.new})
+    return report
+
+
+def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
+                    user: str = "import") -> int:
+    """`import_file` without an audit row; returns how many rows were new."""
+    return import_file(db, path, task=task, fmt=fmt, user=user).new
 
 
 def _write_atomically(path: Path, fmt: str, fields: tuple[str, ...], records: list[dict[str, Any]]) -> int:
     """Write to a temporary file and rename it, so a failed export never leaves half a file."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
+        make_private_file(temporary)  # 0600 before any row is in it, whatever the umask
         with temporary.open("w", encoding="utf-8", newline="") as handle:
             if fmt == "csv":
                 writer = csv.DictWriter(handle, fieldnames=fields, quoting=csv.QUOTE_MINIMAL)
@@ -148,8 +216,11 @@ def _write_atomically(path: Path, fmt: str, fields: tuple[str, ...], records: li
                 handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         os.replace(temporary, path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise ImportFormatError(f"cannot write {path}: {exc.strerror}") from exc
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass  # e.g. the "folder" is a file: there is no temporary file to remove
+        raise ImportFormatError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return len(records)
 
 

@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 import camel
 from camel.errors import AdapterLoadError
+from tests.camel.helpers import reseal
 from tests.tiny_model import make_tiny_bert
 
 TEXTS = ["my card has not arrived", "refund please", "top up failed", "card lost", "hello"]
@@ -70,12 +71,14 @@ def test_truncated_weights_are_refused_even_with_a_matching_checksum(saved: Path
 
     meta["weights_sha256"] = _sha256(str(path))
     (saved / camel.CONFIG_FILE).write_text(json.dumps(meta))
+    reseal(saved)
     with pytest.raises(AdapterLoadError, match="corrupt adapter.safetensors"):
         camel.load_adapter(str(saved))
 
 
 def test_corrupt_json_and_missing_files_are_refused(saved: Path, tmp_path: Path) -> None:
     (saved / camel.LABELS_FILE).write_text("[not json")
+    reseal(saved)
     with pytest.raises(AdapterLoadError, match="corrupt labels.json"):
         camel.load_adapter(str(saved))
     with pytest.raises(AdapterLoadError, match="adapter folder not found"):
@@ -97,6 +100,7 @@ def test_wrong_shapes_are_refused_naming_expected_and_found(saved: Path) -> None
     meta = json.loads((saved / camel.CONFIG_FILE).read_text())
     meta["config"]["bottleneck"] += 1
     (saved / camel.CONFIG_FILE).write_text(json.dumps(meta))
+    reseal(saved)
     with pytest.raises(AdapterLoadError, match=r"expected adapt\.down\.bias shape \[17\], found \[16\]"):
         camel.load_adapter(str(saved))
 
@@ -104,6 +108,7 @@ def test_wrong_shapes_are_refused_naming_expected_and_found(saved: Path) -> None
 def test_label_list_mismatch_is_refused(saved: Path) -> None:
     labels = json.loads((saved / camel.LABELS_FILE).read_text())
     (saved / camel.LABELS_FILE).write_text(json.dumps(labels + ["extra"]))
+    reseal(saved)
     with pytest.raises(AdapterLoadError, match="does not match the labels"):
         camel.load_adapter(str(saved))
 

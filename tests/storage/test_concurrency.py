@@ -82,3 +82,22 @@ def test_threads_sharing_one_connection_lose_nothing(db_path: Path) -> None:
         thread.join()
     assert errors == []
     assert db.execute("SELECT COUNT(*) FROM corrections").fetchone()[0] == 400
+
+
+def test_opening_the_store_again_in_one_process_keeps_the_first_connections_locks(db_path: Path) -> None:
+    """open_store must never open() and close() the database file itself: closing any descriptor
+    drops this process's POSIX locks, and then another process that closes its connection takes
+    the file as unused, checkpoints and deletes the WAL that our connections still write to."""
+    first = storage.open_store(db_path)
+    storage.open_store(db_path)
+    code = f"import storage; storage.open_store({str(db_path)!r}).close()"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+    storage.record_message(first, workspace="W", channel="C1", ts="after", text="seen by others")
+    code = (
+        f"import storage; m = storage.find_message(storage.open_store({str(db_path)!r}), workspace='W', "
+        f"channel='C1', ts='after'); print(m.text if m else None)"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60, capture_output=True, text=True
+    )
+    assert seen.stdout.strip() == "seen by others"

@@ -142,3 +142,13 @@ def test_purge_blanks_only_old_unlabelled_text(db) -> None:
     assert storage.purge_unlabelled_text(db, older_than_days=30, actor="ADMIN") == 1
     assert [storage.get_message(db, m).text for m in (unlabelled, labelled, recent)] == ["", "kept", "new"]
     assert storage.list_audit(db)[0].detail == {"older_than_days": 30, "messages": 1}
+
+
+def test_export_to_a_path_under_an_existing_file_is_one_line(db, tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    with pytest.raises(storage.ImportFormatError, match="cannot write") as caught:
+        storage.export_labelled(db, "support", blocker / "labels.csv")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(storage.ImportFormatError, match="cannot write"):
+        storage.export_corrections(db, blocker / "sub" / "trail.jsonl")

@@ -4,6 +4,9 @@
 messages, reading labels now and then, until SECONDS pass; prints how many it wrote.
 `python -m tests.storage.writer hang DB`: commits one message, then opens a transaction,
 writes many rows, prints "in-transaction" and waits to be killed.
+`python -m tests.storage.writer round DB FOLDER STEP`: plays a training round's ending (start
+the run, publish the version folder, record the end in one transaction) and, at STEP, prints
+STEP and waits to be killed.
 """
 
 from __future__ import annotations
@@ -48,8 +51,43 @@ def hang(path: str) -> None:
         time.sleep(600)
 
 
+def _wait_for_kill(step: str, at: str) -> None:
+    if step == at:
+        print(step, flush=True)
+        time.sleep(600)
+
+
+def round_end(path: str, folder: str, step: str) -> None:
+    from pathlib import Path
+
+    db = storage.open_store(path)
+    run_id = storage.start_run(db, "support", "manual")
+    _wait_for_kill(step, "started")
+    version = storage.next_version(db, "support")
+    version_dir = Path(folder) / f"v{version:04d}"
+    version_dir.mkdir(parents=True)
+    _wait_for_kill(step, "folder")
+    with storage.transaction(db):
+        storage.finish_round(
+            db,
+            run_id,
+            outcome="promoted",
+            version=version,
+            path=str(version_dir),
+            parent_version=None,
+            metrics={"macro_f1": 0.9},
+            reason="better",
+            n_train=3,
+        )
+        _wait_for_kill(step, "in-transaction")
+    _wait_for_kill(step, "committed")
+    print("done", flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         write(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    elif sys.argv[1] == "round":
+        round_end(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         hang(sys.argv[2])

@@ -1,0 +1,161 @@
+"""FeatureCache honours deleted texts (forget, compact) and stays under a size cap, least recently
+used first (issue 11, items 9 and 11). camel never sees the database: hashes come in as arguments."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import camel
+from camel.cache import SHARD_SUFFIX
+
+TEXTS = ["my card has not arrived yet", "hello there", "refund please"]
+SPLIT, LENGTH = 2, 32
+
+
+def _shards(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.endswith(SHARD_SUFFIX) and not p.name.startswith("."))
+
+
+def _keys_on_disk(folder: Path) -> set[str]:
+    found: set[str] = set()
+    for path in _shards(folder):
+        with safe_open(str(path), framework="pt") as shard:
+            found |= set(shard.keys())
+    return found
+
+
+def _counting(base: camel.BaseEncoder, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    original = base.bottom
+    monkeypatch.setattr(base, "bottom", lambda texts, *rest: calls.append(list(texts)) or original(texts, *rest))
+    return calls
+
+
+def test_keys_start_with_the_texts_digest(tiny_base: camel.BaseEncoder) -> None:
+    cache = camel.FeatureCache(tiny_base)
+    assert cache.key("hello", SPLIT, LENGTH).startswith(camel.text_digest("hello") + "-")
+    assert cache.key("hello", SPLIT, LENGTH) != cache.key("hello", 1, LENGTH)
+
+
+def test_forget_evicts_memory_pending_and_disk_entries_and_never_caches_them_again(
+    tiny_base: camel.BaseEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = camel.FeatureCache(tiny_base, str(tmp_path))
+    writer.states(TEXTS, SPLIT, LENGTH)
+    writer.flush()
+    reader = camel.FeatureCache(tiny_base, str(tmp_path))  # e.g. the bot, while the writer is a training child
+    reader.states(TEXTS, SPLIT, LENGTH)
+    reader.states(["pending only"], SPLIT, LENGTH)
+    gone = [camel.text_digest(TEXTS[0]), camel.text_digest("pending only")]
+    assert reader.forget(gone) == 2 and reader.pending == 0 and len(reader) == 2
+    calls = _counting(tiny_base, monkeypatch)
+    reader.states(TEXTS, SPLIT, LENGTH)
+    assert calls == [[TEXTS[0]]]  # recomputed for this call, read from nowhere
+    assert reader.pending == 0 and len(reader) == 2  # and not cached again
+    assert reader.flush() == 0
+
+
+def test_compact_rewrites_shards_without_forgotten_keys(
+    tiny_base: camel.BaseEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for text in TEXTS:  # one shard per text, as separate processes would write them
+        writer = camel.FeatureCache(tiny_base, str(tmp_path))
+        writer.states([text], SPLIT, LENGTH)
+        writer.flush()
+    before = set(_shards(tmp_path))
+    running = camel.FeatureCache(tiny_base, str(tmp_path))  # indexed the old shards
+    running.states(TEXTS[1:], SPLIT, LENGTH)
+    compactor = camel.FeatureCache(tiny_base, str(tmp_path))
+    report = compactor.compact([camel.text_digest(TEXTS[0])])
+    assert (report.entries_removed, report.entries_kept) == (1, 2)
+    assert not before & set(_shards(tmp_path))
+    gone_key = compactor.key(TEXTS[0], SPLIT, LENGTH)
+    assert gone_key not in _keys_on_disk(tmp_path) and len(_keys_on_disk(tmp_path)) == 2
+    assert report.bytes_after < report.bytes_before
+    # A process that indexed the removed shards finds the kept entries in the new one.
+    calls = _counting(tiny_base, monkeypatch)
+    running._memory.clear()  # as if evicted from memory: it must read the compacted shard
+    running.states(TEXTS[1:], SPLIT, LENGTH)
+    assert calls == []
+
+
+def test_compaction_drops_keys_of_the_old_format(tiny_base: camel.BaseEncoder, tmp_path: Path) -> None:
+    save_file(
+        {"a" * 64: torch.zeros(2, tiny_base.hidden_size, dtype=torch.float16)}, str(tmp_path / f"legacy{SHARD_SUFFIX}")
+    )
+    cache = camel.FeatureCache(tiny_base, str(tmp_path))
+    cache.states(TEXTS[:1], SPLIT, LENGTH)
+    cache.flush()
+    report = cache.compact()
+    assert report.entries_removed == 1 and _keys_on_disk(tmp_path) == {cache.key(TEXTS[0], SPLIT, LENGTH)}
+
+
+def test_compact_with_a_byte_cap_keeps_the_most_recently_used(tiny_base: camel.BaseEncoder, tmp_path: Path) -> None:
+    cache = camel.FeatureCache(tiny_base, str(tmp_path))
+    for text in TEXTS:
+        cache.states([text], SPLIT, LENGTH)
+        time.sleep(0.01)
+    cache.flush()
+    cache.states([TEXTS[0]], SPLIT, LENGTH)  # used again: now the most recent
+    sizes = {text: cache.states([text], SPLIT, LENGTH)[0].numel() * 2 for text in TEXTS}
+    cache.states([TEXTS[0]], SPLIT, LENGTH)
+    report = cache.compact(max_bytes=sizes[TEXTS[0]] + sizes[TEXTS[2]] // 2)
+    assert report.entries_kept == 1 and _keys_on_disk(tmp_path) == {cache.key(TEXTS[0], SPLIT, LENGTH)}
+    assert cache.disk_bytes() == sum(p.stat().st_size for p in _shards(tmp_path))
+
+
+def test_memory_eviction_is_least_recently_used(tiny_base: camel.BaseEncoder) -> None:
+    cache = camel.FeatureCache(tiny_base, max_entries=2)
+    cache.states(TEXTS[:2], SPLIT, LENGTH)
+    cache.states([TEXTS[0]], SPLIT, LENGTH)  # TEXTS[1] is now the least recently used
+    cache.states([TEXTS[2]], SPLIT, LENGTH)
+    assert set(cache._memory) == {cache.key(TEXTS[0], SPLIT, LENGTH), cache.key(TEXTS[2], SPLIT, LENGTH)}
+
+
+def test_cache_files_are_private_whatever_the_umask(tiny_base: camel.BaseEncoder, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        folder = tmp_path / "data" / "feature_cache"
+        cache = camel.FeatureCache(tiny_base, str(folder))
+        cache.states(TEXTS, SPLIT, LENGTH)
+        cache.flush()
+        cache.compact()
+    finally:
+        os.umask(old)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.iterdir())
+
+
+def test_a_user_erased_in_storage_leaves_no_states_in_the_cache_shards(
+    tiny_base: camel.BaseEncoder, tmp_path: Path
+) -> None:
+    """The glue the bot runs: storage's deletion list (hashes of the whole text and of the prefix
+    the bot predicted on) goes into forget() in every process and into compact()."""
+    import storage
+
+    db = storage.open_store(tmp_path / "camel.db")
+    storage.upsert_task(db, "support", labels=["a", "b"])
+    secret = "my card 4111 was stolen in Lisbon " * 3
+    storage.record_message(db, workspace="W", channel="C", ts="1", text=secret, user="U_GONE")
+    storage.record_message(db, workspace="W", channel="C", ts="2", text="hello there", user="U_STAY")
+    bot_cache = camel.FeatureCache(tiny_base, str(tmp_path / "feature_cache"))
+    bot_cache.states([secret[:40], "hello there"], SPLIT, LENGTH)  # predicted on the truncated text
+    bot_cache.flush()
+    child_cache = camel.FeatureCache(tiny_base, str(tmp_path / "feature_cache"))
+    child_cache.states([secret], SPLIT, LENGTH)  # a training round used the whole text
+    child_cache.flush()
+    seen = storage.deletion_version(db)
+    storage.erase_user(db, "U_GONE", actor="ADMIN", prefix_lengths=[40])
+    hashes, seen = storage.deleted_text_hashes(db, after=seen)
+    assert bot_cache.forget(hashes) == 1  # the prefix it computed (it has not rescanned the child's shard yet)
+    assert child_cache.forget(hashes) == 2  # the whole text it wrote, and the prefix in the bot's shard
+    bot_cache.compact(hashes)
+    on_disk = _keys_on_disk(tmp_path / "feature_cache")
+    assert on_disk == {bot_cache.key("hello there", SPLIT, LENGTH)}
