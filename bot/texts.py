@@ -16,7 +16,7 @@ HELP_LINES = (
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
     ("setup <task>", "bind this channel to a task (admins)"),
-    ("export", "upload the labelled data as a CSV file"),
+    ("export", "the labelled data as a CSV file: this channel's messages; admins get every channel by DM"),
 )
 
 
@@ -163,8 +163,13 @@ def history_text(task: str, rows: list[str]) -> str:
     return f"*{task}* adapter versions:\n" + ("\n".join(rows) if rows else "none yet")
 
 
-def export_comment(task: str, count: int) -> str:
-    return f"Labelled data for *{task}*: {count} messages."
+def export_comment(task: str, count: int, channel: str | None = None) -> str:
+    where = f" from <#{channel}>" if channel else " from every channel of the task"
+    return f"Labelled data for *{task}*{where}: {count} messages."
+
+
+def export_sent_by_dm(task: str, count: int) -> str:
+    return f":inbox_tray: I sent you the labelled data of *{task}* ({count} messages) by direct message."
 
 
 def home_intro() -> str:

@@ -229,6 +229,8 @@ ANSWERS: dict[str, Answer] = {
         "channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}", "is_channel": True, "is_member": True}
     },
     "conversations.history": _history,
+    # A direct-message conversation with the users named (one user: that user's IM with the bot).
+    "conversations.open": lambda api, p: {"channel": {"id": "D" + str(p.get("users", "")).replace(",", "")}},
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "apps.connections.open": lambda api, p: {"url": f"ws://127.0.0.1:{api.port}/socket"},

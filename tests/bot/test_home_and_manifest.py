@@ -93,6 +93,7 @@ METHOD_SCOPES = {
     "conversations_history": "channels:history",
     "files_upload_v2": "files:write",
     "usergroups_users_list": "usergroups:read",
+    "conversations_open": "im:write",
     "views_publish": None,
 }
 EVENT_SCOPES = {
