@@ -65,6 +65,18 @@ def message_not_found() -> str:
     return ":warning: I can't find that message. Is it in a channel I'm in?"
 
 
+def choice_out_of_date() -> str:
+    return action_failed("That choice is out of date.")
+
+
+def message_gone() -> str:
+    return ":warning: That message is no longer stored (it was deleted or erased), so nothing was labelled."
+
+
+def click_mismatch() -> str:
+    return ":no_entry: That choice does not belong to this message or channel, so nothing was labelled."
+
+
 def prediction_text(label: str, confidence: float) -> str:
     return f"I think this is *{label}* ({percent(confidence)} sure)."
 
@@ -174,3 +186,23 @@ def export_sent_by_dm(task: str, count: int) -> str:
 
 def home_intro() -> str:
     return "camel-bot classifies messages in bound channels and learns from your corrections."
+
+
+def channel_paused(channel: str, task: str, why: str) -> str:
+    cause = "was archived" if why == "archived" else "removed me"
+    return (
+        f":pause_button: <#{channel}> {cause}, so task *{task}* no longer classifies messages there. "
+        "Invite me back (or restore the channel) to resume."
+    )
+
+
+def channel_resumed(channel: str, task: str) -> str:
+    return f":arrow_forward: I'm back in <#{channel}>: task *{task}* classifies its messages again."
+
+
+def setup_offer(tasks: Iterable[str]) -> str:
+    known = ", ".join(f"`{name}`" for name in tasks) or "none yet"
+    return (
+        f":wave: Thanks for adding me. An admin can bind this channel to a task with `{COMMAND} setup <task>` "
+        f"(tasks: {known}); until then I only listen."
+    )
