@@ -188,8 +188,8 @@ def home_intro() -> str:
     return "camel-bot classifies messages in bound channels and learns from your corrections."
 
 
-def channel_paused(channel: str, task: str, why: str) -> str:
-    cause = "was archived" if why == "archived" else "removed me"
+def channel_paused(channel: str, task: str, *, archived: bool) -> str:
+    cause = "was archived" if archived else "removed me"
     return (
         f":pause_button: <#{channel}> {cause}, so task *{task}* no longer classifies messages there. "
         "Invite me back (or restore the channel) to resume."
