@@ -108,3 +108,13 @@ def test_the_bot_invited_to_an_unbound_channel_offers_setup_to_the_inviter(bot: 
     send_event(bot, "member_joined_channel", "EvOTHER", user=USER, channel=FREE_CHANNEL, team=TEAM, inviter=ADMIN)
     time.sleep(0.3)
     assert len(bot.fake.calls_of("chat.postEphemeral")) == 1
+
+
+def test_a_dead_token_answer_from_slack_stops_the_work_without_retrying(bot: BotUnderTest) -> None:
+    bot.fake.refuse_next("chat.postMessage", "token_revoked")
+    assert _message(bot, "1700000403.000100", "EvDEADTOKEN") == 200
+    assert wait_until(lambda: storage.workspace_stop(bot.db, TEAM), what="stopped").reason == "token_revoked"
+    assert _message(bot, "1700000403.000200", "EvAFTERDEAD") == 200
+    time.sleep(0.5)
+    assert len([c for c in bot.fake.calls if c.method == "chat.postMessage"]) == 1  # the refused one only
+    assert _stored_ts(bot) == ["1700000403.000100"]

@@ -7,12 +7,13 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
 from bot import texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import ack_now, emoji_for_label, services_of, workspace_of
+from bot.slack.listeners._shared import ack_now, emoji_for_label, services_of, stop_on_dead_token, workspace_of
 from bot.slack.middleware import BROADCAST_SUBTYPE, DELETED_SUBTYPE, EDIT_SUBTYPE, stopped
 from bot.slack.services import Services
 
@@ -33,12 +34,16 @@ def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltC
     if stopped(services, workspace):
         return
     subtype = event.get("subtype")
-    if subtype == DELETED_SUBTYPE:
-        forget_deleted(services, event, workspace)
-    elif subtype == EDIT_SUBTYPE:
-        apply_edit(services, client, event, workspace)
-    else:
-        handle_new(services, client, event, str(event.get("channel", "")), workspace)
+    try:
+        if subtype == DELETED_SUBTYPE:
+            forget_deleted(services, event, workspace)
+        elif subtype == EDIT_SUBTYPE:
+            apply_edit(services, client, event, workspace)
+        else:
+            handle_new(services, client, event, str(event.get("channel", "")), workspace)
+    except SlackApiError as exc:
+        if not stop_on_dead_token(services, workspace, exc):
+            raise
 
 
 def handle_new(services: Services, client: WebClient, message: dict[str, Any], channel: str, workspace: str) -> None:
