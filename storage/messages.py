@@ -25,7 +25,7 @@ def _message_from_row(row: sqlite3.Row) -> Message:
     )
 
 
-# SQLite stores text as UTF-8, which cannot hold a lone UTF-16 surrogate (JSON's "\\ud83d" without
+# SQLite stores text as UTF-8, which cannot hold a lone UTF-16 surrogate (JSON's "\ud83d" without
 # its pair decodes to one); such characters become U+FFFD so the message is stored, not lost.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 

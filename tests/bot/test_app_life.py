@@ -12,7 +12,7 @@ from bot.cli.checks import check_slack_install, DoctorState
 from bot.loop.reporter import Reporter
 from storage import db as storage_db
 from tests.bot.conftest import ADMIN, FREE_CHANNEL, SUPPORT_CHANNEL, TEAM, USER, BotUnderTest, wait_until
-from tests.bot.published import send_event
+from tests.bot.published import send_command, send_event
 
 BOT_USER = "UCAMELBOT"  # the bot user id the fake Web API's auth.test answers
 
@@ -118,3 +118,10 @@ def test_a_dead_token_answer_from_slack_stops_the_work_without_retrying(bot: Bot
     time.sleep(0.5)
     assert len([c for c in bot.fake.calls if c.method == "chat.postMessage"]) == 1  # the refused one only
     assert _stored_ts(bot) == ["1700000403.000100"]
+
+
+def test_setup_in_a_paused_channel_resumes_it(bot: BotUnderTest) -> None:
+    storage.pause_channel(bot.db, SUPPORT_CHANNEL, reason="channel archived", actor=USER)
+    assert send_command(bot, "setup support", user=ADMIN, channel=SUPPORT_CHANNEL) == 200
+    bot.fake.wait_for("response_url")
+    assert storage.channel_pause(bot.db, SUPPORT_CHANNEL) is None

@@ -53,6 +53,8 @@ def do_setup(call: Invocation) -> None:
         known = [t.name for t in storage.list_tasks(call.services.db)]
         raise CommandProblem(texts.unknown_task(name, known))
     storage.bind_channel(call.services.db, name, call.channel)
+    # An admin binding the channel again also ends a pause (the bot was removed, the channel archived).
+    storage.resume_channel(call.services.db, call.channel, actor=call.user)
     _audit(call, "slack.setup", task=name)
     call.reply(texts.setup_done(name, call.channel))
 
