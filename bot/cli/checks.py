@@ -207,8 +207,8 @@ def check_slack_install(state: DoctorState) -> list[CheckResult]:
             False,
             f"workspace {stop.workspace} stopped the app ({stop.reason} at {stop.stopped_at[:16].replace('T', ' ')}); "
             "no work is done for it",
-            "reinstall the app (deploy/slack-manifest.yaml), set the new SLACK_BOT_TOKEN and restart; "
-            "work resumes with the first new event",
+            "reinstall the app (deploy/slack-manifest.yaml), set the new SLACK_BOT_TOKEN and restart: "
+            "work resumes at start once Slack accepts the token",
         )
         for stop in storage.list_workspace_stops(db)
     ]

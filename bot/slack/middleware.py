@@ -10,7 +10,6 @@ before `ack()`, so a skipped event is still answered 200 and Slack stops retryin
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from slack_bolt import App, BoltContext, BoltResponse
@@ -50,7 +49,7 @@ def _skip_unwanted(services: Services) -> Callable[..., Any]:
         if event is not None and (
             is_unwanted(event)
             or is_unwanted_external(services, body, event, str(context.team_id or body.get("team_id") or ""))
-            or _stopped_event(services, body, event, str(context.team_id or body.get("team_id") or ""))
+            or _stopped_event(services, event, str(context.team_id or body.get("team_id") or ""))
         ):
             return BoltResponse(status=200, body="")
         return next()
@@ -102,25 +101,14 @@ def stopped(services: Services, workspace: str) -> bool:
     return bool(workspace) and storage.workspace_stop(services.db, workspace) is not None
 
 
-def _stopped_event(services: Services, body: dict[str, Any], event: dict[str, Any], workspace: str) -> bool:
-    """Drop events of a stopped workspace, unless they prove the app was installed again.
+def _stopped_event(services: Services, event: dict[str, Any], workspace: str) -> bool:
+    """Events of a stopped workspace are acknowledged and dropped (its own life events pass).
 
-    Slack delivers events only to an installed app, so an event that happened after the stop
-    (its `event_time` is later) means the workspace installed the app again: work resumes.
+    Work resumes only when the bot starts with a token Slack accepts (`bot.slack.app`): a
+    reinstall hands out a new token, and resuming on the next event with the dead one would only
+    stop again, event after event.
     """
-    if event.get("type") in APP_LIFE_EVENTS:
-        return False
-    stop = storage.workspace_stop(services.db, workspace) if workspace else None
-    if stop is None:
-        return False
-    happened = body.get("event_time")
-    if isinstance(happened, (int, float)) and datetime.fromtimestamp(happened, timezone.utc) > datetime.fromisoformat(
-        stop.stopped_at
-    ):
-        storage.resume_workspace(services.db, workspace, actor="slack")
-        log.info("workspace %s sent a new event after it stopped the app: resuming", workspace)
-        return False
-    return True
+    return event.get("type") not in APP_LIFE_EVENTS and stopped(services, workspace)
 
 
 def _deduplicate(services: Services) -> Callable[..., Any]:

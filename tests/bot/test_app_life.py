@@ -10,6 +10,7 @@ from pathlib import Path
 import storage
 from bot.cli.checks import check_slack_install, DoctorState
 from bot.loop.reporter import Reporter
+from bot.slack.app import resume_if_token_works
 from storage import db as storage_db
 from tests.bot.conftest import ADMIN, FREE_CHANNEL, SUPPORT_CHANNEL, TEAM, USER, BotUnderTest, wait_until
 from tests.bot.published import send_command, send_event
@@ -59,12 +60,19 @@ def test_app_uninstalled_stops_all_work_for_the_workspace(bot: BotUnderTest, tmp
     assert not found[0].ok and "app_uninstalled" in found[0].detail and "reinstall" in found[0].fix
 
 
-def test_a_new_event_after_the_stop_means_the_app_was_installed_again(bot: BotUnderTest) -> None:
+def test_a_start_with_a_token_slack_accepts_resumes_the_work(bot: BotUnderTest) -> None:
     assert send_event(bot, "app_uninstalled", "EvUNINSTALL2") == 200
     wait_until(lambda: storage.workspace_stop(bot.db, TEAM), what="workspace stopped")
-    assert _message(bot, "1700000401.000100", "EvREINSTALLED", event_time=int(time.time()) + 60) == 200
-    assert bot.fake.wait_for("chat.postMessage")[0].params["thread_ts"] == "1700000401.000100"
+    # A newer event with the old token changes nothing: only a start with a working token resumes.
+    assert _message(bot, "1700000401.000100", "EvLATER", event_time=int(time.time()) + 60) == 200
+    time.sleep(0.3)
+    assert storage.workspace_stop(bot.db, TEAM) is not None and _stored_ts(bot) == []
+    bot.fake.refuse_next("auth.test", "invalid_auth")
+    assert resume_if_token_works(bot.db, bot.app.client) == []
+    assert resume_if_token_works(bot.db, bot.app.client) == [TEAM]  # the fake's auth.test answers for TEAM
     assert storage.workspace_stop(bot.db, TEAM) is None
+    assert _message(bot, "1700000401.000200", "EvRESUMED") == 200
+    assert bot.fake.wait_for("chat.postMessage")[0].params["thread_ts"] == "1700000401.000200"
 
 
 def test_a_revoked_bot_token_stops_the_work(bot: BotUnderTest) -> None:

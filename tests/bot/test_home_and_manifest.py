@@ -95,6 +95,7 @@ METHOD_SCOPES = {
     "files_upload_v2": "files:write",
     "usergroups_users_list": "usergroups:read",
     "conversations_open": "im:write",
+    "auth_test": None,
     "views_publish": None,
 }
 EVENT_SCOPES = {

@@ -2,7 +2,8 @@
 channel, a channel archived or restored.
 
 An uninstall or a revoked bot token stops all work for the workspace (`storage.stop_workspace`;
-middleware then acknowledges and drops its events, so nothing is retried against a dead token).
+middleware then acknowledges and drops its events, so nothing is retried against a dead token)
+until the bot starts with a token Slack accepts (`bot.slack.app.resume_if_token_works`).
 A bound channel the bot was removed from, or that was archived, is paused and the admins are
 told by direct message; the bot invited back (or the channel restored) resumes it. The bot
 invited to a channel bound to no task offers `/camel setup`.
