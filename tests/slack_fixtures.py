@@ -2,9 +2,10 @@
 
 Each JSON fixture is {"_source": where it was copied from, "payload": the body as published}.
 `load_payload(name, **replace)` returns the payload with every field named like a keyword
-replaced, at any depth, where the published value has the same JSON type (a string id stays a
-string, the `team` object of an interactivity payload stays an object). Only ids and the
-message text are replaced; the shape of each payload stays Slack's.
+replaced, at any depth, where the published value is a string (ids, ts, text) or has the same
+JSON type as the new value (the `team` object of an interactivity payload stays an object,
+`event_time` stays a number). The shape of each payload stays Slack's. (The same API as the
+loader on branch slack-a, whose rule is the string half of this one.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _replace(node: Any, replace: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            if key in replace and type(replace[key]) is type(value):
+            if key in replace and (isinstance(value, str) or type(replace[key]) is type(value)):
                 out[key] = copy.deepcopy(replace[key])
             else:
                 out[key] = _replace(value, replace)
@@ -32,26 +33,10 @@ def _replace(node: Any, replace: dict[str, Any]) -> Any:
     return node
 
 
-def source_of(name: str) -> str:
-    return str(json.loads((FIXTURES / f"{name}.json").read_text())["_source"])
-
-
 def load_payload(name: str, **replace: Any) -> dict[str, Any]:
     """The published payload `name` with the named fields replaced everywhere they occur."""
-    fixture = json.loads((FIXTURES / f"{name}.json").read_text())
-    payload = fixture["payload"]
-    unknown = [key for key in replace if not _has_key(payload, key)]
-    if unknown:
-        raise KeyError(f"{name} has no field {unknown[0]!r} to replace")
+    payload = json.loads((FIXTURES / f"{name}.json").read_text())["payload"]
     return dict(_replace(payload, replace))
-
-
-def _has_key(node: Any, key: str) -> bool:
-    if isinstance(node, dict):
-        return key in node or any(_has_key(v, key) for v in node.values())
-    if isinstance(node, list):
-        return any(_has_key(v, key) for v in node)
-    return False
 
 
 def load_command_body(**fields: str) -> str:
