@@ -28,9 +28,16 @@ def register(app: App) -> None:
 
 
 def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """What a message event means: a new message, an edit (message_changed) or a deletion."""
-    services = services_of(context)
-    workspace = workspace_of(body, context)
+    """The Bolt listener: hands the event to `handle_message_event`."""
+    handle_message_event(services_of(context), event, workspace_of(body, context), client)
+
+
+def handle_message_event(services: Services, event: dict[str, Any], workspace: str, client: WebClient) -> None:
+    """What a message event means: a new message, an edit (message_changed) or a deletion.
+
+    Takes only what it needs (not Bolt's request), so that whoever delivers the event, a Bolt
+    listener or a worker, calls the same code.
+    """
     if stopped(services, workspace):
         return
     subtype = event.get("subtype")
