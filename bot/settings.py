@@ -35,6 +35,9 @@ class TaskSettings:
     abstain_threshold: float = 0.5
     quiet: bool = False
     emoji: dict[str, str] = field(default_factory=dict)
+    # In a channel shared with another organisation (Slack Connect), store and answer the
+    # messages of that organisation's users too; off by default (their data, not ours).
+    external_users: bool = False
 
     def emoji_map(self) -> dict[str, str]:
         """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""

@@ -16,7 +16,7 @@ HELP_LINES = (
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
     ("setup <task>", "bind this channel to a task (admins)"),
-    ("export", "upload the labelled data as a CSV file"),
+    ("export", "the labelled data as a CSV file: this channel's messages; admins get every channel by DM"),
 )
 
 
@@ -63,6 +63,18 @@ def cap_reached(limit: int) -> str:
 
 def message_not_found() -> str:
     return ":warning: I can't find that message. Is it in a channel I'm in?"
+
+
+def choice_out_of_date() -> str:
+    return action_failed("That choice is out of date.")
+
+
+def message_gone() -> str:
+    return ":warning: That message is no longer stored (it was deleted or erased), so nothing was labelled."
+
+
+def click_mismatch() -> str:
+    return ":no_entry: That choice does not belong to this message or channel, so nothing was labelled."
 
 
 def prediction_text(label: str, confidence: float) -> str:
@@ -163,9 +175,34 @@ def history_text(task: str, rows: list[str]) -> str:
     return f"*{task}* adapter versions:\n" + ("\n".join(rows) if rows else "none yet")
 
 
-def export_comment(task: str, count: int) -> str:
-    return f"Labelled data for *{task}*: {count} messages."
+def export_comment(task: str, count: int, channel: str | None = None) -> str:
+    where = f" from <#{channel}>" if channel else " from every channel of the task"
+    return f"Labelled data for *{task}*{where}: {count} messages."
+
+
+def export_sent_by_dm(task: str, count: int) -> str:
+    return f":inbox_tray: I sent you the labelled data of *{task}* ({count} messages) by direct message."
 
 
 def home_intro() -> str:
     return "camel-bot classifies messages in bound channels and learns from your corrections."
+
+
+def channel_paused(channel: str, task: str, *, archived: bool) -> str:
+    cause = "was archived" if archived else "removed me"
+    return (
+        f":pause_button: <#{channel}> {cause}, so task *{task}* no longer classifies messages there. "
+        "Invite me back (or restore the channel) to resume."
+    )
+
+
+def channel_resumed(channel: str, task: str) -> str:
+    return f":arrow_forward: I'm back in <#{channel}>: task *{task}* classifies its messages again."
+
+
+def setup_offer(tasks: Iterable[str]) -> str:
+    known = ", ".join(f"`{name}`" for name in tasks) or "none yet"
+    return (
+        f":wave: Thanks for adding me. An admin can bind this channel to a task with `{COMMAND} setup <task>` "
+        f"(tasks: {known}); until then I only listen."
+    )

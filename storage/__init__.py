@@ -15,18 +15,21 @@ from storage.errors import (
 )
 from storage.files import loose_permissions, make_private, make_private_dirs, secrets_file_warning, unwritable_paths
 from storage.events import audit, claim_event, list_audit
+from storage.lifecycle import (
+    channel_pause, list_channel_pauses, list_workspace_stops, pause_channel, resume_channel,
+    resume_workspace, stop_workspace, workspace_stop,
+)
 from storage.live import live_accuracy
 from storage.messages import (
-    find_message, find_prediction_by_reply, get_message, latest_prediction, record_message,
-    record_prediction, set_prediction_reply,
+    find_message, find_prediction_by_reply, forget_message, get_message, latest_prediction,
+    record_message, record_prediction, set_prediction_reply, storable_text, update_message_text,
 )
 from storage.migrations import SCHEMA_VERSION
 from storage.deletions import deleted_text_hashes, deletion_version
 from storage.privacy import delete_user_data, erase_user, purge_unlabelled, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, DeletionReport, Dispute, ImportReport, LabelledMessage, Message, Resolution,
-    StoredPrediction, Task,
-    TrainingRun,
+    AdapterVersion, AuditEntry, ChannelPause, DeletionReport, Dispute, ImportReport, LabelledMessage, Message,
+    Resolution, StoredPrediction, Task, TrainingRun, WorkspaceStop,
 )
 from storage.rounds import Reconciliation, finish_round, reconcile_task, record_fallback
 from storage.retention import (
@@ -58,4 +61,8 @@ __all__ = [
     "record_prediction", "register_adapter", "resolve_labels", "schema_version",
     "set_adapter_status", "set_prediction_reply", "split_for", "start_run", "task_for_channel",
     "transaction", "upsert_task", "withdraw_correction",
+    # deletions and edits, the app's life in a workspace (issue 10)
+    "ChannelPause", "WorkspaceStop", "channel_pause", "forget_message", "list_channel_pauses",
+    "list_workspace_stops", "pause_channel", "resume_channel", "resume_workspace", "stop_workspace",
+    "storable_text", "update_message_text", "workspace_stop",
 ]

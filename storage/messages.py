@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlite_utils
 
 from storage.db import one, to_iso, transaction, utc_now
 from storage.errors import InvalidValueError, UnknownMessageError
+from storage.events import audit
 from storage.records import Message, StoredPrediction
 from storage.tasks import require_task
 
@@ -19,8 +21,18 @@ def _message_from_row(row: sqlite3.Row) -> Message:
     return Message(
         id=row["id"], workspace=row["workspace"], channel=row["channel"], ts=row["ts"],
         thread_ts=row["thread_ts"], user=row["user"], text=row["text"],
-        received_at=row["received_at"],
+        received_at=row["received_at"], deleted_at=row["deleted_at"],
     )
+
+
+# SQLite stores text as UTF-8, which cannot hold a lone UTF-16 surrogate (JSON's "\ud83d" without
+# its pair decodes to one); such characters become U+FFFD so the message is stored, not lost.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD (the replacement character)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _prediction_from_row(row: sqlite3.Row) -> StoredPrediction:
@@ -53,7 +65,7 @@ def record_message(
         conn.execute(
             """INSERT INTO messages (workspace, channel, ts, thread_ts, user, text, received_at)
                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
-            (workspace, channel, ts, thread_ts, user, text, received),
+            (workspace, channel, ts, thread_ts, user, storable_text(text), received),
         )
         row = conn.execute(
             "SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
@@ -133,3 +145,52 @@ def latest_prediction(db: sqlite_utils.Database, message_id: int, task: str) -> 
         (message_id, task),
     )
     return _prediction_from_row(row) if row else None
+
+
+def update_message_text(db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str,
+                        text: str, prefix_lengths: Iterable[int] = ()) -> Message | None:
+    """Replace a stored message's text with its edited version; None if it is not stored.
+
+    The old text is overwritten, not kept beside the new one: a person who edits a message to
+    redact it must not leave the old text trainable. A deleted message stays deleted.
+    """
+    with transaction(db) as conn:
+        before = find_message(db, workspace=workspace, channel=channel, ts=ts)
+        conn.execute(
+            """UPDATE messages SET text = ?
+               WHERE workspace = ? AND channel = ? AND ts = ? AND deleted_at IS NULL""",
+            (storable_text(text), workspace, channel, ts),
+        )
+        if before is not None and before.deleted_at is None and before.text != storable_text(text):
+            _list_erased_texts(db, [before.text], prefix_lengths, reason="message_edited")
+        return find_message(db, workspace=workspace, channel=channel, ts=ts)
+
+
+def forget_message(db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str,
+                   actor: str, prefix_lengths: Iterable[int] = ()) -> dict[str, int] | None:
+    """A message deleted in Slack: blank its text, delete its corrections, keep a tombstone row.
+
+    Its predictions stay (they hold no text) so the bot's reply is still known; the audit row
+    records the counts, never the text. None when the message was never stored.
+    """
+    with transaction(db) as conn:
+        found = find_message(db, workspace=workspace, channel=channel, ts=ts)
+        if found is None:
+            return None
+        corrections = conn.execute("DELETE FROM corrections WHERE message_id = ?", (found.id,)).rowcount
+        conn.execute("UPDATE messages SET text = '', deleted_at = ? WHERE id = ?", (utc_now(), found.id))
+        _list_erased_texts(db, [found.text], prefix_lengths, reason="message_deleted")
+        counts = {"message_id": found.id, "corrections": corrections}
+        audit(db, actor=actor, action="message_deleted", detail={"channel": channel, "ts": ts, **counts})
+    return counts
+
+
+def _list_erased_texts(db: sqlite_utils.Database, texts: list[str], prefix_lengths: Iterable[int],
+                       *, reason: str) -> None:
+    """Put the hashes of texts no message holds any more on the deletion list (joins the caller's
+    transaction), so the feature cache drops their hidden states too (issue 11, item 9)."""
+    from storage.deletions import add_deleted_hashes, hashes_of, still_stored  # deletions imports transfer
+
+    lengths = list(prefix_lengths)
+    candidates = hashes_of(texts, lengths)
+    add_deleted_hashes(db, candidates - still_stored(db, candidates, lengths), reason=reason)

@@ -135,5 +135,36 @@ def _v3_pruned_adapters(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE adapters ADD COLUMN pruned_at TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_deletion_list, _v3_pruned_adapters]
+
+_V4_STATEMENTS = (
+    # A message deleted in Slack keeps its row as a tombstone (text blanked, deleted_at set), so
+    # a late redelivery of the original event cannot store its text again.
+    "ALTER TABLE messages ADD COLUMN deleted_at TEXT",
+    # A workspace that uninstalled the app or revoked its token: no work is done for it.
+    """CREATE TABLE workspace_stops (
+        workspace TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        stopped_at TEXT NOT NULL
+    )""",
+    # A bound channel the bot was removed from or that was archived: the binding is kept, paused.
+    """CREATE TABLE channel_pauses (
+        channel TEXT PRIMARY KEY,
+        task TEXT,
+        reason TEXT NOT NULL,
+        paused_at TEXT NOT NULL
+    )""",
+)
+
+
+def _v4_deletions_and_app_life(conn: sqlite3.Connection) -> None:
+    for statement in _V4_STATEMENTS:
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_initial_schema,
+    _v2_deletion_list,
+    _v3_pruned_adapters,
+    _v4_deletions_and_app_life,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,6 +32,7 @@ class Message:
     user: str | None
     text: str
     received_at: str
+    deleted_at: str | None = None  # set when the message was deleted in Slack (text blanked)
 
 
 @dataclass(frozen=True)
@@ -144,3 +145,22 @@ class DeletionReport:
     def as_dict(self) -> dict[str, Any]:
         return {"user": self.user, "messages": self.messages, "predictions": self.predictions,
                 "corrections": self.corrections, "cache_keys": self.cache_keys, "checkpointed": self.checkpointed}
+
+
+@dataclass(frozen=True)
+class WorkspaceStop:
+    """A workspace that uninstalled the app or revoked its tokens: no work is done for it."""
+
+    workspace: str
+    reason: str
+    stopped_at: str
+
+
+@dataclass(frozen=True)
+class ChannelPause:
+    """A bound channel the bot was removed from, or that was archived: its binding is paused."""
+
+    channel: str
+    task: str | None
+    reason: str
+    paused_at: str

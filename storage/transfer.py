@@ -224,13 +224,22 @@ def _write_atomically(path: Path, fmt: str, fields: tuple[str, ...], records: li
     return len(records)
 
 
-def export_labelled(db: sqlite_utils.Database, task: str, path: str | Path, *, fmt: str | None = None) -> int:
-    """Write the task's resolved labels (one row per message); returns the number of rows."""
+def export_labelled(db: sqlite_utils.Database, task: str, path: str | Path, *, fmt: str | None = None,
+                    channel: str | None = None) -> int:
+    """Write the task's resolved labels (one row per message); returns the number of rows.
+
+    `channel` keeps only the messages posted in that channel: a task bound to several channels
+    (private ones among them) must not hand one channel's text to the people of another.
+    """
     target = Path(path)
     chosen = _format_of(target, fmt)
     if get_task(db, task) is None:
         raise UnknownTaskError(f"unknown task {task!r}")
-    records = [{"text": m.text, "label": m.label, "task": task} for m in resolve_labels(db, task).labelled]
+    labelled = resolve_labels(db, task).labelled
+    if channel is not None:
+        inside = {int(r["id"]) for r in rows(db, "SELECT id FROM messages WHERE channel = ?", (channel,))}
+        labelled = [m for m in labelled if m.message_id in inside]
+    records = [{"text": m.text, "label": m.label, "task": task} for m in labelled]
     return _write_atomically(target, chosen, ("text", "label", "task"), records)
 
 

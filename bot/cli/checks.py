@@ -196,6 +196,34 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
     return results
 
 
+def check_slack_install(state: DoctorState) -> list[CheckResult]:
+    """Workspaces that uninstalled the app or revoked its token, and paused channel bindings."""
+    import storage
+
+    db = state.known_db
+    results = [
+        CheckResult(
+            "slack install",
+            False,
+            f"workspace {stop.workspace} stopped the app ({stop.reason} at {stop.stopped_at[:16].replace('T', ' ')}); "
+            "no work is done for it",
+            "reinstall the app (deploy/slack-manifest.yaml), set the new SLACK_BOT_TOKEN and restart: "
+            "work resumes at start once Slack accepts the token",
+        )
+        for stop in storage.list_workspace_stops(db)
+    ]
+    results += [
+        CheckResult(
+            "slack install",
+            True,
+            f"channel {pause.channel} of task {pause.task} is paused ({pause.reason}); "
+            "invite the bot back or restore the channel to resume",
+        )
+        for pause in storage.list_channel_pauses(db)
+    ]
+    return results or [CheckResult("slack install", True, "no uninstall, revoked token or paused channel recorded")]
+
+
 def check_disk(state: DoctorState) -> list[CheckResult]:
     where = Path(state.known_settings.data_dir).resolve()
     while not where.exists():
@@ -215,6 +243,7 @@ CHECKS: list[tuple[str, Check, tuple[str, ...]]] = [
     ("database", check_database, ("settings",)),
     ("base model", check_base_model, ("settings",)),
     ("adapters", check_adapters, ("db", "base")),
+    ("slack install", check_slack_install, ("db",)),
     ("disk", check_disk, ("settings",)),
 ]
 

@@ -65,6 +65,7 @@ class FakeSlackAPI:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}
         self._failures: dict[str, list[int]] = {}
+        self._refusals: dict[str, list[str]] = {}
         self._lock = threading.Condition()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -113,6 +114,11 @@ class FakeSlackAPI:
         """Answer the next `times` calls of `method` with HTTP 429 and Retry-After."""
         with self._lock:
             self._failures[method] = [retry_after] * times
+
+    def refuse_next(self, method: str, error: str, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with Slack's `{"ok": false, "error": error}`."""
+        with self._lock:
+            self._refusals[method] = [error] * times
 
     def add_message(self, channel: str, ts: str, text: str, user: str = "U0HUMAN") -> None:
         """A message that exists in the workspace (found by conversations.history)."""
@@ -164,6 +170,10 @@ class FakeSlackAPI:
         return f"{1700000000 + next(self._ts)}.{next(self._ids):06d}"
 
     def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            refusals = self._refusals.get(method)
+            if refusals:
+                return {"ok": False, "error": refusals.pop()}
         handler = ANSWERS.get(method)
         if handler is None:
             return {"ok": False, "error": "unknown_method"}
@@ -229,6 +239,8 @@ ANSWERS: dict[str, Answer] = {
         "channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}", "is_channel": True, "is_member": True}
     },
     "conversations.history": _history,
+    # A direct-message conversation with the users named (one user: that user's IM with the bot).
+    "conversations.open": lambda api, p: {"channel": {"id": "D" + str(p.get("users", "")).replace(",", "")}},
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "apps.connections.open": lambda api, p: {"url": f"ws://127.0.0.1:{api.port}/socket"},

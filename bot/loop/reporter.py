@@ -26,8 +26,13 @@ class Reporter:
         self._reported: set[str] = set()
 
     def _channel(self, task: str) -> str | None:
+        """The task's first channel whose binding is not paused; None once the app was uninstalled
+        (a post would only be refused, again and again)."""
+        if storage.list_workspace_stops(self.db):
+            return None
         record = storage.get_task(self.db, task)
-        return record.channels[0] if record and record.channels else None
+        paused = {pause.channel for pause in storage.list_channel_pauses(self.db)}
+        return next((c for c in record.channels if c not in paused), None) if record else None
 
     def summary(self, run: storage.TrainingRun) -> RoundSummary:
         """The child's summary file, or what the database knows when the child left none."""

@@ -6,9 +6,11 @@ import logging
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlite_utils import Database
 
+import storage
 from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack import middleware
@@ -50,4 +52,26 @@ def build_app(
     )
     middleware.install(app, services)
     register_all(app)
+    resume_if_token_works(db, app.client)
     return app
+
+
+def resume_if_token_works(db: Database, client: WebClient) -> list[str]:
+    """Resume the workspaces that stopped the app, when Slack now accepts the bot's token for them.
+
+    A reinstall hands out a new token, so this runs at start (after the operator set it);
+    returns the workspaces resumed.
+    """
+    stops = storage.list_workspace_stops(db)
+    if not stops:
+        return []
+    try:
+        team = str(client.auth_test().get("team_id") or "")
+    except SlackApiError as exc:
+        log.warning("the bot token is still refused (%s): stopped workspaces stay stopped", exc.response.get("error"))
+        return []
+    resumed = [s.workspace for s in stops if s.workspace == team]
+    for workspace in resumed:
+        storage.resume_workspace(db, workspace, actor="startup")
+        log.info("the bot token works for workspace %s again: resuming its work", workspace)
+    return resumed

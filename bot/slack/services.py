@@ -59,6 +59,11 @@ class AdminDirectory:
             return False
         return user in self._group_members(client)
 
+    def everyone(self, client: WebClient | None) -> list[str]:
+        """Every admin: the listed ones, then the user group's members."""
+        members = self._group_members(client) if self.usergroup and client is not None else set()
+        return sorted(self.admins) + sorted(members - self.admins)
+
     def _group_members(self, client: WebClient) -> set[str]:
         with self._lock:
             if time.monotonic() - self._fetched_at < self.ttl_s:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 import storage
 from bot.slack.services import Services
 from bot.settings import emoji_map
+
+log = logging.getLogger(__name__)
+# Web API errors that mean the app is gone from the workspace, whatever event told us or not.
+DEAD_TOKEN_ERRORS = frozenset({"account_inactive", "token_revoked"})
 
 
 def ack_now(ack: Ack) -> None:
@@ -60,4 +66,14 @@ def record_correction(
     services.metrics.corrections.labels(task=task, source=source).inc()
     if services.learning is not None:
         services.learning.note_new_labels(task)
+    return True
+
+
+def stop_on_dead_token(services: Services, workspace: str, exc: SlackApiError) -> bool:
+    """Stop the workspace when Slack says the bot's token is dead (True); other errors are not ours."""
+    error = str(exc.response.get("error") or "")
+    if error not in DEAD_TOKEN_ERRORS or not workspace:
+        return False
+    if storage.stop_workspace(services.db, workspace, reason=error, actor="slack"):
+        log.warning("Slack answered %s for workspace %s: all work for it stops", error, workspace)
     return True

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from slack_bolt import App, BoltContext, Respond
 from slack_sdk import WebClient
+from sqlite_utils import Database
 
 import storage
 from bot import texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import ack_now, record_correction, services_of
+from bot.slack.listeners._shared import ack_now, record_correction, services_of, workspace_of
+
+log = logging.getLogger(__name__)
 
 GUESS_PATTERN = re.compile(rf"^{blocks.GUESS_BUTTON}_\d+$")
 
@@ -31,6 +35,28 @@ def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
     return task, label, blocks.message_id_from(str(action.get("block_id", "")))
 
 
+def _click_channel(body: dict[str, Any]) -> str:
+    container = body.get("container") or {}
+    channel = body.get("channel") or {}
+    return str(container.get("channel_id") or channel.get("id") or "")
+
+
+def click_problem(db: Database, task: storage.Task, message_id: int, channel: str, workspace: str) -> str | None:
+    """Why a click may not label this message, or None when it may.
+
+    Slack echoes only what the bot wrote, so a mismatch means a forged or stale request: the
+    message must still be stored, and the click's channel, the message's channel and the task
+    bound to that channel must all agree.
+    """
+    message = storage.get_message(db, message_id)
+    if message is None:
+        return texts.message_gone()
+    bound = storage.task_for_channel(db, message.channel)
+    if message.channel != channel or message.workspace != workspace or bound is None or bound.name != task.name:
+        return texts.click_mismatch()
+    return None
+
+
 def on_label_chosen(
     body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
 ) -> None:
@@ -39,9 +65,12 @@ def on_label_chosen(
     task_name, label, message_id = _choice(action)
     task = storage.get_task(services.db, task_name)
     if task is None or message_id is None or label not in task.labels:
-        respond(
-            text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False
-        )
+        respond(text=texts.choice_out_of_date(), response_type="ephemeral", replace_original=False)
+        return
+    problem = click_problem(services.db, task, message_id, _click_channel(body), workspace_of(body, context))
+    if problem is not None:
+        log.info("click by %s refused: %s", user, problem)
+        respond(text=problem, response_type="ephemeral", replace_original=False)
         return
     source = "confirm" if action.get("action_id") == blocks.CONFIRM_BUTTON else "menu"
     if not record_correction(

@@ -53,20 +53,36 @@ def do_setup(call: Invocation) -> None:
         known = [t.name for t in storage.list_tasks(call.services.db)]
         raise CommandProblem(texts.unknown_task(name, known))
     storage.bind_channel(call.services.db, name, call.channel)
+    # An admin binding the channel again also ends a pause (the bot was removed, the channel archived).
+    storage.resume_channel(call.services.db, call.channel, actor=call.user)
     _audit(call, "slack.setup", task=name)
     call.reply(texts.setup_done(name, call.channel))
 
 
 def do_export(call: Invocation) -> None:
+    """An admin gets every channel of the task, by direct message; anyone else gets only the
+    messages of the channel where they typed the command, uploaded there. Either way no text of
+    one channel is ever posted in another."""
     task = call.channel_task()
+    admin = call.services.is_admin(call.user, call.client)
     with tempfile.TemporaryDirectory(prefix="camel-export-") as folder:
         path = Path(folder) / f"{task.name}-labelled.csv"
-        count = storage.export_labelled(call.services.db, task.name, str(path), fmt="csv")
+        only = None if admin else call.channel
+        count = storage.export_labelled(call.services.db, task.name, str(path), fmt="csv", channel=only)
+        target = _direct_message_channel(call) if admin else call.channel
         call.client.files_upload_v2(
-            channel=call.channel,
+            channel=target,
             file=str(path),
             filename=path.name,
             title=f"{task.name} labelled data",
-            initial_comment=texts.export_comment(task.name, count),
+            initial_comment=texts.export_comment(task.name, count, None if admin else call.channel),
         )
-    _audit(call, "slack.export", task=task.name, rows=count)
+    _audit(call, "slack.export", task=task.name, rows=count, scope="all channels" if admin else call.channel)
+    if admin:
+        call.reply(texts.export_sent_by_dm(task.name, count))
+
+
+def _direct_message_channel(call: Invocation) -> str:
+    """The bot's direct-message conversation with the user (needs the im:write scope)."""
+    opened = call.client.conversations_open(users=call.user)
+    return str(opened["channel"]["id"])

@@ -8,11 +8,19 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 import storage
 from bot import texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
+from bot.slack.listeners._shared import (
+    ack_now,
+    emoji_map_of,
+    record_correction,
+    services_of,
+    stop_on_dead_token,
+    workspace_of,
+)
 from bot.slack.services import Services
 from bot.settings import CONFIRM, REJECT
 
@@ -76,7 +84,16 @@ def _meaning(task: storage.Task, reaction: str) -> tuple[str, str | None] | None
 
 def on_reaction_added(event: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     services = services_of(context)
-    understood = _understood(services, event, workspace_of(body, context))
+    workspace = workspace_of(body, context)
+    try:
+        _reaction_added(services, client, event, workspace)
+    except SlackApiError as exc:
+        if not stop_on_dead_token(services, workspace, exc):
+            raise
+
+
+def _reaction_added(services: Services, client: WebClient, event: dict[str, Any], workspace: str) -> None:
+    understood = _understood(services, event, workspace)
     if understood is None:
         return
     task, message_id, source, label = understood

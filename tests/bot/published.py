@@ -1,0 +1,46 @@
+"""Send Slack's published payloads (tests/slack_fixtures.py) to the running bot, signed like Slack signs them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.bot.conftest import TEAM, BotUnderTest
+from tests.slack_fixtures import load_command_body, load_payload
+
+
+def send_event(bot: BotUnderTest, name: str, event_id: str, **replace: Any) -> int:
+    """POST the published event envelope `name` with the test's ids; returns the HTTP status."""
+    body = load_payload(name, team_id=TEAM, event_id=event_id, **replace)
+    status, _ = bot.post(json.dumps(body).encode(), "application/json")
+    return status
+
+
+def send_command(bot: BotUnderTest, text: str, *, user: str, channel: str) -> int:
+    body = load_command_body(
+        command="/camel",
+        text=text,
+        user_id=user,
+        channel_id=channel,
+        team_id=TEAM,
+        response_url=bot.fake.response_url("command"),
+    )
+    status, _ = bot.post(body.encode(), "application/x-www-form-urlencoded")
+    return status
+
+
+def send_click(bot: BotUnderTest, action: dict[str, Any], *, user: str, channel: str, message_ts: str) -> int:
+    """The published block_actions payload, clicked by `user` on a bot message in `channel`."""
+    payload = load_payload(
+        "block_actions",
+        user={"id": user, "username": "someone", "name": "someone", "team_id": TEAM},
+        team={"id": TEAM, "domain": "camel"},
+        container={"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+        channel={"id": channel, "name": "a-channel"},
+        response_url=bot.fake.response_url("action"),
+        actions=[action],
+    )
+    payload["message"] = {"type": "message", "ts": message_ts}  # a click on a public message carries it
+    status, _ = bot.post(urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded")
+    return status

@@ -1,0 +1,87 @@
+"""Deleted and edited messages, lone surrogates, stopped workspaces and paused channels (issue 10)."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+import storage
+
+
+def _store() -> tuple[object, int]:
+    db = storage.open_store(":memory:")
+    storage.upsert_task(db, "t", labels=["a", "b"], channels=["C1"])
+    message_id = storage.record_message(db, workspace="T", channel="C1", ts="1.1", text="old words", user="U1")
+    storage.add_correction(db, message_id=message_id, task="t", label="a", source="menu", user="U2")
+    return db, message_id
+
+
+def test_forget_message_blanks_text_deletes_corrections_keeps_a_tombstone_and_audits() -> None:
+    db, message_id = _store()
+    assert storage.forget_message(db, workspace="T", channel="C1", ts="1.1", actor="slack") == {
+        "message_id": message_id,
+        "corrections": 1,
+    }
+    stored = storage.get_message(db, message_id)
+    assert stored is not None and stored.text == "" and stored.deleted_at is not None
+    assert storage.resolve_labels(db, "t").labelled == []
+    # A late redelivery of the original message does not bring its text back.
+    assert storage.record_message(db, workspace="T", channel="C1", ts="1.1", text="old words") == message_id
+    assert storage.get_message(db, message_id).text == ""
+    entry = storage.list_audit(db)[0]
+    assert entry.action == "message_deleted" and "old words" not in str(entry.detail)
+    assert storage.forget_message(db, workspace="T", channel="C1", ts="9.9", actor="slack") is None
+
+
+def test_update_message_text_replaces_the_trainable_text() -> None:
+    db, message_id = _store()
+    updated = storage.update_message_text(db, workspace="T", channel="C1", ts="1.1", text="new words")
+    assert updated is not None and updated.text == "new words"
+    assert [m.text for m in storage.resolve_labels(db, "t").labelled] == ["new words"]
+    assert storage.update_message_text(db, workspace="T", channel="C1", ts="9.9", text="x") is None
+
+
+def test_lone_surrogates_are_stored_as_replacement_characters() -> None:
+    db, _ = _store()
+    message_id = storage.record_message(db, workspace="T", channel="C1", ts="2.2", text="card \ud83d late \udc00")
+    assert storage.get_message(db, message_id).text == "card \ufffd late \ufffd"
+    assert storage.storable_text("ok \U0001f600") == "ok \U0001f600"  # a real pair is kept
+
+
+def test_workspace_stop_and_resume_are_audited_and_idempotent() -> None:
+    db, _ = _store()
+    assert storage.stop_workspace(db, "T", reason="app_uninstalled", actor="slack") is True
+    assert storage.stop_workspace(db, "T", reason="tokens_revoked", actor="slack") is False
+    assert storage.workspace_stop(db, "T").reason == "app_uninstalled"
+    assert [s.workspace for s in storage.list_workspace_stops(db)] == ["T"]
+    assert storage.resume_workspace(db, "T", actor="slack") is True
+    assert storage.workspace_stop(db, "T") is None
+    assert [e.action for e in storage.list_audit(db)][:2] == ["workspace_resumed", "workspace_stopped"]
+
+
+def test_pausing_a_channel_keeps_its_binding() -> None:
+    db, _ = _store()
+    assert storage.pause_channel(db, "C9", reason="removed", actor="U1") is None  # not bound
+    pause = storage.pause_channel(db, "C1", reason="archived", actor="U1")
+    assert pause is not None and (pause.task, pause.reason) == ("t", "archived")
+    assert storage.task_for_channel(db, "C1").name == "t"
+    assert [p.channel for p in storage.list_channel_pauses(db)] == ["C1"]
+    assert storage.resume_channel(db, "C1", actor="U1") is True
+    assert storage.channel_pause(db, "C1") is None and storage.resume_channel(db, "C1", actor="U1") is False
+
+
+def test_a_deleted_or_edited_text_goes_on_the_deletion_list_for_the_feature_cache(db: sqlite_utils.Database) -> None:
+    storage.upsert_task(db, "support", kind="intent", labels=["a", "b"])
+    storage.record_message(db, workspace="T1", channel="C1", ts="1.0", text="my secret card number")
+    storage.record_message(db, workspace="T1", channel="C1", ts="2.0", text="typo tetx")
+    storage.record_message(db, workspace="T1", channel="C1", ts="3.0", text="shared text")
+    storage.record_message(db, workspace="T1", channel="C2", ts="4.0", text="shared text")
+
+    storage.forget_message(db, workspace="T1", channel="C1", ts="1.0", actor="slack")
+    storage.update_message_text(db, workspace="T1", channel="C1", ts="2.0", text="typo text")
+    storage.forget_message(db, workspace="T1", channel="C1", ts="3.0", actor="slack")
+
+    hashes, _ = storage.deleted_text_hashes(db)
+    assert storage.text_sha256("my secret card number") in hashes
+    assert storage.text_sha256("typo tetx") in hashes
+    # another message still holds this text, so its cached states are not erased data
+    assert storage.text_sha256("shared text") not in hashes
