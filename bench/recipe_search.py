@@ -1,0 +1,109 @@
+"""Recipe search on a development split cut from the TRAINING data (the test sets are never read).
+
+BANKING77: 20 examples per intent of train.csv are the dev set, shots are drawn from the rest.
+TweetEval: 500 stratified tweets of train.csv are the dev set, shots from the other 1,500.
+Every candidate is a TrainingArgs/CamelConfig variant run through camel.train, beside the same
+logistic-regression probe bench/curve.py uses.
+
+Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.recipe_search [--datasets ..] [--shots ..] [--candidates ..]`
+-> bench/results/recipe_search.json (merged) and printed rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.common import RESULTS, read_split, sample_per_class
+from bench.curve import evaluate_camel, logreg_scores, metric_of
+from bench.features import open_cache
+from camel import CamelConfig, TrainingArgs, train
+
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "random_k0": {"config": {"trainable_layers": 0}, "args": {"head_init": "random"}},
+    "probe_only": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 0.0, "lr_head": 1e-9, "max_epochs": 1}},
+    "probe_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 0.0, "lr_head": 5e-4}},
+    "prior2_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 2.0, "lr_head": 5e-4}},
+    "prior4_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 5e-4}},
+    "prior8_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 8.0, "lr_head": 5e-4}},
+    "prior4_only": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 1e-9, "max_epochs": 1}},
+    "prior8_only": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 8.0, "lr_head": 1e-9, "max_epochs": 1}},
+    "prior4_ft2e3": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 2e-3}},
+    "prior4_ft_ls": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 5e-4, "label_smoothing": 0.1}},
+    "prior4_c30_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "probe_c": 30.0, "lr_head": 5e-4}},
+    "prior4_c3_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "probe_c": 3.0, "lr_head": 5e-4}},
+}
+
+
+def dev_split(name: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    texts, labels = read_split(name, "train")
+    per_class = 20 if name == "banking77" else None
+    rng = random.Random(1234)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    if per_class:
+        taken: dict[str, int] = {}
+        dev = []
+        for i in order:
+            if taken.get(labels[i], 0) < per_class:
+                taken[labels[i]] = taken.get(labels[i], 0) + 1
+                dev.append(i)
+    else:
+        dev = order[:500]
+    dev_set = set(dev)
+    rest = [i for i in range(len(texts)) if i not in dev_set]
+    return ([texts[i] for i in rest], [labels[i] for i in rest], [texts[i] for i in sorted(dev)],
+            [labels[i] for i in sorted(dev)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.recipe_search")
+    parser.add_argument("--datasets", nargs="+", default=["banking77", "tweeteval_sentiment"])
+    parser.add_argument("--shots", nargs="+", default=["2", "5", "10", "20", "full"])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=2)
+    options = parser.parse_args(argv)
+    torch.set_num_threads(options.threads)
+    cache = open_cache()
+    path = RESULTS / "recipe_search.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    for name in options.datasets:
+        train_texts, train_labels, dev_texts, dev_labels = dev_split(name)
+        metric = metric_of(name)
+        for shots in options.shots:
+            rows: dict[str, list[float]] = {}
+            times: dict[str, list[float]] = {}
+            for seed in options.seeds if shots != "full" else options.seeds[:1]:
+                texts, labels = (train_texts, train_labels) if shots == "full" else \
+                    sample_per_class(train_texts, train_labels, int(shots), seed)
+                score, _ = logreg_scores(cache, texts, labels, dev_texts, dev_labels, metric, seed)
+                rows.setdefault("logreg", []).append(score)
+                for candidate in options.candidates:
+                    recipe = CANDIDATES[candidate]
+                    started = time.perf_counter()
+                    adapter = train(texts, labels, config=CamelConfig(**recipe["config"]),
+                                    args=TrainingArgs(**{**recipe["args"], "seed": seed}), cache=cache).adapter
+                    times.setdefault(candidate, []).append(time.perf_counter() - started)
+                    rows.setdefault(candidate, []).append(evaluate_camel(adapter, cache, dev_texts, dev_labels, metric))
+            target = results.setdefault(name, {}).setdefault(shots, {})
+            for candidate, values in rows.items():
+                target[candidate] = {"mean": statistics.fmean(values), "seeds": values,
+                                     "train_s": statistics.fmean(times.get(candidate, [0.0]))}
+                print(f"{name:20s} {shots:>4s} {candidate:16s} {100 * statistics.fmean(values):6.2f} "
+                      f"({', '.join(f'{100 * v:.1f}' for v in values)}) {statistics.fmean(times.get(candidate, [0.0])):.1f}s",
+                      flush=True)
+            path.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
