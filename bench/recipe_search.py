@@ -22,12 +22,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.common import RESULTS, read_split, sample_per_class
+from bench.common import RESULTS, markdown_table, read_split, sample_per_class
 from bench.curve import evaluate_camel, logreg_scores, metric_of
 from bench.features import open_cache
 from camel import CamelConfig, TrainingArgs, train
 
 CANDIDATES: dict[str, dict[str, Any]] = {
+    # round 2 (the probe sees every example; val only judges the fine-tuning)
+    "all_w4": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 5e-4}},
+    "all_w6_d02": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 6.0, "prior_decay": 0.02, "lr_head": 5e-4}},
+    "all_w8_d05": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 8.0, "prior_decay": 0.05, "lr_head": 5e-4}},
+    # round 1 (the probe saw only the training split)
     "random_k0": {"config": {"trainable_layers": 0}, "args": {"head_init": "random"}},
     "probe_only": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 0.0, "lr_head": 1e-9, "max_epochs": 1}},
     "probe_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 0.0, "lr_head": 5e-4}},
@@ -64,6 +69,25 @@ def dev_split(name: str) -> tuple[list[str], list[str], list[str], list[str]]:
             [labels[i] for i in sorted(dev)])
 
 
+def render(results: dict[str, Any]) -> str:
+    lines = ["# Recipe search (dev splits of the training data; the test sets are never read)", "",
+             "Command: `PYTHONPATH=$PWD .venv/bin/python -m bench.recipe_search --datasets D --shots S --candidates C`, "
+             "torch threads 1-2 on a shared 2-core machine (load average 7-9 during the runs).", "",
+             "Mean dev score (%) over seeds 0, 1, 2 (full: seed 0). BANKING77 accuracy, TweetEval macro-recall. "
+             "`logreg` is the frozen probe of bench/curve.py. Candidates (K=0 unless named):", ""]
+    lines += [f"- `{name}`: {recipe['args']}" for name, recipe in CANDIDATES.items()]
+    lines += ["", "`probe_only`, `prior*_only`, `prior*_ft`, `random_k0` ran before the probe saw the validation "
+              "tenth (round 1); `all_*` after (round 2: the probe sees every example, the validation split only "
+              "judges the fine-tuning). The shipped default is `all_w8_d05`.", ""]
+    for name, per_shots in results.items():
+        lines += [f"## {name}", ""]
+        methods = list(dict.fromkeys(m for point in per_shots.values() for m in point))
+        rows = [[f"`{m}`"] + [f"{100 * per_shots[s][m]['mean']:.2f}" if m in per_shots[s] else ""
+                              for s in per_shots] for m in methods]
+        lines += [markdown_table(["candidate"] + list(per_shots), rows), ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recipe_search")
     parser.add_argument("--datasets", nargs="+", default=["banking77", "tweeteval_sentiment"])
@@ -71,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--render", action="store_true", help="only rewrite recipe_search.md")
     options = parser.parse_args(argv)
+    if options.render:
+        path = RESULTS / "recipe_search.json"
+        path.with_suffix(".md").write_text(render(json.loads(path.read_text())) + "\n")
+        return 0
     torch.set_num_threads(options.threads)
     cache = open_cache()
     path = RESULTS / "recipe_search.json"
@@ -102,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"({', '.join(f'{100 * v:.1f}' for v in values)}) {statistics.fmean(times.get(candidate, [0.0])):.1f}s",
                       flush=True)
             path.write_text(json.dumps(results, indent=1) + "\n")
+            path.with_suffix(".md").write_text(render(results) + "\n")
     return 0
 
 

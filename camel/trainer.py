@@ -171,13 +171,16 @@ class _Round:
         if self.args.head_init == "prior":
             adapter.set_classifier(PRIOR_ONLY_SCALE * prototypes, torch.zeros(n_labels))
             return
+        # The probe sees every example (a few-shot round cannot spare a tenth of its data); the
+        # validation split then only judges whether fine-tuning improves on this start.
+        seen = sorted(self.train_idx + self.val_idx)
         pooled = self.features.pooled
         if pooled is None:
-            pooled = pooled_vectors(adapter, [self.features.states[i] for i in self.train_idx])
+            pooled = pooled_vectors(adapter, [self.features.states[i] for i in seen])
         else:
-            pooled = pooled[self.train_idx]
-        weight, bias = fit_probe(pooled, [self.targets[i] for i in self.train_idx], n_labels, self.args.probe_c)
-        per_label = len(self.train_idx) / max(1, len(set(self.targets)))
+            pooled = pooled[seen]
+        weight, bias = fit_probe(pooled, [self.targets[i] for i in seen], n_labels, self.args.probe_c)
+        per_label = len(seen) / max(1, len(set(self.targets)))
         prior = prior_weight_for(self.args.prior_weight, self.args.prior_decay, per_label)
         adapter.set_classifier(weight + prior * prototypes, bias)
 

@@ -75,17 +75,33 @@ class ZeroShotGuess:
 
 
 class ZeroShotClassifier:
-    """Cosine similarity between a message and label prototypes built from names and descriptions."""
+    """Cosine similarity between a message and label prototypes built from names and descriptions.
+
+    `background`: unlabelled messages of the task (the bot stores them). MiniLM's embeddings share
+    a common direction; subtracting the messages' mean from a message and the prototypes' mean
+    from each prototype compares what is specific to each (BANKING77 train, label names only:
+    top-3 79.9% -> 80.7%, top-1 61.7% -> 62.2%).
+    """
 
     def __init__(self, base: BaseEncoder, labels: list[str], descriptions: dict[str, str] | None = None,
-                 cache: FeatureCache | None = None, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+                 cache: FeatureCache | None = None, max_length: int = DEFAULT_MAX_LENGTH,
+                 background: list[str] | None = None) -> None:
         self.base, self.cache, self.max_length = base, cache, max_length
         self.labels = list(labels)
-        self.prototypes = label_prototypes(base, self.labels, descriptions, cache, max_length)
+        prototypes = label_prototypes(base, self.labels, descriptions, cache, max_length)
+        self.message_centre: torch.Tensor | None = None
+        if background:
+            self.message_centre = sentence_embeddings(base, background, cache, max_length).mean(dim=0)
+            if len(self.labels) > 1:
+                prototypes = nn.functional.normalize(prototypes - prototypes.mean(dim=0), dim=-1)
+        self.prototypes = prototypes
 
     def scores(self, texts: list[str]) -> torch.Tensor:
         """Cosine similarities [texts, labels]."""
-        return sentence_embeddings(self.base, texts, self.cache, self.max_length) @ self.prototypes.T
+        embeddings = sentence_embeddings(self.base, texts, self.cache, self.max_length)
+        if self.message_centre is not None:
+            embeddings = nn.functional.normalize(embeddings - self.message_centre, dim=-1)
+        return embeddings @ self.prototypes.T
 
     def predict(self, texts: list[str], k: int = 3) -> list[ZeroShotGuess]:
         scores = self.scores(texts)

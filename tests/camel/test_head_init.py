@@ -46,10 +46,14 @@ def test_probe_head_predicts_like_logistic_regression_on_the_pooled_features(k0_
 def test_label_name_prior_is_added_to_the_probe_rows(k0_config: camel.CamelConfig) -> None:
     texts, labels = dataset()
     plain = camel.train(texts, labels, config=k0_config, args=camel.TrainingArgs(**FROZEN, prior_weight=0.0)).adapter
-    with_prior = camel.train(texts, labels, config=k0_config, args=camel.TrainingArgs(**FROZEN, prior_weight=3.0)).adapter
     prototypes = label_prototypes(plain.base, plain.labels)
-    difference = with_prior.classifier.weight - plain.classifier.weight
-    assert torch.allclose(difference, 3.0 * prototypes, atol=2e-2)
+    with_prior = camel.train(texts, labels, config=k0_config,
+                             args=camel.TrainingArgs(**FROZEN, prior_weight=3.0, prior_decay=0.0)).adapter
+    assert torch.allclose(with_prior.classifier.weight - plain.classifier.weight, 3.0 * prototypes, atol=2e-2)
+    # With 6 examples per label and decay 0.5 the prior fades to 3 / (1 + 0.5 * 6) = 0.75.
+    faded = camel.train(texts, labels, config=k0_config,
+                        args=camel.TrainingArgs(**FROZEN, prior_weight=3.0, prior_decay=0.5)).adapter
+    assert torch.allclose(faded.classifier.weight - plain.classifier.weight, 0.75 * prototypes, atol=2e-2)
 
 
 def test_prior_only_and_random_heads(k0_config: camel.CamelConfig) -> None:
