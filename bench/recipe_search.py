@@ -29,13 +29,17 @@ from camel import CamelConfig, TrainingArgs, train
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     # round 2 (the probe sees every example; val only judges the fine-tuning)
-    "all_w4": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 5e-4}},
-    "all_w6_d02": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 6.0, "prior_decay": 0.02, "lr_head": 5e-4}},
-    "all_w8_d05": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 8.0, "prior_decay": 0.05, "lr_head": 5e-4}},
+    "all_w4": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 5e-4, "probe_finetune": True}},
+    "all_w6_d02": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 6.0, "prior_decay": 0.02, "lr_head": 5e-4, "probe_finetune": True}},
+    "all_w8_d05": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 8.0, "prior_decay": 0.05, "lr_head": 5e-4, "probe_finetune": True}},
+    # round 3: the closed-form head alone (no fine-tuning), prior fading with examples per label
+    "cf_w4_d05": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "prior_decay": 0.05, "probe_finetune": False}},
+    "cf_w6_d1": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 6.0, "prior_decay": 0.1, "probe_finetune": False}},
+    "cf_w3_d0": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 3.0, "prior_decay": 0.0, "probe_finetune": False}},
     # round 1 (the probe saw only the training split)
     "random_k0": {"config": {"trainable_layers": 0}, "args": {"head_init": "random"}},
     "probe_only": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 0.0, "lr_head": 1e-9, "max_epochs": 1}},
-    "probe_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 0.0, "lr_head": 5e-4}},
+    "probe_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 0.0, "lr_head": 5e-4, "probe_finetune": True}},
     "prior2_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 2.0, "lr_head": 5e-4}},
     "prior4_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "lr_head": 5e-4}},
     "prior8_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 8.0, "lr_head": 5e-4}},
@@ -46,6 +50,16 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "prior4_c30_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "probe_c": 30.0, "lr_head": 5e-4}},
     "prior4_c3_ft": {"config": {"trainable_layers": 0}, "args": {"prior_weight": 4.0, "probe_c": 3.0, "lr_head": 5e-4}},
 }
+
+
+# Earlier rounds ran with the defaults of their time; pinning them keeps every row reproducible.
+for _name, _recipe in CANDIDATES.items():
+    _args = _recipe["args"]
+    if _args.get("head_init") == "random":
+        _args.setdefault("lr_head", 2e-3)
+        continue
+    _args.setdefault("prior_decay", 0.0)
+    _args.setdefault("probe_finetune", True)
 
 
 def dev_split(name: str) -> tuple[list[str], list[str], list[str], list[str]]:

@@ -137,6 +137,10 @@ class _Round:
                 row.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
                 best = (self._score(row), _snapshot(self.adapter), dict(row))
                 history.append(row)
+            if not self.args.probe_finetune:
+                if self.progress is not None:  # the closed-form fit is the round's one step
+                    self.progress(1, 1, history[-1] if history else {"epoch": 0, "head_init": self.args.head_init})
+                return self._finish(history, best)
         elif self.warmup_epochs:
             self._head_warmup()
         optimizer = _optimizer(self.adapter, self.args)

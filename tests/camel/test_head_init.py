@@ -112,3 +112,13 @@ def test_adapters_saved_before_pooled_normalisation_keep_raw_pooling() -> None:
     data.pop("normalize_pooled")
     assert camel.CamelConfig.from_dict(data).normalize_pooled is False
     assert camel.CamelConfig().normalize_pooled is True
+
+
+def test_by_default_the_closed_form_head_is_the_result(k0_config: camel.CamelConfig) -> None:
+    texts, labels = dataset()
+    args = camel.TrainingArgs(num_threads=1, val_fraction=0.25, min_val_examples=2)
+    result = camel.train(texts, labels, config=k0_config, args=args)
+    assert result.adapter.metrics["training"]["steps"] == 0
+    assert [row["epoch"] for row in result.history] == [0]
+    assert result.val_metrics["epoch"] == 0
+    assert torch.count_nonzero(result.adapter.adapt.up.weight) == 0  # the adaptation layer is still the identity
