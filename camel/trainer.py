@@ -133,10 +133,10 @@ class _Round:
         if self.fresh_head is not None and self.args.head_init != "random":
             self._initialise_head(self.fresh_head)
             if self.val_idx:  # the closed-form start is a candidate too: fine-tuning may only improve on it
-                row: dict[str, Any] = {"epoch": 0, "train_loss": None, "steps": 0}
-                row.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
-                best = (self._score(row), _snapshot(self.adapter), dict(row))
-                history.append(row)
+                start: dict[str, Any] = {"epoch": 0, "train_loss": None, "steps": 0}
+                start.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
+                best = (self._score(start), _snapshot(self.adapter), dict(start))
+                history.append(start)
             if not self.args.probe_finetune:
                 if self.progress is not None:  # the closed-form fit is the round's one step
                     self.progress(1, 1, history[-1] if history else {"epoch": 0, "head_init": self.args.head_init})
