@@ -60,7 +60,9 @@ TARGETS = {
     "forgetting_points": ("<=", 0.5),
     "extra_task_mb": ("<=", 15),
     "adapter_mb": ("<=", 8),
+    "first_round_150_lib_s": ("<=", 10),
 }
+FIRST_ROUND_LABELS = 150
 
 
 def training_args(threads: int) -> TrainingArgs:
@@ -114,6 +116,24 @@ def measure_incremental(adapter: Any, data: Any, threads: int, cache: FeatureCac
         "new_examples_accuracy_before": on_new_before,
         "new_examples_accuracy_after": on_new_after,
         "incremental_epochs": len(result.history),
+    }
+
+
+def measure_first_round(data: Any) -> dict[str, Any]:
+    """A task's first round at the library level: 150 labelled messages, 1 thread (as the bot's child
+    trains), an empty feature cache (their bottom pass included), base already loaded."""
+    # train.csv is sorted by intent: every n-th row gives a first round spread over the intents.
+    step = max(1, len(data.train_texts) // FIRST_ROUND_LABELS)
+    texts = data.train_texts[::step][:FIRST_ROUND_LABELS]
+    labels = data.train_labels[::step][:FIRST_ROUND_LABELS]
+    base = load_base(CamelConfig().resolved_base_model())
+    with stopwatch() as clock:
+        result = train(texts, labels, config=CamelConfig(), args=training_args(1), cache=FeatureCache(base))
+    return {
+        "first_round_150_lib_s": clock["wall_s"],
+        "first_round_150_lib_cpu_s": clock["cpu_s"],
+        "first_round_150_labels": len(set(labels)),
+        "first_round_150_epochs": len(result.history),
     }
 
 
@@ -223,6 +243,8 @@ def run(threads: int, quick: bool) -> dict[str, Any]:
         results["test_accuracy_10k"] = evaluate(adapter, data.test_texts, data.test_labels, cache=cache)["accuracy"]
         _say(f"incremental round ({results})")
         results.update(measure_incremental(adapter, data, threads, cache))
+        _say("first round on 150 labels")
+        results.update(measure_first_round(data))
         _say("latency and throughput")
         results.update(measure_latency(adapter, data.test_texts))
         _say("memory in child processes")
@@ -270,6 +292,11 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 ROWS: dict[str, tuple[str, str]] = {
+    "first_round_150_lib_s": (
+        "first round, 150 labels, library level, 1 thread (s)",
+        "train() on 150 training messages, empty cache (their bottom pass included)",
+    ),
+    "first_round_150_lib_cpu_s": ("  same, CPU seconds", ""),
     "latency_p50_ms": ("latency p50 (ms)", f"one uncached message per predict() call, {LATENCY_MESSAGES} messages"),
     "latency_p99_ms": ("latency p99 (ms)", "same calls"),
     "latency_cached_p50_ms": ("latency p50, states cached (ms)", "the same messages again"),
@@ -310,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 cores)")
     parser.add_argument("--quick", action="store_true", help="a tenth of the training data (smoke run)")
+    parser.add_argument("--first-round-only", action="store_true", help="only the first-round measure, printed")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--adapter", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -318,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         rss_child(options.adapter, options.rss_child)
         return 0
     require_data(["banking77"])
+    if options.first_round_only:
+        load_base(CamelConfig().resolved_base_model())
+        print(json.dumps({**measure_first_round(load_dataset("banking77")), "machine": machine_line(1)}))
+        return 0
     started, machine = time.perf_counter(), machine_line(options.threads)
     results = run(options.threads, options.quick)
     meta = {

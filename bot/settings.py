@@ -64,7 +64,7 @@ def default_emoji_map(kind: str, labels: list[str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class ModelSettings:
     base_model: str = ""
-    trainable_layers: int = 2
+    trainable_layers: int = 0  # camel.CamelConfig().trainable_layers: the probe-initialised head (issue 12)
     training_threads: int = 1
     # Passed to every training round; equal to camel.TrainingArgs' default (a test keeps them equal).
     max_epochs: int = 12
@@ -79,6 +79,7 @@ class LearningSettings:
     misfire_grace_s: int = 3600
     gate_macro_f1_epsilon: float = 0.01
     gate_max_recall_drop: float = 0.10
+    gate_min_label_support: int = 10
     heldout_fraction: float = 0.2
     report_to_channel: bool = True
     reload_poll_s: float = 2.0
@@ -195,6 +196,7 @@ def _validate(s: Settings) -> None:
         (s.slack_api_url.startswith(("http://", "https://")), "slack_api_url must be an http(s) URL"),
         (0 < s.learning.heldout_fraction < 1, "learning.heldout_fraction must be between 0 and 1"),
         (s.learning.threshold_new_labels >= 1, "learning.threshold_new_labels must be at least 1"),
+        (s.learning.gate_min_label_support >= 1, "learning.gate_min_label_support must be at least 1"),
         (s.model.trainable_layers >= 0, "model.trainable_layers must be 0 or more"),
         (s.model.training_threads >= 1, "model.training_threads must be at least 1"),
         (s.model.max_epochs >= 1, "model.max_epochs must be at least 1"),

@@ -76,7 +76,7 @@ def demo_settings(data_dir: Path, api_url: str, tasks: list[DemoTask], base_mode
         mode="http",
         admins=["U0ERIN"],
         corrections_per_hour=100_000,
-        model=ModelSettings(base_model=base_model, trainable_layers=2, training_threads=1),
+        model=ModelSettings(base_model=base_model, training_threads=1),
         # With one or two held-out messages per label, one message flips a label's recall between
         # 0 and 1, so the demo's gate judges on macro-F1 alone (production keeps the 0.10 limit).
         learning=LearningSettings(

@@ -45,6 +45,10 @@ class RoundOptions:
     max_recall_drop: float = field(
         default=_DEFAULTS.learning.gate_max_recall_drop, metadata={"help": "allowed recall drop of any supported label"}
     )
+    min_label_support: int = field(
+        default=_DEFAULTS.learning.gate_min_label_support,
+        metadata={"help": "held-out messages a label needs before its recall drop can block a round"},
+    )
     max_epochs: int = field(default=_DEFAULTS.model.max_epochs, metadata={"help": "upper bound on epochs"})
 
     @classmethod
@@ -64,6 +68,7 @@ class RoundOptions:
             admin_weight=settings.admin_weight,
             epsilon=learning.gate_macro_f1_epsilon,
             max_recall_drop=learning.gate_max_recall_drop,
+            min_label_support=learning.gate_min_label_support,
             max_epochs=model.max_epochs,
         )
 

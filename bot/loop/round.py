@@ -100,7 +100,13 @@ def judge(
         baseline = gate.majority_baseline([m.label for m in split.train], labels)
         return Judgement(gate.decide_first(new_metrics, baseline), new_metrics, None, baseline)
     old_metrics = camel.evaluate(active, texts, labels, cache)
-    decision = gate.decide(new_metrics, old_metrics, epsilon=opts.epsilon, max_recall_drop=opts.max_recall_drop)
+    decision = gate.decide(
+        new_metrics,
+        old_metrics,
+        epsilon=opts.epsilon,
+        max_recall_drop=opts.max_recall_drop,
+        min_support=opts.min_label_support,
+    )
     return Judgement(decision, new_metrics, old_metrics, None)
 
 

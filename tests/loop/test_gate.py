@@ -55,3 +55,15 @@ def test_first_adapter_must_beat_the_majority_baseline() -> None:
 def test_baseline_needs_data() -> None:
     with pytest.raises(ValueError, match="needs training and held-out labels"):
         majority_baseline([], ["x"])
+
+
+def test_a_label_with_too_few_heldout_messages_is_judged_by_macro_f1_only() -> None:
+    # One of four held-out messages flipping moves recall by 0.25: noise, not forgetting.
+    active = metrics(0.80, a=(1.0, 4), b=(0.8, 20))
+    candidate = metrics(0.82, a=(0.75, 4), b=(0.85, 20))
+    assert not decide(candidate, active, epsilon=0.01, max_recall_drop=0.1).promote
+    decision = decide(candidate, active, epsilon=0.01, max_recall_drop=0.1, min_support=10)
+    assert decision.promote and [c.label for c in decision.per_label_changes] == ["a", "b"]
+    # A label with enough support still blocks.
+    collapsed = metrics(0.82, a=(1.0, 4), b=(0.5, 20))
+    assert not decide(collapsed, active, epsilon=0.01, max_recall_drop=0.1, min_support=10).promote
