@@ -169,3 +169,27 @@ def export_comment(task: str, count: int) -> str:
 
 def home_intro() -> str:
     return "camel-bot classifies messages in bound channels and learns from your corrections."
+
+
+def _failures(failures: list[tuple[int, str]]) -> str:
+    return "; ".join(f"{version_label(version)}: {reason}" for version, reason in failures)
+
+
+def adapter_fallback(task: str, failures: list[tuple[int, str]], serving: int) -> str:
+    """Admins' one message when the active adapter did not load and an earlier one serves instead."""
+    broken = ", ".join(version_label(v) for v, _ in failures)
+    return (
+        f":warning: *{task}*: adapter {broken} does not load ({_failures(failures)}). "
+        f"Now serving {version_label(serving)}, the newest version that loads; {broken} is marked rejected."
+    )
+
+
+def no_adapter_loads(task: str, failures: list[tuple[int, str]], serving: int | None) -> str:
+    """Admins' one message when no registered version of the task loads."""
+    now = (
+        f"{version_label(serving)} keeps serving from memory until the bot restarts."
+        if serving is not None
+        else f"*{task}* predicts nothing until a training round succeeds or an admin runs "
+        f"`{COMMAND} rollback <version>`."
+    )
+    return f":x: *{task}*: no adapter version loads ({_failures(failures)}). {now}"

@@ -121,12 +121,12 @@ class LearningLoop:
 
     # hot reload and rollback -----------------------------------------------------------
     def sync(self) -> list[str]:
-        """Serve each task's active version; report each new load failure once."""
+        """Serve each task's active version (or the newest that loads); tell admins each new fallback once."""
         with self._reload_lock:
-            errors = self.predictors.sync(self.db)
-        self.reload_errors = errors
-        self.reporter.reload_failures(errors)
-        return errors
+            notices = self.predictors.sync_notices(self.db)
+        self.reload_errors = [notice.text for notice in notices]
+        self.reporter.reload_failures(notices)
+        return self.reload_errors
 
     def rollback(self, task: str, version: int | None, actor: str) -> storage.AdapterVersion:
         """Serve `version` (default: the newest retired one) now, and make it the active one."""

@@ -84,7 +84,7 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
     assert run.outcome == "failed" and run.error.startswith("interrupted")
     assert storage.get_adapter(db, TASK, 2).status == "rejected"
     assert storage.get_task(db, TASK).active_version == 1
-    assert len(notes) == 3
+    assert len(notes) == 4  # two folders, the candidate rejected, the run failed
 
 
 def test_recovery_leaves_a_round_that_is_still_running_alone(loop_env) -> None:
