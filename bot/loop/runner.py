@@ -79,9 +79,12 @@ class RoundRunner:
         return self._finished_run(task, run_id, returncode, log_path)
 
     def _spawn_and_wait(self, task: str, trigger: str, run_id: int, log_path: Path) -> int:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        storage.make_private_dirs(log_path.parent)
         threads = self.settings.model.training_threads
-        with open(log_path, "wb") as output:
+        # Owner-only whatever the umask: the child's output may quote users' messages.
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as output:
             child = subprocess.Popen(
                 child_command(self.settings, task, trigger, run_id),
                 env=child_env(threads),
