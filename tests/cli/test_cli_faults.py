@@ -166,3 +166,18 @@ def test_unexpected_os_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert main(["export", str(tmp_path / "x.csv"), "--task", "t", "--db", str(blocker / "camel.db")]) == 2
     _one_line_error(capsys, "export")
     assert os.path.exists(blocker) and shutil.which("true")
+
+
+def test_serve_refuses_a_corrupt_database_in_one_line(
+    corrupt_db: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMEL_BOT_DATA_DIR", str(corrupt_db.parent))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    before = _digest(corrupt_db)
+    assert main(["serve", "--config", str(config)]) == 2
+    err = _one_line_error(capsys, "serve")
+    assert "corrupt" in err and "backup" in err
+    assert _digest(corrupt_db) == before
