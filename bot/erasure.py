@@ -107,3 +107,12 @@ def purge(
         db, older_than_days=older_than_days, actor=actor, prefix_lengths=prefix_lengths(settings)
     )
     return _finish(settings, db, deletion, cache)
+
+
+def user_data_counts(db: Database, user: str) -> dict[str, int]:
+    """How many of `user`'s messages and corrections are stored (what `/camel my-data` shows)."""
+    from storage.db import rows  # the shared connection's locked read
+
+    messages = rows(db, "SELECT COUNT(*) FROM messages WHERE user = ?", (user,))[0][0]
+    corrections = rows(db, "SELECT COUNT(*) FROM corrections WHERE user = ?", (user,))[0][0]
+    return {"messages": int(messages), "corrections": int(corrections)}

@@ -17,6 +17,8 @@ HELP_LINES = (
     ("rollback [version]", "serve an earlier adapter again (admins)"),
     ("setup <task>", "bind this channel to a task (admins)"),
     ("export", "upload the labelled data as a CSV file"),
+    ("my-data", "how many of your messages and corrections the bot stores"),
+    ("forget-me", "delete your messages and corrections everywhere (asks first)"),
 )
 
 
@@ -193,3 +195,30 @@ def no_adapter_loads(task: str, failures: list[tuple[int, str]], serving: int | 
         f"`{COMMAND} rollback <version>`."
     )
     return f":x: *{task}*: no adapter version loads ({_failures(failures)}). {now}"
+
+
+def my_data_text(messages: int, corrections: int) -> str:
+    return (
+        f"camel-bot stores *{messages}* of your messages and *{corrections}* of your corrections. "
+        f"`{COMMAND} forget-me` deletes them everywhere the bot keeps them."
+    )
+
+
+def forget_me_prompt(messages: int, corrections: int) -> str:
+    return (
+        f":warning: This deletes your *{messages}* messages and *{corrections}* corrections from camel-bot: "
+        "the database, its write-ahead log and the model's feature cache. It cannot be undone. "
+        "Files someone exported earlier are outside the bot's reach."
+    )
+
+
+def forget_me_nothing() -> str:
+    return "camel-bot stores none of your messages or corrections. There is nothing to delete."
+
+
+def forget_me_done(summary: str) -> str:
+    return f":wastebasket: Deleted: {summary}."
+
+
+def forget_me_not_yours() -> str:
+    return ":no_entry: Only the person who asked can confirm deleting their own data."
