@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -159,15 +158,6 @@ def test_delete_user_removes_the_users_states_from_the_feature_cache(
     assert any(k.startswith(camel.text_digest(kept_text)) for k in keys)
 
 
-def test_unexpected_os_errors_are_one_line(tmp_path: Path, capsys) -> None:
-    # `train --out` under an existing file: an OSError from deep inside still ends as one line.
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    assert main(["export", str(tmp_path / "x.csv"), "--task", "t", "--db", str(blocker / "camel.db")]) == 2
-    _one_line_error(capsys, "export")
-    assert os.path.exists(blocker) and shutil.which("true")
-
-
 def test_serve_refuses_a_corrupt_database_in_one_line(
     corrupt_db: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,3 +171,15 @@ def test_serve_refuses_a_corrupt_database_in_one_line(
     err = _one_line_error(capsys, "serve")
     assert "corrupt" in err and "backup" in err
     assert _digest(corrupt_db) == before
+
+
+def test_exports_are_owner_only_whatever_the_umask(db_path: Path, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        out = tmp_path / "labels.csv"
+        assert main(["export", str(out), "--task", "support", "--db", str(db_path)]) == 0
+        trail = tmp_path / "trail.jsonl"
+        assert main(["export", str(trail), "--corrections", "--db", str(db_path)]) == 0
+    finally:
+        os.umask(previous)
+    assert os.stat(out).st_mode & 0o777 == 0o600 and os.stat(trail).st_mode & 0o777 == 0o600
