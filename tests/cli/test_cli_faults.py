@@ -183,3 +183,19 @@ def test_exports_are_owner_only_whatever_the_umask(db_path: Path, tmp_path: Path
     finally:
         os.umask(previous)
     assert os.stat(out).st_mode & 0o777 == 0o600 and os.stat(trail).st_mode & 0o777 == 0o600
+
+
+def test_serve_on_a_read_only_data_folder_is_one_line(
+    db_path: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = storage.open_store(db_path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    with read_only_view(db_path.parent, tmp_path / "ro") as view:
+        monkeypatch.setenv("CAMEL_BOT_DATA_DIR", str(view))
+        assert main(["serve", "--config", str(config)]) == 2
+        _one_line_error(capsys, "serve")
