@@ -98,3 +98,30 @@ def test_the_running_bot_forgets_erased_texts_from_its_cache(loop_env) -> None:
     assert not any(key.startswith(digest) for key in predictors.cache._memory)
     assert predictors.cache.pending == 0 or not any(k.startswith(digest) for k in predictors.cache._pending)
     assert loop.forget_deleted() == 0  # up to date: the list is fetched only when it grew
+
+
+def test_the_training_child_forgets_erased_texts_after_opening_the_cache(loop_env) -> None:
+    from bot.loop.round import forget_deleted
+
+    settings, db = loop_env
+    text = "refund charged twice fee"
+    storage.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text=text, user="U_GONE")
+    base = camel.load_base(settings.model.base_model)
+    writer = camel.FeatureCache(base, settings.feature_cache_dir)
+    writer.states([text, "card come now"], 1, 32)
+    writer.flush()  # a shard written before the erasure, not compacted yet
+    storage.erase_user(db, "U_GONE", actor="test")
+    child_cache = camel.FeatureCache(base, settings.feature_cache_dir)  # what the child opens
+    digest = camel.text_digest(text)
+    assert any(k.startswith(digest) for k in child_cache._on_disk)
+    assert forget_deleted(db, child_cache) >= 1
+    assert not any(k.startswith(digest) for k in child_cache._on_disk)
+    from camel.cache import _shard_keys
+
+    before = set(child_cache._shard_paths())
+    child_cache.states([text, "card come later"], 1, 32)  # computed again (a stale resolution)...
+    child_cache.flush()
+    written = set(child_cache._shard_paths()) - before
+    assert len(written) == 1
+    keys = _shard_keys(written.pop())
+    assert keys and not any(k.startswith(digest) for k in keys)  # ...but never stored again
