@@ -9,6 +9,7 @@ bot also drops them from memory when its reload poll sees the deletion list grow
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,21 +75,9 @@ def _finish(
     if deletion.text_hashes:
         compaction = compact_cache(settings, db, cache)
         removed = compaction.entries_removed if compaction is not None else None
-    if not deletion.checkpointed:
-        deletion = _retry_checkpoint(db, deletion)
+    if not deletion.checkpointed:  # a reader held part of the WAL: once more, after the compaction
+        deletion = dataclasses.replace(deletion, checkpointed=storage.checkpoint_wal(db))
     return ErasureReport(deletion, removed)
-
-
-def _retry_checkpoint(db: Database, deletion: storage.DeletionReport) -> storage.DeletionReport:
-    done = storage.checkpoint_wal(db)
-    return storage.DeletionReport(
-        messages=deletion.messages,
-        predictions=deletion.predictions,
-        corrections=deletion.corrections,
-        text_hashes=deletion.text_hashes,
-        checkpointed=done,
-        user=deletion.user,
-    )
 
 
 def erase_user(
