@@ -71,6 +71,16 @@ def open_store(settings: Settings) -> Database:
     return db
 
 
+def warn_about_secrets_file(settings: Settings) -> str | None:
+    """Log (as ssh does for a private key) a secrets file that the group or others may read."""
+    if not settings.secrets_file:
+        return None
+    warning = storage.secrets_file_warning(settings.secrets_file)
+    if warning:
+        log.warning("%s", warning)
+    return warning
+
+
 def slack_post(client: WebClient) -> Post:
     """`post(channel, text, blocks)` for the learning loop, on a slack_sdk WebClient."""
 
@@ -144,6 +154,8 @@ def start(
     when `settings.mode` is "http"); Socket Mode is connected by the caller on `runtime.app`.
     """
     db = open_store(settings) if db is None else db
+    warn_about_secrets_file(settings)
+    storage.make_private(settings.data_dir)  # 0700 folders, 0600 files, whatever the umask
     metrics = BotMetrics()
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir, metrics=metrics)
     client = build_client(settings) if slack else None
@@ -156,6 +168,7 @@ def start(
             upload=slack_upload(client) if client is not None else None,
         )
         runtime.loop.start()  # also serves each task's active adapter
+        storage.make_private(settings.data_dir)  # the scheduler's job store, made just now
         runtime.reload_errors = list(runtime.loop.reload_errors)
     else:
         runtime.reload_errors = predictors.sync(db)

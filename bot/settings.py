@@ -7,6 +7,7 @@ and `repr()` never shows them.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -17,6 +18,7 @@ from typing import Any, Mapping
 from bot.errors import MissingSecretError, SettingsError, SettingsFileError, SettingsValueError  # noqa: F401
 
 DEFAULT_CONFIG_NAME = "camel-bot.toml"
+MAX_RETENTION_DAYS = 36_500  # storage refuses more (a typo, and datetime would overflow)
 ENV_PREFIX = "CAMEL_BOT_"
 SECRET_KEYS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
 CONFIRM = "__confirm__"
@@ -86,6 +88,18 @@ class LearningSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """What the nightly retention job keeps; the defaults keep everything learning uses."""
+
+    cache_max_bytes: int = 2_000_000_000  # feature cache cap; least recently used states go first
+    unlabelled_text_days: float = 180.0  # text of messages nobody labelled is erased after this
+    prediction_days: float = 90.0  # stored predictions (no text) older than this are deleted
+    run_log_days: float = 90.0  # runs/run-NNNNNN.json and .log files older than this are deleted
+    keep_versions: int = 5  # adapter versions kept beyond the active one and its parent
+    schedule_cron: str = "30 4 * * *"  # when the job runs (after the nightly training round)
+
+
+@dataclass(frozen=True)
 class DataPaths:
     """Every file and folder of the bot under `data_dir`: the one place their names are made."""
 
@@ -140,6 +154,7 @@ class Settings:
     secrets_file: str = ""
     model: ModelSettings = field(default_factory=ModelSettings)
     learning: LearningSettings = field(default_factory=LearningSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     tasks: list[TaskSettings] = field(default_factory=list)
     bot_token: str = field(default="", repr=False)
     signing_secret: str = field(default="", repr=False)
@@ -200,6 +215,19 @@ def _validate(s: Settings) -> None:
         (s.model.trainable_layers >= 0, "model.trainable_layers must be 0 or more"),
         (s.model.training_threads >= 1, "model.training_threads must be at least 1"),
         (s.model.max_epochs >= 1, "model.max_epochs must be at least 1"),
+        (s.retention.cache_max_bytes >= 0, "retention.cache_max_bytes must be 0 or more"),
+        (s.retention.keep_versions >= 0, "retention.keep_versions must be 0 or more"),
+        *[
+            (
+                math.isfinite(days) and 0 <= days <= MAX_RETENTION_DAYS,
+                f"retention.{name} must be 0 to {MAX_RETENTION_DAYS}",
+            )
+            for name, days in (
+                ("unlabelled_text_days", s.retention.unlabelled_text_days),
+                ("prediction_days", s.retention.prediction_days),
+                ("run_log_days", s.retention.run_log_days),
+            )
+        ],
     ]
     for ok, message in checks:
         if not ok:
@@ -297,6 +325,7 @@ def load_settings(toml_path: str | None = None, env: Mapping[str, str] = os.envi
     data = _read_toml(path, "settings file") if path else {}
     model = _build(ModelSettings, data.pop("model", {}), "model.")
     learning = _build(LearningSettings, data.pop("learning", {}), "learning.")
+    retention = _build(RetentionSettings, data.pop("retention", {}), "retention.")
     tasks_data = data.pop("tasks", [])
     if not isinstance(tasks_data, list):
         raise SettingsValueError("tasks must be an array of tables ([[tasks]])")
@@ -304,7 +333,7 @@ def load_settings(toml_path: str | None = None, env: Mapping[str, str] = os.envi
     scalars = {
         f.name: f
         for f in fields(Settings)
-        if f.name not in ("model", "learning", "tasks", "bot_token", "signing_secret", "app_token")
+        if f.name not in ("model", "learning", "retention", "tasks", "bot_token", "signing_secret", "app_token")
     }
     for name, f in scalars.items():
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
@@ -312,7 +341,9 @@ def load_settings(toml_path: str | None = None, env: Mapping[str, str] = os.envi
             data[name] = _env_value(name, raw, f.type if isinstance(f.type, str) else str(f.type))
     secrets = _secrets(str(data.get("secrets_file", "")), env)
     base = _build(Settings, data, "")
-    return Settings(**{**_as_kwargs(base), "model": model, "learning": learning, "tasks": tasks, **secrets})
+    return Settings(
+        **{**_as_kwargs(base), "model": model, "learning": learning, "retention": retention, "tasks": tasks, **secrets}
+    )
 
 
 def _as_kwargs(s: Settings) -> dict[str, Any]:

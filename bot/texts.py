@@ -17,6 +17,8 @@ HELP_LINES = (
     ("rollback [version]", "serve an earlier adapter again (admins)"),
     ("setup <task>", "bind this channel to a task (admins)"),
     ("export", "the labelled data as a CSV file: this channel's messages; admins get every channel by DM"),
+    ("my-data", "how many of your messages and corrections the bot stores"),
+    ("forget-me", "delete your messages and corrections everywhere (asks first)"),
 )
 
 
@@ -206,3 +208,54 @@ def setup_offer(tasks: Iterable[str]) -> str:
         f":wave: Thanks for adding me. An admin can bind this channel to a task with `{COMMAND} setup <task>` "
         f"(tasks: {known}); until then I only listen."
     )
+
+
+def _failures(failures: list[tuple[int, str]]) -> str:
+    return "; ".join(f"{version_label(version)}: {reason}" for version, reason in failures)
+
+
+def adapter_fallback(task: str, failures: list[tuple[int, str]], serving: int) -> str:
+    """Admins' one message when the active adapter did not load and an earlier one serves instead."""
+    broken = ", ".join(version_label(v) for v, _ in failures)
+    return (
+        f":warning: *{task}*: adapter {broken} does not load ({_failures(failures)}). "
+        f"Now serving {version_label(serving)}, the newest version that loads; {broken} is marked rejected."
+    )
+
+
+def no_adapter_loads(task: str, failures: list[tuple[int, str]], serving: int | None) -> str:
+    """Admins' one message when no registered version of the task loads."""
+    now = (
+        f"{version_label(serving)} keeps serving from memory until the bot restarts."
+        if serving is not None
+        else f"*{task}* predicts nothing until a training round succeeds or an admin runs "
+        f"`{COMMAND} rollback <version>`."
+    )
+    return f":x: *{task}*: no adapter version loads ({_failures(failures)}). {now}"
+
+
+def my_data_text(messages: int, corrections: int) -> str:
+    return (
+        f"camel-bot stores *{messages}* of your messages and *{corrections}* of your corrections. "
+        f"`{COMMAND} forget-me` deletes them everywhere the bot keeps them."
+    )
+
+
+def forget_me_prompt(messages: int, corrections: int) -> str:
+    return (
+        f":warning: This deletes your *{messages}* messages and *{corrections}* corrections from camel-bot: "
+        "the database, its write-ahead log and the model's feature cache. It cannot be undone. "
+        "Files someone exported earlier are outside the bot's reach."
+    )
+
+
+def forget_me_nothing() -> str:
+    return "camel-bot stores none of your messages or corrections. There is nothing to delete."
+
+
+def forget_me_done(summary: str) -> str:
+    return f":wastebasket: Deleted: {summary}."
+
+
+def forget_me_not_yours() -> str:
+    return ":no_entry: Only the person who asked can confirm deleting their own data."

@@ -168,6 +168,7 @@ def test_example_config_shows_every_setting() -> None:
     assert set(example) == set(vars(defaults)) - secrets
     assert set(example["model"]) == set(vars(defaults.model))
     assert set(example["learning"]) == set(vars(defaults.learning))
+    assert set(example["retention"]) == set(vars(defaults.retention))
 
 
 def test_example_config_loads_with_real_settings_loader() -> None:

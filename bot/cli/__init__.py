@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sqlite3
 import sys
 from typing import Sequence
 
@@ -28,6 +29,10 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         if error is not None:
             errors.append(error)
     return tuple(errors)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except _known_errors() as exc:
-        print(f"camel-bot {args.command}: error: {exc}", file=sys.stderr)
+        print(f"camel-bot {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # one that no library translated: still one line
+        print(f"camel-bot {args.command}: error: database: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a read-only folder, a full disk, a path under a file
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"camel-bot {args.command}: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"camel-bot {args.command}: interrupted", file=sys.stderr)

@@ -132,14 +132,24 @@ def check_database(state: DoctorState) -> list[CheckResult]:
                 "check data_dir, or start the bot once (camel-bot serve) to create it",
             )
         ]
+    restore = "stop camel-bot and restore camel.db from the latest backup (README, Operations: Backup)"
     try:
         found = _read_schema_version(path)
-        state.db = storage.open_store(path)
+        db = storage.open_store(path, create=False)
+        problems = storage.quick_check(db)
     except (sqlite3.Error, storage.StorageError) as exc:
-        return [CheckResult("database", False, f"{path}: {exc}", "restore the latest backup (see README, Operations)")]
+        return [CheckResult("database", False, f"{path}: {' '.join(str(exc).split())}", restore)]
+    if problems:
+        shown = "; ".join(problems[:3])
+        return [CheckResult("database", False, f"{path} fails PRAGMA quick_check: {shown}", restore)]
+    state.db = db
     note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
     tasks = storage.list_tasks(state.known_db)
-    return [CheckResult("database", True, f"{path} schema v{storage.SCHEMA_VERSION}{note}, {len(tasks)} task(s)")]
+    return [
+        CheckResult(
+            "database", True, f"{path} schema v{storage.SCHEMA_VERSION}{note}, quick_check ok, {len(tasks)} task(s)"
+        )
+    ]
 
 
 def _read_schema_version(path: Path) -> int:
@@ -235,16 +245,107 @@ def check_disk(state: DoctorState) -> list[CheckResult]:
     return [CheckResult("disk", True, detail)]
 
 
+def check_writable(state: DoctorState) -> list[CheckResult]:
+    import storage
+
+    paths = state.known_settings.paths
+    wanted = [paths.root, paths.db, paths.scheduler_db, paths.adapters, paths.feature_cache, paths.runs, paths.locks]
+    problems = storage.unwritable_paths(list(wanted))
+    if problems:
+        return [
+            CheckResult(
+                "writable",
+                False,
+                "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""),
+                f"give the bot's user write access to {paths.root} (and mount it read-write)",
+            )
+        ]
+    return [CheckResult("writable", True, f"every path the bot writes under {paths.root} is writable")]
+
+
+def check_permissions(state: DoctorState) -> list[CheckResult]:
+    import storage
+
+    settings = state.known_settings
+    results = []
+    loose = storage.loose_permissions(settings.data_dir)
+    if loose:
+        shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
+        results.append(
+            CheckResult(
+                "permissions",
+                False,
+                f"readable by others: {shown}",
+                f"chmod -R go-rwx {settings.data_dir} (camel-bot serve also does this at start)",
+            )
+        )
+    else:
+        results.append(CheckResult("permissions", True, f"{settings.data_dir}: folders 0700, files 0600"))
+    if settings.secrets_file:
+        warning = storage.secrets_file_warning(settings.secrets_file)
+        if warning:
+            results.append(CheckResult("secrets file", False, warning, f"chmod 600 {settings.secrets_file}"))
+        else:
+            results.append(CheckResult("secrets file", True, f"{settings.secrets_file} is readable by its owner only"))
+    return results
+
+
+def _bytes_under(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for item in path.rglob("*") if path.is_dir() else ():
+        try:
+            total += item.stat().st_size if item.is_file() else 0
+        except OSError:
+            continue  # removed meanwhile
+    return total
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def check_disk_use(state: DoctorState) -> list[CheckResult]:
+    """What each part of the data folder takes, against the [retention] policy."""
+    settings = state.known_settings
+    paths = settings.paths
+    database = sum(_bytes_under(Path(paths.db + suffix)) for suffix in ("", "-wal", "-shm"))
+    cache = _bytes_under(Path(paths.feature_cache))
+    cap = settings.retention.cache_max_bytes
+    parts = [
+        f"database {_size(database)}",
+        f"feature cache {_size(cache)} (cap {_size(cap)})",
+        f"adapters {_size(_bytes_under(Path(paths.adapters)))} (keep {settings.retention.keep_versions} "
+        "beyond active and parent)",
+        f"run logs {_size(_bytes_under(Path(paths.runs)))} (kept {settings.retention.run_log_days:g} days)",
+        f"job store {_size(_bytes_under(Path(paths.scheduler_db)))}",
+    ]
+    detail = ", ".join(parts)
+    if cache > cap * 1.1:  # the nightly job compacts to the cap; well above it means it is not running
+        return [CheckResult("disk use", False, detail, "is camel-bot serve running (it applies [retention] nightly)?")]
+    return [CheckResult("disk use", True, detail)]
+
+
 Check = Callable[[DoctorState], list[CheckResult]]
 # (check, what it needs from earlier checks)
 CHECKS: list[tuple[str, Check, tuple[str, ...]]] = [
     ("settings", check_settings, ()),
     ("tokens", check_tokens, ("settings",)),
+    # Before the database check: opening the store sets camel.db to 0600 itself.
+    ("writable", check_writable, ("settings",)),
+    ("permissions", check_permissions, ("settings",)),
     ("database", check_database, ("settings",)),
     ("base model", check_base_model, ("settings",)),
     ("adapters", check_adapters, ("db", "base")),
     ("slack install", check_slack_install, ("db",)),
     ("disk", check_disk, ("settings",)),
+    ("disk use", check_disk_use, ("settings",)),
 ]
 
 

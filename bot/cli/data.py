@@ -1,7 +1,10 @@
 """`camel-bot import | export | delete-user | purge`: the labelled data and its privacy, offline.
 
-Each takes `--db PATH` (default camel-data/camel.db). StorageError becomes one stderr line and
-exit status 2 in bot.cli.
+Each takes `--db PATH` (default: the settings' data_dir, camel-data/camel.db) and `--config`
+(for delete-user and purge: the feature cache to clean and `max_predict_chars`). None of them
+creates a database: a missing one is an error, so a typo in `--db` leaves nothing behind. Each
+checks the file first (`PRAGMA quick_check`) and refuses a damaged one with how to restore it.
+StorageError becomes one stderr line and exit status 2 in bot.cli.
 """
 
 from __future__ import annotations
@@ -13,17 +16,21 @@ from pathlib import Path
 import sqlite_utils
 
 import storage
-from bot.settings import Settings
+from storage.privacy import check_days
+from bot.settings import DataPaths, Settings, load_settings
 
 DEFAULT_DB = Settings().db_path
 FORMATS = ("csv", "jsonl")
 
 
 def _existing_store(path: str) -> sqlite_utils.Database:
-    """Open a database that must already exist: exporting or deleting from nothing is a mistake."""
+    """Open a database that must already exist and pass quick_check: importing into, exporting
+    from or deleting in nothing (or in a damaged file) is a mistake that must change nothing."""
     if not Path(path).is_file():
-        raise storage.StorageError(f"no database at {path} (pass --db PATH)")
-    return storage.open_store(path)
+        raise storage.StorageError(f"no database at {path} (pass --db PATH, or start the bot once to create it)")
+    db = storage.open_store(path, create=False)
+    storage.require_healthy(db)
+    return db
 
 
 def _actor() -> str:
@@ -34,7 +41,29 @@ def _actor() -> str:
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"database file (default {DEFAULT_DB})")
+    parser.add_argument("--db", default=None, metavar="PATH", help=f"database file (default {DEFAULT_DB})")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="PATH", default=None, help="settings TOML (default: $CAMEL_BOT_CONFIG or ./camel-bot.toml)"
+    )
+
+
+def _db_path(args: argparse.Namespace, settings: Settings | None = None) -> str:
+    if args.db:
+        return str(args.db)
+    return settings.db_path if settings is not None else DEFAULT_DB
+
+
+def _settings_for(args: argparse.Namespace) -> Settings:
+    """The settings, with data_dir where `--db` points (so the feature cache beside it is cleaned)."""
+    settings = load_settings(getattr(args, "config", None))
+    if not args.db:
+        return settings
+    values = {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+    values["data_dir"] = DataPaths(str(Path(args.db).parent)).root
+    return Settings(**values)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,31 +89,37 @@ def _register_transfer(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_privacy(subparsers: argparse._SubParsersAction) -> None:
-    delete = subparsers.add_parser("delete-user", help="delete every message and correction of a Slack user")
+    delete = subparsers.add_parser(
+        "delete-user", help="delete every message and correction of a Slack user, also from the feature cache"
+    )
     delete.add_argument("user", help="Slack user id, e.g. U012ABCDEF")
     _add_db(delete)
+    _add_config(delete)
     delete.set_defaults(func=run_delete_user)
 
     purge = subparsers.add_parser("purge", help="erase the text of old messages nobody labelled")
     purge.add_argument("--older-than-days", type=float, required=True, metavar="N")
     _add_db(purge)
+    _add_config(purge)
     purge.set_defaults(func=run_purge)
 
 
 def run_import(args: argparse.Namespace) -> int:
-    db = storage.open_store(args.db)
-    count = storage.import_labelled(db, args.path, task=args.task, fmt=args.format)
-    storage.audit(
-        db, actor=_actor(), action="import", detail={"path": str(args.path), "task": args.task, "rows": count}
+    db = _existing_store(_db_path(args))
+    # The audit row is written in the import's own transaction (storage.import_file).
+    report = storage.import_file(db, args.path, task=args.task, fmt=args.format, actor=_actor())
+    storage.make_private(Path(_db_path(args)).parent)
+    print(
+        f"imported {report.rows} labelled rows into task {args.task!r}: {report.new} new, "
+        f"{report.duplicates} already stored"
     )
-    print(f"imported {count} labelled rows into task {args.task!r}")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     if not args.corrections and not args.task:
         args.parser.error("--task is required unless --corrections is given")
-    db = _existing_store(args.db)
+    db = _existing_store(_db_path(args))
     if args.corrections:
         count = storage.export_corrections(db, args.path, fmt=args.format)
         print(f"exported {count} corrections to {args.path}")
@@ -95,17 +130,21 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_delete_user(args: argparse.Namespace) -> int:
-    result = storage.delete_user_data(_existing_store(args.db), args.user, actor=_actor())
-    print(
-        f"deleted {result['messages']} messages, {result['predictions']} predictions and "
-        f"{result['corrections']} corrections of {args.user}"
-    )
+    from bot import erasure  # loads camel (torch) only when a cache has to be cleaned
+
+    settings = _settings_for(args)
+    report = erasure.erase_user(settings, _existing_store(_db_path(args, settings)), args.user, actor=_actor())
+    print(f"deleted from {args.user}'s data: {report.summary()}")
     return 0
 
 
 def run_purge(args: argparse.Namespace) -> int:
-    count = storage.purge_unlabelled_text(
-        _existing_store(args.db), older_than_days=args.older_than_days, actor=_actor()
+    from bot import erasure
+
+    settings = _settings_for(args)
+    check_days("--older-than-days", args.older_than_days)  # before opening anything
+    report = erasure.purge(
+        settings, _existing_store(_db_path(args, settings)), older_than_days=args.older_than_days, actor=_actor()
     )
-    print(f"erased the text of {count} unlabelled messages older than {args.older_than_days:g} days")
+    print(f"erased the text of unlabelled messages older than {args.older_than_days:g} days: {report.summary()}")
     return 0

@@ -82,7 +82,22 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invalid_utf8(texts: list[str]) -> int | None:
+    """Position (1-based) of the first argument that is not valid UTF-8 (Python keeps such bytes
+    as lone surrogates, which neither the tokenizer nor the terminal can take)."""
+    for position, text in enumerate(texts, start=1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    bad = _invalid_utf8(args.texts)
+    if bad is not None:
+        print(f"camel-bot predict: error: text argument {bad} is not valid UTF-8", file=sys.stderr)
+        return 2
     import camel
 
     predictor = camel.Predictor(camel.load_adapter(args.adapter))

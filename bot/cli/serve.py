@@ -33,9 +33,12 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     settings.require_secrets()
     # Imported after the settings check so that a wrong setting is reported without loading torch.
+    import storage
     from bot import runtime
 
-    with runtime.start(settings) as bot:  # loads each task's active adapter before serving
+    db = runtime.open_store(settings)
+    storage.require_healthy(db)  # never serve (and write into) a damaged file: say how to restore
+    with runtime.start(settings, db=db) as bot:  # loads each task's active adapter before serving
         _serve(settings, bot)
     return 0
 

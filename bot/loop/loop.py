@@ -17,7 +17,9 @@ import storage
 from bot.errors import RollbackError
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import Post, Upload
+from bot.loop import retention
 from bot.loop.reporter import Reporter
+from bot.loop.retention import RetentionSummary
 from bot.loop.runner import RoundRunner
 from bot.loop.triggers import Triggers
 from bot.settings import Settings
@@ -38,6 +40,7 @@ class LearningLoop:
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
         self._queued: set[str] = set()
+        self._deletion_version = 0  # the deletion list's version this process has forgotten up to
 
     @property
     def children(self) -> dict[str, subprocess.Popen[bytes]]:
@@ -49,7 +52,7 @@ class LearningLoop:
         """Clean up after a crash, serve the active versions, then let the schedule run."""
         self.recover()
         self.sync()
-        self.triggers.start(self.task_names(), self.request_round, self.sync)
+        self.triggers.start(self.task_names(), self.request_round, self.poll, self.apply_retention)
 
     def stop(self) -> None:
         """Stop scheduling; a round already running finishes in its own process."""
@@ -119,14 +122,42 @@ class LearningLoop:
         self.sync()
         self.reporter.round_done(task, run)
 
-    # hot reload and rollback -----------------------------------------------------------
+    # hot reload, erased texts and rollback ---------------------------------------------
+    def poll(self) -> None:
+        """What the reload poll runs every `reload_poll_s`: serve new versions, forget erased texts."""
+        self.sync()
+        self.forget_deleted()
+
+    def apply_retention(self) -> RetentionSummary | None:
+        """The nightly retention pass (`bot.loop.retention`); a failure is logged, never raised
+        into the scheduler, and the next night tries again."""
+        try:
+            with self._reload_lock:
+                return retention.apply(self.settings, self.db, self.predictors.cache)
+        except Exception:
+            log.exception("retention pass failed")
+            return None
+
+    def forget_deleted(self) -> int:
+        """Evict texts newly on storage's deletion list from the serving cache (memory, pending
+        and its disk index), so this process never serves nor flushes their states again."""
+        cache = self.predictors.cache
+        if cache is None or storage.deletion_version(self.db) == self._deletion_version:
+            return 0  # no cache yet: once made, the next poll forgets the whole list
+        hashes, version = storage.deleted_text_hashes(self.db, after=self._deletion_version)
+        dropped = cache.forget(hashes) if hashes else 0
+        self._deletion_version = version
+        if dropped:
+            log.info("forgot %d feature-cache entries of %d erased texts", dropped, len(hashes))
+        return dropped
+
     def sync(self) -> list[str]:
-        """Serve each task's active version; report each new load failure once."""
+        """Serve each task's active version (or the newest that loads); tell admins each new fallback once."""
         with self._reload_lock:
-            errors = self.predictors.sync(self.db)
-        self.reload_errors = errors
-        self.reporter.reload_failures(errors)
-        return errors
+            notices = self.predictors.sync_notices(self.db)
+        self.reload_errors = [notice.text for notice in notices]
+        self.reporter.reload_failures(notices)
+        return self.reload_errors
 
     def rollback(self, task: str, version: int | None, actor: str) -> storage.AdapterVersion:
         """Serve `version` (default: the newest retired one) now, and make it the active one."""

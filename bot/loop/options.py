@@ -170,8 +170,12 @@ class RoundSummary:
 
     def write(self, path: Path) -> None:
         """Atomically: the parent may read it the moment the child exits."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        storage.make_private_dirs(path.parent)
         body = dataclasses.replace(self, finished_at=self.finished_at or datetime.now().astimezone().isoformat())
         temp = path.with_suffix(".tmp")
-        temp.write_text(json.dumps(dataclasses.asdict(body), indent=2, default=str))
+        # Owner-only whatever the umask: a summary names labels and metrics of users' messages.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(dataclasses.asdict(body), indent=2, default=str))
         os.replace(temp, path)

@@ -1,20 +1,36 @@
 """Which adapter serves each task, swapped in place while the bot keeps answering.
 
 A new version is loaded and checked completely before `Predictor.swap`, so a broken adapter
-folder raises `CamelError` and the previous adapter keeps serving.
+folder never replaces a working one. When a task's active version does not load (at start-up
+or on a reload), the registry falls back to the newest earlier version that does
+(`camel.load_first_good`), records that in storage (`storage.record_fallback`: the broken
+versions are rejected with their reason, the good one becomes active, audited) and returns one
+notice per task that says what is really served now.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+from pathlib import Path
+
 from sqlite_utils import Database
 
 import camel
 import storage
+from bot import texts
 from bot.metrics import BotMetrics
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadNotice:
+    """What admins of `task` are told after its active version failed to load (one message)."""
+
+    task: str
+    text: str
 
 
 class PredictorRegistry:
@@ -26,6 +42,9 @@ class PredictorRegistry:
         self._predictors: dict[str, camel.Predictor] = {}
         self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
+        # task -> (active version, failures) last recorded, so a version that keeps failing on
+        # every poll is recorded and audited once, not every reload_poll_s.
+        self._recorded: dict[str, tuple[int, tuple[tuple[int, str], ...]]] = {}
         self.metrics = metrics
 
     def _shared(self) -> tuple[camel.BaseEncoder, camel.FeatureCache]:
@@ -35,6 +54,12 @@ class PredictorRegistry:
                 self._base = camel.load_base(self.base_model_path)
                 self._cache = camel.FeatureCache(self._base, self.cache_dir)
             return self._base, self._cache
+
+    @property
+    def cache(self) -> camel.FeatureCache | None:
+        """The shared feature cache, once the first adapter was loaded (None before)."""
+        with self._lock:
+            return self._cache
 
     def get(self, task: str) -> camel.Predictor | None:
         with self._lock:
@@ -46,12 +71,16 @@ class PredictorRegistry:
 
     def load(self, task: str, version: int, folder: str) -> None:
         """Load `folder` as `task`'s adapter `version` and start serving it."""
-        base, cache = self._shared()
+        base, _cache = self._shared()
         try:
             adapter = camel.load_adapter(folder, base)
         except camel.CamelError:
             self._count(task, "failed")
             raise
+        self._serve(task, version, adapter)
+
+    def _serve(self, task: str, version: int, adapter: camel.Adapter) -> None:
+        _base, cache = self._shared()
         with self._lock:
             predictor = self._predictors.get(task)
             if predictor is None:
@@ -62,25 +91,80 @@ class PredictorRegistry:
         self._count(task, "ok")
         log.info("task %s now serves adapter v%s", task, version)
 
-    def _count(self, task: str, result: str) -> None:
-        if self.metrics is not None:
-            self.metrics.reloads.labels(task=task, result=result).inc()
+    def _count(self, task: str, result: str, times: int = 1) -> None:
+        if self.metrics is not None and times:
+            self.metrics.reloads.labels(task=task, result=result).inc(times)
 
     def sync(self, db: Database) -> list[str]:
-        """Serve every task's active version; returns one error line per version that failed."""
-        errors: list[str] = []
+        """Serve every task's active version (or the newest that loads); one line per task that fell back."""
+        return [notice.text for notice in self.sync_notices(db)]
+
+    def sync_notices(self, db: Database) -> list[ReloadNotice]:
+        """Like `sync`, with the task of each notice (the loop tells that task's channel)."""
+        notices: list[ReloadNotice] = []
         for task in storage.list_tasks(db):
             active = task.active_version
             if active is None or self.version(task.name) == active:
                 continue
-            record = storage.get_adapter(db, task.name, active)
-            if record is None:
-                errors.append(f"{task.name}: active adapter v{active} is not registered")
+            notice = self._serve_newest_loadable(db, task.name, active)
+            if notice is not None:
+                notices.append(notice)
+                log.error("adapter reload: %s", notice.text)
+        return notices
+
+    def _serve_newest_loadable(self, db: Database, task: str, active: int) -> ReloadNotice | None:
+        """Serve `active`, else the newest earlier version that loads; record and describe a fallback."""
+        base, _cache = self._shared()
+        failures: list[tuple[int, str]] = []
+        served: int | None = None
+        for version, folder in fallback_candidates(db, task, active):
+            if folder is None:
+                failures.append((version, "it is not registered"))
                 continue
-            try:
-                self.load(task.name, active, record.path)
-            except camel.CamelError as exc:
-                errors.append(f"{task.name} v{active}: {exc}")
-        for line in errors:
-            log.error("adapter reload failed: %s", line)
-        return errors
+            adapter = self._load_registered(version, folder, base, failures)
+            if adapter is not None:
+                self._serve(task, version, adapter)
+                served = version
+                break
+        self._count(task, "failed", len(failures))
+        if not failures:
+            return None
+        key = (active, tuple(failures))
+        if self._recorded.get(task) != key:
+            storage.record_fallback(db, task, served, failures=failures)
+            self._recorded[task] = key
+        if served is not None:
+            return ReloadNotice(task, texts.adapter_fallback(task, failures, served))
+        return ReloadNotice(task, texts.no_adapter_loads(task, failures, self.version(task)))
+
+    @staticmethod
+    def _load_registered(
+        version: int, folder: str, base: camel.BaseEncoder, failures: list[tuple[int, str]]
+    ) -> camel.Adapter | None:
+        """Load one registered version (its failure appended to `failures`), one at a time:
+        registered folders need not share a parent, nor carry the standard name."""
+        path = Path(folder)
+        if path.name == camel.version_folder_name(version):
+            found = camel.load_first_good(str(path.parent), [version], base)
+            failures += found.failures
+            return found.adapter
+        try:
+            return camel.load_adapter(folder, base)
+        except camel.CamelError as exc:
+            failures.append((version, " ".join(str(exc).split())))
+            return None
+
+
+def fallback_candidates(db: Database, task: str, active: int) -> list[tuple[int, str | None]]:
+    """(version, folder) to try in order: the active one, then the versions that served before it
+    (retired), newest first. Rejected, candidate and pruned versions never serve by fallback."""
+    records = {v.version: v for v in storage.list_adapters(db, task)}
+    pruned = set(storage.pruned_versions(db, task))
+    active_record = records.get(active)
+    order: list[tuple[int, str | None]] = [(active, active_record.path if active_record else None)]
+    earlier = sorted(
+        (v for v in records.values() if v.status == "retired" and v.version < active and v.version not in pruned),
+        key=lambda v: v.version,
+        reverse=True,
+    )
+    return order + [(v.version, v.path) for v in earlier]

@@ -11,6 +11,7 @@ import logging
 from sqlite_utils import Database
 
 import storage
+from bot.loop.registry import ReloadNotice
 from bot.loop.options import RoundSummary, summary_path
 from bot.loop.round_report import Post, Upload, build_report, metric_chart
 from bot.settings import Settings
@@ -56,15 +57,12 @@ class Reporter:
         except Exception:  # Slack being down must not fail the round that already happened
             log.exception("could not post the round report for %s", task)
 
-    def reload_failures(self, errors: list[str]) -> None:
-        """Tell each task's channel about each new load failure, once."""
-        for line in errors:
-            if line not in self._reported:
-                self._reported.add(line)
-                self._tell_admins(
-                    line.split(":", 1)[0].split(" ")[0],
-                    f":warning: adapter reload failed, the previous adapter keeps serving: {line}",
-                )
+    def reload_failures(self, notices: list[ReloadNotice]) -> None:
+        """Tell each task's channel what it serves after a load failure, in one message, once."""
+        for notice in notices:
+            if notice.text not in self._reported:
+                self._reported.add(notice.text)
+                self._tell_admins(notice.task, notice.text)
 
     def _tell_admins(self, task: str, text: str) -> None:
         channel = self._channel(task)

@@ -5,8 +5,9 @@ from the active adapter with older labels as replay -> a new version folder -> c
 active evaluated on the same held-out messages -> the gate -> registered as active or rejected.
 
 Ordering is what makes a SIGKILL at any moment harmless: the folder is renamed into place
-complete before it is registered, and activation is one storage transaction, so the database
-never names a version that is not whole on disk and the active adapter is never touched.
+complete before it is registered, and the run's end, registration and activation are one storage
+transaction (`storage.finish_round`), so the database never names a version that is not whole on
+disk, and a folder whose round never committed is removed at the bot's next start.
 Exit status: 0 round done (promoted, rejected or skipped), 2 bad input, 1 crash.
 """
 
@@ -119,47 +120,27 @@ def publish_version(opts: RoundOptions, db: Database, adapter: camel.Adapter) ->
     return version, final
 
 
-def record(
-    opts: RoundOptions,
-    db: Database,
-    run_id: int,
-    active: storage.AdapterVersion | None,
-    judgement: Judgement,
-    version: int,
-    folder: Path,
-) -> str:
-    decision = judgement.decision
-    parent = active.version if active else None
-    storage.register_adapter(
-        db,
-        task=opts.task,
-        version=version,
-        path=str(folder),
-        parent_version=parent,
-        run_id=run_id,
-        metrics=judgement.new_metrics,
-        reason=decision.reason,
-    )
-    if decision.promote:
-        storage.activate_adapter(db, opts.task, version, reason=decision.reason)
-        return "promoted"
-    storage.set_adapter_status(db, opts.task, version, "rejected", decision.reason)
-    return "rejected"
-
-
 def train_and_judge(
     opts: RoundOptions, db: Database, run_id: int, active_record: storage.AdapterVersion | None, split: Split
-) -> tuple[str, int, Judgement]:
+) -> tuple[str, int, Path, Judgement]:
     base = camel.load_base(opts.base_model or camel.default_base_model_path())
     cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache)
+    forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
     active = camel.load_adapter(active_record.path, base) if active_record else None
     candidate = train_candidate(opts, split, active, cache)
     judgement = judge(candidate, active, split, opts, cache)
     candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict()}
+    forget_deleted(db, cache)  # and those erased while this round trained
     version, folder = publish_version(opts, db, candidate)
-    outcome = record(opts, db, run_id, active_record, judgement, version, folder)
     cache.flush()  # later rounds and the bot reuse the bottom states computed here
-    return outcome, version, judgement
+    return ("promoted" if judgement.decision.promote else "rejected"), version, folder, judgement
+
+
+def forget_deleted(db: Database, cache: camel.FeatureCache) -> int:
+    """Drop the states of every erased text (storage's deletion list) before this process writes
+    any shard, so a text deleted while the round ran is not stored again."""
+    hashes, _version = storage.deleted_text_hashes(db)
+    return cache.forget(hashes) if hashes else 0
 
 
 def trained_until(db: Database, active: storage.AdapterVersion | None) -> str | None:
@@ -195,8 +176,22 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
             db, run_id, outcome="skipped", error=reason, n_train=n_train, n_heldout=n_heldout, n_new=n_new
         )
         return replace(summary, reason=reason)
-    outcome, version, judgement = train_and_judge(opts, db, run_id, active_record, split)
-    storage.finish_run(db, run_id, outcome=outcome, version=version, n_train=n_train, n_heldout=n_heldout, n_new=n_new)
+    outcome, version, folder, judgement = train_and_judge(opts, db, run_id, active_record, split)
+    # The run's end, the version's registration and its activation in one transaction: a kill
+    # at any moment leaves all of them or none (then start-up removes the orphan folder).
+    storage.finish_round(
+        db,
+        run_id,
+        outcome=outcome,
+        version=version,
+        path=str(folder),
+        parent_version=active_record.version if active_record else None,
+        metrics=judgement.new_metrics,
+        reason=judgement.decision.reason,
+        n_train=n_train,
+        n_heldout=n_heldout,
+        n_new=n_new,
+    )
     return replace(
         summary,
         outcome=outcome,

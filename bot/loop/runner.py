@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import shutil
 import threading
 from pathlib import Path
 
@@ -78,9 +79,12 @@ class RoundRunner:
         return self._finished_run(task, run_id, returncode, log_path)
 
     def _spawn_and_wait(self, task: str, trigger: str, run_id: int, log_path: Path) -> int:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        storage.make_private_dirs(log_path.parent)
         threads = self.settings.model.training_threads
-        with open(log_path, "wb") as output:
+        # Owner-only whatever the umask: the child's output may quote users' messages.
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as output:
             child = subprocess.Popen(
                 child_command(self.settings, task, trigger, run_id),
                 env=child_env(threads),
@@ -110,31 +114,29 @@ class RoundRunner:
         return run
 
     def recover(self, tasks: list[str]) -> list[str]:
-        """Fail runs whose process died and delete half-written folders (tasks nobody trains now)."""
+        """Make records and folders agree after a crash (tasks nobody trains now): delete hidden
+        temp folders, reconcile runs with versions (`storage.reconcile_task`) and delete version
+        folders whose round never committed."""
         notes = []
         for task in tasks:
             try:
                 with versions.task_lock(self.settings.data_dir, task):
                     notes += [f"removed {p}" for p in versions.remove_temp_folders(self.settings.data_dir, task)]
-                    notes += self._fail_interrupted(task)
+                    notes += self._reconcile(task)
             except TaskBusyError:
                 continue  # a round from before our restart is still running and owns its files
         for note in notes:
             log.warning("recovery: %s", note)
         return notes
 
-    def _fail_interrupted(self, task: str) -> list[str]:
-        notes = []
-        for run in storage.list_runs(self.db, task, limit=1000):
-            if run.finished_at is not None:
-                continue
-            storage.finish_run(
-                self.db, run.id, outcome="failed", error="interrupted: the training process died before finishing"
-            )
-            for version in storage.list_adapters(self.db, task):
-                if version.run_id == run.id and version.status == "candidate":
-                    storage.set_adapter_status(
-                        self.db, task, version.version, "rejected", "round interrupted before the gate finished"
-                    )
-            notes.append(f"run {run.id} of {task} marked failed (interrupted)")
+    def _reconcile(self, task: str) -> list[str]:
+        if storage.get_task(self.db, task) is None:
+            return []  # configured but not stored yet: nothing to reconcile
+        on_disk = versions.versions_on_disk(self.settings.data_dir, task)
+        found = storage.reconcile_task(self.db, task, version_folders=on_disk)
+        notes = list(found.notes)
+        for version in found.orphan_versions:
+            folder = versions.version_dir(self.settings.data_dir, task, version)
+            shutil.rmtree(folder, ignore_errors=True)
+            notes.append(f"removed {folder} (no record: its round never committed)")
         return notes

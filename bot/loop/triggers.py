@@ -28,8 +28,15 @@ class Triggers:
         self._guard = threading.Lock()
         self._bursts: dict[str, float] = {}  # task -> monotonic time its pending threshold burst began
 
-    def start(self, tasks: list[str], request_round: sched.Runner, poll: Callable[[], object]) -> None:
-        """Keep each task's nightly job (and a pending missed run), poll for reloads, then run."""
+    def start(
+        self,
+        tasks: list[str],
+        request_round: sched.Runner,
+        poll: Callable[[], object],
+        retention: Callable[[], object] | None = None,
+    ) -> None:
+        """Keep each task's nightly job (and a pending missed run), poll for reloads, schedule the
+        nightly retention pass, then run."""
         learning = self.settings.learning
         scheduler = sched.build_scheduler(self.settings.scheduler_db_path, learning.timezone)
         scheduler.start(paused=True)  # stored jobs become visible before any can fire
@@ -53,6 +60,17 @@ class Triggers:
             coalesce=True,
             max_instances=1,
         )
+        if retention is not None:
+            # In memory: a pass missed while the bot was down simply runs the next night.
+            scheduler.add_job(
+                retention,
+                sched.cron_trigger(self.settings.retention.schedule_cron, learning.timezone),
+                id="retention",
+                jobstore=sched.VOLATILE,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+            )
         sched.register_runner(self.key, request_round)
         self.scheduler = scheduler
         scheduler.resume()

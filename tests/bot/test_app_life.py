@@ -9,6 +9,7 @@ from pathlib import Path
 
 import storage
 from bot.cli.checks import check_slack_install, DoctorState
+from bot.loop.registry import ReloadNotice
 from bot.loop.reporter import Reporter
 from bot.slack.app import resume_if_token_works
 from storage import db as storage_db
@@ -52,7 +53,7 @@ def test_app_uninstalled_stops_all_work_for_the_workspace(bot: BotUnderTest, tmp
     # Round reports are not posted against a dead token either.
     posted: list[str] = []
     Reporter(bot.settings, bot.db, post=lambda channel, text, blocks: posted.append(channel)).reload_failures(
-        ["support v2: broken"]
+        [ReloadNotice("support", "support v2: broken")]
     )
     assert posted == []
     # `camel-bot doctor` says so, with the fix.

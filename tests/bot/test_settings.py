@@ -107,3 +107,20 @@ def test_wrong_settings_give_one_line_naming_them(
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(SettingsFileError, match="settings file not found: .*nope.toml"):
         load_settings(str(tmp_path / "nope.toml"), {})
+
+
+def test_retention_section_has_the_issue_defaults_and_refuses_odd_values(tmp_path: Path) -> None:
+    defaults = load_settings(None, env={}).retention
+    assert (defaults.cache_max_bytes, defaults.unlabelled_text_days, defaults.prediction_days) == (2e9, 180, 90)
+    assert (defaults.run_log_days, defaults.keep_versions) == (90, 5)
+    config = tmp_path / "camel-bot.toml"
+    config.write_text("[retention]\nprediction_days = 30\nkeep_versions = 2\n")
+    loaded = load_settings(str(config), env={}).retention
+    assert (loaded.prediction_days, loaded.keep_versions, loaded.run_log_days) == (30.0, 2, 90)
+    for bad in ("prediction_days = nan", "run_log_days = 1e10", "keep_versions = -1", "cache_max_bytes = -5"):
+        config.write_text(f"[retention]\n{bad}\n")
+        with pytest.raises(SettingsValueError, match="retention"):
+            load_settings(str(config), env={})
+    config.write_text("[retention]\nkeep_forever = true\n")
+    with pytest.raises(SettingsValueError, match="unknown setting retention.keep_forever"):
+        load_settings(str(config), env={})

@@ -84,7 +84,7 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
     assert run.outcome == "failed" and run.error.startswith("interrupted")
     assert storage.get_adapter(db, TASK, 2).status == "rejected"
     assert storage.get_task(db, TASK).active_version == 1
-    assert len(notes) == 3
+    assert len(notes) == 4  # two folders, the candidate rejected, the run failed
 
 
 def test_recovery_leaves_a_round_that_is_still_running_alone(loop_env) -> None:
@@ -109,3 +109,34 @@ def test_training_child_rejects_an_unknown_task_with_exit_status_2(loop_env) -> 
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == "training round for nope: error: unknown task 'nope'"
+
+
+def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree(loop_env) -> None:
+    """Issue 11 item 3 through the real child: the run's end, the version's registration and its
+    activation agree whenever the kill lands (here: right after the folder is renamed into place)."""
+    settings, db = loop_env
+    label_messages(db, 30)
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    loop = LearningLoop(settings, predictors)
+    loop.start()
+    folder = versions.version_dir(settings.data_dir, TASK, 1)
+    try:
+        loop.run_now(TASK, actor="U0ADMIN")
+        assert _wait(lambda: folder.is_dir(), timeout=120.0)
+        child = loop.children.get(TASK)
+        if child is not None:
+            os.kill(child.pid, signal.SIGKILL)
+        assert _wait(lambda: storage.last_run(db, TASK).finished_at is not None)
+    finally:
+        loop.stop()
+    run = storage.last_run(db, TASK)
+    record = storage.get_adapter(db, TASK, 1)
+    active = storage.get_task(db, TASK).active_version
+    if record is None:  # killed before the round's one transaction: nothing names v1
+        assert (run.outcome, run.version, active) == ("failed", None, None)
+        again = LearningLoop(settings, PredictorRegistry(settings.model.base_model))
+        assert any("no record" in note for note in again.recover())
+        assert not folder.exists()  # the orphan folder is gone at the next start
+    else:  # the transaction committed: the run, the version and the activation say the same
+        assert run.version == 1 and run.outcome in ("promoted", "rejected")
+        assert (active == 1) == (run.outcome == "promoted") == (record.status == "active")

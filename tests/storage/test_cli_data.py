@@ -47,8 +47,8 @@ def test_delete_user_and_purge_through_the_cli(db_path: Path, capsys: pytest.Cap
     message(db, "1", user="U_GONE")
     db.close()
     assert main(["delete-user", "U_GONE", "--db", str(db_path)]) == 0
-    assert "deleted 1 messages" in capsys.readouterr().out
+    assert "U_GONE's data: 1 messages" in capsys.readouterr().out
     assert main(["purge", "--older-than-days", "30", "--db", str(db_path)]) == 0
-    assert "erased the text of 0 unlabelled messages older than 30 days" in capsys.readouterr().out
+    assert "older than 30 days: 0 messages" in capsys.readouterr().out
     actions = [e.action for e in storage.list_audit(storage.open_store(db_path))]
     assert actions == ["purge_unlabelled_text", "delete_user_data"]

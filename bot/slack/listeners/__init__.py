@@ -10,9 +10,9 @@ from types import ModuleType
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, app_life, channel_messages, commands, home, reactions
+from bot.slack.listeners import actions, app_life, channel_messages, commands, home, privacy, reactions
 
-MODULES: tuple[ModuleType, ...] = (channel_messages, reactions, actions, commands, home, app_life)
+MODULES: tuple[ModuleType, ...] = (channel_messages, reactions, actions, commands, home, app_life, privacy)
 Registered = dict[str, set[str]]
 
 

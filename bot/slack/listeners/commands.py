@@ -14,7 +14,7 @@ import storage
 from bot import texts
 from bot.errors import LearningError
 from bot.slack import task_stats
-from bot.slack.listeners import admin_commands
+from bot.slack.listeners import admin_commands, privacy
 from bot.slack.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
 from bot.slack.listeners.invocation import CommandProblem, Invocation
 
@@ -147,4 +147,6 @@ SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
     "rollback": admin_commands.do_rollback,
     "setup": admin_commands.do_setup,
     "export": admin_commands.do_export,
+    "my-data": privacy.do_my_data,
+    "forget-me": privacy.do_forget_me,
 }
