@@ -10,7 +10,7 @@ so every part is handed what it needs when it is made and nothing is finished by
    task's active adapter;
 4. the Bolt app, which sees the loop only as the `Learning` protocol, so `bot.slack` never
    imports the loop;
-5. in HTTP mode, the threading WSGI server.
+5. in HTTP mode, the waitress WSGI server behind the request guard.
 
 A part may be left out (`learning=False`, `slack=False`, `http=False`) by tests and benchmarks
 that need less; unit tests may still build a single part directly.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -34,7 +33,7 @@ from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack.app import build_app, build_client
-from bot.slack.http_server import EVENTS_PATH, serve_http
+from bot.slack.http_server import EVENTS_PATH, HttpServer, serve_http
 from bot.slack.listeners import Registered, declared
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class Runtime:
     predictors: PredictorRegistry
     loop: LearningLoop | None = None
     app: App | None = None
-    server: WSGIServer | None = None
+    server: HttpServer | None = None
     registered: Registered = field(default_factory=dict)
     reload_errors: list[str] = field(default_factory=list)
 
@@ -164,7 +163,15 @@ def start(
             runtime.app = build_app(settings, db, predictors, runtime.loop, metrics=metrics, client=client)
             runtime.registered = declared()
             if settings.mode == "http" if http is None else http:
-                runtime.server = serve_http(runtime.app, settings.http_port, settings.http_host, metrics)
+                runtime.server = serve_http(
+                    runtime.app,
+                    settings.http_port,
+                    settings.http_host,
+                    metrics,
+                    threads=settings.http_threads,
+                    max_body_bytes=settings.max_body_bytes,
+                    signing_secret=settings.signing_secret,
+                )
     except BaseException:
         runtime.stop()
         raise
