@@ -9,7 +9,7 @@ so every part is handed what it needs when it is made and nothing is finished by
    here from the Web API client, so `bot.loop` never imports Slack; starting it loads every
    task's active adapter;
 4. the Bolt app, which sees the loop only as the `Learning` protocol, so `bot.slack` never
-   imports the loop;
+   imports the loop, and the inbox workers that handle the events the app stored;
 5. in HTTP mode, the waitress WSGI server behind the request guard.
 
 A part may be left out (`learning=False`, `slack=False`, `http=False`) by tests and benchmarks
@@ -34,7 +34,9 @@ from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack.app import build_app, build_client
 from bot.slack.http_server import EVENTS_PATH, HttpServer, serve_http
+from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.listeners import Registered, declared
+from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ class Runtime:
     loop: LearningLoop | None = None
     app: App | None = None
     server: HttpServer | None = None
+    services: Services | None = None
+    workers: InboxWorkers | None = None
     registered: Registered = field(default_factory=dict)
     reload_errors: list[str] = field(default_factory=list)
 
@@ -119,6 +123,9 @@ class Runtime:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self.workers is not None:
+            self.workers.stop()  # unfinished events stay in the inbox for the next start
+            self.workers = None
         if self.loop is not None:
             self.loop.stop()
 
@@ -160,8 +167,13 @@ def start(
         runtime.reload_errors = predictors.sync(db)
     try:
         if client is not None:
-            runtime.app = build_app(settings, db, predictors, runtime.loop, metrics=metrics, client=client)
+            services = Services(settings=settings, db=db, predictors=predictors, learning=runtime.loop, metrics=metrics)
+            runtime.services = services
+            runtime.app = build_app(settings, db, predictors, runtime.loop, client=client, services=services)
             runtime.registered = declared()
+            # Event work runs on its own threads with a client that never sleeps on a 429.
+            runtime.workers = InboxWorkers(services, build_client(settings, wait_on_rate_limit=False))
+            runtime.workers.start()
             if settings.mode == "http" if http is None else http:
                 runtime.server = serve_http(
                     runtime.app,
@@ -171,6 +183,7 @@ def start(
                     threads=settings.http_threads,
                     max_body_bytes=settings.max_body_bytes,
                     signing_secret=settings.signing_secret,
+                    readiness=services.health,
                 )
     except BaseException:
         runtime.stop()

@@ -169,3 +169,11 @@ def export_comment(task: str, count: int) -> str:
 
 def home_intro() -> str:
     return "camel-bot classifies messages in bound channels and learns from your corrections."
+
+
+def events_not_stored(error: str) -> str:
+    return (
+        f":warning: camel-bot cannot store Slack events ({error}). They are acknowledged so Slack keeps "
+        "the app enabled, but they are dropped until the bot can write again (usually: free disk space). "
+        "It resumes by itself; /readyz says why it is not ready."
+    )

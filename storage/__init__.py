@@ -14,6 +14,9 @@ from storage.errors import (
     UnknownAdapterError, UnknownLabelError, UnknownMessageError, UnknownRunError, UnknownTaskError,
 )
 from storage.events import audit, claim_event, list_audit
+from storage.inbox import (
+    claim_next, count_unfinished, enqueue_event, finish, outcomes, purge_done, release_claims, requeue,
+)
 from storage.live import live_accuracy
 from storage.messages import (
     find_message, find_prediction_by_reply, get_message, latest_prediction, record_message,
@@ -22,7 +25,7 @@ from storage.messages import (
 from storage.migrations import SCHEMA_VERSION
 from storage.privacy import delete_user_data, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, Dispute, LabelledMessage, Message, Resolution, StoredPrediction, Task,
+    AdapterVersion, AuditEntry, Dispute, InboxItem, LabelledMessage, Message, Resolution, StoredPrediction, Task,
     TrainingRun,
 )
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
@@ -31,7 +34,9 @@ from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_f
 from storage.transfer import export_corrections, export_labelled, import_labelled
 
 __all__ = [
-    "AdapterVersion", "AuditEntry", "ChannelBoundError", "Dispute", "ImportFormatError",
+    "AdapterVersion", "AuditEntry", "ChannelBoundError", "Dispute", "ImportFormatError", "InboxItem",
+    "claim_next", "count_unfinished", "enqueue_event", "finish", "outcomes", "purge_done", "release_claims",
+    "requeue",
     "InvalidValueError", "LabelledMessage", "Message", "Resolution", "StoredPrediction",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

@@ -25,6 +25,8 @@ def delete_user_data(db: sqlite_utils.Database, user: str, *, actor: str) -> dic
                 f"SELECT COUNT(*) FROM corrections WHERE user = ? OR message_id IN ({own})", (user, user)
             ).fetchone()[0],
         }
+        # Events still waiting in the inbox hold the user's text too.
+        counts["inbox"] = conn.execute("DELETE FROM inbox WHERE user = ?", (user,)).rowcount
         conn.execute("DELETE FROM corrections WHERE user = ?", (user,))
         # ON DELETE CASCADE removes the predictions and others' corrections on these messages.
         conn.execute("DELETE FROM messages WHERE user = ?", (user,))
@@ -45,6 +47,8 @@ def purge_unlabelled_text(db: sqlite_utils.Database, *, older_than_days: float, 
                                  WHERE c.message_id = messages.id AND c.withdrawn_at IS NULL)""",
             (cutoff,),
         ).rowcount
+        # The inbox keeps no text once an event is handled; an unhandled one past retention goes too.
+        inbox = conn.execute("DELETE FROM inbox WHERE received_at < ? AND body != ''", (cutoff,)).rowcount
         audit(db, actor=actor, action="purge_unlabelled_text",
-              detail={"older_than_days": older_than_days, "messages": purged})
+              detail={"older_than_days": older_than_days, "messages": purged, "inbox": inbox})
     return purged

@@ -112,3 +112,16 @@ class AuditEntry:
     actor: str
     action: str
     detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One acknowledged Slack event waiting in (or taken from) the durable inbox."""
+
+    id: int
+    event_id: str
+    kind: str
+    channel: str | None
+    body: str
+    received_at: str
+    attempts: int

@@ -180,6 +180,8 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
         "bot_id": "BCAMEL",
         "blocks": p.get("blocks", []),
     }
+    if p.get("thread_ts"):
+        message["thread_ts"] = str(p["thread_ts"])
     api.messages[(str(p.get("channel")), ts)] = message
     return {"channel": p.get("channel"), "ts": ts, "message": message}
 
@@ -187,6 +189,14 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
 def _history(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     found = api.messages.get((str(p.get("channel")), str(p.get("latest"))))
     return {"messages": [found] if found else [], "has_more": False}
+
+
+def _replies(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    channel, parent = str(p.get("channel")), str(p.get("ts"))
+    found = [
+        m for (c, _), m in list(api.messages.items()) if c == channel and parent in (m.get("ts"), m.get("thread_ts"))
+    ]
+    return {"messages": sorted(found, key=lambda m: float(m["ts"])), "has_more": False}
 
 
 def _upload_url(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +239,7 @@ ANSWERS: dict[str, Answer] = {
         "channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}", "is_channel": True, "is_member": True}
     },
     "conversations.history": _history,
+    "conversations.replies": _replies,
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "apps.connections.open": lambda api, p: {"url": f"ws://127.0.0.1:{api.port}/socket"},

@@ -20,6 +20,7 @@ import camel
 import storage
 from bot.metrics import BotMetrics
 from bot.settings import Settings
+from bot.slack.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
 ADMIN_CACHE_S = 300.0  # user-group membership changes rarely; don't ask Slack on every click
@@ -73,6 +74,33 @@ class AdminDirectory:
             return self._members
 
 
+class EventPathHealth:
+    """Whether acknowledged events can be stored; GET /readyz answers from here.
+
+    Set by the inbox middleware when a write fails (a full disk), cleared by the next write
+    that succeeds; `first_failure` is True exactly once per outage, so admins are told once.
+    """
+
+    def __init__(self) -> None:
+        self._reason = ""
+        self._lock = threading.Lock()
+
+    def failed(self, reason: str) -> bool:
+        with self._lock:
+            first = not self._reason
+            self._reason = reason
+            return first
+
+    def recovered(self) -> bool:
+        with self._lock:
+            was_down = bool(self._reason)
+            self._reason = ""
+            return was_down
+
+    def not_ready_reason(self) -> str:
+        return self._reason
+
+
 @dataclass(eq=False)
 class Services:
     settings: Settings
@@ -81,9 +109,15 @@ class Services:
     learning: Learning | None = None
     metrics: BotMetrics = field(default_factory=BotMetrics)
     admins: AdminDirectory = field(init=False)
+    pacer: ChannelPacer = field(init=False)
+    # Set when an event lands in the inbox, so an idle inbox worker takes it at once.
+    inbox_wakeup: threading.Event = field(default_factory=threading.Event)
+    health: EventPathHealth = field(init=False)
 
     def __post_init__(self) -> None:
         self.admins = AdminDirectory(self.settings.admins, self.settings.admin_usergroup)
+        self.pacer = ChannelPacer(self.settings.channel_posts_per_s, self.settings.channel_burst)
+        self.health = EventPathHealth()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
         # Bolt deep-copies the context for lazy listeners; services are shared, not copied.

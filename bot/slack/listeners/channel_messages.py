@@ -1,33 +1,44 @@
-"""New messages in bound channels: store, classify, answer in the thread (or react, in quiet mode)."""
+"""New messages in bound channels: store, classify, answer in the thread (or react, in quiet mode).
+
+Messages reach `classify_message` from the durable inbox (bot/slack/inbox_worker.py), not from a
+Bolt listener: the event was stored before Slack got its 200. Handling is idempotent, because a
+restart or a paced retry may run it again: the message is stored once, a prediction made
+before is reused, and a message already answered is not answered again.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
 from bot import texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import ack_now, emoji_for_label, services_of, workspace_of
+from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label
 from bot.slack.middleware import EDIT_SUBTYPE
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
+# A prediction made before this process started may have been posted by the process that died.
+PROCESS_STARTED = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # storage's format
 
 
 EVENTS = ("message",)
 
 
 def register(app: App) -> None:
-    app.event("message")(ack=ack_now, lazy=[classify_message])
+    """Nothing to register with Bolt: the inbox middleware takes message events (see HANDLERS)."""
 
 
-def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    services = services_of(context)
+def classify_message(
+    services: Services, event: dict[str, Any], workspace: str, client: WebClient, delivery: Delivery
+) -> None:
     # An edit carries the new version of the message inside the event.
     message = (event.get("message") or {}) if event.get("subtype") == EDIT_SUBTYPE else event
     channel, text = event.get("channel", ""), message.get("text") or ""
@@ -38,7 +49,7 @@ def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltC
         return
     message_id = storage.record_message(
         services.db,
-        workspace=workspace_of(body, context),
+        workspace=workspace,
         channel=channel,
         ts=message["ts"],
         text=text,
@@ -46,9 +57,26 @@ def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltC
         thread_ts=message.get("thread_ts"),
     )
     thread = message.get("thread_ts") or message["ts"]
+    if delivery.late:
+        # Stored for training, but an answer this long after the message would only confuse.
+        services.metrics.replies_skipped.labels(reason="too_old").inc()
+        return
+    # An edit is classified afresh; a new message may have been handled before a restart.
+    earlier = (
+        None if event.get("subtype") == EDIT_SUBTYPE else storage.latest_prediction(services.db, message_id, task.name)
+    )
+    if earlier is not None and (earlier.reply_ts or task.quiet):
+        return  # answered before a restart; answering again would double the reply
     predictor = services.predictors.get(task.name)
+    if earlier is not None and earlier.created_at < PROCESS_STARTED and not task.quiet:
+        if _already_posted(services, client, channel, thread, message_id, earlier.id):
+            return
+    if earlier is not None:  # predicted, then put back (paced, rate limited) or cut short by a crash
+        _reply(services, client, task, message_id, channel, message["ts"], thread, earlier)
+        return
     if predictor is None:
         if not task.quiet:
+            _wait_for_turn(services, channel)
             client.chat_postMessage(
                 channel=channel,
                 thread_ts=thread,
@@ -81,7 +109,7 @@ def answer(
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
     abstained = result.confidence < task.abstain_threshold
-    prediction_id = storage.record_prediction(
+    storage.record_prediction(
         services.db,
         message_id=message_id,
         task=task.name,
@@ -93,16 +121,68 @@ def answer(
         abstained=abstained,
     )
     _count(services, task.name, result.latency_ms, abstained)
+    stored = storage.latest_prediction(services.db, message_id, task.name)
+    assert stored is not None  # recorded just above
+    _reply(services, client, task, message_id, channel, ts, thread, stored)
+
+
+def _reply(
+    services: Services,
+    client: WebClient,
+    task: storage.Task,
+    message_id: int,
+    channel: str,
+    ts: str,
+    thread: str,
+    prediction: storage.StoredPrediction,
+) -> None:
+    """Post (or react with) a stored prediction and link the reply to it."""
+    label, confidence, abstained, top3 = (
+        prediction.label,
+        prediction.confidence,
+        prediction.abstained,
+        list(prediction.top3),
+    )
     if task.quiet:
-        _react(client, task, channel, ts, result.label, abstained)
+        _react(client, task, channel, ts, label, abstained)
         return
     if abstained:
-        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, list(result.top3))
+        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, top3)
     else:
-        reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, result.label, result.confidence)
-    text_fallback = texts.predict_reply(result.label, result.confidence, abstained, list(result.top3))
+        reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, label, confidence)
+    text_fallback = texts.predict_reply(label, confidence, abstained, top3)
+    _wait_for_turn(services, channel)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
-    storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=reply["ts"])
+    storage.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
+
+
+def _already_posted(
+    services: Services, client: WebClient, channel: str, thread: str, message_id: int, prediction_id: int
+) -> bool:
+    """After a crash: did the dead process's reply reach Slack before it could be recorded?
+
+    The reply's actions block names the message, so it is found in the thread; then it is
+    linked instead of posted twice. If Slack cannot tell, answering again beats never.
+    """
+    try:
+        found = client.conversations_replies(channel=channel, ts=thread, limit=200)
+    except SlackApiError as exc:
+        log.warning("could not look for an earlier reply", extra={"error": exc.response.get("error")})
+        return False
+    wanted = blocks.block_id_for(message_id)
+    for message in found.get("messages") or []:
+        if message.get("bot_id") and any(b.get("block_id") == wanted for b in message.get("blocks") or []):
+            storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=str(message["ts"]))
+            return True
+    return False
+
+
+def _wait_for_turn(services: Services, channel: str) -> None:
+    """Slack's ~1 post/s per channel: when the channel's turn has not come, the event goes back
+    to the inbox with a not-before time (NotYet) instead of holding this thread."""
+    delay = services.pacer.reserve(channel)
+    if delay > 0:
+        raise NotYet("channel_paced", delay)
 
 
 def _react(client: WebClient, task: storage.Task, channel: str, ts: str, label: str, abstained: bool) -> None:
@@ -119,3 +199,6 @@ def _count(services: Services, task: str, latency_ms: float, abstained: bool) ->
     services.metrics.latency.labels(task=task).observe(latency_ms / 1000.0)
     if abstained:
         services.metrics.abstentions.labels(task=task).inc()
+
+
+HANDLERS = {"message": classify_message}
