@@ -15,7 +15,8 @@ from storage.errors import (
 )
 from storage.events import audit, claim_event, list_audit
 from storage.inbox import (
-    claim_next, count_unfinished, enqueue_event, finish, outcomes, purge_done, release_claims, requeue,
+    claim_next, count_unfinished, enqueue_event, finish, outcomes, probe_write, purge_done, release_claims,
+    requeue,
 )
 from storage.live import live_accuracy
 from storage.messages import (
@@ -35,7 +36,8 @@ from storage.transfer import export_corrections, export_labelled, import_labelle
 
 __all__ = [
     "AdapterVersion", "AuditEntry", "ChannelBoundError", "Dispute", "ImportFormatError", "InboxItem",
-    "claim_next", "count_unfinished", "enqueue_event", "finish", "outcomes", "purge_done", "release_claims",
+    "claim_next", "count_unfinished", "enqueue_event", "finish", "outcomes", "probe_write", "purge_done",
+    "release_claims",
     "requeue",
     "InvalidValueError", "LabelledMessage", "Message", "Resolution", "StoredPrediction",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",

@@ -90,3 +90,13 @@ def outcomes(db: sqlite_utils.Database) -> dict[str, int]:
     """How many finished events ended each way (for tests, `doctor` and the load bench)."""
     found = rows(db, "SELECT outcome, COUNT(*) AS n FROM inbox WHERE done_at IS NOT NULL GROUP BY outcome")
     return {str(r["outcome"]): int(r["n"]) for r in found}
+
+
+def probe_write(db: sqlite_utils.Database) -> None:
+    """A small real write (a row in and out of the inbox); raises while the disk is full."""
+    with transaction(db) as conn:
+        conn.execute(
+            "INSERT INTO inbox (event_id, kind, body, received_at, not_before, done_at) VALUES (?, 'probe', ?, ?, ?, ?)",
+            ("__probe__", "x" * 4096, utc_now(), utc_now(), utc_now()),
+        )
+        conn.execute("DELETE FROM inbox WHERE event_id = '__probe__'")

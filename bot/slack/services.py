@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -78,12 +78,15 @@ class EventPathHealth:
     """Whether acknowledged events can be stored; GET /readyz answers from here.
 
     Set by the inbox middleware when a write fails (a full disk), cleared by the next write
-    that succeeds; `first_failure` is True exactly once per outage, so admins are told once.
+    that succeeds, or by `probe` (a small real write) when /readyz asks, so the bot turns
+    ready by itself once space returns even if no event comes. `failed` is True exactly once
+    per outage, so the admins are told once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, probe: Callable[[], None] | None = None) -> None:
         self._reason = ""
         self._lock = threading.Lock()
+        self.probe = probe
 
     def failed(self, reason: str) -> bool:
         with self._lock:
@@ -98,6 +101,13 @@ class EventPathHealth:
             return was_down
 
     def not_ready_reason(self) -> str:
+        if self._reason and self.probe is not None:
+            try:
+                self.probe()
+            except Exception:
+                return self._reason
+            if self.recovered():
+                log.warning("events can be stored again; the bot is ready")
         return self._reason
 
 
@@ -117,7 +127,7 @@ class Services:
     def __post_init__(self) -> None:
         self.admins = AdminDirectory(self.settings.admins, self.settings.admin_usergroup)
         self.pacer = ChannelPacer(self.settings.channel_posts_per_s, self.settings.channel_burst)
-        self.health = EventPathHealth()
+        self.health = EventPathHealth(probe=lambda: storage.probe_write(self.db))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
         # Bolt deep-copies the context for lazy listeners; services are shared, not copied.
