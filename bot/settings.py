@@ -136,7 +136,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     http_threads: int = 16
     # Threads that take events from the durable inbox (separate from Bolt's listener threads).
-    inbox_workers: int = 4
+    inbox_workers: int = 16
     # An answer that could not be posted within this many seconds of the event is skipped (and counted).
     reply_max_age_s: float = 600.0
     # Slack allows about one chat.postMessage per second per channel; a short burst is let through.

@@ -20,6 +20,7 @@ import camel
 import storage
 from bot.metrics import BotMetrics
 from bot.settings import Settings
+from bot.slack.batching import PredictionBatcher
 from bot.slack.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Services:
     # Set when an event lands in the inbox, so an idle inbox worker takes it at once.
     inbox_wakeup: threading.Event = field(default_factory=threading.Event)
     health: EventPathHealth = field(init=False)
+    batcher: PredictionBatcher = field(default_factory=PredictionBatcher)
 
     def __post_init__(self) -> None:
         self.admins = AdminDirectory(self.settings.admins, self.settings.admin_usergroup)

@@ -104,7 +104,8 @@ def answer(
     text: str,
 ) -> None:
     try:
-        result = predictor.predict([text[: services.settings.max_predict_chars]])[0]
+        # Batched with the other workers' messages: one forward pass for many texts.
+        result = services.batcher.predict(predictor, text[: services.settings.max_predict_chars])
     except camel.CamelError as exc:
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
