@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
-# CAMEL_BENCH_DATA points elsewhere (a git worktree does not sit beside shared/).
+# A git worktree's parent is not the checkout's: CAMEL_BENCH_DATA points at the shared data then.
 DATA_DIR = Path(os.environ.get("CAMEL_BENCH_DATA") or REPO.parent / "shared" / "data")
 RESULTS = REPO / "bench" / "results"
 

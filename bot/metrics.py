@@ -40,6 +40,19 @@ class BotMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # The event path (issue 10): what was dropped, skipped, re-queued or rate limited.
+        self.events_dropped = Counter(
+            "camel_events_dropped", "Acknowledged events that could not be stored", ["reason"], registry=self.registry
+        )
+        self.events_handled = Counter(
+            "camel_events_handled", "Inbox events finished, by outcome", ["kind", "outcome"], registry=self.registry
+        )
+        self.replies_skipped = Counter(
+            "camel_replies_skipped", "Answers not posted, by reason", ["reason"], registry=self.registry
+        )
+        self.requeued = Counter(
+            "camel_inbox_requeued", "Inbox events put back for later, by reason", ["reason"], registry=self.registry
+        )
 
         self._watching_runs = False
 

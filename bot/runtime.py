@@ -9,8 +9,8 @@ so every part is handed what it needs when it is made and nothing is finished by
    here from the Web API client, so `bot.loop` never imports Slack; starting it loads every
    task's active adapter;
 4. the Bolt app, which sees the loop only as the `Learning` protocol, so `bot.slack` never
-   imports the loop;
-5. in HTTP mode, the threading WSGI server.
+   imports the loop, and the inbox workers that handle the events the app stored;
+5. in HTTP mode, the waitress WSGI server behind the request guard.
 
 A part may be left out (`learning=False`, `slack=False`, `http=False`) by tests and benchmarks
 that need less; unit tests may still build a single part directly.
@@ -18,10 +18,11 @@ that need less; unit tests may still build a single part directly.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -34,10 +35,15 @@ from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack.app import build_app, build_client
-from bot.slack.http_server import EVENTS_PATH, serve_http
+from bot.slack.http_server import EVENTS_PATH, HttpServer, serve_http
+from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.listeners import Registered, declared
+from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
+# Bolt listeners (commands, clicks, app-life events): they only ack and answer, while message and
+# reaction work runs on the inbox workers, so a few threads keep acks fast.
+LISTENER_THREADS = 8
 
 
 def apply_task_settings(settings: Settings, db: Database) -> list[storage.Task]:
@@ -109,7 +115,10 @@ class Runtime:
     predictors: PredictorRegistry
     loop: LearningLoop | None = None
     app: App | None = None
-    server: WSGIServer | None = None
+    server: HttpServer | None = None
+    services: Services | None = None
+    workers: InboxWorkers | None = None
+    listeners: ThreadPoolExecutor | None = None
     registered: Registered = field(default_factory=dict)
     reload_errors: list[str] = field(default_factory=list)
 
@@ -130,6 +139,12 @@ class Runtime:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self.workers is not None:
+            self.workers.stop()  # unfinished events stay in the inbox for the next start
+            self.workers = None
+        if self.listeners is not None:
+            self.listeners.shutdown(wait=True)  # a command under way finishes before the store closes
+            self.listeners = None
         if self.loop is not None:
             self.loop.stop()
 
@@ -174,10 +189,33 @@ def start(
         runtime.reload_errors = predictors.sync(db)
     try:
         if client is not None:
-            runtime.app = build_app(settings, db, predictors, runtime.loop, metrics=metrics, client=client)
+            services = Services(settings=settings, db=db, predictors=predictors, learning=runtime.loop, metrics=metrics)
+            runtime.services = services
+            runtime.listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="camel-listener")
+            runtime.app = build_app(
+                settings,
+                db,
+                predictors,
+                runtime.loop,
+                client=client,
+                services=services,
+                listener_executor=runtime.listeners,
+            )
             runtime.registered = declared()
+            # Event work runs on its own threads with a client that never sleeps on a 429.
+            runtime.workers = InboxWorkers(services, build_client(settings, wait_on_rate_limit=False))
+            runtime.workers.start()
             if settings.mode == "http" if http is None else http:
-                runtime.server = serve_http(runtime.app, settings.http_port, settings.http_host, metrics)
+                runtime.server = serve_http(
+                    runtime.app,
+                    settings.http_port,
+                    settings.http_host,
+                    metrics,
+                    threads=settings.http_threads,
+                    max_body_bytes=settings.max_body_bytes,
+                    signing_secret=settings.signing_secret,
+                    readiness=services.health,
+                )
     except BaseException:
         runtime.stop()
         raise

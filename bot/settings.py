@@ -150,6 +150,16 @@ class Settings:
     # Replies in threads are usually conversation about a message ("thanks!"), not new requests.
     classify_thread_replies: bool = False
     max_predict_chars: int = 2000
+    # HTTP mode: request bodies above this are refused with 413 before they are read.
+    max_body_bytes: int = 1_000_000
+    http_threads: int = 16
+    # Threads that take events from the durable inbox (separate from Bolt's listener threads).
+    inbox_workers: int = 16
+    # An answer that could not be posted within this many seconds of the event is skipped (and counted).
+    reply_max_age_s: float = 600.0
+    # Slack allows about one chat.postMessage per second per channel; a short burst is let through.
+    channel_posts_per_s: float = 1.0
+    channel_burst: int = 3
     token_verification_enabled: bool = True
     secrets_file: str = ""
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -207,6 +217,12 @@ def _validate(s: Settings) -> None:
         (0 <= s.http_port <= 65535, "http_port must be between 0 and 65535"),
         (s.corrections_per_hour >= 1, "corrections_per_hour must be at least 1"),
         (s.max_predict_chars >= 1, "max_predict_chars must be at least 1"),
+        (s.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
+        (s.http_threads >= 1, "http_threads must be at least 1"),
+        (s.inbox_workers >= 1, "inbox_workers must be at least 1"),
+        (s.reply_max_age_s > 0, "reply_max_age_s must be positive"),
+        (s.channel_posts_per_s > 0, "channel_posts_per_s must be positive"),
+        (s.channel_burst >= 1, "channel_burst must be at least 1"),
         (s.admin_weight > 0, "admin_weight must be positive"),
         (s.slack_api_url.startswith(("http://", "https://")), "slack_api_url must be an http(s) URL"),
         (0 < s.learning.heldout_fraction < 1, "learning.heldout_fraction must be between 0 and 1"),

@@ -259,3 +259,11 @@ def forget_me_done(summary: str) -> str:
 
 def forget_me_not_yours() -> str:
     return ":no_entry: Only the person who asked can confirm deleting their own data."
+
+
+def events_not_stored(error: str) -> str:
+    return (
+        f":warning: camel-bot cannot store Slack events ({error}). They are acknowledged so Slack keeps "
+        "the app enabled, but they are dropped until the bot can write again (usually: free disk space). "
+        "It resumes by itself; /readyz says why it is not ready."
+    )

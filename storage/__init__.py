@@ -19,6 +19,10 @@ from storage.lifecycle import (
     channel_pause, list_channel_pauses, list_workspace_stops, pause_channel, resume_channel,
     resume_workspace, stop_workspace, workspace_stop,
 )
+from storage.inbox import (
+    claim_next, count_unfinished, enqueue_event, finish, outcomes, probe_write, purge_done, release_claims,
+    requeue,
+)
 from storage.live import live_accuracy
 from storage.messages import (
     find_message, find_prediction_by_reply, forget_message, get_message, latest_prediction,
@@ -28,7 +32,7 @@ from storage.migrations import SCHEMA_VERSION
 from storage.deletions import deleted_text_hashes, deletion_version
 from storage.privacy import delete_user_data, erase_user, purge_unlabelled, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, ChannelPause, DeletionReport, Dispute, ImportReport, LabelledMessage, Message,
+    AdapterVersion, AuditEntry, ChannelPause, DeletionReport, Dispute, ImportReport, InboxItem, LabelledMessage, Message,
     Resolution, StoredPrediction, Task, TrainingRun, WorkspaceStop,
 )
 from storage.rounds import Reconciliation, finish_round, reconcile_task, record_fallback
@@ -49,6 +53,8 @@ __all__ = [
     "import_file", "text_sha256", "CorruptDatabaseError", "DatabaseWriteError", "database_path", "quick_check",
     "require_healthy", "Reconciliation", "finish_round", "reconcile_task", "record_fallback", "ChannelBoundError",
     "Dispute", "ImportFormatError",
+    "InboxItem", "claim_next", "count_unfinished", "enqueue_event", "finish", "outcomes", "probe_write",
+    "purge_done", "release_claims", "requeue",
     "InvalidValueError", "LabelledMessage", "Message", "Resolution", "StoredPrediction",
     "SCHEMA_VERSION", "SchemaTooNewError", "StorageError", "Task", "TrainingRun",
     "UnknownAdapterError", "UnknownLabelError", "UnknownMessageError", "UnknownRunError",

@@ -161,10 +161,40 @@ def _v4_deletions_and_app_life(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+
+def _v5_inbox(conn: sqlite3.Connection) -> None:
+    """The durable inbox: a Slack event is one row here before its HTTP 200.
+
+    `event_id` is unique: the row is also the de-duplication mark (replacing processed_events
+    for events). `body` holds the event until it is handled, then is blanked; `user` lets the
+    privacy functions find rows that still hold someone's text.
+    """
+    conn.execute(
+        """CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            channel TEXT,
+            user TEXT,
+            body TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            not_before TEXT NOT NULL,
+            claimed_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            done_at TEXT,
+            outcome TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX inbox_due ON inbox (done_at, claimed_at, not_before)")
+    conn.execute("CREATE INDEX inbox_user ON inbox (user)")
+    conn.execute("CREATE INDEX inbox_received ON inbox (received_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial_schema,
     _v2_deletion_list,
     _v3_pruned_adapters,
     _v4_deletions_and_app_life,
+    _v5_inbox,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

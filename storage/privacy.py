@@ -49,14 +49,21 @@ def erase_user(db: sqlite_utils.Database, user: str, *, actor: str,
         corrections = conn.execute(
             f"SELECT COUNT(*) FROM corrections WHERE user = ? OR message_id IN ({own})", (user, user)
         ).fetchone()[0]
+        # Events still waiting in the inbox hold the user's text too.
+        inbox = conn.execute("DELETE FROM inbox WHERE user = ?", (user,)).rowcount
         conn.execute("DELETE FROM corrections WHERE user = ?", (user,))
         # ON DELETE CASCADE removes the predictions and others' corrections on these messages.
         conn.execute("DELETE FROM messages WHERE user = ?", (user,))
         erased = hashes_of(texts, lengths)
         hashes = add_deleted_hashes(db, erased - still_stored(db, erased, lengths), reason="delete_user")
         counts = {"messages": len(texts), "predictions": int(predictions), "corrections": int(corrections)}
-        audit(db, actor=actor, action="delete_user_data", detail={"user": user, **counts, "cache_keys": len(hashes)})
-    return DeletionReport(user=user, text_hashes=hashes, checkpointed=checkpoint_wal(db), **counts)
+        audit(
+            db,
+            actor=actor,
+            action="delete_user_data",
+            detail={"user": user, **counts, "inbox": inbox, "cache_keys": len(hashes)},
+        )
+    return DeletionReport(user=user, text_hashes=hashes, checkpointed=checkpoint_wal(db), inbox=inbox, **counts)
 
 
 def delete_user_data(db: sqlite_utils.Database, user: str, *, actor: str) -> dict[str, Any]:
@@ -65,7 +72,7 @@ def delete_user_data(db: sqlite_utils.Database, user: str, *, actor: str) -> dic
         raise InvalidValueError("delete_user_data needs a user id")
     report = erase_user(db, user, actor=actor)
     return {"user": user, "messages": report.messages, "predictions": report.predictions,
-            "corrections": report.corrections}
+            "corrections": report.corrections, "inbox": report.inbox}
 
 
 def purge_unlabelled(db: sqlite_utils.Database, *, older_than_days: float, actor: str,
@@ -83,10 +90,12 @@ def purge_unlabelled(db: sqlite_utils.Database, *, older_than_days: float, actor
         purged = conn.execute(f"UPDATE messages SET text = '' WHERE {unlabelled}", (cutoff,)).rowcount
         erased = hashes_of(texts, lengths)
         hashes = add_deleted_hashes(db, erased - still_stored(db, erased, lengths), reason="purge")
+        # The inbox keeps no text once an event is handled; an unhandled one past retention goes too.
+        inbox = conn.execute("DELETE FROM inbox WHERE received_at < ? AND body != ''", (cutoff,)).rowcount
         audit(db, actor=actor, action="purge_unlabelled_text",
-              detail={"older_than_days": older_than_days, "messages": purged})
+              detail={"older_than_days": older_than_days, "messages": purged, "inbox": inbox})
     return DeletionReport(messages=purged, predictions=0, corrections=0, text_hashes=hashes,
-                          checkpointed=checkpoint_wal(db))
+                          checkpointed=checkpoint_wal(db), inbox=inbox)
 
 
 def purge_unlabelled_text(db: sqlite_utils.Database, *, older_than_days: float, actor: str) -> int:

@@ -137,6 +137,7 @@ class DeletionReport:
     text_hashes: list[str]
     checkpointed: bool
     user: str | None = None
+    inbox: int = 0  # acknowledged events that still held the text, deleted from the inbox
 
     @property
     def cache_keys(self) -> int:
@@ -144,7 +145,8 @@ class DeletionReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"user": self.user, "messages": self.messages, "predictions": self.predictions,
-                "corrections": self.corrections, "cache_keys": self.cache_keys, "checkpointed": self.checkpointed}
+                "corrections": self.corrections, "cache_keys": self.cache_keys, "checkpointed": self.checkpointed,
+                "inbox": self.inbox}
 
 
 @dataclass(frozen=True)
@@ -164,3 +166,16 @@ class ChannelPause:
     task: str | None
     reason: str
     paused_at: str
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One acknowledged Slack event waiting in (or taken from) the durable inbox."""
+
+    id: int
+    event_id: str
+    kind: str
+    channel: str | None
+    body: str
+    received_at: str
+    attempts: int

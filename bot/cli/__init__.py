@@ -13,6 +13,8 @@ import sqlite3
 import sys
 from typing import Sequence
 
+from bot import log_format
+
 # Subcommand groups, imported lazily so `camel-bot --help` stays fast and a broken
 # optional group cannot stop the others from working.
 COMMAND_GROUPS = ("model", "data", "serve", "demo", "doctor")
@@ -56,10 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    # One JSON object per line: no input (a Slack body, a header) can forge or start a log line.
+    log_format.configure(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from bot import serve_lock
 from bot.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the runtime pulls in torch; `serve --help` and setting errors must not wait for it
@@ -32,14 +33,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     settings.require_secrets()
+    # Before anything else touches the data folder: a second serve on it refuses to start.
+    lock = serve_lock.hold(settings.data_dir)
     # Imported after the settings check so that a wrong setting is reported without loading torch.
     import storage
     from bot import runtime
 
-    db = runtime.open_store(settings)
-    storage.require_healthy(db)  # never serve (and write into) a damaged file: say how to restore
-    with runtime.start(settings, db=db) as bot:  # loads each task's active adapter before serving
-        _serve(settings, bot)
+    try:
+        db = runtime.open_store(settings)
+        storage.require_healthy(db)  # never serve (and write into) a damaged file: say how to restore
+        with runtime.start(settings, db=db) as bot:  # loads each task's active adapter before serving
+            _serve(settings, bot)
+    finally:
+        lock.close()  # the kernel would release it at exit anyway
     return 0
 
 

@@ -190,6 +190,8 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
         "bot_id": "BCAMEL",
         "blocks": p.get("blocks", []),
     }
+    if p.get("thread_ts"):
+        message["thread_ts"] = str(p["thread_ts"])
     api.messages[(str(p.get("channel")), ts)] = message
     return {"channel": p.get("channel"), "ts": ts, "message": message}
 
@@ -197,6 +199,14 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
 def _history(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     found = api.messages.get((str(p.get("channel")), str(p.get("latest"))))
     return {"messages": [found] if found else [], "has_more": False}
+
+
+def _replies(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    channel, parent = str(p.get("channel")), str(p.get("ts"))
+    found = [
+        m for (c, _), m in list(api.messages.items()) if c == channel and parent in (m.get("ts"), m.get("thread_ts"))
+    ]
+    return {"messages": sorted(found, key=lambda m: float(m["ts"])), "has_more": False}
 
 
 def _upload_url(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +251,7 @@ ANSWERS: dict[str, Answer] = {
     "conversations.history": _history,
     # A direct-message conversation with the users named (one user: that user's IM with the bot).
     "conversations.open": lambda api, p: {"channel": {"id": "D" + str(p.get("users", "")).replace(",", "")}},
+    "conversations.replies": _replies,
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "apps.connections.open": lambda api, p: {"url": f"ws://127.0.0.1:{api.port}/socket"},

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import logging
+from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -14,15 +17,19 @@ import storage
 from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack import middleware
-from bot.slack.listeners import register_all
+from bot.slack.listeners import event_handlers, register_all
 from bot.slack.services import Learning, Predictors, Services
 
 log = logging.getLogger(__name__)
 
 
-def build_client(settings: Settings) -> WebClient:
-    # slack_sdk honours Retry-After on 429; two retries ride out a burst without piling up.
-    handlers = [ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)]
+def build_client(settings: Settings, *, wait_on_rate_limit: bool = True) -> WebClient:
+    """The Web API client. With `wait_on_rate_limit`, slack_sdk sleeps out a 429's Retry-After
+    (twice at most): right for commands and reports. The inbox workers' client does not wait:
+    a 429 puts the event back in the inbox, so no thread sleeps on Slack."""
+    handlers: list[Any] = [ConnectionErrorRetryHandler()]
+    if wait_on_rate_limit:
+        handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     return WebClient(token=settings.bot_token or None, base_url=settings.slack_api_url, retry_handlers=handlers)
 
 
@@ -34,11 +41,18 @@ def build_app(
     *,
     metrics: BotMetrics | None = None,
     client: WebClient | None = None,
+    services: Services | None = None,
+    listener_executor: Executor | None = None,
 ) -> App:
-    """The Bolt app; middleware hands the listeners one `Services` through Bolt's `context`."""
-    metrics = BotMetrics() if metrics is None else metrics
+    """The Bolt app; middleware hands the listeners one `Services` through Bolt's `context`.
+
+    Events with an inbox handler go to the durable inbox; the caller runs `InboxWorkers` on
+    the same `services` (bot.runtime does).
+    """
+    metrics = (services.metrics if services is not None else BotMetrics()) if metrics is None else metrics
     metrics.watch_runs(db)
-    services = Services(settings=settings, db=db, predictors=predictors, learning=learning, metrics=metrics)
+    if services is None:
+        services = Services(settings=settings, db=db, predictors=predictors, learning=learning, metrics=metrics)
     app = App(
         client=client or build_client(settings),
         signing_secret=settings.signing_secret,
@@ -48,9 +62,12 @@ def build_app(
         # Bolt drops events the bot itself caused (its own messages and reactions) before any listener.
         ignoring_self_events_enabled=True,
         process_before_response=False,
+        # Commands, clicks and app-life events run here; the caller owns it so that a stop can
+        # wait for the ones under way before the database closes.
+        listener_executor=listener_executor,
         name="camel-bot",
     )
-    middleware.install(app, services)
+    middleware.install(app, services, set(event_handlers()))
     register_all(app)
     resume_if_token_works(db, app.client)
     return app

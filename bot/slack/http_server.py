@@ -1,51 +1,71 @@
-"""HTTP mode: Bolt behind a threading WSGI server.
+"""HTTP mode: Bolt behind waitress, a production WSGI server, with the request guard in front.
 
 One URL, POST /slack/events, takes events, slash commands and interactivity (Slack posts all
 three to the request URL set in the manifest). GET /healthz answers liveness probes and
-GET /metrics serves the Prometheus text format.
+GET /metrics serves the Prometheus text format. GET /readyz says whether the bot can take
+events (503 with the reason when it cannot, e.g. a full disk), so an orchestrator can stop
+routing to it without restarting it: /healthz stays a liveness probe.
+
+waitress keeps a listen backlog of 1024 (the stdlib reference server keeps 5 and resets a
+burst of connections) and answers from a pool of threads; every POST to the events path
+passes `RequestGuard` (size, signature, parse check) before Bolt.
 """
 
 from __future__ import annotations
 
 import logging
-import socketserver
 import threading
-from typing import Any, Callable, Iterable
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Any, Callable, Iterable, Protocol
 
+import waitress
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import BaseWSGIServer
 
 from bot.metrics import CONTENT_TYPE, BotMetrics
+from bot.slack.request_guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 StartResponse = Callable[..., Any]
+LISTEN_BACKLOG = 1024
+DEFAULT_THREADS = 16
 
 
-class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    # Slack expects an answer in 3 s: one slow request must never hold up the next.
-    daemon_threads = True
-    allow_reuse_address = True
+class Readiness(Protocol):
+    """Why the bot cannot take events now ("" when it can); checked by GET /readyz."""
 
-
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
+    def not_ready_reason(self) -> str: ...
 
 
 class BotWSGIApp:
     """Routes the three paths; everything else is 404."""
 
-    def __init__(self, app: App, metrics: BotMetrics | None = None) -> None:
-        self.slack = SlackRequestHandler(app, path=EVENTS_PATH)
+    def __init__(
+        self,
+        app: App,
+        metrics: BotMetrics | None = None,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        readiness: Readiness | None = None,
+        signing_secret: str = "",
+    ) -> None:
+        bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+        # Without a secret (an app that only serves probes) Bolt's own check refuses every event.
+        self.slack = RequestGuard(bolt, signing_secret, max_body_bytes) if signing_secret else bolt
         self.metrics = metrics
+        self.readiness = readiness
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
         if method == "GET" and path == "/healthz":
             return _plain(start_response, "200 OK", b"ok\n", "text/plain; charset=utf-8")
+        if method == "GET" and path == "/readyz":
+            reason = self.readiness.not_ready_reason() if self.readiness is not None else ""
+            if reason:
+                return _plain(start_response, "503 Service Unavailable", f"{reason}\n".encode(), "text/plain")
+            return _plain(start_response, "200 OK", b"ready\n", "text/plain; charset=utf-8")
         if method == "GET" and path == "/metrics" and self.metrics is not None:
             return _plain(start_response, "200 OK", self.metrics.render(), CONTENT_TYPE)
         if path == EVENTS_PATH and method != "POST":
@@ -58,17 +78,62 @@ def _plain(start_response: StartResponse, status: str, body: bytes, ctype: str) 
     return [body]
 
 
-def serve_http(app: App, port: int = 3000, host: str = "0.0.0.0", metrics: BotMetrics | None = None) -> WSGIServer:
+class HttpServer:
+    """A waitress server running in a background thread; `server_port` is the bound port."""
+
+    def __init__(self, server: BaseWSGIServer) -> None:
+        self._server = server
+        self.server_port = int(server.effective_port)  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=server.run, name="camel-http", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        """Close the listening socket and every connection, then stop the worker threads."""
+        server = self._server
+
+        def close_all() -> None:
+            # Runs in the server's own loop thread, so no socket is closed under a running select().
+            for dispatcher in list(server._map.values()):
+                dispatcher.handle_close()
+
+        if self._thread.is_alive():
+            server.trigger.pull_trigger(close_all)
+            self._thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
+
+    def server_close(self) -> None:
+        """Kept for the `shutdown(); server_close()` pair callers already use."""
+
+
+def serve_http(
+    app: App,
+    port: int = 3000,
+    host: str = "0.0.0.0",
+    metrics: BotMetrics | None = None,
+    *,
+    threads: int = DEFAULT_THREADS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    readiness: Readiness | None = None,
+    signing_secret: str = "",
+) -> HttpServer:
     """Start serving in a background thread; `server.server_port` is the bound port (0 = any free).
 
     Stop with `server.shutdown(); server.server_close()`. Without `metrics`, GET /metrics is 404.
+    `signing_secret` turns on the request guard (the runtime always passes it in HTTP mode).
     """
-    server = make_server(
-        host, port, BotWSGIApp(app, metrics), server_class=ThreadingWSGIServer, handler_class=QuietHandler
+    wsgi = BotWSGIApp(app, metrics, max_body_bytes=max_body_bytes, readiness=readiness, signing_secret=signing_secret)
+    server = waitress.create_server(
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        backlog=LISTEN_BACKLOG,
+        connection_limit=max(LISTEN_BACKLOG, 100),
+        # waitress answers 413 itself, from Content-Length, before a byte of the body is read.
+        max_request_body_size=max_body_bytes,
+        expose_tracebacks=False,
+        ident="camel-bot",
     )
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="camel-http", daemon=True
-    )
-    thread.start()
-    log.info("serving Slack on http://%s:%s%s", host, server.server_port, EVENTS_PATH)
-    return server
+    running = HttpServer(server)
+    log.info("serving Slack on http://%s:%s%s", host, running.server_port, EVENTS_PATH)
+    return running

@@ -2,19 +2,30 @@
 
 Ignoring unwanted events (the bot's own are dropped earlier by Bolt's built-in
 self-event filter; messages of another organisation's users in a Slack Connect channel; every
-event of a workspace that uninstalled the app) and de-duplicating deliveries happen here,
-before `ack()`, so a skipped event is still answered 200 and Slack stops retrying it. De-duplication goes through
-`storage.claim_event`: a retry of an event that was never processed still gets processed.
+event of a workspace that uninstalled the app) happens here, before `ack()`, so a skipped event
+is still answered 200 and Slack stops retrying it.
+
+Events with an inbox handler (`listeners.event_handlers()`) are written to the durable inbox
+here, one insert, before the 200: after the ack the event is ours to keep, and the inbox row
+(unique event id) is also the de-duplication mark. Inbox workers do the work. When the write
+fails (a full disk) Slack still gets its 200, so it does not disable the app: the event is
+counted as dropped, /readyz turns 503 with the reason, and the admins are told once.
+Other events keep the old path: `storage.claim_event`, then a Bolt listener.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
+import threading
 from typing import Any, Callable
 
 from slack_bolt import App, BoltContext, BoltResponse
+from slack_sdk import WebClient
 
 import storage
+from bot import texts
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
@@ -29,9 +40,10 @@ APP_LIFE_EVENTS = {"app_uninstalled", "tokens_revoked"}
 Next = Callable[[], BoltResponse]
 
 
-def install(app: App, services: Services) -> None:
+def install(app: App, services: Services, inbox_kinds: set[str] | None = None) -> None:
     app.middleware(_attach(services))
     app.middleware(_skip_unwanted(services))
+    app.middleware(_to_inbox(services, app.client, inbox_kinds or set()))
     app.middleware(_deduplicate(services))
 
 
@@ -120,3 +132,60 @@ def _deduplicate(services: Services) -> Callable[..., Any]:
         return next()
 
     return deduplicate_events
+
+
+def _to_inbox(services: Services, client: WebClient, kinds: set[str]) -> Callable[..., Any]:
+    def store_in_inbox(body: dict[str, Any], next: Next) -> BoltResponse:
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        if not isinstance(event, dict) or event.get("type") not in kinds or not body.get("event_id"):
+            return next()
+        try:
+            new = storage.enqueue_event(
+                services.db,
+                event_id=str(body["event_id"]),
+                kind=str(event["type"]),
+                body=json.dumps(body, ensure_ascii=True),
+                channel=_channel_of(event),
+                user=_user_of(event),
+            )
+        except (sqlite3.Error, storage.StorageError) as exc:
+            _dropped(services, client, str(exc))
+            return BoltResponse(status=200, body="")
+        if services.health.recovered():
+            log.warning("events are stored again; the bot is ready")
+        if new:
+            services.inbox_wakeup.set()
+        else:
+            log.info("redelivery acknowledged", extra={"event_id": str(body["event_id"])})
+        return BoltResponse(status=200, body="")
+
+    return store_in_inbox
+
+
+def _channel_of(event: dict[str, Any]) -> str | None:
+    item = event.get("item")
+    channel = event.get("channel") or (item.get("channel") if isinstance(item, dict) else None)
+    return str(channel) if channel else None
+
+
+def _user_of(event: dict[str, Any]) -> str | None:
+    edited = event.get("message")
+    user = event.get("user") or (edited.get("user") if isinstance(edited, dict) else None)
+    return str(user) if user else None
+
+
+def _dropped(services: Services, client: WebClient, error: str) -> None:
+    """Count the lost event; on the first failure of an outage, tell the admins (off this thread)."""
+    reason = "disk_full" if "full" in error.lower() else "store_failed"
+    services.metrics.events_dropped.labels(reason=reason).inc()
+    log.error("an acknowledged event could not be stored", extra={"reason": reason, "error": error})
+    if services.health.failed(f"cannot store events: {error}"):
+        threading.Thread(target=_tell_admins, args=(services, client, error), name="camel-alert", daemon=True).start()
+
+
+def _tell_admins(services: Services, client: WebClient, error: str) -> None:
+    for admin in services.settings.admins:
+        try:
+            client.chat_postMessage(channel=admin, text=texts.events_not_stored(error))
+        except Exception as exc:  # an alert that cannot be sent must not take anything down
+            log.warning("could not tell an admin that events are dropped", extra={"error": str(exc)})

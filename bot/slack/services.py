@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -20,6 +20,8 @@ import camel
 import storage
 from bot.metrics import BotMetrics
 from bot.settings import Settings
+from bot.slack.batching import PredictionBatcher
+from bot.slack.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
 ADMIN_CACHE_S = 300.0  # user-group membership changes rarely; don't ask Slack on every click
@@ -78,6 +80,43 @@ class AdminDirectory:
             return self._members
 
 
+class EventPathHealth:
+    """Whether acknowledged events can be stored; GET /readyz answers from here.
+
+    Set by the inbox middleware when a write fails (a full disk), cleared by the next write
+    that succeeds, or by `probe` (a small real write) when /readyz asks, so the bot turns
+    ready by itself once space returns even if no event comes. `failed` is True exactly once
+    per outage, so the admins are told once.
+    """
+
+    def __init__(self, probe: Callable[[], None] | None = None) -> None:
+        self._reason = ""
+        self._lock = threading.Lock()
+        self.probe = probe
+
+    def failed(self, reason: str) -> bool:
+        with self._lock:
+            first = not self._reason
+            self._reason = reason
+            return first
+
+    def recovered(self) -> bool:
+        with self._lock:
+            was_down = bool(self._reason)
+            self._reason = ""
+            return was_down
+
+    def not_ready_reason(self) -> str:
+        if self._reason and self.probe is not None:
+            try:
+                self.probe()
+            except Exception:
+                return self._reason
+            if self.recovered():
+                log.warning("events can be stored again; the bot is ready")
+        return self._reason
+
+
 @dataclass(eq=False)
 class Services:
     settings: Settings
@@ -86,9 +125,16 @@ class Services:
     learning: Learning | None = None
     metrics: BotMetrics = field(default_factory=BotMetrics)
     admins: AdminDirectory = field(init=False)
+    pacer: ChannelPacer = field(init=False)
+    # Set when an event lands in the inbox, so an idle inbox worker takes it at once.
+    inbox_wakeup: threading.Event = field(default_factory=threading.Event)
+    health: EventPathHealth = field(init=False)
+    batcher: PredictionBatcher = field(default_factory=PredictionBatcher)
 
     def __post_init__(self) -> None:
         self.admins = AdminDirectory(self.settings.admins, self.settings.admin_usergroup)
+        self.pacer = ChannelPacer(self.settings.channel_posts_per_s, self.settings.channel_burst)
+        self.health = EventPathHealth(probe=lambda: storage.probe_write(self.db))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
         # Bolt deep-copies the context for lazy listeners; services are shared, not copied.

@@ -92,6 +92,7 @@ METHOD_SCOPES = {
     "chat_postEphemeral": "chat:write",
     "reactions_add": "reactions:write",
     "conversations_history": "channels:history",
+    "conversations_replies": "channels:history",
     "files_upload_v2": "files:write",
     "usergroups_users_list": "usergroups:read",
     "conversations_open": "im:write",

@@ -158,3 +158,60 @@ def test_serve_without_a_secret_is_one_line_and_status_2(tmp_path: Path, tiny_be
     assert done.stderr.strip().splitlines() == [
         "camel-bot serve: error: SLACK_SIGNING_SECRET is not set (environment or secrets_file)"
     ]
+
+
+def test_second_serve_on_the_same_data_folder_refuses_with_one_line(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    with FakeSlackAPI() as fake:
+        config = str(_config(tmp_path, fake, tiny_bert_dir))
+        env = _env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_SIGNING_SECRET="s3cret")
+        first = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--config", config],
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            _bound_port(first)
+            second = subprocess.run(
+                [sys.executable, "-m", "bot", "serve", "--config", config],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.wait(timeout=30)
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "Traceback" not in second.stderr
+    assert len(fake.calls_of("auth.test")) == 1  # the second never got as far as Slack
+
+
+def test_serve_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
+    from bot import serve_lock
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from bot import serve_lock; held = serve_lock.hold({str(tmp_path)!r}); print('held', flush=True); input()",  # noqa: E501
+        ],
+        env=_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    try:
+        serve_lock.hold(str(tmp_path))
+        raise AssertionError("the lock was taken twice")
+    except serve_lock.AlreadyServing as refused:
+        assert f"pid {holder.pid}" in str(refused)
+    holder.kill()  # SIGKILL: no cleanup runs, the kernel drops the flock
+    holder.wait(timeout=30)
+    serve_lock.hold(str(tmp_path)).close()
+    assert (tmp_path / "serve.lock").stat().st_mode & 0o777 == 0o600

@@ -11,7 +11,17 @@ import pytest
 import storage
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
-TABLES = {"tasks", "messages", "predictions", "corrections", "adapters", "runs", "processed_events", "audit_log"}
+TABLES = {
+    "tasks",
+    "messages",
+    "predictions",
+    "corrections",
+    "adapters",
+    "runs",
+    "processed_events",
+    "audit_log",
+    "inbox",
+}
 
 
 def _tables(path: Path) -> set[str]:

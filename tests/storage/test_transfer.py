@@ -127,7 +127,7 @@ def test_delete_user_data_removes_their_messages_and_corrections(db) -> None:
     storage.add_correction(db, message_id=other, task="support", label="top_up", source="menu", user="U_GONE")
     storage.add_correction(db, message_id=other, task="support", label="top_up", source="menu", user="U_STAY")
     result = storage.delete_user_data(db, "U_GONE", actor="ADMIN")
-    assert result == {"user": "U_GONE", "messages": 1, "predictions": 0, "corrections": 2}
+    assert result == {"user": "U_GONE", "messages": 1, "predictions": 0, "corrections": 2, "inbox": 0}
     assert storage.get_message(db, theirs) is None and storage.get_message(db, other) is not None
     assert db.execute("SELECT user FROM corrections").fetchall() == [("U_STAY",)]
     assert storage.list_audit(db)[0].action == "delete_user_data"
@@ -141,7 +141,7 @@ def test_purge_blanks_only_old_unlabelled_text(db) -> None:
     storage.add_correction(db, message_id=labelled, task="support", label="top_up", source="menu", user="U1")
     assert storage.purge_unlabelled_text(db, older_than_days=30, actor="ADMIN") == 1
     assert [storage.get_message(db, m).text for m in (unlabelled, labelled, recent)] == ["", "kept", "new"]
-    assert storage.list_audit(db)[0].detail == {"older_than_days": 30, "messages": 1}
+    assert storage.list_audit(db)[0].detail == {"older_than_days": 30, "messages": 1, "inbox": 0}
 
 
 def test_export_to_a_path_under_an_existing_file_is_one_line(db, tmp_path: Path) -> None:

@@ -7,13 +7,19 @@ union (also `declared()`), so a test can hold it against deploy/slack-manifest.y
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any, Callable
 
 from slack_bolt import App
+from slack_sdk import WebClient
 
 from bot.slack.listeners import actions, app_life, channel_messages, commands, home, privacy, reactions
+from bot.slack.listeners._shared import Delivery
+from bot.slack.services import Services
 
 MODULES: tuple[ModuleType, ...] = (channel_messages, reactions, actions, commands, home, app_life, privacy)
 Registered = dict[str, set[str]]
+# An event handler run by the inbox worker: (services, event, workspace, client, delivery).
+EventHandler = Callable[[Services, dict[str, Any], str, WebClient, Delivery], None]
 
 
 def declared() -> Registered:
@@ -29,3 +35,11 @@ def register_all(app: App) -> Registered:
     for module in MODULES:
         module.register(app)
     return declared()
+
+
+def event_handlers() -> dict[str, EventHandler]:
+    """Event type -> handler, for the events that go through the durable inbox (HANDLERS of each module)."""
+    handlers: dict[str, EventHandler] = {}
+    for module in MODULES:
+        handlers.update(getattr(module, "HANDLERS", {}))
+    return handlers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +18,29 @@ from bot.settings import emoji_map
 log = logging.getLogger(__name__)
 # Web API errors that mean the app is gone from the workspace, whatever event told us or not.
 DEAD_TOKEN_ERRORS = frozenset({"account_inactive", "token_revoked"})
+
+
+class NotYet(Exception):
+    """Raised by an inbox handler that cannot finish now; the worker puts the event back.
+
+    The worker never sleeps: the event is due again after `delay_s`. After `max_attempts`
+    deliveries (None: no limit) the worker gives up and records that.
+    """
+
+    def __init__(self, reason: str, delay_s: float, max_attempts: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_s = delay_s
+        self.max_attempts = max_attempts
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How an inbox event reaches its handler: when Slack got its 200, and whether it is too old to answer."""
+
+    received_at: str
+    attempts: int
+    late: bool = False
 
 
 def ack_now(ack: Ack) -> None:

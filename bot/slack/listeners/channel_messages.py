@@ -1,11 +1,18 @@
-"""New messages in bound channels: store, classify, answer in the thread (or react, in quiet mode)."""
+"""New messages in bound channels: store, classify, answer in the thread (or react, in quiet mode).
+
+Messages reach `handle_message_event` from the durable inbox (bot/slack/inbox_worker.py), not from a
+Bolt listener: the event was stored before Slack got its 200. Handling is idempotent, because a
+restart or a paced retry may run it again: the message is stored once, a prediction made
+before is reused, and a message already answered is not answered again.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -13,30 +20,29 @@ import camel
 import storage
 from bot import texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import ack_now, emoji_for_label, services_of, stop_on_dead_token, workspace_of
+from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
 from bot.slack.middleware import BROADCAST_SUBTYPE, DELETED_SUBTYPE, EDIT_SUBTYPE, stopped
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
+# A prediction made before this process started may have been posted by the process that died.
+PROCESS_STARTED = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # storage's format
 
 
 EVENTS = ("message",)
 
 
 def register(app: App) -> None:
-    app.event("message")(ack=ack_now, lazy=[classify_message])
+    """Nothing to register with Bolt: the inbox middleware takes message events (see HANDLERS)."""
 
 
-def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """The Bolt listener: hands the event to `handle_message_event`."""
-    handle_message_event(services_of(context), event, workspace_of(body, context), client)
-
-
-def handle_message_event(services: Services, event: dict[str, Any], workspace: str, client: WebClient) -> None:
+def handle_message_event(
+    services: Services, event: dict[str, Any], workspace: str, client: WebClient, delivery: Delivery
+) -> None:
     """What a message event means: a new message, an edit (message_changed) or a deletion.
 
-    Takes only what it needs (not Bolt's request), so that whoever delivers the event, a Bolt
-    listener or a worker, calls the same code.
+    Takes only what it needs (not Bolt's request): the inbox worker calls it for every stored
+    message event, and again after a restart or a paced retry, so each path is idempotent.
     """
     if stopped(services, workspace):
         return
@@ -45,15 +51,17 @@ def handle_message_event(services: Services, event: dict[str, Any], workspace: s
         if subtype == DELETED_SUBTYPE:
             forget_deleted(services, event, workspace)
         elif subtype == EDIT_SUBTYPE:
-            apply_edit(services, client, event, workspace)
+            apply_edit(services, client, event, workspace, delivery)
         else:
-            handle_new(services, client, event, str(event.get("channel", "")), workspace)
+            handle_new(services, client, event, str(event.get("channel", "")), workspace, delivery)
     except SlackApiError as exc:
         if not stop_on_dead_token(services, workspace, exc):
             raise
 
 
-def handle_new(services: Services, client: WebClient, message: dict[str, Any], channel: str, workspace: str) -> None:
+def handle_new(
+    services: Services, client: WebClient, message: dict[str, Any], channel: str, workspace: str, delivery: Delivery
+) -> None:
     """Store, classify and answer one message of a bound channel."""
     task = storage.task_for_channel(services.db, channel)
     text = storage.storable_text(message.get("text") or "")
@@ -73,7 +81,7 @@ def handle_new(services: Services, client: WebClient, message: dict[str, Any], c
         user=message.get("user"),
         thread_ts=message.get("thread_ts"),
     )
-    _classify(services, client, task, message_id, channel, message, text)
+    _classify(services, client, task, message_id, channel, message, text, delivery, fresh=False)
 
 
 def _classify(
@@ -84,11 +92,30 @@ def _classify(
     channel: str,
     message: dict[str, Any],
     text: str,
+    delivery: Delivery,
+    *,
+    fresh: bool,
 ) -> None:
+    """Answer a stored message; `fresh` (an edit) classifies again, otherwise a prediction made
+    before a restart or a paced retry is reused and an answered message is not answered twice."""
     thread = message.get("thread_ts") or message["ts"]
+    if delivery.late:
+        # Stored for training, but an answer this long after the message would only confuse.
+        services.metrics.replies_skipped.labels(reason="too_old").inc()
+        return
+    earlier = None if fresh else storage.latest_prediction(services.db, message_id, task.name)
+    if earlier is not None and (earlier.reply_ts or task.quiet):
+        return  # answered before a restart; answering again would double the reply
+    if earlier is not None and earlier.created_at < PROCESS_STARTED and not task.quiet:
+        if _already_posted(services, client, channel, thread, message_id, earlier.id):
+            return
+    if earlier is not None:  # predicted, then put back (paced, rate limited) or cut short by a crash
+        _reply(services, client, task, message_id, channel, message["ts"], thread, earlier)
+        return
     predictor = services.predictors.get(task.name)
     if predictor is None:
         if not task.quiet:
+            _wait_for_turn(services, channel)
             client.chat_postMessage(
                 channel=channel,
                 thread_ts=thread,
@@ -99,7 +126,9 @@ def _classify(
     answer(services, client, task, predictor, message_id, channel, message["ts"], thread, text)
 
 
-def apply_edit(services: Services, client: WebClient, event: dict[str, Any], workspace: str) -> None:
+def apply_edit(
+    services: Services, client: WebClient, event: dict[str, Any], workspace: str, delivery: Delivery
+) -> None:
     """An edited message: its stored text is always replaced (a redaction must not leave the old
     text trainable); it is classified again only when `process_edits` is on."""
     channel = str(event.get("channel", ""))
@@ -113,7 +142,7 @@ def apply_edit(services: Services, client: WebClient, event: dict[str, Any], wor
     stored = storage.find_message(services.db, workspace=workspace, channel=channel, ts=str(edited["ts"]))
     if stored is None:
         if services.settings.process_edits:
-            handle_new(services, client, edited, channel, workspace)
+            handle_new(services, client, edited, channel, workspace, delivery)
         return
     if stored.deleted_at is not None or stored.text == text:
         return  # deleted, or a change that is not an edit of the text (an unfurl, a new thread reply)
@@ -132,7 +161,7 @@ def apply_edit(services: Services, client: WebClient, event: dict[str, Any], wor
         and text.strip()
         and storage.channel_pause(services.db, channel) is None
     ):
-        _classify(services, client, task, stored.id, channel, edited, text)
+        _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=True)
 
 
 def forget_deleted(services: Services, event: dict[str, Any], workspace: str) -> None:
@@ -174,12 +203,13 @@ def answer(
     text: str,
 ) -> None:
     try:
-        result = predictor.predict([text[: services.settings.max_predict_chars]])[0]
+        # Batched with the other workers' messages: one forward pass for many texts.
+        result = services.batcher.predict(predictor, text[: services.settings.max_predict_chars])
     except camel.CamelError as exc:
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
     abstained = result.confidence < task.abstain_threshold
-    prediction_id = storage.record_prediction(
+    storage.record_prediction(
         services.db,
         message_id=message_id,
         task=task.name,
@@ -191,16 +221,68 @@ def answer(
         abstained=abstained,
     )
     _count(services, task.name, result.latency_ms, abstained)
+    stored = storage.latest_prediction(services.db, message_id, task.name)
+    assert stored is not None  # recorded just above
+    _reply(services, client, task, message_id, channel, ts, thread, stored)
+
+
+def _reply(
+    services: Services,
+    client: WebClient,
+    task: storage.Task,
+    message_id: int,
+    channel: str,
+    ts: str,
+    thread: str,
+    prediction: storage.StoredPrediction,
+) -> None:
+    """Post (or react with) a stored prediction and link the reply to it."""
+    label, confidence, abstained, top3 = (
+        prediction.label,
+        prediction.confidence,
+        prediction.abstained,
+        list(prediction.top3),
+    )
     if task.quiet:
-        _react(client, task, channel, ts, result.label, abstained)
+        _react(client, task, channel, ts, label, abstained)
         return
     if abstained:
-        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, list(result.top3))
+        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, top3)
     else:
-        reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, result.label, result.confidence)
-    text_fallback = texts.predict_reply(result.label, result.confidence, abstained, list(result.top3))
+        reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, label, confidence)
+    text_fallback = texts.predict_reply(label, confidence, abstained, top3)
+    _wait_for_turn(services, channel)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
-    storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=reply["ts"])
+    storage.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
+
+
+def _already_posted(
+    services: Services, client: WebClient, channel: str, thread: str, message_id: int, prediction_id: int
+) -> bool:
+    """After a crash: did the dead process's reply reach Slack before it could be recorded?
+
+    The reply's actions block names the message, so it is found in the thread; then it is
+    linked instead of posted twice. If Slack cannot tell, answering again beats never.
+    """
+    try:
+        found = client.conversations_replies(channel=channel, ts=thread, limit=200)
+    except SlackApiError as exc:
+        log.warning("could not look for an earlier reply", extra={"error": exc.response.get("error")})
+        return False
+    wanted = blocks.block_id_for(message_id)
+    for message in found.get("messages") or []:
+        if message.get("bot_id") and any(b.get("block_id") == wanted for b in message.get("blocks") or []):
+            storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=str(message["ts"]))
+            return True
+    return False
+
+
+def _wait_for_turn(services: Services, channel: str) -> None:
+    """Slack's ~1 post/s per channel: when the channel's turn has not come, the event goes back
+    to the inbox with a not-before time (NotYet) instead of holding this thread."""
+    delay = services.pacer.reserve(channel)
+    if delay > 0:
+        raise NotYet("channel_paced", delay)
 
 
 def _react(client: WebClient, task: storage.Task, channel: str, ts: str, label: str, abstained: bool) -> None:
@@ -217,3 +299,6 @@ def _count(services: Services, task: str, latency_ms: float, abstained: bool) ->
     services.metrics.latency.labels(task=task).observe(latency_ms / 1000.0)
     if abstained:
         services.metrics.abstentions.labels(task=task).inc()
+
+
+HANDLERS = {"message": handle_message_event}

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.slack.home import HomeBuilder
-from bot.slack.listeners._shared import ack_now, services_of
-
+from bot.slack.listeners._shared import Delivery
+from bot.slack.services import Services
 
 EVENTS = ("app_home_opened",)
+_BUILDER = HomeBuilder()  # keeps chart uploads between openings
 
 
 def register(app: App) -> None:
-    builder = HomeBuilder()
+    """Nothing to register with Bolt: the inbox middleware takes app_home_opened (see HANDLERS)."""
 
-    def publish_home(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-        if event.get("tab", "home") != "home":
-            return
-        client.views_publish(user_id=str(event["user"]), view=builder.view(services_of(context), client))
 
-    app.event("app_home_opened")(ack=ack_now, lazy=[publish_home])
+def publish_home(
+    services: Services, event: dict[str, Any], workspace: str, client: WebClient, delivery: Delivery
+) -> None:
+    if event.get("tab", "home") != "home":
+        return
+    client.views_publish(user_id=str(event["user"]), view=_BUILDER.view(services, client))
+
+
+HANDLERS = {"app_home_opened": publish_home}

@@ -1,26 +1,21 @@
-"""Corrections by emoji: on the original message or on the bot's reply; removing one withdraws it."""
+"""Corrections by emoji: on the original message or on the bot's reply; removing one withdraws it.
+
+Reactions reach these handlers from the durable inbox (bot/slack/inbox_worker.py).
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 import storage
 from bot import texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import (
-    ack_now,
-    emoji_map_of,
-    record_correction,
-    services_of,
-    stop_on_dead_token,
-    workspace_of,
-)
+from bot.slack.listeners._shared import Delivery, NotYet, emoji_map_of, record_correction, stop_on_dead_token
 from bot.slack.services import Services
 from bot.settings import CONFIRM, REJECT
 
@@ -31,14 +26,14 @@ EVENTS = ("reaction_added", "reaction_removed")
 
 
 def register(app: App) -> None:
-    app.event("reaction_added")(ack=ack_now, lazy=[on_reaction_added])
-    app.event("reaction_removed")(ack=ack_now, lazy=[on_reaction_removed])
+    """Nothing to register with Bolt: the inbox middleware takes reaction events (see HANDLERS)."""
 
 
 # A reaction on the bot's reply can arrive before the reply's ts is stored (the reply is posted
-# first, then linked); a short wait in this lazy listener bridges that gap.
-LINK_WAIT_S = 2.0
-LINK_POLL_S = 0.1
+# first, then linked). No thread waits for the link: the event goes back to the inbox and is
+# looked at again LINK_RETRY_S later, LINK_ATTEMPTS times in all (about 2 s), then dropped.
+LINK_RETRY_S = 0.2
+LINK_ATTEMPTS = 10
 
 
 def _understood(services: Services, event: dict[str, Any], workspace: str) -> tuple[Any, int, str, str | None] | None:
@@ -51,14 +46,10 @@ def _understood(services: Services, event: dict[str, Any], workspace: str) -> tu
     meaning = _meaning(task, str(event.get("reaction", ""))) if task is not None else None
     if task is None or meaning is None:
         return None
-    deadline = time.monotonic() + LINK_WAIT_S
-    while True:
-        message_id = _reacted_message(services, task.name, workspace, channel, ts)
-        if message_id is not None:
-            return (task, message_id, *meaning)
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(LINK_POLL_S)
+    message_id = _reacted_message(services, task.name, workspace, channel, ts)
+    if message_id is None:
+        raise NotYet("reply_link", LINK_RETRY_S, max_attempts=LINK_ATTEMPTS)
+    return (task, message_id, *meaning)
 
 
 def _reacted_message(services: Services, task: str, workspace: str, channel: str, ts: str) -> int | None:
@@ -82,9 +73,9 @@ def _meaning(task: storage.Task, reaction: str) -> tuple[str, str | None] | None
     return "reaction", target
 
 
-def on_reaction_added(event: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    services = services_of(context)
-    workspace = workspace_of(body, context)
+def on_reaction_added(
+    services: Services, event: dict[str, Any], workspace: str, client: WebClient, delivery: Delivery
+) -> None:
     try:
         _reaction_added(services, client, event, workspace)
     except SlackApiError as exc:
@@ -120,9 +111,10 @@ def _reaction_added(services: Services, client: WebClient, event: dict[str, Any]
         )
 
 
-def on_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
-    services = services_of(context)
-    understood = _understood(services, event, workspace_of(body, context))
+def on_reaction_removed(
+    services: Services, event: dict[str, Any], workspace: str, client: WebClient, delivery: Delivery
+) -> None:
+    understood = _understood(services, event, workspace)
     if understood is None:
         return
     task, message_id, source, label = understood
@@ -132,3 +124,6 @@ def on_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: Bo
     if withdrawn and services.learning is not None:
         services.learning.note_new_labels(task.name)
     log.info("withdrew %d %s correction(s) on message %d", withdrawn, source, message_id)
+
+
+HANDLERS = {"reaction_added": on_reaction_added, "reaction_removed": on_reaction_removed}

@@ -1,0 +1,172 @@
+"""Item 5 of issue 10: kill -9 of `camel-bot serve` at random moments of a flood loses no acknowledged event.
+
+The real serve runs as a subprocess (HTTP, waitress, the durable inbox, the tiny BERT with a
+trained adapter); Slack's side is the local fake Web API, which survives the kills and counts
+every reply. Each round floods signed message events from 4 threads, kills the process with
+SIGKILL at a random moment, and starts it again on the same data folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from slack_sdk.signature import SignatureVerifier
+
+import storage
+from bot import runtime
+from bot.demo.local_slack import FakeSlackAPI
+from bot.settings import load_settings
+from tests.bot.conftest import SUPPORT_CHANNEL, SUPPORT_LABELS, TEAM, USER, wait_until
+from tests.slack_fixtures import load_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "kill-secret"
+KILLS = 10
+SENDERS = 4
+
+
+def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path) -> Path:
+    path = tmp_path / "camel-bot.toml"
+    path.write_text(f"""
+mode = "http"
+data_dir = "{tmp_path / "data"}"
+slack_api_url = "{fake.url}"
+http_port = 0
+http_host = "127.0.0.1"
+max_predict_chars = 40
+# Pacing is item 13's business; here every reply may go out at once.
+channel_posts_per_s = 1000.0
+channel_burst = 1000
+[model]
+base_model = "{tiny_bert_dir}"
+trainable_layers = 1
+[[tasks]]
+name = "support"
+kind = "intent"
+labels = {json.dumps(SUPPORT_LABELS)}
+channels = ["{SUPPORT_CHANNEL}"]
+abstain_threshold = 0.0
+""")
+    return path
+
+
+def _prepare_store(config: Path, adapter_dir: Path) -> None:
+    db = runtime.open_store(load_settings(str(config)))
+    storage.register_adapter(
+        db, task="support", version=1, path=str(adapter_dir), parent_version=None, run_id=None, metrics={}
+    )
+    storage.activate_adapter(db, "support", 1, reason="test fixture")
+    db.close()
+
+
+def _start(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CAMEL_BOT_"))}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", SLACK_BOT_TOKEN="xoxb-kill", SLACK_SIGNING_SECRET=SECRET)
+    log_file = log_path.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+    )
+    start = log_path.stat().st_size if log_path.exists() else 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        found = re.findall(
+            r"listening on 127\.0\.0\.1:(\d+)/slack/events", log_path.read_text()[start - 1 if start else 0 :]
+        )
+        if found:
+            return process, int(found[-1])
+        assert process.poll() is None, "serve exited before listening"
+        time.sleep(0.05)
+    raise AssertionError("serve did not start listening")
+
+
+def _send(port: int, number: int) -> tuple[str, str, int]:
+    ts = f"1700002000.{number:06d}"
+    event_id = f"EvKILL{number:06d}"
+    payload = load_payload("message", team_id=TEAM, channel=SUPPORT_CHANNEL, user=USER, ts=ts, event_id=event_id)
+    payload["event"]["text"] = f"where is my card {number}"
+    body = json.dumps(payload)
+    stamp = str(int(time.time()))
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/slack/events",
+        data=body.encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return event_id, ts, response.status
+
+
+def test_kill_9_at_random_moments_loses_no_acknowledged_event(
+    tmp_path: Path, tiny_bert_dir: Path, support_adapter_dir: Path
+) -> None:
+    rng = random.Random(20261128)
+    numbers = itertools.count()
+    acked: dict[str, str] = {}
+    lock = threading.Lock()
+    log_path = tmp_path / "serve.log"
+    with FakeSlackAPI(team_id=TEAM) as fake:
+        config = _config(tmp_path, fake, tiny_bert_dir)
+        _prepare_store(config, support_adapter_dir)
+        for _ in range(KILLS):
+            process, port = _start(config, log_path)
+            stop = threading.Event()
+
+            def flood() -> None:
+                while not stop.is_set():
+                    with lock:
+                        number = next(numbers)
+                    try:
+                        event_id, ts, status = _send(port, number)
+                    except (urllib.error.URLError, ConnectionError, OSError):
+                        return  # the server is gone: this event got no 200, Slack would retry it
+                    if status == 200:
+                        with lock:
+                            acked[event_id] = ts
+
+            senders = [threading.Thread(target=flood) for _ in range(SENDERS)]
+            for sender in senders:
+                sender.start()
+            time.sleep(rng.uniform(0.2, 1.5))
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+            stop.set()
+            for sender in senders:
+                sender.join(timeout=30)
+        process, port = _start(config, log_path)  # the restart that finishes the work
+        try:
+
+            def answered() -> set[str]:
+                return {str(c.params.get("thread_ts")) for c in fake.calls_of("chat.postMessage")}
+
+            wait_until(lambda: set(acked.values()) <= answered(), timeout=180, what="every acknowledged event answered")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        replies = Counter(str(c.params.get("thread_ts")) for c in fake.calls_of("chat.postMessage"))
+    lost = [ts for ts in acked.values() if replies[ts] == 0]
+    doubled = sum(count - 1 for count in replies.values() if count > 1)
+    print(f"kills={KILLS} acknowledged={len(acked)} lost={len(lost)} doubled={doubled}")
+    assert len(acked) > KILLS * 10, "the flood was too thin to mean anything"
+    assert lost == []
+    assert doubled <= KILLS  # only a kill between Slack accepting a reply and its record doubles it
+    assert "Traceback" not in log_path.read_text()

@@ -1,0 +1,129 @@
+"""Items 4 and 5 of issue 10 in process: events go through the durable inbox and its own workers.
+
+- the event is in the inbox before the 200, and a new set of workers (a restart) finishes it;
+- an answer older than `reply_max_age_s` is skipped and counted, the message still stored;
+- a command is answered while every inbox worker is busy (acks never wait behind event work);
+- a reaction whose message is not stored is put back in the inbox, never slept on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import storage
+from bot.demo.local_slack import FakeSlackAPI
+from bot.slack.app import build_client
+from bot.slack.inbox_worker import InboxWorkers
+from bot.slack.listeners import reactions
+from storage import db as storage_db
+from tests.bot.conftest import SUPPORT_CHANNEL, BotUnderTest, start_bot, wait_until
+
+
+def _inbox(bot: BotUnderTest) -> list[dict[str, Any]]:
+    return [dict(r) for r in storage_db.rows(bot.db, "SELECT * FROM inbox ORDER BY id")]
+
+
+def _metric(bot: BotUnderTest, line: str) -> float:
+    text = bot.runtime.metrics.render().decode()
+    found = [row for row in text.splitlines() if row.startswith(line + " ")]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def _restart_workers(bot: BotUnderTest) -> None:
+    assert bot.runtime.services is not None
+    bot.runtime.workers = InboxWorkers(bot.runtime.services, build_client(bot.settings, wait_on_rate_limit=False))
+    bot.runtime.workers.start()
+
+
+def test_event_is_in_the_inbox_before_the_200_and_a_restart_finishes_it(bot: BotUnderTest) -> None:
+    assert bot.runtime.workers is not None
+    bot.runtime.workers.stop()  # as if the process died right after acknowledging
+    status, _ = bot.send_message("where is my card", "1700000200.000100")
+    assert status == 200
+    rows = _inbox(bot)
+    assert len(rows) == 1 and rows[0]["done_at"] is None and "where is my card" in rows[0]["body"]
+    assert bot.fake.calls_of("chat.postMessage") == []
+    _restart_workers(bot)
+    assert bot.fake.wait_for("chat.postMessage")[0].params["thread_ts"] == "1700000200.000100"
+    wait_until(lambda: _inbox(bot)[0]["outcome"] == "done", what="inbox row finished")
+    assert _inbox(bot)[0]["body"] == ""  # the text leaves the inbox once handled
+    assert bot.send_message("where is my card", "1700000200.000100", event_id=rows[0]["event_id"])[0] == 200
+    assert len(_inbox(bot)) == 1  # the row is the de-duplication mark
+
+
+@pytest.fixture()
+def impatient_bot(
+    tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
+) -> Iterator[BotUnderTest]:
+    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, reply_max_age_s=0.2)
+    yield running
+    running.stop()
+    running.db.close()
+
+
+def test_answer_older_than_reply_max_age_is_skipped_and_counted(impatient_bot: BotUnderTest) -> None:
+    bot = impatient_bot
+    assert bot.runtime.workers is not None
+    bot.runtime.workers.stop()
+    assert bot.send_message("refund charged twice", "1700000201.000100")[0] == 200
+    time.sleep(0.5)  # the bot is down for longer than reply_max_age_s
+    _restart_workers(bot)
+    wait_until(lambda: _inbox(bot)[0]["outcome"] == "late", what="late event finished")
+    assert storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000201.000100")
+    assert bot.fake.calls_of("chat.postMessage") == []
+    assert _metric(bot, 'camel_replies_skipped_total{reason="too_old"}') == 1.0
+
+
+def test_command_is_answered_while_every_inbox_worker_is_busy(bot: BotUnderTest) -> None:
+    workers = bot.runtime.workers
+    assert workers is not None
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def stuck(*args: Any) -> None:
+        started.release()
+        release.wait(60)
+
+    workers.handlers["message"] = stuck
+    try:
+        for i in range(workers.threads + 2):
+            assert bot.send_message(f"card {i}", f"1700000300.{i:06d}")[0] == 200
+        for _ in range(workers.threads):
+            assert started.acquire(timeout=30), "workers did not pick up the events"
+        assert bot.send_command("help")[0] == 200
+        assert "predict" in bot.command_replies()[0]  # answered while all inbox workers are busy
+    finally:
+        release.set()
+
+
+def test_reaction_on_a_message_not_stored_is_requeued_not_slept_on(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps: list[str] = []
+    real_sleep = time.sleep
+
+    def watched_sleep(seconds: float) -> None:
+        sleeps.append(threading.current_thread().name)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", watched_sleep)
+    task = storage.get_task(bot.db, "support")
+    assert task is not None
+    emoji = next(iter(reactions.emoji_map_of(task)))  # any emoji the task understands
+    count = 15
+    for i in range(count):
+        assert bot.send_reaction(emoji, SUPPORT_CHANNEL, f"1700000400.{i:06d}")[0] == 200
+    assert bot.send_command("help")[0] == 200
+    assert "predict" in bot.command_replies()[0]
+    wait_until(
+        lambda: storage.outcomes(bot.db).get("gave_up_reply_link") == count,
+        timeout=30,
+        what="reactions given up after their retries",
+    )
+    assert _metric(bot, 'camel_inbox_requeued_total{reason="reply_link"}') >= count
+    assert not [name for name in sleeps if name.startswith(("camel-inbox", "ThreadPoolExecutor"))]
