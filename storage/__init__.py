@@ -25,7 +25,7 @@ from storage.deletions import deleted_text_hashes, deletion_version
 from storage.privacy import delete_user_data, erase_user, purge_unlabelled, purge_unlabelled_text
 from storage.records import (
     AdapterVersion, AuditEntry, DeletionReport, Dispute, ImportReport, LabelledMessage, Message, Resolution,
-    StoredPrediction, Task,
+    ReviewCandidate, StoredPrediction, Task,
     TrainingRun,
 )
 from storage.rounds import Reconciliation, finish_round, reconcile_task, record_fallback
@@ -33,12 +33,18 @@ from storage.retention import (
     RetentionReport, adapter_versions_to_prune, apply_retention, delete_old_predictions, expired_runs,
     mark_adapter_pruned, pruned_versions,
 )
+from storage.review import (
+    asked_since, count_review_scores, coverage_by_version, record_ask, review_candidates, store_review_scores,
+    unlabelled_messages,
+)
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.runs import finish_run, get_run, last_run, list_runs, start_run
-from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
+from storage.tasks import add_labels, bind_channel, get_task, list_tasks, set_out_of_scope_label, task_for_channel, upsert_task
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
+    "ReviewCandidate", "asked_since", "count_review_scores", "coverage_by_version", "record_ask",
+    "review_candidates", "set_out_of_scope_label", "store_review_scores", "unlabelled_messages",
     "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention",
     "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions",
     "unwritable_paths", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport",
