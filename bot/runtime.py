@@ -55,6 +55,9 @@ def apply_task_settings(settings: Settings, db: Database) -> list[storage.Task]:
             emoji_map=task.emoji,
             abstain_threshold=task.abstain_threshold,
             quiet=task.quiet,
+            target_precision=task.target_precision,
+            # "" keeps what is stored, so an out-of-scope label set with /camel setup survives restarts.
+            out_of_scope_label=task.out_of_scope_label or None,
         )
         for channel in task.channels:
             storage.bind_channel(db, task.name, channel)

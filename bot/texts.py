@@ -74,6 +74,18 @@ def abstained_text(top3: list[tuple[str, float]]) -> str:
     return f"Not sure about this one. My best guesses: {guesses}. Which is it?"
 
 
+def out_of_scope_text(top3: list[tuple[str, float]]) -> str:
+    guesses = ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+    return f"Not one of mine: this doesn't look like any of my labels. Closest: {guesses}. Tell me if I'm wrong."
+
+
+def answer_reply(outcome: str, label: str, confidence: float, top3: list[tuple[str, float]]) -> str:
+    """The text for `bot.abstention.Answer.outcome`: a label, "not one of mine" or "not sure"."""
+    if outcome == "out_of_scope":
+        return out_of_scope_text(top3)
+    return predict_reply(label, confidence, outcome == "abstain", top3)
+
+
 def needs_label_text(task: str) -> str:
     return f"I'm still learning *{task}*. Which label fits this message?"
 
@@ -147,7 +159,29 @@ def stats_text(task: str, stats: dict[str, Any]) -> str:
     if stats.get("per_label_f1"):
         f1s = ", ".join(f"{label} {value:.2f}" for label, value in stats["per_label_f1"].items())
         lines.append(f"Per-label F1 (held-out): {f1s}")
+    calibration = stats.get("calibration")
+    if isinstance(calibration, dict):
+        lines.append(calibration_line(calibration))
+    for row in stats.get("coverage") or []:
+        lines.append(coverage_line(row))
     return "\n".join(lines)
+
+
+def calibration_line(calibration: dict[str, Any]) -> str:
+    """The serving version's calibrated threshold and what it gave on held-out labels it was not fitted on."""
+    return (
+        f"Calibrated threshold {calibration.get('threshold', 0):.2f} for {percent(calibration.get('target_precision'))}"
+        f" precision ({calibration.get('status')}; held-out check: precision {percent(calibration.get('precision'))},"
+        f" answered {percent(calibration.get('coverage'))})"
+    )
+
+
+def coverage_line(row: dict[str, Any]) -> str:
+    """One version's live coverage (share answered) and precision of the answered ones."""
+    return (
+        f"{version_label(row['version'])}: answered {percent(row['coverage'])} of {row['predictions']} messages,"
+        f" precision of the answered {percent(row['precision'])} (n={row['judged']} labelled)"
+    )
 
 
 def version_label(version: int) -> str:

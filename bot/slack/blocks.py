@@ -97,6 +97,23 @@ def abstained_blocks(message_id: int, task: str, labels: list[str], top3: list[t
     ]
 
 
+def out_of_scope_blocks(
+    message_id: int, task: str, labels: list[str], out_of_scope_label: str, top3: list[tuple[str, float]]
+) -> list[Block]:
+    """Not one of mine: "right" confirms the task's out-of-scope label; the menu corrects it."""
+    return [
+        section(texts.out_of_scope_text(top3)),
+        {
+            "type": "actions",
+            "block_id": block_id_for(message_id),
+            "elements": [
+                button("right", CONFIRM_BUTTON, encode_value(task, out_of_scope_label), "primary"),
+                label_menu(task, labels),
+            ],
+        },
+    ]
+
+
 def menu_blocks(message_id: int, task: str, labels: list[str], text: str) -> list[Block]:
     """A text and the label menu: asking for a label, after a rejection, or after a correction
     (the menu stays so that someone else can still disagree)."""

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 import camel
 import storage
-from bot import texts
+from bot import abstention, texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import ack_now, emoji_for_label, services_of, workspace_of
 from bot.slack.middleware import EDIT_SUBTYPE
@@ -76,31 +76,38 @@ def answer(
     text: str,
 ) -> None:
     try:
-        result = predictor.predict([text[: services.settings.max_predict_chars]])[0]
+        result = abstention.answers(
+            predictor,
+            [text[: services.settings.max_predict_chars]],
+            floor=task.abstain_threshold,
+            out_of_scope_label=task.out_of_scope_label,
+        )[0]
     except camel.CamelError as exc:
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
-    abstained = result.confidence < task.abstain_threshold
+    abstained = result.outcome != "label"  # "not one of mine" states no in-scope label either
     prediction_id = storage.record_prediction(
         services.db,
         message_id=message_id,
         task=task.name,
         adapter_version=services.predictors.version(task.name),
-        label=result.label,
+        label=result.stated,
         confidence=result.confidence,
         top3=result.top3,
         latency_ms=result.latency_ms,
-        abstained=abstained,
+        abstained=result.abstained,
     )
     _count(services, task.name, result.latency_ms, abstained)
     if task.quiet:
-        _react(client, task, channel, ts, result.label, abstained)
+        _react(client, task, channel, ts, result.stated, result.abstained)
         return
-    if abstained:
-        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, list(result.top3))
+    if result.outcome == "out_of_scope":
+        reply_blocks = blocks.out_of_scope_blocks(message_id, task.name, task.labels, result.stated, result.top3)
+    elif result.abstained:
+        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, result.top3)
     else:
         reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, result.label, result.confidence)
-    text_fallback = texts.predict_reply(result.label, result.confidence, abstained, list(result.top3))
+    text_fallback = texts.answer_reply(result.outcome, result.label, result.confidence, result.top3)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
     storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=reply["ts"])
 

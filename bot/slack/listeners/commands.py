@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 import camel
 import storage
-from bot import texts
+from bot import abstention, texts
 from bot.errors import LearningError
 from bot.slack import task_stats
 from bot.slack.listeners import admin_commands
@@ -66,12 +66,13 @@ def do_predict(call: Invocation) -> None:
     predictor = call.services.predictors.get(task.name)
     if predictor is None:
         raise CommandProblem(texts.no_adapter(task.name))
-    result = predictor.predict([call.raw[: call.services.settings.max_predict_chars]])[0]
-    call.reply(
-        texts.predict_reply(
-            result.label, result.confidence, result.confidence < task.abstain_threshold, list(result.top3)
-        )
-    )
+    result = abstention.answers(
+        predictor,
+        [call.raw[: call.services.settings.max_predict_chars]],
+        floor=task.abstain_threshold,
+        out_of_scope_label=task.out_of_scope_label,
+    )[0]
+    call.reply(texts.answer_reply(result.outcome, result.label, result.confidence, result.top3))
 
 
 def parse_link(link: str) -> tuple[str, str]:
