@@ -15,7 +15,7 @@ HELP_LINES = (
     ("history", "adapter versions and their metrics"),
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
-    ("setup <task>", "bind this channel to a task (admins)"),
+    ("setup <task> [--out-of-scope <label>]", "bind this channel to a task; declare its out-of-scope label (admins)"),
     ("export", "upload the labelled data as a CSV file"),
 )
 
@@ -108,6 +108,15 @@ def label_stored(label: str) -> str:
 
 def setup_done(task: str, channel: str) -> str:
     return f":white_check_mark: <#{channel}> is now bound to task *{task}*."
+
+
+def out_of_scope_set(task: str, label: str | None) -> str:
+    if label is None:
+        return f"*{task}* has no out-of-scope label now."
+    return (
+        f'*{task}*: `{label}` now means "not one of mine". Label messages that fit none of the other labels'
+        f" with it; the next training round learns from them."
+    )
 
 
 def retrain_started(task: str, run_id: int) -> str:
