@@ -13,6 +13,7 @@ HELP_LINES = (
     ("labels", "the task's labels and their emojis"),
     ("stats", "corrections, live accuracy, per-label F1, training runs"),
     ("history", "adapter versions and their metrics"),
+    ("review [n]", "the n (default 5) messages of this channel whose labels would teach me most"),
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
     ("setup <task> [--out-of-scope <label>]", "bind this channel to a task; declare its out-of-scope label (admins)"),
@@ -117,6 +118,27 @@ def out_of_scope_set(task: str, label: str | None) -> str:
         f'*{task}*: `{label}` now means "not one of mine". Label messages that fit none of the other labels'
         f" with it; the next training round learns from them."
     )
+
+
+def review_intro(task: str, count: int) -> str:
+    return f"*{task}*: {count} message(s) I'm least sure about. A label on each teaches me most."
+
+
+def review_item(text: str, link: str) -> str:
+    shown = text if len(text) <= 500 else text[:500] + "..."
+    quoted = "\n".join(f"> {line}" for line in shown.splitlines() or [""])
+    return f"{quoted}\n<{link}|open the message>"
+
+
+def nothing_to_review(task: str) -> str:
+    return (
+        f":sparkles: Nothing to review in *{task}* here: every scored message of this channel is labelled,"
+        " or no adapter has scored its messages yet (that happens after each training round)."
+    )
+
+
+def review_label_stored(label: str) -> str:
+    return f":white_check_mark: Labelled as *{label}* (review). Thanks, I'll learn from it."
 
 
 def retrain_started(task: str, run_id: int) -> str:

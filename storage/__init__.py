@@ -34,7 +34,8 @@ from storage.retention import (
     mark_adapter_pruned, pruned_versions,
 )
 from storage.review import (
-    asked_since, count_review_scores, coverage_by_version, record_ask, review_candidates, store_review_scores,
+    asked_since, count_review_scores, coverage_by_version, record_ask, review_candidates, review_scores_version,
+    store_review_scores,
     unlabelled_messages,
 )
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
@@ -44,7 +45,7 @@ from storage.transfer import export_corrections, export_labelled, import_file, i
 
 __all__ = [
     "ReviewCandidate", "asked_since", "count_review_scores", "coverage_by_version", "record_ask",
-    "review_candidates", "set_out_of_scope_label", "store_review_scores", "unlabelled_messages",
+    "review_candidates", "review_scores_version", "set_out_of_scope_label", "store_review_scores", "unlabelled_messages",
     "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention",
     "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions",
     "unwritable_paths", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport",

@@ -86,6 +86,12 @@ def review_candidates(db: sqlite_utils.Database, task: str, channel: str, limit:
     ]
 
 
+def review_scores_version(db: sqlite_utils.Database, task: str) -> int | None:
+    """The adapter version the task's stored scores were computed with (None = none stored)."""
+    row = one(db, "SELECT MAX(adapter_version) FROM review_scores WHERE task = ?", (task,))
+    return int(row[0]) if row and row[0] is not None else None
+
+
 def count_review_scores(db: sqlite_utils.Database, task: str | None = None) -> int:
     row = one(db, "SELECT COUNT(*) FROM review_scores" + (" WHERE task = ?" if task else ""), (task,) if task else ())
     return int(row[0]) if row else 0

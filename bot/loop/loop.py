@@ -18,6 +18,7 @@ from bot.errors import RollbackError
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import Post, Upload
 from bot.loop.reporter import Reporter
+from bot.loop.review_scoring import ReviewScorer
 from bot.loop.runner import RoundRunner
 from bot.loop.triggers import Triggers
 from bot.settings import Settings
@@ -34,6 +35,7 @@ class LearningLoop:
         self.triggers = Triggers(settings, self.db)
         self.runner = RoundRunner(settings, self.db)
         self.reporter = Reporter(settings, self.db, post, upload)
+        self.review = ReviewScorer(self.db, predictors)  # review scores for each newly served version
         self.reload_errors: list[str] = []
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -123,10 +125,16 @@ class LearningLoop:
     def sync(self) -> list[str]:
         """Serve each task's active version; report each new load failure once."""
         with self._reload_lock:
+            before = self._serving()
             errors = self.predictors.sync(self.db)
+            changed = [task for task, version in self._serving().items() if version != before.get(task)]
+        self.review.schedule(changed)
         self.reload_errors = errors
         self.reporter.reload_failures(errors)
         return errors
+
+    def _serving(self) -> dict[str, int | None]:
+        return {task: self.predictors.version(task) for task in self.task_names()}
 
     def rollback(self, task: str, version: int | None, actor: str) -> storage.AdapterVersion:
         """Serve `version` (default: the newest retired one) now, and make it the active one."""
@@ -135,6 +143,7 @@ class LearningLoop:
             previous = self.predictors.version(task)
             self.predictors.load(task, target.version, target.path)  # raises before any change if broken
             activated = storage.activate_adapter(self.db, task, target.version, reason=f"rollback by {actor}")
+        self.review.schedule([task])
         storage.audit(
             self.db,
             actor=actor,

@@ -89,6 +89,7 @@ METHOD_SCOPES = {
     "chat_postMessage": "chat:write",
     "chat_update": "chat:write",
     "chat_postEphemeral": "chat:write",
+    "chat_getPermalink": None,
     "reactions_add": "reactions:write",
     "conversations_history": "channels:history",
     "files_upload_v2": "files:write",

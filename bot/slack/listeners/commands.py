@@ -13,7 +13,7 @@ import camel
 import storage
 from bot import abstention, texts
 from bot.errors import LearningError
-from bot.slack import task_stats
+from bot.slack import blocks, review, task_stats
 from bot.slack.listeners import admin_commands
 from bot.slack.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
 from bot.slack.listeners.invocation import CommandProblem, Invocation
@@ -131,6 +131,26 @@ def do_stats(call: Invocation) -> None:
     call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task)))
 
 
+def do_review(call: Invocation) -> None:
+    """Ephemeral: the most useful unlabelled messages of this channel, each with its label menu."""
+    if len(call.args) > 1 or (call.args and not call.args[0].isdigit()):
+        raise CommandProblem(texts.usage(f"`{COMMAND} review` takes a number of messages, like `5`."))
+    n = int(call.args[0]) if call.args else review.DEFAULT_N
+    if not 1 <= n <= review.MAX_N:
+        raise CommandProblem(texts.usage(f"`{COMMAND} review` shows 1 to {review.MAX_N} messages at a time."))
+    task = call.channel_task()
+    items = review.review_items(call.services.db, call.client, task.name, call.channel, n)
+    if not items:
+        call.reply(texts.nothing_to_review(task.name))
+        return
+    rows = [(i.candidate.message_id, i.candidate.text, i.permalink, i.candidate.top3) for i in items]
+    call.respond(
+        text=texts.review_intro(task.name, len(items)),
+        blocks=blocks.review_blocks(task.name, task.labels, rows),
+        response_type="ephemeral",
+    )
+
+
 def do_history(call: Invocation) -> None:
     task = call.channel_task()
     rows = [task_stats.version_row(v) for v in storage.list_adapters(call.services.db, task.name)]
@@ -144,6 +164,7 @@ SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
     "labels": do_labels,
     "stats": do_stats,
     "history": do_history,
+    "review": do_review,
     "retrain": admin_commands.do_retrain,
     "rollback": admin_commands.do_rollback,
     "setup": admin_commands.do_setup,
