@@ -141,6 +141,14 @@ def review_label_stored(label: str) -> str:
     return f":white_check_mark: Labelled as *{label}* (review). Thanks, I'll learn from it."
 
 
+def ask_text(top3: list[tuple[str, float]]) -> str:
+    guesses = ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+    return (
+        f":raising_hand: A label on this message would teach me more than most today. My guesses: {guesses}."
+        " Which is it?"
+    )
+
+
 def retrain_started(task: str, run_id: int) -> str:
     return f":hammer_and_wrench: Training run {run_id} for *{task}* started. I'll report when it's done."
 

@@ -112,6 +112,26 @@ def record_ask(db: sqlite_utils.Database, *, task: str, message_id: int, channel
     return True
 
 
+def ask_candidates(db: sqlite_utils.Database, task: str, since: datetime | str) -> list[dict[str, Any]]:
+    """Messages of the task received since `since` that the bot could ask about: with text, a
+    prediction of the task, no live correction, never asked. Each: message_id, channel, ts,
+    thread_ts, top3 (of the latest prediction)."""
+    found = rows(
+        db,
+        f"""SELECT m.id, m.channel, m.ts, m.thread_ts, p.top3 FROM messages AS m
+            JOIN predictions AS p ON p.id = (SELECT MAX(id) FROM predictions WHERE message_id = m.id AND task = ?)
+            WHERE m.received_at >= ? AND m.text != '' AND {_UNLABELLED}
+              AND NOT EXISTS (SELECT 1 FROM asked AS a WHERE a.task = ? AND a.message_id = m.id)
+            ORDER BY m.id""",
+        (task, to_iso(since), task, task),
+    )
+    return [
+        {"message_id": r["id"], "channel": r["channel"], "ts": r["ts"], "thread_ts": r["thread_ts"],
+         "top3": [(str(label), float(p)) for label, p in json.loads(r["top3"])]}
+        for r in found
+    ]
+
+
 def asked_since(db: sqlite_utils.Database, channel: str, since: str) -> int:
     row = one(db, "SELECT COUNT(*) FROM asked WHERE channel = ? AND asked_at >= ?", (channel, since))
     return int(row[0]) if row else 0

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import storage
 from bot.errors import RollbackError
+from bot.loop import asking
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import Post, Upload
 from bot.loop.reporter import Reporter
@@ -28,7 +29,12 @@ log = logging.getLogger(__name__)
 
 class LearningLoop:
     def __init__(
-        self, settings: Settings, predictors: PredictorRegistry, post: Post | None = None, upload: Upload | None = None
+        self,
+        settings: Settings,
+        predictors: PredictorRegistry,
+        post: Post | None = None,
+        upload: Upload | None = None,
+        ask: asking.Ask | None = None,
     ) -> None:
         self.settings, self.predictors = settings, predictors
         self.db = storage.open_store(settings.db_path)
@@ -36,6 +42,7 @@ class LearningLoop:
         self.runner = RoundRunner(settings, self.db)
         self.reporter = Reporter(settings, self.db, post, upload)
         self.review = ReviewScorer(self.db, predictors)  # review scores for each newly served version
+        self.ask = ask  # posts a question in a thread (tasks with ask_per_day > 0)
         self.reload_errors: list[str] = []
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -52,6 +59,8 @@ class LearningLoop:
         self.recover()
         self.sync()
         self.triggers.start(self.task_names(), self.request_round, self.sync)
+        if self.ask is not None and any(t.ask_per_day > 0 for t in self.settings.tasks):
+            self.triggers.add_interval("ask", self.ask_now, asking.ASK_EVERY_S)
 
     def stop(self) -> None:
         """Stop scheduling; a round already running finishes in its own process."""
@@ -81,6 +90,10 @@ class LearningLoop:
 
     def next_run_time(self, task: str) -> datetime | None:
         return self.triggers.next_run_time(task)
+
+    def ask_now(self) -> list[int]:
+        """One asking pass (also run every `asking.ASK_EVERY_S`); returns the message ids asked about."""
+        return asking.ask_pass(self.db, self.settings, self.ask) if self.ask is not None else []
 
     # one round -------------------------------------------------------------------------
     def request_round(self, task: str, trigger: str) -> bool:

@@ -57,6 +57,21 @@ class Triggers:
         self.scheduler = scheduler
         scheduler.resume()
 
+    def add_interval(self, name: str, func: Callable[[], object], seconds: float) -> None:
+        """A volatile job (not kept across restarts) that calls `func` every `seconds`."""
+        if self.scheduler is None:
+            return
+        self.scheduler.add_job(
+            func,
+            "interval",
+            seconds=seconds,
+            id=name,
+            jobstore=sched.VOLATILE,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
     def stop(self) -> None:
         sched.unregister_runner(self.key)
         if self.scheduler is not None:

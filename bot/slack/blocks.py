@@ -17,7 +17,9 @@ CONFIRM_BUTTON = "camel_confirm"  # "right" button
 GUESS_BUTTON = "camel_guess"  # one of the top-3 guesses after abstaining
 REVIEW_MENU = "camel_review_menu"  # the label menu of a /camel review item
 REVIEW_GUESS = "camel_review_guess"  # one of the top-3 guesses of a /camel review item
-ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON, REVIEW_MENU, REVIEW_GUESS)
+ASK_MENU = "camel_ask_menu"  # the label menu of a question the bot asks in a thread
+ASK_GUESS = "camel_ask_guess"  # one of the top-3 guesses of such a question
+ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON, REVIEW_MENU, REVIEW_GUESS, ASK_MENU, ASK_GUESS)
 MAX_OPTIONS = 100  # Slack's limit for a static_select
 
 
@@ -150,6 +152,22 @@ def review_blocks(
             },
         ]
     return result
+
+
+def ask_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
+    """A question in a message's thread (ask_per_day): the guesses and the menu; answers have source "ask"."""
+    guesses = [
+        button(f"{label} ({texts.percent(conf)})", f"{ASK_GUESS}_{i}", encode_value(task, label))
+        for i, (label, conf) in enumerate(top3)
+    ]
+    return [
+        section(texts.ask_text(top3)),
+        {
+            "type": "actions",
+            "block_id": block_id_for(message_id),
+            "elements": [*guesses, label_menu(task, labels, "pick a label", ASK_MENU)],
+        },
+    ]
 
 
 def home_view(task_sections: list[list[Block]]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from bot.slack.listeners._shared import ack_now, record_correction, services_of
 
 GUESS_PATTERN = re.compile(rf"^{blocks.GUESS_BUTTON}_\d+$")
 REVIEW_GUESS_PATTERN = re.compile(rf"^{blocks.REVIEW_GUESS}_\d+$")
+ASK_GUESS_PATTERN = re.compile(rf"^{blocks.ASK_GUESS}_\d+$")
 
 
 ACTIONS = (
@@ -23,6 +24,8 @@ ACTIONS = (
     GUESS_PATTERN.pattern,
     blocks.REVIEW_MENU,
     REVIEW_GUESS_PATTERN.pattern,
+    blocks.ASK_MENU,
+    ASK_GUESS_PATTERN.pattern,
 )
 
 
@@ -30,6 +33,8 @@ def register(app: App) -> None:
     app.action(blocks.CORRECT_MENU)(ack=ack_now, lazy=[on_label_chosen])
     app.action(blocks.CONFIRM_BUTTON)(ack=ack_now, lazy=[on_label_chosen])
     app.action(GUESS_PATTERN)(ack=ack_now, lazy=[on_label_chosen])
+    app.action(blocks.ASK_MENU)(ack=ack_now, lazy=[on_label_chosen])
+    app.action(ASK_GUESS_PATTERN)(ack=ack_now, lazy=[on_label_chosen])
     app.action(blocks.REVIEW_MENU)(ack=ack_now, lazy=[on_review_answer])
     app.action(REVIEW_GUESS_PATTERN)(ack=ack_now, lazy=[on_review_answer])
 
@@ -38,6 +43,14 @@ def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
     value = (action.get("selected_option") or {}).get("value") or action.get("value") or ""
     task, label = blocks.decode_value(str(value))
     return task, label, blocks.message_id_from(str(action.get("block_id", "")))
+
+
+def _source(action_id: str) -> str:
+    if action_id == blocks.CONFIRM_BUTTON:
+        return "confirm"
+    if action_id == blocks.ASK_MENU or ASK_GUESS_PATTERN.match(action_id):
+        return "ask"  # an answer to a question the bot asked (ask_per_day)
+    return "menu"
 
 
 def on_label_chosen(
@@ -52,7 +65,7 @@ def on_label_chosen(
             text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False
         )
         return
-    source = "confirm" if action.get("action_id") == blocks.CONFIRM_BUTTON else "menu"
+    source = _source(str(action.get("action_id", "")))
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source=source, user=user
     ):
