@@ -41,6 +41,8 @@ class TaskSettings:
     out_of_scope_label: str = ""
     # Questions the bot may ask in threads per channel per day about the most useful messages (0 = off).
     ask_per_day: int = 0
+    # A daily digest for admins in the task's channels (confusions, disputes, coverage trend).
+    digest: bool = False
 
     def emoji_map(self) -> dict[str, str]:
         """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""

@@ -171,3 +171,35 @@ def coverage_by_version(db: sqlite_utils.Database, task: str) -> list[dict[str, 
             "precision": sum(hits) / len(hits) if hits else None,
         })
     return result
+
+
+def confused_pairs_since(db: sqlite_utils.Database, task: str, since: datetime | str) -> list[dict[str, Any]]:
+    """[{"true", "predicted", "count"}] of predictions made since `since` that people labelled
+    otherwise (the latest prediction per message), most frequent first."""
+    resolved = {item.message_id: item.label for item in resolve_labels(db, task).labelled}
+    latest: dict[int, str] = {}
+    for r in rows(db, "SELECT message_id, label FROM predictions WHERE task = ? AND created_at >= ? ORDER BY id",
+                  (task, to_iso(since))):
+        latest[int(r["message_id"])] = r["label"]
+    counts: dict[tuple[str, str], int] = {}
+    for message_id, predicted in latest.items():
+        true = resolved.get(message_id)
+        if true is not None and true != predicted:
+            counts[(true, predicted)] = counts.get((true, predicted), 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [{"true": t, "predicted": p, "count": n} for (t, p), n in ordered]
+
+
+def disputed_in_channel(db: sqlite_utils.Database, task: str, channel: str) -> list[dict[str, Any]]:
+    """The task's disputed messages posted in ONE channel: message_id, ts, text, votes, rejections."""
+    disputes = resolve_labels(db, task).disputed
+    if not disputes:
+        return []
+    marks = ", ".join("?" for _ in disputes)
+    where = {int(r["id"]): r["ts"] for r in rows(
+        db, f"SELECT id, ts FROM messages WHERE channel = ? AND id IN ({marks})", (channel, *[d.message_id for d in disputes]))}
+    return [
+        {"message_id": d.message_id, "ts": where[d.message_id], "text": d.text, "votes": d.votes,
+         "rejections": d.rejections}
+        for d in disputes if d.message_id in where
+    ]

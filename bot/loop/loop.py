@@ -15,7 +15,7 @@ from datetime import datetime
 
 import storage
 from bot.errors import RollbackError
-from bot.loop import asking
+from bot.loop import asking, digest
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import Post, Upload
 from bot.loop.reporter import Reporter
@@ -61,6 +61,8 @@ class LearningLoop:
         self.triggers.start(self.task_names(), self.request_round, self.sync)
         if self.ask is not None and any(t.ask_per_day > 0 for t in self.settings.tasks):
             self.triggers.add_interval("ask", self.ask_now, asking.ASK_EVERY_S)
+        if self.reporter.post is not None and any(t.digest for t in self.settings.tasks):
+            self.triggers.add_cron("digest", self.digest_now, digest.DIGEST_CRON)
 
     def stop(self) -> None:
         """Stop scheduling; a round already running finishes in its own process."""
@@ -94,6 +96,12 @@ class LearningLoop:
     def ask_now(self) -> list[int]:
         """One asking pass (also run every `asking.ASK_EVERY_S`); returns the message ids asked about."""
         return asking.ask_pass(self.db, self.settings, self.ask) if self.ask is not None else []
+
+    def digest_now(self) -> list[str]:
+        """Post the daily digest of the tasks that have one (also run daily at `digest.DIGEST_CRON`)."""
+        if self.reporter.post is None:
+            return []
+        return digest.digest_pass(self.db, self.settings, self.reporter.post, self.reporter.upload)
 
     # one round -------------------------------------------------------------------------
     def request_round(self, task: str, trigger: str) -> bool:

@@ -52,6 +52,7 @@ def _post_all(bot: BotUnderTest) -> dict[int, float]:
 
 def test_asks_the_most_useful_within_the_daily_budget_and_never_twice(asking_bot: BotUnderTest) -> None:
     bot, loop = asking_bot, asking_bot.runtime.loop
+    assert loop.triggers.scheduler.get_job("ask", jobstore="volatile") is not None  # the hourly pass
     usefulness = _post_all(bot)
     first = loop.ask_now()
     ranked = sorted(usefulness, key=lambda m: (-usefulness[m], m))
@@ -88,6 +89,7 @@ def test_asks_the_most_useful_within_the_daily_budget_and_never_twice(asking_bot
 
 def test_no_questions_when_ask_per_day_is_off(bot_with_learning: BotUnderTest) -> None:
     bot = bot_with_learning
+    assert bot.runtime.loop.triggers.scheduler.get_job("ask", jobstore="volatile") is None
     _post_all(bot)
     assert bot.runtime.loop.ask_now() == []
     assert len(bot.fake.calls_of("chat.postMessage")) == len(TEXTS)
