@@ -75,7 +75,7 @@ def answers(
     adapter, raw = predictor.probabilities(texts)
     probabilities, threshold = calibrated(adapter, raw.numpy(), floor)
     latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
-    _flush_if_due(predictor)
+    flush_if_due(predictor)
     return decide(adapter.labels, probabilities, threshold, out_of_scope_label, latency_ms)
 
 
@@ -96,7 +96,7 @@ def decide(
     return result
 
 
-def _flush_if_due(predictor: camel.Predictor) -> None:
+def flush_if_due(predictor: camel.Predictor) -> None:
     # Predictor.predict flushes the feature cache as it goes; this path must do the same.
     cache = predictor.cache
     if cache.directory and cache.pending >= predictor.flush_every:

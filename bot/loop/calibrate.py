@@ -23,6 +23,7 @@ from bot.abstention import calibrated, decide
 
 def heldout_probabilities(adapter: camel.Adapter, texts: Sequence[str], cache: camel.FeatureCache) -> np.ndarray:
     """Uncalibrated probabilities [n, labels] of the adapter on the held-out texts."""
+    adapter.eval()  # no dropout: the same outputs it will serve
     _, probabilities = camel.Predictor(adapter, cache).probabilities(list(texts))
     return np.asarray(probabilities.numpy(), dtype=np.float64)
 

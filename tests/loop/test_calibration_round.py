@@ -13,6 +13,7 @@ import camel
 import storage
 from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
+from bot.loop.round_report import build_report
 from tests.loop.conftest import TASK, label_messages
 
 
@@ -57,3 +58,5 @@ def test_gate_metrics_include_out_of_scope_recall(loop_env) -> None:
     assert oos["label"] == "feelings" and oos["support"] > 0
     assert oos["support"] == metrics["per_label"]["feelings"]["support"]
     assert oos["recall"] >= metrics["per_label"]["feelings"]["recall"] - 1e-9  # abstaining counts too
+    text = json.dumps(build_report(loop.reporter.summary(run))[1])
+    assert "*Out of scope* (`feelings`): recall" in text and "*Calibration*" in text
