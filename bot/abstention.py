@@ -10,6 +10,7 @@ while a new version is swapped in.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 import camel
 
 log = logging.getLogger(__name__)
+OUT_OF_SCOPE_FILE = "out_of_scope.json"  # next to camel.CALIBRATION_FILE, also under the manifest
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ def calibration_of(adapter: camel.Adapter, floor: float) -> camel.Calibration:
         return camel.Calibration.identity(floor)
 
 
+def detector_of(adapter: camel.Adapter) -> camel.OutOfScopeDetector | None:
+    """The adapter's stored out-of-scope detector (fitted only for tasks with an out-of-scope label)."""
+    raw = adapter.extra_files.get(OUT_OF_SCOPE_FILE)
+    if raw is None:
+        return None
+    try:
+        return camel.OutOfScopeDetector.from_dict(json.loads(raw.decode("utf-8")))
+    except (camel.CamelError, ValueError) as exc:
+        log.error("adapter out-of-scope detector unusable (%s); serving without it", exc)
+        return None
+
+
 def serving_threshold(calibration: camel.Calibration, floor: float) -> float:
     """The task's floor is a lower bound the calibrated threshold never goes below (0 = calibrated only)."""
     return max(float(calibration.threshold), float(floor))
@@ -76,16 +90,26 @@ def answers(
     probabilities, threshold = calibrated(adapter, raw.numpy(), floor)
     latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
     flush_if_due(predictor)
-    return decide(adapter.labels, probabilities, threshold, out_of_scope_label, latency_ms)
+    return decide(adapter.labels, probabilities, threshold, out_of_scope_label, latency_ms, detector_of(adapter))
 
 
 def decide(
-    labels: list[str], probabilities: np.ndarray, threshold: float, out_of_scope_label: str | None, latency_ms: float
+    labels: list[str],
+    probabilities: np.ndarray,
+    threshold: float,
+    out_of_scope_label: str | None,
+    latency_ms: float,
+    detector: camel.OutOfScopeDetector | None = None,
 ) -> list[Answer]:
+    """Answers from calibrated probabilities. With an out-of-scope label, the label itself wins when
+    it is the most likely one, and the detector (if any) turns away messages unlike every label."""
     if len(probabilities) == 0:
         return []
     oos_index = labels.index(out_of_scope_label) if out_of_scope_label in labels else None
-    decisions = camel.decide(probabilities, threshold, oos_index)
+    flags = None
+    if oos_index is not None and detector is not None and detector.method == "max_probability":
+        flags = detector.flags(camel.max_probability_score(probabilities, oos_index))
+    decisions = camel.decide(probabilities, threshold, oos_index, flags)
     result = []
     for row, decision in zip(probabilities, decisions):
         best = np.argsort(-row, kind="stable")[:3]

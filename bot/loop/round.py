@@ -137,6 +137,12 @@ def fit_calibration(
         floor=task.abstain_threshold if task else 0.0,
     )
     candidate.extra_files = {**candidate.extra_files, **calibrate.calibration_file(calibration)}
+    if task is not None and task.out_of_scope_label:
+        detector = calibrate.fit_detector(
+            candidate, texts, labels, cache, out_of_scope_label=task.out_of_scope_label, floor=task.abstain_threshold
+        )
+        if detector is not None:
+            candidate.extra_files = {**candidate.extra_files, **calibrate.detector_file(detector)}
     return calibration
 
 

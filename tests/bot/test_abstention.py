@@ -4,6 +4,7 @@ and /camel stats shows coverage and precision per version. Real Bolt app over si
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,20 @@ from bot import abstention
 from tests.bot.conftest import SUPPORT_LABELS, USER, BotUnderTest, wait_until
 
 
-def serve_with_calibration(bot: BotUnderTest, adapter_dir: Path, tmp: Path, calibration: camel.Calibration) -> None:
-    """The session's adapter saved again with a calibration, registered as v2 and served."""
+def serve_with_calibration(
+    bot: BotUnderTest,
+    adapter_dir: Path,
+    tmp: Path,
+    calibration: camel.Calibration,
+    detector: camel.OutOfScopeDetector | None = None,
+) -> None:
+    """The session's adapter saved again with a calibration (and detector), registered as v2 and served."""
     adapter = camel.load_adapter(str(adapter_dir))
     folder = tmp / "v0002"
-    camel.save_adapter(adapter, str(folder), extra_files={camel.CALIBRATION_FILE: calibration.to_json().encode()})
+    extra = {camel.CALIBRATION_FILE: calibration.to_json().encode()}
+    if detector is not None:
+        extra[abstention.OUT_OF_SCOPE_FILE] = json.dumps(detector.to_dict()).encode()
+    camel.save_adapter(adapter, str(folder), extra_files=extra)
     storage.register_adapter(
         bot.db,
         task="support",
@@ -95,6 +105,24 @@ def test_out_of_scope_label_gets_not_one_of_mine(bot: BotUnderTest) -> None:
     assert "Not one of mine" in reply["text"]
     confirm = reply["blocks"][1]["elements"][0]
     assert confirm["value"] == f"support|{top}"  # "right" confirms the out-of-scope label
+
+
+def test_out_of_scope_detector_turns_away_a_message_unlike_every_label(
+    bot: BotUnderTest, support_adapter_dir: Path, tmp_path: Path
+) -> None:
+    text = "refund charged twice fee"
+    top = bot.predictors.get("support").predict([text])[0].label
+    out_of_scope = next(label for label in SUPPORT_LABELS if label != top)  # not the most likely label
+    storage.set_out_of_scope_label(bot.db, "support", out_of_scope)
+    always = camel.OutOfScopeDetector(
+        method="max_probability", threshold=-1.0, max_inscope_rejection=0.1, probability_mean=0.0,
+        probability_std=1.0, neighbour_mean=0.0, neighbour_std=1.0, fitted_on_n=50, status="fitted",
+    )  # fmt: skip
+    serve_with_calibration(bot, support_adapter_dir, tmp_path, calibration(threshold=0.0), always)
+    bot.send_message(text, "1700000104.000100")
+    stored = prediction(bot, "1700000104.000100")
+    assert stored.label == out_of_scope and not stored.abstained
+    assert "Not one of mine" in bot.fake.wait_for("chat.postMessage", 1)[0].params["text"]
 
 
 def test_stats_show_coverage_and_precision_per_version(bot: BotUnderTest) -> None:

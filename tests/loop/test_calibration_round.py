@@ -58,5 +58,7 @@ def test_gate_metrics_include_out_of_scope_recall(loop_env) -> None:
     assert oos["label"] == "feelings" and oos["support"] > 0
     assert oos["support"] == metrics["per_label"]["feelings"]["support"]
     assert oos["recall"] >= metrics["per_label"]["feelings"]["recall"] - 1e-9  # abstaining counts too
+    detector = json.loads((Path(storage.get_adapter(db, TASK, run.version).path) / "out_of_scope.json").read_text())
+    assert detector["method"] == "max_probability" and detector["status"] in ("fitted", "too_few_examples")
     text = json.dumps(build_report(loop.reporter.summary(run))[1])
     assert "*Out of scope* (`feelings`): recall" in text and "*Calibration*" in text
