@@ -34,7 +34,8 @@ from storage.retention import (
     mark_adapter_pruned, pruned_versions,
 )
 from storage.review import (
-    ask_candidates, asked_since, confused_pairs_since, count_review_scores, disputed_in_channel, coverage_by_version, record_ask, review_candidates, review_scores_version,
+    ask_candidates, asked_since, confused_pairs_since, count_review_scores, delete_review_scores,
+    disputed_in_channel, coverage_by_version, record_ask, review_candidates, review_scores_version,
     store_review_scores,
     unlabelled_messages,
 )
@@ -44,7 +45,7 @@ from storage.tasks import add_labels, bind_channel, get_task, list_tasks, set_ou
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
-    "ReviewCandidate", "ask_candidates", "asked_since", "confused_pairs_since", "disputed_in_channel", "count_review_scores", "coverage_by_version", "record_ask",
+    "ReviewCandidate", "ask_candidates", "asked_since", "confused_pairs_since", "delete_review_scores", "disputed_in_channel", "count_review_scores", "coverage_by_version", "record_ask",
     "review_candidates", "review_scores_version", "set_out_of_scope_label", "store_review_scores", "unlabelled_messages",
     "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention",
     "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions",

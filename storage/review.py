@@ -86,6 +86,14 @@ def review_candidates(db: sqlite_utils.Database, task: str, channel: str, limit:
     ]
 
 
+def delete_review_scores(db: sqlite_utils.Database, message_ids: Iterable[int]) -> int:
+    """Drop the stored scores (and embeddings) of these messages, for deletion paths that blank a
+    message's text instead of deleting its row (deleting the row removes them by cascade)."""
+    with transaction(db) as conn:
+        return sum(conn.execute("DELETE FROM review_scores WHERE message_id = ?", (int(i),)).rowcount
+                   for i in message_ids)
+
+
 def review_scores_version(db: sqlite_utils.Database, task: str) -> int | None:
     """The adapter version the task's stored scores were computed with (None = none stored)."""
     row = one(db, "SELECT MAX(adapter_version) FROM review_scores WHERE task = ?", (task,))

@@ -87,6 +87,9 @@ def test_stored_scores_are_deleted_with_their_message(db: sqlite_utils.Database)
     assert storage.count_review_scores(db, "support") == 1
     db.execute("DELETE FROM messages WHERE id = ?", (kept,))
     assert storage.count_review_scores(db) == 0
+    again = message(db, "4")
+    _score(db, [again])
+    assert storage.delete_review_scores(db, [again]) == 1 and storage.count_review_scores(db) == 0
 
 
 def test_record_ask_never_twice_and_at_most_n_per_channel_per_day(db: sqlite_utils.Database) -> None:
