@@ -29,11 +29,13 @@ from slack_sdk import WebClient
 from sqlite_utils import Database
 
 import storage
-from bot.loop import LearningLoop
+from bot import texts
+from bot.loop import LearningLoop, asking
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
 from bot.settings import Settings
+from bot.slack import blocks
 from bot.slack.app import build_app, build_client
 from bot.slack.http_server import EVENTS_PATH, HttpServer, serve_http
 from bot.slack.inbox_worker import InboxWorkers
@@ -61,6 +63,9 @@ def apply_task_settings(settings: Settings, db: Database) -> list[storage.Task]:
             emoji_map=task.emoji,
             abstain_threshold=task.abstain_threshold,
             quiet=task.quiet,
+            target_precision=task.target_precision,
+            # "" keeps what is stored, so an out-of-scope label set with /camel setup survives restarts.
+            out_of_scope_label=task.out_of_scope_label or None,
         )
         for channel in task.channels:
             storage.bind_channel(db, task.name, channel)
@@ -103,6 +108,18 @@ def slack_upload(client: WebClient) -> Upload:
         return client.files_upload_v2(channel=channel, content=content, filename=filename, title=title)
 
     return upload
+
+
+def slack_ask(client: WebClient) -> asking.Ask:
+    """`ask(channel, thread_ts, message_id, task, labels, top3)` for the learning loop's questions."""
+
+    def ask(
+        channel: str, thread: str, message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]
+    ) -> Any:
+        question = blocks.ask_blocks(message_id, task, labels, top3)
+        return client.chat_postMessage(channel=channel, thread_ts=thread, text=texts.ask_text(top3), blocks=question)
+
+    return ask
 
 
 @dataclass(eq=False)
@@ -181,6 +198,7 @@ def start(
             predictors,
             post=slack_post(client) if client is not None else None,
             upload=slack_upload(client) if client is not None else None,
+            ask=slack_ask(client) if client is not None else None,
         )
         runtime.loop.start()  # also serves each task's active adapter
         storage.make_private(settings.data_dir)  # the scheduler's job store, made just now

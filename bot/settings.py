@@ -40,6 +40,14 @@ class TaskSettings:
     # In a channel shared with another organisation (Slack Connect), store and answer the
     # messages of that organisation's users too; off by default (their data, not ours).
     external_users: bool = False
+    # Issue 13: precision the calibrated threshold aims for (abstain_threshold is its floor).
+    target_precision: float = 0.9
+    # The label meaning "none of my labels" ("" = none; one set with /camel setup is kept).
+    out_of_scope_label: str = ""
+    # Questions the bot may ask in threads per channel per day about the most useful messages (0 = off).
+    ask_per_day: int = 0
+    # A daily digest for admins in the task's channels (confusions, disputes, coverage trend).
+    digest: bool = False
 
     def emoji_map(self) -> dict[str, str]:
         """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""
@@ -264,6 +272,12 @@ def _validate_task(task: TaskSettings, seen: set[str]) -> None:
         raise SettingsValueError(f"{where}.labels must list at least two distinct labels")
     if not 0.0 <= task.abstain_threshold <= 1.0:
         raise SettingsValueError(f"{where}.abstain_threshold must be between 0 and 1")
+    if not 0.0 < task.target_precision <= 1.0:
+        raise SettingsValueError(f"{where}.target_precision must be above 0 and at most 1")
+    if task.out_of_scope_label and task.out_of_scope_label not in task.labels:
+        raise SettingsValueError(f"{where}.out_of_scope_label must be one of the task's labels")
+    if task.ask_per_day < 0:
+        raise SettingsValueError(f"{where}.ask_per_day must be 0 (off) or more")
     for emoji, label in task.emoji.items():
         if label not in task.labels and label not in (CONFIRM, REJECT):
             raise SettingsValueError(f"{where}.emoji.{emoji} maps to unknown label {label!r}")

@@ -13,9 +13,10 @@ HELP_LINES = (
     ("labels", "the task's labels and their emojis"),
     ("stats", "corrections, live accuracy, per-label F1, training runs"),
     ("history", "adapter versions and their metrics"),
+    ("review [n]", "the n (default 5) messages of this channel whose labels would teach me most"),
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
-    ("setup <task>", "bind this channel to a task (admins)"),
+    ("setup <task> [--out-of-scope <label>]", "bind this channel to a task; declare its out-of-scope label (admins)"),
     ("export", "the labelled data as a CSV file: this channel's messages; admins get every channel by DM"),
     ("my-data", "how many of your messages and corrections the bot stores"),
     ("forget-me", "delete your messages and corrections everywhere (asks first)"),
@@ -88,6 +89,18 @@ def abstained_text(top3: list[tuple[str, float]]) -> str:
     return f"Not sure about this one. My best guesses: {guesses}. Which is it?"
 
 
+def out_of_scope_text(top3: list[tuple[str, float]]) -> str:
+    guesses = ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+    return f"Not one of mine: this doesn't look like any of my labels. Closest: {guesses}. Tell me if I'm wrong."
+
+
+def answer_reply(outcome: str, label: str, confidence: float, top3: list[tuple[str, float]]) -> str:
+    """The text for `bot.abstention.Answer.outcome`: a label, "not one of mine" or "not sure"."""
+    if outcome == "out_of_scope":
+        return out_of_scope_text(top3)
+    return predict_reply(label, confidence, outcome == "abstain", top3)
+
+
 def needs_label_text(task: str) -> str:
     return f"I'm still learning *{task}*. Which label fits this message?"
 
@@ -110,6 +123,44 @@ def label_stored(label: str) -> str:
 
 def setup_done(task: str, channel: str) -> str:
     return f":white_check_mark: <#{channel}> is now bound to task *{task}*."
+
+
+def out_of_scope_set(task: str, label: str | None) -> str:
+    if label is None:
+        return f"*{task}* has no out-of-scope label now."
+    return (
+        f'*{task}*: `{label}` now means "not one of mine". Label messages that fit none of the other labels'
+        f" with it; the next training round learns from them."
+    )
+
+
+def review_intro(task: str, count: int) -> str:
+    return f"*{task}*: {count} message(s) I'm least sure about. A label on each teaches me most."
+
+
+def review_item(text: str, link: str) -> str:
+    shown = text if len(text) <= 500 else text[:500] + "..."
+    quoted = "\n".join(f"> {line}" for line in shown.splitlines() or [""])
+    return f"{quoted}\n<{link}|open the message>"
+
+
+def nothing_to_review(task: str) -> str:
+    return (
+        f":sparkles: Nothing to review in *{task}* here: every scored message of this channel is labelled,"
+        " or no adapter has scored its messages yet (that happens after each training round)."
+    )
+
+
+def review_label_stored(label: str) -> str:
+    return f":white_check_mark: Labelled as *{label}* (review). Thanks, I'll learn from it."
+
+
+def ask_text(top3: list[tuple[str, float]]) -> str:
+    guesses = ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+    return (
+        f":raising_hand: A label on this message would teach me more than most today. My guesses: {guesses}."
+        " Which is it?"
+    )
 
 
 def retrain_started(task: str, run_id: int) -> str:
@@ -161,7 +212,29 @@ def stats_text(task: str, stats: dict[str, Any]) -> str:
     if stats.get("per_label_f1"):
         f1s = ", ".join(f"{label} {value:.2f}" for label, value in stats["per_label_f1"].items())
         lines.append(f"Per-label F1 (held-out): {f1s}")
+    calibration = stats.get("calibration")
+    if isinstance(calibration, dict):
+        lines.append(calibration_line(calibration))
+    for row in stats.get("coverage") or []:
+        lines.append(coverage_line(row))
     return "\n".join(lines)
+
+
+def calibration_line(calibration: dict[str, Any]) -> str:
+    """The serving version's calibrated threshold and what it gave on held-out labels it was not fitted on."""
+    return (
+        f"Calibrated threshold {calibration.get('threshold', 0):.2f} for {percent(calibration.get('target_precision'))}"
+        f" precision ({calibration.get('status')}; held-out check: precision {percent(calibration.get('precision'))},"
+        f" answered {percent(calibration.get('coverage'))})"
+    )
+
+
+def coverage_line(row: dict[str, Any]) -> str:
+    """One version's live coverage (share answered) and precision of the answered ones."""
+    return (
+        f"{version_label(row['version'])}: answered {percent(row['coverage'])} of {row['predictions']} messages,"
+        f" precision of the answered {percent(row['precision'])} (n={row['judged']} labelled)"
+    )
 
 
 def version_label(version: int) -> str:

@@ -32,20 +32,28 @@ from storage.migrations import SCHEMA_VERSION
 from storage.deletions import deleted_text_hashes, deletion_version
 from storage.privacy import delete_user_data, erase_user, purge_unlabelled, purge_unlabelled_text
 from storage.records import (
-    AdapterVersion, AuditEntry, ChannelPause, DeletionReport, Dispute, ImportReport, InboxItem, LabelledMessage, Message,
-    Resolution, StoredPrediction, Task, TrainingRun, WorkspaceStop,
+    AdapterVersion, AuditEntry, ChannelPause, DeletionReport, Dispute, ImportReport, InboxItem, LabelledMessage,
+    Message, Resolution, ReviewCandidate, StoredPrediction, Task, TrainingRun, WorkspaceStop,
 )
 from storage.rounds import Reconciliation, finish_round, reconcile_task, record_fallback
 from storage.retention import (
     RetentionReport, adapter_versions_to_prune, apply_retention, delete_old_predictions, expired_runs,
     mark_adapter_pruned, pruned_versions,
 )
+from storage.review import (
+    ask_candidates, asked_since, confused_pairs_since, count_review_scores, delete_review_scores,
+    disputed_in_channel, coverage_by_version, record_ask, review_candidates, review_scores_version,
+    store_review_scores,
+    unlabelled_messages,
+)
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.runs import finish_run, get_run, last_run, list_runs, start_run
-from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
+from storage.tasks import add_labels, bind_channel, get_task, list_tasks, set_out_of_scope_label, task_for_channel, upsert_task
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
+    "ReviewCandidate", "ask_candidates", "asked_since", "confused_pairs_since", "delete_review_scores", "disputed_in_channel", "count_review_scores", "coverage_by_version", "record_ask",
+    "review_candidates", "review_scores_version", "set_out_of_scope_label", "store_review_scores", "unlabelled_messages",
     "AdapterVersion", "AuditEntry", "RetentionReport", "adapter_versions_to_prune", "apply_retention",
     "delete_old_predictions", "expired_runs", "mark_adapter_pruned", "pruned_versions", "loose_permissions",
     "unwritable_paths", "make_private", "make_private_dirs", "secrets_file_warning", "DeletionReport",

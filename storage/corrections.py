@@ -15,7 +15,7 @@ from storage.errors import InvalidValueError
 from storage.messages import latest_prediction, require_message
 from storage.tasks import require_label, require_task
 
-SOURCES = ("reaction", "menu", "command", "import", "confirm", "reject")
+SOURCES = ("reaction", "menu", "command", "import", "confirm", "reject", "review", "ask")
 
 
 def _label_to_store(db: sqlite_utils.Database, message_id: int, task: str, label: str | None, source: str) -> str | None:

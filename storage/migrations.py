@@ -190,11 +190,68 @@ def _v5_inbox(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX inbox_received ON inbox (received_at)")
 
 
+
+_V6_CORRECTIONS = """CREATE TABLE corrections_v6 (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        task TEXT NOT NULL REFERENCES tasks (name),
+        label TEXT,
+        source TEXT NOT NULL CHECK (source IN
+            ('reaction', 'menu', 'command', 'import', 'confirm', 'reject', 'review', 'ask')),
+        user TEXT NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        withdrawn_at TEXT
+    )"""
+
+
+def _v6_asking(conn: sqlite3.Connection) -> None:
+    """Issue 13: per-task target precision and out-of-scope label; corrections from `/camel
+    review` ("review") and from the bot's questions in threads ("ask"); stored review scores
+    and the questions asked, both deleted with their message (ON DELETE CASCADE)."""
+    conn.execute("ALTER TABLE tasks ADD COLUMN target_precision REAL NOT NULL DEFAULT 0.9")
+    conn.execute("ALTER TABLE tasks ADD COLUMN out_of_scope_label TEXT")
+    # SQLite cannot change a CHECK constraint in place: copy into a new table (ids kept).
+    conn.execute(_V6_CORRECTIONS)
+    conn.execute("INSERT INTO corrections_v6 SELECT id, message_id, task, label, source, user, is_admin, "
+                 "created_at, withdrawn_at FROM corrections")
+    conn.execute("DROP TABLE corrections")
+    conn.execute("ALTER TABLE corrections_v6 RENAME TO corrections")
+    conn.execute("CREATE INDEX corrections_task_message_user ON corrections (task, message_id, user, id)")
+    conn.execute("CREATE INDEX corrections_user_created ON corrections (user, created_at)")
+    conn.execute("CREATE INDEX corrections_message ON corrections (message_id)")
+    conn.execute(
+        """CREATE TABLE review_scores (
+            task TEXT NOT NULL REFERENCES tasks (name),
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            adapter_version INTEGER NOT NULL,
+            score REAL NOT NULL,
+            top3 TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            computed_at TEXT NOT NULL,
+            PRIMARY KEY (task, message_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX review_scores_task_score ON review_scores (task, score DESC)")
+    conn.execute("CREATE INDEX review_scores_message ON review_scores (message_id)")
+    conn.execute(
+        """CREATE TABLE asked (
+            task TEXT NOT NULL REFERENCES tasks (name),
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            asked_at TEXT NOT NULL,
+            PRIMARY KEY (task, message_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX asked_channel_at ON asked (channel, asked_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial_schema,
     _v2_deletion_list,
     _v3_pruned_adapters,
     _v4_deletions_and_app_life,
     _v5_inbox,
+    _v6_asking,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

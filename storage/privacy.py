@@ -87,7 +87,10 @@ def purge_unlabelled(db: sqlite_utils.Database, *, older_than_days: float, actor
                                     WHERE c.message_id = messages.id AND c.withdrawn_at IS NULL)"""
     with transaction(db) as conn:
         texts = [r[0] for r in conn.execute(f"SELECT text FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()]
+        ids = [r[0] for r in conn.execute(f"SELECT id FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()]
         purged = conn.execute(f"UPDATE messages SET text = '' WHERE {unlabelled}", (cutoff,)).rowcount
+        # The row stays (for counts) but its review score and embedding go with the text.
+        conn.executemany("DELETE FROM review_scores WHERE message_id = ?", [(i,) for i in ids])
         erased = hashes_of(texts, lengths)
         hashes = add_deleted_hashes(db, erased - still_stored(db, erased, lengths), reason="purge")
         # The inbox keeps no text once an event is handled; an unhandled one past retention goes too.

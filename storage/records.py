@@ -20,6 +20,9 @@ class Task:
     abstain_threshold: float
     quiet: bool
     active_version: int | None
+    # Issue 13: precision the calibrated threshold aims for; the label meaning "none of the others".
+    target_precision: float = 0.9
+    out_of_scope_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,3 +182,21 @@ class InboxItem:
     body: str
     received_at: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class ReviewCandidate:
+    """A scored unlabelled message for `/camel review`: how useful a label on it would be.
+
+    score: the serving version's uncertainty (higher = ask sooner); top3: calibrated guesses;
+    embedding: the base's pooled embedding (float32 bytes) for diversity among picks."""
+
+    message_id: int
+    channel: str
+    ts: str
+    workspace: str
+    text: str
+    adapter_version: int
+    score: float
+    top3: list[tuple[str, float]]
+    embedding: bytes

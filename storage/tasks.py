@@ -31,6 +31,8 @@ def _task_from_row(row: sqlite3.Row) -> Task:
         abstain_threshold=float(row["abstain_threshold"]),
         quiet=bool(row["quiet"]),
         active_version=row["active_version"],
+        target_precision=float(row["target_precision"]),
+        out_of_scope_label=row["out_of_scope_label"],
     )
 
 
@@ -90,25 +92,57 @@ def upsert_task(
     channels: Iterable[str] | None = None,
     abstain_threshold: float = 0.5,
     quiet: bool = False,
+    target_precision: float = 0.9,
+    out_of_scope_label: str | None = None,
 ) -> Task:
-    """Create the task or update it; None for emoji_map/channels keeps the stored value."""
+    """Create the task or update it; None for emoji_map/channels/out_of_scope_label keeps the
+    stored value (an out-of-scope label set in Slack survives a restart with none configured).
+    An out-of-scope label that is not yet a label of the task is added to its labels."""
     if not name or not name.strip():
         raise InvalidValueError("a task needs a non-empty name")
     if kind not in KINDS:
         raise InvalidValueError(f"task kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if not 0.0 <= abstain_threshold <= 1.0:
         raise InvalidValueError(f"abstain_threshold must be between 0 and 1, got {abstain_threshold}")
+    _check_target_precision(target_precision)
     with transaction(db) as conn:
         existing = get_task(db, name)
-        merged = _clean_labels([*(existing.labels if existing else []), *labels])
+        out_of_scope = out_of_scope_label if out_of_scope_label is not None else (
+            existing.out_of_scope_label if existing else None)
+        merged = _clean_labels([*(existing.labels if existing else []), *labels, *([out_of_scope] if out_of_scope else [])])
         if not merged:
             raise InvalidValueError(f"task {name!r} needs at least one label")
         emoji = dict(emoji_map) if emoji_map is not None else (existing.emoji_map if existing else {})
         bound = list(dict.fromkeys(channels)) if channels is not None else (existing.channels if existing else [])
         _check_emoji_map(emoji, merged)
         _check_channels_free(db, name, bound)
-        _write_task(conn, Task(name, kind, merged, emoji, bound, float(abstain_threshold), quiet, None))
+        _write_task(conn, Task(name, kind, merged, emoji, bound, float(abstain_threshold), quiet, None,
+                               float(target_precision), out_of_scope.strip() if out_of_scope else None))
     return require_task(db, name)
+
+
+def _check_target_precision(value: float) -> None:
+    if not 0.0 < value <= 1.0:
+        raise InvalidValueError(f"target_precision must be above 0 and at most 1, got {value}")
+
+
+def set_out_of_scope_label(db: sqlite_utils.Database, task: str, label: str | None) -> Task:
+    """Declare `label` the task's "none of my labels" label (added to its labels if new);
+    None removes the declaration (the label itself stays: labels are never dropped)."""
+    with transaction(db) as conn:
+        current = require_task(db, task)
+        labels = current.labels
+        if label is not None:
+            cleaned = _clean_labels([label])
+            if not cleaned:
+                raise InvalidValueError("an out-of-scope label must be a non-empty string")
+            label = cleaned[0]
+            labels = _clean_labels([*labels, label])
+        conn.execute(
+            "UPDATE tasks SET labels = ?, out_of_scope_label = ?, updated_at = ? WHERE name = ?",
+            (json.dumps(labels), label, utc_now(), task),
+        )
+    return require_task(db, task)
 
 
 def _write_task(conn: sqlite3.Connection, task: Task) -> None:
@@ -116,14 +150,15 @@ def _write_task(conn: sqlite3.Connection, task: Task) -> None:
     now = utc_now()
     conn.execute(
         """INSERT INTO tasks (name, kind, labels, emoji_map, channels, abstain_threshold,
-                              quiet, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              quiet, target_precision, out_of_scope_label, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, labels = excluded.labels,
              emoji_map = excluded.emoji_map, channels = excluded.channels,
              abstain_threshold = excluded.abstain_threshold, quiet = excluded.quiet,
+             target_precision = excluded.target_precision, out_of_scope_label = excluded.out_of_scope_label,
              updated_at = excluded.updated_at""",
         (task.name, task.kind, json.dumps(task.labels), json.dumps(task.emoji_map), json.dumps(task.channels),
-         task.abstain_threshold, int(task.quiet), now, now),
+         task.abstain_threshold, int(task.quiet), task.target_precision, task.out_of_scope_label, now, now),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+from dataclasses import fields
 import json
 import shlex
 import tomllib
@@ -18,7 +19,7 @@ from slack_bolt import App
 from bot.cli import build_parser
 from bot import texts
 from bot.slack.http_server import EVENTS_PATH, serve_http
-from bot.settings import SECRET_KEYS, Settings, load_settings
+from bot.settings import SECRET_KEYS, Settings, TaskSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -169,6 +170,7 @@ def test_example_config_shows_every_setting() -> None:
     assert set(example["model"]) == set(vars(defaults.model))
     assert set(example["learning"]) == set(vars(defaults.learning))
     assert set(example["retention"]) == set(vars(defaults.retention))
+    assert set(example["tasks"][0]) == {f.name for f in fields(TaskSettings)}
 
 
 def test_example_config_loads_with_real_settings_loader() -> None:

@@ -15,11 +15,13 @@ from datetime import datetime
 
 import storage
 from bot.errors import RollbackError
+from bot.loop import asking, digest
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import Post, Upload
 from bot.loop import retention
 from bot.loop.reporter import Reporter
 from bot.loop.retention import RetentionSummary
+from bot.loop.review_scoring import ReviewScorer
 from bot.loop.runner import RoundRunner
 from bot.loop.triggers import Triggers
 from bot.settings import Settings
@@ -29,13 +31,20 @@ log = logging.getLogger(__name__)
 
 class LearningLoop:
     def __init__(
-        self, settings: Settings, predictors: PredictorRegistry, post: Post | None = None, upload: Upload | None = None
+        self,
+        settings: Settings,
+        predictors: PredictorRegistry,
+        post: Post | None = None,
+        upload: Upload | None = None,
+        ask: asking.Ask | None = None,
     ) -> None:
         self.settings, self.predictors = settings, predictors
         self.db = storage.open_store(settings.db_path)
         self.triggers = Triggers(settings, self.db)
         self.runner = RoundRunner(settings, self.db)
         self.reporter = Reporter(settings, self.db, post, upload)
+        self.review = ReviewScorer(self.db, predictors)  # review scores for each newly served version
+        self.ask = ask  # posts a question in a thread (tasks with ask_per_day > 0)
         self.reload_errors: list[str] = []
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -53,6 +62,10 @@ class LearningLoop:
         self.recover()
         self.sync()
         self.triggers.start(self.task_names(), self.request_round, self.poll, self.apply_retention)
+        if self.ask is not None and any(t.ask_per_day > 0 for t in self.settings.tasks):
+            self.triggers.add_interval("ask", self.ask_now, asking.ASK_EVERY_S)
+        if self.reporter.post is not None and any(t.digest for t in self.settings.tasks):
+            self.triggers.add_cron("digest", self.digest_now, digest.DIGEST_CRON)
 
     def stop(self) -> None:
         """Stop scheduling; a round already running finishes in its own process."""
@@ -82,6 +95,16 @@ class LearningLoop:
 
     def next_run_time(self, task: str) -> datetime | None:
         return self.triggers.next_run_time(task)
+
+    def ask_now(self) -> list[int]:
+        """One asking pass (also run every `asking.ASK_EVERY_S`); returns the message ids asked about."""
+        return asking.ask_pass(self.db, self.settings, self.ask) if self.ask is not None else []
+
+    def digest_now(self) -> list[str]:
+        """Post the daily digest of the tasks that have one (also run daily at `digest.DIGEST_CRON`)."""
+        if self.reporter.post is None:
+            return []
+        return digest.digest_pass(self.db, self.settings, self.reporter.post, self.reporter.upload)
 
     # one round -------------------------------------------------------------------------
     def request_round(self, task: str, trigger: str) -> bool:
@@ -154,10 +177,16 @@ class LearningLoop:
     def sync(self) -> list[str]:
         """Serve each task's active version (or the newest that loads); tell admins each new fallback once."""
         with self._reload_lock:
+            before = self._serving()
             notices = self.predictors.sync_notices(self.db)
+            changed = [task for task, version in self._serving().items() if version != before.get(task)]
+        self.review.schedule(changed)
         self.reload_errors = [notice.text for notice in notices]
         self.reporter.reload_failures(notices)
         return self.reload_errors
+
+    def _serving(self) -> dict[str, int | None]:
+        return {task: self.predictors.version(task) for task in self.task_names()}
 
     def rollback(self, task: str, version: int | None, actor: str) -> storage.AdapterVersion:
         """Serve `version` (default: the newest retired one) now, and make it the active one."""
@@ -166,6 +195,7 @@ class LearningLoop:
             previous = self.predictors.version(task)
             self.predictors.load(task, target.version, target.path)  # raises before any change if broken
             activated = storage.activate_adapter(self.db, task, target.version, reason=f"rollback by {actor}")
+        self.review.schedule([task])
         storage.audit(
             self.db,
             actor=actor,

@@ -22,9 +22,10 @@ from typing import Any, Sequence
 from sqlite_utils import Database
 
 import camel
+from camel.calibration import DEFAULT_TARGET_PRECISION
 import storage
 from bot.errors import LearningError, RoundInputError, TaskBusyError
-from bot.loop import gate, versions
+from bot.loop import calibrate, gate, versions
 from bot.loop.options import RoundOptions, RoundSummary, summary_path
 from bot.settings import DataPaths
 
@@ -93,14 +94,19 @@ def train_candidate(
 
 
 def judge(
-    candidate: camel.Adapter, active: camel.Adapter | None, split: Split, opts: RoundOptions, cache: camel.FeatureCache
+    candidate: camel.Adapter,
+    active: camel.Adapter | None,
+    split: Split,
+    opts: RoundOptions,
+    cache: camel.FeatureCache,
+    task: storage.Task | None = None,
 ) -> Judgement:
     texts, labels = _texts_labels(split.heldout)
-    new_metrics = camel.evaluate(candidate, texts, labels, cache)
+    new_metrics = with_out_of_scope(camel.evaluate(candidate, texts, labels, cache), candidate, split, cache, task)
     if active is None:
         baseline = gate.majority_baseline([m.label for m in split.train], labels)
         return Judgement(gate.decide_first(new_metrics, baseline), new_metrics, None, baseline)
-    old_metrics = camel.evaluate(active, texts, labels, cache)
+    old_metrics = with_out_of_scope(camel.evaluate(active, texts, labels, cache), active, split, cache, task)
     decision = gate.decide(
         new_metrics,
         old_metrics,
@@ -111,11 +117,48 @@ def judge(
     return Judgement(decision, new_metrics, old_metrics, None)
 
 
+def with_out_of_scope(
+    metrics: dict[str, Any], adapter: camel.Adapter, split: Split, cache: camel.FeatureCache, task: storage.Task | None
+) -> dict[str, Any]:
+    """The held-out metrics plus out-of-scope recall when the task declares an out-of-scope label."""
+    if task is None or not task.out_of_scope_label:
+        return metrics
+    texts, labels = _texts_labels(split.heldout)
+    recall = calibrate.out_of_scope_recall(
+        adapter, texts, labels, cache, out_of_scope_label=task.out_of_scope_label, floor=task.abstain_threshold
+    )
+    return {**metrics, "out_of_scope": recall}
+
+
+def fit_calibration(
+    candidate: camel.Adapter, split: Split, task: storage.Task | None, cache: camel.FeatureCache
+) -> camel.Calibration:
+    """The candidate's confidence scale and threshold from the held-out labels; kept in its folder."""
+    texts, labels = _texts_labels(split.heldout)
+    calibration = calibrate.fit(
+        candidate,
+        texts,
+        labels,
+        cache,
+        target_precision=task.target_precision if task else DEFAULT_TARGET_PRECISION,
+        floor=task.abstain_threshold if task else 0.0,
+    )
+    candidate.extra_files = {**candidate.extra_files, **calibrate.calibration_file(calibration)}
+    if task is not None and task.out_of_scope_label:
+        detector = calibrate.fit_detector(
+            candidate, texts, labels, cache, out_of_scope_label=task.out_of_scope_label, floor=task.abstain_threshold
+        )
+        if detector is not None:
+            candidate.extra_files = {**candidate.extra_files, **calibrate.detector_file(detector)}
+    return calibration
+
+
 def publish_version(opts: RoundOptions, db: Database, adapter: camel.Adapter) -> tuple[int, Path]:
     version = versions.free_version(opts.data_dir, opts.task, storage.next_version(db, opts.task))
     temp = versions.temp_dir(opts.data_dir, opts.task, version)
     final = versions.version_dir(opts.data_dir, opts.task, version)
-    camel.save_adapter(adapter, str(temp))
+    # extra_files: the calibration, so the integrity manifest covers it.
+    camel.save_adapter(adapter, str(temp), extra_files=adapter.extra_files)
     versions.publish(temp, final)
     return version, final
 
@@ -128,7 +171,10 @@ def train_and_judge(
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
     active = camel.load_adapter(active_record.path, base) if active_record else None
     candidate = train_candidate(opts, split, active, cache)
-    judgement = judge(candidate, active, split, opts, cache)
+    task = storage.get_task(db, opts.task)
+    calibration = fit_calibration(candidate, split, task, cache)
+    judgement = judge(candidate, active, split, opts, cache, task)
+    judgement = replace(judgement, new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict()})
     candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict()}
     forget_deleted(db, cache)  # and those erased while this round trained
     version, folder = publish_version(opts, db, candidate)

@@ -54,6 +54,29 @@ def metrics_fields(summary: RoundSummary) -> list[dict[str, str]]:
     ]
 
 
+def abstention_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The candidate's calibration and out-of-scope recall (issue 13), when the round measured them."""
+    lines = []
+    calibration = metrics.get("calibration")
+    if isinstance(calibration, Mapping):
+        lines.append(
+            f"*Calibration* ({calibration.get('status')}): states a label from {_number(calibration.get('threshold'))}"
+            f" confidence for {_number(calibration.get('target_precision'))} precision; held-out check: precision"
+            f" {_number(calibration.get('precision'))}, answered {_number(calibration.get('coverage'))}"
+        )
+    oos = metrics.get("out_of_scope")
+    if isinstance(oos, Mapping):
+        lines.append(
+            f"*Out of scope* (`{oos.get('label')}`): recall {_number(oos.get('recall'))} on {oos.get('support')}"
+            " held-out messages"
+        )
+    return lines
+
+
+def _number(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
+
+
 def build_report(summary: RoundSummary) -> tuple[str, list[dict[str, Any]]]:
     """Fallback text and Block Kit blocks for one round's summary."""
     title = headline(summary)
@@ -63,6 +86,9 @@ def build_report(summary: RoundSummary) -> tuple[str, list[dict[str, Any]]]:
     ]
     if summary.new_metrics:
         blocks.append({"type": "section", "fields": metrics_fields(summary)})
+    extra = abstention_lines(summary.new_metrics or {})
+    if extra:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(extra)[:3000]}})
     changes = summary.per_label_changes
     if changes:
         text = "*Per-label changes*\n" + "\n".join(label_lines(changes))

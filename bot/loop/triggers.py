@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import Callable
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlite_utils import Database
 
 import storage
@@ -74,6 +75,35 @@ class Triggers:
         sched.register_runner(self.key, request_round)
         self.scheduler = scheduler
         scheduler.resume()
+
+    def add_interval(self, name: str, func: Callable[[], object], seconds: float) -> None:
+        """A volatile job (not kept across restarts) that calls `func` every `seconds`."""
+        if self.scheduler is None:
+            return
+        self.scheduler.add_job(
+            func,
+            "interval",
+            seconds=seconds,
+            id=name,
+            jobstore=sched.VOLATILE,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def add_cron(self, name: str, func: Callable[[], object], cron: str) -> None:
+        """A volatile job calling `func` on a crontab schedule in the learning timezone."""
+        if self.scheduler is None:
+            return
+        self.scheduler.add_job(
+            func,
+            CronTrigger.from_crontab(cron, timezone=self.settings.learning.timezone),
+            id=name,
+            jobstore=sched.VOLATILE,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
 
     def stop(self) -> None:
         sched.unregister_runner(self.key)

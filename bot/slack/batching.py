@@ -11,7 +11,9 @@ idle bot predicts at once); texts that arrive meanwhile join the round, the lead
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 import camel
 
@@ -22,7 +24,7 @@ MAX_BATCH = 32
 class _Round:
     texts: list[str] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
-    results: list[camel.Prediction] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -30,11 +32,16 @@ class PredictionBatcher:
     def __init__(self, max_batch: int = MAX_BATCH) -> None:
         self.max_batch = max_batch
         self._lock = threading.Lock()
-        self._open: dict[int, _Round] = {}  # id(predictor) -> the round still taking texts
+        self._open: dict[Hashable, _Round] = {}  # (predictor, settings) -> the round still taking texts
         self._running = threading.Lock()  # one forward pass at a time: the cores are shared
 
     def predict(self, predictor: camel.Predictor, text: str) -> camel.Prediction:
-        key = id(predictor)
+        result: camel.Prediction = self.run((id(predictor),), text, predictor.predict)
+        return result
+
+    def run(self, key: Hashable, text: str, over_texts: Callable[[list[str]], list[Any]]) -> Any:
+        """`over_texts(texts)[i]` for this text, computed in one call with the texts of every
+        concurrent caller that passes the same `key` (same predictor, same settings)."""
         with self._lock:
             round_ = self._open.get(key)
             leader = round_ is None or len(round_.texts) >= self.max_batch
@@ -51,7 +58,7 @@ class PredictionBatcher:
                     with self._lock:
                         if self._open.get(key) is round_:
                             del self._open[key]
-                    round_.results = predictor.predict(round_.texts)
+                    round_.results = over_texts(round_.texts)
             except BaseException as exc:
                 round_.error = exc
             finally:

@@ -15,7 +15,11 @@ Block = dict[str, Any]
 CORRECT_MENU = "camel_correct"  # static_select: pick the right label
 CONFIRM_BUTTON = "camel_confirm"  # "right" button
 GUESS_BUTTON = "camel_guess"  # one of the top-3 guesses after abstaining
-ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON)
+REVIEW_MENU = "camel_review_menu"  # the label menu of a /camel review item
+REVIEW_GUESS = "camel_review_guess"  # one of the top-3 guesses of a /camel review item
+ASK_MENU = "camel_ask_menu"  # the label menu of a question the bot asks in a thread
+ASK_GUESS = "camel_ask_guess"  # one of the top-3 guesses of such a question
+ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON, REVIEW_MENU, REVIEW_GUESS, ASK_MENU, ASK_GUESS)
 MAX_OPTIONS = 100  # Slack's limit for a static_select
 
 
@@ -46,14 +50,14 @@ def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def label_menu(task: str, labels: list[str], placeholder: str = "correct it") -> Block:
+def label_menu(task: str, labels: list[str], placeholder: str = "correct it", action_id: str = CORRECT_MENU) -> Block:
     options = [
         {"text": {"type": "plain_text", "text": label[:75]}, "value": encode_value(task, label)}
         for label in labels[:MAX_OPTIONS]
     ]
     return {
         "type": "static_select",
-        "action_id": CORRECT_MENU,
+        "action_id": action_id,
         "placeholder": {"type": "plain_text", "text": placeholder},
         "options": options,
     }
@@ -97,6 +101,23 @@ def abstained_blocks(message_id: int, task: str, labels: list[str], top3: list[t
     ]
 
 
+def out_of_scope_blocks(
+    message_id: int, task: str, labels: list[str], out_of_scope_label: str, top3: list[tuple[str, float]]
+) -> list[Block]:
+    """Not one of mine: "right" confirms the task's out-of-scope label; the menu corrects it."""
+    return [
+        section(texts.out_of_scope_text(top3)),
+        {
+            "type": "actions",
+            "block_id": block_id_for(message_id),
+            "elements": [
+                button("right", CONFIRM_BUTTON, encode_value(task, out_of_scope_label), "primary"),
+                label_menu(task, labels),
+            ],
+        },
+    ]
+
+
 def menu_blocks(message_id: int, task: str, labels: list[str], text: str) -> list[Block]:
     """A text and the label menu: asking for a label, after a rejection, or after a correction
     (the menu stays so that someone else can still disagree)."""
@@ -106,6 +127,45 @@ def menu_blocks(message_id: int, task: str, labels: list[str], text: str) -> lis
             "type": "actions",
             "block_id": block_id_for(message_id),
             "elements": [label_menu(task, labels, "pick a label")],
+        },
+    ]
+
+
+def review_blocks(
+    task: str, labels: list[str], items: list[tuple[int, str, str, list[tuple[str, float]]]]
+) -> list[Block]:
+    """/camel review: per message (id, text, permalink, top 3) its text and link, the bot's
+    guesses as buttons and the label menu; answers are stored with source "review"."""
+    result: list[Block] = [section(texts.review_intro(task, len(items)))]
+    for message_id, text, link, top3 in items:
+        guesses = [
+            button(f"{label} ({texts.percent(conf)})", f"{REVIEW_GUESS}_{i}", encode_value(task, label))
+            for i, (label, conf) in enumerate(top3)
+        ]
+        result += [
+            {"type": "divider"},
+            section(texts.review_item(text, link)),
+            {
+                "type": "actions",
+                "block_id": block_id_for(message_id),
+                "elements": [*guesses, label_menu(task, labels, "pick a label", REVIEW_MENU)],
+            },
+        ]
+    return result
+
+
+def ask_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
+    """A question in a message's thread (ask_per_day): the guesses and the menu; answers have source "ask"."""
+    guesses = [
+        button(f"{label} ({texts.percent(conf)})", f"{ASK_GUESS}_{i}", encode_value(task, label))
+        for i, (label, conf) in enumerate(top3)
+    ]
+    return [
+        section(texts.ask_text(top3)),
+        {
+            "type": "actions",
+            "block_id": block_id_for(message_id),
+            "elements": [*guesses, label_menu(task, labels, "pick a label", ASK_MENU)],
         },
     ]
 

@@ -57,6 +57,8 @@ def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
         "acc30": month.get("accuracy"),
         "n30": month.get("n", 0),
         "per_label_f1": per_label_f1(active_metrics(services, task)),
+        "calibration": active_metrics(services, task).get("calibration"),
+        "coverage": storage.coverage_by_version(db, task.name),
         "last_run": last_run_line(services, task.name),
         "next_run": next_run(services, task.name),
     }

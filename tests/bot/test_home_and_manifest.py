@@ -90,6 +90,7 @@ METHOD_SCOPES = {
     "chat_postMessage": "chat:write",
     "chat_update": "chat:write",
     "chat_postEphemeral": "chat:write",
+    "chat_getPermalink": None,
     "reactions_add": "reactions:write",
     "conversations_history": "channels:history",
     "conversations_replies": "channels:history",

@@ -23,7 +23,9 @@ def _corrupt(path: Path, size: int = 8192) -> None:
 @pytest.fixture
 def corrupt_path(db_path: Path) -> Path:
     db = storage.open_store(db_path)
-    for i in range(300):
+    # Enough messages that the middle of the file is message pages, not one of the many small
+    # tables and indexes the schema has (with 300 the middle held the predictions indexes).
+    for i in range(3000):
         message(db, f"ts-{i}", text=f"message number {i} " * 5)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()

@@ -18,15 +18,29 @@ from bot.slack.listeners._shared import ack_now, record_correction, services_of,
 log = logging.getLogger(__name__)
 
 GUESS_PATTERN = re.compile(rf"^{blocks.GUESS_BUTTON}_\d+$")
+REVIEW_GUESS_PATTERN = re.compile(rf"^{blocks.REVIEW_GUESS}_\d+$")
+ASK_GUESS_PATTERN = re.compile(rf"^{blocks.ASK_GUESS}_\d+$")
 
 
-ACTIONS = (blocks.CORRECT_MENU, blocks.CONFIRM_BUTTON, GUESS_PATTERN.pattern)
+ACTIONS = (
+    blocks.CORRECT_MENU,
+    blocks.CONFIRM_BUTTON,
+    GUESS_PATTERN.pattern,
+    blocks.REVIEW_MENU,
+    REVIEW_GUESS_PATTERN.pattern,
+    blocks.ASK_MENU,
+    ASK_GUESS_PATTERN.pattern,
+)
 
 
 def register(app: App) -> None:
     app.action(blocks.CORRECT_MENU)(ack=ack_now, lazy=[on_label_chosen])
     app.action(blocks.CONFIRM_BUTTON)(ack=ack_now, lazy=[on_label_chosen])
     app.action(GUESS_PATTERN)(ack=ack_now, lazy=[on_label_chosen])
+    app.action(blocks.ASK_MENU)(ack=ack_now, lazy=[on_label_chosen])
+    app.action(ASK_GUESS_PATTERN)(ack=ack_now, lazy=[on_label_chosen])
+    app.action(blocks.REVIEW_MENU)(ack=ack_now, lazy=[on_review_answer])
+    app.action(REVIEW_GUESS_PATTERN)(ack=ack_now, lazy=[on_review_answer])
 
 
 def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
@@ -57,6 +71,14 @@ def click_problem(db: Database, task: storage.Task, message_id: int, channel: st
     return None
 
 
+def _source(action_id: str) -> str:
+    if action_id == blocks.CONFIRM_BUTTON:
+        return "confirm"
+    if action_id == blocks.ASK_MENU or ASK_GUESS_PATTERN.match(action_id):
+        return "ask"  # an answer to a question the bot asked (ask_per_day)
+    return "menu"
+
+
 def on_label_chosen(
     body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
 ) -> None:
@@ -72,7 +94,7 @@ def on_label_chosen(
         log.info("click by %s refused: %s", user, problem)
         respond(text=problem, response_type="ephemeral", replace_original=False)
         return
-    source = "confirm" if action.get("action_id") == blocks.CONFIRM_BUTTON else "menu"
+    source = _source(str(action.get("action_id", "")))
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source=source, user=user
     ):
@@ -94,3 +116,31 @@ def on_label_chosen(
         text=text,
         blocks=blocks.menu_blocks(message_id, task.name, task.labels, text),
     )
+
+
+def on_review_answer(
+    body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+) -> None:
+    """An answer from /camel review: the same correction path, with source "review".
+
+    The review list is ephemeral and stays as it is (other items can still be answered); the
+    person gets a short ephemeral confirmation."""
+    services = services_of(context)
+    user = str(body["user"]["id"])
+    task_name, label, message_id = _choice(action)
+    task = storage.get_task(services.db, task_name)
+    if task is None or message_id is None or label not in task.labels:
+        respond(
+            text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False
+        )
+        return
+    if not record_correction(
+        services, client, message_id=message_id, task=task.name, label=label, source="review", user=user
+    ):
+        respond(
+            text=texts.cap_reached(services.settings.corrections_per_hour),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return
+    respond(text=texts.review_label_stored(label), response_type="ephemeral", replace_original=False)

@@ -44,17 +44,39 @@ def do_rollback(call: Invocation) -> None:
     call.reply(texts.rollback_done(task.name, activated.version))
 
 
+OUT_OF_SCOPE_FLAG = "--out-of-scope"
+NO_OUT_OF_SCOPE_FLAG = "--no-out-of-scope"
+
+
+def _setup_args(args: list[str]) -> tuple[str, str | None, bool]:
+    """(task, out-of-scope label to declare or None, remove the declaration)."""
+    usage = texts.usage(
+        f"`{COMMAND} setup` needs a task name, optionally `{OUT_OF_SCOPE_FLAG} <label>` or `{NO_OUT_OF_SCOPE_FLAG}`."
+    )
+    if len(args) == 1 and not args[0].startswith("--"):
+        return args[0], None, False
+    if len(args) == 2 and args[1] == NO_OUT_OF_SCOPE_FLAG:
+        return args[0], None, True
+    if len(args) == 3 and args[1] == OUT_OF_SCOPE_FLAG and not args[2].startswith("--"):
+        return args[0], args[2], False
+    raise CommandProblem(usage)
+
+
 def do_setup(call: Invocation) -> None:
     call.require_admin("bind a channel to a task")
-    if len(call.args) != 1:
-        raise CommandProblem(texts.usage(f"`{COMMAND} setup` needs a task name."))
-    name = call.args[0]
+    name, out_of_scope, remove = _setup_args(call.args)
     if storage.get_task(call.services.db, name) is None:
         known = [t.name for t in storage.list_tasks(call.services.db)]
         raise CommandProblem(texts.unknown_task(name, known))
     storage.bind_channel(call.services.db, name, call.channel)
     # An admin binding the channel again also ends a pause (the bot was removed, the channel archived).
     storage.resume_channel(call.services.db, call.channel, actor=call.user)
+    if out_of_scope is not None or remove:
+        # Stored in the database, so it survives restarts (a configured "" does not overwrite it).
+        storage.set_out_of_scope_label(call.services.db, name, out_of_scope)
+        _audit(call, "slack.setup", task=name, out_of_scope_label=out_of_scope)
+        call.reply(texts.setup_done(name, call.channel) + "\n" + texts.out_of_scope_set(name, out_of_scope))
+        return
     _audit(call, "slack.setup", task=name)
     call.reply(texts.setup_done(name, call.channel))
 

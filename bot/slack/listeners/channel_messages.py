@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
-from bot import texts
+from bot import abstention, texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
 from bot.slack.middleware import BROADCAST_SUBTYPE, DELETED_SUBTYPE, EDIT_SUBTYPE, stopped
@@ -203,22 +203,28 @@ def answer(
     text: str,
 ) -> None:
     try:
-        # Batched with the other workers' messages: one forward pass for many texts.
-        result = services.batcher.predict(predictor, text[: services.settings.max_predict_chars])
+        # Batched with the other workers' messages of this task: one forward pass for many texts.
+        result = services.batcher.run(
+            (id(predictor), task.abstain_threshold, task.out_of_scope_label),
+            text[: services.settings.max_predict_chars],
+            lambda batch: abstention.answers(
+                predictor, batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label
+            ),
+        )
     except camel.CamelError as exc:
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
-    abstained = result.confidence < task.abstain_threshold
+    abstained = result.outcome != "label"  # "not one of mine" states no in-scope label either
     storage.record_prediction(
         services.db,
         message_id=message_id,
         task=task.name,
         adapter_version=services.predictors.version(task.name),
-        label=result.label,
+        label=result.stated,
         confidence=result.confidence,
         top3=result.top3,
         latency_ms=result.latency_ms,
-        abstained=abstained,
+        abstained=result.abstained,
     )
     _count(services, task.name, result.latency_ms, abstained)
     stored = storage.latest_prediction(services.db, message_id, task.name)
@@ -246,11 +252,16 @@ def _reply(
     if task.quiet:
         _react(client, task, channel, ts, label, abstained)
         return
-    if abstained:
+    out_of_scope = not abstained and bool(task.out_of_scope_label) and label == task.out_of_scope_label
+    outcome = "abstain" if abstained else ("out_of_scope" if out_of_scope else "label")
+    if outcome == "out_of_scope":
+        reply_blocks = blocks.out_of_scope_blocks(message_id, task.name, task.labels, label, top3)
+    elif abstained:
         reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, top3)
     else:
         reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, label, confidence)
-    text_fallback = texts.predict_reply(label, confidence, abstained, top3)
+    best = top3[0][0] if outcome == "out_of_scope" and top3 else label
+    text_fallback = texts.answer_reply(outcome, best, confidence, top3)
     _wait_for_turn(services, channel)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
     storage.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])

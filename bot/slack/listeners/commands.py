@@ -11,9 +11,9 @@ from slack_sdk import WebClient
 
 import camel
 import storage
-from bot import texts
+from bot import abstention, texts
 from bot.errors import LearningError
-from bot.slack import task_stats
+from bot.slack import blocks, review, task_stats
 from bot.slack.listeners import admin_commands, privacy
 from bot.slack.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
 from bot.slack.listeners.invocation import CommandProblem, Invocation
@@ -66,12 +66,13 @@ def do_predict(call: Invocation) -> None:
     predictor = call.services.predictors.get(task.name)
     if predictor is None:
         raise CommandProblem(texts.no_adapter(task.name))
-    result = predictor.predict([call.raw[: call.services.settings.max_predict_chars]])[0]
-    call.reply(
-        texts.predict_reply(
-            result.label, result.confidence, result.confidence < task.abstain_threshold, list(result.top3)
-        )
-    )
+    result = abstention.answers(
+        predictor,
+        [call.raw[: call.services.settings.max_predict_chars]],
+        floor=task.abstain_threshold,
+        out_of_scope_label=task.out_of_scope_label,
+    )[0]
+    call.reply(texts.answer_reply(result.outcome, result.label, result.confidence, result.top3))
 
 
 def parse_link(link: str) -> tuple[str, str]:
@@ -130,6 +131,26 @@ def do_stats(call: Invocation) -> None:
     call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task)))
 
 
+def do_review(call: Invocation) -> None:
+    """Ephemeral: the most useful unlabelled messages of this channel, each with its label menu."""
+    if len(call.args) > 1 or (call.args and not call.args[0].isdigit()):
+        raise CommandProblem(texts.usage(f"`{COMMAND} review` takes a number of messages, like `5`."))
+    n = int(call.args[0]) if call.args else review.DEFAULT_N
+    if not 1 <= n <= review.MAX_N:
+        raise CommandProblem(texts.usage(f"`{COMMAND} review` shows 1 to {review.MAX_N} messages at a time."))
+    task = call.channel_task()
+    items = review.review_items(call.services.db, call.client, task.name, call.channel, n)
+    if not items:
+        call.reply(texts.nothing_to_review(task.name))
+        return
+    rows = [(i.candidate.message_id, i.candidate.text, i.permalink, i.candidate.top3) for i in items]
+    call.respond(
+        text=texts.review_intro(task.name, len(items)),
+        blocks=blocks.review_blocks(task.name, task.labels, rows),
+        response_type="ephemeral",
+    )
+
+
 def do_history(call: Invocation) -> None:
     task = call.channel_task()
     rows = [task_stats.version_row(v) for v in storage.list_adapters(call.services.db, task.name)]
@@ -143,6 +164,7 @@ SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
     "labels": do_labels,
     "stats": do_stats,
     "history": do_history,
+    "review": do_review,
     "retrain": admin_commands.do_retrain,
     "rollback": admin_commands.do_rollback,
     "setup": admin_commands.do_setup,

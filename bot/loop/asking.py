@@ -1,0 +1,70 @@
+"""Asking in the channel, sparingly (issue 13): per task `ask_per_day` (0 = off).
+
+Once an hour (`ASK_EVERY_S`), for each task that asks, the bot looks at the last 24 hours'
+messages it could ask about (a prediction, no live correction, never asked before) and asks in
+the thread of the most useful ones: the smallest margin between its two best calibrated
+guesses first. `storage.record_ask` is the guard: never twice about one message, never more
+than `ask_per_day` per channel in any 24 hours. The question is noted before it is posted, so a
+failed post means one question fewer, never a repeated one.
+
+The question's blocks are Slack's business: the loop hands the data to an `Ask` callable that
+`bot.runtime` makes from the Web API client, so `bot.loop` never imports `bot.slack`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from sqlite_utils import Database
+
+import storage
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+ASK_EVERY_S = 3600.0
+# ask(channel, thread_ts, message_id, task, labels, top3): posts one question in a thread.
+Ask = Callable[[str, str, int, str, list[str], list[tuple[str, float]]], Any]
+
+
+def margin_usefulness(top3: list[tuple[str, float]]) -> float:
+    """1 - (best - second best) calibrated probability: high when two labels compete."""
+    probabilities = sorted((p for _, p in top3), reverse=True) + [0.0, 0.0]
+    return 1.0 - (probabilities[0] - probabilities[1])
+
+
+def ask_pass(db: Database, settings: Settings, ask: Ask, now: datetime | None = None) -> list[int]:
+    """Ask about the most useful recent messages of every asking task; returns the message ids asked."""
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=1)
+    asked: list[int] = []
+    for configured in settings.tasks:
+        if configured.ask_per_day <= 0:
+            continue
+        task = storage.get_task(db, configured.name)
+        if task is None:
+            continue
+        by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for candidate in storage.ask_candidates(db, task.name, since):
+            if candidate["channel"] in task.channels:
+                by_channel[candidate["channel"]].append(candidate)
+        for channel, candidates in by_channel.items():
+            candidates.sort(key=lambda c: (-margin_usefulness(c["top3"]), c["message_id"]))
+            for candidate in candidates:
+                if not storage.record_ask(
+                    db,
+                    task=task.name,
+                    message_id=candidate["message_id"],
+                    channel=channel,
+                    limit_per_day=configured.ask_per_day,
+                ):
+                    break  # this channel's budget for the day is spent
+                thread = candidate["thread_ts"] or candidate["ts"]
+                try:
+                    ask(channel, thread, candidate["message_id"], task.name, task.labels, candidate["top3"])
+                except Exception:  # noted as asked: a failed post is one question fewer, never a repeat
+                    log.exception("asking about message %s in %s failed", candidate["message_id"], channel)
+                    continue
+                asked.append(candidate["message_id"])
+    return asked
