@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO.parent / "shared" / "data"
+# CAMEL_BENCH_DATA points elsewhere (a git worktree does not sit beside shared/).
+DATA_DIR = Path(os.environ.get("CAMEL_BENCH_DATA") or REPO.parent / "shared" / "data")
 RESULTS = REPO / "bench" / "results"
 
 # folder -> (label column, metric the literature reports for it)

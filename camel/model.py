@@ -65,9 +65,11 @@ class Adapter(nn.Module):
         if len(self.blocks):
             hidden = self.base.run_blocks(self.blocks, hidden, mask)
         if self.config.pooling == "cls":
-            return hidden[:, 0]
-        weights = mask.to(hidden.dtype).unsqueeze(-1)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+            pooled = hidden[:, 0]
+        else:
+            weights = mask.to(hidden.dtype).unsqueeze(-1)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return nn.functional.normalize(pooled, dim=-1) if self.config.normalize_pooled else pooled
 
     def head(self, pooled: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.classifier(self.adapt(pooled))
@@ -97,6 +99,15 @@ class Adapter(nn.Module):
         for tensor in self.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.to(self.storage_dtype).to(tensor.dtype))
+
+    @torch.no_grad()
+    def set_classifier(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Start the classifier from given rows (a probe, label prototypes), one per label in order."""
+        if tuple(weight.shape) != tuple(self.classifier.weight.shape) or tuple(bias.shape) != tuple(self.classifier.bias.shape):
+            raise ConfigError(f"classifier init of shape {tuple(weight.shape)} does not fit "
+                              f"{tuple(self.classifier.weight.shape)}")
+        self.classifier.weight.copy_(weight)
+        self.classifier.bias.copy_(bias)
 
     def block_parameters(self) -> list[nn.Parameter]:
         return list(self.blocks.parameters())

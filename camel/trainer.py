@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from camel.base import load_base
+from camel.base import BaseEncoder, load_base
 from camel.cache import FeatureCache
 from camel.config import CamelConfig, TrainingArgs
 from camel.data_split import label_group_batches, sample_replay, stratified_batches, stratified_split
@@ -22,11 +22,15 @@ from camel.errors import ConfigError, IncompatibleAdapterError, TrainingDataErro
 from camel.features import TrainingFeatures, pooled_vectors
 from camel.losses import classification_loss, round_loss
 from camel.model import Adapter, new_adapter
+from camel.probe import fit_probe, prior_weight_for
+from camel.zero_shot import label_prototypes
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
 _Best = tuple[float, dict[str, torch.Tensor], dict[str, Any]]  # (score, tensors, history row) of the best epoch
 # Fields that change the adapter's tensors or inputs; continuing from an adapter keeps them.
-STRUCTURAL_FIELDS = ("trainable_layers", "bottleneck", "pooling", "multi_label", "max_length")
+STRUCTURAL_FIELDS = ("trainable_layers", "bottleneck", "pooling", "multi_label", "max_length", "normalize_pooled")
+# logit scale of a head built from the label-name prototypes alone (cosine / 0.05)
+PRIOR_ONLY_SCALE = 20.0
 
 
 @dataclass
@@ -39,30 +43,76 @@ class TrainResult:
 def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = None,
           args: TrainingArgs | None = None, init: Adapter | None = None,
           replay: tuple[list[str], list[str]] | None = None, cache: FeatureCache | None = None,
-          progress: ProgressCallback | None = None) -> TrainResult:
-    """Train a fresh adapter, or continue from `init` (new labels extend it), on texts + replay."""
+          progress: ProgressCallback | None = None,
+          label_descriptions: dict[str, str] | None = None) -> TrainResult:
+    """Train a fresh adapter, or continue from `init` (new labels extend it), on texts + replay.
+
+    A fresh head starts from a probe on the pooled features plus the label-name prototypes
+    (`args.head_init`); `label_descriptions` ({label: one line}) sharpen those prototypes. A round
+    on top of `init` given `replay` and at most `args.refit_below` examples (new + all replay) trains afresh on
+    all of them, keeping init's structure and label order: it then learns exactly what a fresh
+    round learns and forgets nothing.
+    """
     args = args or TrainingArgs()
     texts, labels = _checked_examples(texts, labels, "training")
+    if init is not None and _refits(texts, replay, args):
+        _continued(init, config)  # same structural checks as a continuation
+        if replay is not None:
+            old_texts, old_labels = _checked_examples(replay[0], replay[1], "replay")
+            texts, labels = old_texts + texts, old_labels + labels
+        fresh_config = copy.deepcopy(config if config is not None else init.config)
+        order = list(init.labels) + sorted(set(labels) - set(init.labels))
+        return _train_fresh(texts, labels, fresh_config, args, cache, progress, label_descriptions,
+                            order, init.base)
     if replay is not None:
         texts, labels = _with_replay(texts, labels, replay, args)
+    if init is None:
+        return _train_fresh(texts, labels, config or CamelConfig(), args, cache, progress, label_descriptions)
     with _seeded(args.seed), _threads(args.num_threads):
         adapter = _starting_adapter(labels, config, init, args.seed)
-        if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
-            raise IncompatibleAdapterError(
-                f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
-        # A float32 bottom by default, like the Predictor's: training sees what serving computes.
-        cache = cache if cache is not None else FeatureCache(adapter.base)
-        if init is not None:
-            args = _continuation_args(args, extends_labels=len(adapter.labels) > len(init.labels))
+        cache = _checked_cache(cache, adapter)
+        args = _continuation_args(args, extends_labels=len(adapter.labels) > len(init.labels))
         return _Round(adapter, texts, labels, args, cache, progress).run()
+
+
+def _train_fresh(texts: list[str], labels: list[str], config: CamelConfig, args: TrainingArgs,
+                 cache: FeatureCache | None, progress: ProgressCallback | None,
+                 descriptions: dict[str, str] | None, order: list[str] | None = None,
+                 base: BaseEncoder | None = None) -> TrainResult:
+    with _seeded(args.seed), _threads(args.num_threads):
+        names = order or sorted(set(labels))
+        if len(set(labels)) < 2:
+            raise TrainingDataError(f"training needs at least 2 different labels, found 1 ({labels[0]})")
+        adapter = new_adapter(base or load_base(config.resolved_base_model()), config, names)
+        cache = _checked_cache(cache, adapter)
+        return _Round(adapter, texts, labels, args, cache, progress, fresh_head=(descriptions or {})).run()
+
+
+def _refits(texts: list[str], replay: tuple[list[str], list[str]] | None, args: TrainingArgs) -> bool:
+    """Refit only when the caller hands over the older data: without replay a fresh head would know
+    nothing of it."""
+    if replay is None or args.head_init == "random":
+        return False
+    return len(texts) + len(replay[0]) <= args.refit_below
+
+
+def _checked_cache(cache: FeatureCache | None, adapter: Adapter) -> FeatureCache:
+    if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
+        raise IncompatibleAdapterError(
+            f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
+    # A float32 bottom by default, like the Predictor's: training sees what serving computes.
+    return cache if cache is not None else FeatureCache(adapter.base)
 
 
 class _Round:
     """State of one training round: data, batches, optimizer, early stopping."""
 
     def __init__(self, adapter: Adapter, texts: list[str], labels: list[str], args: TrainingArgs,
-                 cache: FeatureCache, progress: ProgressCallback | None) -> None:
+                 cache: FeatureCache, progress: ProgressCallback | None,
+                 fresh_head: dict[str, str] | None = None) -> None:
+        """`fresh_head` (label descriptions, maybe empty) marks a fresh head to initialise per args.head_init."""
         self.adapter, self.args, self.progress = adapter, args, progress
+        self.cache, self.fresh_head = cache, fresh_head
         self.rng = random.Random(args.seed)
         self.targets = [adapter.labels.index(label) for label in labels]
         self.features = TrainingFeatures(adapter, cache, texts, args.bf16)
@@ -77,13 +127,24 @@ class _Round:
         self.step = 0
 
     def run(self) -> TrainResult:
-        if self.warmup_epochs:
+        history: list[dict[str, Any]] = []
+        best: _Best | None = None
+        if self.fresh_head is not None and self.args.head_init != "random":
+            self._initialise_head(self.fresh_head)
+            if self.val_idx:  # the closed-form start is a candidate too: fine-tuning may only improve on it
+                row: dict[str, Any] = {"epoch": 0, "train_loss": None, "steps": 0}
+                row.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
+                best = (self._score(row), _snapshot(self.adapter), dict(row))
+                history.append(row)
+            if not self.args.probe_finetune:
+                if self.progress is not None:  # the closed-form fit is the round's one step
+                    self.progress(1, 1, history[-1] if history else {"epoch": 0, "head_init": self.args.head_init})
+                return self._finish(history, best)
+        elif self.warmup_epochs:
             self._head_warmup()
         optimizer = _optimizer(self.adapter, self.args)
         scheduler = _warmup_then_linear_decay(optimizer, self.main_steps, self.args.warmup_fraction)
         stop_at = self.step + self.main_steps
-        history: list[dict[str, Any]] = []
-        best: _Best | None = None
         stale = 0
         for epoch in range(1, self.args.max_epochs + 1):
             started = time.perf_counter()
@@ -91,7 +152,7 @@ class _Round:
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "steps": self.step}
             if self.val_idx:
                 row.update(self.features.validate(self.val_idx, self.targets, self.loss_fn))
-                score = row["val_loss"] if self.args.early_stopping_metric == "loss" else -row["val_accuracy"]
+                score = self._score(row)
                 if best is None or score < best[0] - 1e-6:
                     best, stale = (score, _snapshot(self.adapter), dict(row)), 0
                 else:
@@ -102,6 +163,29 @@ class _Round:
             if stale >= self.args.patience or self.step >= stop_at:
                 break
         return self._finish(history, best)
+
+    def _score(self, row: dict[str, Any]) -> float:
+        return float(row["val_loss"] if self.args.early_stopping_metric == "loss" else -row["val_accuracy"])
+
+    def _initialise_head(self, descriptions: dict[str, str]) -> None:
+        """Linear probe (closed form on the training split) plus the label-name prior, or the prior alone."""
+        adapter, n_labels = self.adapter, len(self.adapter.labels)
+        prototypes = label_prototypes(adapter.base, adapter.labels, descriptions, self.cache, adapter.config.max_length)
+        if self.args.head_init == "prior":
+            adapter.set_classifier(PRIOR_ONLY_SCALE * prototypes, torch.zeros(n_labels))
+            return
+        # The probe sees every example (a few-shot round cannot spare a tenth of its data); the
+        # validation split then only judges whether fine-tuning improves on this start.
+        seen = sorted(self.train_idx + self.val_idx)
+        pooled = self.features.pooled
+        if pooled is None:
+            pooled = pooled_vectors(adapter, [self.features.states[i] for i in seen])
+        else:
+            pooled = pooled[seen]
+        weight, bias = fit_probe(pooled, [self.targets[i] for i in seen], n_labels, self.args.probe_c)
+        per_label = len(seen) / max(1, len(set(self.targets)))
+        prior = prior_weight_for(self.args.prior_weight, self.args.prior_decay, per_label)
+        adapter.set_classifier(weight + prior * prototypes, bias)
 
     def _head_warmup(self) -> None:
         """Fit the head on the pooled output of the untouched top blocks first (linear probe, then
@@ -165,6 +249,7 @@ class _Round:
         self.adapter.metrics = {"training": {"n_train": len(self.train_idx), "n_val": len(self.val_idx),
                                              "steps": self.step, "epochs": len(history),
                                              "head_warmup_epochs": self.warmup_epochs,
+                                             "head_init": self.args.head_init if self.fresh_head is not None else "continued",
                                              "args": self.args.to_dict()}, "validation": val_metrics}
         return TrainResult(adapter=self.adapter, history=history, val_metrics=val_metrics)
 

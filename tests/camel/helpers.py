@@ -47,7 +47,8 @@ def dataset() -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-FAST_ARGS = dict(max_epochs=4, batch_size=8, val_fraction=0.0, num_threads=1)
+# probe_finetune: these tests exercise the training loop, so the closed-form start is fine-tuned.
+FAST_ARGS = dict(max_epochs=4, batch_size=8, val_fraction=0.0, num_threads=1, probe_finetune=True)
 
 
 def copy_tokenizer(source: Path, target: Path) -> None:

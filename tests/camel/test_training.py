@@ -58,7 +58,9 @@ def test_label_extension_keeps_old_rows_and_learns_new_labels(trained: camel.Tra
         texts,
         labels,
         init=old,
-        args=camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1, "max_steps": 1, "lr_head": 1e-9, "lr_blocks": 1e-9}),
+        args=camel.TrainingArgs(
+            **{**FAST_ARGS, "max_epochs": 1, "max_steps": 1, "lr_head": 1e-9, "lr_blocks": 1e-9, "refit_below": 0}
+        ),
     )
     assert grown.adapter.labels == old.labels + ["atm", "exchange_rate"]
     assert grown.adapter.classifier.weight.shape[0] == len(old.labels) + 2
@@ -71,7 +73,7 @@ def test_label_extension_keeps_old_rows_and_learns_new_labels(trained: camel.Tra
 def test_continuation_mixes_in_replay_and_reports_progress(trained: camel.TrainResult) -> None:
     texts, labels = dataset()
     calls: list[tuple[int, int, dict]] = []
-    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 2, "replay_min": 8, "replay_ratio": 1.0})
+    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 2, "replay_min": 8, "replay_ratio": 1.0, "refit_below": 0})
     result = camel.train(
         texts[:4],
         labels[:4],
@@ -118,7 +120,8 @@ def test_bf16_training_is_deterministic_too(tiny_config: camel.CamelConfig) -> N
 def test_head_warmup_trains_the_head_first_and_counts_its_steps(tiny_config: camel.CamelConfig) -> None:
     texts, labels = dataset()
     totals: set[int] = set()
-    args = camel.TrainingArgs(**{**FAST_ARGS, "head_warmup_epochs": 2, "max_epochs": 1})
+    # The warm-up is for a random head; a probe-initialised head needs none.
+    args = camel.TrainingArgs(**{**FAST_ARGS, "head_warmup_epochs": 2, "max_epochs": 1, "head_init": "random"})
     result = camel.train(
         texts, labels, config=tiny_config, args=args, progress=lambda step, total, metrics: totals.add(total)
     )

@@ -1,0 +1,63 @@
+"""Cached MiniLM states for the learning-curve benchmark, so reruns skip the bottom pass.
+
+Token states of the full frozen encoder (split layer 6, K = 0) go to a camel FeatureCache on disk
+under bench/.cache/states/ (gitignored); the mean-pooled sentence vectors (all-MiniLM-L6-v2's
+embedding before its L2 normalisation) are derived from them on demand.
+
+Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.features [--threads 2]` fills the cache for every data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from bench.common import DATASETS, REPO, load_dataset, require_data
+from camel import CamelConfig, FeatureCache, load_base
+
+CACHE_DIR = REPO / "bench" / ".cache" / "states"
+MAX_LENGTH = 64
+
+
+def open_cache() -> FeatureCache:
+    base = load_base(CamelConfig().resolved_base_model())
+    return FeatureCache(base, str(CACHE_DIR), max_entries=200_000)
+
+
+def fill(cache: FeatureCache, texts: list[str], split_layer: int) -> float:
+    """Compute the missing states in chunks, flushing each chunk to disk; returns the seconds spent."""
+    started = time.perf_counter()
+    for start in range(0, len(texts), 2048):
+        cache.states(texts[start : start + 2048], split_layer, MAX_LENGTH)
+        cache.flush()
+    return time.perf_counter() - started
+
+
+def pooled(cache: FeatureCache, texts: list[str], split_layer: int | None = None) -> torch.Tensor:
+    """Mean-pooled final-layer states [n, hidden] (float32, not normalised)."""
+    layer = cache.base.num_layers if split_layer is None else split_layer
+    states = cache.states(texts, layer, MAX_LENGTH)
+    return torch.stack([state.float().mean(dim=0) for state in states])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.features")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    options = parser.parse_args(argv)
+    require_data(options.datasets)
+    torch.set_num_threads(options.threads)
+    cache = open_cache()
+    for name in options.datasets:
+        data = load_dataset(name)
+        for split, texts in (("train", data.train_texts), ("test", data.test_texts)):
+            seconds = fill(cache, texts, cache.base.num_layers)
+            print(f"{name} {split}: {len(texts)} texts, {seconds:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
