@@ -32,6 +32,7 @@ from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
+from bot import task_config
 from bot.settings import Settings
 from bot.slack.app import build_app, build_client
 from bot.slack.http_server import EVENTS_PATH, serve_http
@@ -41,26 +42,12 @@ log = logging.getLogger(__name__)
 
 
 def apply_task_settings(settings: Settings, db: Database) -> list[storage.Task]:
-    """Create or update the configured tasks in storage and bind their channels.
+    """Seed the configured tasks in storage and add to them (`bot.task_config`).
 
-    Channels are bound one by one so that bindings made with `/camel setup` are kept.
+    The file creates a task and adds labels, channels and descriptions; a value changed in Slack
+    since the file last set it is kept, and the conflict is logged (and shown by `doctor`).
     """
-    tasks = []
-    for task in settings.tasks:
-        storage.upsert_task(
-            db,
-            task.name,
-            kind=task.kind,
-            labels=task.labels,
-            emoji_map=task.emoji,
-            abstain_threshold=task.abstain_threshold,
-            quiet=task.quiet,
-        )
-        for channel in task.channels:
-            storage.bind_channel(db, task.name, channel)
-        record = storage.get_task(db, task.name)
-        assert record is not None  # upserted just above
-        tasks.append(record)
+    tasks, _conflicts = task_config.apply_task_settings(settings, db)
     return tasks
 
 

@@ -35,7 +35,10 @@ from storage.retention import (
 )
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.runs import finish_run, get_run, last_run, list_runs, start_run
-from storage.tasks import add_labels, bind_channel, get_task, list_tasks, task_for_channel, upsert_task
+from storage.tasks import (
+    add_labels, bind_channel, config_seed, get_task, list_tasks, set_config_seed, set_description, task_for_channel,
+    upsert_task,
+)
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
@@ -57,5 +60,5 @@ __all__ = [
     "live_accuracy", "next_version", "open_store", "purge_unlabelled_text", "record_message",
     "record_prediction", "register_adapter", "resolve_labels", "schema_version",
     "set_adapter_status", "set_prediction_reply", "split_for", "start_run", "task_for_channel",
-    "transaction", "upsert_task", "withdraw_correction",
+    "transaction", "upsert_task", "withdraw_correction", "set_description", "config_seed", "set_config_seed",
 ]

@@ -135,5 +135,15 @@ def _v3_pruned_adapters(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE adapters ADD COLUMN pruned_at TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_deletion_list, _v3_pruned_adapters]
+def _v4_label_descriptions(conn: sqlite3.Connection) -> None:
+    """A one-line description per label (zero-shot prototypes, the label-name prior), and the
+    task's fields as the settings file last gave them (`config_seed`, JSON; NULL = never
+    recorded), so a start can tell a value changed in Slack from one changed in the file."""
+    conn.execute("ALTER TABLE tasks ADD COLUMN descriptions TEXT NOT NULL DEFAULT '{}'")
+    conn.execute("ALTER TABLE tasks ADD COLUMN config_seed TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_initial_schema, _v2_deletion_list, _v3_pruned_adapters, _v4_label_descriptions,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,6 +20,7 @@ class Task:
     abstain_threshold: float
     quiet: bool
     active_version: int | None
+    descriptions: dict[str, str] = field(default_factory=dict)  # label -> one line (labels without one are absent)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,21 @@ def do_setup(call: Invocation) -> None:
     call.reply(texts.setup_done(name, call.channel))
 
 
+def do_describe(call: Invocation) -> None:
+    """`/camel describe <label> <one line>`: the line is stored with the label (and survives restarts)."""
+    call.require_admin("describe a label")
+    task = call.channel_task()
+    if len(call.args) < 2:
+        raise CommandProblem(texts.usage(f"`{COMMAND} describe` needs a label and a one-line description."))
+    label = call.args[0]
+    if label not in task.labels:
+        raise CommandProblem(texts.unknown_label(label, task.labels))
+    description = call.raw.split(maxsplit=1)[1]
+    updated = storage.set_description(call.services.db, task.name, label, description)
+    _audit(call, "slack.describe", task=task.name, label=label)
+    call.reply(texts.description_set(label, updated.descriptions[label]))
+
+
 def do_export(call: Invocation) -> None:
     task = call.channel_task()
     with tempfile.TemporaryDirectory(prefix="camel-export-") as folder:

@@ -122,7 +122,7 @@ def _stored_message_id(call: Invocation, channel: str, ts: str) -> int:
 
 def do_labels(call: Invocation) -> None:
     task = call.channel_task()
-    call.reply(texts.labels_text(task.name, task.labels, emoji_map_of(task)))
+    call.reply(texts.labels_text(task.name, task.labels, emoji_map_of(task), task.descriptions))
 
 
 def do_stats(call: Invocation) -> None:
@@ -146,5 +146,6 @@ SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
     "retrain": admin_commands.do_retrain,
     "rollback": admin_commands.do_rollback,
     "setup": admin_commands.do_setup,
+    "describe": admin_commands.do_describe,
     "export": admin_commands.do_export,
 }
