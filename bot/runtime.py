@@ -132,7 +132,9 @@ def start(
     """
     db = open_store(settings) if db is None else db
     metrics = BotMetrics()
-    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir, metrics=metrics)
+    predictors = PredictorRegistry(
+        settings.model.base_model, settings.feature_cache_dir, metrics=metrics, zero_shot=settings.model.zero_shot
+    )
     client = build_client(settings) if slack else None
     runtime = Runtime(settings, db, metrics, predictors)
     if learning:

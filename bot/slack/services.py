@@ -20,6 +20,7 @@ import camel
 import storage
 from bot.metrics import BotMetrics
 from bot.settings import Settings
+from camel.zero_shot import ZeroShotGuess
 
 log = logging.getLogger(__name__)
 ADMIN_CACHE_S = 300.0  # user-group membership changes rarely; don't ask Slack on every click
@@ -39,6 +40,7 @@ class Predictors(Protocol):
 
     def get(self, task: str) -> camel.Predictor | None: ...
     def version(self, task: str) -> int | None: ...
+    def guess(self, task: storage.Task, text: str) -> ZeroShotGuess | None: ...
 
 
 class AdminDirectory:

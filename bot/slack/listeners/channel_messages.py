@@ -13,6 +13,7 @@ import storage
 from bot import texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import ack_now, emoji_for_label, services_of, workspace_of
+from bot.slack.listeners.guess import answer_guess
 from bot.slack.middleware import EDIT_SUBTYPE
 from bot.slack.services import Services
 
@@ -48,7 +49,8 @@ def classify_message(event: dict[str, Any], body: dict[str, Any], context: BoltC
     thread = message.get("thread_ts") or message["ts"]
     predictor = services.predictors.get(task.name)
     if predictor is None:
-        if not task.quiet:
+        # Quiet tasks answer only with a reaction, and a guess is not worth one.
+        if not task.quiet and not answer_guess(services, client, task, message_id, channel, thread, text):
             client.chat_postMessage(
                 channel=channel,
                 thread_ts=thread,

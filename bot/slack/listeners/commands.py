@@ -65,7 +65,11 @@ def do_predict(call: Invocation) -> None:
     task = call.channel_task()
     predictor = call.services.predictors.get(task.name)
     if predictor is None:
-        raise CommandProblem(texts.no_adapter(task.name))
+        guess = call.services.predictors.guess(task, call.raw[: call.services.settings.max_predict_chars])
+        if guess is None:
+            raise CommandProblem(texts.no_adapter(task.name))
+        call.reply(texts.guess_text(guess.top3))
+        return
     result = predictor.predict([call.raw[: call.services.settings.max_predict_chars]])[0]
     call.reply(
         texts.predict_reply(
