@@ -95,8 +95,15 @@ def label_stored(label: str) -> str:
     return f":white_check_mark: Labelled as *{label}*."
 
 
-def setup_done(task: str, channel: str) -> str:
-    return f":white_check_mark: <#{channel}> is now bound to task *{task}*."
+def setup_done(task: str, channel: str, undescribed: list[str] | None = None) -> str:
+    done = f":white_check_mark: <#{channel}> is now bound to task *{task}*."
+    if not undescribed:
+        return done
+    missing = ", ".join(f"`{x}`" for x in undescribed[:10]) + (", ..." if len(undescribed) > 10 else "")
+    return (
+        f"{done} Until its first model I guess from the label names; "
+        f"`{COMMAND} describe <label> <one line>` sharpens the guesses (no description yet: {missing})."
+    )
 
 
 def retrain_started(task: str, run_id: int) -> str:

@@ -89,3 +89,11 @@ def test_descriptions_in_the_settings_file(tmp_path: Path) -> None:
     path.write_text('[[tasks]]\nname = "support"\nlabels = ["a", "b"]\ndescriptions = { a = 3 }\n')
     with pytest.raises(SettingsValueError, match="dict"):
         load_settings(str(path), env={})
+
+
+def test_setup_of_an_untrained_task_points_at_describe(described_bot: BotUnderTest) -> None:
+    answer = _ask(described_bot, "setup mood", user=ADMIN, channel="C0ELSEWHERE")
+    assert "is now bound to task *mood*" in answer and "/camel describe <label> <one line>" in answer
+    assert "no description yet: `negative`, `neutral`, `positive`" in answer
+    # a task a trained adapter serves needs no hint
+    assert "describe" not in _ask(described_bot, "setup support", user=ADMIN, channel="C0ELSEWHERE2")

@@ -52,9 +52,14 @@ def do_setup(call: Invocation) -> None:
     if storage.get_task(call.services.db, name) is None:
         known = [t.name for t in storage.list_tasks(call.services.db)]
         raise CommandProblem(texts.unknown_task(name, known))
-    storage.bind_channel(call.services.db, name, call.channel)
+    task = storage.bind_channel(call.services.db, name, call.channel)
     _audit(call, "slack.setup", task=name)
-    call.reply(texts.setup_done(name, call.channel))
+    untrained = task.active_version is None
+    call.reply(
+        texts.setup_done(
+            name, call.channel, [x for x in task.labels if x not in task.descriptions] if untrained else None
+        )
+    )
 
 
 def do_describe(call: Invocation) -> None:

@@ -9,6 +9,7 @@ live accuracy counts it, but the bot never claims it.
 from __future__ import annotations
 
 import logging
+import time
 
 from slack_sdk import WebClient
 
@@ -25,6 +26,7 @@ def answer_guess(
     services: Services, client: WebClient, task: storage.Task, message_id: int, channel: str, thread: str, text: str
 ) -> bool:
     """Reply with a zero-shot guess; False when there is none (zero-shot off, or a model error)."""
+    started = time.perf_counter()
     try:
         guess = services.predictors.guess(task, text[: services.settings.max_predict_chars])
     except camel.CamelError as exc:
@@ -32,6 +34,7 @@ def answer_guess(
         return False
     if guess is None:
         return False
+    latency_ms = (time.perf_counter() - started) * 1000.0  # includes building the prototypes once
     prediction_id = storage.record_prediction(
         services.db,
         message_id=message_id,
@@ -40,10 +43,11 @@ def answer_guess(
         label=guess.label,
         confidence=min(1.0, max(0.0, guess.score)),
         top3=guess.top3,
-        latency_ms=0.0,
+        latency_ms=latency_ms,
         abstained=True,
     )
     services.metrics.predictions.labels(task=task.name).inc()
+    services.metrics.latency.labels(task=task.name).observe(latency_ms / 1000.0)
     services.metrics.abstentions.labels(task=task.name).inc()
     reply = client.chat_postMessage(
         channel=channel,
