@@ -30,6 +30,7 @@ from sqlite_utils import Database
 import storage
 from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
+from bot.loop.zero_shot import MAX_BACKGROUND
 from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
 from bot import task_config
@@ -133,7 +134,11 @@ def start(
     db = open_store(settings) if db is None else db
     metrics = BotMetrics()
     predictors = PredictorRegistry(
-        settings.model.base_model, settings.feature_cache_dir, metrics=metrics, zero_shot=settings.model.zero_shot
+        settings.model.base_model,
+        settings.feature_cache_dir,
+        metrics=metrics,
+        zero_shot=settings.model.zero_shot,
+        background=lambda task: storage.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
     )
     client = build_client(settings) if slack else None
     runtime = Runtime(settings, db, metrics, predictors)

@@ -17,7 +17,7 @@ from storage.files import loose_permissions, make_private, make_private_dirs, se
 from storage.events import audit, claim_event, list_audit
 from storage.live import live_accuracy
 from storage.messages import (
-    find_message, find_prediction_by_reply, get_message, latest_prediction, record_message,
+    find_message, find_prediction_by_reply, get_message, latest_prediction, recent_texts, record_message,
     record_prediction, set_prediction_reply,
 )
 from storage.migrations import SCHEMA_VERSION
@@ -61,4 +61,5 @@ __all__ = [
     "record_prediction", "register_adapter", "resolve_labels", "schema_version",
     "set_adapter_status", "set_prediction_reply", "split_for", "start_run", "task_for_channel",
     "transaction", "upsert_task", "withdraw_correction", "set_description", "config_seed", "set_config_seed",
+    "recent_texts",
 ]

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from storage.db import one, to_iso, transaction, utc_now
+from storage.db import one, rows_as_tuples, to_iso, transaction, utc_now
 from storage.errors import InvalidValueError, UnknownMessageError
 from storage.records import Message, StoredPrediction
 from storage.tasks import require_task
@@ -133,3 +133,15 @@ def latest_prediction(db: sqlite_utils.Database, message_id: int, task: str) -> 
         (message_id, task),
     )
     return _prediction_from_row(row) if row else None
+
+
+def recent_texts(db: sqlite_utils.Database, channels: Sequence[str], *, limit: int = 1000) -> list[str]:
+    """The texts of the newest `limit` stored messages of these channels, newest first (unlabelled
+    included: the zero-shot guesser centres on them)."""
+    if not channels or limit <= 0:
+        return []
+    marks = ", ".join("?" for _ in channels)
+    found = rows_as_tuples(
+        db, f"SELECT text FROM messages WHERE channel IN ({marks}) ORDER BY id DESC LIMIT ?", (*channels, limit)
+    )
+    return [str(row[0]) for row in found]

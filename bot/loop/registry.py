@@ -12,7 +12,7 @@ from sqlite_utils import Database
 
 import camel
 import storage
-from bot.loop.zero_shot import ZeroShotGuesser
+from bot.loop.zero_shot import Background, ZeroShotGuesser
 from bot.metrics import BotMetrics
 from camel.zero_shot import ZeroShotGuess
 
@@ -27,6 +27,7 @@ class PredictorRegistry:
         metrics: BotMetrics | None = None,
         *,
         zero_shot: bool = True,
+        background: Background | None = None,
     ) -> None:
         self.base_model_path = base_model_path or camel.default_base_model_path()
         self.cache_dir = cache_dir
@@ -37,7 +38,7 @@ class PredictorRegistry:
         self._lock = threading.Lock()
         self.metrics = metrics
         # Before a task's first adapter: guesses from its label names (None when turned off).
-        self.guesser = ZeroShotGuesser(self._shared) if zero_shot else None
+        self.guesser = ZeroShotGuesser(self._shared, background) if zero_shot else None
 
     def _shared(self) -> tuple[camel.BaseEncoder, camel.FeatureCache]:
         """The frozen base and its feature cache, loaded on first use and shared by every task."""

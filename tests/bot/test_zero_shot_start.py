@@ -74,12 +74,12 @@ def test_the_prototypes_follow_the_labels_and_descriptions(bot: BotUnderTest) ->
     assert registry.guesser is not None
     bot.send_message("what a sad day", "1700000101.000100", channel=MOOD_CHANNEL)
     bot.fake.wait_for("chat.postMessage", 1)
-    assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), ())
+    assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (), 0)
     before = registry.guesser.classifier(storage.get_task(bot.db, "mood")).prototypes.clone()
     assert "now means" in _ask(bot, "describe negative angry or sad about it", user=ADMIN, channel=MOOD_CHANNEL)
     bot.send_message("what a sad day again", "1700000102.000100", channel=MOOD_CHANNEL)
     bot.fake.wait_for("chat.postMessage", 2)
-    assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (("negative", "angry or sad about it"),))
+    assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (("negative", "angry or sad about it"),), 0)
     after = registry.guesser.classifier(storage.get_task(bot.db, "mood")).prototypes
     assert not after[0].equal(before[0]) and after[1:].equal(before[1:])  # only the described label moved
     storage.add_labels(bot.db, "mood", ["mixed"])
@@ -123,3 +123,35 @@ def test_guess_blocks_name_the_message_and_offer_the_menu() -> None:
     assert [e["text"]["text"] for e in built[1]["elements"][:3]] == ["positive", "neutral", "negative"]
     assert "%" not in json.dumps(built)  # similarities are not probabilities: no percentages shown
     assert USER not in json.dumps(built)
+
+
+def test_background_tiers() -> None:
+    from bot.loop.zero_shot import background_tier
+
+    assert [background_tier(n) for n in (0, 49, 50, 99, 100, 399, 400, 999, 1000, 5000)] == [
+        0, 0, 50, 50, 100, 200, 400, 800, 1000, 1000,
+    ]  # fmt: skip
+
+
+def test_guesses_centre_on_the_tasks_own_stored_messages(bot: BotUnderTest) -> None:
+    registry = bot.runtime.predictors
+    assert registry.guesser is not None
+    for i in range(49):  # other channels' messages never count for this task
+        storage.record_message(bot.db, workspace="T0CAMEL", channel="C0OTHER", ts=f"1700001{i:03d}.000100", text="x")
+    for i in range(48):
+        storage.record_message(
+            bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts=f"1700002{i:03d}.000100", text=f"happy sad {i}"
+        )
+    bot.send_message("love it", "1700000200.000100", channel=MOOD_CHANNEL)  # the 49th: not enough yet
+    bot.fake.wait_for("chat.postMessage", 1)
+    assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (), 0)
+    plain = registry.guesser.classifier(storage.get_task(bot.db, "mood"))
+    assert plain.message_centre is None
+    bot.send_message("hate it", "1700000201.000100", channel=MOOD_CHANNEL)  # the 50th
+    bot.fake.wait_for("chat.postMessage", 2)
+    assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (), 50)
+    centred = registry.guesser.classifier(storage.get_task(bot.db, "mood"))
+    assert centred.message_centre is not None and not centred.prototypes.equal(plain.prototypes)
+    stored = _guess_for(bot, "1700000201.000100")
+    expected = centred.predict(["hate it"])[0]
+    assert [label for label, _ in stored.top3] == [label for label, _ in expected.top3]
