@@ -28,12 +28,14 @@ MAX_BACKGROUND = 1000
 
 def background_tier(count: int) -> int:
     """0 below MIN_BACKGROUND, then MIN_BACKGROUND doubled while it fits (capped at MAX_BACKGROUND)."""
+    if count >= MAX_BACKGROUND:
+        return MAX_BACKGROUND
     if count < MIN_BACKGROUND:
         return 0
     tier = MIN_BACKGROUND
-    while tier * 2 <= min(count, MAX_BACKGROUND):
+    while tier * 2 <= count:
         tier *= 2
-    return min(tier, MAX_BACKGROUND) if count < MAX_BACKGROUND else MAX_BACKGROUND
+    return tier
 
 
 def prototype_key(task: storage.Task, tier: int = 0) -> PrototypeKey:

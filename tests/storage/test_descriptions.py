@@ -62,6 +62,8 @@ def test_a_version_3_database_gains_empty_descriptions(tmp_path: Path) -> None:
 
 def test_recent_texts_are_the_newest_of_the_given_channels(db: sqlite_utils.Database) -> None:
     for i, channel in enumerate(["C1", "C2", "C1", "C3", "C1"]):
-        storage.record_message(db, workspace="T1", channel=channel, ts=f"17000000{i:02d}.000100", text=f"m{i} {channel}")
+        storage.record_message(
+            db, workspace="T1", channel=channel, ts=f"17000000{i:02d}.000100", text=f"m{i} {channel}"
+        )
     assert storage.recent_texts(db, ["C1", "C3"], limit=3) == ["m4 C1", "m3 C3", "m2 C1"]
     assert storage.recent_texts(db, []) == [] and storage.recent_texts(db, ["C9"]) == []
