@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.reload
 	$(BIN)/python -m bench.active
+	$(BIN)/python -m bench.day_one
 
 clean:
 	rm -rf $(VENV) camel-data demo-output

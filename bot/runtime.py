@@ -32,8 +32,10 @@ import storage
 from bot import texts
 from bot.loop import LearningLoop, asking
 from bot.loop.registry import PredictorRegistry
+from bot.loop.zero_shot import MAX_BACKGROUND
 from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
+from bot import task_config
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.app import build_app, build_client
@@ -49,29 +51,12 @@ LISTENER_THREADS = 8
 
 
 def apply_task_settings(settings: Settings, db: Database) -> list[storage.Task]:
-    """Create or update the configured tasks in storage and bind their channels.
+    """Seed the configured tasks in storage and add to them (`bot.task_config`).
 
-    Channels are bound one by one so that bindings made with `/camel setup` are kept.
+    The file creates a task and adds labels, channels and descriptions; a value changed in Slack
+    since the file last set it is kept, and the conflict is logged (and shown by `doctor`).
     """
-    tasks = []
-    for task in settings.tasks:
-        storage.upsert_task(
-            db,
-            task.name,
-            kind=task.kind,
-            labels=task.labels,
-            emoji_map=task.emoji,
-            abstain_threshold=task.abstain_threshold,
-            quiet=task.quiet,
-            target_precision=task.target_precision,
-            # "" keeps what is stored, so an out-of-scope label set with /camel setup survives restarts.
-            out_of_scope_label=task.out_of_scope_label or None,
-        )
-        for channel in task.channels:
-            storage.bind_channel(db, task.name, channel)
-        record = storage.get_task(db, task.name)
-        assert record is not None  # upserted just above
-        tasks.append(record)
+    tasks, _conflicts = task_config.apply_task_settings(settings, db)
     return tasks
 
 
@@ -189,7 +174,13 @@ def start(
     warn_about_secrets_file(settings)
     storage.make_private(settings.data_dir)  # 0700 folders, 0600 files, whatever the umask
     metrics = BotMetrics()
-    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir, metrics=metrics)
+    predictors = PredictorRegistry(
+        settings.model.base_model,
+        settings.feature_cache_dir,
+        metrics=metrics,
+        zero_shot=settings.model.zero_shot,
+        background=lambda task: storage.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
+    )
     client = build_client(settings) if slack else None
     runtime = Runtime(settings, db, metrics, predictors)
     if learning:

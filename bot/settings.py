@@ -26,6 +26,7 @@ REJECT = "__reject__"
 TASK_KINDS = ("intent", "sentiment", "other")
 SENTIMENT_EMOJI = {"smile": "positive", "neutral_face": "neutral", "angry": "negative"}
 VERDICT_EMOJI = {"white_check_mark": CONFIRM, "x": REJECT}
+MAX_DESCRIPTION_CHARS = 200  # storage.tasks.MAX_DESCRIPTION_CHARS: what fits on one line
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class TaskSettings:
     ask_per_day: int = 0
     # A daily digest for admins in the task's channels (confusions, disputes, coverage trend).
     digest: bool = False
+    # label -> one line the base model reads with the label's name (zero-shot guesses, first round)
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     def emoji_map(self) -> dict[str, str]:
         """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""
@@ -78,6 +81,8 @@ class ModelSettings:
     training_threads: int = 1
     # Passed to every training round; equal to camel.TrainingArgs' default (a test keeps them equal).
     max_epochs: int = 12
+    # Before a task's first trained adapter, guess its top 3 from label names and descriptions.
+    zero_shot: bool = True
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,14 @@ def _validate_task(task: TaskSettings, seen: set[str]) -> None:
     for emoji, label in task.emoji.items():
         if label not in task.labels and label not in (CONFIRM, REJECT):
             raise SettingsValueError(f"{where}.emoji.{emoji} maps to unknown label {label!r}")
+    for label, text in task.descriptions.items():
+        if label not in task.labels:
+            raise SettingsValueError(f"{where}.descriptions.{label}: {label!r} is not one of the task's labels")
+        line = " ".join(text.split())
+        if not line or len(line) > MAX_DESCRIPTION_CHARS:
+            raise SettingsValueError(
+                f"{where}.descriptions.{label} must be one line of 1 to {MAX_DESCRIPTION_CHARS} characters"
+            )
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:

@@ -17,6 +17,7 @@ HELP_LINES = (
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
     ("setup <task> [--out-of-scope <label>]", "bind this channel to a task; declare its out-of-scope label (admins)"),
+    ("describe <label> <one line>", "say what a label means; I read it with the label's name (admins)"),
     ("export", "the labelled data as a CSV file: this channel's messages; admins get every channel by DM"),
     ("my-data", "how many of your messages and corrections the bot stores"),
     ("forget-me", "delete your messages and corrections everywhere (asks first)"),
@@ -121,8 +122,15 @@ def label_stored(label: str) -> str:
     return f":white_check_mark: Labelled as *{label}*."
 
 
-def setup_done(task: str, channel: str) -> str:
-    return f":white_check_mark: <#{channel}> is now bound to task *{task}*."
+def setup_done(task: str, channel: str, undescribed: list[str] | None = None) -> str:
+    done = f":white_check_mark: <#{channel}> is now bound to task *{task}*."
+    if not undescribed:
+        return done
+    missing = ", ".join(f"`{x}`" for x in undescribed[:10]) + (", ..." if len(undescribed) > 10 else "")
+    return (
+        f"{done} Until its first model I guess from the label names; "
+        f"`{COMMAND} describe <label> <one line>` sharpens the guesses (no description yet: {missing})."
+    )
 
 
 def out_of_scope_set(task: str, label: str | None) -> str:
@@ -187,11 +195,18 @@ def no_adapter(task: str) -> str:
     return f":seedling: *{task}* has no trained adapter yet. Label a few messages first."
 
 
-def labels_text(task: str, labels: list[str], emoji_map: dict[str, str]) -> str:
+def labels_text(
+    task: str, labels: list[str], emoji_map: dict[str, str], descriptions: dict[str, str] | None = None
+) -> str:
     by_label: dict[str, list[str]] = {}
     for emoji, label in emoji_map.items():
         by_label.setdefault(label, []).append(f":{emoji}:")
-    lines = [f"- `{label}` {' '.join(by_label.get(label, []))}".rstrip() for label in labels]
+    described = descriptions or {}
+    lines = [
+        f"- `{label}` {' '.join(by_label.get(label, []))}".rstrip()
+        + (f" - {described[label]}" if label in described else "")
+        for label in labels
+    ]
     verdicts = [
         f"{' '.join(by_label[key])} {what}"
         for key, what in (("__confirm__", "confirms my label"), ("__reject__", "marks it wrong"))
@@ -248,6 +263,16 @@ def version_name(version: int | None) -> str:
 
 def history_text(task: str, rows: list[str]) -> str:
     return f"*{task}* adapter versions:\n" + ("\n".join(rows) if rows else "none yet")
+
+
+def description_set(label: str, description: str) -> str:
+    return f":white_check_mark: `{label}` now means: {description}"
+
+
+def guess_text(top3: list[tuple[str, float]]) -> str:
+    """Before the first trained adapter: a guess from the label names, said as one."""
+    guesses = ", ".join(f"*{label}*" for label, _ in top3)
+    return f":crystal_ball: I'm only guessing from the label names so far. My best guesses: {guesses}. Which is it?"
 
 
 def export_comment(task: str, count: int, channel: str | None = None) -> str:

@@ -25,7 +25,7 @@ from storage.inbox import (
 )
 from storage.live import live_accuracy
 from storage.messages import (
-    find_message, find_prediction_by_reply, forget_message, get_message, latest_prediction,
+    find_message, find_prediction_by_reply, forget_message, get_message, latest_prediction, recent_texts,
     record_message, record_prediction, set_prediction_reply, storable_text, update_message_text,
 )
 from storage.migrations import SCHEMA_VERSION
@@ -48,7 +48,10 @@ from storage.review import (
 )
 from storage.resolution import count_new_labels_since, resolve_labels, split_for
 from storage.runs import finish_run, get_run, last_run, list_runs, start_run
-from storage.tasks import add_labels, bind_channel, get_task, list_tasks, set_out_of_scope_label, task_for_channel, upsert_task
+from storage.tasks import (
+    add_labels, bind_channel, config_seed, get_task, list_tasks, set_config_seed, set_description,
+    set_out_of_scope_label, task_for_channel, upsert_task,
+)
 from storage.transfer import export_corrections, export_labelled, import_file, import_labelled, text_sha256
 
 __all__ = [
@@ -79,4 +82,5 @@ __all__ = [
     "ChannelPause", "WorkspaceStop", "channel_pause", "forget_message", "list_channel_pauses",
     "list_workspace_stops", "pause_channel", "resume_channel", "resume_workspace", "stop_workspace",
     "storable_text", "update_message_text", "workspace_stop",
+    "set_description", "config_seed", "set_config_seed", "recent_texts",
 ]

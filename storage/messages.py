@@ -10,7 +10,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from storage.db import one, to_iso, transaction, utc_now
+from storage.db import one, rows_as_tuples, to_iso, transaction, utc_now
 from storage.errors import InvalidValueError, UnknownMessageError
 from storage.events import audit
 from storage.records import Message, StoredPrediction
@@ -194,3 +194,15 @@ def _list_erased_texts(db: sqlite_utils.Database, texts: list[str], prefix_lengt
     lengths = list(prefix_lengths)
     candidates = hashes_of(texts, lengths)
     add_deleted_hashes(db, candidates - still_stored(db, candidates, lengths), reason=reason)
+
+
+def recent_texts(db: sqlite_utils.Database, channels: Sequence[str], *, limit: int = 1000) -> list[str]:
+    """The texts of the newest `limit` stored messages of these channels, newest first (unlabelled
+    included: the zero-shot guesser centres on them)."""
+    if not channels or limit <= 0:
+        return []
+    marks = ", ".join("?" for _ in channels)
+    found = rows_as_tuples(
+        db, f"SELECT text FROM messages WHERE channel IN ({marks}) ORDER BY id DESC LIMIT ?", (*channels, limit)
+    )
+    return [str(row[0]) for row in found]

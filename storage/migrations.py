@@ -246,6 +246,14 @@ def _v6_asking(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX asked_channel_at ON asked (channel, asked_at)")
 
 
+def _v7_label_descriptions(conn: sqlite3.Connection) -> None:
+    """A one-line description per label (zero-shot prototypes, the label-name prior), and the
+    task's fields as the settings file last gave them (`config_seed`, JSON; NULL = never
+    recorded), so a start can tell a value changed in Slack from one changed in the file."""
+    conn.execute("ALTER TABLE tasks ADD COLUMN descriptions TEXT NOT NULL DEFAULT '{}'")
+    conn.execute("ALTER TABLE tasks ADD COLUMN config_seed TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial_schema,
     _v2_deletion_list,
@@ -253,5 +261,6 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v4_deletions_and_app_life,
     _v5_inbox,
     _v6_asking,
+    _v7_label_descriptions,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -23,6 +23,7 @@ class Task:
     # Issue 13: precision the calibrated threshold aims for; the label meaning "none of the others".
     target_precision: float = 0.9
     out_of_scope_label: str | None = None
+    descriptions: dict[str, str] = field(default_factory=dict)  # label -> one line (labels without one are absent)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 import sqlite_utils
 
@@ -19,6 +20,8 @@ from storage.records import Task
 KINDS = ("intent", "sentiment", "other")
 # Emoji-map targets that are not labels: they confirm or reject the bot's prediction.
 EMOJI_ACTIONS = ("__confirm__", "__reject__")
+# A label's description is one line that the base model embeds with the label's name.
+MAX_DESCRIPTION_CHARS = 200
 
 
 def _task_from_row(row: sqlite3.Row) -> Task:
@@ -33,6 +36,7 @@ def _task_from_row(row: sqlite3.Row) -> Task:
         active_version=row["active_version"],
         target_precision=float(row["target_precision"]),
         out_of_scope_label=row["out_of_scope_label"],
+        descriptions=json.loads(row["descriptions"]),
     )
 
 
@@ -69,6 +73,27 @@ def _clean_labels(labels: Iterable[str]) -> list[str]:
     return cleaned
 
 
+def clean_description(label: str, text: str) -> str:
+    """One line, whitespace collapsed; empty or too long is an InvalidValueError."""
+    line = " ".join(str(text).split())
+    if not line:
+        raise InvalidValueError(f"the description of {label!r} is empty")
+    if len(line) > MAX_DESCRIPTION_CHARS:
+        raise InvalidValueError(
+            f"the description of {label!r} has {len(line)} characters; at most {MAX_DESCRIPTION_CHARS} fit on one line"
+        )
+    return line
+
+
+def _clean_descriptions(descriptions: dict[str, str], labels: list[str]) -> dict[str, str]:
+    cleaned = {}
+    for label, text in descriptions.items():
+        if label not in labels:
+            raise UnknownLabelError(f"a description is given for {label!r}, which is not a label of the task")
+        cleaned[label] = clean_description(label, text)
+    return cleaned
+
+
 def _check_emoji_map(emoji_map: dict[str, str], labels: list[str]) -> None:
     for emoji, target in emoji_map.items():
         if target not in labels and target not in EMOJI_ACTIONS:
@@ -94,8 +119,9 @@ def upsert_task(
     quiet: bool = False,
     target_precision: float = 0.9,
     out_of_scope_label: str | None = None,
+    descriptions: dict[str, str] | None = None,
 ) -> Task:
-    """Create the task or update it; None for emoji_map/channels/out_of_scope_label keeps the
+    """Create the task or update it; None for emoji_map/channels/descriptions/out_of_scope_label keeps the
     stored value (an out-of-scope label set in Slack survives a restart with none configured).
     An out-of-scope label that is not yet a label of the task is added to its labels."""
     if not name or not name.strip():
@@ -114,10 +140,20 @@ def upsert_task(
             raise InvalidValueError(f"task {name!r} needs at least one label")
         emoji = dict(emoji_map) if emoji_map is not None else (existing.emoji_map if existing else {})
         bound = list(dict.fromkeys(channels)) if channels is not None else (existing.channels if existing else [])
+        described = (
+            _clean_descriptions(descriptions, merged)
+            if descriptions is not None
+            else (existing.descriptions if existing else {})
+        )
         _check_emoji_map(emoji, merged)
         _check_channels_free(db, name, bound)
-        _write_task(conn, Task(name, kind, merged, emoji, bound, float(abstain_threshold), quiet, None,
-                               float(target_precision), out_of_scope.strip() if out_of_scope else None))
+        _write_task(
+            conn,
+            Task(
+                name, kind, merged, emoji, bound, float(abstain_threshold), quiet, None,
+                float(target_precision), out_of_scope.strip() if out_of_scope else None, described,
+            ),
+        )
     return require_task(db, name)
 
 
@@ -150,15 +186,16 @@ def _write_task(conn: sqlite3.Connection, task: Task) -> None:
     now = utc_now()
     conn.execute(
         """INSERT INTO tasks (name, kind, labels, emoji_map, channels, abstain_threshold,
-                              quiet, target_precision, out_of_scope_label, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              quiet, target_precision, out_of_scope_label, descriptions, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, labels = excluded.labels,
              emoji_map = excluded.emoji_map, channels = excluded.channels,
              abstain_threshold = excluded.abstain_threshold, quiet = excluded.quiet,
              target_precision = excluded.target_precision, out_of_scope_label = excluded.out_of_scope_label,
-             updated_at = excluded.updated_at""",
+             descriptions = excluded.descriptions, updated_at = excluded.updated_at""",
         (task.name, task.kind, json.dumps(task.labels), json.dumps(task.emoji_map), json.dumps(task.channels),
-         task.abstain_threshold, int(task.quiet), task.target_precision, task.out_of_scope_label, now, now),
+         task.abstain_threshold, int(task.quiet), task.target_precision, task.out_of_scope_label,
+         json.dumps(task.descriptions), now, now),
     )
 
 
@@ -184,6 +221,38 @@ def add_labels(db: sqlite_utils.Database, task: str, labels: Iterable[str]) -> T
             (json.dumps(merged), utc_now(), task),
         )
     return require_task(db, task)
+
+
+def set_description(db: sqlite_utils.Database, task: str, label: str, text: str | None) -> Task:
+    """Set (or with None remove) the one-line description of one of the task's labels."""
+    with transaction(db) as conn:
+        current = require_task(db, task)
+        require_label(current, label)
+        described = dict(current.descriptions)
+        if text is None:
+            described.pop(label, None)
+        else:
+            described[label] = clean_description(label, text)
+        conn.execute(
+            "UPDATE tasks SET descriptions = ?, updated_at = ? WHERE name = ?",
+            (json.dumps(described), utc_now(), task),
+        )
+    return require_task(db, task)
+
+
+def config_seed(db: sqlite_utils.Database, task: str) -> dict[str, Any] | None:
+    """The task's fields as the settings file last gave them, or None if never recorded."""
+    row = one(db, "SELECT config_seed FROM tasks WHERE name = ?", (task,))
+    if row is None or row["config_seed"] is None:
+        return None
+    seed = json.loads(row["config_seed"])
+    return seed if isinstance(seed, dict) else None
+
+
+def set_config_seed(db: sqlite_utils.Database, task: str, seed: dict[str, Any]) -> None:
+    with transaction(db) as conn:
+        require_task(db, task)
+        conn.execute("UPDATE tasks SET config_seed = ? WHERE name = ?", (json.dumps(seed, sort_keys=True), task))
 
 
 def require_label(task: Task, label: str) -> None:

@@ -161,6 +161,17 @@ def _read_schema_version(path: Path) -> int:
         conn.close()
 
 
+def check_task_config(state: DoctorState) -> list[CheckResult]:
+    """Values set in Slack that the settings file contradicts (kept at start, see bot.task_config)."""
+    from bot.task_config import config_conflicts
+
+    conflicts = config_conflicts(state.known_settings, state.known_db)
+    if not conflicts:
+        return [CheckResult("task config", True, "the settings file agrees with what was set in Slack")]
+    fix = "make the settings file say the kept value, or change the value again where it was set"
+    return [CheckResult("task config", False, conflict.line(), fix) for conflict in conflicts]
+
+
 def check_base_model(state: DoctorState) -> list[CheckResult]:
     import camel
 
@@ -341,6 +352,7 @@ CHECKS: list[tuple[str, Check, tuple[str, ...]]] = [
     ("writable", check_writable, ("settings",)),
     ("permissions", check_permissions, ("settings",)),
     ("database", check_database, ("settings",)),
+    ("task config", check_task_config, ("settings", "db")),
     ("base model", check_base_model, ("settings",)),
     ("adapters", check_adapters, ("db", "base")),
     ("slack install", check_slack_install, ("db",)),

@@ -20,7 +20,9 @@ from sqlite_utils import Database
 import camel
 import storage
 from bot import texts
+from bot.loop.zero_shot import Background, ZeroShotGuesser
 from bot.metrics import BotMetrics
+from camel.zero_shot import ZeroShotGuess
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,15 @@ class ReloadNotice:
 
 
 class PredictorRegistry:
-    def __init__(self, base_model_path: str, cache_dir: str | None = None, metrics: BotMetrics | None = None) -> None:
+    def __init__(
+        self,
+        base_model_path: str,
+        cache_dir: str | None = None,
+        metrics: BotMetrics | None = None,
+        *,
+        zero_shot: bool = True,
+        background: Background | None = None,
+    ) -> None:
         self.base_model_path = base_model_path or camel.default_base_model_path()
         self.cache_dir = cache_dir
         self._base: camel.BaseEncoder | None = None
@@ -46,6 +56,8 @@ class PredictorRegistry:
         # every poll is recorded and audited once, not every reload_poll_s.
         self._recorded: dict[str, tuple[int, tuple[tuple[int, str], ...]]] = {}
         self.metrics = metrics
+        # Before a task's first adapter: guesses from its label names (None when turned off).
+        self.guesser = ZeroShotGuesser(self._shared, background) if zero_shot else None
 
     def _shared(self) -> tuple[camel.BaseEncoder, camel.FeatureCache]:
         """The frozen base and its feature cache, loaded on first use and shared by every task."""
@@ -68,6 +80,12 @@ class PredictorRegistry:
     def version(self, task: str) -> int | None:
         with self._lock:
             return self._versions.get(task)
+
+    def guess(self, task: storage.Task, text: str) -> ZeroShotGuess | None:
+        """The top 3 by label-name similarity, for a task no trained adapter serves yet (else None)."""
+        if self.guesser is None or self.get(task.name) is not None:
+            return None
+        return self.guesser.guess(task, text)
 
     def load(self, task: str, version: int, folder: str) -> None:
         """Load `folder` as `task`'s adapter `version` and start serving it."""

@@ -80,17 +80,27 @@ def _texts_labels(items: Sequence[storage.LabelledMessage]) -> tuple[list[str], 
 
 
 def train_candidate(
-    opts: RoundOptions, split: Split, active: camel.Adapter | None, cache: camel.FeatureCache
+    opts: RoundOptions,
+    split: Split,
+    active: camel.Adapter | None,
+    cache: camel.FeatureCache,
+    descriptions: dict[str, str] | None = None,
 ) -> camel.Adapter:
-    """Continue from the active adapter with replay, or train a first (or reshaped) one."""
+    """Continue from the active adapter with replay, or train a first (or reshaped) one.
+
+    A fresh head starts from the label-name prototypes, sharpened by the task's `descriptions`
+    (the same ones its zero-shot guesses used), so a first round never starts from a random head.
+    """
     args = camel.TrainingArgs(num_threads=opts.threads, max_epochs=opts.max_epochs)
     config = camel.CamelConfig(base_model=opts.base_model, trainable_layers=opts.trainable_layers)
     if active is not None and active.config.trainable_layers == opts.trainable_layers:
         texts, labels = _texts_labels(split.new)
         replay = _texts_labels(split.old) if split.old else None
-        return camel.train(texts, labels, args=args, init=active, replay=replay, cache=cache).adapter
+        return camel.train(
+            texts, labels, args=args, init=active, replay=replay, cache=cache, label_descriptions=descriptions
+        ).adapter
     texts, labels = _texts_labels(split.train)  # first adapter, or K changed: start afresh
-    return camel.train(texts, labels, config=config, args=args, cache=cache).adapter
+    return camel.train(texts, labels, config=config, args=args, cache=cache, label_descriptions=descriptions).adapter
 
 
 def judge(
@@ -170,8 +180,8 @@ def train_and_judge(
     cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache)
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
     active = camel.load_adapter(active_record.path, base) if active_record else None
-    candidate = train_candidate(opts, split, active, cache)
     task = storage.get_task(db, opts.task)
+    candidate = train_candidate(opts, split, active, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
     judgement = judge(candidate, active, split, opts, cache, task)
     judgement = replace(judgement, new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict()})

@@ -118,6 +118,18 @@ def out_of_scope_blocks(
     ]
 
 
+def guess_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
+    """A zero-shot guess: the top 3 as one-click buttons (no percentages: they are similarities,
+    not probabilities) and the label menu."""
+    guesses = [
+        button(label, f"{GUESS_BUTTON}_{i}", encode_value(task, label)) for i, (label, _score) in enumerate(top3)
+    ]
+    return [
+        section(texts.guess_text(top3)),
+        {"type": "actions", "block_id": block_id_for(message_id), "elements": [*guesses, label_menu(task, labels)]},
+    ]
+
+
 def menu_blocks(message_id: int, task: str, labels: list[str], text: str) -> list[Block]:
     """A text and the label menu: asking for a label, after a rejection, or after a correction
     (the menu stays so that someone else can still disagree)."""

@@ -22,6 +22,7 @@ from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack.batching import PredictionBatcher
 from bot.slack.pacing import ChannelPacer
+from camel.zero_shot import ZeroShotGuess
 
 log = logging.getLogger(__name__)
 ADMIN_CACHE_S = 300.0  # user-group membership changes rarely; don't ask Slack on every click
@@ -41,6 +42,7 @@ class Predictors(Protocol):
 
     def get(self, task: str) -> camel.Predictor | None: ...
     def version(self, task: str) -> int | None: ...
+    def guess(self, task: storage.Task, text: str) -> ZeroShotGuess | None: ...
 
 
 class AdminDirectory:

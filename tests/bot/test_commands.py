@@ -49,7 +49,7 @@ def test_predict(bot: BotUnderTest) -> None:
     expected = bot.predictors.get("support").predict(["where is my new card"])[0]
     assert f"*{expected.label}*" in answer
     assert "not bound to a task" in _ask(bot, "predict hello", channel=FREE_CHANNEL)
-    assert "no trained adapter yet" in _ask(bot, "predict i love it", channel=MOOD_CHANNEL)
+    assert "only guessing from the label names" in _ask(bot, "predict i love it", channel=MOOD_CHANNEL)
     assert "needs a text" in _ask(bot, "predict")
 
 

@@ -7,7 +7,8 @@ import time
 
 import storage
 from storage import db as storage_db
-from tests.bot.conftest import MOOD_CHANNEL, SUPPORT_CHANNEL, SUPPORT_LABELS, BotUnderTest, wait_until
+from bot.settings import ModelSettings
+from tests.bot.conftest import MOOD_CHANNEL, SUPPORT_CHANNEL, SUPPORT_LABELS, BotUnderTest, start_bot, wait_until
 
 
 def _action_elements(blocks: list[dict]) -> list[dict]:
@@ -77,7 +78,12 @@ def test_quiet_task_answers_with_a_reaction_only(bot: BotUnderTest) -> None:
     assert bot.fake.calls_of("chat.postMessage") == []
 
 
-def test_task_without_adapter_stores_message_and_asks_for_label(bot: BotUnderTest) -> None:
+def test_task_without_adapter_stores_message_and_asks_for_label(
+    tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir
+) -> None:
+    # With zero-shot guesses turned off; with them on, see tests/bot/test_zero_shot_start.py.
+    model = ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, zero_shot=False)
+    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, model=model)
     bot.send_message("i love this app", "1700000013.000100", channel=MOOD_CHANNEL)
     call = bot.fake.wait_for("chat.postMessage")[0]
     assert call.params["channel"] == MOOD_CHANNEL and "Which label" in call.params["text"]
@@ -85,6 +91,8 @@ def test_task_without_adapter_stores_message_and_asks_for_label(bot: BotUnderTes
     assert [o["value"] for o in menu["options"]] == ["mood|negative", "mood|neutral", "mood|positive"]
     assert storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
     assert storage_db.rows(bot.db, "SELECT count(*) AS n FROM predictions")[0]["n"] == 0
+    bot.stop()
+    bot.db.close()
 
 
 def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:

@@ -68,7 +68,7 @@ def do_setup(call: Invocation) -> None:
     if storage.get_task(call.services.db, name) is None:
         known = [t.name for t in storage.list_tasks(call.services.db)]
         raise CommandProblem(texts.unknown_task(name, known))
-    storage.bind_channel(call.services.db, name, call.channel)
+    task = storage.bind_channel(call.services.db, name, call.channel)
     # An admin binding the channel again also ends a pause (the bot was removed, the channel archived).
     storage.resume_channel(call.services.db, call.channel, actor=call.user)
     if out_of_scope is not None or remove:
@@ -78,7 +78,27 @@ def do_setup(call: Invocation) -> None:
         call.reply(texts.setup_done(name, call.channel) + "\n" + texts.out_of_scope_set(name, out_of_scope))
         return
     _audit(call, "slack.setup", task=name)
-    call.reply(texts.setup_done(name, call.channel))
+    untrained = task.active_version is None
+    call.reply(
+        texts.setup_done(
+            name, call.channel, [x for x in task.labels if x not in task.descriptions] if untrained else None
+        )
+    )
+
+
+def do_describe(call: Invocation) -> None:
+    """`/camel describe <label> <one line>`: the line is stored with the label (and survives restarts)."""
+    call.require_admin("describe a label")
+    task = call.channel_task()
+    if len(call.args) < 2:
+        raise CommandProblem(texts.usage(f"`{COMMAND} describe` needs a label and a one-line description."))
+    label = call.args[0]
+    if label not in task.labels:
+        raise CommandProblem(texts.unknown_label(label, task.labels))
+    description = call.raw.split(maxsplit=1)[1]
+    updated = storage.set_description(call.services.db, task.name, label, description)
+    _audit(call, "slack.describe", task=task.name, label=label)
+    call.reply(texts.description_set(label, updated.descriptions[label]))
 
 
 def do_export(call: Invocation) -> None:

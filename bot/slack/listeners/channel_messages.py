@@ -21,6 +21,7 @@ import storage
 from bot import abstention, texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
+from bot.slack.listeners.guess import answer_guess
 from bot.slack.middleware import BROADCAST_SUBTYPE, DELETED_SUBTYPE, EDIT_SUBTYPE, stopped
 from bot.slack.services import Services
 
@@ -114,8 +115,10 @@ def _classify(
         return
     predictor = services.predictors.get(task.name)
     if predictor is None:
+        # Quiet tasks answer only with a reaction, and a guess is not worth one.
         if not task.quiet:
             _wait_for_turn(services, channel)
+        if not task.quiet and not answer_guess(services, client, task, message_id, channel, thread, text):
             client.chat_postMessage(
                 channel=channel,
                 thread_ts=thread,

@@ -65,7 +65,11 @@ def do_predict(call: Invocation) -> None:
     task = call.channel_task()
     predictor = call.services.predictors.get(task.name)
     if predictor is None:
-        raise CommandProblem(texts.no_adapter(task.name))
+        guess = call.services.predictors.guess(task, call.raw[: call.services.settings.max_predict_chars])
+        if guess is None:
+            raise CommandProblem(texts.no_adapter(task.name))
+        call.reply(texts.guess_text(guess.top3))
+        return
     result = abstention.answers(
         predictor,
         [call.raw[: call.services.settings.max_predict_chars]],
@@ -123,7 +127,7 @@ def _stored_message_id(call: Invocation, channel: str, ts: str) -> int:
 
 def do_labels(call: Invocation) -> None:
     task = call.channel_task()
-    call.reply(texts.labels_text(task.name, task.labels, emoji_map_of(task)))
+    call.reply(texts.labels_text(task.name, task.labels, emoji_map_of(task), task.descriptions))
 
 
 def do_stats(call: Invocation) -> None:
@@ -168,6 +172,7 @@ SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
     "retrain": admin_commands.do_retrain,
     "rollback": admin_commands.do_rollback,
     "setup": admin_commands.do_setup,
+    "describe": admin_commands.do_describe,
     "export": admin_commands.do_export,
     "my-data": privacy.do_my_data,
     "forget-me": privacy.do_forget_me,

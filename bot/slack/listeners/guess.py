@@ -1,0 +1,59 @@
+"""Day-one answers: before a task's first trained adapter, a guess from the label names.
+
+The bot says that it is guessing and offers its top 3 as one-click buttons beside the label
+menu, so each correction is one click. The guess is stored as an abstained prediction of no
+adapter version: the reactions that confirm or reject act on it like on any prediction, and
+live accuracy counts it, but the bot never claims it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from slack_sdk import WebClient
+
+import camel
+import storage
+from bot import texts
+from bot.slack import blocks
+from bot.slack.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def answer_guess(
+    services: Services, client: WebClient, task: storage.Task, message_id: int, channel: str, thread: str, text: str
+) -> bool:
+    """Reply with a zero-shot guess; False when there is none (zero-shot off, or a model error)."""
+    started = time.perf_counter()
+    try:
+        guess = services.predictors.guess(task, text[: services.settings.max_predict_chars])
+    except camel.CamelError as exc:
+        log.error("zero-shot guess failed for task %s: %s", task.name, exc)
+        return False
+    if guess is None:
+        return False
+    latency_ms = (time.perf_counter() - started) * 1000.0  # includes building the prototypes once
+    prediction_id = storage.record_prediction(
+        services.db,
+        message_id=message_id,
+        task=task.name,
+        adapter_version=None,
+        label=guess.label,
+        confidence=min(1.0, max(0.0, guess.score)),
+        top3=guess.top3,
+        latency_ms=latency_ms,
+        abstained=True,
+    )
+    services.metrics.predictions.labels(task=task.name).inc()
+    services.metrics.latency.labels(task=task.name).observe(latency_ms / 1000.0)
+    services.metrics.abstentions.labels(task=task.name).inc()
+    reply = client.chat_postMessage(
+        channel=channel,
+        thread_ts=thread,
+        text=texts.guess_text(guess.top3),
+        blocks=blocks.guess_blocks(message_id, task.name, task.labels, guess.top3),
+    )
+    storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=reply["ts"])
+    return True
