@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from camel.base import BaseEncoder, load_base
 from camel.config import CamelConfig
+from camel.private_files import FILE_MODE, FOLDER_MODE, make_private_dirs
 from camel.errors import AdapterLoadError, AdapterSaveError, CamelError
 from camel.model import Adapter, new_adapter
 from camel.version import __version__
@@ -38,8 +39,6 @@ ADAPTER_FILES = (CONFIG_FILE, WEIGHTS_FILE, LABELS_FILE, METRICS_FILE, MANIFEST_
 SERVED_FILES = (CONFIG_FILE, WEIGHTS_FILE, LABELS_FILE)
 MANIFEST_FORMAT = 1
 # Owner-only: an adapter is derived from users' messages.
-FILE_MODE = 0o600
-FOLDER_MODE = 0o700
 
 
 @dataclass
@@ -73,7 +72,7 @@ def save_adapter(adapter: Adapter, directory: str, *, extra_files: Mapping[str, 
         raise AdapterSaveError(f"extra adapter files may not use reserved or path-like names: {reserved + bad_names}")
     temp = os.path.join(parent, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
     try:
-        _make_private_dirs(parent)
+        make_private_dirs(parent)
         os.mkdir(temp, FOLDER_MODE)
         os.chmod(temp, FOLDER_MODE)
         _write_files(adapter, temp, extras)
@@ -178,21 +177,6 @@ def _read_metrics(folder: str) -> dict[str, Any]:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _make_private_dirs(path: str) -> None:
-    """Create missing folders as 0700 whatever the umask (existing ones keep their mode)."""
-    missing = []
-    current = os.path.abspath(path)
-    while not os.path.isdir(current):
-        missing.append(current)
-        current = os.path.dirname(current)
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder, FOLDER_MODE)
-        except FileExistsError:
-            continue
-        os.chmod(folder, FOLDER_MODE)
 
 
 def _write_files(adapter: Adapter, folder: str, extras: Mapping[str, bytes]) -> None:

@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from camel.base import BaseEncoder, BottomOutput
+from camel.private_files import FILE_MODE, make_private_dirs
 from camel.errors import CacheError
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ COMPUTE_BATCH = 64
 DEFAULT_MAX_ENTRIES = 50_000  # about 0.75 GB of MiniLM states at 20 tokens per text
 COMPACT_SHARD_BYTES = 256 << 20  # compaction writes shards of about this size
 LOCK_FILE = ".compact.lock"
-FILE_MODE = 0o600  # hidden states are derived from users' messages: owner only
-FOLDER_MODE = 0o700
 _DIGEST_LENGTH = 64
 
 
@@ -82,7 +81,7 @@ class FeatureCache:
         self._lock = threading.RLock()
         if self.directory:
             try:
-                _make_private_dirs(self.directory)
+                make_private_dirs(self.directory)
             except OSError as exc:
                 raise CacheError(f"cannot use feature-cache folder {self.directory}: {exc.strerror or exc}") from exc
             self.refresh()
@@ -379,22 +378,6 @@ def _file_lock(path: str) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)
-
-
-def _make_private_dirs(path: str) -> None:
-    """Create missing folders as 0700 whatever the umask; the cache folder itself is made 0700."""
-    missing = []
-    current = os.path.abspath(path)
-    while not os.path.isdir(current):
-        missing.append(current)
-        current = os.path.dirname(current)
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder, FOLDER_MODE)
-        except FileExistsError:
-            continue
-        os.chmod(folder, FOLDER_MODE)
-    os.chmod(path, FOLDER_MODE)
 
 
 def _fsync_file(path: str) -> None:
