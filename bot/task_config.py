@@ -26,7 +26,7 @@ import storage
 from bot.settings import Settings, TaskSettings
 
 log = logging.getLogger(__name__)
-SCALAR_FIELDS = ("kind", "abstain_threshold", "quiet", "emoji")
+SCALAR_FIELDS = ("kind", "abstain_threshold", "quiet", "emoji", "target_precision", "out_of_scope_label")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ def seed_of(task: TaskSettings) -> dict[str, Any]:
         "quiet": bool(task.quiet),
         "emoji": dict(task.emoji),
         "descriptions": {label: " ".join(text.split()) for label, text in task.descriptions.items()},
+        "target_precision": float(task.target_precision),
+        "out_of_scope_label": task.out_of_scope_label or None,  # "" = the file declares none
     }
 
 
@@ -72,6 +74,8 @@ def _stored_fields(task: storage.Task) -> dict[str, Any]:
         "quiet": bool(task.quiet),
         "emoji": dict(task.emoji_map),
         "descriptions": dict(task.descriptions),
+        "target_precision": float(task.target_precision),
+        "out_of_scope_label": task.out_of_scope_label,
     }
 
 
@@ -91,6 +95,9 @@ def plan_task(configured: TaskSettings, stored: storage.Task | None, seed: dict[
         return plan
     have, known, last = _stored_fields(stored), seed is not None, seed or {}
     for name in SCALAR_FIELDS:
+        if name == "out_of_scope_label" and wanted[name] is None:
+            plan.values[name] = None  # the file declares none: whatever Slack set is kept, no conflict
+            continue
         plan.values[name], conflict = _merge(
             configured.name, name, have[name], wanted[name], last.get(name), known and name in last
         )
@@ -154,9 +161,9 @@ def apply_task_settings(settings: Settings, db: Database) -> tuple[list[storage.
                 abstain_threshold=values["abstain_threshold"],
                 quiet=values["quiet"],
                 descriptions=values["descriptions"],
-                target_precision=configured.target_precision,
-                # "" keeps what is stored, so an out-of-scope label set with /camel setup survives restarts.
-                out_of_scope_label=configured.out_of_scope_label or None,
+                target_precision=values["target_precision"],
+                # None keeps what is stored: an out-of-scope label set with /camel setup survives restarts.
+                out_of_scope_label=values["out_of_scope_label"],
             )
             channels, taken = _channel_conflicts(db, configured)
             for channel in channels:

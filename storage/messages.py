@@ -163,6 +163,8 @@ def update_message_text(db: sqlite_utils.Database, *, workspace: str, channel: s
         )
         if before is not None and before.deleted_at is None and before.text != storable_text(text):
             _list_erased_texts(db, [before.text], prefix_lengths, reason="message_edited")
+            # the stored review score and embedding describe the old text
+            conn.execute("DELETE FROM review_scores WHERE message_id = ?", (before.id,))
         return find_message(db, workspace=workspace, channel=channel, ts=ts)
 
 
@@ -176,10 +178,20 @@ def forget_message(db: sqlite_utils.Database, *, workspace: str, channel: str, t
     with transaction(db) as conn:
         found = find_message(db, workspace=workspace, channel=channel, ts=ts)
         if found is None:
+            # The deletion was handled before the message itself (concurrent inbox workers): a
+            # tombstone now makes the late message event find it deleted instead of storing its text.
+            now = utc_now()
+            conn.execute(
+                """INSERT INTO messages (workspace, channel, ts, text, received_at, deleted_at)
+                   VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
+                (workspace, channel, ts, now, now),
+            )
+            audit(db, actor=actor, action="message_deleted", detail={"channel": channel, "ts": ts, "stored": False})
             return None
         corrections = conn.execute("DELETE FROM corrections WHERE message_id = ?", (found.id,)).rowcount
         conn.execute("UPDATE messages SET text = '', deleted_at = ? WHERE id = ?", (utc_now(), found.id))
         _list_erased_texts(db, [found.text], prefix_lengths, reason="message_deleted")
+        conn.execute("DELETE FROM review_scores WHERE message_id = ?", (found.id,))  # its embedding is of the text
         counts = {"message_id": found.id, "corrections": corrections}
         audit(db, actor=actor, action="message_deleted", detail={"channel": channel, "ts": ts, **counts})
     return counts

@@ -43,13 +43,15 @@ def ask_pass(db: Database, settings: Settings, ask: Ask, now: datetime | None = 
         if configured.ask_per_day <= 0:
             continue
         task = storage.get_task(db, configured.name)
-        if task is None:
+        if task is None or task.quiet:  # a quiet task never writes in the channel
             continue
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for candidate in storage.ask_candidates(db, task.name, since):
             if candidate["channel"] in task.channels:
                 by_channel[candidate["channel"]].append(candidate)
         for channel, candidates in by_channel.items():
+            if storage.channel_pause(db, channel) is not None:
+                continue  # the bot was removed from the channel or it was archived
             candidates.sort(key=lambda c: (-margin_usefulness(c["top3"]), c["message_id"]))
             for candidate in candidates:
                 if not storage.record_ask(

@@ -169,8 +169,10 @@ def _channel_of(event: dict[str, Any]) -> str | None:
 
 
 def _user_of(event: dict[str, Any]) -> str | None:
-    edited = event.get("message")
-    user = event.get("user") or (edited.get("user") if isinstance(edited, dict) else None)
+    # An edit names its author inside `message`, a deletion inside `previous_message` (which also
+    # holds the old text, so erase_user must find the row by that user).
+    holders = (event, event.get("message"), event.get("previous_message"))
+    user = next((h.get("user") for h in holders if isinstance(h, dict) and h.get("user")), None)
     return str(user) if user else None
 
 

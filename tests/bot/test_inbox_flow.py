@@ -127,3 +127,13 @@ def test_reaction_on_a_message_not_stored_is_requeued_not_slept_on(
     )
     assert _metric(bot, 'camel_inbox_requeued_total{reason="reply_link"}') >= count
     assert not [name for name in sleeps if name.startswith(("camel-inbox", "ThreadPoolExecutor"))]
+
+
+def test_a_deletion_event_waiting_in_the_inbox_is_found_by_its_author() -> None:
+    # message_deleted names its author (and holds the old text) only in previous_message, so
+    # erase_user must find the waiting inbox row by that user.
+    from bot.slack.middleware import _user_of
+    from tests.slack_fixtures import load_payload
+
+    event = load_payload("message_deleted")["event"]
+    assert "user" not in event and _user_of(event) == event["previous_message"]["user"]

@@ -13,6 +13,7 @@ from bot import runtime
 from bot.cli.checks import iter_checks
 from bot.demo.local_slack import FakeSlackAPI
 from bot.settings import Settings, TaskSettings, load_settings
+from bot import task_config
 from bot.task_config import Conflict, config_conflicts, plan_task
 from tests.bot.conftest import ADMIN, FREE_CHANNEL, SECRET, SUPPORT_CHANNEL, SUPPORT_LABELS, BotUnderTest
 from tests.bot.test_commands import _ask
@@ -130,7 +131,7 @@ def test_a_threshold_changed_outside_the_file_is_kept(tmp_path: Path) -> None:
 
 def test_a_database_without_a_record_of_the_file_takes_the_file(tmp_path: Path) -> None:
     """Made by a camel-bot that re-applied the file at every start: its values came from the file."""
-    stored = storage.Task("support", "intent", ["a", "b"], {}, ["C1"], 0.5, False, None, {"a": "old"})
+    stored = storage.Task("support", "intent", ["a", "b"], {}, ["C1"], 0.5, False, None, descriptions={"a": "old"})
     plan = plan_task(
         TaskSettings("support", "intent", ["a", "b"], abstain_threshold=0.8, descriptions={"a": "new"}), stored, None
     )
@@ -146,4 +147,18 @@ def test_a_channel_bound_to_another_task_in_slack_stays_there(tmp_path: Path) ->
     assert tasks[0].channels == [] and storage.task_for_channel(db, "C1").name == "other"
     [conflict] = config_conflicts(_settings(), db)
     assert conflict.field == "channels.C1" and conflict.kept == "bound to task other"
+    db.close()
+
+
+def test_an_out_of_scope_label_set_in_slack_survives_a_restart_with_the_file(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=str(tmp_path), tasks=[TaskSettings(name="t", labels=["a", "b", "other"], out_of_scope_label="other")]
+    )
+    db = storage.open_store(tmp_path / "camel.db")
+    task_config.apply_task_settings(settings, db)
+    storage.set_out_of_scope_label(db, "t", "none_of_these")  # /camel setup t --out-of-scope none_of_these
+    _tasks, conflicts = task_config.apply_task_settings(settings, db)  # the next start
+    task = storage.get_task(db, "t")
+    assert task is not None and task.out_of_scope_label == "none_of_these"
+    assert [c.field for c in conflicts] == ["out_of_scope_label"]
     db.close()

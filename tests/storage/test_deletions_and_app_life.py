@@ -85,3 +85,26 @@ def test_a_deleted_or_edited_text_goes_on_the_deletion_list_for_the_feature_cach
     assert storage.text_sha256("typo tetx") in hashes
     # another message still holds this text, so its cached states are not erased data
     assert storage.text_sha256("shared text") not in hashes
+
+
+def test_a_deleted_or_edited_message_loses_its_review_score(db: sqlite_utils.Database) -> None:
+    # The stored score and embedding describe the text; /camel review must not rank by the old one.
+    storage.upsert_task(db, "support", kind="intent", labels=["a", "b"], channels=["C1"])
+    deleted = storage.record_message(db, workspace="T1", channel="C1", ts="1.0", text="to be deleted")
+    edited = storage.record_message(db, workspace="T1", channel="C1", ts="2.0", text="to be edited")
+    storage.store_review_scores(
+        db, "support", 1, [(m, 0.5, [("a", 0.5), ("b", 0.5)], b"\x00" * 8) for m in (deleted, edited)]
+    )
+    storage.forget_message(db, workspace="T1", channel="C1", ts="1.0", actor="slack")
+    storage.update_message_text(db, workspace="T1", channel="C1", ts="2.0", text="edited text")
+    assert storage.count_review_scores(db, "support") == 0
+
+
+def test_a_deletion_handled_before_its_message_leaves_a_tombstone(db: sqlite_utils.Database) -> None:
+    # Inbox workers run concurrently: message_deleted may be handled before the message event.
+    assert storage.forget_message(db, workspace="T1", channel="C1", ts="9.0", actor="slack") is None
+    stored = storage.find_message(db, workspace="T1", channel="C1", ts="9.0")
+    assert stored is not None and stored.deleted_at is not None and stored.text == ""
+    storage.record_message(db, workspace="T1", channel="C1", ts="9.0", text="the secret it said")
+    again = storage.find_message(db, workspace="T1", channel="C1", ts="9.0")
+    assert again is not None and again.text == "" and again.deleted_at is not None

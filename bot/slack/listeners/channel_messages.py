@@ -147,8 +147,15 @@ def apply_edit(
         if services.settings.process_edits:
             handle_new(services, client, edited, channel, workspace, delivery)
         return
-    if stored.deleted_at is not None or stored.text == text:
-        return  # deleted, or a change that is not an edit of the text (an unfurl, a new thread reply)
+    if stored.deleted_at is not None:
+        return
+    if stored.text == text:
+        # Not an edit of the text (an unfurl, a new thread reply) - or this edit's own event put back
+        # (paced, 429) after its text was stored and predicted: then finish the unposted answer.
+        task = storage.task_for_channel(services.db, channel)
+        if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
+            _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=False)
+        return
     storage.update_message_text(
         services.db,
         workspace=workspace,
@@ -257,14 +264,19 @@ def _reply(
         return
     out_of_scope = not abstained and bool(task.out_of_scope_label) and label == task.out_of_scope_label
     outcome = "abstain" if abstained else ("out_of_scope" if out_of_scope else "label")
-    if outcome == "out_of_scope":
+    best = top3[0][0] if outcome == "out_of_scope" and top3 else label
+    text_fallback = texts.answer_reply(outcome, best, confidence, top3)
+    if prediction.adapter_version is None:
+        # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
+        # confidences, so it is shown as a guess again, never with percentages.
+        reply_blocks = blocks.guess_blocks(message_id, task.name, task.labels, top3)
+        text_fallback = texts.guess_text(top3)
+    elif outcome == "out_of_scope":
         reply_blocks = blocks.out_of_scope_blocks(message_id, task.name, task.labels, label, top3)
     elif abstained:
         reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, top3)
     else:
         reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, label, confidence)
-    best = top3[0][0] if outcome == "out_of_scope" and top3 else label
-    text_fallback = texts.answer_reply(outcome, best, confidence, top3)
     _wait_for_turn(services, channel)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
     storage.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
