@@ -70,6 +70,8 @@ class LearningLoop:
     def stop(self) -> None:
         """Stop scheduling; a round already running finishes in its own process."""
         self.triggers.stop()
+        if not self.review.stop():
+            log.warning("a review scoring pass was still running at stop")
 
     def task_names(self) -> list[str]:
         names = {t.name for t in storage.list_tasks(self.db)} | {t.name for t in self.settings.tasks}

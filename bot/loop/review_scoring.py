@@ -83,6 +83,9 @@ def score_task(db: Database, predictors: PredictorRegistry, task_name: str, *, f
     return stored
 
 
+STOP_WAIT_S = 60.0  # one scoring pass over a task's unlabelled messages
+
+
 class ReviewScorer:
     """One background worker that scores tasks whose serving version changed (one pass at a time)."""
 
@@ -93,15 +96,26 @@ class ReviewScorer:
         self._idle = threading.Event()
         self._idle.set()
         self._worker: threading.Thread | None = None
+        self._stopped = False
 
     def schedule(self, tasks: Any) -> None:
         with self._lock:
+            if self._stopped:
+                return
             self._pending.update(tasks)
             if not self._pending or (self._worker is not None and self._worker.is_alive()):
                 return
             self._idle.clear()
             self._worker = threading.Thread(target=self._run, name="review-scores", daemon=True)
             self._worker.start()
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Take no more work and wait for the pass under way: it uses the store, which the caller
+        closes next. True when it finished in time."""
+        with self._lock:
+            self._stopped = True
+            self._pending.clear()
+        return self._idle.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
         """True when no scoring pass is running or queued (for tests and shutdown)."""
