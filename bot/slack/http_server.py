@@ -97,7 +97,13 @@ class HttpServer:
                 dispatcher.handle_close()
 
         if self._thread.is_alive():
-            server.trigger.pull_trigger(close_all)
+            try:
+                server.trigger.pull_trigger(close_all)
+            except OSError:
+                # The loop's wake-up pipe was already closed (waitress logs "unhandled close
+                # event" when a client drops a connection at the wrong moment): close from here;
+                # the loop ends once its map is empty.
+                close_all()
             self._thread.join(timeout=10)
         server.task_dispatcher.shutdown()
 

@@ -40,3 +40,13 @@ def test_200_simultaneous_connections_none_reset(bot: BotUnderTest) -> None:
         thread.join(timeout=60)
     assert failures == []
     assert len(answers) == CONNECTIONS and all(a.startswith(b"HTTP/1.1 200") for a in answers)
+
+
+def test_shutdown_after_waitress_closed_its_wake_up_pipe(bot: BotUnderTest) -> None:
+    # Seen in CI: a client dropping a connection at the wrong moment made waitress close its
+    # trigger ("unhandled close event"); the next shutdown wrote to the closed pipe (EBADF).
+    server = bot.runtime.server
+    assert server is not None
+    server._server.trigger.handle_close()
+    server.shutdown()
+    bot.runtime.server = None  # already stopped; the fixture's stop() must not stop it twice
