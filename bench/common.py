@@ -40,6 +40,13 @@ class Dataset:
     test_labels: list[str]
 
 
+def use_data_dir(folder: str) -> None:
+    """Read the shared data from `folder` (a git worktree is not next to ../shared like the main checkout)."""
+    global DATA_DIR
+    if folder:
+        DATA_DIR = Path(folder).resolve()
+
+
 def require_data(names: list[str]) -> None:
     """Exit 0 with one clear line when the shared benchmark data is not on this machine."""
     missing = [name for name in names if not (DATA_DIR / name / "train.csv").is_file()]
