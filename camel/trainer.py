@@ -254,13 +254,9 @@ class _Round:
         return TrainResult(adapter=self.adapter, history=history, val_metrics=val_metrics)
 
 
-def _starting_adapter(labels: list[str], config: CamelConfig | None, init: Adapter | None, seed: int) -> Adapter:
+def _starting_adapter(labels: list[str], config: CamelConfig | None, init: Adapter, seed: int) -> Adapter:
+    """A continuation's adapter: a copy of `init`, extended by the round's new labels."""
     new_labels = sorted(set(labels))
-    if init is None:
-        if len(new_labels) < 2:
-            raise TrainingDataError(f"training needs at least 2 different labels, found 1 ({new_labels[0]})")
-        config = config or CamelConfig()
-        return new_adapter(load_base(config.resolved_base_model()), config, new_labels)
     adapter = _continued(init, config)
     generator = torch.Generator().manual_seed(seed)
     adapter.extend_labels([label for label in new_labels if label not in adapter.labels], generator)
