@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -228,11 +229,8 @@ class FeatureCache:
                         total += 1
                         if _digest_of(key) is None or self._is_forgotten(key) or key in entries:
                             continue
-                        shape = shard.get_slice(key).get_shape()
-                        numel = 1
-                        for dim in shape:
-                            numel *= int(dim)
-                        entries[key] = (path, numel * 2, self._last_used.get(key, mtime))
+                        numel = math.prod(shard.get_slice(key).get_shape())
+                        entries[key] = (path, numel * 2, self._last_used.get(key, mtime))  # float16: 2 bytes
             except (OSError, SafetensorError) as exc:
                 log.warning("dropping unreadable feature-cache shard %s: %s", path, exc)
         return entries, total
