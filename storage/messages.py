@@ -15,6 +15,7 @@ from storage.deletions import list_erased_texts
 from storage.errors import InvalidValueError, UnknownMessageError
 from storage.events import audit
 from storage.records import Message, StoredPrediction
+from storage.review import delete_review_scores
 from storage.tasks import require_task
 
 
@@ -164,8 +165,7 @@ def update_message_text(db: sqlite_utils.Database, *, workspace: str, channel: s
         )
         if before is not None and before.deleted_at is None and before.text != storable_text(text):
             list_erased_texts(db, [before.text], prefix_lengths, reason="message_edited")
-            # the stored review score and embedding describe the old text
-            conn.execute("DELETE FROM review_scores WHERE message_id = ?", (before.id,))
+            delete_review_scores(db, [before.id])  # the stored score and embedding describe the old text
         return find_message(db, workspace=workspace, channel=channel, ts=ts)
 
 
@@ -192,7 +192,7 @@ def forget_message(db: sqlite_utils.Database, *, workspace: str, channel: str, t
         corrections = conn.execute("DELETE FROM corrections WHERE message_id = ?", (found.id,)).rowcount
         conn.execute("UPDATE messages SET text = '', deleted_at = ? WHERE id = ?", (utc_now(), found.id))
         list_erased_texts(db, [found.text], prefix_lengths, reason="message_deleted")
-        conn.execute("DELETE FROM review_scores WHERE message_id = ?", (found.id,))  # its embedding is of the text
+        delete_review_scores(db, [found.id])  # its embedding is of the text
         counts = {"message_id": found.id, "corrections": corrections}
         audit(db, actor=actor, action="message_deleted", detail={"channel": channel, "ts": ts, **counts})
     return counts

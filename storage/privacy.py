@@ -19,6 +19,7 @@ from storage.deletions import list_erased_texts
 from storage.errors import InvalidValueError
 from storage.events import audit
 from storage.records import DeletionReport
+from storage.review import delete_review_scores
 
 MAX_DAYS = 36_500  # a century: beyond it a "days" argument is a typo, and datetime would overflow
 
@@ -83,11 +84,11 @@ def purge_unlabelled(db: sqlite_utils.Database, *, older_than_days: float, actor
                     AND NOT EXISTS (SELECT 1 FROM corrections AS c
                                     WHERE c.message_id = messages.id AND c.withdrawn_at IS NULL)"""
     with transaction(db) as conn:
-        texts = [r[0] for r in conn.execute(f"SELECT text FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()]
-        ids = [r[0] for r in conn.execute(f"SELECT id FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()]
+        found = conn.execute(f"SELECT id, text FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()
         purged = conn.execute(f"UPDATE messages SET text = '' WHERE {unlabelled}", (cutoff,)).rowcount
+        texts = [r[1] for r in found]
         # The row stays (for counts) but its review score and embedding go with the text.
-        conn.executemany("DELETE FROM review_scores WHERE message_id = ?", [(i,) for i in ids])
+        delete_review_scores(db, [r[0] for r in found])
         hashes = list_erased_texts(db, texts, prefix_lengths, reason="purge")
         # The inbox keeps no text once an event is handled; an unhandled one past retention goes too.
         inbox = conn.execute("DELETE FROM inbox WHERE received_at < ? AND body != ''", (cutoff,)).rowcount
