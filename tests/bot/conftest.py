@@ -10,6 +10,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -63,6 +64,21 @@ def support_adapter_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFa
     return folder
 
 
+def default_tasks(**support: Any) -> list[TaskSettings]:
+    """The two tasks every test bot serves; `support` changes fields of the support task."""
+    return [
+        TaskSettings(
+            name="support",
+            kind="intent",
+            labels=SUPPORT_LABELS,
+            channels=[SUPPORT_CHANNEL],
+            abstain_threshold=0.0,
+            **support,
+        ),
+        TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL]),
+    ]
+
+
 def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         data_dir=str(data_dir),
@@ -76,12 +92,7 @@ def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **ove
         bot_token="xoxb-test-token",
         signing_secret=SECRET,
         model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1),
-        tasks=[
-            TaskSettings(
-                name="support", kind="intent", labels=SUPPORT_LABELS, channels=[SUPPORT_CHANNEL], abstain_threshold=0.0
-            ),
-            TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL]),
-        ],
+        tasks=default_tasks(),
     )
     values.update(overrides)
     return Settings(**values)
@@ -267,6 +278,25 @@ def start_bot(
     return BotUnderTest(running, fake)
 
 
+@contextmanager
+def running_bot(
+    tmp_path: Path,
+    fake: FakeSlackAPI,
+    tiny_bert_dir: Path,
+    adapter_dir: Path,
+    *,
+    with_learning: bool = False,
+    **overrides: Any,
+) -> Iterator[BotUnderTest]:
+    """`start_bot` for a `with` block: the bot is stopped and its store closed on the way out."""
+    running = start_bot(tmp_path, fake, tiny_bert_dir, adapter_dir, with_learning=with_learning, **overrides)
+    try:
+        yield running
+    finally:
+        running.stop()
+        running.db.close()
+
+
 @pytest.fixture()
 def bot_with_learning(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
@@ -286,7 +316,5 @@ def bot_with_learning(
 def bot(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> Iterator[BotUnderTest]:
-    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir)
-    yield running
-    running.stop()
-    running.db.close()
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir) as running:
+        yield running
