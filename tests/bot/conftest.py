@@ -98,6 +98,25 @@ def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **ove
     return Settings(**values)
 
 
+def post_signed(
+    url: str, body: bytes, content_type: str, secret: str, *, timestamp: int | None = None
+) -> tuple[int, bytes]:
+    """POSTs `body` to the events path of the app at `url`, signed as Slack signs; the status and body."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode("utf-8"))
+    request = urllib.request.Request(
+        url + EVENTS_PATH,
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
 @dataclass
 class BotUnderTest:
     """The running bot (assembled by `bot.runtime`), the fake Slack, and helpers that talk to it like Slack."""
@@ -118,19 +137,7 @@ class BotUnderTest:
     def post(
         self, body: bytes, content_type: str, *, secret: str = SECRET, timestamp: int | None = None
     ) -> tuple[int, bytes]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode("utf-8"))
-        request = urllib.request.Request(
-            self.url + EVENTS_PATH,
-            data=body,
-            method="POST",
-            headers={"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return post_signed(self.url, body, content_type, secret, timestamp=timestamp)
 
     def send_event(self, event: dict[str, Any], event_id: str | None = None, **kw: Any) -> tuple[int, bytes]:
         self.events_sent += 1
