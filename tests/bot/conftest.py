@@ -235,6 +235,17 @@ class BotUnderTest:
         return [str(c.params.get("text")) for c in self.fake.wait_for("response_url", count)]
 
 
+def edit_event(text: str, ts: str, edit_ts: str, channel: str = SUPPORT_CHANNEL, user: str = USER) -> dict[str, Any]:
+    """The message_changed event of `user` editing their message `ts` to `text` (the edit event's ts: `edit_ts`)."""
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": channel,
+        "ts": edit_ts,
+        "message": {"type": "message", "user": user, "text": text, "ts": ts},
+    }
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
