@@ -7,7 +7,6 @@ with that reason), filled to the last byte by a file the test then removes.
 from __future__ import annotations
 
 import os
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,21 +16,13 @@ import pytest
 
 from bot.demo.local_slack import FakeSlackAPI
 from tests.bot.conftest import ADMIN, BotUnderTest, running_bot, wait_until
+from tests.faults import small_tmpfs
 
 
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "data"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "data", 8 << 20) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def _fill(folder: Path) -> Path:
