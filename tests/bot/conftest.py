@@ -306,12 +306,16 @@ def running_bot(
     with_learning: bool = False,
     **overrides: Any,
 ) -> Iterator[BotUnderTest]:
-    """`start_bot` for a `with` block: the bot is stopped and its store closed on the way out."""
+    """`start_bot` for a `with` block: on the way out the bot is stopped, a round still training
+    (a child process of the learning loop) is waited for, and the store is closed."""
     running = start_bot(tmp_path, fake, tiny_bert_dir, adapter_dir, with_learning=with_learning, **overrides)
     try:
         yield running
     finally:
+        loop = running.runtime.loop
         running.stop()
+        for child in list(loop.children.values()) if loop is not None else []:
+            child.wait(timeout=60)
         running.db.close()
 
 
@@ -320,14 +324,9 @@ def bot_with_learning(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> Iterator[BotUnderTest]:
     """The bot with the real learning loop (scheduler started; rounds run as child processes)."""
-    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True)
-    yield running
-    loop = running.runtime.loop
-    assert loop is not None
-    running.stop()
-    for child in list(loop.children.values()):
-        child.wait(timeout=60)
-    running.db.close()
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True) as running:
+        yield running
+        assert running.runtime.loop is not None
 
 
 @pytest.fixture()
