@@ -40,6 +40,13 @@ class Dataset:
     test_labels: list[str]
 
 
+def use_data_dir(folder: str) -> None:
+    """Read the shared data from `folder` (a git worktree is not next to ../shared like the main checkout)."""
+    global DATA_DIR
+    if folder:
+        DATA_DIR = Path(folder).resolve()
+
+
 def require_data(names: list[str]) -> None:
     """Exit 0 with one clear line when the shared benchmark data is not on this machine."""
     missing = [name for name in names if not (DATA_DIR / name / "train.csv").is_file()]
@@ -65,9 +72,9 @@ def load_dataset(name: str, test_limit: int | None = None, seed: int = 0) -> Dat
     return Dataset(name, train_texts, train_labels, test_texts, test_labels)
 
 
-def sample_per_class(texts: list[str], labels: list[str], per_class: int, seed: int) -> tuple[list[str], list[str]]:
-    """`per_class` random examples of every label (all of a label's examples if it has fewer)."""
-    order = list(range(len(texts)))
+def per_class_indices(labels: list[str], per_class: int, seed: int) -> list[int]:
+    """Sorted indices of `per_class` random examples of every label (all of a label's if it has fewer)."""
+    order = list(range(len(labels)))
     random.Random(seed).shuffle(order)
     taken: dict[str, int] = {}
     chosen = []
@@ -75,7 +82,12 @@ def sample_per_class(texts: list[str], labels: list[str], per_class: int, seed: 
         if taken.get(labels[i], 0) < per_class:
             taken[labels[i]] = taken.get(labels[i], 0) + 1
             chosen.append(i)
-    chosen.sort()
+    return sorted(chosen)
+
+
+def sample_per_class(texts: list[str], labels: list[str], per_class: int, seed: int) -> tuple[list[str], list[str]]:
+    """`per_class` random examples of every label (all of a label's examples if it has fewer)."""
+    chosen = per_class_indices(labels, per_class, seed)
     return [texts[i] for i in chosen], [labels[i] for i in chosen]
 
 

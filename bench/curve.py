@@ -37,7 +37,7 @@ from bench.common import (
     require_data,
     sample_per_class,
 )
-from bench.features import open_cache, pooled
+from bench.features import open_cache, sentence_features
 from camel import Adapter, CamelConfig, FeatureCache, Predictor, TrainingArgs, train
 from camel.evaluation import metrics_from_predictions
 from camel.zero_shot import ZeroShotClassifier
@@ -78,11 +78,11 @@ def logreg_scores(
     seed: int,
 ) -> tuple[float, float]:
     """The frozen probe: logistic regression (C=10) on L2-normalised mean-pooled MiniLM states."""
-    features = torch.nn.functional.normalize(pooled(cache, texts), dim=-1).numpy()
+    features = sentence_features(cache, texts)
     started = time.perf_counter()
     model = LogisticRegression(C=10.0, max_iter=2000, random_state=seed).fit(features, labels)
     train_s = time.perf_counter() - started
-    test = torch.nn.functional.normalize(pooled(cache, test_texts), dim=-1).numpy()
+    test = sentence_features(cache, test_texts)
     return score(test_labels, list(model.predict(test)), metric), train_s
 
 

@@ -1,8 +1,9 @@
-"""Cached MiniLM states for the learning-curve benchmark, so reruns skip the bottom pass.
+"""Cached MiniLM states for the benchmarks, so reruns skip the bottom pass.
 
 Token states of the full frozen encoder (split layer 6, K = 0) go to a camel FeatureCache on disk
 under bench/.cache/states/ (gitignored); the mean-pooled sentence vectors (all-MiniLM-L6-v2's
-embedding before its L2 normalisation) are derived from them on demand.
+embedding before its L2 normalisation) are derived from them on demand, and `sentence_features`
+gives them L2-normalised, as the frozen-probe recipes (bench.curve's logreg, bench.active) use them.
 
 Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.features [--threads 2]` fills the cache for every data set.
 """
@@ -13,6 +14,7 @@ import argparse
 import sys
 import time
 
+import numpy as np
 import torch
 
 from bench.common import DATASETS, REPO, load_dataset, require_data
@@ -41,6 +43,24 @@ def pooled(cache: FeatureCache, texts: list[str], split_layer: int | None = None
     layer = cache.base.num_layers if split_layer is None else split_layer
     states = cache.states(texts, layer, MAX_LENGTH)
     return torch.stack([state.float().mean(dim=0) for state in states])
+
+
+def sentence_features(cache: FeatureCache, texts: list[str]) -> np.ndarray:
+    """float32 [n, hidden] mean-pooled, L2-normalised final-layer states: all-MiniLM-L6-v2's embedding."""
+    return torch.nn.functional.normalize(pooled(cache, texts), dim=-1).numpy()
+
+
+def dataset_features(name: str, threads: int = 2) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+    """(train features, train labels, test features, test labels) of a shared data set; the states
+    are computed once into the disk cache, so a rerun only reads them."""
+    torch.set_num_threads(threads)
+    cache, data = open_cache(), load_dataset(name)
+    features = []
+    for split, texts in (("train", data.train_texts), ("test", data.test_texts)):
+        seconds = fill(cache, texts, cache.base.num_layers)
+        print(f"{name} {split}: {len(texts)} states ready ({seconds:.0f} s)", flush=True)
+        features.append(sentence_features(cache, texts))
+    return features[0], data.train_labels, features[1], data.test_labels
 
 
 def main(argv: list[str] | None = None) -> int:

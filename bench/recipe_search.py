@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from bench.common import RESULTS, markdown_table, read_split, sample_per_class
+from bench.common import RESULTS, markdown_table, per_class_indices, read_split, sample_per_class
 from bench.curve import evaluate_camel, logreg_scores, metric_of
 from bench.features import open_cache
 from camel import CamelConfig, TrainingArgs, train
@@ -88,20 +88,16 @@ for _name, _recipe in CANDIDATES.items():
     _args.setdefault("probe_finetune", True)
 
 
+DEV_SEED = 1234
+
+
 def dev_split(name: str) -> tuple[list[str], list[str], list[str], list[str]]:
     texts, labels = read_split(name, "train")
-    per_class = 20 if name == "banking77" else None
-    rng = random.Random(1234)
-    order = list(range(len(texts)))
-    rng.shuffle(order)
-    if per_class:
-        taken: dict[str, int] = {}
-        dev = []
-        for i in order:
-            if taken.get(labels[i], 0) < per_class:
-                taken[labels[i]] = taken.get(labels[i], 0) + 1
-                dev.append(i)
+    if name == "banking77":
+        dev = per_class_indices(labels, 20, DEV_SEED)
     else:
+        order = list(range(len(texts)))
+        random.Random(DEV_SEED).shuffle(order)
         dev = order[:500]
     dev_set = set(dev)
     rest = [i for i in range(len(texts)) if i not in dev_set]

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from camel.base import BaseEncoder, load_base
 from camel.config import CamelConfig
-from camel.private_files import FILE_MODE, FOLDER_MODE, make_private_dirs
+from camel.private_files import FILE_MODE, FOLDER_MODE, fsync_path, make_private_dirs
 from camel.errors import AdapterLoadError, AdapterSaveError, CamelError
 from camel.model import Adapter, new_adapter
 from camel.version import __version__
@@ -76,9 +76,9 @@ def save_adapter(adapter: Adapter, directory: str, *, extra_files: Mapping[str, 
         os.mkdir(temp, FOLDER_MODE)
         os.chmod(temp, FOLDER_MODE)
         _write_files(adapter, temp, extras)
-        _fsync_path(temp)
+        fsync_path(temp)
         _replace_folder(temp, target)
-        _fsync_path(parent)
+        fsync_path(parent)
     except (OSError, SafetensorError) as exc:
         shutil.rmtree(temp, ignore_errors=True)
         raise AdapterSaveError(f"cannot write adapter to {target}: {_one_line(exc)}") from exc
@@ -208,7 +208,7 @@ def _write_files(adapter: Adapter, folder: str, extras: Mapping[str, bytes]) -> 
     served = list(SERVED_FILES) + sorted(extras)
     for name in served + [METRICS_FILE]:
         os.chmod(os.path.join(folder, name), FILE_MODE)
-        _fsync_path(os.path.join(folder, name))
+        fsync_path(os.path.join(folder, name))
     # Last, so a folder without a complete manifest never passes as a whole adapter.
     _write_manifest(folder, served)
 
@@ -218,7 +218,7 @@ def _write_manifest(folder: str, served: Sequence[str]) -> None:
     _write_json(path, {"format": MANIFEST_FORMAT,
                        "files": {name: _sha256(os.path.join(folder, name)) for name in served}})
     os.chmod(path, FILE_MODE)
-    _fsync_path(path)
+    fsync_path(path)
 
 
 def _load_weights(adapter: Adapter, folder: str, expected_sha: str, shapes: dict[str, Any]) -> None:
@@ -296,11 +296,3 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_path(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

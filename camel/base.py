@@ -112,6 +112,12 @@ class BaseEncoder:
         return BottomOutput(hidden=hidden.float(), mask=mask, lengths=[int(n) for n in mask.sum(dim=1)])
 
 
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[batch, hidden] mean of each text's real-token states (padding excluded): MiniLM's own pooling."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
 def load_base(path: str) -> BaseEncoder:
     """The BaseEncoder of `path`, loaded once per process (same resolved path -> same object)."""
     resolved = os.path.realpath(path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -27,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from camel.base import BaseEncoder, BottomOutput
-from camel.private_files import FILE_MODE, make_private_dirs
+from camel.private_files import FILE_MODE, fsync_path, make_private_dirs
 from camel.errors import CacheError
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class FeatureCache:
             self._on_disk = {k: p for k, p in self._on_disk.items() if p not in shards}
             self._on_disk.update(written)
             self._scanned.update(written.values())
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
             return CompactionReport(shards_before=len(shards), shards_after=len(set(written.values())),
                                     entries_kept=len(kept), entries_removed=total - len(kept),
                                     bytes_before=bytes_before, bytes_after=self.disk_bytes())
@@ -228,11 +229,8 @@ class FeatureCache:
                         total += 1
                         if _digest_of(key) is None or self._is_forgotten(key) or key in entries:
                             continue
-                        shape = shard.get_slice(key).get_shape()
-                        numel = 1
-                        for dim in shape:
-                            numel *= int(dim)
-                        entries[key] = (path, numel * 2, self._last_used.get(key, mtime))
+                        numel = math.prod(shard.get_slice(key).get_shape())
+                        entries[key] = (path, numel * 2, self._last_used.get(key, mtime))  # float16: 2 bytes
             except (OSError, SafetensorError) as exc:
                 log.warning("dropping unreadable feature-cache shard %s: %s", path, exc)
         return entries, total
@@ -265,7 +263,7 @@ class FeatureCache:
         try:
             save_file(tensors, temp_path)
             os.chmod(temp_path, FILE_MODE)
-            _fsync_file(temp_path)
+            fsync_path(temp_path)
             os.replace(temp_path, final_path)
         except (OSError, SafetensorError) as exc:
             if os.path.exists(temp_path):
@@ -376,18 +374,5 @@ def _file_lock(path: str) -> Iterator[None]:
         os.fchmod(descriptor, FILE_MODE)
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_file(path: str) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
     finally:
         os.close(descriptor)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from camel.base import BaseEncoder
+from camel.base import BaseEncoder, mean_pool
 from camel.config import CamelConfig
 from camel.errors import ConfigError, TrainingDataError
 
@@ -67,8 +67,7 @@ class Adapter(nn.Module):
         if self.config.pooling == "cls":
             pooled = hidden[:, 0]
         else:
-            weights = mask.to(hidden.dtype).unsqueeze(-1)
-            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+            pooled = mean_pool(hidden, mask)
         return nn.functional.normalize(pooled, dim=-1) if self.config.normalize_pooled else pooled
 
     def head(self, pooled: torch.Tensor) -> torch.Tensor:

@@ -226,24 +226,6 @@ def decide(probabilities: np.ndarray, threshold: float, out_of_scope_index: int 
     return decisions
 
 
-def auroc(scores: np.ndarray, is_out_of_scope: np.ndarray) -> float:
-    """Area under the ROC curve of `scores` for telling out-of-scope (True) from in-scope messages
-    (Mann-Whitney U with average ranks for ties; 0.5 = chance)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    positive = np.asarray(is_out_of_scope, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if scores.shape != positive.shape or n_pos == 0 or n_neg == 0:
-        raise OutOfScopeError("auroc needs one score per message and both in- and out-of-scope messages")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    starts = np.r_[0, np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1]) + 1]
-    ends = np.r_[starts[1:], len(scores)]
-    for start, end in zip(starts, ends):
-        ranks[order[start:end]] = (start + end + 1) / 2.0  # average 1-based rank of the tie group
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 def _in_scope(p: np.ndarray, out_of_scope_index: int | None) -> np.ndarray:
     if out_of_scope_index is None:
         return p

@@ -1,4 +1,4 @@
-"""Owner-only files and folders: adapters and cached hidden states derive from users' messages."""
+"""Owner-only, durable files and folders: adapters and cached hidden states derive from users' messages."""
 
 from __future__ import annotations
 
@@ -22,3 +22,12 @@ def make_private_dirs(path: str) -> None:
             continue
         os.chmod(folder, FOLDER_MODE)
     os.chmod(path, FOLDER_MODE)
+
+
+def fsync_path(path: str) -> None:
+    """Flush a file's or a folder's entries to disk (a folder after a rename in it)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

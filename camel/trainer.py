@@ -56,7 +56,7 @@ def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = N
     args = args or TrainingArgs()
     texts, labels = _checked_examples(texts, labels, "training")
     if init is not None and _refits(texts, replay, args):
-        _continued(init, config)  # same structural checks as a continuation
+        _check_structure(init, config)  # same structural checks as a continuation
         if replay is not None:
             old_texts, old_labels = _checked_examples(replay[0], replay[1], "replay")
             texts, labels = old_texts + texts, old_labels + labels
@@ -254,13 +254,9 @@ class _Round:
         return TrainResult(adapter=self.adapter, history=history, val_metrics=val_metrics)
 
 
-def _starting_adapter(labels: list[str], config: CamelConfig | None, init: Adapter | None, seed: int) -> Adapter:
+def _starting_adapter(labels: list[str], config: CamelConfig | None, init: Adapter, seed: int) -> Adapter:
+    """A continuation's adapter: a copy of `init`, extended by the round's new labels."""
     new_labels = sorted(set(labels))
-    if init is None:
-        if len(new_labels) < 2:
-            raise TrainingDataError(f"training needs at least 2 different labels, found 1 ({new_labels[0]})")
-        config = config or CamelConfig()
-        return new_adapter(load_base(config.resolved_base_model()), config, new_labels)
     adapter = _continued(init, config)
     generator = torch.Generator().manual_seed(seed)
     adapter.extend_labels([label for label in new_labels if label not in adapter.labels], generator)
@@ -271,15 +267,22 @@ def _starting_adapter(labels: list[str], config: CamelConfig | None, init: Adapt
 
 def _continued(init: Adapter, config: CamelConfig | None) -> Adapter:
     """A deep copy of `init` (the serving adapter is never touched), with `config`'s non-structural fields."""
+    _check_structure(init, config)
     adapter = copy.deepcopy(init)  # BaseEncoder.__deepcopy__ keeps the one shared base
     adapter.metrics = {}
     if config is not None:
-        for name in STRUCTURAL_FIELDS:
-            if getattr(config, name) != getattr(init.config, name):
-                raise ConfigError(f"cannot continue training with {name}={getattr(config, name)!r}: "
-                                  f"the adapter was built with {name}={getattr(init.config, name)!r}")
         adapter.config = copy.deepcopy(config)
     return adapter
+
+
+def _check_structure(init: Adapter, config: CamelConfig | None) -> None:
+    """A round on top of `init` keeps the fields that shape its tensors and inputs."""
+    if config is None:
+        return
+    for name in STRUCTURAL_FIELDS:
+        if getattr(config, name) != getattr(init.config, name):
+            raise ConfigError(f"cannot continue training with {name}={getattr(config, name)!r}: "
+                              f"the adapter was built with {name}={getattr(init.config, name)!r}")
 
 
 def _continuation_args(args: TrainingArgs, extends_labels: bool) -> TrainingArgs:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from camel.base import BaseEncoder
+from camel.base import BaseEncoder, mean_pool
 from camel.cache import FeatureCache, pad_states
 from camel.errors import TrainingDataError
 
@@ -50,8 +50,7 @@ def sentence_embeddings(base: BaseEncoder, texts: list[str], cache: FeatureCache
         else:
             output = base.bottom(chunk, base.num_layers, max_length)
             hidden, mask = output.hidden, output.mask
-        weights = mask.to(hidden.dtype).unsqueeze(-1)
-        pooled[start:start + len(chunk)] = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        pooled[start:start + len(chunk)] = mean_pool(hidden, mask)
     return nn.functional.normalize(pooled, dim=-1)
 
 

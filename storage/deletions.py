@@ -8,36 +8,56 @@ poll a running process uses to notice new entries.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import sqlite_utils
 
-from storage.db import one, rows, transaction, utc_now
+from storage.db import one, rows, rows_as_tuples, transaction, utc_now
 from storage.transfer import text_sha256
 
 
-def hashes_of(texts: Iterable[str], prefix_lengths: Iterable[int] = ()) -> set[str]:
-    """Hashes of each text and of its first N characters for each N (the bot predicts on a
+def _erased_strings(texts: Iterable[str], lengths: list[int]) -> set[str]:
+    """Each text and its first N characters for each N shorter than it (the bot predicts on a
     truncated text, so the cache also holds states of that prefix)."""
-    lengths = sorted({int(n) for n in prefix_lengths if int(n) > 0})
     found: set[str] = set()
     for text in texts:
-        if not text:
-            continue
-        found.add(text_sha256(text))
-        found.update(text_sha256(text[:n]) for n in lengths if n < len(text))
+        if text:
+            found.add(text)
+            found.update(text[:n] for n in lengths if n < len(text))
     return found
 
 
-def still_stored(db: sqlite_utils.Database, candidates: set[str], prefix_lengths: Iterable[int] = ()) -> set[str]:
-    """The candidate hashes that some remaining message still has (its states are not erased data)."""
-    if not candidates:
+def _still_stored(db: sqlite_utils.Database, strings: set[str], lengths: list[int]) -> set[str]:
+    """The strings some remaining message still has as its text or as its first N characters
+    (their cached states are not erased data). Matched in SQL, one table scan per kind of match:
+    the inbox workers run this on every edit and deletion."""
+    if not strings:
         return set()
-    remaining: set[str] = set()
-    lengths = list(prefix_lengths)
-    for (text,) in (tuple(r) for r in rows(db, "SELECT DISTINCT text FROM messages WHERE text != ''")):
-        remaining |= hashes_of([text], lengths) & candidates
-    return remaining
+    held = {str(r[0]) for r in rows_as_tuples(
+        db, "SELECT DISTINCT text FROM messages WHERE text IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(strings)),),
+    )}
+    for n in lengths:
+        of_length = sorted(s for s in strings - held if len(s) == n)
+        if of_length:
+            held.update(str(r[0]) for r in rows_as_tuples(
+                db, "SELECT DISTINCT substr(text, 1, ?) FROM messages "
+                    "WHERE substr(text, 1, ?) IN (SELECT value FROM json_each(?))",
+                (n, n, json.dumps(of_length)),
+            ))
+    return held
+
+
+def list_erased_texts(db: sqlite_utils.Database, texts: Iterable[str], prefix_lengths: Iterable[int] = (),
+                      *, reason: str) -> list[str]:
+    """Put on the deletion list the hashes of these texts (and of their first N characters, for
+    each N in `prefix_lengths`) that no remaining message holds; returns the new hashes. Call it
+    after the texts left the messages table, in the same transaction."""
+    lengths = sorted({int(n) for n in prefix_lengths if int(n) > 0})
+    erased = _erased_strings(texts, lengths)
+    gone = erased - _still_stored(db, erased, lengths)
+    return add_deleted_hashes(db, (text_sha256(s) for s in gone), reason=reason)
 
 
 def add_deleted_hashes(db: sqlite_utils.Database, hashes: Iterable[str], *, reason: str) -> list[str]:

@@ -11,9 +11,11 @@ from datetime import datetime
 import sqlite_utils
 
 from storage.db import one, rows_as_tuples, to_iso, transaction, utc_now
+from storage.deletions import list_erased_texts
 from storage.errors import InvalidValueError, UnknownMessageError
 from storage.events import audit
 from storage.records import Message, StoredPrediction
+from storage.review import delete_review_scores
 from storage.tasks import require_task
 
 
@@ -162,9 +164,8 @@ def update_message_text(db: sqlite_utils.Database, *, workspace: str, channel: s
             (storable_text(text), workspace, channel, ts),
         )
         if before is not None and before.deleted_at is None and before.text != storable_text(text):
-            _list_erased_texts(db, [before.text], prefix_lengths, reason="message_edited")
-            # the stored review score and embedding describe the old text
-            conn.execute("DELETE FROM review_scores WHERE message_id = ?", (before.id,))
+            list_erased_texts(db, [before.text], prefix_lengths, reason="message_edited")
+            delete_review_scores(db, [before.id])  # the stored score and embedding describe the old text
         return find_message(db, workspace=workspace, channel=channel, ts=ts)
 
 
@@ -190,22 +191,11 @@ def forget_message(db: sqlite_utils.Database, *, workspace: str, channel: str, t
             return None
         corrections = conn.execute("DELETE FROM corrections WHERE message_id = ?", (found.id,)).rowcount
         conn.execute("UPDATE messages SET text = '', deleted_at = ? WHERE id = ?", (utc_now(), found.id))
-        _list_erased_texts(db, [found.text], prefix_lengths, reason="message_deleted")
-        conn.execute("DELETE FROM review_scores WHERE message_id = ?", (found.id,))  # its embedding is of the text
+        list_erased_texts(db, [found.text], prefix_lengths, reason="message_deleted")
+        delete_review_scores(db, [found.id])  # its embedding is of the text
         counts = {"message_id": found.id, "corrections": corrections}
         audit(db, actor=actor, action="message_deleted", detail={"channel": channel, "ts": ts, **counts})
     return counts
-
-
-def _list_erased_texts(db: sqlite_utils.Database, texts: list[str], prefix_lengths: Iterable[int],
-                       *, reason: str) -> None:
-    """Put the hashes of texts no message holds any more on the deletion list (joins the caller's
-    transaction), so the feature cache drops their hidden states too (issue 11, item 9)."""
-    from storage.deletions import add_deleted_hashes, hashes_of, still_stored  # deletions imports transfer
-
-    lengths = list(prefix_lengths)
-    candidates = hashes_of(texts, lengths)
-    add_deleted_hashes(db, candidates - still_stored(db, candidates, lengths), reason=reason)
 
 
 def recent_texts(db: sqlite_utils.Database, channels: Sequence[str], *, limit: int = 1000) -> list[str]:

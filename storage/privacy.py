@@ -15,10 +15,11 @@ from typing import Any
 import sqlite_utils
 
 from storage.db import checkpoint_wal, to_iso, transaction
-from storage.deletions import add_deleted_hashes, hashes_of, still_stored
+from storage.deletions import list_erased_texts
 from storage.errors import InvalidValueError
 from storage.events import audit
 from storage.records import DeletionReport
+from storage.review import delete_review_scores
 
 MAX_DAYS = 36_500  # a century: beyond it a "days" argument is a typo, and datetime would overflow
 
@@ -41,7 +42,6 @@ def erase_user(db: sqlite_utils.Database, user: str, *, actor: str,
     for each N in `prefix_lengths`) for the feature cache; audit; checkpoint the WAL."""
     if not user:
         raise InvalidValueError("erase_user needs a user id")
-    lengths = list(prefix_lengths)
     with transaction(db) as conn:
         own = "SELECT id FROM messages WHERE user = ?"
         texts = [r[0] for r in conn.execute("SELECT text FROM messages WHERE user = ?", (user,)).fetchall()]
@@ -54,8 +54,7 @@ def erase_user(db: sqlite_utils.Database, user: str, *, actor: str,
         conn.execute("DELETE FROM corrections WHERE user = ?", (user,))
         # ON DELETE CASCADE removes the predictions and others' corrections on these messages.
         conn.execute("DELETE FROM messages WHERE user = ?", (user,))
-        erased = hashes_of(texts, lengths)
-        hashes = add_deleted_hashes(db, erased - still_stored(db, erased, lengths), reason="delete_user")
+        hashes = list_erased_texts(db, texts, prefix_lengths, reason="delete_user")
         counts = {"messages": len(texts), "predictions": int(predictions), "corrections": int(corrections)}
         audit(
             db,
@@ -81,18 +80,16 @@ def purge_unlabelled(db: sqlite_utils.Database, *, older_than_days: float, actor
     list the texts' hashes for the feature cache, audit, checkpoint the WAL."""
     days = check_days("older_than_days", older_than_days)
     cutoff = to_iso(datetime.now(timezone.utc) - timedelta(days=days))
-    lengths = list(prefix_lengths)
     unlabelled = """received_at < ? AND text != ''
                     AND NOT EXISTS (SELECT 1 FROM corrections AS c
                                     WHERE c.message_id = messages.id AND c.withdrawn_at IS NULL)"""
     with transaction(db) as conn:
-        texts = [r[0] for r in conn.execute(f"SELECT text FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()]
-        ids = [r[0] for r in conn.execute(f"SELECT id FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()]
+        found = conn.execute(f"SELECT id, text FROM messages WHERE {unlabelled}", (cutoff,)).fetchall()
         purged = conn.execute(f"UPDATE messages SET text = '' WHERE {unlabelled}", (cutoff,)).rowcount
+        texts = [r[1] for r in found]
         # The row stays (for counts) but its review score and embedding go with the text.
-        conn.executemany("DELETE FROM review_scores WHERE message_id = ?", [(i,) for i in ids])
-        erased = hashes_of(texts, lengths)
-        hashes = add_deleted_hashes(db, erased - still_stored(db, erased, lengths), reason="purge")
+        delete_review_scores(db, [r[0] for r in found])
+        hashes = list_erased_texts(db, texts, prefix_lengths, reason="purge")
         # The inbox keeps no text once an event is handled; an unhandled one past retention goes too.
         inbox = conn.execute("DELETE FROM inbox WHERE received_at < ? AND body != ''", (cutoff,)).rowcount
         audit(db, actor=actor, action="purge_unlabelled_text",

@@ -87,11 +87,13 @@ def review_candidates(db: sqlite_utils.Database, task: str, channel: str, limit:
 
 
 def delete_review_scores(db: sqlite_utils.Database, message_ids: Iterable[int]) -> int:
-    """Drop the stored scores (and embeddings) of these messages, for deletion paths that blank a
-    message's text instead of deleting its row (deleting the row removes them by cascade)."""
+    """Drop the stored scores (and embeddings) of these messages, for deletion paths that blank or
+    change a message's text instead of deleting its row (deleting the row removes them by cascade).
+    Joins the caller's transaction."""
     with transaction(db) as conn:
-        return sum(conn.execute("DELETE FROM review_scores WHERE message_id = ?", (int(i),)).rowcount
-                   for i in message_ids)
+        return conn.executemany(
+            "DELETE FROM review_scores WHERE message_id = ?", [(int(i),) for i in message_ids]
+        ).rowcount
 
 
 def review_scores_version(db: sqlite_utils.Database, task: str) -> int | None:

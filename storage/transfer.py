@@ -121,22 +121,22 @@ def text_sha256(text: str) -> str:
 
 
 def _already_imported(db: sqlite_utils.Database) -> set[tuple[str, str, str]]:
-    """(text hash, task, label) of every live imported correction, whichever file it came from."""
+    """(text, task, label) of every live imported correction, whichever file it came from."""
     found = rows(
         db,
         """SELECT m.text, c.task, c.label FROM corrections AS c JOIN messages AS m ON m.id = c.message_id
            WHERE c.source = 'import' AND c.withdrawn_at IS NULL AND m.workspace = ?""",
         (IMPORT_WORKSPACE,),
     )
-    return {(text_sha256(r["text"]), r["task"], r["label"]) for r in found}
+    return {(r["text"], r["task"], r["label"]) for r in found}
 
 
 def _imported_messages(db: sqlite_utils.Database) -> dict[str, int]:
-    """text hash -> id of the first imported message with that text."""
+    """text -> id of the first imported message with that text."""
     found: dict[str, int] = {}
     for r in rows(db, "SELECT id, text FROM messages WHERE workspace = ? AND text != '' ORDER BY id",
                   (IMPORT_WORKSPACE,)):
-        found.setdefault(text_sha256(r["text"]), int(r["id"]))
+        found.setdefault(r["text"], int(r["id"]))
     return found
 
 
@@ -173,14 +173,14 @@ def import_file(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: 
         for number, record in records:
             text, label = record["text"], record["label"]
             row_task = record.get("task") or task
-            identity = (text_sha256(text), row_task, label)
+            identity = (text, row_task, label)
             if identity in seen:
                 continue
             seen.add(identity)
-            message_id = messages.get(identity[0])
+            message_id = messages.get(text)
             if message_id is None:
-                message_id = _new_import_message(conn, source.name, number, text, identity[0], now)
-                messages[identity[0]] = message_id
+                message_id = _new_import_message(conn, source.name, number, text, text_sha256(text), now)
+                messages[text] = message_id
             conn.execute(
                 """INSERT INTO corrections (message_id, task, label, source, user, is_admin, created_at)
                    VALUES (?, ?, ?, 'import', ?, 0, ?)""",

@@ -10,6 +10,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -63,6 +64,21 @@ def support_adapter_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFa
     return folder
 
 
+def default_tasks(**support: Any) -> list[TaskSettings]:
+    """The two tasks every test bot serves; `support` changes fields of the support task."""
+    return [
+        TaskSettings(
+            name="support",
+            kind="intent",
+            labels=SUPPORT_LABELS,
+            channels=[SUPPORT_CHANNEL],
+            abstain_threshold=0.0,
+            **support,
+        ),
+        TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL]),
+    ]
+
+
 def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         data_dir=str(data_dir),
@@ -76,15 +92,29 @@ def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **ove
         bot_token="xoxb-test-token",
         signing_secret=SECRET,
         model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1),
-        tasks=[
-            TaskSettings(
-                name="support", kind="intent", labels=SUPPORT_LABELS, channels=[SUPPORT_CHANNEL], abstain_threshold=0.0
-            ),
-            TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL]),
-        ],
+        tasks=default_tasks(),
     )
     values.update(overrides)
     return Settings(**values)
+
+
+def post_signed(
+    url: str, body: bytes, content_type: str, secret: str, *, timestamp: int | None = None
+) -> tuple[int, bytes]:
+    """POSTs `body` to the events path of the app at `url`, signed as Slack signs; the status and body."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode("utf-8"))
+    request = urllib.request.Request(
+        url + EVENTS_PATH,
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 @dataclass
@@ -107,19 +137,7 @@ class BotUnderTest:
     def post(
         self, body: bytes, content_type: str, *, secret: str = SECRET, timestamp: int | None = None
     ) -> tuple[int, bytes]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode("utf-8"))
-        request = urllib.request.Request(
-            self.url + EVENTS_PATH,
-            data=body,
-            method="POST",
-            headers={"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return post_signed(self.url, body, content_type, secret, timestamp=timestamp)
 
     def send_event(self, event: dict[str, Any], event_id: str | None = None, **kw: Any) -> tuple[int, bytes]:
         self.events_sent += 1
@@ -217,6 +235,17 @@ class BotUnderTest:
         return [str(c.params.get("text")) for c in self.fake.wait_for("response_url", count)]
 
 
+def edit_event(text: str, ts: str, edit_ts: str, channel: str = SUPPORT_CHANNEL, user: str = USER) -> dict[str, Any]:
+    """The message_changed event of `user` editing their message `ts` to `text` (the edit event's ts: `edit_ts`)."""
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": channel,
+        "ts": edit_ts,
+        "message": {"type": "message", "user": user, "text": text, "ts": ts},
+    }
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -267,26 +296,42 @@ def start_bot(
     return BotUnderTest(running, fake)
 
 
+@contextmanager
+def running_bot(
+    tmp_path: Path,
+    fake: FakeSlackAPI,
+    tiny_bert_dir: Path,
+    adapter_dir: Path,
+    *,
+    with_learning: bool = False,
+    **overrides: Any,
+) -> Iterator[BotUnderTest]:
+    """`start_bot` for a `with` block: on the way out the bot is stopped, a round still training
+    (a child process of the learning loop) is waited for, and the store is closed."""
+    running = start_bot(tmp_path, fake, tiny_bert_dir, adapter_dir, with_learning=with_learning, **overrides)
+    try:
+        yield running
+    finally:
+        loop = running.runtime.loop
+        running.stop()
+        for child in list(loop.children.values()) if loop is not None else []:
+            child.wait(timeout=60)
+        running.db.close()
+
+
 @pytest.fixture()
 def bot_with_learning(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> Iterator[BotUnderTest]:
     """The bot with the real learning loop (scheduler started; rounds run as child processes)."""
-    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True)
-    yield running
-    loop = running.runtime.loop
-    assert loop is not None
-    running.stop()
-    for child in list(loop.children.values()):
-        child.wait(timeout=60)
-    running.db.close()
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, with_learning=True) as running:
+        yield running
+        assert running.runtime.loop is not None
 
 
 @pytest.fixture()
 def bot(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> Iterator[BotUnderTest]:
-    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir)
-    yield running
-    running.stop()
-    running.db.close()
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir) as running:
+        yield running

@@ -4,7 +4,6 @@ answers are corrections with source "ask". The real loop, Bolt app and fake Web 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -14,27 +13,22 @@ import pytest
 import storage
 from bot.loop.asking import margin_usefulness
 from storage import db as storage_db
-from tests.bot.conftest import USER, BotUnderTest, corrections, start_bot, wait_until
+from tests.bot.conftest import USER, BotUnderTest, corrections, default_tasks, running_bot, wait_until
 
 TEXTS = ["refund charged twice", "where is my new card", "great love happy", "fee money failed", "card come yet"]
 
 
 @pytest.fixture()
 def asking_bot(tmp_path: Path, fake_slack, tiny_bert_dir: Path, support_adapter_dir: Path) -> Iterator[BotUnderTest]:
-    from tests.bot.conftest import make_settings
-
-    tasks = make_settings(tmp_path, fake_slack, tiny_bert_dir).tasks
-    running = start_bot(
+    with running_bot(
         tmp_path,
         fake_slack,
         tiny_bert_dir,
         support_adapter_dir,
         with_learning=True,
-        tasks=[replace(tasks[0], ask_per_day=2), tasks[1]],
-    )
-    yield running
-    running.stop()
-    running.db.close()
+        tasks=default_tasks(ask_per_day=2),
+    ) as running:
+        yield running
 
 
 def _post_all(bot: BotUnderTest) -> dict[int, float]:

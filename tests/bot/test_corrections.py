@@ -125,27 +125,24 @@ def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_di
     from datetime import datetime, timedelta, timezone
 
     from bot.settings import LearningSettings
-    from tests.bot.conftest import start_bot
+    from tests.bot.conftest import running_bot
 
-    bot = start_bot(
+    with running_bot(
         tmp_path,
         fake_slack,
         tiny_bert_dir,
         support_adapter_dir,
         with_learning=True,
         learning=LearningSettings(threshold_new_labels=1, debounce_s=600),
-    )
-    loop = bot.runtime.loop
-    assert loop is not None
-    try:
+    ) as bot:
+        loop = bot.runtime.loop
+        assert loop is not None
         nightly = loop.next_run_time("support")
         message_id, _, reply_ts = _predicted(bot, "1700000036.000100")
         bot.send_action(_menu_action(message_id, "refund"), message_ts=reply_ts)
         bot.fake.wait_for("chat.update")
         soon = datetime.now(timezone.utc) + timedelta(seconds=601)
         wait_until(lambda: loop.next_run_time("support") < min(nightly, soon), what="threshold round scheduled")
-    finally:
-        bot.stop()
 
 
 def test_reaction_on_a_reply_not_yet_linked_waits_for_the_link(bot: BotUnderTest) -> None:

@@ -10,57 +10,38 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
-
-from slack_sdk.signature import SignatureVerifier
 
 import storage
 from bot import runtime
 from bot.demo.local_slack import FakeSlackAPI
 from bot.settings import load_settings
-from tests.bot.conftest import SUPPORT_CHANNEL, SUPPORT_LABELS, TEAM, USER, wait_until
+from tests.bot.conftest import SUPPORT_CHANNEL, SUPPORT_LABELS, TEAM, USER, post_signed, wait_until
+from tests.bot.serve_process import serve_env, start_serve, write_serve_config
 from tests.slack_fixtures import load_payload
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "kill-secret"
 KILLS = 10
 SENDERS = 4
 
 
 def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path) -> Path:
-    path = tmp_path / "camel-bot.toml"
-    path.write_text(f"""
-mode = "http"
-data_dir = "{tmp_path / "data"}"
-slack_api_url = "{fake.url}"
-http_port = 0
-http_host = "127.0.0.1"
-max_predict_chars = 40
-# Pacing is item 13's business; here every reply may go out at once.
-channel_posts_per_s = 1000.0
-channel_burst = 1000
-[model]
-base_model = "{tiny_bert_dir}"
-trainable_layers = 1
-[[tasks]]
-name = "support"
-kind = "intent"
-labels = {json.dumps(SUPPORT_LABELS)}
-channels = ["{SUPPORT_CHANNEL}"]
-abstain_threshold = 0.0
-""")
-    return path
+    return write_serve_config(
+        tmp_path,
+        fake,
+        tiny_bert_dir,
+        labels=SUPPORT_LABELS,
+        # Pacing is item 13's business; here every reply may go out at once.
+        settings="max_predict_chars = 40\nchannel_posts_per_s = 1000.0\nchannel_burst = 1000",
+        task_settings="abstain_threshold = 0.0",
+    )
 
 
 def _prepare_store(config: Path, adapter_dir: Path) -> None:
@@ -73,26 +54,7 @@ def _prepare_store(config: Path, adapter_dir: Path) -> None:
 
 
 def _start(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CAMEL_BOT_"))}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", SLACK_BOT_TOKEN="xoxb-kill", SLACK_SIGNING_SECRET=SECRET)
-    log_file = log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_file,
-    )
-    start = log_path.stat().st_size if log_path.exists() else 0
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        found = re.findall(
-            r"listening on 127\.0\.0\.1:(\d+)/slack/events", log_path.read_text()[start - 1 if start else 0 :]
-        )
-        if found:
-            return process, int(found[-1])
-        assert process.poll() is None, "serve exited before listening"
-        time.sleep(0.05)
-    raise AssertionError("serve did not start listening")
+    return start_serve(config, serve_env(SLACK_BOT_TOKEN="xoxb-kill", SLACK_SIGNING_SECRET=SECRET), log_path)
 
 
 def _send(port: int, number: int) -> tuple[str, str, int]:
@@ -100,20 +62,8 @@ def _send(port: int, number: int) -> tuple[str, str, int]:
     event_id = f"EvKILL{number:06d}"
     payload = load_payload("message", team_id=TEAM, channel=SUPPORT_CHANNEL, user=USER, ts=ts, event_id=event_id)
     payload["event"]["text"] = f"where is my card {number}"
-    body = json.dumps(payload)
-    stamp = str(int(time.time()))
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/slack/events",
-        data=body.encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return event_id, ts, response.status
+    status, _ = post_signed(f"http://127.0.0.1:{port}", json.dumps(payload).encode(), "application/json", SECRET)
+    return event_id, ts, status
 
 
 def test_kill_9_at_random_moments_loses_no_acknowledged_event(

@@ -3,32 +3,36 @@ only that channel's disputed messages, the week's most confused labels and a cov
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 import storage
-from tests.bot.conftest import SUPPORT_CHANNEL, SUPPORT_LABELS, USER, BotUnderTest, make_settings, start_bot, wait_until
+from tests.bot.conftest import (
+    SUPPORT_CHANNEL,
+    SUPPORT_LABELS,
+    USER,
+    BotUnderTest,
+    default_tasks,
+    running_bot,
+    wait_until,
+)
 
 OTHER = "C0OTHER"
 
 
 @pytest.fixture()
 def digest_bot(tmp_path: Path, fake_slack, tiny_bert_dir: Path, support_adapter_dir: Path) -> Iterator[BotUnderTest]:
-    tasks = make_settings(tmp_path, fake_slack, tiny_bert_dir).tasks
-    running = start_bot(
+    with running_bot(
         tmp_path,
         fake_slack,
         tiny_bert_dir,
         support_adapter_dir,
         with_learning=True,
-        tasks=[replace(tasks[0], digest=True), tasks[1]],
-    )
-    yield running
-    running.stop()
-    running.db.close()
+        tasks=default_tasks(digest=True),
+    ) as running:
+        yield running
 
 
 def _posted(bot: BotUnderTest, text: str, ts: str, channel: str = SUPPORT_CHANNEL) -> storage.StoredPrediction:

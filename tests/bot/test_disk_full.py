@@ -7,7 +7,6 @@ with that reason), filled to the last byte by a file the test then removes.
 from __future__ import annotations
 
 import os
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,22 +15,14 @@ from typing import Iterator
 import pytest
 
 from bot.demo.local_slack import FakeSlackAPI
-from tests.bot.conftest import ADMIN, BotUnderTest, start_bot, wait_until
+from tests.bot.conftest import ADMIN, BotUnderTest, running_bot, wait_until
+from tests.faults import small_tmpfs
 
 
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "data"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "data", 8 << 20) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def _fill(folder: Path) -> Path:
@@ -67,8 +58,7 @@ def _dropped(bot: BotUnderTest) -> float:
 def test_disk_full_answers_200_sets_readyz_tells_admins_once_and_recovers(
     small_disk: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> None:
-    bot = start_bot(small_disk.parent, fake_slack, tiny_bert_dir, support_adapter_dir)
-    try:
+    with running_bot(small_disk.parent, fake_slack, tiny_bert_dir, support_adapter_dir) as bot:
         assert bot.send_message("where is my card", "1700000500.000100")[0] == 200
         bot.fake.wait_for("chat.postMessage")
         assert _get(bot.url + "/readyz")[0] == 200
@@ -92,6 +82,3 @@ def test_disk_full_answers_200_sets_readyz_tells_admins_once_and_recovers(
         )
         admin_posts = [c for c in bot.fake.calls_of("chat.postMessage") if c.params.get("channel") == ADMIN]
         assert len(alerts) == 1 and len(admin_posts) == 1  # told once per outage
-    finally:
-        bot.stop()
-        bot.db.close()

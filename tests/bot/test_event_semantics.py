@@ -8,17 +8,15 @@ import time
 from pathlib import Path
 
 import storage
-from bot.settings import TaskSettings
 from storage import db as storage_db
 from tests.bot.conftest import (
-    MOOD_LABELS,
+    default_tasks,
+    running_bot,
     SUPPORT_CHANNEL,
-    SUPPORT_LABELS,
     TEAM,
     USER,
     BotUnderTest,
     corrections,
-    start_bot,
     wait_until,
 )
 from tests.bot.published import send_event
@@ -121,22 +119,8 @@ def test_slack_connect_users_of_another_organisation_are_neither_stored_nor_answ
 
 
 def test_a_task_can_enable_external_users(tmp_path: Path, fake_slack, tiny_bert_dir, support_adapter_dir) -> None:
-    tasks = [
-        TaskSettings(
-            name="support",
-            kind="intent",
-            labels=SUPPORT_LABELS,
-            channels=[SUPPORT_CHANNEL],
-            abstain_threshold=0.0,
-            external_users=True,
-        ),
-        TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=["C0MOOD"]),
-    ]
-    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, tasks=tasks)
-    try:
+    tasks = default_tasks(external_users=True)
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, tasks=tasks) as bot:
         assert _external_message(bot, "1700000305.000100", "EvEXTERNAL2") == 200
         assert bot.fake.wait_for("chat.postMessage")[0].params["thread_ts"] == "1700000305.000100"
         assert _stored(bot, "1700000305.000100").user == "W0GUEST"
-    finally:
-        bot.stop()
-        bot.db.close()

@@ -21,7 +21,7 @@ from bot.slack.app import build_client
 from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.listeners import reactions
 from storage import db as storage_db
-from tests.bot.conftest import SUPPORT_CHANNEL, BotUnderTest, start_bot, wait_until
+from tests.bot.conftest import SUPPORT_CHANNEL, BotUnderTest, running_bot, wait_until
 
 
 def _inbox(bot: BotUnderTest) -> list[dict[str, Any]]:
@@ -60,10 +60,8 @@ def test_event_is_in_the_inbox_before_the_200_and_a_restart_finishes_it(bot: Bot
 def impatient_bot(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> Iterator[BotUnderTest]:
-    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, reply_max_age_s=0.2)
-    yield running
-    running.stop()
-    running.db.close()
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, reply_max_age_s=0.2) as running:
+        yield running
 
 
 def test_answer_older_than_reply_max_age_is_skipped_and_counted(impatient_bot: BotUnderTest) -> None:

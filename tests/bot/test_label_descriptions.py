@@ -9,16 +9,14 @@ import pytest
 
 import storage
 from bot.demo.local_slack import FakeSlackAPI
-from bot.settings import SettingsValueError, TaskSettings, load_settings
+from bot.settings import SettingsValueError, load_settings
 from tests.bot.conftest import (
+    default_tasks,
+    running_bot,
     ADMIN,
-    MOOD_CHANNEL,
-    MOOD_LABELS,
     SUPPORT_CHANNEL,
-    SUPPORT_LABELS,
     USER,
     BotUnderTest,
-    start_bot,
 )
 from tests.bot.test_commands import _ask
 
@@ -29,21 +27,9 @@ CARD = "my new card has not come yet"
 def described_bot(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> Iterator[BotUnderTest]:
-    tasks = [
-        TaskSettings(
-            name="support",
-            kind="intent",
-            labels=SUPPORT_LABELS,
-            channels=[SUPPORT_CHANNEL],
-            abstain_threshold=0.0,
-            descriptions={"card_arrival": CARD},
-        ),
-        TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL]),
-    ]
-    running = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, tasks=tasks)
-    yield running
-    running.stop()
-    running.db.close()
+    tasks = default_tasks(descriptions={"card_arrival": CARD})
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, tasks=tasks) as running:
+        yield running
 
 
 def test_configured_descriptions_are_stored_and_listed(described_bot: BotUnderTest) -> None:

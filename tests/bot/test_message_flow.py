@@ -8,7 +8,15 @@ import time
 import storage
 from storage import db as storage_db
 from bot.settings import ModelSettings
-from tests.bot.conftest import MOOD_CHANNEL, SUPPORT_CHANNEL, SUPPORT_LABELS, BotUnderTest, start_bot, wait_until
+from tests.bot.conftest import (
+    MOOD_CHANNEL,
+    SUPPORT_CHANNEL,
+    SUPPORT_LABELS,
+    BotUnderTest,
+    edit_event,
+    running_bot,
+    wait_until,
+)
 
 
 def _action_elements(blocks: list[dict]) -> list[dict]:
@@ -83,16 +91,14 @@ def test_task_without_adapter_stores_message_and_asks_for_label(
 ) -> None:
     # With zero-shot guesses turned off; with them on, see tests/bot/test_zero_shot_start.py.
     model = ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, zero_shot=False)
-    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, model=model)
-    bot.send_message("i love this app", "1700000013.000100", channel=MOOD_CHANNEL)
-    call = bot.fake.wait_for("chat.postMessage")[0]
-    assert call.params["channel"] == MOOD_CHANNEL and "Which label" in call.params["text"]
-    menu = next(e for e in _action_elements(call.params["blocks"]) if e["type"] == "static_select")
-    assert [o["value"] for o in menu["options"]] == ["mood|negative", "mood|neutral", "mood|positive"]
-    assert storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
-    assert storage_db.rows(bot.db, "SELECT count(*) AS n FROM predictions")[0]["n"] == 0
-    bot.stop()
-    bot.db.close()
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, model=model) as bot:
+        bot.send_message("i love this app", "1700000013.000100", channel=MOOD_CHANNEL)
+        call = bot.fake.wait_for("chat.postMessage")[0]
+        assert call.params["channel"] == MOOD_CHANNEL and "Which label" in call.params["text"]
+        menu = next(e for e in _action_elements(call.params["blocks"]) if e["type"] == "static_select")
+        assert [o["value"] for o in menu["options"]] == ["mood|negative", "mood|neutral", "mood|positive"]
+        assert storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
+        assert storage_db.rows(bot.db, "SELECT count(*) AS n FROM predictions")[0]["n"] == 0
 
 
 def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
@@ -137,36 +143,16 @@ def test_rate_limited_reply_is_retried(bot: BotUnderTest) -> None:
 
 
 def test_edits_are_classified_when_configured(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir) -> None:
-    from tests.bot.conftest import start_bot
-
-    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, process_edits=True)
-    try:
-        bot.send_event(
-            {
-                "type": "message",
-                "subtype": "message_changed",
-                "channel": SUPPORT_CHANNEL,
-                "ts": "1700000021.000200",
-                "message": {
-                    "type": "message",
-                    "user": "U0ALICE",
-                    "text": "refund charged twice",
-                    "ts": "1700000021.000100",
-                },
-            }
-        )
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, process_edits=True) as bot:
+        bot.send_event(edit_event("refund charged twice", "1700000021.000100", "1700000021.000200"))
         reply = bot.fake.wait_for("chat.postMessage")[0]
         assert reply.params["thread_ts"] == "1700000021.000100"
         assert _prediction_for(bot, "1700000021.000100").label in SUPPORT_LABELS
-    finally:
-        bot.stop()
 
 
 def test_thread_replies_are_left_alone_unless_configured(
     bot: BotUnderTest, tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir
 ) -> None:
-    from tests.bot.conftest import start_bot
-
     reply = {"thread_ts": "1700000022.000100"}
     bot.send_message("thanks, where is my card", "1700000022.000200", extra=reply)
     bot.send_message("where is my card", "1700000023.000100")  # a top-level message, answered
@@ -174,12 +160,9 @@ def test_thread_replies_are_left_alone_unless_configured(
     time.sleep(0.3)
     assert len(bot.fake.calls_of("chat.postMessage")) == 1
 
-    chatty = start_bot(
+    with running_bot(
         tmp_path / "chatty", fake_slack, tiny_bert_dir, support_adapter_dir, classify_thread_replies=True
-    )
-    try:
+    ) as chatty:
         chatty.send_message("thanks, where is my card", "1700000024.000200", extra={"thread_ts": "1700000024.000100"})
         wait_until(lambda: len(fake_slack.calls_of("chat.postMessage")) == 2, what="thread reply answered")
         assert fake_slack.calls_of("chat.postMessage")[1].params["thread_ts"] == "1700000024.000100"
-    finally:
-        chatty.stop()

@@ -10,7 +10,7 @@ import pytest
 
 from bot.demo.local_slack import FakeSlackAPI
 from bot.slack.pacing import ChannelPacer
-from tests.bot.conftest import BotUnderTest, start_bot, wait_until
+from tests.bot.conftest import BotUnderTest, running_bot, wait_until
 
 
 class FakeClock:
@@ -52,12 +52,10 @@ def _metric(bot: BotUnderTest, line: str) -> float:
 def paced_bot(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> Iterator[BotUnderTest]:
-    running = start_bot(
+    with running_bot(
         tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, channel_posts_per_s=4.0, channel_burst=2
-    )
-    yield running
-    running.stop()
-    running.db.close()
+    ) as running:
+        yield running
 
 
 def test_a_burst_in_one_channel_is_queued_not_dropped(paced_bot: BotUnderTest) -> None:

@@ -10,35 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.demo.local_slack import FakeSlackAPI
-from tests.bot.conftest import MOOD_CHANNEL, SUPPORT_CHANNEL, BotUnderTest, start_bot
+from tests.bot.conftest import MOOD_CHANNEL, BotUnderTest, edit_event, running_bot
 
 
 def test_an_edit_put_back_by_a_429_is_still_answered(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> None:
-    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, process_edits=True)
-    try:
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, process_edits=True) as bot:
         bot.send_message("where is my card", "1700000021.000100")
         bot.fake.wait_for("chat.postMessage")
         bot.fake.fail_next("chat.postMessage", times=1, retry_after=1)
-        edit = {
-            "type": "message",
-            "subtype": "message_changed",
-            "channel": SUPPORT_CHANNEL,
-            "ts": "1700000021.000200",
-            "message": {
-                "type": "message",
-                "user": "U0ALICE",
-                "text": "refund charged twice",
-                "ts": "1700000021.000100",
-            },
-        }
-        bot.send_event(edit)
+        bot.send_event(edit_event("refund charged twice", "1700000021.000100", "1700000021.000200"))
         posts = bot.fake.wait_for("chat.postMessage", 2, timeout=30)
         assert len(posts) == 2  # the first answer, then the edit's answer after the 429
-    finally:
-        bot.stop()
-        bot.db.close()
 
 
 def test_a_guess_put_back_by_a_429_is_still_a_guess(bot: BotUnderTest) -> None:

@@ -3,88 +3,37 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-from slack_sdk.signature import SignatureVerifier
-
 from bot.demo.local_slack import FakeSlackAPI
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bot.conftest import post_signed
+from tests.bot.serve_process import serve_command, serve_env, start_serve, write_serve_config
 
 
 def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, mode: str = "http") -> Path:
-    path = tmp_path / "camel-bot.toml"
-    path.write_text(f"""
-mode = "{mode}"
-data_dir = "{tmp_path / "data"}"
-slack_api_url = "{fake.url}"
-http_port = 0
-http_host = "127.0.0.1"
-[model]
-base_model = "{tiny_bert_dir}"
-trainable_layers = 1
-[[tasks]]
-name = "support"
-kind = "intent"
-labels = ["card_arrival", "refund"]
-channels = ["C0SUPPORT"]
-""")
-    return path
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CAMEL_BOT_"))}
-    return {**env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra}
-
-
-def _bound_port(process: subprocess.Popen[str]) -> int:
-    assert process.stderr is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        found = re.search(r"listening on 127\.0\.0\.1:(\d+)/slack/events", line)
-        if found:
-            return int(found.group(1))
-        assert line or process.poll() is None, "serve exited before listening"
-    raise AssertionError("serve did not start listening")
+    return write_serve_config(tmp_path, fake, tiny_bert_dir, labels=["card_arrival", "refund"], mode=mode)
 
 
 def _signed_event(port: int, event: dict) -> int:
     body = json.dumps({"type": "event_callback", "team_id": "T0CAMEL", "event_id": "Ev0SERVE", "event": event})
-    ts = str(int(time.time()))
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/slack/events",
-        data=body.encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": SignatureVerifier("s3cret").generate_signature(timestamp=ts, body=body),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status
+    status, _ = post_signed(f"http://127.0.0.1:{port}", body.encode(), "application/json", "s3cret")
+    return status
 
 
 def test_serve_http_end_to_end(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with FakeSlackAPI() as fake:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--config", str(_config(tmp_path, fake, tiny_bert_dir))],
+        process, port = start_serve(
+            _config(tmp_path, fake, tiny_bert_dir),
+            serve_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_SIGNING_SECRET="s3cret"),
+            tmp_path / "serve.log",
             cwd=tmp_path,
-            env=_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_SIGNING_SECRET="s3cret"),
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
+            timeout=60,
         )
         try:
-            port = _bound_port(process)
             assert fake.calls_of("auth.test")  # the token is checked at start
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
                 assert response.read() == b"ok\n"
@@ -116,9 +65,9 @@ def test_serve_http_end_to_end(tmp_path: Path, tiny_bert_dir: Path) -> None:
 def test_serve_socket_mode(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with FakeSlackAPI() as fake:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--config", str(_config(tmp_path, fake, tiny_bert_dir, "socket"))],
+            serve_command(_config(tmp_path, fake, tiny_bert_dir, "socket")),
             cwd=tmp_path,
-            env=_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_APP_TOKEN="xapp-serve"),
+            env=serve_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_APP_TOKEN="xapp-serve"),
             stderr=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
         )
@@ -149,9 +98,9 @@ def test_serve_socket_mode(tmp_path: Path, tiny_bert_dir: Path) -> None:
 def test_serve_without_a_secret_is_one_line_and_status_2(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with FakeSlackAPI() as fake:
         done = subprocess.run(
-            [sys.executable, "-m", "bot", "serve", "--config", str(_config(tmp_path, fake, tiny_bert_dir))],
+            serve_command(_config(tmp_path, fake, tiny_bert_dir)),
             cwd=tmp_path,
-            env=_env(SLACK_BOT_TOKEN="xoxb-serve"),
+            env=serve_env(SLACK_BOT_TOKEN="xoxb-serve"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -164,20 +113,12 @@ def test_serve_without_a_secret_is_one_line_and_status_2(tmp_path: Path, tiny_be
 
 def test_second_serve_on_the_same_data_folder_refuses_with_one_line(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with FakeSlackAPI() as fake:
-        config = str(_config(tmp_path, fake, tiny_bert_dir))
-        env = _env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_SIGNING_SECRET="s3cret")
-        first = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--config", config],
-            cwd=tmp_path,
-            env=env,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
+        config = _config(tmp_path, fake, tiny_bert_dir)
+        env = serve_env(SLACK_BOT_TOKEN="xoxb-serve", SLACK_SIGNING_SECRET="s3cret")
+        first, _ = start_serve(config, env, tmp_path / "serve.log", cwd=tmp_path, timeout=60)
         try:
-            _bound_port(first)
             second = subprocess.run(
-                [sys.executable, "-m", "bot", "serve", "--config", config],
+                serve_command(config),
                 cwd=tmp_path,
                 env=env,
                 capture_output=True,
@@ -202,7 +143,7 @@ def test_serve_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
             "-c",
             f"from bot import serve_lock; held = serve_lock.hold({str(tmp_path)!r}); print('held', flush=True); input()",  # noqa: E501
         ],
-        env=_env(),
+        env=serve_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -97,14 +97,13 @@ def test_predict_command_guesses_too(bot: BotUnderTest) -> None:
 
 
 def test_a_quiet_untrained_task_stays_quiet(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir) -> None:
-    from tests.bot.conftest import start_bot
+    from tests.bot.conftest import running_bot
 
     tasks = [
         TaskSettings(name="support", kind="intent", labels=SUPPORT_LABELS),
         TaskSettings(name="mood", kind="sentiment", labels=MOOD_LABELS, channels=[MOOD_CHANNEL], quiet=True),
     ]
-    bot = start_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, tasks=tasks)
-    try:
+    with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, tasks=tasks) as bot:
         bot.send_message("i love it", "1700000104.000100", channel=MOOD_CHANNEL)
         wait_until(
             lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000104.000100"),
@@ -112,9 +111,6 @@ def test_a_quiet_untrained_task_stays_quiet(tmp_path, fake_slack, tiny_bert_dir,
         )
         time.sleep(0.5)  # give a wrong reply the time to arrive
         assert bot.fake.calls_of("chat.postMessage") == [] and bot.fake.calls_of("reactions.add") == []
-    finally:
-        bot.stop()
-        bot.db.close()
 
 
 def test_guess_blocks_name_the_message_and_offer_the_menu() -> None:

@@ -26,6 +26,14 @@ def _loop(settings) -> LearningLoop:
     return LearningLoop(settings, PredictorRegistry(settings.model.base_model))
 
 
+def _wait_for_a_finished_run(db) -> None:
+    """Until a run of TASK has finished (at most 90 s), then a second for the loop to settle."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not any(r.finished_at for r in storage.list_runs(db, TASK)):
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
 def test_restarting_the_loop_keeps_one_nightly_job(loop_env) -> None:
     settings, _ = loop_env
     for _ in range(3):
@@ -54,10 +62,7 @@ def test_a_night_missed_while_down_runs_once_at_start(loop_env, tiny_bert_dir) -
     loop = _loop(settings)
     loop.start()
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(r.finished_at for r in storage.list_runs(db, TASK)):
-            time.sleep(0.2)
-        time.sleep(1.0)
+        _wait_for_a_finished_run(db)
     finally:
         loop.stop()
     runs = storage.list_runs(db, TASK)
@@ -95,10 +100,7 @@ def test_rounds_requested_while_one_trains_queue_as_one(loop_env) -> None:
     try:
         with loop.runner.lock_for(TASK):  # a round of this task is training right now
             requested = [loop.request_round(TASK, "threshold") for _ in range(3)]
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(r.finished_at for r in storage.list_runs(db, TASK)):
-            time.sleep(0.2)
-        time.sleep(1.0)
+        _wait_for_a_finished_run(db)
     finally:
         loop.stop()
     assert requested == [True, False, False]

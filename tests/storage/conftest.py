@@ -42,3 +42,17 @@ def db_path(tmp_path: Path) -> Path:
 
 def message(db: sqlite_utils.Database, ts: str, text: str = "where is my card", user: str = "U0") -> int:
     return storage.record_message(db, workspace="W1", channel="C1", ts=ts, text=text, user=user)
+
+
+def prediction(db: sqlite_utils.Database, message_id: int) -> int:
+    """A stored "top_up" prediction (confidence 0.9, no adapter) of the message; its id."""
+    return storage.record_prediction(
+        db,
+        message_id=message_id,
+        task="support",
+        adapter_version=None,
+        label="top_up",
+        confidence=0.9,
+        top3=[("top_up", 0.9)],
+        latency_ms=1.0,
+    )

@@ -12,7 +12,7 @@ import pytest
 import sqlite_utils
 
 import storage
-from tests.storage.conftest import message
+from tests.storage.conftest import message, prediction
 
 SECRET = "SECRET-MARKER-card 4111 lost in Lisbon"
 
@@ -45,16 +45,7 @@ def test_erase_user_reports_what_it_removed_and_lists_hashes_not_text(db: sqlite
     theirs = message(db, "1", text="my card is lost " + "x" * 50, user="U_GONE")
     other = message(db, "2", text="shared words", user="U_STAY")
     message(db, "3", text="shared words", user="U_GONE")  # the same text stays stored for U_STAY
-    storage.record_prediction(
-        db,
-        message_id=theirs,
-        task="support",
-        adapter_version=None,
-        label="top_up",
-        confidence=0.9,
-        top3=[("top_up", 0.9)],
-        latency_ms=1.0,
-    )
+    prediction(db, theirs)
     storage.add_correction(db, message_id=other, task="support", label="top_up", source="menu", user="U_GONE")
     report = storage.erase_user(db, "U_GONE", actor="ADMIN", prefix_lengths=[10, 1000])
     assert (report.messages, report.predictions, report.corrections) == (2, 1, 1)

@@ -108,3 +108,27 @@ def test_a_deletion_handled_before_its_message_leaves_a_tombstone(db: sqlite_uti
     storage.record_message(db, workspace="T1", channel="C1", ts="9.0", text="the secret it said")
     again = storage.find_message(db, workspace="T1", channel="C1", ts="9.0")
     assert again is not None and again.text == "" and again.deleted_at is not None
+
+
+def test_a_prefix_another_message_still_starts_with_stays_off_the_deletion_list(db: sqlite_utils.Database) -> None:
+    # The cache holds states of each text and of its first N characters; only those no remaining
+    # message has (as its text, or as its own first N characters) are erased data.
+    storage.upsert_task(db, "support", kind="intent", labels=["a", "b"])
+    storage.record_message(db, workspace="T1", channel="C1", ts="1.0", text="card lost yesterday")
+    storage.record_message(db, workspace="T1", channel="C1", ts="2.0", text="card lost today")
+    storage.record_message(db, workspace="T1", channel="C1", ts="3.0", text="card lost")
+    storage.record_message(db, workspace="T1", channel="C1", ts="4.0", text="card")
+    storage.record_message(db, workspace="T1", channel="C1", ts="5.0", text="card lost and found")
+
+    storage.forget_message(db, workspace="T1", channel="C1", ts="1.0", actor="slack", prefix_lengths=[9, 4])
+    hashes, _ = storage.deleted_text_hashes(db)
+    assert set(hashes) == {storage.text_sha256("card lost yesterday")}  # "card lost", "card": still held
+
+    storage.forget_message(db, workspace="T1", channel="C1", ts="5.0", actor="slack", prefix_lengths=[9, 4])
+    storage.forget_message(db, workspace="T1", channel="C1", ts="2.0", actor="slack", prefix_lengths=[9, 4])
+    storage.forget_message(db, workspace="T1", channel="C1", ts="3.0", actor="slack", prefix_lengths=[9, 4])
+    hashes, _ = storage.deleted_text_hashes(db)
+    # "card lost" went with the last message holding it; "card" is still message 4's whole text.
+    assert set(hashes) == {
+        storage.text_sha256(t) for t in ("card lost yesterday", "card lost and found", "card lost today", "card lost")
+    }

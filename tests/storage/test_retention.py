@@ -10,7 +10,7 @@ import pytest
 import sqlite_utils
 
 import storage
-from tests.storage.conftest import message
+from tests.storage.conftest import message, prediction
 
 
 def _days_ago(days: float) -> str:
@@ -18,16 +18,7 @@ def _days_ago(days: float) -> str:
 
 
 def _prediction(db: sqlite_utils.Database, message_id: int, age_days: float) -> int:
-    pid = storage.record_prediction(
-        db,
-        message_id=message_id,
-        task="support",
-        adapter_version=None,
-        label="top_up",
-        confidence=0.9,
-        top3=[("top_up", 0.9)],
-        latency_ms=1.0,
-    )
+    pid = prediction(db, message_id)
     db.execute("UPDATE predictions SET created_at = ? WHERE id = ?", (_days_ago(age_days), pid))
     db.conn.commit()
     return pid
