@@ -27,6 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from bot.errors import ScheduleError
+from storage.files import make_private_dirs, make_private_file
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class TrainingScheduler(BackgroundScheduler):
 
 def build_scheduler(scheduler_db: str, timezone: str) -> BackgroundScheduler:
     """A scheduler (not started) whose training jobs persist in `scheduler_db`."""
-    Path(scheduler_db).parent.mkdir(parents=True, exist_ok=True)
+    # Made private before SQLAlchemy opens it: SQLite gives its journals the database file's mode.
+    make_private_dirs(Path(scheduler_db).parent)
+    make_private_file(scheduler_db)
     try:
         return TrainingScheduler(
             jobstores={PERSISTENT: SQLAlchemyJobStore(url=f"sqlite:///{scheduler_db}"), VOLATILE: MemoryJobStore()},
