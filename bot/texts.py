@@ -99,7 +99,7 @@ def answer_reply(outcome: str, label: str, confidence: float, top3: list[tuple[s
     """The text for `bot.abstention.Answer.outcome`: a label, "not one of mine" or "not sure"."""
     if outcome == "out_of_scope":
         return out_of_scope_text(top3)
-    return predict_reply(label, confidence, outcome == "abstain", top3)
+    return abstained_text(top3) if outcome == "abstain" else prediction_text(label, confidence)
 
 
 def needs_label_text(task: str) -> str:
@@ -185,10 +185,6 @@ def learning_unavailable() -> str:
 
 def action_failed(problem: str) -> str:
     return f":warning: {problem}"
-
-
-def predict_reply(label: str, confidence: float, abstained: bool, top3: list[tuple[str, float]]) -> str:
-    return abstained_text(top3) if abstained else prediction_text(label, confidence)
 
 
 def no_adapter(task: str) -> str:

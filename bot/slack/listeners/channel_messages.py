@@ -253,33 +253,34 @@ def _reply(
     prediction: storage.StoredPrediction,
 ) -> None:
     """Post (or react with) a stored prediction and link the reply to it."""
-    label, confidence, abstained, top3 = (
-        prediction.label,
-        prediction.confidence,
-        prediction.abstained,
-        list(prediction.top3),
-    )
     if task.quiet:
-        _react(client, task, channel, ts, label, abstained)
+        _react(client, task, channel, ts, prediction.label, prediction.abstained)
         return
-    out_of_scope = not abstained and bool(task.out_of_scope_label) and label == task.out_of_scope_label
-    outcome = "abstain" if abstained else ("out_of_scope" if out_of_scope else "label")
-    best = top3[0][0] if outcome == "out_of_scope" and top3 else label
-    text_fallback = texts.answer_reply(outcome, best, confidence, top3)
-    if prediction.adapter_version is None:
-        # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
-        # confidences, so it is shown as a guess again, never with percentages.
-        reply_blocks = blocks.guess_blocks(message_id, task.name, task.labels, top3)
-        text_fallback = texts.guess_text(top3)
-    elif outcome == "out_of_scope":
-        reply_blocks = blocks.out_of_scope_blocks(message_id, task.name, task.labels, label, top3)
-    elif abstained:
-        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, top3)
-    else:
-        reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, label, confidence)
+    text_fallback, reply_blocks = _reply_content(task, message_id, prediction)
     _wait_for_turn(services, channel)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
     storage.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
+
+
+def _reply_content(
+    task: storage.Task, message_id: int, prediction: storage.StoredPrediction
+) -> tuple[str, list[blocks.Block]]:
+    """The reply's fallback text and blocks; an out-of-scope answer is stored as the task's
+    out-of-scope label, not abstained."""
+    label, confidence, top3 = prediction.label, prediction.confidence, list(prediction.top3)
+    if prediction.adapter_version is None:
+        # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
+        # confidences, so it is shown as a guess again, never with percentages.
+        return texts.guess_text(top3), blocks.guess_blocks(message_id, task.name, task.labels, top3)
+    if prediction.abstained:
+        return texts.abstained_text(top3), blocks.abstained_blocks(message_id, task.name, task.labels, top3)
+    if task.out_of_scope_label and label == task.out_of_scope_label:
+        return texts.out_of_scope_text(top3), blocks.out_of_scope_blocks(
+            message_id, task.name, task.labels, label, top3
+        )
+    return texts.prediction_text(label, confidence), blocks.prediction_blocks(
+        message_id, task.name, task.labels, label, confidence
+    )
 
 
 def _already_posted(
