@@ -236,7 +236,7 @@ def answer(
         latency_ms=result.latency_ms,
         abstained=result.abstained,
     )
-    _count(services, task.name, result.latency_ms, abstained)
+    services.metrics.count_prediction(task.name, result.latency_ms, abstained)
     stored = storage.latest_prediction(services.db, message_id, task.name)
     assert stored is not None  # recorded just above
     _reply(services, client, task, message_id, channel, ts, thread, stored)
@@ -319,13 +319,6 @@ def _react(client: WebClient, task: storage.Task, channel: str, ts: str, label: 
         log.info("task %s is quiet but label %s has no emoji; not answering", task.name, label)
         return
     client.reactions_add(channel=channel, timestamp=ts, name=emoji)
-
-
-def _count(services: Services, task: str, latency_ms: float, abstained: bool) -> None:
-    services.metrics.predictions.labels(task=task).inc()
-    services.metrics.latency.labels(task=task).observe(latency_ms / 1000.0)
-    if abstained:
-        services.metrics.abstentions.labels(task=task).inc()
 
 
 HANDLERS = {"message": handle_message_event}
