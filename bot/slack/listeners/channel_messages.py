@@ -149,10 +149,10 @@ def apply_edit(
         return
     if stored.deleted_at is not None:
         return
+    task = storage.task_for_channel(services.db, channel)
     if stored.text == text:
         # Not an edit of the text (an unfurl, a new thread reply) - or this edit's own event put back
         # (paced, 429) after its text was stored and predicted: then finish the unposted answer.
-        task = storage.task_for_channel(services.db, channel)
         if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
             _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=False)
         return
@@ -164,7 +164,6 @@ def apply_edit(
         text=text,
         prefix_lengths=[services.settings.max_predict_chars],
     )
-    task = storage.task_for_channel(services.db, channel)
     if (
         services.settings.process_edits
         and task is not None
