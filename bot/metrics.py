@@ -56,6 +56,13 @@ class BotMetrics:
 
         self._watching_runs = False
 
+    def count_prediction(self, task: str, latency_ms: float, abstained: bool) -> None:
+        """One answered message: a model prediction or a day-one guess (always abstained)."""
+        self.predictions.labels(task=task).inc()
+        self.latency.labels(task=task).observe(latency_ms / 1000.0)
+        if abstained:
+            self.abstentions.labels(task=task).inc()
+
     def watch_runs(self, db: Database) -> None:
         """Count training runs by outcome from storage: they finish in a child process, and the
         stored runs survive restarts, so the database is the truthful source."""

@@ -192,7 +192,6 @@ def start(
             ask=slack_ask(client) if client is not None else None,
         )
         runtime.loop.start()  # also serves each task's active adapter
-        storage.make_private(settings.data_dir)  # the scheduler's job store, made just now
         runtime.reload_errors = list(runtime.loop.reload_errors)
     else:
         runtime.reload_errors = predictors.sync(db)

@@ -85,13 +85,17 @@ def prediction_text(label: str, confidence: float) -> str:
     return f"I think this is *{label}* ({percent(confidence)} sure)."
 
 
+def guesses_with_percent(top3: list[tuple[str, float]]) -> str:
+    return ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+
+
 def abstained_text(top3: list[tuple[str, float]]) -> str:
-    guesses = ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+    guesses = guesses_with_percent(top3)
     return f"Not sure about this one. My best guesses: {guesses}. Which is it?"
 
 
 def out_of_scope_text(top3: list[tuple[str, float]]) -> str:
-    guesses = ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+    guesses = guesses_with_percent(top3)
     return f"Not one of mine: this doesn't look like any of my labels. Closest: {guesses}. Tell me if I'm wrong."
 
 
@@ -99,7 +103,7 @@ def answer_reply(outcome: str, label: str, confidence: float, top3: list[tuple[s
     """The text for `bot.abstention.Answer.outcome`: a label, "not one of mine" or "not sure"."""
     if outcome == "out_of_scope":
         return out_of_scope_text(top3)
-    return predict_reply(label, confidence, outcome == "abstain", top3)
+    return abstained_text(top3) if outcome == "abstain" else prediction_text(label, confidence)
 
 
 def needs_label_text(task: str) -> str:
@@ -164,7 +168,7 @@ def review_label_stored(label: str) -> str:
 
 
 def ask_text(top3: list[tuple[str, float]]) -> str:
-    guesses = ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
+    guesses = guesses_with_percent(top3)
     return (
         f":raising_hand: A label on this message would teach me more than most today. My guesses: {guesses}."
         " Which is it?"
@@ -185,10 +189,6 @@ def learning_unavailable() -> str:
 
 def action_failed(problem: str) -> str:
     return f":warning: {problem}"
-
-
-def predict_reply(label: str, confidence: float, abstained: bool, top3: list[tuple[str, float]]) -> str:
-    return abstained_text(top3) if abstained else prediction_text(label, confidence)
 
 
 def no_adapter(task: str) -> str:

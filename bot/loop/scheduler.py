@@ -23,10 +23,12 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from bot.errors import ScheduleError
+from storage.files import make_private_dirs, make_private_file
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,9 @@ class TrainingScheduler(BackgroundScheduler):
 
 def build_scheduler(scheduler_db: str, timezone: str) -> BackgroundScheduler:
     """A scheduler (not started) whose training jobs persist in `scheduler_db`."""
-    Path(scheduler_db).parent.mkdir(parents=True, exist_ok=True)
+    # Made private before SQLAlchemy opens it: SQLite gives its journals the database file's mode.
+    make_private_dirs(Path(scheduler_db).parent)
+    make_private_file(scheduler_db)
     try:
         return TrainingScheduler(
             jobstores={PERSISTENT: SQLAlchemyJobStore(url=f"sqlite:///{scheduler_db}"), VOLATILE: MemoryJobStore()},
@@ -128,17 +132,8 @@ def ensure_nightly(
     existing = scheduler.get_job(nightly_job_id(task), jobstore=PERSISTENT)
     if existing is not None and _same_schedule(existing, trigger, args, misfire_grace_s):
         return existing
-    return scheduler.add_job(
-        JOB_FUNC,
-        trigger=trigger,
-        args=args,
-        id=nightly_job_id(task),
-        name=f"nightly training of {task}",
-        jobstore=PERSISTENT,
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=misfire_grace_s,
+    return _add_training_job(
+        scheduler, trigger, args, nightly_job_id(task), f"nightly training of {task}", misfire_grace_s
     )
 
 
@@ -158,12 +153,23 @@ def schedule_threshold(
 ) -> Job:
     """One run `delay_s` from now; calling again moves it, so a burst of labels makes one run."""
     run_at = datetime.now(dt_timezone.utc) + timedelta(seconds=delay_s)
+    args = [key, task, "threshold"]
+    name = f"threshold training of {task}"
+    return _add_training_job(
+        scheduler, DateTrigger(run_date=run_at), args, threshold_job_id(task), name, misfire_grace_s
+    )
+
+
+def _add_training_job(
+    scheduler: BackgroundScheduler, trigger: BaseTrigger, args: list[str], job_id: str, name: str, misfire_grace_s: int
+) -> Job:
+    """Add or replace a persistent training job of `run_job` (one at a time, missed runs coalesced)."""
     return scheduler.add_job(
         JOB_FUNC,
-        trigger=DateTrigger(run_date=run_at),
-        args=[key, task, "threshold"],
-        id=threshold_job_id(task),
-        name=f"threshold training of {task}",
+        trigger=trigger,
+        args=args,
+        id=job_id,
+        name=name,
         jobstore=PERSISTENT,
         replace_existing=True,
         coalesce=True,

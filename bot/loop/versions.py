@@ -20,6 +20,7 @@ from typing import Iterator
 
 from bot.errors import TaskBusyError
 from bot.settings import DataPaths
+from storage.files import make_private_dirs
 
 VERSION_NAME = re.compile(r"^v(\d{4,})$")
 TEMP_PREFIX = ".tmp-"
@@ -93,8 +94,8 @@ def lock_path(data_dir: str | os.PathLike[str], task: str) -> Path:
 def task_lock(data_dir: str | os.PathLike[str], task: str) -> Iterator[None]:
     """Hold the task's training lock (an flock: released by the kernel if the holder dies)."""
     path = lock_path(data_dir, task)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    make_private_dirs(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # owner-only like the rest of the data folder
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

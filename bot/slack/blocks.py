@@ -75,29 +75,33 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
     return element
 
 
+def actions(message_id: int, elements: list[Block]) -> Block:
+    """The buttons and menu of a reply, in a block named after the stored message they are about."""
+    return {"type": "actions", "block_id": block_id_for(message_id), "elements": elements}
+
+
+def guess_buttons(task: str, top3: list[tuple[str, float]], action_id: str, *, percent: bool = True) -> list[Block]:
+    # Each guess button gets its own action_id suffix because Slack rejects duplicate ids in a block.
+    return [
+        button(f"{label} ({texts.percent(conf)})" if percent else label, f"{action_id}_{i}", encode_value(task, label))
+        for i, (label, conf) in enumerate(top3)
+    ]
+
+
 def prediction_blocks(message_id: int, task: str, labels: list[str], label: str, confidence: float) -> list[Block]:
     return [
         section(texts.prediction_text(label, confidence)),
-        {
-            "type": "actions",
-            "block_id": block_id_for(message_id),
-            "elements": [
-                button("right", CONFIRM_BUTTON, encode_value(task, label), "primary"),
-                label_menu(task, labels),
-            ],
-        },
+        actions(
+            message_id,
+            [button("right", CONFIRM_BUTTON, encode_value(task, label), "primary"), label_menu(task, labels)],
+        ),
     ]
 
 
 def abstained_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
-    # Each guess button gets its own action_id suffix because Slack rejects duplicate ids in a block.
-    guesses = [
-        button(f"{label} ({texts.percent(conf)})", f"{GUESS_BUTTON}_{i}", encode_value(task, label))
-        for i, (label, conf) in enumerate(top3)
-    ]
     return [
         section(texts.abstained_text(top3)),
-        {"type": "actions", "block_id": block_id_for(message_id), "elements": [*guesses, label_menu(task, labels)]},
+        actions(message_id, [*guess_buttons(task, top3, GUESS_BUTTON), label_menu(task, labels)]),
     ]
 
 
@@ -105,42 +109,23 @@ def out_of_scope_blocks(
     message_id: int, task: str, labels: list[str], out_of_scope_label: str, top3: list[tuple[str, float]]
 ) -> list[Block]:
     """Not one of mine: "right" confirms the task's out-of-scope label; the menu corrects it."""
-    return [
-        section(texts.out_of_scope_text(top3)),
-        {
-            "type": "actions",
-            "block_id": block_id_for(message_id),
-            "elements": [
-                button("right", CONFIRM_BUTTON, encode_value(task, out_of_scope_label), "primary"),
-                label_menu(task, labels),
-            ],
-        },
-    ]
+    right = button("right", CONFIRM_BUTTON, encode_value(task, out_of_scope_label), "primary")
+    return [section(texts.out_of_scope_text(top3)), actions(message_id, [right, label_menu(task, labels)])]
 
 
 def guess_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
     """A zero-shot guess: the top 3 as one-click buttons (no percentages: they are similarities,
     not probabilities) and the label menu."""
-    guesses = [
-        button(label, f"{GUESS_BUTTON}_{i}", encode_value(task, label)) for i, (label, _score) in enumerate(top3)
-    ]
     return [
         section(texts.guess_text(top3)),
-        {"type": "actions", "block_id": block_id_for(message_id), "elements": [*guesses, label_menu(task, labels)]},
+        actions(message_id, [*guess_buttons(task, top3, GUESS_BUTTON, percent=False), label_menu(task, labels)]),
     ]
 
 
 def menu_blocks(message_id: int, task: str, labels: list[str], text: str) -> list[Block]:
     """A text and the label menu: asking for a label, after a rejection, or after a correction
     (the menu stays so that someone else can still disagree)."""
-    return [
-        section(text),
-        {
-            "type": "actions",
-            "block_id": block_id_for(message_id),
-            "elements": [label_menu(task, labels, "pick a label")],
-        },
-    ]
+    return [section(text), actions(message_id, [label_menu(task, labels, "pick a label")])]
 
 
 def review_blocks(
@@ -150,36 +135,19 @@ def review_blocks(
     guesses as buttons and the label menu; answers are stored with source "review"."""
     result: list[Block] = [section(texts.review_intro(task, len(items)))]
     for message_id, text, link, top3 in items:
-        guesses = [
-            button(f"{label} ({texts.percent(conf)})", f"{REVIEW_GUESS}_{i}", encode_value(task, label))
-            for i, (label, conf) in enumerate(top3)
-        ]
+        menu = label_menu(task, labels, "pick a label", REVIEW_MENU)
         result += [
             {"type": "divider"},
             section(texts.review_item(text, link)),
-            {
-                "type": "actions",
-                "block_id": block_id_for(message_id),
-                "elements": [*guesses, label_menu(task, labels, "pick a label", REVIEW_MENU)],
-            },
+            actions(message_id, [*guess_buttons(task, top3, REVIEW_GUESS), menu]),
         ]
     return result
 
 
 def ask_blocks(message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]) -> list[Block]:
     """A question in a message's thread (ask_per_day): the guesses and the menu; answers have source "ask"."""
-    guesses = [
-        button(f"{label} ({texts.percent(conf)})", f"{ASK_GUESS}_{i}", encode_value(task, label))
-        for i, (label, conf) in enumerate(top3)
-    ]
-    return [
-        section(texts.ask_text(top3)),
-        {
-            "type": "actions",
-            "block_id": block_id_for(message_id),
-            "elements": [*guesses, label_menu(task, labels, "pick a label", ASK_MENU)],
-        },
-    ]
+    menu = label_menu(task, labels, "pick a label", ASK_MENU)
+    return [section(texts.ask_text(top3)), actions(message_id, [*guess_buttons(task, top3, ASK_GUESS), menu])]
 
 
 def home_view(task_sections: list[list[Block]]) -> dict[str, Any]:

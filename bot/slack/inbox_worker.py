@@ -25,7 +25,7 @@ from slack_sdk.errors import SlackApiError
 
 import storage
 from bot.slack.listeners import EventHandler, event_handlers
-from bot.slack.listeners._shared import Delivery, NotYet
+from bot.slack.listeners._shared import Delivery, NotYet, workspace_in
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class InboxWorkers:
         age_s = (datetime.now(timezone.utc) - datetime.fromisoformat(item.received_at)).total_seconds()
         delivery = Delivery(item.received_at, item.attempts, late=age_s > self.services.settings.reply_max_age_s)
         try:
-            handler(self.services, event, _workspace(body), self.client, delivery)
+            handler(self.services, event, workspace_in(body), self.client, delivery)
         except NotYet as not_yet:
             if not_yet.max_attempts is not None and item.attempts >= not_yet.max_attempts:
                 self._finish(item, f"gave_up_{not_yet.reason}")
@@ -121,11 +121,6 @@ class InboxWorkers:
     def _finish(self, item: storage.InboxItem, outcome: str) -> None:
         storage.finish(self.services.db, item.id, outcome)
         self.services.metrics.events_handled.labels(kind=item.kind, outcome=outcome).inc()
-
-
-def _workspace(body: dict[str, Any]) -> str:
-    team = body.get("team")
-    return str(body.get("team_id") or (team.get("id") if isinstance(team, dict) else "") or "")
 
 
 def _retry_after(exc: SlackApiError) -> float:

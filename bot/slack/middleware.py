@@ -58,10 +58,11 @@ def _attach(services: Services) -> Callable[..., Any]:
 def _skip_unwanted(services: Services) -> Callable[..., Any]:
     def skip_unwanted_events(body: dict[str, Any], context: BoltContext, next: Next) -> BoltResponse:
         event = body.get("event") if body.get("type") == "event_callback" else None
+        workspace = str(context.team_id or body.get("team_id") or "")
         if event is not None and (
             is_unwanted(event)
-            or is_unwanted_external(services, body, event, str(context.team_id or body.get("team_id") or ""))
-            or _stopped_event(services, event, str(context.team_id or body.get("team_id") or ""))
+            or is_unwanted_external(services, body, event, workspace)
+            or _stopped_event(services, event, workspace)
         ):
             return BoltResponse(status=200, body="")
         return next()

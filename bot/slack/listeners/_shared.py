@@ -53,9 +53,13 @@ def services_of(context: BoltContext) -> Services:
 
 
 def workspace_of(body: dict[str, Any], context: BoltContext) -> str:
+    return str(context.team_id or workspace_in(body))
+
+
+def workspace_in(body: dict[str, Any]) -> str:
+    """The workspace a request body names: events carry `team_id`, actions and commands `team.id`."""
     team = body.get("team")
-    team_id = team.get("id") if isinstance(team, dict) else None
-    return str(context.team_id or body.get("team_id") or team_id or "")
+    return str(body.get("team_id") or (team.get("id") if isinstance(team, dict) else "") or "")
 
 
 def emoji_map_of(task: storage.Task) -> dict[str, str]:

@@ -149,10 +149,10 @@ def apply_edit(
         return
     if stored.deleted_at is not None:
         return
+    task = storage.task_for_channel(services.db, channel)
     if stored.text == text:
         # Not an edit of the text (an unfurl, a new thread reply) - or this edit's own event put back
         # (paced, 429) after its text was stored and predicted: then finish the unposted answer.
-        task = storage.task_for_channel(services.db, channel)
         if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
             _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=False)
         return
@@ -164,7 +164,6 @@ def apply_edit(
         text=text,
         prefix_lengths=[services.settings.max_predict_chars],
     )
-    task = storage.task_for_channel(services.db, channel)
     if (
         services.settings.process_edits
         and task is not None
@@ -236,7 +235,7 @@ def answer(
         latency_ms=result.latency_ms,
         abstained=result.abstained,
     )
-    _count(services, task.name, result.latency_ms, abstained)
+    services.metrics.count_prediction(task.name, result.latency_ms, abstained)
     stored = storage.latest_prediction(services.db, message_id, task.name)
     assert stored is not None  # recorded just above
     _reply(services, client, task, message_id, channel, ts, thread, stored)
@@ -253,33 +252,34 @@ def _reply(
     prediction: storage.StoredPrediction,
 ) -> None:
     """Post (or react with) a stored prediction and link the reply to it."""
-    label, confidence, abstained, top3 = (
-        prediction.label,
-        prediction.confidence,
-        prediction.abstained,
-        list(prediction.top3),
-    )
     if task.quiet:
-        _react(client, task, channel, ts, label, abstained)
+        _react(client, task, channel, ts, prediction.label, prediction.abstained)
         return
-    out_of_scope = not abstained and bool(task.out_of_scope_label) and label == task.out_of_scope_label
-    outcome = "abstain" if abstained else ("out_of_scope" if out_of_scope else "label")
-    best = top3[0][0] if outcome == "out_of_scope" and top3 else label
-    text_fallback = texts.answer_reply(outcome, best, confidence, top3)
-    if prediction.adapter_version is None:
-        # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
-        # confidences, so it is shown as a guess again, never with percentages.
-        reply_blocks = blocks.guess_blocks(message_id, task.name, task.labels, top3)
-        text_fallback = texts.guess_text(top3)
-    elif outcome == "out_of_scope":
-        reply_blocks = blocks.out_of_scope_blocks(message_id, task.name, task.labels, label, top3)
-    elif abstained:
-        reply_blocks = blocks.abstained_blocks(message_id, task.name, task.labels, top3)
-    else:
-        reply_blocks = blocks.prediction_blocks(message_id, task.name, task.labels, label, confidence)
+    text_fallback, reply_blocks = _reply_content(task, message_id, prediction)
     _wait_for_turn(services, channel)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
     storage.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
+
+
+def _reply_content(
+    task: storage.Task, message_id: int, prediction: storage.StoredPrediction
+) -> tuple[str, list[blocks.Block]]:
+    """The reply's fallback text and blocks; an out-of-scope answer is stored as the task's
+    out-of-scope label, not abstained."""
+    label, confidence, top3 = prediction.label, prediction.confidence, list(prediction.top3)
+    if prediction.adapter_version is None:
+        # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
+        # confidences, so it is shown as a guess again, never with percentages.
+        return texts.guess_text(top3), blocks.guess_blocks(message_id, task.name, task.labels, top3)
+    if prediction.abstained:
+        return texts.abstained_text(top3), blocks.abstained_blocks(message_id, task.name, task.labels, top3)
+    if task.out_of_scope_label and label == task.out_of_scope_label:
+        return texts.out_of_scope_text(top3), blocks.out_of_scope_blocks(
+            message_id, task.name, task.labels, label, top3
+        )
+    return texts.prediction_text(label, confidence), blocks.prediction_blocks(
+        message_id, task.name, task.labels, label, confidence
+    )
 
 
 def _already_posted(
@@ -318,13 +318,6 @@ def _react(client: WebClient, task: storage.Task, channel: str, ts: str, label: 
         log.info("task %s is quiet but label %s has no emoji; not answering", task.name, label)
         return
     client.reactions_add(channel=channel, timestamp=ts, name=emoji)
-
-
-def _count(services: Services, task: str, latency_ms: float, abstained: bool) -> None:
-    services.metrics.predictions.labels(task=task).inc()
-    services.metrics.latency.labels(task=task).observe(latency_ms / 1000.0)
-    if abstained:
-        services.metrics.abstentions.labels(task=task).inc()
 
 
 HANDLERS = {"message": handle_message_event}

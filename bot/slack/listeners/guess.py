@@ -46,9 +46,7 @@ def answer_guess(
         latency_ms=latency_ms,
         abstained=True,
     )
-    services.metrics.predictions.labels(task=task.name).inc()
-    services.metrics.latency.labels(task=task.name).observe(latency_ms / 1000.0)
-    services.metrics.abstentions.labels(task=task.name).inc()
+    services.metrics.count_prediction(task.name, latency_ms, abstained=True)
     reply = client.chat_postMessage(
         channel=channel,
         thread_ts=thread,
