@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from slack_sdk.signature import SignatureVerifier
-
 from bench.common import DATA_DIR, RESULTS, read_split, require_data, sample_per_class
+from bot.demo.slack_events import signed_headers
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python -m bench.load"
@@ -247,8 +246,7 @@ class Generator:
         except IndexError:  # nothing to react to or click yet: send a message instead
             kind = "message"
             body, content_type, ts = self._build(kind, i)
-        stamp = str(int(time.time()))
-        signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
+        headers = signed_headers(SECRET, body, content_type)
         sent = time.time()
         started = time.perf_counter()
         try:
@@ -257,11 +255,7 @@ class Generator:
                 "POST",
                 "/slack/events",
                 body=body.encode(),
-                headers={
-                    "Content-Type": content_type,
-                    "X-Slack-Request-Timestamp": stamp,
-                    "X-Slack-Signature": signature,
-                },
+                headers=headers,
             )
             status = conn.getresponse().status
             conn.close()

@@ -17,13 +17,14 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
 
 import pytest
-from slack_sdk.signature import SignatureVerifier
+
 
 import camel
 import storage
 from storage import db as storage_db
 from bot import runtime
 from bot.demo.local_slack import FakeSlackAPI
+from bot.demo.slack_events import signed_headers
 from bot.runtime import Runtime
 from bot.settings import ModelSettings, Settings, TaskSettings
 from bot.slack.http_server import EVENTS_PATH
@@ -102,13 +103,11 @@ def post_signed(
     url: str, body: bytes, content_type: str, secret: str, *, timestamp: int | None = None
 ) -> tuple[int, bytes]:
     """POSTs `body` to the events path of the app at `url`, signed as Slack signs; the status and body."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode("utf-8"))
     request = urllib.request.Request(
         url + EVENTS_PATH,
         data=body,
         method="POST",
-        headers={"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature},
+        headers=signed_headers(secret, body.decode("utf-8"), content_type, timestamp=timestamp),
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
