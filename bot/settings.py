@@ -77,10 +77,10 @@ def default_emoji_map(kind: str, labels: list[str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class ModelSettings:
     base_model: str = ""
-    trainable_layers: int = 0  # camel.CamelConfig().trainable_layers: the probe-initialised head (issue 12)
+    trainable_layers: int = 2  # camel.CamelConfig().trainable_layers: blocks tuned from a probe start (issue 12)
     training_threads: int = 1
     # Passed to every training round; equal to camel.TrainingArgs' default (a test keeps them equal).
-    max_epochs: int = 12
+    max_epochs: int = 8
     # Before a task's first trained adapter, guess its top 3 from label names and descriptions.
     zero_shot: bool = True
 

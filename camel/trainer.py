@@ -250,6 +250,7 @@ class _Round:
                                              "steps": self.step, "epochs": len(history),
                                              "head_warmup_epochs": self.warmup_epochs,
                                              "head_init": self.args.head_init if self.fresh_head is not None else "continued",
+                                             "described_labels": sorted(self.fresh_head or {}),
                                              "args": self.args.to_dict()}, "validation": val_metrics}
         return TrainResult(adapter=self.adapter, history=history, val_metrics=val_metrics)
 
@@ -287,9 +288,9 @@ def _check_structure(init: Adapter, config: CamelConfig | None) -> None:
 
 def _continuation_args(args: TrainingArgs, extends_labels: bool) -> TrainingArgs:
     """A round on top of a serving adapter takes smaller, fewer steps, so what it knew stays; the
-    head keeps its full rate when the round adds labels, or their new rows would barely move."""
-    head_scale = 1.0 if extends_labels else args.continue_lr_scale
-    return dataclasses.replace(args, lr_head=args.lr_head * head_scale,
+    head takes `lr_new_labels` when the round adds labels, or their random new rows would barely move."""
+    lr_head = args.lr_new_labels if extends_labels else args.lr_head * args.continue_lr_scale
+    return dataclasses.replace(args, lr_head=lr_head,
                                lr_blocks=args.lr_blocks * args.continue_lr_scale,
                                max_epochs=args.continue_max_epochs or args.max_epochs)
 

@@ -185,7 +185,9 @@ def train_and_judge(
     calibration = fit_calibration(candidate, split, task, cache)
     judgement = judge(candidate, active, split, opts, cache, task)
     judgement = replace(judgement, new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict()})
-    candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict()}
+    # the held-out figures, the gate's verdict and how the adapter was trained (recipe, steps, described labels)
+    training = candidate.metrics.get("training", {})
+    candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict(), "training": training}
     forget_deleted(db, cache)  # and those erased while this round trained
     version, folder = publish_version(opts, db, candidate)
     cache.flush()  # later rounds and the bot reuse the bottom states computed here

@@ -129,9 +129,19 @@ def test_adapters_saved_before_pooled_normalisation_keep_raw_pooling() -> None:
     assert camel.CamelConfig().normalize_pooled is True
 
 
-def test_by_default_the_closed_form_head_is_the_result(k0_config: camel.CamelConfig) -> None:
+def test_by_default_the_blocks_are_fine_tuned_from_the_probe_start() -> None:
+    """The shipped recipe (bench/results/recipe_search.md, `k2_ft`): K=2, probe + prior start, then
+    a fixed schedule on every example with a slow head."""
+    config, args = camel.CamelConfig(), camel.TrainingArgs()
+    assert config.trainable_layers == 2
+    assert args.head_init == "probe" and args.probe_finetune and args.val_fraction == 0.0
+    assert (args.prior_weight, args.prior_decay, args.lr_head, args.max_epochs) == (8.0, 0.05, 1e-4, 8)
+    assert args.lr_head < args.lr_new_labels
+
+
+def test_without_fine_tuning_the_closed_form_head_is_the_result(k0_config: camel.CamelConfig) -> None:
     texts, labels = dataset()
-    args = camel.TrainingArgs(num_threads=1, val_fraction=0.25, min_val_examples=2)
+    args = camel.TrainingArgs(num_threads=1, val_fraction=0.25, min_val_examples=2, probe_finetune=False)
     result = camel.train(texts, labels, config=k0_config, args=args)
     assert result.adapter.metrics["training"]["steps"] == 0
     assert [row["epoch"] for row in result.history] == [0]

@@ -59,7 +59,15 @@ def test_label_extension_keeps_old_rows_and_learns_new_labels(trained: camel.Tra
         labels,
         init=old,
         args=camel.TrainingArgs(
-            **{**FAST_ARGS, "max_epochs": 1, "max_steps": 1, "lr_head": 1e-9, "lr_blocks": 1e-9, "refit_below": 0}
+            **{
+                **FAST_ARGS,
+                "max_epochs": 1,
+                "max_steps": 1,
+                "lr_head": 1e-9,
+                "lr_new_labels": 1e-9,
+                "lr_blocks": 1e-9,
+                "refit_below": 0,
+            }
         ),
     )
     assert grown.adapter.labels == old.labels + ["atm", "exchange_rate"]
@@ -166,10 +174,12 @@ def test_continuing_uses_fewer_epochs_and_steps_are_capped(
     assert capped.adapter.metrics["training"]["steps"] == 4 and len(capped.history) == 2
 
 
-def test_continuation_scales_learning_rates_but_not_the_head_when_labels_are_added(trained: camel.TrainResult) -> None:
-    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1, "continue_lr_scale": 0.1})
+def test_continuation_scales_learning_rates_but_gives_new_labels_their_own_head_rate(
+    trained: camel.TrainResult,
+) -> None:
+    args = camel.TrainingArgs(**{**FAST_ARGS, "max_epochs": 1, "continue_lr_scale": 0.1, "lr_new_labels": 3e-3})
     same = camel.train(["refund please", "card lost"], ["refund", "lost_card"], init=trained.adapter, args=args)
     grown = camel.train(["refund please", "atm cash"], ["refund", "atm"], init=trained.adapter, args=args)
     assert same.adapter.metrics["training"]["args"]["lr_head"] == pytest.approx(args.lr_head * 0.1)
-    assert grown.adapter.metrics["training"]["args"]["lr_head"] == pytest.approx(args.lr_head)
+    assert grown.adapter.metrics["training"]["args"]["lr_head"] == pytest.approx(3e-3)  # random new rows must move
     assert grown.adapter.metrics["training"]["args"]["lr_blocks"] == pytest.approx(args.lr_blocks * 0.1)

@@ -33,7 +33,8 @@ def test_the_first_round_reads_the_descriptions(tmp_path: Path, tiny_bert_dir: P
     plain = first_round(tmp_path / "plain", tiny_bert_dir, {})
     described = first_round(tmp_path / "described", tiny_bert_dir, {"refund": "money back after a charge"})
     assert plain.labels == described.labels == sorted(WORDS)
-    weights = plain.classifier.weight.detach(), described.classifier.weight.detach()
-    moved = [label for i, label in enumerate(plain.labels) if not weights[0][i].equal(weights[1][i])]
-    # Same messages, same split, closed-form probe: only the prior of the described label differs.
-    assert moved == ["refund"]
+    # The round fine-tunes after the probe + prior start, so every row moves; what the training
+    # saw is recorded with the adapter.
+    assert plain.metrics["training"]["described_labels"] == []
+    assert described.metrics["training"]["described_labels"] == ["refund"]
+    assert not plain.classifier.weight.detach().equal(described.classifier.weight.detach())
