@@ -38,8 +38,8 @@ from bench.common import (
     sample_per_class,
 )
 from bench.features import open_cache, sentence_features
-from camel import Adapter, CamelConfig, FeatureCache, Predictor, TrainingArgs, train
-from camel.evaluation import metrics_from_predictions
+from camel import Adapter, CamelConfig, FeatureCache, TrainingArgs, train
+from camel.evaluation import metrics_from_predictions, top1_labels
 from camel.zero_shot import ZeroShotClassifier
 
 SHOTS = ("0", "2", "5", "10", "20", "full")
@@ -64,8 +64,7 @@ def score(gold: list[str], predicted: list[str], metric: str) -> float:
 
 
 def evaluate_camel(adapter: Adapter, cache: FeatureCache, texts: list[str], gold: list[str], metric: str) -> float:
-    _, probabilities = Predictor(adapter, cache).probabilities(texts)
-    return score(gold, [adapter.labels[int(i)] for i in probabilities.argmax(dim=1)], metric)
+    return score(gold, top1_labels(adapter, texts, cache), metric)
 
 
 def logreg_scores(

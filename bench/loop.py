@@ -100,7 +100,7 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
         storage.upsert_task(db, TASK, kind="intent", labels=sorted(intents), channels=[CHANNEL])
         seeded = spec["seed_per_label"] * len(intents)
         cut_points = [seeded] + list(range(seeded + spec["every"], len(items) + 1, spec["every"]))
-        done = 0
+        done = rounds_seen = 0
         for cut in cut_points:
             label_messages(db, items[done:cut], done)
             done = cut
@@ -118,8 +118,16 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
                 "child_s": round(child_s, 2),
                 "active_version": task.active_version if task else None,
             }
+            versions = storage.list_adapters(db, TASK)
+            newest = max(versions, key=lambda v: v.version) if versions else None
+            if newest is not None and newest.version > rounds_seen:
+                rounds_seen = newest.version  # this round made a candidate: what did the gate say?
+                gate = newest.metrics.get("gate", {})
+                row["gate"] = {"promoted": bool(gate.get("promote")), "reason": gate.get("reason", newest.reason)}
+                row["heldout"] = newest.metrics.get("n")
             if task and task.active_version:
                 record = storage.get_adapter(db, TASK, task.active_version)
+                assert record is not None  # the active version is registered
                 adapter = camel.load_adapter(record.path, cache.base)
                 row["loop"] = evaluate_camel(adapter, cache, test_texts, test_labels, "accuracy")
             else:
@@ -167,16 +175,26 @@ def render(results: dict[str, Any]) -> str:
                 _pct(r.get("probe")),
                 r["child_s"],
                 r["child_exit"],
+                r.get("heldout", ""),
+                _verdict(r.get("gate")),
             ]
             for r in results[name]["rounds"]
         ]
         lines += [
             f"## {name} ({results[name]['n_test']} test messages)",
             "",
-            markdown_table(["labels", "train split", "loop", "fresh", "probe", "child s", "exit"], rows),
+            markdown_table(
+                ["labels", "train split", "loop", "fresh", "probe", "child s", "exit", "held out", "gate"], rows
+            ),
             "",
         ]
     return "\n".join(lines + ["![loop](loop.png)"])
+
+
+def _verdict(gate: dict[str, Any] | None) -> str:
+    if not gate:
+        return ""
+    return "promoted" if gate["promoted"] else f"rejected: {gate['reason']}"
 
 
 def _pct(value: float | None) -> str:

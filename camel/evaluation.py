@@ -21,12 +21,17 @@ def evaluate(adapter_or_predictor: Adapter | Predictor, texts: list[str], labels
     texts, labels = list(texts), list(labels)
     if len(texts) != len(labels):
         raise TrainingDataError(f"evaluation data has {len(texts)} texts but {len(labels)} labels")
+    return metrics_from_predictions(labels, top1_labels(adapter_or_predictor, texts, cache))
+
+
+def top1_labels(adapter_or_predictor: Adapter | Predictor, texts: list[str],
+                cache: FeatureCache | None = None) -> list[str]:
+    """The adapter's most probable label for each text (what `evaluate` scores)."""
     if not texts:
         raise TrainingDataError("evaluation data is empty")
     predictor = adapter_or_predictor if isinstance(adapter_or_predictor, Predictor) else Predictor(adapter_or_predictor, cache)
-    adapter, probabilities = predictor.probabilities(texts)
-    predicted = [adapter.labels[int(i)] for i in probabilities.argmax(dim=1)]
-    return metrics_from_predictions(labels, predicted)
+    adapter, probabilities = predictor.probabilities(list(texts))
+    return [adapter.labels[int(i)] for i in probabilities.argmax(dim=1)]
 
 
 def metrics_from_predictions(gold: list[str], predicted: list[str]) -> dict[str, Any]:

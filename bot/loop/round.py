@@ -23,6 +23,7 @@ from sqlite_utils import Database
 
 import camel
 from camel.calibration import DEFAULT_TARGET_PRECISION
+from camel.evaluation import metrics_from_predictions, top1_labels
 import storage
 from bot.errors import LearningError, RoundInputError, TaskBusyError
 from bot.loop import calibrate, gate, versions
@@ -112,17 +113,20 @@ def judge(
     task: storage.Task | None = None,
 ) -> Judgement:
     texts, labels = _texts_labels(split.heldout)
-    new_metrics = with_out_of_scope(camel.evaluate(candidate, texts, labels, cache), candidate, split, cache, task)
+    new_answers = top1_labels(candidate, texts, cache)
+    new_metrics = with_out_of_scope(metrics_from_predictions(labels, new_answers), candidate, split, cache, task)
     if active is None:
         baseline = gate.majority_baseline([m.label for m in split.train], labels)
         return Judgement(gate.decide_first(new_metrics, baseline), new_metrics, None, baseline)
-    old_metrics = with_out_of_scope(camel.evaluate(active, texts, labels, cache), active, split, cache, task)
+    old_answers = top1_labels(active, texts, cache)
+    old_metrics = with_out_of_scope(metrics_from_predictions(labels, old_answers), active, split, cache, task)
     decision = gate.decide(
         new_metrics,
         old_metrics,
         epsilon=opts.epsilon,
         max_recall_drop=opts.max_recall_drop,
         min_support=opts.min_label_support,
+        paired=gate.PairedOutcomes(labels, new_answers, old_answers),
     )
     return Judgement(decision, new_metrics, old_metrics, None)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import random
 
-from bot.loop.gate import decide, decide_first, majority_baseline, per_label_changes
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from bot.loop.gate import PairedOutcomes, _macro_f1, decide, decide_first, majority_baseline, per_label_changes
+from camel.evaluation import metrics_from_predictions
 
 
 def metrics(macro_f1: float, accuracy: float = 0.8, **recalls: tuple[float, int]) -> dict:
@@ -67,3 +72,38 @@ def test_a_label_with_too_few_heldout_messages_is_judged_by_macro_f1_only() -> N
     # A label with enough support still blocks.
     collapsed = metrics(0.82, a=(1.0, 4), b=(0.5, 20))
     assert not decide(collapsed, active, epsilon=0.01, max_recall_drop=0.1, min_support=10).promote
+
+
+def test_a_macro_f1_drop_from_one_flipped_message_of_a_small_heldout_set_is_noise() -> None:
+    # 30 held-out messages over 15 labels (the 20-intent loop's early rounds): the candidate gets
+    # one message wrong that the active got right.
+    gold = [f"l{i % 15}" for i in range(30)]
+    active_answers = list(gold)
+    candidate_answers = list(gold)
+    candidate_answers[0] = "l1"
+    new = metrics_from_predictions(gold, candidate_answers)
+    old = metrics_from_predictions(gold, active_answers)
+    assert new["macro_f1"] < old["macro_f1"] - 0.01  # the plain rule would reject
+    assert not decide(new, old, epsilon=0.01, max_recall_drop=1.0).promote
+    paired = PairedOutcomes(gold, candidate_answers, active_answers)
+    decision = decide(new, old, epsilon=0.01, max_recall_drop=1.0, paired=paired)
+    assert decision.promote and "within held-out noise" in decision.reason
+
+
+def test_a_real_drop_still_rejects_with_paired_answers() -> None:
+    gold = [f"l{i % 5}" for i in range(200)]
+    candidate_answers = ["l0" if i % 3 == 0 else g for i, g in enumerate(gold)]  # a third collapses to l0
+    new = metrics_from_predictions(gold, candidate_answers)
+    old = metrics_from_predictions(gold, gold)
+    decision = decide(new, old, epsilon=0.01, max_recall_drop=1.0, paired=PairedOutcomes(gold, candidate_answers, gold))
+    assert not decision.promote and decision.reason.startswith("macro-F1")
+
+
+def test_the_resampled_macro_f1_is_sklearns() -> None:
+    rng = random.Random(4)
+    gold = [rng.choice("abcdef") for _ in range(60)]
+    predicted = [g if rng.random() < 0.6 else rng.choice("abcdefg") for g in gold]
+    names = sorted(set(gold) | set(predicted))
+    as_ints = [np.array([names.index(x) for x in seq]) for seq in (gold, predicted)]
+    expected = f1_score(gold, predicted, labels=sorted(set(gold)), average="macro", zero_division=0)
+    assert _macro_f1(*as_ints, len(names)) == pytest.approx(expected)
