@@ -36,6 +36,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
             "prior_decay": 0.05,
             "probe_finetune": True,
             "lr_head": 1e-4,
+            "lr_blocks": 5e-5,
+            "val_fraction": 0.0,
+            "max_epochs": 8,
+        },
+    },
+    # the blocks at twice the rate: a little ahead of k2_ft at every point tried
+    "k2_ft_b1e4": {
+        "config": {"trainable_layers": 2},
+        "args": {
+            "prior_weight": 8.0,
+            "prior_decay": 0.05,
+            "probe_finetune": True,
+            "lr_head": 1e-4,
+            "lr_blocks": 1e-4,
             "val_fraction": 0.0,
             "max_epochs": 8,
         },
@@ -97,8 +111,8 @@ for _name, _recipe in CANDIDATES.items():
     _args.setdefault("val_fraction", 0.1)
     _args.setdefault("max_epochs", 12)
     _args.setdefault("lr_head", 2e-3)
+    _args.setdefault("lr_blocks", 5e-5)
     if _args.get("head_init") == "random":
-        _args.setdefault("lr_head", 2e-3)
         continue
     _args.setdefault("prior_decay", 0.0)
     _args.setdefault("probe_finetune", True)
@@ -142,7 +156,7 @@ def render(results: dict[str, Any]) -> str:
         "`probe_only`, `prior*_only`, `prior*_ft`, `random_k0` ran before the probe saw the validation "
         "tenth (round 1); `all_*` after (round 2: the probe sees every example, the validation split only "
         "judges the fine-tuning); `cf_*` (round 3) keep the closed-form head; `k2_ft` (round 4) fine-tunes the top "
-        "2 blocks from it. The shipped default is `k2_ft`.",
+        "2 blocks from it, `k2_ft_b1e4` at twice the block learning rate. The shipped default is `k2_ft_b1e4`.",
         "",
     ]
     order = ["2", "5", "10", "20", "full"]

@@ -135,7 +135,8 @@ def test_by_default_the_blocks_are_fine_tuned_from_the_probe_start() -> None:
     config, args = camel.CamelConfig(), camel.TrainingArgs()
     assert config.trainable_layers == 2
     assert args.head_init == "probe" and args.probe_finetune and args.val_fraction == 0.0
-    assert (args.prior_weight, args.prior_decay, args.lr_head, args.max_epochs) == (8.0, 0.05, 1e-4, 8)
+    assert (args.prior_weight, args.prior_decay, args.lr_head, args.lr_blocks) == (8.0, 0.05, 1e-4, 1e-4)
+    assert args.max_epochs == 8
     assert args.lr_head < args.lr_new_labels
 
 
