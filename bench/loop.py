@@ -122,8 +122,8 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
             newest = max(versions, key=lambda v: v.version) if versions else None
             if newest is not None and newest.version > rounds_seen:
                 rounds_seen = newest.version  # this round made a candidate: what did the gate say?
-                gate = newest.metrics.get("gate", {})
-                row["gate"] = {"promoted": bool(gate.get("promote")), "reason": gate.get("reason", newest.reason)}
+                # the registration reason is the gate's reason; a promoted candidate is the active one now
+                row["gate"] = {"promoted": newest.status == "active", "reason": newest.reason}
                 row["heldout"] = newest.metrics.get("n")
             if task and task.active_version:
                 record = storage.get_adapter(db, TASK, task.active_version)
@@ -194,7 +194,9 @@ def render(results: dict[str, Any]) -> str:
 def _verdict(gate: dict[str, Any] | None) -> str:
     if not gate:
         return ""
-    return "promoted" if gate["promoted"] else f"rejected: {gate['reason']}"
+    if "promoted" not in gate:
+        return gate["reason"]
+    return ("promoted: " if gate["promoted"] else "rejected: ") + gate["reason"]
 
 
 def _pct(value: float | None) -> str:
