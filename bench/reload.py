@@ -215,8 +215,12 @@ def write_results(results: dict[str, Any]) -> None:
             "0",
         ),
         ("prediction latency p50 / p99 during swaps", f"{s['predict_p50_ms']:.1f} / {s['predict_p99_ms']:.1f} ms", ""),
-        ("correction to live (median of promoted rounds)", _seconds(s["correction_to_live_s"]), "<= 60 s"),
-        ("first round through the child process (150 labels, fresh MiniLM adapter)", f"{s['first_round_s']:.1f} s", ""),
+        ("correction to live (median of promoted rounds)", _seconds(s["correction_to_live_s"]), "<= 10 s"),
+        (
+            "first round through the child process (150 labels, fresh MiniLM adapter, 1 training thread)",
+            f"{s['first_round_s']:.1f} s",
+            "<= 10 s",
+        ),
     ]
     lines = [
         "# Reload benchmark",
