@@ -28,7 +28,7 @@ from camel import CamelConfig, TrainingArgs, train
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     # round 4: the top 2 blocks fine-tuned from the probe + prior start, on every example (no
-    # early-stopping tenth), the head barely moving (it is already fitted; the blocks learn)
+    # early-stopping tenth), the head at 1e-4 instead of 2e-3 (it is already fitted; the blocks learn)
     "k2_ft": {
         "config": {"trainable_layers": 2},
         "args": {

@@ -281,7 +281,8 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             "",
             f"Shipped defaults measured: K={config['trainable_layers']}, bottleneck {config['bottleneck']}, "
             f"max_length {config['max_length']}, batch {args['batch_size']}, max_epochs {args['max_epochs']}, "
-            f"patience {args['patience']}, lr blocks/head {args['lr_blocks']}/{args['lr_head']}.",
+            f"max_steps {args['max_steps']}, validation share {args['val_fraction']}, "
+            f"lr blocks/head {args['lr_blocks']}/{args['lr_head']}.",
             "",
             "Ratio = how the result compares with the target (above 1 = better than the target).",
             "",
@@ -305,9 +306,12 @@ ROWS: dict[str, tuple[str, str]] = {
     "retrain_10k_cpu_s": ("  same, CPU seconds", "process CPU time"),
     "retrain_10k_nocache_s": ("retrain on 10k, empty cache (s)", "train() computing every bottom state"),
     "bottom_pass_10k_s": ("bottom pass over 10k (s)", "filling the cache once"),
-    "retrain_10k_epochs": ("epochs run (early stopping)", ""),
+    "retrain_10k_epochs": ("epochs run (early stopping, or max_steps when there is no validation share)", ""),
     "test_accuracy_10k": ("test accuracy of the 10k adapter", "3,080 test messages"),
-    "incremental_100_s": ("incremental round, 100 corrections (s)", "train(init=10k adapter, replay=train set)"),
+    "incremental_100_s": (
+        "incremental round, 100 corrections (s)",
+        "train(init=10k adapter, replay=train set): 10,103 examples <= refit_below, so a fresh training on all",
+    ),
     "forgetting_points": (
         "forgetting (accuracy points)",
         f"old test messages (all but the {N_NEW} corrected), before - after",

@@ -130,7 +130,7 @@ def test_adapters_saved_before_pooled_normalisation_keep_raw_pooling() -> None:
 
 
 def test_by_default_the_blocks_are_fine_tuned_from_the_probe_start() -> None:
-    """The shipped recipe (bench/results/recipe_search.md, `k2_ft`): K=2, probe + prior start, then
+    """The shipped recipe (bench/results/recipe_search.md, `k2_ft_b1e4`): K=2, probe + prior start, then
     a fixed schedule on every example with a slow head."""
     config, args = camel.CamelConfig(), camel.TrainingArgs()
     assert config.trainable_layers == 2
