@@ -24,6 +24,7 @@ import storage
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
 RESULTS = Path(__file__).resolve().parent / "results"
 N_MESSAGES, N_CORRECTIONS, N_SINGLE_CALLS, RESOLVE_REPEATS = 50_000, 100_000, 5_000, 3
+EDIT_CALLS = 20  # edits and as many deletions
 COMMAND = ".venv/bin/python -m bench.storage"
 
 
@@ -126,6 +127,25 @@ def bench_resolve(db: Any) -> dict[str, Any]:
     }
 
 
+def bench_edit_and_delete(db: Any) -> dict[str, float]:
+    """A message edited or deleted in Slack, against the full store: each puts the old text's hash on
+    the deletion list unless another message still holds the text (or its first 2,000 characters)."""
+    stored = [
+        tuple(row) for row in db.execute("SELECT workspace, channel, ts FROM messages LIMIT ?", (2 * EDIT_CALLS,))
+    ]
+    started = time.perf_counter()
+    for i, (workspace, channel, ts) in enumerate(stored):
+        if i % 2:
+            storage.forget_message(
+                db, workspace=workspace, channel=channel, ts=ts, actor="bench", prefix_lengths=[2000]
+            )
+        else:
+            storage.update_message_text(
+                db, workspace=workspace, channel=channel, ts=ts, text=f"edited {i}", prefix_lengths=[2000]
+            )
+    return {"edit_or_delete_ms": 1000 * (time.perf_counter() - started) / max(1, len(stored))}
+
+
 def size_per_10k(db: Any, path: Path) -> float:
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path.stat().st_size / 1e6 / (N_MESSAGES / 10_000)
@@ -141,11 +161,13 @@ def main() -> None:
         fill_bulk(bulk_db, examples, labels, rng)
         resolved = bench_resolve(bulk_db)
         mb = size_per_10k(bulk_db, Path(tmp) / "bulk.db")
+        edits = bench_edit_and_delete(bulk_db)
     results = {
         "corrections_per_s": round(single["corrections_per_s"], 1),
         "resolve_100k_s": round(resolved["resolve_100k_s"], 3),
         "mb_per_10k_messages": round(mb, 2),
         "messages_per_s": round(single["messages_per_s"], 1),
+        "edit_or_delete_ms": round(edits["edit_or_delete_ms"], 2),
         "resolve_runs_s": [round(t, 3) for t in resolved["resolve_runs_s"]],
         "resolve_100k_cpu_s": round(resolved["resolve_100k_cpu_s"], 3),
         "load_average_1m": round(os.getloadavg()[0], 2),
@@ -188,6 +210,8 @@ def write_results(results: dict[str, Any]) -> None:
             f"| database size per 10k messages (each with 1 prediction and 2 corrections) | "
             f"{results['mb_per_10k_messages']:.2f} MB | |",
             f"| messages stored per second (one `record_message` each) | {results['messages_per_s']:,.0f} | |",
+            f"| a message edited or deleted in Slack, {N_MESSAGES:,} stored (mean of {2 * EDIT_CALLS}) | "
+            f"{results['edit_or_delete_ms']:.2f} ms | |",
             "",
             f"Resolution produced {results['labelled']:,} labelled and {results['disputed']:,} disputed messages "
             "(10% of corrections withdrawn, 5% by admins weighted 2, 10% confirmations, 3% rejections).",
