@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import camel
 from camel.errors import BaseModelError, ConfigError
@@ -88,3 +89,16 @@ def test_contrastive_knobs_are_validated() -> None:
         camel.TrainingArgs(contrastive_temperature=0)
     with pytest.raises(ConfigError, match=r"TrainingArgs\.contrastive_weight must be a number >= 0"):
         camel.TrainingArgs(contrastive_weight=-1)
+
+
+@pytest.mark.parametrize(
+    "avx512_bf16, amx, expected", [(False, False, False), (True, False, True), (False, True, True)]
+)
+def test_bf16_training_is_on_by_default_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, expected: bool
+) -> None:
+    # On an AVX2-only CPU emulated bfloat16 made a first round 8x slower than float32.
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert camel.TrainingArgs().bf16 is expected
+    assert camel.TrainingArgs(bf16=not expected).bf16 is (not expected)  # an explicit choice still wins
