@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import torch
+
+from camel.hardware import native_bf16
+
 REPO = Path(__file__).resolve().parents[1]
 # A git worktree's parent is not the checkout's: CAMEL_BENCH_DATA points at the shared data then.
 DATA_DIR = Path(os.environ.get("CAMEL_BENCH_DATA") or REPO.parent / "shared" / "data")
@@ -117,10 +121,20 @@ def stopwatch() -> Iterator[dict[str, float]]:
         result["cpu_s"] = time.process_time() - cpu
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
+
 def machine_line(threads: int) -> str:
+    # The CPU's vector units decide whether bfloat16 training pays, so results name them.
     return (
-        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch threads {threads}, load average at start {load_average():.2f}"
+        f"Python {platform.python_version()}, {platform.machine()} {cpu_model()}, {os.cpu_count()} CPUs, "
+        f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, native bfloat16 "
+        f"{'yes' if native_bf16() else 'no'}, torch threads {threads}, load average at start {load_average():.2f}"
     )
 
 
