@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import platform
 import statistics
 import tempfile
 import threading
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 import camel
+from bench.common import machine_line
 import storage
 from bot.loop import versions as version_dirs
 from bot import runtime
@@ -225,8 +225,9 @@ def write_results(results: dict[str, Any]) -> None:
     lines = [
         "# Reload benchmark",
         "",
-        f"Command: `{COMMAND}` (Python {platform.python_version()}, torch "
-        f"{torch.__version__}, {os.cpu_count()} cores, all-MiniLM-L6-v2, BANKING77: {', '.join(LABELS)}).",
+        f"Command: `{COMMAND}` (torch {torch.__version__}, all-MiniLM-L6-v2, BANKING77: {', '.join(LABELS)}).",
+        "",
+        f"Machine: {s['machine']}.",
         "",
         f"Load average while running: {s['load_average']:.2f} "
         "(the machine is shared, so wall times include waiting for a core).",
@@ -294,6 +295,7 @@ def main() -> int:
         corrections=corrections,
         first_round_s=first_round_s,
         load_average=statistics.mean(loads),
+        machine=machine_line(1),
         command=COMMAND,
     )
     write_results(results)
