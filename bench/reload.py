@@ -16,6 +16,7 @@ child processes, on BANKING77 messages from ../shared/data (five intents).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -54,11 +55,11 @@ def read_rows(name: str) -> dict[str, list[str]]:
     return by_label
 
 
-def make_settings(folder: Path) -> Settings:
+def make_settings(folder: Path, training_threads: int = 1) -> Settings:
     # The poll interval is long so that only the measured sync() call performs each swap.
     return Settings(
         data_dir=str(folder),
-        model=ModelSettings(base_model="", trainable_layers=2, training_threads=1),
+        model=ModelSettings(base_model="", trainable_layers=2, training_threads=training_threads),
         learning=LearningSettings(threshold_new_labels=1, debounce_s=1.0, reload_poll_s=3600.0),
         tasks=[TaskSettings(name=TASK, kind="intent", labels=LABELS)],
     )
@@ -197,9 +198,9 @@ def correction_to_live(
     return {"seconds": None, "outcome": "timeout", "scheduled": scheduled}
 
 
-def write_results(results: dict[str, Any]) -> None:
+def write_results(results: dict[str, Any], stem: str = "reload") -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "reload.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     s, c = results, results["corrections"]
     rows = [
         (
@@ -217,7 +218,8 @@ def write_results(results: dict[str, Any]) -> None:
         ("prediction latency p50 / p99 during swaps", f"{s['predict_p50_ms']:.1f} / {s['predict_p99_ms']:.1f} ms", ""),
         ("correction to live (median of promoted rounds)", _seconds(s["correction_to_live_s"]), "<= 10 s"),
         (
-            "first round through the child process (150 labels, fresh MiniLM adapter, 1 training thread)",
+            f"first round through the child process (150 labels, fresh MiniLM adapter, "
+            f"{s['training_threads']} training thread(s))",
             f"{s['first_round_s']:.1f} s",
             "<= 10 s",
         ),
@@ -225,7 +227,8 @@ def write_results(results: dict[str, Any]) -> None:
     lines = [
         "# Reload benchmark",
         "",
-        f"Command: `{COMMAND}` (torch {torch.__version__}, all-MiniLM-L6-v2, BANKING77: {', '.join(LABELS)}).",
+        f"Command: `{s['command']}` (training threads {s['training_threads']}; torch {torch.__version__}, "
+        f"all-MiniLM-L6-v2, BANKING77: {', '.join(LABELS)}).",
         "",
         f"Machine: {s['machine']}.",
         "",
@@ -249,21 +252,29 @@ def write_results(results: dict[str, Any]) -> None:
         "active adapter with replay, evaluation of candidate and active, gate, hot reload.",
         "",
     ]
-    (RESULTS / "reload.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
 
 
 def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} s"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reload", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--training-threads",
+        type=int,
+        default=1,
+        help="threads of the training child (the bot's default 1 writes reload.json, others reload_threadsN.json)",
+    )
+    options = parser.parse_args(argv)
     torch.set_num_threads(1)
     if not DATA.is_dir():
         print(f"bench.reload: benchmark data not found at {DATA}")
         return 2
     train, test = read_rows("train.csv"), read_rows("test.csv")
     with tempfile.TemporaryDirectory(prefix="camel-reload-") as tmp:
-        settings = make_settings(Path(tmp))
+        settings = make_settings(Path(tmp), options.training_threads)
         db = runtime.open_store(settings)
         store_labelled(db, [(t, label) for label in LABELS for t in train[label][:PER_LABEL]], 1_000_000)
         # The bot's own assembly, without the Slack app: registry and loop as `serve` builds them.
@@ -296,9 +307,10 @@ def main() -> int:
         first_round_s=first_round_s,
         load_average=statistics.mean(loads),
         machine=machine_line(1),
-        command=COMMAND,
+        training_threads=options.training_threads,
+        command=COMMAND + (f" --training-threads {options.training_threads}" if options.training_threads != 1 else ""),
     )
-    write_results(results)
+    write_results(results, "reload" if options.training_threads == 1 else f"reload_threads{options.training_threads}")
     print(json.dumps({k: v for k, v in results.items() if k != "corrections"}, indent=2))
     return 0
 
