@@ -46,7 +46,6 @@ from bench.common import (
 )
 from camel import CamelConfig, FeatureCache, TrainingArgs, load_base, save_adapter, train
 from camel.evaluation import metrics_from_predictions
-from camel.hardware import native_bf16
 
 METHODS = ("camel_k0", "camel_k1", "camel_k2", "camel", "logreg", "tfidf_svm", "full_ft")
 SEEDS = (0, 1, 2)
@@ -67,7 +66,6 @@ CAMEL_RECIPES: dict[int, dict[str, Any]] = {
             "lr_blocks": 5e-5,
             "label_smoothing": 0.1,
             "patience": 5,
-            "bf16": native_bf16(),  # emulated bf16 on AVX2 is ~8x slower than float32
         },
     },
     2: {
@@ -78,7 +76,6 @@ CAMEL_RECIPES: dict[int, dict[str, Any]] = {
             "lr_blocks": 5e-5,
             "label_smoothing": 0.1,
             "patience": 5,
-            "bf16": native_bf16(),  # emulated bf16 on AVX2 is ~8x slower than float32
         },
     },
 }
@@ -235,12 +232,12 @@ def _fit_full(model: _FullModel, bench: Bench, texts: list[str], targets: torch.
         optimizer, lambda s: min((s + 1) / warmup, (total - s) / (total - warmup + 1))
     )
     generator = torch.Generator().manual_seed(seed)
+    bf16 = TrainingArgs().bf16  # the matmul precision CAMEL trains with on this CPU
     model.train()
     for _ in range(epochs):
         for batch in torch.randperm(len(texts), generator=generator).split(size):
             encoded = bench.base.tokenize([texts[i] for i in batch], MAX_LENGTH)
-            # the same matmul precision CAMEL trains with on this CPU
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=native_bf16()):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = model(encoded)
             loss = torch.nn.functional.cross_entropy(logits.float(), targets[batch])
             optimizer.zero_grad()

@@ -268,13 +268,17 @@ def main(argv: list[str] | None = None) -> int:
         help="threads of the training child (the bot's default 1 writes reload.json, others reload_threadsN.json)",
     )
     options = parser.parse_args(argv)
+    threads = options.training_threads
+    # Any other thread count is a variant beside the bot's default, in its own files.
+    variant = "" if threads == 1 else f" --training-threads {threads}"
+    machine = machine_line(1)  # it names the load average at the start
     torch.set_num_threads(1)
     if not DATA.is_dir():
         print(f"bench.reload: benchmark data not found at {DATA}")
         return 2
     train, test = read_rows("train.csv"), read_rows("test.csv")
     with tempfile.TemporaryDirectory(prefix="camel-reload-") as tmp:
-        settings = make_settings(Path(tmp), options.training_threads)
+        settings = make_settings(Path(tmp), threads)
         db = runtime.open_store(settings)
         store_labelled(db, [(t, label) for label in LABELS for t in train[label][:PER_LABEL]], 1_000_000)
         # The bot's own assembly, without the Slack app: registry and loop as `serve` builds them.
@@ -306,11 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         corrections=corrections,
         first_round_s=first_round_s,
         load_average=statistics.mean(loads),
-        machine=machine_line(1),
-        training_threads=options.training_threads,
-        command=COMMAND + (f" --training-threads {options.training_threads}" if options.training_threads != 1 else ""),
+        machine=machine,
+        training_threads=threads,
+        command=COMMAND + variant,
     )
-    write_results(results, "reload" if options.training_threads == 1 else f"reload_threads{options.training_threads}")
+    write_results(results, "reload" if not variant else f"reload_threads{threads}")
     print(json.dumps({k: v for k, v in results.items() if k != "corrections"}, indent=2))
     return 0
 

@@ -8,35 +8,17 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 import storage
-from bot.loop import LearningLoop
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
 from tests.tiny_model import INTENT_WORDS
 
 TASK = "support"
 CHANNEL = "C0SUPPORT"
 WORDS = INTENT_WORDS
-
-
-@pytest.fixture(autouse=True)
-def loops_stop_after_each_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Stop every LearningLoop a test made: a loop left running keeps its review-scoring thread,
-    which then logs into pytest's closed capture stream while a later test runs."""
-    made: list[LearningLoop] = []
-    original = LearningLoop.__init__
-
-    def tracking_init(self: LearningLoop, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(LearningLoop, "__init__", tracking_init)
-    yield
-    for loop in made:
-        loop.stop()
 
 
 def make_texts(label: str, count: int, seed: int) -> list[str]:
