@@ -5,8 +5,19 @@ frequent, seeded rounds on cached bottom states) and an Adaptation Layer (poolin
 classifier). No Slack and no SQL here; see docs/interfaces.md for the contract.
 """
 
-from camel.adapter_io import (ADAPTER_FILES, CONFIG_FILE, LABELS_FILE, MANIFEST_FILE, METRICS_FILE, WEIGHTS_FILE,
-                              FallbackResult, load_adapter, load_first_good, save_adapter, version_folder_name)
+from camel.adapter_io import (
+    ADAPTER_FILES,
+    CONFIG_FILE,
+    LABELS_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    FallbackResult,
+    load_adapter,
+    load_first_good,
+    save_adapter,
+    version_folder_name,
+)
 from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
 from camel.cache import CompactionReport, FeatureCache, text_digest
@@ -14,20 +25,61 @@ from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.errors import CamelError
 from camel.evaluation import evaluate
 from camel.model import Adapter, new_adapter
-from camel.out_of_scope import (Decision, OutOfScopeDetector, OutOfScopeError, decide, fit_out_of_scope,
-                                max_probability_score, nearest_neighbour_score)
+from camel.out_of_scope import (
+    Decision,
+    OutOfScopeDetector,
+    OutOfScopeError,
+    decide,
+    fit_out_of_scope,
+    max_probability_score,
+    nearest_neighbour_score,
+)
 from camel.predictor import Prediction, Predictor
 from camel.review import ReviewError, select_for_review, uncertainty
 from camel.trainer import TrainResult, train
 from camel.version import __version__
 
 __all__ = [
-    "CALIBRATION_FILE", "Calibration", "CalibrationError", "Decision", "OutOfScopeDetector", "OutOfScopeError",
-    "ReviewError", "decide", "fit_calibration", "fit_out_of_scope", "max_probability_score", "nearest_neighbour_score",
-    "select_for_review", "uncertainty",
-    "ADAPTER_FILES", "CONFIG_FILE", "LABELS_FILE", "MANIFEST_FILE", "METRICS_FILE", "WEIGHTS_FILE",
-    "Adapter", "CompactionReport", "FallbackResult", "text_digest", "BaseEncoder", "CamelConfig", "CamelError",
-    "FeatureCache", "Prediction", "Predictor",
-    "TrainResult", "TrainingArgs", "__version__", "default_base_model_path", "evaluate", "load_adapter",
-    "load_base", "load_first_good", "new_adapter", "save_adapter", "train", "version_folder_name",
+    "CALIBRATION_FILE",
+    "Calibration",
+    "CalibrationError",
+    "Decision",
+    "OutOfScopeDetector",
+    "OutOfScopeError",
+    "ReviewError",
+    "decide",
+    "fit_calibration",
+    "fit_out_of_scope",
+    "max_probability_score",
+    "nearest_neighbour_score",
+    "select_for_review",
+    "uncertainty",
+    "ADAPTER_FILES",
+    "CONFIG_FILE",
+    "LABELS_FILE",
+    "MANIFEST_FILE",
+    "METRICS_FILE",
+    "WEIGHTS_FILE",
+    "Adapter",
+    "CompactionReport",
+    "FallbackResult",
+    "text_digest",
+    "BaseEncoder",
+    "CamelConfig",
+    "CamelError",
+    "FeatureCache",
+    "Prediction",
+    "Predictor",
+    "TrainResult",
+    "TrainingArgs",
+    "__version__",
+    "default_base_model_path",
+    "evaluate",
+    "load_adapter",
+    "load_base",
+    "load_first_good",
+    "new_adapter",
+    "save_adapter",
+    "train",
+    "version_folder_name",
 ]

@@ -125,7 +125,8 @@ def load_adapter(directory: str, base: BaseEncoder | None = None) -> Adapter:
     if base.fingerprint != expected_fingerprint:
         raise AdapterLoadError(
             f"adapter {folder} was trained on base fingerprint {expected_fingerprint[:12]} ({base_path}); "
-            f"found base fingerprint {base.fingerprint[:12]} ({base.path})")
+            f"found base fingerprint {base.fingerprint[:12]} ({base.path})"
+        )
     adapter = new_adapter(base, config, labels)
     _load_weights(adapter, folder, expected_sha, shapes)
     adapter.metrics = metrics
@@ -149,7 +150,9 @@ def _verify_manifest(folder: str) -> dict[str, bytes] | None:
     present = set(os.listdir(folder))
     unlisted = sorted(present - set(files) - {MANIFEST_FILE, METRICS_FILE})
     if unlisted:
-        raise AdapterLoadError(f"{unlisted[0]} in {folder} is not in {MANIFEST_FILE}: refusing a file it would serve unverified")
+        raise AdapterLoadError(
+            f"{unlisted[0]} in {folder} is not in {MANIFEST_FILE}: refusing a file it would serve unverified"
+        )
     extras: dict[str, bytes] = {}
     for name, expected in sorted(files.items()):
         if os.path.basename(name) != name or name in (MANIFEST_FILE, METRICS_FILE):
@@ -180,8 +183,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _write_files(adapter: Adapter, folder: str, extras: Mapping[str, bytes]) -> None:
-    tensors = {name: tensor.detach().to(adapter.storage_dtype).contiguous()
-               for name, tensor in adapter.state_dict().items()}
+    tensors = {
+        name: tensor.detach().to(adapter.storage_dtype).contiguous() for name, tensor in adapter.state_dict().items()
+    }
     weights_path = os.path.join(folder, WEIGHTS_FILE)
     save_file(tensors, weights_path, metadata={"format": "pt", "camel_version": __version__})
     meta = {
@@ -215,8 +219,9 @@ def _write_files(adapter: Adapter, folder: str, extras: Mapping[str, bytes]) -> 
 
 def _write_manifest(folder: str, served: Sequence[str]) -> None:
     path = os.path.join(folder, MANIFEST_FILE)
-    _write_json(path, {"format": MANIFEST_FORMAT,
-                       "files": {name: _sha256(os.path.join(folder, name)) for name in served}})
+    _write_json(
+        path, {"format": MANIFEST_FORMAT, "files": {name: _sha256(os.path.join(folder, name)) for name in served}}
+    )
     os.chmod(path, FILE_MODE)
     fsync_path(path)
 
@@ -227,8 +232,9 @@ def _load_weights(adapter: Adapter, folder: str, expected_sha: str, shapes: dict
         raise AdapterLoadError(f"adapter {folder} has no {WEIGHTS_FILE}")
     found_sha = _sha256(weights_path)
     if found_sha != expected_sha:
-        raise AdapterLoadError(f"corrupt {WEIGHTS_FILE} in {folder}: sha256 expected {expected_sha[:12]}, "
-                               f"found {found_sha[:12]}")
+        raise AdapterLoadError(
+            f"corrupt {WEIGHTS_FILE} in {folder}: sha256 expected {expected_sha[:12]}, found {found_sha[:12]}"
+        )
     try:
         tensors = load_file(weights_path)
     except (SafetensorError, OSError) as exc:

@@ -26,8 +26,14 @@ SUPPORTED_MODEL_TYPES: dict[str, tuple[str, ...]] = {
     "distilbert": ("transformer", "layer"),
 }
 WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.txt", "vocab.json", "merges.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
 # Hashing the head and tail of the weights plus their size tells real models apart without
 # reading hundreds of megabytes on every start.
 FINGERPRINT_CHUNK = 2 * 1024 * 1024
@@ -77,11 +83,13 @@ class BaseEncoder:
         # that at once fail with "Already borrowed"; tokenizing is cheap, so it is serialised.
         # Lone surrogates (invalid UTF-8 from a command line, decoded with surrogateescape) make
         # the Rust tokenizer raise TypeError; each becomes "?" (the cache key still sees the original).
-        clean = [text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8", "replace")
-                 for text in texts]
+        clean = [
+            text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8", "replace") for text in texts
+        ]
         with self._tokenizer_lock:
-            encoded: dict[str, torch.Tensor] = self.tokenizer(clean, padding=True, truncation=True,
-                                                              max_length=max_length, return_tensors="pt")
+            encoded: dict[str, torch.Tensor] = self.tokenizer(
+                clean, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
             return encoded
 
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
@@ -99,8 +107,9 @@ class BaseEncoder:
         return hidden
 
     @torch.inference_mode()
-    def bottom(self, texts: list[str], split_layer: int, max_length: int = DEFAULT_MAX_LENGTH,
-               bf16: bool = False) -> BottomOutput:
+    def bottom(
+        self, texts: list[str], split_layer: int, max_length: int = DEFAULT_MAX_LENGTH, bf16: bool = False
+    ) -> BottomOutput:
         """Embeddings and blocks [0, split_layer) for a batch of texts (bf16: bfloat16 matmuls, ~2x faster)."""
         if not 0 <= split_layer <= self.num_layers:
             raise BaseModelError(f"split layer {split_layer} outside 0..{self.num_layers} for {self.path}")

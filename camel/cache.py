@@ -67,8 +67,14 @@ class CompactionReport:
 class FeatureCache:
     """Memory dict + optional disk folder of bottom hidden states for one base encoder."""
 
-    def __init__(self, base: BaseEncoder, directory: str | None = None, *, bf16: bool = False,
-                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        base: BaseEncoder,
+        directory: str | None = None,
+        *,
+        bf16: bool = False,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
         self.base = base
         self.directory = os.path.abspath(directory) if directory else None
         self.bf16 = bf16
@@ -108,10 +114,11 @@ class FeatureCache:
         keys = [self.key(text, split_layer, max_length) for text in texts]
         found = self._lookup(keys)
         # Similar lengths in one bottom batch waste less work on padding.
-        missing = sorted({key: i for i, key in enumerate(keys) if key not in found}.values(),
-                         key=lambda i: len(texts[i]))
+        missing = sorted(
+            {key: i for i, key in enumerate(keys) if key not in found}.values(), key=lambda i: len(texts[i])
+        )
         for start in range(0, len(missing), COMPUTE_BATCH):
-            chunk = missing[start:start + COMPUTE_BATCH]
+            chunk = missing[start : start + COMPUTE_BATCH]
             output = self.base.bottom([texts[i] for i in chunk], split_layer, max_length, self.bf16)
             for row, index in enumerate(chunk):
                 found[keys[index]] = self._remember(keys[index], output, row)
@@ -213,9 +220,14 @@ class FeatureCache:
             self._on_disk.update(written)
             self._scanned.update(written.values())
             fsync_path(self.directory)
-            return CompactionReport(shards_before=len(shards), shards_after=len(set(written.values())),
-                                    entries_kept=len(kept), entries_removed=total - len(kept),
-                                    bytes_before=bytes_before, bytes_after=self.disk_bytes())
+            return CompactionReport(
+                shards_before=len(shards),
+                shards_after=len(set(written.values())),
+                entries_kept=len(kept),
+                entries_removed=total - len(kept),
+                bytes_before=bytes_before,
+                bytes_after=self.disk_bytes(),
+            )
 
     def _live_entries(self, shards: list[str]) -> tuple[dict[str, tuple[str, int, float]], int]:
         """key -> (shard, bytes, last use) for every entry worth keeping; and how many entries there were."""
@@ -268,15 +280,19 @@ class FeatureCache:
         except (OSError, SafetensorError) as exc:
             if os.path.exists(temp_path):
                 os.remove(temp_path)
-            raise CacheError(f"cannot write feature-cache shard in {self.directory}: "
-                             f"{' '.join(str(exc).split())}") from exc
+            raise CacheError(
+                f"cannot write feature-cache shard in {self.directory}: {' '.join(str(exc).split())}"
+            ) from exc
         return final_path
 
     def _shard_paths(self) -> list[str]:
         if not self.directory:
             return []
-        return [os.path.join(self.directory, name) for name in sorted(os.listdir(self.directory))
-                if name.endswith(SHARD_SUFFIX) and not name.startswith(".")]
+        return [
+            os.path.join(self.directory, name)
+            for name in sorted(os.listdir(self.directory))
+            if name.endswith(SHARD_SUFFIX) and not name.startswith(".")
+        ]
 
     def _is_forgotten(self, key: str) -> bool:
         return bool(self._forgotten) and _digest_of(key) in self._forgotten

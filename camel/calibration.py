@@ -76,8 +76,17 @@ class Calibration:
     @classmethod
     def identity(cls, floor: float = 0.0, target_precision: float = DEFAULT_TARGET_PRECISION) -> "Calibration":
         """No rescaling and the floor as threshold: what an adapter without calibration serves with."""
-        return cls(temperature=1.0, threshold=floor, target_precision=target_precision, floor=floor,
-                   fitted_on_n=0, checked_on_n=0, precision=None, coverage=None, status="identity")
+        return cls(
+            temperature=1.0,
+            threshold=floor,
+            target_precision=target_precision,
+            floor=floor,
+            fitted_on_n=0,
+            checked_on_n=0,
+            precision=None,
+            coverage=None,
+            status="identity",
+        )
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated softmax probabilities [n, labels] of raw logits."""
@@ -116,9 +125,16 @@ class Calibration:
         return cls.from_dict(data)
 
 
-def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_precision: float = DEFAULT_TARGET_PRECISION,
-                    floor: float = 0.0, folds: int = DEFAULT_FOLDS, min_examples: int = MIN_EXAMPLES,
-                    seed: int = 0) -> Calibration:
+def fit_calibration(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    *,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
+    floor: float = 0.0,
+    folds: int = DEFAULT_FOLDS,
+    min_examples: int = MIN_EXAMPLES,
+    seed: int = 0,
+) -> Calibration:
     """Temperature and threshold from held-out logits [n, labels] and gold label indices [n].
 
     Out-of-fold check: the examples are shuffled (seeded) into `folds` parts; each part is
@@ -134,24 +150,42 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_precision:
         raise CalibrationError(f"folds must be >= 2, got {folds!r}")
     n = len(labels)
     if n < max(min_examples, folds):
-        return Calibration(temperature=1.0, threshold=floor, target_precision=target_precision, floor=floor,
-                           fitted_on_n=n, checked_on_n=0, precision=None, coverage=None, status="too_few_examples")
+        return Calibration(
+            temperature=1.0,
+            threshold=floor,
+            target_precision=target_precision,
+            floor=floor,
+            fitted_on_n=n,
+            checked_on_n=0,
+            precision=None,
+            coverage=None,
+            status="too_few_examples",
+        )
     order = np.random.default_rng(seed).permutation(n)
     stated = correct = 0
     for part in np.array_split(order, folds):
         rest = np.setdiff1d(order, part, assume_unique=True)
         temperature = fit_temperature(logits[rest], labels[rest])
-        threshold, _ = choose_threshold(_confidence_and_hits(logits[rest], labels[rest], temperature),
-                                        target_precision, floor)
+        threshold, _ = choose_threshold(
+            _confidence_and_hits(logits[rest], labels[rest], temperature), target_precision, floor
+        )
         confidence, hits = _confidence_and_hits(logits[part], labels[part], temperature)
         answered = confidence >= threshold
         stated += int(answered.sum())
         correct += int(hits[answered].sum())
     temperature = fit_temperature(logits, labels)
     threshold, reached = choose_threshold(_confidence_and_hits(logits, labels, temperature), target_precision, floor)
-    return Calibration(temperature=temperature, threshold=threshold, target_precision=target_precision, floor=floor,
-                       fitted_on_n=n, checked_on_n=n, precision=correct / stated if stated else None,
-                       coverage=stated / n, status="fitted" if reached else "target_unreachable")
+    return Calibration(
+        temperature=temperature,
+        threshold=threshold,
+        target_precision=target_precision,
+        floor=floor,
+        fitted_on_n=n,
+        checked_on_n=n,
+        precision=correct / stated if stated else None,
+        coverage=stated / n,
+        status="fitted" if reached else "target_unreachable",
+    )
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -173,8 +207,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp((low + high) / 2.0))
 
 
-def choose_threshold(confidence_and_hits: tuple[np.ndarray, np.ndarray], target_precision: float,
-                     floor: float = 0.0) -> tuple[float, bool]:
+def choose_threshold(
+    confidence_and_hits: tuple[np.ndarray, np.ndarray], target_precision: float, floor: float = 0.0
+) -> tuple[float, bool]:
     """(threshold, target reached): the lowest confidence whose stated predictions meet the target.
 
     Stated predictions at threshold t are those with confidence >= t; their precision is the
@@ -250,7 +285,9 @@ def _checked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
         raise CalibrationError(f"logits must be [examples, labels >= 2], got shape {logits.shape}")
     if labels.shape != (logits.shape[0],):
         raise CalibrationError(f"{logits.shape[0]} logit rows but labels of shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer) or (len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1])):
+    if not np.issubdtype(labels.dtype, np.integer) or (
+        len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1])
+    ):
         raise CalibrationError(f"labels must be integer indices in [0, {logits.shape[1]})")
     if not np.isfinite(logits).all():
         raise CalibrationError("logits contain NaN or infinity")

@@ -8,8 +8,9 @@ import os
 from camel.errors import DataFileError
 
 
-def read_labelled_csv(path: str, text_col: str = "text", label_col: str = "label",
-                      min_labels: int = 2) -> tuple[list[str], list[str]]:
+def read_labelled_csv(
+    path: str, text_col: str = "text", label_col: str = "label", min_labels: int = 2
+) -> tuple[list[str], list[str]]:
     """(texts, labels) from a UTF-8 CSV with a header row; refuses empty cells and too few labels."""
     rows = _rows(path)
     if not rows:
@@ -32,8 +33,9 @@ def read_labelled_csv(path: str, text_col: str = "text", label_col: str = "label
         raise DataFileError(f"{path}: no labelled rows")
     distinct = sorted(set(labels))
     if len(distinct) < min_labels:
-        raise DataFileError(f"{path}: needs at least {min_labels} different labels, "
-                            f"found {len(distinct)} ({', '.join(distinct)})")
+        raise DataFileError(
+            f"{path}: needs at least {min_labels} different labels, found {len(distinct)} ({', '.join(distinct)})"
+        )
     return texts, labels
 
 

@@ -19,7 +19,9 @@ def sample_replay(count: int, wanted: int, rng: random.Random) -> list[int]:
     return sorted(rng.sample(range(count), wanted))
 
 
-def stratified_split(labels: list[int], fraction: float, minimum: int, rng: random.Random) -> tuple[list[int], list[int]]:
+def stratified_split(
+    labels: list[int], fraction: float, minimum: int, rng: random.Random
+) -> tuple[list[int], list[int]]:
     """(train, validation) indices; each label with at least 2 examples gives its share to validation."""
     by_label = _group(range(len(labels)), labels)
     train: list[int] = []
@@ -35,8 +37,14 @@ def stratified_split(labels: list[int], fraction: float, minimum: int, rng: rand
     return sorted(train), sorted(validation)
 
 
-def stratified_batches(indices: list[int], labels: list[int], lengths: list[int], batch_size: int,
-                       rng: random.Random, bucket_by_length: bool) -> list[list[int]]:
+def stratified_batches(
+    indices: list[int],
+    labels: list[int],
+    lengths: list[int],
+    batch_size: int,
+    rng: random.Random,
+    bucket_by_length: bool,
+) -> list[list[int]]:
     """One epoch of micro-batches in which every label is spread evenly over the epoch."""
     keyed: list[tuple[float, int]] = []
     for members in _group(indices, [labels[i] for i in indices]).values():
@@ -46,24 +54,25 @@ def stratified_batches(indices: list[int], labels: list[int], lengths: list[int]
     keyed.sort()
     order = [index for _, index in keyed]
     if not bucket_by_length:
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     batches: list[list[int]] = []
     window = batch_size * BUCKET_WINDOW
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
 
 
-def label_group_batches(indices: list[int], labels: list[int], per_label: int, batch_size: int,
-                        rng: random.Random) -> list[list[int]]:
+def label_group_batches(
+    indices: list[int], labels: list[int], per_label: int, batch_size: int, rng: random.Random
+) -> list[list[int]]:
     """One epoch of batches built from groups of `per_label` same-label examples, so a contrastive
     term finds positive pairs in every batch."""
     groups: list[list[int]] = []
     for members in _group(indices, [labels[i] for i in indices]).values():
         rng.shuffle(members)
-        groups.extend(members[i:i + per_label] for i in range(0, len(members), per_label))
+        groups.extend(members[i : i + per_label] for i in range(0, len(members), per_label))
     rng.shuffle(groups)
     batches: list[list[int]] = [[]]
     for group in groups:

@@ -15,8 +15,9 @@ from camel.predictor import Predictor
 TOP_CONFUSED = 20
 
 
-def evaluate(adapter_or_predictor: Adapter | Predictor, texts: list[str], labels: list[str],
-             cache: FeatureCache | None = None) -> dict[str, Any]:
+def evaluate(
+    adapter_or_predictor: Adapter | Predictor, texts: list[str], labels: list[str], cache: FeatureCache | None = None
+) -> dict[str, Any]:
     """Metrics of the adapter's top-1 predictions against `labels` (JSON-serialisable)."""
     texts, labels = list(texts), list(labels)
     if len(texts) != len(labels):
@@ -24,12 +25,15 @@ def evaluate(adapter_or_predictor: Adapter | Predictor, texts: list[str], labels
     return metrics_from_predictions(labels, top1_labels(adapter_or_predictor, texts, cache))
 
 
-def top1_labels(adapter_or_predictor: Adapter | Predictor, texts: list[str],
-                cache: FeatureCache | None = None) -> list[str]:
+def top1_labels(
+    adapter_or_predictor: Adapter | Predictor, texts: list[str], cache: FeatureCache | None = None
+) -> list[str]:
     """The adapter's most probable label for each text (what `evaluate` scores)."""
     if not texts:
         raise TrainingDataError("evaluation data is empty")
-    predictor = adapter_or_predictor if isinstance(adapter_or_predictor, Predictor) else Predictor(adapter_or_predictor, cache)
+    predictor = (
+        adapter_or_predictor if isinstance(adapter_or_predictor, Predictor) else Predictor(adapter_or_predictor, cache)
+    )
     adapter, probabilities = predictor.probabilities(list(texts))
     return [adapter.labels[int(i)] for i in probabilities.argmax(dim=1)]
 
@@ -38,9 +42,15 @@ def metrics_from_predictions(gold: list[str], predicted: list[str]) -> dict[str,
     """The evaluation dict for gold vs predicted labels (labels the model never knew count as errors)."""
     names = sorted(set(gold) | set(predicted))
     report = classification_report(gold, predicted, labels=names, output_dict=True, zero_division=0)
-    per_label = {name: {"precision": float(report[name]["precision"]), "recall": float(report[name]["recall"]),
-                        "f1": float(report[name]["f1-score"]), "support": int(report[name]["support"])}
-                 for name in names}
+    per_label = {
+        name: {
+            "precision": float(report[name]["precision"]),
+            "recall": float(report[name]["recall"]),
+            "f1": float(report[name]["f1-score"]),
+            "support": int(report[name]["support"]),
+        }
+        for name in names
+    }
     known = sorted(set(gold))  # averages over the classes that occur, as the benchmarks report them
     confused = Counter((g, p) for g, p in zip(gold, predicted) if g != p)
     most_confused = sorted(confused.items(), key=lambda item: (-item[1], item[0]))[:TOP_CONFUSED]
@@ -52,8 +62,7 @@ def metrics_from_predictions(gold: list[str], predicted: list[str]) -> dict[str,
         "macro_recall": float(recall_score(gold, predicted, labels=known, average="macro", zero_division=0)),
         "report": _plain(report),
         "per_label": per_label,
-        "confused_pairs": [{"true": g, "predicted": p, "count": n}
-                           for (g, p), n in most_confused],
+        "confused_pairs": [{"true": g, "predicted": p, "count": n} for (g, p), n in most_confused],
     }
 
 

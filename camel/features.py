@@ -36,13 +36,14 @@ class TrainingFeatures:
         return embedding.float(), logits.float()
 
     @torch.no_grad()
-    def validate(self, indices: list[int], targets: list[int],
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> dict[str, float]:
+    def validate(
+        self, indices: list[int], targets: list[int], loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> dict[str, float]:
         self.adapter.eval()
         ordered = sorted(indices, key=lambda i: self.lengths[i])
         total_loss, correct = 0.0, 0
         for start in range(0, len(ordered), EVAL_BATCH):
-            batch = ordered[start:start + EVAL_BATCH]
+            batch = ordered[start : start + EVAL_BATCH]
             logits = self.outputs(batch)[1]
             gold = torch.tensor([targets[i] for i in batch])
             total_loss += float(loss_fn(logits, gold)) * len(batch)
@@ -56,7 +57,7 @@ def pooled_vectors(adapter: Adapter, states: list[torch.Tensor]) -> torch.Tensor
     order = sorted(range(len(states)), key=lambda i: states[i].shape[0])
     pooled = torch.empty(len(states), adapter.base.hidden_size)
     for start in range(0, len(order), EVAL_BATCH):
-        chunk = order[start:start + EVAL_BATCH]
+        chunk = order[start : start + EVAL_BATCH]
         hidden, mask = pad_states([states[i] for i in chunk])
         pooled[chunk] = adapter.pool(hidden, mask)
     return pooled

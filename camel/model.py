@@ -45,7 +45,8 @@ class Adapter(nn.Module):
         if config.trainable_layers > base.num_layers:
             raise ConfigError(
                 f"CamelConfig.trainable_layers must be <= {base.num_layers} (layers in {base.path}), "
-                f"got {config.trainable_layers}")
+                f"got {config.trainable_layers}"
+            )
         _check_labels(labels)
         self.base = base  # BaseEncoder is not an nn.Module, so it stays out of state_dict
         self.config = config
@@ -54,7 +55,7 @@ class Adapter(nn.Module):
         # Verified extra files of a loaded adapter (e.g. a calibration), by file name.
         self.extra_files: dict[str, bytes] = {}
         self.split_layer = base.num_layers - config.trainable_layers
-        self.blocks = nn.ModuleList(copy.deepcopy(block) for block in base.blocks[self.split_layer:])
+        self.blocks = nn.ModuleList(copy.deepcopy(block) for block in base.blocks[self.split_layer :])
         for parameter in self.blocks.parameters():
             parameter.requires_grad_(True)
         self.adapt = AdaptationLayer(base.hidden_size, config.bottleneck, config.dropout)
@@ -102,9 +103,12 @@ class Adapter(nn.Module):
     @torch.no_grad()
     def set_classifier(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         """Start the classifier from given rows (a probe, label prototypes), one per label in order."""
-        if tuple(weight.shape) != tuple(self.classifier.weight.shape) or tuple(bias.shape) != tuple(self.classifier.bias.shape):
-            raise ConfigError(f"classifier init of shape {tuple(weight.shape)} does not fit "
-                              f"{tuple(self.classifier.weight.shape)}")
+        if tuple(weight.shape) != tuple(self.classifier.weight.shape) or tuple(bias.shape) != tuple(
+            self.classifier.bias.shape
+        ):
+            raise ConfigError(
+                f"classifier init of shape {tuple(weight.shape)} does not fit {tuple(self.classifier.weight.shape)}"
+            )
         self.classifier.weight.copy_(weight)
         self.classifier.bias.copy_(bias)
 

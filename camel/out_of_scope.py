@@ -87,8 +87,17 @@ class OutOfScopeDetector:
 
     @classmethod
     def off(cls, method: str = DEFAULT_METHOD) -> "OutOfScopeDetector":
-        return cls(method=method, threshold=math.inf, max_inscope_rejection=0.0, probability_mean=0.0,
-                   probability_std=1.0, neighbour_mean=0.0, neighbour_std=1.0, fitted_on_n=0, status="off")
+        return cls(
+            method=method,
+            threshold=math.inf,
+            max_inscope_rejection=0.0,
+            probability_mean=0.0,
+            probability_std=1.0,
+            neighbour_mean=0.0,
+            neighbour_std=1.0,
+            fitted_on_n=0,
+            status="off",
+        )
 
     def score(self, probability_score: np.ndarray, neighbour_score: np.ndarray | None = None) -> np.ndarray:
         """The detector's score from `max_probability_score` and `nearest_neighbour_score` values."""
@@ -100,8 +109,9 @@ class OutOfScopeDetector:
         neighbour = np.asarray(neighbour_score, dtype=np.float64)
         if self.method == "nearest_neighbour":
             return neighbour
-        return ((probability - self.probability_mean) / self.probability_std
-                + (neighbour - self.neighbour_mean) / self.neighbour_std)
+        return (probability - self.probability_mean) / self.probability_std + (
+            neighbour - self.neighbour_mean
+        ) / self.neighbour_std
 
     def flags(self, probability_score: np.ndarray, neighbour_score: np.ndarray | None = None) -> np.ndarray:
         """[n] True where the message is out of scope by this detector."""
@@ -126,10 +136,14 @@ class OutOfScopeDetector:
         return cls(**values)
 
 
-def fit_out_of_scope(probability_score: np.ndarray, neighbour_score: np.ndarray | None = None, *,
-                     method: str = DEFAULT_METHOD,
-                     max_inscope_rejection: float = DEFAULT_MAX_INSCOPE_REJECTION,
-                     min_examples: int = MIN_EXAMPLES) -> OutOfScopeDetector:
+def fit_out_of_scope(
+    probability_score: np.ndarray,
+    neighbour_score: np.ndarray | None = None,
+    *,
+    method: str = DEFAULT_METHOD,
+    max_inscope_rejection: float = DEFAULT_MAX_INSCOPE_REJECTION,
+    min_examples: int = MIN_EXAMPLES,
+) -> OutOfScopeDetector:
     """A detector from the scores of held-out IN-SCOPE messages (drop held-out out-of-scope ones first).
 
     The threshold is the (1 - max_inscope_rejection) quantile of the held-out scores, so about
@@ -146,14 +160,24 @@ def fit_out_of_scope(probability_score: np.ndarray, neighbour_score: np.ndarray 
     if max_inscope_rejection == 0.0:
         return OutOfScopeDetector.off(method)
     if len(probability) < min_examples:
-        return dataclasses_replace(OutOfScopeDetector.off(method), fitted_on_n=len(probability),
-                                   status="too_few_examples", max_inscope_rejection=max_inscope_rejection)
+        return dataclasses_replace(
+            OutOfScopeDetector.off(method),
+            fitted_on_n=len(probability),
+            status="too_few_examples",
+            max_inscope_rejection=max_inscope_rejection,
+        )
     neighbour = np.asarray(neighbour_score if neighbour_score is not None else probability, dtype=np.float64)
-    unscaled = OutOfScopeDetector(method=method, threshold=math.inf, max_inscope_rejection=max_inscope_rejection,
-                                  probability_mean=float(probability.mean()),
-                                  probability_std=float(max(probability.std(), 1e-9)),
-                                  neighbour_mean=float(neighbour.mean()), neighbour_std=float(max(neighbour.std(), 1e-9)),
-                                  fitted_on_n=len(probability), status="fitted")
+    unscaled = OutOfScopeDetector(
+        method=method,
+        threshold=math.inf,
+        max_inscope_rejection=max_inscope_rejection,
+        probability_mean=float(probability.mean()),
+        probability_std=float(max(probability.std(), 1e-9)),
+        neighbour_mean=float(neighbour.mean()),
+        neighbour_std=float(max(neighbour.std(), 1e-9)),
+        fitted_on_n=len(probability),
+        status="fitted",
+    )
     scores = unscaled.score(probability, neighbour)
     threshold = float(np.quantile(scores, 1.0 - max_inscope_rejection, method="higher"))
     return dataclasses_replace(unscaled, threshold=threshold)
@@ -167,7 +191,7 @@ def nearest_neighbour_score(embeddings: np.ndarray, reference: np.ndarray, chunk
         raise OutOfScopeError(f"reference must be [messages >= 1, {vectors.shape[1]}], got shape {known.shape}")
     best = np.empty(len(vectors))
     for start in range(0, len(vectors), chunk):  # bounded memory for large message sets
-        best[start:start + chunk] = (vectors[start:start + chunk] @ known.T).max(axis=1)
+        best[start : start + chunk] = (vectors[start : start + chunk] @ known.T).max(axis=1)
     return np.asarray(1.0 - best)
 
 
@@ -202,8 +226,12 @@ def centroid_score(embeddings: np.ndarray, centroids: np.ndarray, out_of_scope_i
     return np.asarray(1.0 - similarity.max(axis=1), dtype=np.float64)
 
 
-def decide(probabilities: np.ndarray, threshold: float, out_of_scope_index: int | None = None,
-           out_of_scope: np.ndarray | None = None) -> list[Decision]:
+def decide(
+    probabilities: np.ndarray,
+    threshold: float,
+    out_of_scope_index: int | None = None,
+    out_of_scope: np.ndarray | None = None,
+) -> list[Decision]:
     """One Decision per row of calibrated probabilities [n, labels] at a calibrated threshold;
     `out_of_scope` ([n] bool, e.g. `detector.flags(...)`) marks messages a detector turned away."""
     p = _probabilities(probabilities, out_of_scope_index)
@@ -216,7 +244,8 @@ def decide(probabilities: np.ndarray, threshold: float, out_of_scope_index: int 
     decisions = []
     for row in range(len(p)):
         if (out_of_scope_index is not None and top[row] == out_of_scope_index) or (
-                out_of_scope is not None and out_of_scope[row]):
+            out_of_scope is not None and out_of_scope[row]
+        ):
             outcome: Outcome = "out_of_scope"
         elif confidence[row] < threshold:
             outcome = "abstain"

@@ -30,8 +30,9 @@ class Prediction:
 class Predictor:
     """Thread-safe predictions from one task's adapter; `swap` replaces it atomically."""
 
-    def __init__(self, adapter: Adapter, cache: FeatureCache | None = None, flush_every: int = 256,
-                 bf16: bool | None = None) -> None:
+    def __init__(
+        self, adapter: Adapter, cache: FeatureCache | None = None, flush_every: int = 256, bf16: bool | None = None
+    ) -> None:
         _check_cache(adapter, cache)
         self._adapter = adapter
         self._swap_lock = threading.Lock()
@@ -52,7 +53,8 @@ class Predictor:
         if new.base.fingerprint != current.base.fingerprint:
             raise IncompatibleAdapterError(
                 f"adapter base {new.base.path} (fingerprint {new.base.fingerprint[:12]}) does not match the "
-                f"serving base {current.base.path} (fingerprint {current.base.fingerprint[:12]})")
+                f"serving base {current.base.path} (fingerprint {current.base.fingerprint[:12]})"
+            )
         new.eval()
         with self._swap_lock:
             old, self._adapter = self._adapter, new
@@ -84,8 +86,10 @@ class Predictor:
         result = torch.empty(len(texts), len(adapter.labels))
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for start in range(0, len(order), PREDICT_BATCH):
-                chunk = order[start:start + PREDICT_BATCH]
-                hidden, mask = self.cache.batch([texts[i] for i in chunk], adapter.split_layer, adapter.config.max_length)
+                chunk = order[start : start + PREDICT_BATCH]
+                hidden, mask = self.cache.batch(
+                    [texts[i] for i in chunk], adapter.split_layer, adapter.config.max_length
+                )
                 result[chunk] = adapter.probabilities(adapter(hidden, mask).float())
         return result
 
@@ -102,11 +106,17 @@ def _prediction(adapter: Adapter, row: torch.Tensor, latency_ms: float) -> Predi
     scores, indices = torch.topk(row, k=min(3, row.shape[0]))
     top3 = [(adapter.labels[int(i)], round(float(s), 6)) for s, i in zip(scores, indices)]
     confidence = float(scores[0])
-    return Prediction(label=top3[0][0], confidence=confidence, top3=top3,
-                      abstained=confidence < adapter.config.abstain_threshold, latency_ms=latency_ms)
+    return Prediction(
+        label=top3[0][0],
+        confidence=confidence,
+        top3=top3,
+        abstained=confidence < adapter.config.abstain_threshold,
+        latency_ms=latency_ms,
+    )
 
 
 def _check_cache(adapter: Adapter, cache: FeatureCache | None) -> None:
     if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
         raise IncompatibleAdapterError(
-            f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
+            f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}"
+        )

@@ -53,10 +53,16 @@ def uncertainty(probabilities: np.ndarray, kind: str = DEFAULT_UNCERTAINTY) -> n
     raise ReviewError(f"uncertainty kind must be one of {UNCERTAINTY_KINDS}, got {kind!r}")
 
 
-def select_for_review(scores: np.ndarray, embeddings: np.ndarray, n: int = 5, *,
-                      exclude: np.ndarray | None = None, diversity: float = DEFAULT_DIVERSITY,
-                      candidates: int | None = None,
-                      duplicate_similarity: float = DUPLICATE_SIMILARITY) -> list[int]:
+def select_for_review(
+    scores: np.ndarray,
+    embeddings: np.ndarray,
+    n: int = 5,
+    *,
+    exclude: np.ndarray | None = None,
+    diversity: float = DEFAULT_DIVERSITY,
+    candidates: int | None = None,
+    duplicate_similarity: float = DUPLICATE_SIMILARITY,
+) -> list[int]:
     """Indices of up to n messages to ask about, most useful first.
 
     scores: [N] usefulness (e.g. `uncertainty(...)`); embeddings: [N, d] pooled base embeddings

@@ -40,11 +40,18 @@ class TrainResult:
     val_metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = None,
-          args: TrainingArgs | None = None, init: Adapter | None = None,
-          replay: tuple[list[str], list[str]] | None = None, cache: FeatureCache | None = None,
-          progress: ProgressCallback | None = None,
-          label_descriptions: dict[str, str] | None = None) -> TrainResult:
+def train(
+    texts: list[str],
+    labels: list[str],
+    *,
+    config: CamelConfig | None = None,
+    args: TrainingArgs | None = None,
+    init: Adapter | None = None,
+    replay: tuple[list[str], list[str]] | None = None,
+    cache: FeatureCache | None = None,
+    progress: ProgressCallback | None = None,
+    label_descriptions: dict[str, str] | None = None,
+) -> TrainResult:
     """Train a fresh adapter, or continue from `init` (new labels extend it), on texts + replay.
 
     A fresh head starts from a probe on the pooled features plus the label-name prototypes
@@ -62,8 +69,7 @@ def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = N
             texts, labels = old_texts + texts, old_labels + labels
         fresh_config = copy.deepcopy(config if config is not None else init.config)
         order = list(init.labels) + sorted(set(labels) - set(init.labels))
-        return _train_fresh(texts, labels, fresh_config, args, cache, progress, label_descriptions,
-                            order, init.base)
+        return _train_fresh(texts, labels, fresh_config, args, cache, progress, label_descriptions, order, init.base)
     if replay is not None:
         texts, labels = _with_replay(texts, labels, replay, args)
     if init is None:
@@ -75,10 +81,17 @@ def train(texts: list[str], labels: list[str], *, config: CamelConfig | None = N
         return _Round(adapter, texts, labels, args, cache, progress).run()
 
 
-def _train_fresh(texts: list[str], labels: list[str], config: CamelConfig, args: TrainingArgs,
-                 cache: FeatureCache | None, progress: ProgressCallback | None,
-                 descriptions: dict[str, str] | None, order: list[str] | None = None,
-                 base: BaseEncoder | None = None) -> TrainResult:
+def _train_fresh(
+    texts: list[str],
+    labels: list[str],
+    config: CamelConfig,
+    args: TrainingArgs,
+    cache: FeatureCache | None,
+    progress: ProgressCallback | None,
+    descriptions: dict[str, str] | None,
+    order: list[str] | None = None,
+    base: BaseEncoder | None = None,
+) -> TrainResult:
     with _seeded(args.seed), _threads(args.num_threads):
         names = order or sorted(set(labels))
         if len(set(labels)) < 2:
@@ -99,7 +112,8 @@ def _refits(texts: list[str], replay: tuple[list[str], list[str]] | None, args: 
 def _checked_cache(cache: FeatureCache | None, adapter: Adapter) -> FeatureCache:
     if cache is not None and cache.base.fingerprint != adapter.base.fingerprint:
         raise IncompatibleAdapterError(
-            f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}")
+            f"feature cache is for base {cache.base.path} but the adapter uses {adapter.base.path}"
+        )
     # A float32 bottom by default, like the Predictor's: training sees what serving computes.
     return cache if cache is not None else FeatureCache(adapter.base)
 
@@ -107,16 +121,25 @@ def _checked_cache(cache: FeatureCache | None, adapter: Adapter) -> FeatureCache
 class _Round:
     """State of one training round: data, batches, optimizer, early stopping."""
 
-    def __init__(self, adapter: Adapter, texts: list[str], labels: list[str], args: TrainingArgs,
-                 cache: FeatureCache, progress: ProgressCallback | None,
-                 fresh_head: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        adapter: Adapter,
+        texts: list[str],
+        labels: list[str],
+        args: TrainingArgs,
+        cache: FeatureCache,
+        progress: ProgressCallback | None,
+        fresh_head: dict[str, str] | None = None,
+    ) -> None:
         """`fresh_head` (label descriptions, maybe empty) marks a fresh head to initialise per args.head_init."""
         self.adapter, self.args, self.progress = adapter, args, progress
         self.cache, self.fresh_head = cache, fresh_head
         self.rng = random.Random(args.seed)
         self.targets = [adapter.labels.index(label) for label in labels]
         self.features = TrainingFeatures(adapter, cache, texts, args.bf16)
-        self.train_idx, self.val_idx = stratified_split(self.targets, args.val_fraction, args.min_val_examples, self.rng)
+        self.train_idx, self.val_idx = stratified_split(
+            self.targets, args.val_fraction, args.min_val_examples, self.rng
+        )
         steps_per_epoch = self._steps_per_epoch()
         planned = steps_per_epoch * args.max_epochs
         self.main_steps = min(planned, args.max_steps) if args.max_steps else planned
@@ -192,15 +215,22 @@ class _Round:
         fine-tune): a random head's early gradients would otherwise distort the copied blocks."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.args.bf16):
             pooled = pooled_vectors(self.adapter, self.features.states).float()
-        optimizer = torch.optim.AdamW(self.adapter.head_parameters(), lr=self.args.lr_head,
-                                      weight_decay=self.args.weight_decay)
+        optimizer = torch.optim.AdamW(
+            self.adapter.head_parameters(), lr=self.args.lr_head, weight_decay=self.args.weight_decay
+        )
         for epoch in range(1, self.warmup_epochs + 1):
-            self._epoch(-epoch, lambda batch: self.adapter.embed_and_classify(pooled[batch]), optimizer, None,
-                        self.total_steps)
+            self._epoch(
+                -epoch, lambda batch: self.adapter.embed_and_classify(pooled[batch]), optimizer, None, self.total_steps
+            )
 
-    def _epoch(self, epoch: int, outputs_of: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
-               optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-               stop_at: int) -> float:
+    def _epoch(
+        self,
+        epoch: int,
+        outputs_of: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        stop_at: int,
+    ) -> float:
         """One pass over the training split; epoch < 0 marks the head warm-up (no contrastive term)."""
         self.adapter.train()
         losses: list[float] = []
@@ -224,15 +254,23 @@ class _Round:
             return math.ceil(len(self.train_idx) / self.args.batch_size)
         probe = random.Random()
         probe.setstate(self.rng.getstate())  # count the batches without consuming the round's randomness
-        return len(label_group_batches(self.train_idx, self.targets, self.args.examples_per_label,
-                                       self.args.batch_size, probe))
+        return len(
+            label_group_batches(self.train_idx, self.targets, self.args.examples_per_label, self.args.batch_size, probe)
+        )
 
     def _batches(self) -> list[list[int]]:
         if self.args.examples_per_label:
-            return label_group_batches(self.train_idx, self.targets, self.args.examples_per_label,
-                                       self.args.batch_size, self.rng)
-        return stratified_batches(self.train_idx, self.targets, self.features.lengths, self.args.batch_size,
-                                  self.rng, self.args.length_bucketing)
+            return label_group_batches(
+                self.train_idx, self.targets, self.args.examples_per_label, self.args.batch_size, self.rng
+            )
+        return stratified_batches(
+            self.train_idx,
+            self.targets,
+            self.features.lengths,
+            self.args.batch_size,
+            self.rng,
+            self.args.length_bucketing,
+        )
 
     def _report(self, metrics: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -242,16 +280,27 @@ class _Round:
         val_metrics: dict[str, Any] = {}
         if best is not None:
             self.adapter.load_state_dict(best[1])
-            val_metrics = {"loss": best[2]["val_loss"], "accuracy": best[2]["val_accuracy"],
-                           "epoch": best[2]["epoch"], "n": len(self.val_idx)}
+            val_metrics = {
+                "loss": best[2]["val_loss"],
+                "accuracy": best[2]["val_accuracy"],
+                "epoch": best[2]["epoch"],
+                "n": len(self.val_idx),
+            }
         self.adapter.eval()
         self.adapter.round_to_storage()
-        self.adapter.metrics = {"training": {"n_train": len(self.train_idx), "n_val": len(self.val_idx),
-                                             "steps": self.step, "epochs": len(history),
-                                             "head_warmup_epochs": self.warmup_epochs,
-                                             "head_init": self.args.head_init if self.fresh_head is not None else "continued",
-                                             "described_labels": sorted(self.fresh_head or {}),
-                                             "args": self.args.to_dict()}, "validation": val_metrics}
+        self.adapter.metrics = {
+            "training": {
+                "n_train": len(self.train_idx),
+                "n_val": len(self.val_idx),
+                "steps": self.step,
+                "epochs": len(history),
+                "head_warmup_epochs": self.warmup_epochs,
+                "head_init": self.args.head_init if self.fresh_head is not None else "continued",
+                "described_labels": sorted(self.fresh_head or {}),
+                "args": self.args.to_dict(),
+            },
+            "validation": val_metrics,
+        }
         return TrainResult(adapter=self.adapter, history=history, val_metrics=val_metrics)
 
 
@@ -282,17 +331,22 @@ def _check_structure(init: Adapter, config: CamelConfig | None) -> None:
         return
     for name in STRUCTURAL_FIELDS:
         if getattr(config, name) != getattr(init.config, name):
-            raise ConfigError(f"cannot continue training with {name}={getattr(config, name)!r}: "
-                              f"the adapter was built with {name}={getattr(init.config, name)!r}")
+            raise ConfigError(
+                f"cannot continue training with {name}={getattr(config, name)!r}: "
+                f"the adapter was built with {name}={getattr(init.config, name)!r}"
+            )
 
 
 def _continuation_args(args: TrainingArgs, extends_labels: bool) -> TrainingArgs:
     """A round on top of a serving adapter takes smaller, fewer steps, so what it knew stays; the
     head takes `lr_new_labels` when the round adds labels, or their random new rows would barely move."""
     lr_head = args.lr_new_labels if extends_labels else args.lr_head * args.continue_lr_scale
-    return dataclasses.replace(args, lr_head=lr_head,
-                               lr_blocks=args.lr_blocks * args.continue_lr_scale,
-                               max_epochs=args.continue_max_epochs or args.max_epochs)
+    return dataclasses.replace(
+        args,
+        lr_head=lr_head,
+        lr_blocks=args.lr_blocks * args.continue_lr_scale,
+        max_epochs=args.continue_max_epochs or args.max_epochs,
+    )
 
 
 def _optimizer(adapter: Adapter, args: TrainingArgs) -> torch.optim.Optimizer:
@@ -302,8 +356,9 @@ def _optimizer(adapter: Adapter, args: TrainingArgs) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, weight_decay=args.weight_decay)
 
 
-def _warmup_then_linear_decay(optimizer: torch.optim.Optimizer, total: int,
-                              warmup_fraction: float) -> torch.optim.lr_scheduler.LambdaLR:
+def _warmup_then_linear_decay(
+    optimizer: torch.optim.Optimizer, total: int, warmup_fraction: float
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, int(warmup_fraction * total))
 
     def factor(step: int) -> float:
@@ -332,8 +387,9 @@ def _checked_examples(texts: list[str], labels: list[str], what: str) -> tuple[l
     return texts, labels
 
 
-def _with_replay(texts: list[str], labels: list[str], replay: tuple[list[str], list[str]],
-                 args: TrainingArgs) -> tuple[list[str], list[str]]:
+def _with_replay(
+    texts: list[str], labels: list[str], replay: tuple[list[str], list[str]], args: TrainingArgs
+) -> tuple[list[str], list[str]]:
     old_texts, old_labels = _checked_examples(replay[0], replay[1], "replay")
     wanted = max(args.replay_min, math.ceil(args.replay_ratio * len(texts)))
     chosen = sample_replay(len(old_texts), wanted, random.Random(args.seed + 1))

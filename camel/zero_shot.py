@@ -37,25 +37,31 @@ def label_prompt(label: str, description: str | None = None) -> str:
     return f"{name}: {description}" if description else name
 
 
-def sentence_embeddings(base: BaseEncoder, texts: list[str], cache: FeatureCache | None = None,
-                        max_length: int = DEFAULT_MAX_LENGTH) -> torch.Tensor:
+def sentence_embeddings(
+    base: BaseEncoder, texts: list[str], cache: FeatureCache | None = None, max_length: int = DEFAULT_MAX_LENGTH
+) -> torch.Tensor:
     """The base's own sentence embedding of each text: mean-pooled final-layer states, L2-normalised."""
     if not texts:
         return torch.empty(0, base.hidden_size)
     pooled = torch.empty(len(texts), base.hidden_size)
     for start in range(0, len(texts), PROMPT_BATCH):
-        chunk = texts[start:start + PROMPT_BATCH]
+        chunk = texts[start : start + PROMPT_BATCH]
         if cache is not None:
             hidden, mask = pad_states(cache.states(chunk, base.num_layers, max_length))
         else:
             output = base.bottom(chunk, base.num_layers, max_length)
             hidden, mask = output.hidden, output.mask
-        pooled[start:start + len(chunk)] = mean_pool(hidden, mask)
+        pooled[start : start + len(chunk)] = mean_pool(hidden, mask)
     return nn.functional.normalize(pooled, dim=-1)
 
 
-def label_prototypes(base: BaseEncoder, labels: list[str], descriptions: dict[str, str] | None = None,
-                     cache: FeatureCache | None = None, max_length: int = DEFAULT_MAX_LENGTH) -> torch.Tensor:
+def label_prototypes(
+    base: BaseEncoder,
+    labels: list[str],
+    descriptions: dict[str, str] | None = None,
+    cache: FeatureCache | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH,
+) -> torch.Tensor:
     """[labels, hidden] unit vectors, one per label in the given order."""
     if not labels:
         raise TrainingDataError("zero-shot prototypes need at least one label")
@@ -82,9 +88,15 @@ class ZeroShotClassifier:
     top-3 79.9% -> 80.7%, top-1 61.7% -> 62.2%).
     """
 
-    def __init__(self, base: BaseEncoder, labels: list[str], descriptions: dict[str, str] | None = None,
-                 cache: FeatureCache | None = None, max_length: int = DEFAULT_MAX_LENGTH,
-                 background: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        base: BaseEncoder,
+        labels: list[str],
+        descriptions: dict[str, str] | None = None,
+        cache: FeatureCache | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        background: list[str] | None = None,
+    ) -> None:
         self.base, self.cache, self.max_length = base, cache, max_length
         self.labels = list(labels)
         prototypes = label_prototypes(base, self.labels, descriptions, cache, max_length)

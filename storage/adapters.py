@@ -22,9 +22,16 @@ STATUSES = ("candidate", "active", "rejected", "retired")
 
 def _adapter_from_row(row: sqlite3.Row) -> AdapterVersion:
     return AdapterVersion(
-        task=row["task"], version=row["version"], path=row["path"], parent_version=row["parent_version"],
-        run_id=row["run_id"], metrics=json.loads(row["metrics"]), status=row["status"],
-        reason=row["reason"], created_at=row["created_at"], updated_at=row["updated_at"],
+        task=row["task"],
+        version=row["version"],
+        path=row["path"],
+        parent_version=row["parent_version"],
+        run_id=row["run_id"],
+        metrics=json.loads(row["metrics"]),
+        status=row["status"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 

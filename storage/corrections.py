@@ -18,7 +18,9 @@ from storage.tasks import require_label, require_task
 SOURCES = ("reaction", "menu", "command", "import", "confirm", "reject", "review", "ask")
 
 
-def _label_to_store(db: sqlite_utils.Database, message_id: int, task: str, label: str | None, source: str) -> str | None:
+def _label_to_store(
+    db: sqlite_utils.Database, message_id: int, task: str, label: str | None, source: str
+) -> str | None:
     """A confirmation stores the label it confirms; a rejection may name the label it rejects."""
     if source == "confirm" and not label:
         prediction = latest_prediction(db, message_id, task)
@@ -84,7 +86,8 @@ def withdraw_correction(
 def count_user_corrections_since(db: sqlite_utils.Database, user: str, since: datetime | str) -> int:
     """How many corrections a user made since a time (withdrawn ones count: they still cost)."""
     row = one(
-        db, "SELECT COUNT(*) FROM corrections WHERE user = ? AND created_at >= ?",
+        db,
+        "SELECT COUNT(*) FROM corrections WHERE user = ? AND created_at >= ?",
         (user, to_iso(since)),
     )
     return int(row[0]) if row else 0

@@ -27,13 +27,21 @@ from storage.errors import CorruptDatabaseError, DatabaseWriteError, SchemaTooNe
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
-RESTORE_HINT = ("stop camel-bot and restore camel.db from your latest backup (README, Operations: Backup); "
-                "keep the damaged file aside until the restore is checked")
+RESTORE_HINT = (
+    "stop camel-bot and restore camel.db from your latest backup (README, Operations: Backup); "
+    "keep the damaged file aside until the restore is checked"
+)
 # SQLite primary result codes (sqlite3.h): the ones that mean damage, and the ones that mean
 # "cannot write here" (read-only file or folder, full disk, I/O error, permission, still locked).
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-_UNWRITABLE_CODES = {3: "permission denied", 5: "still locked by another process", 8: "read-only",
-                     10: "I/O error", 13: "disk full", 14: "cannot open"}
+_UNWRITABLE_CODES = {
+    3: "permission denied",
+    5: "still locked by another process",
+    8: "read-only",
+    10: "I/O error",
+    13: "disk full",
+    14: "cannot open",
+}
 
 
 def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
@@ -150,7 +158,8 @@ def require_healthy(db: sqlite_utils.Database) -> None:
     if problems:
         raise CorruptDatabaseError(
             f"database {database_path(db)} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): "
-            f"{RESTORE_HINT}")
+            f"{RESTORE_HINT}"
+        )
 
 
 def _configure(conn: sqlite3.Connection) -> None:

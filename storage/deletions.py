@@ -34,23 +34,32 @@ def _still_stored(db: sqlite_utils.Database, strings: set[str], lengths: list[in
     the inbox workers run this on every edit and deletion."""
     if not strings:
         return set()
-    held = {str(r[0]) for r in rows_as_tuples(
-        db, "SELECT DISTINCT text FROM messages WHERE text IN (SELECT value FROM json_each(?))",
-        (json.dumps(sorted(strings)),),
-    )}
+    held = {
+        str(r[0])
+        for r in rows_as_tuples(
+            db,
+            "SELECT DISTINCT text FROM messages WHERE text IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(strings)),),
+        )
+    }
     for n in lengths:
         of_length = sorted(s for s in strings - held if len(s) == n)
         if of_length:
-            held.update(str(r[0]) for r in rows_as_tuples(
-                db, "SELECT DISTINCT substr(text, 1, ?) FROM messages "
+            held.update(
+                str(r[0])
+                for r in rows_as_tuples(
+                    db,
+                    "SELECT DISTINCT substr(text, 1, ?) FROM messages "
                     "WHERE substr(text, 1, ?) IN (SELECT value FROM json_each(?))",
-                (n, n, json.dumps(of_length)),
-            ))
+                    (n, n, json.dumps(of_length)),
+                )
+            )
     return held
 
 
-def list_erased_texts(db: sqlite_utils.Database, texts: Iterable[str], prefix_lengths: Iterable[int] = (),
-                      *, reason: str) -> list[str]:
+def list_erased_texts(
+    db: sqlite_utils.Database, texts: Iterable[str], prefix_lengths: Iterable[int] = (), *, reason: str
+) -> list[str]:
     """Put on the deletion list the hashes of these texts (and of their first N characters, for
     each N in `prefix_lengths`) that no remaining message holds; returns the new hashes. Call it
     after the texts left the messages table, in the same transaction."""

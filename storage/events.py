@@ -34,8 +34,12 @@ def audit(db: sqlite_utils.Database, *, actor: str, action: str, detail: dict[st
     with transaction(db) as conn:
         conn.execute(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
-            (to_iso(datetime.now(timezone.utc)), actor, action,
-             json.dumps(detail, default=str) if detail is not None else None),
+            (
+                to_iso(datetime.now(timezone.utc)),
+                actor,
+                action,
+                json.dumps(detail, default=str) if detail is not None else None,
+            ),
         )
 
 

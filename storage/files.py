@@ -80,8 +80,10 @@ def secrets_file_warning(path: str | Path) -> str | None:
     mode = stat.S_IMODE(Path(path).stat().st_mode)
     if not mode & 0o077:
         return None
-    return (f"WARNING: secrets file {path} has permissions {mode:04o}: readable or writable by others; "
-            f"run `chmod 600 {path}`")
+    return (
+        f"WARNING: secrets file {path} has permissions {mode:04o}: readable or writable by others; "
+        f"run `chmod 600 {path}`"
+    )
 
 
 def unwritable_paths(paths: list[str | Path]) -> list[str]:

@@ -21,7 +21,13 @@ DONE_ROWS_KEPT_S = 3600.0  # Slack retries an event for about an hour; the mark 
 
 
 def enqueue_event(
-    db: sqlite_utils.Database, *, event_id: str, kind: str, body: str, channel: str | None = None, user: str | None = None
+    db: sqlite_utils.Database,
+    *,
+    event_id: str,
+    kind: str,
+    body: str,
+    channel: str | None = None,
+    user: str | None = None,
 ) -> bool:
     """Insert the event; False when its id is already in the inbox (a redelivery)."""
     if not event_id or not kind:
@@ -71,7 +77,9 @@ def requeue(db: sqlite_utils.Database, item_id: int, *, delay_s: float) -> None:
 def release_claims(db: sqlite_utils.Database) -> int:
     """After a restart: events claimed by the dead process are due again. Returns how many."""
     with transaction(db) as conn:
-        return conn.execute("UPDATE inbox SET claimed_at = NULL WHERE done_at IS NULL AND claimed_at IS NOT NULL").rowcount
+        return conn.execute(
+            "UPDATE inbox SET claimed_at = NULL WHERE done_at IS NULL AND claimed_at IS NOT NULL"
+        ).rowcount
 
 
 def purge_done(db: sqlite_utils.Database, *, older_than_s: float = DONE_ROWS_KEPT_S) -> int:
@@ -96,7 +104,8 @@ def probe_write(db: sqlite_utils.Database) -> None:
     """A small real write (a row in and out of the inbox); raises while the disk is full."""
     with transaction(db) as conn:
         conn.execute(
-            "INSERT INTO inbox (event_id, kind, body, received_at, not_before, done_at) VALUES (?, 'probe', ?, ?, ?, ?)",
+            "INSERT INTO inbox (event_id, kind, body, received_at, not_before, done_at) "
+            "VALUES (?, 'probe', ?, ?, ?, ?)",
             ("__probe__", "x" * 4096, utc_now(), utc_now(), utc_now()),
         )
         conn.execute("DELETE FROM inbox WHERE event_id = '__probe__'")

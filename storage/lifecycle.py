@@ -68,8 +68,12 @@ def pause_channel(db: sqlite_utils.Database, channel: str, *, reason: str, actor
             (channel, task.name, reason, utc_now()),
         ).rowcount
         if inserted:
-            audit(db, actor=actor, action="channel_paused",
-                  detail={"channel": channel, "task": task.name, "reason": reason})
+            audit(
+                db,
+                actor=actor,
+                action="channel_paused",
+                detail={"channel": channel, "task": task.name, "reason": reason},
+            )
         return channel_pause(db, channel)
 
 

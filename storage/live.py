@@ -16,7 +16,8 @@ def _true_and_predicted(db: sqlite_utils.Database, task: str, cutoff: str) -> li
     resolved = {item.message_id: item for item in resolve_labels(db, task).labelled}
     judged: dict[int, str] = {}
     predictions = rows(
-        db, "SELECT message_id, label, created_at FROM predictions WHERE task = ? AND created_at >= ? ORDER BY id",
+        db,
+        "SELECT message_id, label, created_at FROM predictions WHERE task = ? AND created_at >= ? ORDER BY id",
         (task, cutoff),
     )
     for prediction in predictions:

@@ -21,9 +21,15 @@ from storage.tasks import require_task
 
 def _message_from_row(row: sqlite3.Row) -> Message:
     return Message(
-        id=row["id"], workspace=row["workspace"], channel=row["channel"], ts=row["ts"],
-        thread_ts=row["thread_ts"], user=row["user"], text=row["text"],
-        received_at=row["received_at"], deleted_at=row["deleted_at"],
+        id=row["id"],
+        workspace=row["workspace"],
+        channel=row["channel"],
+        ts=row["ts"],
+        thread_ts=row["thread_ts"],
+        user=row["user"],
+        text=row["text"],
+        received_at=row["received_at"],
+        deleted_at=row["deleted_at"],
     )
 
 
@@ -39,12 +45,18 @@ def storable_text(text: str) -> str:
 
 def _prediction_from_row(row: sqlite3.Row) -> StoredPrediction:
     return StoredPrediction(
-        id=row["id"], message_id=row["message_id"], task=row["task"],
-        adapter_version=row["adapter_version"], label=row["label"],
+        id=row["id"],
+        message_id=row["message_id"],
+        task=row["task"],
+        adapter_version=row["adapter_version"],
+        label=row["label"],
         confidence=float(row["confidence"]),
         top3=[(str(label), float(p)) for label, p in json.loads(row["top3"])],
-        latency_ms=float(row["latency_ms"]), abstained=bool(row["abstained"]),
-        created_at=row["created_at"], reply_channel=row["reply_channel"], reply_ts=row["reply_ts"],
+        latency_ms=float(row["latency_ms"]),
+        abstained=bool(row["abstained"]),
+        created_at=row["created_at"],
+        reply_channel=row["reply_channel"],
+        reply_ts=row["reply_ts"],
     )
 
 
@@ -90,7 +102,8 @@ def require_message(db: sqlite_utils.Database, message_id: int) -> Message:
 
 def find_message(db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str) -> Message | None:
     row = one(
-        db, "SELECT * FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
+        db,
+        "SELECT * FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
         (workspace, channel, ts),
     )
     return _message_from_row(row) if row else None
@@ -116,8 +129,17 @@ def record_prediction(
             """INSERT INTO predictions (message_id, task, adapter_version, label, confidence, top3,
                                         latency_ms, abstained, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (message_id, task, adapter_version, label, float(confidence), json.dumps(top),
-             float(latency_ms), int(abstained), utc_now()),
+            (
+                message_id,
+                task,
+                adapter_version,
+                label,
+                float(confidence),
+                json.dumps(top),
+                float(latency_ms),
+                int(abstained),
+                utc_now(),
+            ),
         )
     return int(cursor.lastrowid or 0)
 
@@ -135,7 +157,8 @@ def set_prediction_reply(db: sqlite_utils.Database, prediction_id: int, *, chann
 
 def find_prediction_by_reply(db: sqlite_utils.Database, *, channel: str, reply_ts: str) -> StoredPrediction | None:
     row = one(
-        db, "SELECT * FROM predictions WHERE reply_channel = ? AND reply_ts = ? ORDER BY id DESC LIMIT 1",
+        db,
+        "SELECT * FROM predictions WHERE reply_channel = ? AND reply_ts = ? ORDER BY id DESC LIMIT 1",
         (channel, reply_ts),
     )
     return _prediction_from_row(row) if row else None
@@ -143,14 +166,16 @@ def find_prediction_by_reply(db: sqlite_utils.Database, *, channel: str, reply_t
 
 def latest_prediction(db: sqlite_utils.Database, message_id: int, task: str) -> StoredPrediction | None:
     row = one(
-        db, "SELECT * FROM predictions WHERE message_id = ? AND task = ? ORDER BY id DESC LIMIT 1",
+        db,
+        "SELECT * FROM predictions WHERE message_id = ? AND task = ? ORDER BY id DESC LIMIT 1",
         (message_id, task),
     )
     return _prediction_from_row(row) if row else None
 
 
-def update_message_text(db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str,
-                        text: str, prefix_lengths: Iterable[int] = ()) -> Message | None:
+def update_message_text(
+    db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str, text: str, prefix_lengths: Iterable[int] = ()
+) -> Message | None:
     """Replace a stored message's text with its edited version; None if it is not stored.
 
     The old text is overwritten, not kept beside the new one: a person who edits a message to
@@ -169,8 +194,9 @@ def update_message_text(db: sqlite_utils.Database, *, workspace: str, channel: s
         return find_message(db, workspace=workspace, channel=channel, ts=ts)
 
 
-def forget_message(db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str,
-                   actor: str, prefix_lengths: Iterable[int] = ()) -> dict[str, int] | None:
+def forget_message(
+    db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str, actor: str, prefix_lengths: Iterable[int] = ()
+) -> dict[str, int] | None:
     """A message deleted in Slack: blank its text, delete its corrections, keep a tombstone row.
 
     Its predictions stay (they hold no text) so the bot's reply is still known; the audit row

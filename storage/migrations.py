@@ -135,7 +135,6 @@ def _v3_pruned_adapters(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE adapters ADD COLUMN pruned_at TEXT")
 
 
-
 _V4_STATEMENTS = (
     # A message deleted in Slack keeps its row as a tombstone (text blanked, deleted_at set), so
     # a late redelivery of the original event cannot store its text again.
@@ -159,7 +158,6 @@ _V4_STATEMENTS = (
 def _v4_deletions_and_app_life(conn: sqlite3.Connection) -> None:
     for statement in _V4_STATEMENTS:
         conn.execute(statement)
-
 
 
 def _v5_inbox(conn: sqlite3.Connection) -> None:
@@ -190,7 +188,6 @@ def _v5_inbox(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX inbox_received ON inbox (received_at)")
 
 
-
 _V6_CORRECTIONS = """CREATE TABLE corrections_v6 (
         id INTEGER PRIMARY KEY,
         message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
@@ -213,8 +210,10 @@ def _v6_asking(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE tasks ADD COLUMN out_of_scope_label TEXT")
     # SQLite cannot change a CHECK constraint in place: copy into a new table (ids kept).
     conn.execute(_V6_CORRECTIONS)
-    conn.execute("INSERT INTO corrections_v6 SELECT id, message_id, task, label, source, user, is_admin, "
-                 "created_at, withdrawn_at FROM corrections")
+    conn.execute(
+        "INSERT INTO corrections_v6 SELECT id, message_id, task, label, source, user, is_admin, "
+        "created_at, withdrawn_at FROM corrections"
+    )
     conn.execute("DROP TABLE corrections")
     conn.execute("ALTER TABLE corrections_v6 RENAME TO corrections")
     conn.execute("CREATE INDEX corrections_task_message_user ON corrections (task, message_id, user, id)")

@@ -35,8 +35,9 @@ def check_days(name: str, days: float) -> float:
     return value
 
 
-def erase_user(db: sqlite_utils.Database, user: str, *, actor: str,
-               prefix_lengths: Iterable[int] = ()) -> DeletionReport:
+def erase_user(
+    db: sqlite_utils.Database, user: str, *, actor: str, prefix_lengths: Iterable[int] = ()
+) -> DeletionReport:
     """Delete the user's messages (with their predictions and others' corrections on them) and
     every correction they made; list the erased texts' hashes (and of their first N characters,
     for each N in `prefix_lengths`) for the feature cache; audit; checkpoint the WAL."""
@@ -45,7 +46,9 @@ def erase_user(db: sqlite_utils.Database, user: str, *, actor: str,
     with transaction(db) as conn:
         own = "SELECT id FROM messages WHERE user = ?"
         texts = [r[0] for r in conn.execute("SELECT text FROM messages WHERE user = ?", (user,)).fetchall()]
-        predictions = conn.execute(f"SELECT COUNT(*) FROM predictions WHERE message_id IN ({own})", (user,)).fetchone()[0]
+        predictions = conn.execute(f"SELECT COUNT(*) FROM predictions WHERE message_id IN ({own})", (user,)).fetchone()[
+            0
+        ]
         corrections = conn.execute(
             f"SELECT COUNT(*) FROM corrections WHERE user = ? OR message_id IN ({own})", (user, user)
         ).fetchone()[0]
@@ -70,12 +73,18 @@ def delete_user_data(db: sqlite_utils.Database, user: str, *, actor: str) -> dic
     if not user:
         raise InvalidValueError("delete_user_data needs a user id")
     report = erase_user(db, user, actor=actor)
-    return {"user": user, "messages": report.messages, "predictions": report.predictions,
-            "corrections": report.corrections, "inbox": report.inbox}
+    return {
+        "user": user,
+        "messages": report.messages,
+        "predictions": report.predictions,
+        "corrections": report.corrections,
+        "inbox": report.inbox,
+    }
 
 
-def purge_unlabelled(db: sqlite_utils.Database, *, older_than_days: float, actor: str,
-                     prefix_lengths: Iterable[int] = ()) -> DeletionReport:
+def purge_unlabelled(
+    db: sqlite_utils.Database, *, older_than_days: float, actor: str, prefix_lengths: Iterable[int] = ()
+) -> DeletionReport:
     """Blank the text of messages older than N days that nobody corrected (rows stay for counts),
     list the texts' hashes for the feature cache, audit, checkpoint the WAL."""
     days = check_days("older_than_days", older_than_days)
@@ -92,10 +101,15 @@ def purge_unlabelled(db: sqlite_utils.Database, *, older_than_days: float, actor
         hashes = list_erased_texts(db, texts, prefix_lengths, reason="purge")
         # The inbox keeps no text once an event is handled; an unhandled one past retention goes too.
         inbox = conn.execute("DELETE FROM inbox WHERE received_at < ? AND body != ''", (cutoff,)).rowcount
-        audit(db, actor=actor, action="purge_unlabelled_text",
-              detail={"older_than_days": older_than_days, "messages": purged, "inbox": inbox})
-    return DeletionReport(messages=purged, predictions=0, corrections=0, text_hashes=hashes,
-                          checkpointed=checkpoint_wal(db), inbox=inbox)
+        audit(
+            db,
+            actor=actor,
+            action="purge_unlabelled_text",
+            detail={"older_than_days": older_than_days, "messages": purged, "inbox": inbox},
+        )
+    return DeletionReport(
+        messages=purged, predictions=0, corrections=0, text_hashes=hashes, checkpointed=checkpoint_wal(db), inbox=inbox
+    )
 
 
 def purge_unlabelled_text(db: sqlite_utils.Database, *, older_than_days: float, actor: str) -> int:

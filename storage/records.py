@@ -148,9 +148,15 @@ class DeletionReport:
         return len(self.text_hashes)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"user": self.user, "messages": self.messages, "predictions": self.predictions,
-                "corrections": self.corrections, "cache_keys": self.cache_keys, "checkpointed": self.checkpointed,
-                "inbox": self.inbox}
+        return {
+            "user": self.user,
+            "messages": self.messages,
+            "predictions": self.predictions,
+            "corrections": self.corrections,
+            "cache_keys": self.cache_keys,
+            "checkpointed": self.checkpointed,
+            "inbox": self.inbox,
+        }
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class _Tally:
 
 
 def split_for(workspace: str, channel: str, ts: str, heldout_fraction: float = 0.2) -> str:
-    """"heldout" or "train", from a hash of the message key: stable forever."""
+    """ "heldout" or "train", from a hash of the message key: stable forever."""
     digest = hashlib.sha256(f"{workspace}/{channel}/{ts}".encode("utf-8")).digest()
     position = int.from_bytes(digest[:8], "big") / 2**64
     return "heldout" if position < heldout_fraction else "train"
@@ -134,7 +134,13 @@ def label_scores(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, float]
     if not labels:
         return {}
     true, predicted = [t for t, _ in pairs], [p for _, p in pairs]
-    precision, recall, f1, support = precision_recall_fscore_support(
-        true, predicted, labels=labels, zero_division=0)
-    return {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                    "support": int(support[i])} for i, label in enumerate(labels)}
+    precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
+    return {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }

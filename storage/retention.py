@@ -77,30 +77,55 @@ def adapter_versions_to_prune(db: sqlite_utils.Database, task: str, *, keep_newe
 def mark_adapter_pruned(db: sqlite_utils.Database, task: str, version: int) -> None:
     """Record that a version's folder was removed; it is listed for pruning no more."""
     with transaction(db) as conn:
-        cursor = conn.execute("UPDATE adapters SET pruned_at = ? WHERE task = ? AND version = ? AND status != 'active'",
-                              (utc_now(), task, version))
+        cursor = conn.execute(
+            "UPDATE adapters SET pruned_at = ? WHERE task = ? AND version = ? AND status != 'active'",
+            (utc_now(), task, version),
+        )
         if cursor.rowcount == 0:
             raise UnknownAdapterError(f"task {task!r} has no prunable adapter version {version}")
 
 
-def apply_retention(db: sqlite_utils.Database, *, prediction_days: float, unlabelled_days: float,
-                    run_log_days: float, keep_versions: int, actor: str,
-                    prefix_lengths: Iterable[int] = ()) -> RetentionReport:
+def apply_retention(
+    db: sqlite_utils.Database,
+    *,
+    prediction_days: float,
+    unlabelled_days: float,
+    run_log_days: float,
+    keep_versions: int,
+    actor: str,
+    prefix_lengths: Iterable[int] = (),
+) -> RetentionReport:
     """One nightly pass over the policy; the bot then deletes `expired_runs` files, the folders of
     `prunable` versions (calling mark_adapter_pruned for each), and compacts the feature cache
     with `erased.text_hashes` and its byte cap."""
-    for name, days in (("prediction_days", prediction_days), ("unlabelled_days", unlabelled_days),
-                       ("run_log_days", run_log_days)):
+    for name, days in (
+        ("prediction_days", prediction_days),
+        ("unlabelled_days", unlabelled_days),
+        ("run_log_days", run_log_days),
+    ):
         check_days(name, days)
     with transaction(db):
         predictions = delete_old_predictions(db, older_than_days=prediction_days)
         erased = purge_unlabelled(db, older_than_days=unlabelled_days, actor=actor, prefix_lengths=prefix_lengths)
         runs = expired_runs(db, older_than_days=run_log_days)
         prunable = {t.name: adapter_versions_to_prune(db, t.name, keep_newest=keep_versions) for t in list_tasks(db)}
-        audit(db, actor=actor, action="retention", detail={
-            "predictions": predictions, "unlabelled_texts": erased.messages, "run_logs": len(runs),
-            "prunable_versions": {task: [v.version for v in found] for task, found in prunable.items() if found}})
+        audit(
+            db,
+            actor=actor,
+            action="retention",
+            detail={
+                "predictions": predictions,
+                "unlabelled_texts": erased.messages,
+                "run_logs": len(runs),
+                "prunable_versions": {task: [v.version for v in found] for task, found in prunable.items() if found},
+            },
+        )
     checkpointed = checkpoint_wal(db)
-    erased = DeletionReport(messages=erased.messages, predictions=0, corrections=0,
-                            text_hashes=erased.text_hashes, checkpointed=checkpointed)
+    erased = DeletionReport(
+        messages=erased.messages,
+        predictions=0,
+        corrections=0,
+        text_hashes=erased.text_hashes,
+        checkpointed=checkpointed,
+    )
     return RetentionReport(predictions=predictions, erased=erased, expired_runs=runs, prunable=prunable)

@@ -78,9 +78,15 @@ def review_candidates(db: sqlite_utils.Database, task: str, channel: str, limit:
     )
     return [
         ReviewCandidate(
-            message_id=r["id"], channel=r["channel"], ts=r["ts"], workspace=r["workspace"], text=r["text"],
-            adapter_version=r["adapter_version"], score=r["score"],
-            top3=[(str(label), float(p)) for label, p in json.loads(r["top3"])], embedding=r["embedding"],
+            message_id=r["id"],
+            channel=r["channel"],
+            ts=r["ts"],
+            workspace=r["workspace"],
+            text=r["text"],
+            adapter_version=r["adapter_version"],
+            score=r["score"],
+            top3=[(str(label), float(p)) for label, p in json.loads(r["top3"])],
+            embedding=r["embedding"],
         )
         for r in found
     ]
@@ -114,11 +120,15 @@ def record_ask(db: sqlite_utils.Database, *, task: str, message_id: int, channel
     with transaction(db) as conn:
         if conn.execute("SELECT 1 FROM asked WHERE task = ? AND message_id = ?", (task, message_id)).fetchone():
             return False
-        asked = conn.execute("SELECT COUNT(*) FROM asked WHERE channel = ? AND asked_at >= ?", (channel, since)).fetchone()[0]
+        asked = conn.execute(
+            "SELECT COUNT(*) FROM asked WHERE channel = ? AND asked_at >= ?", (channel, since)
+        ).fetchone()[0]
         if asked >= limit_per_day:
             return False
-        conn.execute("INSERT INTO asked (task, message_id, channel, asked_at) VALUES (?, ?, ?, ?)",
-                     (task, message_id, channel, utc_now()))
+        conn.execute(
+            "INSERT INTO asked (task, message_id, channel, asked_at) VALUES (?, ?, ?, ?)",
+            (task, message_id, channel, utc_now()),
+        )
     return True
 
 
@@ -136,8 +146,13 @@ def ask_candidates(db: sqlite_utils.Database, task: str, since: datetime | str) 
         (task, to_iso(since), task, task),
     )
     return [
-        {"message_id": r["id"], "channel": r["channel"], "ts": r["ts"], "thread_ts": r["thread_ts"],
-         "top3": [(str(label), float(p)) for label, p in json.loads(r["top3"])]}
+        {
+            "message_id": r["id"],
+            "channel": r["channel"],
+            "ts": r["ts"],
+            "thread_ts": r["thread_ts"],
+            "top3": [(str(label), float(p)) for label, p in json.loads(r["top3"])],
+        }
         for r in found
     ]
 
@@ -172,14 +187,16 @@ def coverage_by_version(db: sqlite_utils.Database, task: str) -> list[dict[str, 
     for version in sorted(per_version):
         stats = per_version[version]
         hits = judged.get(version, [])
-        result.append({
-            "version": version,
-            "predictions": stats["predictions"],
-            "answered": stats["answered"],
-            "coverage": stats["answered"] / stats["predictions"] if stats["predictions"] else None,
-            "judged": len(hits),
-            "precision": sum(hits) / len(hits) if hits else None,
-        })
+        result.append(
+            {
+                "version": version,
+                "predictions": stats["predictions"],
+                "answered": stats["answered"],
+                "coverage": stats["answered"] / stats["predictions"] if stats["predictions"] else None,
+                "judged": len(hits),
+                "precision": sum(hits) / len(hits) if hits else None,
+            }
+        )
     return result
 
 
@@ -188,8 +205,11 @@ def confused_pairs_since(db: sqlite_utils.Database, task: str, since: datetime |
     otherwise (the latest prediction per message), most frequent first."""
     resolved = {item.message_id: item.label for item in resolve_labels(db, task).labelled}
     latest: dict[int, str] = {}
-    for r in rows(db, "SELECT message_id, label FROM predictions WHERE task = ? AND created_at >= ? ORDER BY id",
-                  (task, to_iso(since))):
+    for r in rows(
+        db,
+        "SELECT message_id, label FROM predictions WHERE task = ? AND created_at >= ? ORDER BY id",
+        (task, to_iso(since)),
+    ):
         latest[int(r["message_id"])] = r["label"]
     counts: dict[tuple[str, str], int] = {}
     for message_id, predicted in latest.items():
@@ -206,10 +226,22 @@ def disputed_in_channel(db: sqlite_utils.Database, task: str, channel: str) -> l
     if not disputes:
         return []
     marks = ", ".join("?" for _ in disputes)
-    where = {int(r["id"]): r["ts"] for r in rows(
-        db, f"SELECT id, ts FROM messages WHERE channel = ? AND id IN ({marks})", (channel, *[d.message_id for d in disputes]))}
+    where = {
+        int(r["id"]): r["ts"]
+        for r in rows(
+            db,
+            f"SELECT id, ts FROM messages WHERE channel = ? AND id IN ({marks})",
+            (channel, *[d.message_id for d in disputes]),
+        )
+    }
     return [
-        {"message_id": d.message_id, "ts": where[d.message_id], "text": d.text, "votes": d.votes,
-         "rejections": d.rejections}
-        for d in disputes if d.message_id in where
+        {
+            "message_id": d.message_id,
+            "ts": where[d.message_id],
+            "text": d.text,
+            "votes": d.votes,
+            "rejections": d.rejections,
+        }
+        for d in disputes
+        if d.message_id in where
     ]

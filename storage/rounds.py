@@ -75,9 +75,17 @@ def finish_round(
         if run.finished_at is not None:
             raise InvalidValueError(f"training run {run_id} already finished ({run.outcome})")
         if version is not None and path:
-            register_adapter(db, task=run.task, version=version, path=path, parent_version=parent_version,
-                             run_id=run_id, metrics=metrics or {},
-                             status="rejected" if outcome == "rejected" else "candidate", reason=reason)
+            register_adapter(
+                db,
+                task=run.task,
+                version=version,
+                path=path,
+                parent_version=parent_version,
+                run_id=run_id,
+                metrics=metrics or {},
+                status="rejected" if outcome == "rejected" else "candidate",
+                reason=reason,
+            )
             if outcome == "promoted":
                 activate_adapter(db, run.task, version, reason=reason)
         conn.execute(
@@ -109,10 +117,14 @@ def reconcile_task(db: sqlite_utils.Database, task: str, *, version_folders: Ite
             run_id, finished = int(row["id"]), row["finished_at"] is not None
             versions = versions_by_run.get(run_id, [])
             for candidate in [v for v in versions if v["status"] == "candidate"]:
-                conn.execute("UPDATE adapters SET status = 'rejected', reason = ?, updated_at = ? "
-                             "WHERE task = ? AND version = ?",
-                             ("round interrupted before the gate finished", utc_now(), task, candidate["version"]))
-                notes.append(f"version {candidate['version']} of {task} rejected: its round {run_id} never finished the gate")
+                conn.execute(
+                    "UPDATE adapters SET status = 'rejected', reason = ?, updated_at = ? "
+                    "WHERE task = ? AND version = ?",
+                    ("round interrupted before the gate finished", utc_now(), task, candidate["version"]),
+                )
+                notes.append(
+                    f"version {candidate['version']} of {task} rejected: its round {run_id} never finished the gate"
+                )
             served = [v for v in versions if v["status"] in ("active", "retired")]
             rejected = [v for v in versions if v["status"] in ("rejected", "candidate")]
             if served:
@@ -133,8 +145,11 @@ def reconcile_task(db: sqlite_utils.Database, task: str, *, version_folders: Ite
                 (utc_now(), outcome, version, error, outcome, run_id),
             )
             was = f"{row['outcome']}" if finished else "unfinished"
-            notes.append(f"run {run_id} of {task} recorded as {outcome}"
-                         + (f" with version {version}" if version is not None else "") + f" (was {was})")
+            notes.append(
+                f"run {run_id} of {task} recorded as {outcome}"
+                + (f" with version {version}" if version is not None else "")
+                + f" (was {was})"
+            )
         known = {int(r[0]) for r in rows(db, "SELECT version FROM adapters WHERE task = ?", (task,))}
         orphans = sorted({int(v) for v in version_folders} - known)
         notes += [f"version folder {v} of {task} has no record (its round never committed)" for v in orphans]
@@ -143,8 +158,14 @@ def reconcile_task(db: sqlite_utils.Database, task: str, *, version_folders: Ite
     return Reconciliation(task=task, notes=notes, orphan_versions=orphans)
 
 
-def record_fallback(db: sqlite_utils.Database, task: str, version: int | None, *,
-                    failures: Sequence[tuple[int, str]], actor: str = RECOVERY_ACTOR) -> AdapterVersion | None:
+def record_fallback(
+    db: sqlite_utils.Database,
+    task: str,
+    version: int | None,
+    *,
+    failures: Sequence[tuple[int, str]],
+    actor: str = RECOVERY_ACTOR,
+) -> AdapterVersion | None:
     """Record what `camel.load_first_good` found at start-up or on reload, in one transaction:
     `version` (the one that loads) becomes active, each version that failed before it becomes
     "rejected" with the reason, and an "adapter_fallback" audit row lists them. With `version`
@@ -156,13 +177,22 @@ def record_fallback(db: sqlite_utils.Database, task: str, version: int | None, *
             for failed, reason in failures:
                 if get_adapter(db, task, failed) is not None and failed != version:
                     conn.execute(
-                        "UPDATE adapters SET status = 'rejected', reason = ?, updated_at = ? WHERE task = ? AND version = ?",
-                        (f"does not load: {reason}"[:500], utc_now(), task, failed))
-            conn.execute("UPDATE tasks SET active_version = NULL WHERE name = ? AND active_version IN "
-                         f"({','.join('?' * len(failures)) or 'NULL'})", (task, *[f for f, _ in failures]))
+                        "UPDATE adapters SET status = 'rejected', reason = ?, updated_at = ? "
+                        "WHERE task = ? AND version = ?",
+                        (f"does not load: {reason}"[:500], utc_now(), task, failed),
+                    )
+            conn.execute(
+                "UPDATE tasks SET active_version = NULL WHERE name = ? AND active_version IN "
+                f"({','.join('?' * len(failures)) or 'NULL'})",
+                (task, *[f for f, _ in failures]),
+            )
             current = get_adapter(db, task, version)
             if current is None or current.status != "active":
                 activate_adapter(db, task, version, reason="fallback: newer versions do not load")
-        audit(db, actor=actor, action="adapter_fallback",
-              detail={"task": task, "version": version, "failed": {str(v): reason for v, reason in failures}})
+        audit(
+            db,
+            actor=actor,
+            action="adapter_fallback",
+            detail={"task": task, "version": version, "failed": {str(v): reason for v, reason in failures}},
+        )
     return get_adapter(db, task, version) if version is not None else None

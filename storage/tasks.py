@@ -133,9 +133,14 @@ def upsert_task(
     _check_target_precision(target_precision)
     with transaction(db) as conn:
         existing = get_task(db, name)
-        out_of_scope = out_of_scope_label if out_of_scope_label is not None else (
-            existing.out_of_scope_label if existing else None)
-        merged = _clean_labels([*(existing.labels if existing else []), *labels, *([out_of_scope] if out_of_scope else [])])
+        out_of_scope = (
+            out_of_scope_label
+            if out_of_scope_label is not None
+            else (existing.out_of_scope_label if existing else None)
+        )
+        merged = _clean_labels(
+            [*(existing.labels if existing else []), *labels, *([out_of_scope] if out_of_scope else [])]
+        )
         if not merged:
             raise InvalidValueError(f"task {name!r} needs at least one label")
         emoji = dict(emoji_map) if emoji_map is not None else (existing.emoji_map if existing else {})
@@ -150,8 +155,17 @@ def upsert_task(
         _write_task(
             conn,
             Task(
-                name, kind, merged, emoji, bound, float(abstain_threshold), quiet, None,
-                float(target_precision), out_of_scope.strip() if out_of_scope else None, described,
+                name,
+                kind,
+                merged,
+                emoji,
+                bound,
+                float(abstain_threshold),
+                quiet,
+                None,
+                float(target_precision),
+                out_of_scope.strip() if out_of_scope else None,
+                described,
             ),
         )
     return require_task(db, name)
@@ -193,9 +207,20 @@ def _write_task(conn: sqlite3.Connection, task: Task) -> None:
              abstain_threshold = excluded.abstain_threshold, quiet = excluded.quiet,
              target_precision = excluded.target_precision, out_of_scope_label = excluded.out_of_scope_label,
              descriptions = excluded.descriptions, updated_at = excluded.updated_at""",
-        (task.name, task.kind, json.dumps(task.labels), json.dumps(task.emoji_map), json.dumps(task.channels),
-         task.abstain_threshold, int(task.quiet), task.target_precision, task.out_of_scope_label,
-         json.dumps(task.descriptions), now, now),
+        (
+            task.name,
+            task.kind,
+            json.dumps(task.labels),
+            json.dumps(task.emoji_map),
+            json.dumps(task.channels),
+            task.abstain_threshold,
+            int(task.quiet),
+            task.target_precision,
+            task.out_of_scope_label,
+            json.dumps(task.descriptions),
+            now,
+            now,
+        ),
     )
 
 
@@ -257,6 +282,4 @@ def set_config_seed(db: sqlite_utils.Database, task: str, seed: dict[str, Any]) 
 
 def require_label(task: Task, label: str) -> None:
     if label not in task.labels:
-        raise UnknownLabelError(
-            f"{label!r} is not a label of task {task.name!r} (labels: {', '.join(task.labels)})"
-        )
+        raise UnknownLabelError(f"{label!r} is not a label of task {task.name!r} (labels: {', '.join(task.labels)})")

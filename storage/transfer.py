@@ -34,8 +34,20 @@ from storage.tasks import get_task, require_task
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 IMPORT_WORKSPACE = "import"
 MAX_REPORTED_ROWS = 10
-CORRECTION_FIELDS = ("id", "created_at", "withdrawn_at", "task", "message_id", "workspace", "channel",
-                     "ts", "user", "is_admin", "source", "label")
+CORRECTION_FIELDS = (
+    "id",
+    "created_at",
+    "withdrawn_at",
+    "task",
+    "message_id",
+    "workspace",
+    "channel",
+    "ts",
+    "user",
+    "is_admin",
+    "source",
+    "label",
+)
 Row = tuple[int, dict[str, Any]]  # (line number, fields)
 
 
@@ -52,7 +64,9 @@ def _read_csv(handle: Any) -> Iterator[Row]:
         return  # an empty file: the caller says "no rows to import"
     missing = {"text", "label"} - set(reader.fieldnames or [])
     if missing:
-        raise ImportFormatError(f"line 1: the header must have columns text,label[,task]; missing {', '.join(sorted(missing))}")
+        raise ImportFormatError(
+            f"line 1: the header must have columns text,label[,task]; missing {', '.join(sorted(missing))}"
+        )
     start = reader.line_num + 1
     for record in reader:
         if None in record:
@@ -134,8 +148,9 @@ def _already_imported(db: sqlite_utils.Database) -> set[tuple[str, str, str]]:
 def _imported_messages(db: sqlite_utils.Database) -> dict[str, int]:
     """text -> id of the first imported message with that text."""
     found: dict[str, int] = {}
-    for r in rows(db, "SELECT id, text FROM messages WHERE workspace = ? AND text != '' ORDER BY id",
-                  (IMPORT_WORKSPACE,)):
+    for r in rows(
+        db, "SELECT id, text FROM messages WHERE workspace = ? AND text != '' ORDER BY id", (IMPORT_WORKSPACE,)
+    ):
         found.setdefault(r["text"], int(r["id"]))
     return found
 
@@ -147,15 +162,25 @@ def _new_import_message(conn: Any, file_name: str, line: int, text: str, digest:
            VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
         (IMPORT_WORKSPACE, file_name, ts, text, now),
     )
-    message_id = int(conn.execute("SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?",
-                                  (IMPORT_WORKSPACE, file_name, ts)).fetchone()[0])
+    message_id = int(
+        conn.execute(
+            "SELECT id FROM messages WHERE workspace = ? AND channel = ? AND ts = ?", (IMPORT_WORKSPACE, file_name, ts)
+        ).fetchone()[0]
+    )
     # The same key with its text erased (a purge): the import brings the text back.
     conn.execute("UPDATE messages SET text = ? WHERE id = ? AND text = ''", (text, message_id))
     return message_id
 
 
-def import_file(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
-                user: str = "import", actor: str | None = None) -> ImportReport:
+def import_file(
+    db: sqlite_utils.Database,
+    path: str | Path,
+    *,
+    task: str,
+    fmt: str | None = None,
+    user: str = "import",
+    actor: str | None = None,
+) -> ImportReport:
     """Import every row of a labelled file or none of them; rows already imported add nothing.
 
     An empty or header-only file is an ImportFormatError. With `actor`, the audit row is written
@@ -187,16 +212,20 @@ def import_file(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: 
                 (message_id, row_task, label, user, now),
             )
             new += 1
-        report = ImportReport(path=str(source), task=task, rows=len(records), new=new,
-                              duplicates=len(records) - new)
+        report = ImportReport(path=str(source), task=task, rows=len(records), new=new, duplicates=len(records) - new)
         if actor is not None:
-            audit(db, actor=actor, action="import",
-                  detail={"path": str(source), "task": task, "rows": report.rows, "new": report.new})
+            audit(
+                db,
+                actor=actor,
+                action="import",
+                detail={"path": str(source), "task": task, "rows": report.rows, "new": report.new},
+            )
     return report
 
 
-def import_labelled(db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None,
-                    user: str = "import") -> int:
+def import_labelled(
+    db: sqlite_utils.Database, path: str | Path, *, task: str, fmt: str | None = None, user: str = "import"
+) -> int:
     """`import_file` without an audit row; returns how many rows were new."""
     return import_file(db, path, task=task, fmt=fmt, user=user).new
 
@@ -224,8 +253,9 @@ def _write_atomically(path: Path, fmt: str, fields: tuple[str, ...], records: li
     return len(records)
 
 
-def export_labelled(db: sqlite_utils.Database, task: str, path: str | Path, *, fmt: str | None = None,
-                    channel: str | None = None) -> int:
+def export_labelled(
+    db: sqlite_utils.Database, task: str, path: str | Path, *, fmt: str | None = None, channel: str | None = None
+) -> int:
     """Write the task's resolved labels (one row per message); returns the number of rows.
 
     `channel` keeps only the messages posted in that channel: a task bound to several channels
