@@ -41,14 +41,16 @@ def measure(name: str, labels: list[str], texts: list[str], truth: list[str], *,
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(data_dir=folder)
         db = storage.open_store(settings.db_path)
-        task = storage.upsert_task(db, name, kind="intent", labels=sorted(labels), channels=[CHANNEL])
-        background = (lambda t: storage.recent_texts(db, t.channels, limit=MAX_BACKGROUND)) if centred else None
+        task = storage.tasks.upsert_task(db, name, kind="intent", labels=sorted(labels), channels=[CHANNEL])
+        background = (
+            (lambda t: storage.messages.recent_texts(db, t.channels, limit=MAX_BACKGROUND)) if centred else None
+        )
         registry = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir, background=background)
         top1 = top3 = 0
         latencies = []
         for number, (text, label) in enumerate(zip(texts, truth)):
             if centred:
-                storage.record_message(
+                storage.messages.record_message(
                     db, workspace="T0", channel=CHANNEL, ts=f"{1700000000 + number}.000100", text=text
                 )
             started = time.perf_counter()

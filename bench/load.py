@@ -178,10 +178,10 @@ def train_adapter(config: Path, texts: list[str], labels: list[str]) -> None:
     result = camel.train(texts, labels, args=camel.TrainingArgs(max_epochs=4, seed=0, num_threads=2))
     folder = Path(settings.adapters_dir) / "support" / "v0001"
     camel.save_adapter(result.adapter, str(folder))
-    storage.register_adapter(
+    storage.adapters.register_adapter(
         db, task="support", version=1, path=str(folder), parent_version=None, run_id=None, metrics={}
     )
-    storage.activate_adapter(db, "support", 1, reason="bench")
+    storage.adapters.activate_adapter(db, "support", 1, reason="bench")
     db.close()
 
 

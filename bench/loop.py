@@ -65,14 +65,16 @@ def stream(data: Any, intents: list[str], seed_per_label: int, corrections: int)
 def label_messages(db: Any, items: list[tuple[str, str]], start: int) -> None:
     for offset, (text, label) in enumerate(items):
         number = start + offset
-        message_id = storage.record_message(
+        message_id = storage.messages.record_message(
             db, workspace=WORKSPACE, channel=CHANNEL, ts=f"{1700000000 + number}.000100", text=text, user="U0WRITER"
         )
-        storage.add_correction(db, message_id=message_id, task=TASK, label=label, source="menu", user="U0LABELLER")
+        storage.corrections.add_correction(
+            db, message_id=message_id, task=TASK, label=label, source="menu", user="U0LABELLER"
+        )
 
 
 def run_child(settings: Settings, db_path: str, db: Any, log: Path) -> tuple[int, float]:
-    run_id = storage.start_run(db, TASK, "threshold")
+    run_id = storage.runs.start_run(db, TASK, "threshold")
     command = child_command(settings, TASK, "threshold", run_id)
     started = time.perf_counter()
     with log.open("a") as handle:
@@ -97,7 +99,7 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
         settings = Settings(data_dir=folder)
         db_path = str(Path(folder) / "camel.db")
         db = storage.open_store(db_path)
-        storage.upsert_task(db, TASK, kind="intent", labels=sorted(intents), channels=[CHANNEL])
+        storage.tasks.upsert_task(db, TASK, kind="intent", labels=sorted(intents), channels=[CHANNEL])
         seeded = spec["seed_per_label"] * len(intents)
         cut_points = [seeded] + list(range(seeded + spec["every"], len(items) + 1, spec["every"]))
         done = rounds_seen = 0
@@ -105,8 +107,8 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
             label_messages(db, items[done:cut], done)
             done = cut
             code, child_s = run_child(settings, db_path, db, Path(folder) / "rounds.log")
-            task = storage.get_task(db, TASK)
-            resolution = storage.resolve_labels(
+            task = storage.tasks.get_task(db, TASK)
+            resolution = storage.resolution.resolve_labels(
                 db, TASK, admin_weight=settings.admin_weight, heldout_fraction=settings.learning.heldout_fraction
             )
             train_items = [m for m in resolution.labelled if m.split == "train"]
@@ -118,7 +120,7 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
                 "child_s": round(child_s, 2),
                 "active_version": task.active_version if task else None,
             }
-            versions = storage.list_adapters(db, TASK)
+            versions = storage.adapters.list_adapters(db, TASK)
             newest = max(versions, key=lambda v: v.version) if versions else None
             if newest is not None and newest.version > rounds_seen:
                 rounds_seen = newest.version  # this round made a candidate: what did the gate say?
@@ -126,7 +128,7 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
                 row["gate"] = {"promoted": newest.status == "active", "reason": newest.reason}
                 row["heldout"] = newest.metrics.get("n")
             if task and task.active_version:
-                record = storage.get_adapter(db, TASK, task.active_version)
+                record = storage.adapters.get_adapter(db, TASK, task.active_version)
                 assert record is not None  # the active version is registered
                 adapter = camel.load_adapter(record.path, cache.base)
                 row["loop"] = evaluate_camel(adapter, cache, test_texts, test_labels, "accuracy")

@@ -67,15 +67,15 @@ def make_settings(folder: Path, training_threads: int = 1) -> Settings:
 
 def store_labelled(db: Any, items: list[tuple[str, str]], first_ts: int) -> None:
     for i, (text, label) in enumerate(items):
-        mid = storage.record_message(db, workspace="T1", channel="C1", ts=f"{first_ts + i}.000100", text=text)
-        storage.add_correction(db, message_id=mid, task=TASK, label=label, source="menu", user="U0BENCH")
+        mid = storage.messages.record_message(db, workspace="T1", channel="C1", ts=f"{first_ts + i}.000100", text=text)
+        storage.corrections.add_correction(db, message_id=mid, task=TASK, label=label, source="menu", user="U0BENCH")
 
 
 def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> list[int]:
     """Twenty continued adapters from v0001, written and registered as candidates."""
     base = camel.load_base(camel.default_base_model_path())
     cache = camel.FeatureCache(base, settings.feature_cache_dir)
-    active = camel.load_adapter(storage.get_adapter(db, TASK, 1).path, base)
+    active = camel.load_adapter(storage.adapters.get_adapter(db, TASK, 1).path, base)
     texts = [t for label in LABELS for t in train[label][:PER_LABEL]]
     labels = [label for label in LABELS for _ in train[label][:PER_LABEL]]
     versions = []
@@ -84,10 +84,10 @@ def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> 
         adapter = camel.train(
             texts[seed::7], labels[seed::7], args=args, init=active, replay=(texts, labels), cache=cache
         ).adapter
-        version = version_dirs.free_version(settings.data_dir, TASK, storage.next_version(db, TASK))
+        version = version_dirs.free_version(settings.data_dir, TASK, storage.adapters.next_version(db, TASK))
         folder = version_dirs.version_dir(settings.data_dir, TASK, version)
         camel.save_adapter(adapter, str(folder))
-        storage.register_adapter(
+        storage.adapters.register_adapter(
             db,
             task=TASK,
             version=version,
@@ -151,7 +151,7 @@ def bench_swaps(
     with Predicting(predictors, texts) as load:
         time.sleep(2.0)
         for version in versions:
-            storage.activate_adapter(db, TASK, version, reason="bench promotion")
+            storage.adapters.activate_adapter(db, TASK, version, reason="bench promotion")
             started = time.perf_counter()
             errors += loop.sync()
             swaps_ms.append(1000 * (time.perf_counter() - started))
@@ -175,16 +175,16 @@ def correction_to_live(
     loop: LearningLoop, db: Any, predictors: PredictorRegistry, text: str, label: str, ts: int, timeout_s: float = 300.0
 ) -> dict[str, Any]:
     before = predictors.version(TASK)
-    previous_run = storage.last_run(db, TASK)
+    previous_run = storage.runs.last_run(db, TASK)
     last_id = previous_run.id if previous_run else 0
     started = time.perf_counter()
     store_labelled(db, [(text, label)], ts)
     scheduled = loop.note_new_labels(TASK)
     while time.perf_counter() - started < timeout_s:
-        run = storage.last_run(db, TASK)
+        run = storage.runs.last_run(db, TASK)
         run = run if run and run.id > last_id else None
         if run and run.finished_at and run.outcome != "promoted":
-            candidate = storage.get_adapter(db, TASK, run.version) if run.version else None
+            candidate = storage.adapters.get_adapter(db, TASK, run.version) if run.version else None
             reason = candidate.reason if candidate else run.error
             return {"seconds": None, "outcome": run.outcome, "reason": reason, "scheduled": scheduled}
         if predictors.version(TASK) not in (before, None) and run and run.outcome == "promoted":

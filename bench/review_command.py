@@ -4,9 +4,9 @@ Builds a real SQLite store (storage.open_store, WAL, migrations) with 100,000 me
 channel, the review scores the learning loop keeps for them (the best `KEEP_PER_CHANNEL` of
 the channel, 384-d float32 embeddings like MiniLM's), 10 % of the scored messages labelled
 and 2 % erased, then times what the command does before it answers: the candidate query
-(`storage.review_candidates`) and the diversity pick (`bot.slack.review.pick`, which calls
+(`storage.review.review_candidates`) and the diversity pick (`bot.slack.review.pick`, which calls
 `camel.select_for_review`). The 5 `chat.getPermalink` calls to Slack are network and not
-included. Also times `storage.store_review_scores` (the background write after a promotion).
+included. Also times `storage.review.store_review_scores` (the background write after a promotion).
 
     PYTHONPATH=$PWD python -m bench.review_command
 """
@@ -34,7 +34,7 @@ CHANNEL = "C0SUPPORT"
 
 def build(path: Path) -> tuple[object, float]:
     db = storage.open_store(str(path))
-    storage.upsert_task(db, "support", kind="intent", labels=["a", "b", "c"], channels=[CHANNEL])
+    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b", "c"], channels=[CHANNEL])
     now = storage_db.utc_now()
     with storage_db.transaction(db) as conn:
         conn.executemany(
@@ -54,7 +54,7 @@ def build(path: Path) -> tuple[object, float]:
         for k, i in enumerate(best)
     ]
     started = time.perf_counter()
-    storage.store_review_scores(db, "support", 1, rows)
+    storage.review.store_review_scores(db, "support", 1, rows)
     store_s = time.perf_counter() - started
     with storage_db.transaction(db) as conn:
         for k, i in enumerate(best[: len(best) // 10]):  # the best-scored 10 % get labelled
@@ -62,7 +62,7 @@ def build(path: Path) -> tuple[object, float]:
                 "INSERT INTO corrections (message_id, task, label, source, user, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (ids[i], "support", "a", "review", "U1", now),
             )
-    storage.erase_user(db, "U7", actor="bench")  # 200 messages deleted, with their scores
+    storage.privacy.erase_user(db, "U7", actor="bench")  # 200 messages deleted, with their scores
     return db, store_s
 
 
@@ -81,7 +81,7 @@ def main() -> None:
         db, store_s = build(Path(folder) / "camel.db")
         picked = review.pick(db, "support", CHANNEL, 5)  # type: ignore[arg-type]
         assert len(picked) == 5
-        query = timed(lambda: storage.review_candidates(db, "support", CHANNEL, 200))  # type: ignore[arg-type]
+        query = timed(lambda: storage.review.review_candidates(db, "support", CHANNEL, 200))  # type: ignore[arg-type]
         total = timed(lambda: review.pick(db, "support", CHANNEL, 5))  # type: ignore[arg-type]
     data = {
         "command": "PYTHONPATH=$PWD python -m bench.review_command",

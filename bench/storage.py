@@ -38,7 +38,7 @@ def load_examples() -> tuple[list[tuple[str, str]], str]:
 
 def new_store(folder: Path, name: str, labels: list[str]) -> Any:
     db = storage.open_store(folder / name)
-    storage.upsert_task(db, "support", kind="intent", labels=labels)
+    storage.tasks.upsert_task(db, "support", kind="intent", labels=labels)
     return db
 
 
@@ -46,14 +46,14 @@ def bench_single_corrections(db: Any, examples: list[tuple[str, str]], rng: rand
     """One record_message or add_correction per call, each its own committed transaction."""
     started = time.perf_counter()
     ids = [
-        storage.record_message(db, workspace="W", channel="C", ts=f"{i}.0", text=examples[i][0], user="U0")
+        storage.messages.record_message(db, workspace="W", channel="C", ts=f"{i}.0", text=examples[i][0], user="U0")
         for i in range(2_000)
     ]
     message_s = time.perf_counter() - started
     started = time.perf_counter()
     for i in range(N_SINGLE_CALLS):
         mid = ids[i % len(ids)]
-        storage.add_correction(
+        storage.corrections.add_correction(
             db,
             message_id=mid,
             task="support",
@@ -68,7 +68,7 @@ def bench_single_corrections(db: Any, examples: list[tuple[str, str]], rng: rand
 def fill_bulk(db: Any, examples: list[tuple[str, str]], labels: list[str], rng: random.Random) -> None:
     """50k messages, one prediction each, 100k corrections with withdrawals, admins, confirms, rejects."""
     now = "2026-01-01T00:00:00.000000+00:00"
-    with storage.transaction(db) as conn:
+    with storage.db.transaction(db) as conn:
         conn.executemany(
             "INSERT INTO messages (id, workspace, channel, ts, user, text, received_at) "
             "VALUES (?, 'W', 'C', ?, ?, ?, ?)",
@@ -114,7 +114,7 @@ def bench_resolve(db: Any) -> dict[str, Any]:
     timings, cpu = [], []
     for _ in range(RESOLVE_REPEATS):
         started, started_cpu = time.perf_counter(), time.process_time()
-        resolution = storage.resolve_labels(db, "support", admin_weight=2.0)
+        resolution = storage.resolution.resolve_labels(db, "support", admin_weight=2.0)
         timings.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     # CPU time as well as wall time: the 2-core machine is shared, so wall time includes waiting.
@@ -136,11 +136,11 @@ def bench_edit_and_delete(db: Any) -> dict[str, float]:
     started = time.perf_counter()
     for i, (workspace, channel, ts) in enumerate(stored):
         if i % 2:
-            storage.forget_message(
+            storage.messages.forget_message(
                 db, workspace=workspace, channel=channel, ts=ts, actor="bench", prefix_lengths=[2000]
             )
         else:
-            storage.update_message_text(
+            storage.messages.update_message_text(
                 db, workspace=workspace, channel=channel, ts=ts, text=f"edited {i}", prefix_lengths=[2000]
             )
     return {"edit_or_delete_ms": 1000 * (time.perf_counter() - started) / max(1, len(stored))}

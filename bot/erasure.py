@@ -64,7 +64,7 @@ def compact_cache(
     cache = cache if cache is not None else open_cache(settings)
     if cache is None:
         return None
-    hashes, _version = storage.deleted_text_hashes(db)
+    hashes, _version = storage.deletions.deleted_text_hashes(db)
     return cache.compact(hashes, max_bytes=max_bytes)
 
 
@@ -76,7 +76,7 @@ def _finish(
         compaction = compact_cache(settings, db, cache)
         removed = compaction.entries_removed if compaction is not None else None
     if not deletion.checkpointed:  # a reader held part of the WAL: once more, after the compaction
-        deletion = dataclasses.replace(deletion, checkpointed=storage.checkpoint_wal(db))
+        deletion = dataclasses.replace(deletion, checkpointed=storage.db.checkpoint_wal(db))
     return ErasureReport(deletion, removed)
 
 
@@ -84,7 +84,7 @@ def erase_user(
     settings: Settings, db: Database, user: str, *, actor: str, cache: camel.FeatureCache | None = None
 ) -> ErasureReport:
     """Every message and correction of `user`, and their texts' states in the feature cache."""
-    deletion = storage.erase_user(db, user, actor=actor, prefix_lengths=prefix_lengths(settings))
+    deletion = storage.privacy.erase_user(db, user, actor=actor, prefix_lengths=prefix_lengths(settings))
     return _finish(settings, db, deletion, cache)
 
 
@@ -92,7 +92,7 @@ def purge(
     settings: Settings, db: Database, *, older_than_days: float, actor: str, cache: camel.FeatureCache | None = None
 ) -> ErasureReport:
     """The text of unlabelled messages older than N days, and its states in the feature cache."""
-    deletion = storage.purge_unlabelled(
+    deletion = storage.privacy.purge_unlabelled(
         db, older_than_days=older_than_days, actor=actor, prefix_lengths=prefix_lengths(settings)
     )
     return _finish(settings, db, deletion, cache)

@@ -86,9 +86,11 @@ class StoredRunsCollector:
         family = CounterMetricFamily(
             "camel_training_runs", "Training runs finished, by outcome", labels=["task", "outcome"]
         )
-        for task in storage.list_tasks(self.db):
+        for task in storage.tasks.list_tasks(self.db):
             tally = Tally(
-                run.outcome for run in storage.list_runs(self.db, task.name, limit=self.RUNS_PER_TASK) if run.outcome
+                run.outcome
+                for run in storage.runs.list_runs(self.db, task.name, limit=self.RUNS_PER_TASK)
+                if run.outcome
             )
             for outcome, count in sorted(tally.items()):
                 family.add_metric([task.name, outcome], count)

@@ -71,7 +71,7 @@ def warn_about_secrets_file(settings: Settings) -> str | None:
     """Log (as ssh does for a private key) a secrets file that the group or others may read."""
     if not settings.secrets_file:
         return None
-    warning = storage.secrets_file_warning(settings.secrets_file)
+    warning = storage.files.secrets_file_warning(settings.secrets_file)
     if warning:
         log.warning("%s", warning)
     return warning
@@ -172,14 +172,14 @@ def start(
     """
     db = open_store(settings) if db is None else db
     warn_about_secrets_file(settings)
-    storage.make_private(settings.data_dir)  # 0700 folders, 0600 files, whatever the umask
+    storage.files.make_private(settings.data_dir)  # 0700 folders, 0600 files, whatever the umask
     metrics = BotMetrics()
     predictors = PredictorRegistry(
         settings.model.base_model,
         settings.feature_cache_dir,
         metrics=metrics,
         zero_shot=settings.model.zero_shot,
-        background=lambda task: storage.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
+        background=lambda task: storage.messages.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
     )
     client = build_client(settings) if slack else None
     runtime = Runtime(settings, db, metrics, predictors)

@@ -123,7 +123,7 @@ def _channel_conflicts(db: Database, configured: TaskSettings) -> tuple[list[str
     """(channels to bind, conflicts): a configured channel bound to another task stays with it."""
     free, conflicts = [], []
     for channel in configured.channels:
-        owner = storage.task_for_channel(db, channel)
+        owner = storage.tasks.task_for_channel(db, channel)
         if owner is not None and owner.name != configured.name:
             conflicts.append(
                 Conflict(configured.name, f"channels.{channel}", f"bound to task {owner.name}", "bound here")
@@ -137,8 +137,8 @@ def config_conflicts(settings: Settings, db: Database) -> list[Conflict]:
     """What applying the settings file would keep from storage against the file (changes nothing)."""
     found: list[Conflict] = []
     for configured in settings.tasks:
-        stored = storage.get_task(db, configured.name)
-        seed = storage.config_seed(db, configured.name) if stored is not None else None
+        stored = storage.tasks.get_task(db, configured.name)
+        seed = storage.tasks.config_seed(db, configured.name) if stored is not None else None
         found += plan_task(configured, stored, seed).conflicts
         found += _channel_conflicts(db, configured)[1]
     return found
@@ -148,11 +148,11 @@ def apply_task_settings(settings: Settings, db: Database) -> tuple[list[storage.
     """Seed and add to the configured tasks (one transaction per task); log and return the conflicts."""
     tasks, conflicts = [], []
     for configured in settings.tasks:
-        with storage.transaction(db):
-            stored = storage.get_task(db, configured.name)
-            plan = plan_task(configured, stored, storage.config_seed(db, configured.name) if stored else None)
+        with storage.db.transaction(db):
+            stored = storage.tasks.get_task(db, configured.name)
+            plan = plan_task(configured, stored, storage.tasks.config_seed(db, configured.name) if stored else None)
             values = plan.values
-            storage.upsert_task(
+            storage.tasks.upsert_task(
                 db,
                 configured.name,
                 kind=values["kind"],
@@ -167,9 +167,9 @@ def apply_task_settings(settings: Settings, db: Database) -> tuple[list[storage.
             )
             channels, taken = _channel_conflicts(db, configured)
             for channel in channels:
-                storage.bind_channel(db, configured.name, channel)
-            storage.set_config_seed(db, configured.name, seed_of(configured))
-        tasks.append(storage.get_task(db, configured.name))
+                storage.tasks.bind_channel(db, configured.name, channel)
+            storage.tasks.set_config_seed(db, configured.name, seed_of(configured))
+        tasks.append(storage.tasks.get_task(db, configured.name))
         conflicts += plan.conflicts + taken
     for conflict in conflicts:
         log.warning("settings file not applied: %s", conflict.line())

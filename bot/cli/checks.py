@@ -136,7 +136,7 @@ def check_database(state: DoctorState) -> list[CheckResult]:
     try:
         found = _read_schema_version(path)
         db = storage.open_store(path, create=False)
-        problems = storage.quick_check(db)
+        problems = storage.db.quick_check(db)
     except (sqlite3.Error, storage.StorageError) as exc:
         return [CheckResult("database", False, f"{path}: {' '.join(str(exc).split())}", restore)]
     if problems:
@@ -144,7 +144,7 @@ def check_database(state: DoctorState) -> list[CheckResult]:
         return [CheckResult("database", False, f"{path} fails PRAGMA quick_check: {shown}", restore)]
     state.db = db
     note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
-    tasks = storage.list_tasks(state.known_db)
+    tasks = storage.tasks.list_tasks(state.known_db)
     return [
         CheckResult(
             "database", True, f"{path} schema v{storage.SCHEMA_VERSION}{note}, quick_check ok, {len(tasks)} task(s)"
@@ -195,12 +195,12 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
     import storage
 
     results = []
-    for task in storage.list_tasks(state.known_db):
+    for task in storage.tasks.list_tasks(state.known_db):
         name = f"adapter {task.name}"
         if task.active_version is None:
             results.append(CheckResult(name, True, "no adapter yet (the first training round creates one)"))
             continue
-        record = storage.get_adapter(state.known_db, task.name, task.active_version)
+        record = storage.adapters.get_adapter(state.known_db, task.name, task.active_version)
         try:
             adapter = camel.load_adapter(record.path if record else "", state.base)
         except camel.CamelError as exc:
@@ -231,7 +231,7 @@ def check_slack_install(state: DoctorState) -> list[CheckResult]:
             "reinstall the app (deploy/slack-manifest.yaml), set the new SLACK_BOT_TOKEN and restart: "
             "work resumes at start once Slack accepts the token",
         )
-        for stop in storage.list_workspace_stops(db)
+        for stop in storage.lifecycle.list_workspace_stops(db)
     ]
     results += [
         CheckResult(
@@ -240,7 +240,7 @@ def check_slack_install(state: DoctorState) -> list[CheckResult]:
             f"channel {pause.channel} of task {pause.task} is paused ({pause.reason}); "
             "invite the bot back or restore the channel to resume",
         )
-        for pause in storage.list_channel_pauses(db)
+        for pause in storage.lifecycle.list_channel_pauses(db)
     ]
     return results or [CheckResult("slack install", True, "no uninstall, revoked token or paused channel recorded")]
 
@@ -261,7 +261,7 @@ def check_writable(state: DoctorState) -> list[CheckResult]:
 
     paths = state.known_settings.paths
     wanted = [paths.root, paths.db, paths.scheduler_db, paths.adapters, paths.feature_cache, paths.runs, paths.locks]
-    problems = storage.unwritable_paths(list(wanted))
+    problems = storage.files.unwritable_paths(list(wanted))
     if problems:
         return [
             CheckResult(
@@ -279,7 +279,7 @@ def check_permissions(state: DoctorState) -> list[CheckResult]:
 
     settings = state.known_settings
     results = []
-    loose = storage.loose_permissions(settings.data_dir)
+    loose = storage.files.loose_permissions(settings.data_dir)
     if loose:
         shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
         results.append(
@@ -293,7 +293,7 @@ def check_permissions(state: DoctorState) -> list[CheckResult]:
     else:
         results.append(CheckResult("permissions", True, f"{settings.data_dir}: folders 0700, files 0600"))
     if settings.secrets_file:
-        warning = storage.secrets_file_warning(settings.secrets_file)
+        warning = storage.files.secrets_file_warning(settings.secrets_file)
         if warning:
             results.append(CheckResult("secrets file", False, warning, f"chmod 600 {settings.secrets_file}"))
         else:

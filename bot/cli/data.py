@@ -29,7 +29,7 @@ def _existing_store(path: str) -> sqlite_utils.Database:
     if not Path(path).is_file():
         raise storage.StorageError(f"no database at {path} (pass --db PATH, or start the bot once to create it)")
     db = storage.open_store(path, create=False)
-    storage.require_healthy(db)
+    storage.db.require_healthy(db)
     return db
 
 
@@ -106,9 +106,9 @@ def _register_privacy(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     db = _existing_store(_db_path(args))
-    # The audit row is written in the import's own transaction (storage.import_file).
-    report = storage.import_file(db, args.path, task=args.task, fmt=args.format, actor=_actor())
-    storage.make_private(Path(_db_path(args)).parent)
+    # The audit row is written in the import's own transaction (storage.transfer.import_file).
+    report = storage.transfer.import_file(db, args.path, task=args.task, fmt=args.format, actor=_actor())
+    storage.files.make_private(Path(_db_path(args)).parent)
     print(
         f"imported {report.rows} labelled rows into task {args.task!r}: {report.new} new, "
         f"{report.duplicates} already stored"
@@ -121,10 +121,10 @@ def run_export(args: argparse.Namespace) -> int:
         args.parser.error("--task is required unless --corrections is given")
     db = _existing_store(_db_path(args))
     if args.corrections:
-        count = storage.export_corrections(db, args.path, fmt=args.format)
+        count = storage.transfer.export_corrections(db, args.path, fmt=args.format)
         print(f"exported {count} corrections to {args.path}")
     else:
-        count = storage.export_labelled(db, args.task, args.path, fmt=args.format)
+        count = storage.transfer.export_labelled(db, args.task, args.path, fmt=args.format)
         print(f"exported {count} labelled messages of task {args.task!r} to {args.path}")
     return 0
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         db = runtime.open_store(settings)
-        storage.require_healthy(db)  # never serve (and write into) a damaged file: say how to restore
+        storage.db.require_healthy(db)  # never serve (and write into) a damaged file: say how to restore
         with runtime.start(settings, db=db) as bot:  # loads each task's active adapter before serving
             _serve(settings, bot)
     finally:

@@ -93,8 +93,10 @@ class ReloadMonitor:
             self._changed.notify_all()
 
     def _labels_used(self, task: str, version: int) -> int:
-        record = storage.get_adapter(self.db, task, version)
-        run = next((r for r in storage.list_runs(self.db, task, limit=1000) if record and r.id == record.run_id), None)
+        record = storage.adapters.get_adapter(self.db, task, version)
+        run = next(
+            (r for r in storage.runs.list_runs(self.db, task, limit=1000) if record and r.id == record.run_id), None
+        )
         return (run.n_train + run.n_heldout) if run else 0
 
     def reloaded_while_talking(self) -> set[str]:

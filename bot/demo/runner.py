@@ -107,7 +107,7 @@ def prepare_store(settings: Settings, tasks: list[DemoTask], seed_dir: Path) -> 
     db = runtime.open_store(settings)
     for task in tasks:
         seed_file = sample_data.write_csv(task.seed, seed_dir / f"seed-{task.name}.csv")
-        storage.import_labelled(db, seed_file, task=task.name)
+        storage.transfer.import_labelled(db, seed_file, task=task.name)
     return db
 
 
@@ -124,7 +124,7 @@ def interleave(tasks: list[DemoTask]) -> list[tuple[DemoTask, str, str]]:
 def wait_for_run(db: Database, task: str, run_id: int, timeout: float = ROUND_TIMEOUT_S) -> storage.TrainingRun:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = next((r for r in storage.list_runs(db, task, limit=50) if r.id == run_id), None)
+        run = next((r for r in storage.runs.list_runs(db, task, limit=50) if r.id == run_id), None)
         if run is not None and run.finished_at is not None:
             return run
         time.sleep(0.2)
@@ -132,7 +132,7 @@ def wait_for_run(db: Database, task: str, run_id: int, timeout: float = ROUND_TI
 
 
 def rounds_running(db: Database, tasks: list[DemoTask]) -> bool:
-    return any(r.finished_at is None for t in tasks for r in storage.list_runs(db, t.name, limit=3))
+    return any(r.finished_at is None for t in tasks for r in storage.runs.list_runs(db, t.name, limit=3))
 
 
 def wait_until_quiet(db: Database, tasks: list[DemoTask], settle_s: float) -> None:
@@ -153,7 +153,7 @@ def busy_pace_for(round_s: float, messages: int, quick: bool) -> float:
 def wait_until_serving(db: Database, monitor: ReloadMonitor, tasks: list[DemoTask]) -> None:
     """Each task's active adapter is the one serving, and it has been measured."""
     for task in tasks:
-        record = storage.get_task(db, task.name)
+        record = storage.tasks.get_task(db, task.name)
         if record is not None and record.active_version is not None:
             monitor.wait_for_version(task.name, record.active_version, ROUND_TIMEOUT_S)
 
@@ -164,9 +164,9 @@ def train_rounds(
     """One manual round per task with new labels, side by side; waits for each promoted hot reload."""
     started = {}
     for task in tasks:
-        last = storage.last_run(db, task.name)
+        last = storage.runs.last_run(db, task.name)
         since = datetime.fromisoformat(last.started_at) if last else None
-        if storage.count_new_labels_since(db, task.name, since) > 0:
+        if storage.resolution.count_new_labels_since(db, task.name, since) > 0:
             started[task.name] = (monitor.version_count(task.name), loop.run_now(task.name, actor="demo"))
     for name, (before, run_id) in started.items():
         run = wait_for_run(db, name, run_id)

@@ -3,7 +3,7 @@
 Once an hour (`ASK_EVERY_S`), for each task that asks, the bot looks at the last 24 hours'
 messages it could ask about (a prediction, no live correction, never asked before) and asks in
 the thread of the most useful ones: the smallest margin between its two best calibrated
-guesses first. `storage.record_ask` is the guard: never twice about one message, never more
+guesses first. `storage.review.record_ask` is the guard: never twice about one message, never more
 than `ask_per_day` per channel in any 24 hours. The question is noted before it is posted, so a
 failed post means one question fewer, never a repeated one.
 
@@ -42,19 +42,19 @@ def ask_pass(db: Database, settings: Settings, ask: Ask, now: datetime | None = 
     for configured in settings.tasks:
         if configured.ask_per_day <= 0:
             continue
-        task = storage.get_task(db, configured.name)
+        task = storage.tasks.get_task(db, configured.name)
         if task is None or task.quiet:  # a quiet task never writes in the channel
             continue
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for candidate in storage.ask_candidates(db, task.name, since):
+        for candidate in storage.review.ask_candidates(db, task.name, since):
             if candidate["channel"] in task.channels:
                 by_channel[candidate["channel"]].append(candidate)
         for channel, candidates in by_channel.items():
-            if storage.channel_pause(db, channel) is not None:
+            if storage.lifecycle.channel_pause(db, channel) is not None:
                 continue  # the bot was removed from the channel or it was archived
             candidates.sort(key=lambda c: (-margin_usefulness(c["top3"]), c["message_id"]))
             for candidate in candidates:
-                if not storage.record_ask(
+                if not storage.review.record_ask(
                     db,
                     task=task.name,
                     message_id=candidate["message_id"],

@@ -64,13 +64,13 @@ def digest_pass(db: Database, settings: Settings, post: Post, upload: Upload | N
     since = datetime.now(timezone.utc) - timedelta(days=7)
     posted: list[str] = []
     for configured in settings.tasks:
-        task = storage.get_task(db, configured.name) if configured.digest else None
+        task = storage.tasks.get_task(db, configured.name) if configured.digest else None
         if task is None:
             continue
-        pairs = storage.confused_pairs_since(db, task.name, since)
-        rows = storage.coverage_by_version(db, task.name)
+        pairs = storage.review.confused_pairs_since(db, task.name, since)
+        rows = storage.review.coverage_by_version(db, task.name)
         for channel in task.channels:
-            text = digest_text(task.name, pairs, storage.disputed_in_channel(db, task.name, channel), rows)
+            text = digest_text(task.name, pairs, storage.review.disputed_in_channel(db, task.name, channel), rows)
             try:
                 post(channel, text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
                 if upload is not None and rows:

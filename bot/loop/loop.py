@@ -74,7 +74,7 @@ class LearningLoop:
             log.warning("a review scoring pass was still running at stop")
 
     def task_names(self) -> list[str]:
-        names = {t.name for t in storage.list_tasks(self.db)} | {t.name for t in self.settings.tasks}
+        names = {t.name for t in storage.tasks.list_tasks(self.db)} | {t.name for t in self.settings.tasks}
         return sorted(names)
 
     def recover(self) -> list[str]:
@@ -88,8 +88,8 @@ class LearningLoop:
 
     def run_now(self, task: str, actor: str) -> int:
         """Start a manual round in the background; returns its run id at once."""
-        run_id = storage.start_run(self.db, task, "manual")
-        storage.audit(self.db, actor=actor, action="retrain", detail={"task": task, "run_id": run_id})
+        run_id = storage.runs.start_run(self.db, task, "manual")
+        storage.events.audit(self.db, actor=actor, action="retrain", detail={"task": task, "run_id": run_id})
         threading.Thread(
             target=self.run_round, args=(task, "manual", run_id), name=f"round-{run_id}", daemon=True
         ).start()
@@ -167,9 +167,9 @@ class LearningLoop:
         """Evict texts newly on storage's deletion list from the serving cache (memory, pending
         and its disk index), so this process never serves nor flushes their states again."""
         cache = self.predictors.cache
-        if cache is None or storage.deletion_version(self.db) == self._deletion_version:
+        if cache is None or storage.deletions.deletion_version(self.db) == self._deletion_version:
             return 0  # no cache yet: once made, the next poll forgets the whole list
-        hashes, version = storage.deleted_text_hashes(self.db, after=self._deletion_version)
+        hashes, version = storage.deletions.deleted_text_hashes(self.db, after=self._deletion_version)
         dropped = cache.forget(hashes) if hashes else 0
         self._deletion_version = version
         if dropped:
@@ -196,9 +196,9 @@ class LearningLoop:
             target = self._rollback_target(task, version)
             previous = self.predictors.version(task)
             self.predictors.load(task, target.version, target.path)  # raises before any change if broken
-            activated = storage.activate_adapter(self.db, task, target.version, reason=f"rollback by {actor}")
+            activated = storage.adapters.activate_adapter(self.db, task, target.version, reason=f"rollback by {actor}")
         self.review.schedule([task])
-        storage.audit(
+        storage.events.audit(
             self.db,
             actor=actor,
             action="rollback",
@@ -207,9 +207,9 @@ class LearningLoop:
         return activated
 
     def _rollback_target(self, task: str, version: int | None) -> storage.AdapterVersion:
-        versions = storage.list_adapters(self.db, task)
+        versions = storage.adapters.list_adapters(self.db, task)
         if version is None:
-            active = storage.get_task(self.db, task)
+            active = storage.tasks.get_task(self.db, task)
             newest = active.active_version if active and active.active_version else 10**9
             retired = [v for v in versions if v.status == "retired" and v.version < newest]
             if not retired:

@@ -170,7 +170,7 @@ class RoundSummary:
 
     def write(self, path: Path) -> None:
         """Atomically: the parent may read it the moment the child exits."""
-        storage.make_private_dirs(path.parent)
+        storage.files.make_private_dirs(path.parent)
         body = dataclasses.replace(self, finished_at=self.finished_at or datetime.now().astimezone().isoformat())
         temp = path.with_suffix(".tmp")
         # Owner-only whatever the umask: a summary names labels and metrics of users' messages.

@@ -3,7 +3,7 @@
 A new version is loaded and checked completely before `Predictor.swap`, so a broken adapter
 folder never replaces a working one. When a task's active version does not load (at start-up
 or on a reload), the registry falls back to the newest earlier version that does
-(`camel.load_first_good`), records that in storage (`storage.record_fallback`: the broken
+(`camel.load_first_good`), records that in storage (`storage.rounds.record_fallback`: the broken
 versions are rejected with their reason, the good one becomes active, audited) and returns one
 notice per task that says what is really served now.
 """
@@ -120,7 +120,7 @@ class PredictorRegistry:
     def sync_notices(self, db: Database) -> list[ReloadNotice]:
         """Like `sync`, with the task of each notice (the loop tells that task's channel)."""
         notices: list[ReloadNotice] = []
-        for task in storage.list_tasks(db):
+        for task in storage.tasks.list_tasks(db):
             active = task.active_version
             if active is None or self.version(task.name) == active:
                 continue
@@ -149,7 +149,7 @@ class PredictorRegistry:
             return None
         key = (active, tuple(failures))
         if self._recorded.get(task) != key:
-            storage.record_fallback(db, task, served, failures=failures)
+            storage.rounds.record_fallback(db, task, served, failures=failures)
             self._recorded[task] = key
         if served is not None:
             return ReloadNotice(task, texts.adapter_fallback(task, failures, served))
@@ -176,8 +176,8 @@ class PredictorRegistry:
 def fallback_candidates(db: Database, task: str, active: int) -> list[tuple[int, str | None]]:
     """(version, folder) to try in order: the active one, then the versions that served before it
     (retired), newest first. Rejected, candidate and pruned versions never serve by fallback."""
-    records = {v.version: v for v in storage.list_adapters(db, task)}
-    pruned = set(storage.pruned_versions(db, task))
+    records = {v.version: v for v in storage.adapters.list_adapters(db, task)}
+    pruned = set(storage.retention.pruned_versions(db, task))
     active_record = records.get(active)
     order: list[tuple[int, str | None]] = [(active, active_record.path if active_record else None)]
     earlier = sorted(

@@ -29,10 +29,10 @@ class Reporter:
     def _channel(self, task: str) -> str | None:
         """The task's first channel whose binding is not paused; None once the app was uninstalled
         (a post would only be refused, again and again)."""
-        if storage.list_workspace_stops(self.db):
+        if storage.lifecycle.list_workspace_stops(self.db):
             return None
-        record = storage.get_task(self.db, task)
-        paused = {pause.channel for pause in storage.list_channel_pauses(self.db)}
+        record = storage.tasks.get_task(self.db, task)
+        paused = {pause.channel for pause in storage.lifecycle.list_channel_pauses(self.db)}
         return next((c for c in record.channels if c not in paused), None) if record else None
 
     def summary(self, run: storage.TrainingRun) -> RoundSummary:
@@ -52,7 +52,7 @@ class Reporter:
         try:
             self.post(channel, text, blocks)
             if self.upload and run.outcome in ("promoted", "rejected"):
-                chart = metric_chart(storage.list_adapters(self.db, task))
+                chart = metric_chart(storage.adapters.list_adapters(self.db, task))
                 self.upload(channel, chart, f"{task}-macro-f1.png", f"{task}: macro-F1 across versions")
         except Exception:  # Slack being down must not fail the round that already happened
             log.exception("could not post the round report for %s", task)

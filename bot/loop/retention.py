@@ -1,9 +1,9 @@
 """The nightly retention pass: what `[retention]` says to keep, and nothing more on disk.
 
-Storage deletes old predictions and erases old unlabelled text (`storage.apply_retention`);
+Storage deletes old predictions and erases old unlabelled text (`storage.retention.apply_retention`);
 this pass then deletes the run files of expired runs, the folders of adapter versions beyond
 the active one, its parent and the newest `keep_versions` (each recorded with
-`storage.mark_adapter_pruned`), and compacts the feature cache without erased texts and within
+`storage.retention.mark_adapter_pruned`), and compacts the feature cache without erased texts and within
 `cache_max_bytes` (least recently used states go first).
 """
 
@@ -55,7 +55,7 @@ def run_files(data_dir: str, run_id: int) -> list[Path]:
 def apply(settings: Settings, db: Database, cache: camel.FeatureCache | None = None) -> RetentionSummary:
     """One pass of the retention policy (what the nightly job runs)."""
     policy = settings.retention
-    report = storage.apply_retention(
+    report = storage.retention.apply_retention(
         db,
         prediction_days=policy.prediction_days,
         unlabelled_days=policy.unlabelled_text_days,
@@ -74,7 +74,7 @@ def apply(settings: Settings, db: Database, cache: camel.FeatureCache | None = N
     for task, found in report.prunable.items():
         for version in found:
             shutil.rmtree(version.path, ignore_errors=True)
-            storage.mark_adapter_pruned(db, task, version.version)
+            storage.retention.mark_adapter_pruned(db, task, version.version)
             pruned.setdefault(task, []).append(version.version)
     compaction = erasure.compact_cache(settings, db, cache, max_bytes=policy.cache_max_bytes)
     summary = RetentionSummary(

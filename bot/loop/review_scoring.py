@@ -54,13 +54,17 @@ def score_texts(
 
 def score_task(db: Database, predictors: PredictorRegistry, task_name: str, *, force: bool = False) -> int:
     """Score the task's unlabelled messages with the version serving now; returns rows stored."""
-    predictor, version, task = predictors.get(task_name), predictors.version(task_name), storage.get_task(db, task_name)
+    predictor, version, task = (
+        predictors.get(task_name),
+        predictors.version(task_name),
+        storage.tasks.get_task(db, task_name),
+    )
     if predictor is None or version is None or task is None:
         return 0
-    if not force and storage.review_scores_version(db, task_name) == version:
+    if not force and storage.review.review_scores_version(db, task_name) == version:
         return 0
     adapter = predictor.adapter  # one adapter for the whole pass, even if a swap happens meanwhile
-    messages = storage.unlabelled_messages(db, task_name)
+    messages = storage.review.unlabelled_messages(db, task_name)
     rows: list[tuple[int, float, list[tuple[str, float]], bytes]] = []
     if messages:
         probabilities, embeddings = score_texts(predictor, adapter, [m.text for m in messages], task.abstain_threshold)
@@ -78,7 +82,7 @@ def score_task(db: Database, predictors: PredictorRegistry, task_name: str, *, f
             predictor.flush()
         except camel.CamelError as exc:
             log.warning("feature cache not flushed after review scoring: %s", exc)
-    stored = storage.store_review_scores(db, task_name, version, rows)
+    stored = storage.review.store_review_scores(db, task_name, version, rows)
     log.info("review scores for %s v%s: %d of %d unlabelled messages stored", task_name, version, stored, len(messages))
     return stored
 

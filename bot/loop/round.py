@@ -6,7 +6,7 @@ active evaluated on the same held-out messages -> the gate -> registered as acti
 
 Ordering is what makes a SIGKILL at any moment harmless: the folder is renamed into place
 complete before it is registered, and the run's end, registration and activation are one storage
-transaction (`storage.finish_round`), so the database never names a version that is not whole on
+transaction (`storage.rounds.finish_round`), so the database never names a version that is not whole on
 disk, and a folder whose round never committed is removed at the bot's next start.
 Exit status: 0 round done (promoted, rejected or skipped), 2 bad input, 1 crash.
 """
@@ -168,7 +168,7 @@ def fit_calibration(
 
 
 def publish_version(opts: RoundOptions, db: Database, adapter: camel.Adapter) -> tuple[int, Path]:
-    version = versions.free_version(opts.data_dir, opts.task, storage.next_version(db, opts.task))
+    version = versions.free_version(opts.data_dir, opts.task, storage.adapters.next_version(db, opts.task))
     temp = versions.temp_dir(opts.data_dir, opts.task, version)
     final = versions.version_dir(opts.data_dir, opts.task, version)
     # extra_files: the calibration, so the integrity manifest covers it.
@@ -184,7 +184,7 @@ def train_and_judge(
     cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache)
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
     active = camel.load_adapter(active_record.path, base) if active_record else None
-    task = storage.get_task(db, opts.task)
+    task = storage.tasks.get_task(db, opts.task)
     candidate = train_candidate(opts, split, active, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
     judgement = judge(candidate, active, split, opts, cache, task)
@@ -201,7 +201,7 @@ def train_and_judge(
 def forget_deleted(db: Database, cache: camel.FeatureCache) -> int:
     """Drop the states of every erased text (storage's deletion list) before this process writes
     any shard, so a text deleted while the round ran is not stored again."""
-    hashes, _version = storage.deleted_text_hashes(db)
+    hashes, _version = storage.deletions.deleted_text_hashes(db)
     return cache.forget(hashes) if hashes else 0
 
 
@@ -209,15 +209,17 @@ def trained_until(db: Database, active: storage.AdapterVersion | None) -> str | 
     """Labels resolved before the active adapter's round started are already learned."""
     if active is None:
         return None
-    run = storage.get_run(db, active.run_id) if active.run_id is not None else None
+    run = storage.runs.get_run(db, active.run_id) if active.run_id is not None else None
     return run.started_at if run else active.created_at
 
 
 def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     """Everything after the run exists; returns the summary of what the round did."""
-    task = storage.get_task(db, opts.task)
-    active_record = storage.get_adapter(db, opts.task, task.active_version) if task and task.active_version else None
-    resolution = storage.resolve_labels(
+    task = storage.tasks.get_task(db, opts.task)
+    active_record = (
+        storage.adapters.get_adapter(db, opts.task, task.active_version) if task and task.active_version else None
+    )
+    resolution = storage.resolution.resolve_labels(
         db, opts.task, admin_weight=opts.admin_weight, heldout_fraction=opts.heldout_fraction
     )
     split = split_labels(resolution.labelled, trained_until(db, active_record))
@@ -234,14 +236,14 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     )
     reason = skip_reason(split, active_record)
     if reason:
-        storage.finish_run(
+        storage.runs.finish_run(
             db, run_id, outcome="skipped", error=reason, n_train=n_train, n_heldout=n_heldout, n_new=n_new
         )
         return replace(summary, reason=reason)
     outcome, version, folder, judgement = train_and_judge(opts, db, run_id, active_record, split)
     # The run's end, the version's registration and its activation in one transaction: a kill
     # at any moment leaves all of them or none (then start-up removes the orphan folder).
-    storage.finish_round(
+    storage.rounds.finish_round(
         db,
         run_id,
         outcome=outcome,
@@ -269,17 +271,17 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
 def execute(opts: RoundOptions) -> RoundSummary:
     """Run the round under the task's lock, record its end and write its summary file."""
     db = storage.open_store(opts.db)
-    if storage.get_task(db, opts.task) is None:
+    if storage.tasks.get_task(db, opts.task) is None:
         raise RoundInputError(f"unknown task {opts.task!r}")
-    run_id = opts.run_id or storage.start_run(db, opts.task, opts.trigger)
+    run_id = opts.run_id or storage.runs.start_run(db, opts.task, opts.trigger)
     try:
         with versions.task_lock(opts.data_dir, opts.task):
             summary = run_round(opts, db, run_id)
     except TaskBusyError as exc:
-        storage.finish_run(db, run_id, outcome="skipped", error=str(exc))
+        storage.runs.finish_run(db, run_id, outcome="skipped", error=str(exc))
         summary = RoundSummary(task=opts.task, outcome="skipped", run_id=run_id, trigger=opts.trigger, reason=str(exc))
     except (camel.CamelError, storage.StorageError) as exc:
-        storage.finish_run(db, run_id, outcome="failed", error=str(exc))
+        storage.runs.finish_run(db, run_id, outcome="failed", error=str(exc))
         RoundSummary(task=opts.task, outcome="failed", run_id=run_id, trigger=opts.trigger, reason=str(exc)).write(
             summary_path(opts.data_dir, run_id)
         )

@@ -73,13 +73,13 @@ class RoundRunner:
 
     def run_locked(self, task: str, trigger: str, run_id: int | None) -> storage.TrainingRun:
         """One round; the caller holds `lock_for(task)`."""
-        run_id = run_id or storage.start_run(self.db, task, trigger)
+        run_id = run_id or storage.runs.start_run(self.db, task, trigger)
         log_path = summary_path(self.settings.data_dir, run_id).with_suffix(".log")
         returncode = self._spawn_and_wait(task, trigger, run_id, log_path)
         return self._finished_run(task, run_id, returncode, log_path)
 
     def _spawn_and_wait(self, task: str, trigger: str, run_id: int, log_path: Path) -> int:
-        storage.make_private_dirs(log_path.parent)
+        storage.files.make_private_dirs(log_path.parent)
         threads = self.settings.model.training_threads
         # Owner-only whatever the umask: the child's output may quote users' messages.
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -102,20 +102,20 @@ class RoundRunner:
     def _finished_run(self, task: str, run_id: int, returncode: int, log_path: Path) -> storage.TrainingRun:
         run = self._run(task, run_id)
         if run.finished_at is None:  # the child died before it could record its end
-            storage.finish_run(self.db, run_id, outcome="failed", error=death_message(returncode, log_path))
+            storage.runs.finish_run(self.db, run_id, outcome="failed", error=death_message(returncode, log_path))
             run = self._run(task, run_id)
         log.info("round %s of %s: %s %s", run_id, task, run.outcome, run.error or "")
         return run
 
     def _run(self, task: str, run_id: int) -> storage.TrainingRun:
-        run = storage.get_run(self.db, run_id)
+        run = storage.runs.get_run(self.db, run_id)
         if run is None or run.task != task:
             raise LearningError(f"training run {run_id} of {task} is not in the database")
         return run
 
     def recover(self, tasks: list[str]) -> list[str]:
         """Make records and folders agree after a crash (tasks nobody trains now): delete hidden
-        temp folders, reconcile runs with versions (`storage.reconcile_task`) and delete version
+        temp folders, reconcile runs with versions (`storage.rounds.reconcile_task`) and delete version
         folders whose round never committed."""
         notes = []
         for task in tasks:
@@ -130,10 +130,10 @@ class RoundRunner:
         return notes
 
     def _reconcile(self, task: str) -> list[str]:
-        if storage.get_task(self.db, task) is None:
+        if storage.tasks.get_task(self.db, task) is None:
             return []  # configured but not stored yet: nothing to reconcile
         on_disk = versions.versions_on_disk(self.settings.data_dir, task)
-        found = storage.reconcile_task(self.db, task, version_folders=on_disk)
+        found = storage.rounds.reconcile_task(self.db, task, version_folders=on_disk)
         notes = list(found.notes)
         for version in found.orphan_versions:
             folder = versions.version_dir(self.settings.data_dir, task, version)

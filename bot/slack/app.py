@@ -79,7 +79,7 @@ def resume_if_token_works(db: Database, client: WebClient) -> list[str]:
     A reinstall hands out a new token, so this runs at start (after the operator set it);
     returns the workspaces resumed.
     """
-    stops = storage.list_workspace_stops(db)
+    stops = storage.lifecycle.list_workspace_stops(db)
     if not stops:
         return []
     try:
@@ -89,6 +89,6 @@ def resume_if_token_works(db: Database, client: WebClient) -> list[str]:
         return []
     resumed = [s.workspace for s in stops if s.workspace == team]
     for workspace in resumed:
-        storage.resume_workspace(db, workspace, actor="startup")
+        storage.lifecycle.resume_workspace(db, workspace, actor="startup")
         log.info("the bot token works for workspace %s again: resuming its work", workspace)
     return resumed

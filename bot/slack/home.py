@@ -60,7 +60,7 @@ class HomeBuilder:
         self._lock = threading.Lock()
 
     def view(self, services: Services, client: WebClient) -> dict[str, Any]:
-        sections = [self._task_section(services, client, task) for task in storage.list_tasks(services.db)]
+        sections = [self._task_section(services, client, task) for task in storage.tasks.list_tasks(services.db)]
         return blocks.home_view(sections)
 
     def _task_section(self, services: Services, client: WebClient, task: storage.Task) -> list[Block]:
@@ -75,7 +75,7 @@ class HomeBuilder:
             ),
             blocks.context(_confusions_text(task_stats.confused_pairs(metrics))),
         ]
-        file_id = self._chart_file(client, task.name, storage.list_adapters(services.db, task.name))
+        file_id = self._chart_file(client, task.name, storage.adapters.list_adapters(services.db, task.name))
         if file_id is not None:
             part.append(blocks.image_from_file(file_id, f"accuracy over time for {task.name}", "Accuracy over time"))
         return part

@@ -51,9 +51,9 @@ class InboxWorkers:
 
     def start(self) -> None:
         db = self.services.db
-        released = storage.release_claims(db)
-        storage.purge_done(db)
-        pending = storage.count_unfinished(db)
+        released = storage.inbox.release_claims(db)
+        storage.inbox.purge_done(db)
+        pending = storage.inbox.count_unfinished(db)
         if pending:
             log.info("finishing events acknowledged before a restart", extra={"pending": pending, "released": released})
         for number in range(self.threads):
@@ -73,7 +73,7 @@ class InboxWorkers:
         wakeup = self.services.inbox_wakeup
         while not self._stop.is_set():
             try:
-                item = storage.claim_next(self.services.db)
+                item = storage.inbox.claim_next(self.services.db)
             except Exception as exc:  # a full disk or a locked database: try again shortly
                 log.warning("could not take an event from the inbox", extra={"error": str(exc)})
                 self._stop.wait(1.0)
@@ -105,7 +105,7 @@ class InboxWorkers:
                 self._finish(item, f"gave_up_{not_yet.reason}")
                 return
             self.services.metrics.requeued.labels(reason=not_yet.reason).inc()
-            storage.requeue(self.services.db, item.id, delay_s=not_yet.delay_s)
+            storage.inbox.requeue(self.services.db, item.id, delay_s=not_yet.delay_s)
             return
         except SlackApiError as exc:
             if exc.response.status_code != 429:
@@ -114,12 +114,12 @@ class InboxWorkers:
             if item.channel:
                 self.services.pacer.hold(item.channel, retry_after)
             self.services.metrics.requeued.labels(reason="rate_limited").inc()
-            storage.requeue(self.services.db, item.id, delay_s=retry_after)
+            storage.inbox.requeue(self.services.db, item.id, delay_s=retry_after)
             return
         self._finish(item, "late" if delivery.late else "done")
 
     def _finish(self, item: storage.InboxItem, outcome: str) -> None:
-        storage.finish(self.services.db, item.id, outcome)
+        storage.inbox.finish(self.services.db, item.id, outcome)
         self.services.metrics.events_handled.labels(kind=item.kind, outcome=outcome).inc()
 
 

@@ -10,7 +10,7 @@ here, one insert, before the 200: after the ack the event is ours to keep, and t
 (unique event id) is also the de-duplication mark. Inbox workers do the work. When the write
 fails (a full disk) Slack still gets its 200, so it does not disable the app: the event is
 counted as dropped, /readyz turns 503 with the reason, and the admins are told once.
-Other events keep the old path: `storage.claim_event`, then a Bolt listener.
+Other events keep the old path: `storage.events.claim_event`, then a Bolt listener.
 """
 
 from __future__ import annotations
@@ -104,14 +104,14 @@ def is_unwanted_external(services: Services, body: dict[str, Any], event: dict[s
     """External users' messages are neither stored nor answered unless their task enables it."""
     if event.get("type") != "message" or not is_external(body, event, installing_team):
         return False
-    task = storage.task_for_channel(services.db, str(event.get("channel", "")))
+    task = storage.tasks.task_for_channel(services.db, str(event.get("channel", "")))
     configured = services.settings.task(task.name) if task is not None else None
     return not (configured is not None and configured.external_users)
 
 
 def stopped(services: Services, workspace: str) -> bool:
     """The workspace uninstalled the app or revoked its tokens: nothing is done for it."""
-    return bool(workspace) and storage.workspace_stop(services.db, workspace) is not None
+    return bool(workspace) and storage.lifecycle.workspace_stop(services.db, workspace) is not None
 
 
 def _stopped_event(services: Services, event: dict[str, Any], workspace: str) -> bool:
@@ -127,7 +127,7 @@ def _stopped_event(services: Services, event: dict[str, Any], workspace: str) ->
 def _deduplicate(services: Services) -> Callable[..., Any]:
     def deduplicate_events(body: dict[str, Any], next: Next) -> BoltResponse:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not storage.claim_event(services.db, str(event_id)):
+        if event_id and not storage.events.claim_event(services.db, str(event_id)):
             log.info("event %s already handled; acknowledging the redelivery", event_id)
             return BoltResponse(status=200, body="")
         return next()
@@ -141,7 +141,7 @@ def _to_inbox(services: Services, client: WebClient, kinds: set[str]) -> Callabl
         if not isinstance(event, dict) or event.get("type") not in kinds or not body.get("event_id"):
             return next()
         try:
-            new = storage.enqueue_event(
+            new = storage.inbox.enqueue_event(
                 services.db,
                 event_id=str(body["event_id"]),
                 kind=str(event["type"]),

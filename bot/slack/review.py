@@ -33,7 +33,7 @@ class ReviewItem:
 
 def pick(db: Database, task: str, channel: str, n: int) -> list[storage.ReviewCandidate]:
     """Up to n candidates of `channel`, most useful first, spread over the embedding space."""
-    candidates = storage.review_candidates(db, task, channel, max(MIN_CANDIDATES, 10 * n))
+    candidates = storage.review.review_candidates(db, task, channel, max(MIN_CANDIDATES, 10 * n))
     if not candidates:
         return []
     scores = np.array([c.score for c in candidates], dtype=np.float64)

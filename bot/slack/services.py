@@ -136,7 +136,7 @@ class Services:
     def __post_init__(self) -> None:
         self.admins = AdminDirectory(self.settings.admins, self.settings.admin_usergroup)
         self.pacer = ChannelPacer(self.settings.channel_posts_per_s, self.settings.channel_burst)
-        self.health = EventPathHealth(probe=lambda: storage.probe_write(self.db))
+        self.health = EventPathHealth(probe=lambda: storage.inbox.probe_write(self.db))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
         # Bolt deep-copies the context for lazy listeners; services are shared, not copied.

@@ -14,7 +14,7 @@ def active_metrics(services: Services, task: storage.Task) -> dict[str, Any]:
     """The held-out evaluation stored with the adapter now serving (empty before the first one)."""
     if task.active_version is None:
         return {}
-    record = storage.get_adapter(services.db, task.name, task.active_version)
+    record = storage.adapters.get_adapter(services.db, task.name, task.active_version)
     return dict(record.metrics or {}) if record is not None else {}
 
 
@@ -36,7 +36,7 @@ def next_run(services: Services, task: str) -> str:
 
 
 def last_run_line(services: Services, task: str) -> str:
-    run = storage.last_run(services.db, task)
+    run = storage.runs.last_run(services.db, task)
     if run is None:
         return "never"
     outcome = run.outcome or "running"
@@ -46,26 +46,26 @@ def last_run_line(services: Services, task: str) -> str:
 
 def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
     db = services.db
-    week, month = (storage.live_accuracy(db, task.name, days=d) for d in (7, 30))
-    run = storage.last_run(db, task.name)
+    week, month = (storage.live.live_accuracy(db, task.name, days=d) for d in (7, 30))
+    run = storage.runs.last_run(db, task.name)
     return {
         "version": services.predictors.version(task.name) or task.active_version,
-        "corrections_total": storage.count_new_labels_since(db, task.name, None),
-        "pending": storage.count_new_labels_since(db, task.name, run.started_at if run else None),
+        "corrections_total": storage.resolution.count_new_labels_since(db, task.name, None),
+        "pending": storage.resolution.count_new_labels_since(db, task.name, run.started_at if run else None),
         "acc7": week.get("accuracy"),
         "n7": week.get("n", 0),
         "acc30": month.get("accuracy"),
         "n30": month.get("n", 0),
         "per_label_f1": per_label_f1(active_metrics(services, task)),
         "calibration": active_metrics(services, task).get("calibration"),
-        "coverage": storage.coverage_by_version(db, task.name),
+        "coverage": storage.review.coverage_by_version(db, task.name),
         "last_run": last_run_line(services, task.name),
         "next_run": next_run(services, task.name),
     }
 
 
 def labels_this_week(services: Services, task: str) -> int:
-    return storage.count_new_labels_since(services.db, task, datetime.now(timezone.utc) - timedelta(days=7))
+    return storage.resolution.count_new_labels_since(services.db, task, datetime.now(timezone.utc) - timedelta(days=7))
 
 
 def _number(metrics: dict[str, Any], key: str) -> str:

@@ -278,7 +278,7 @@ def start_bot(
 ) -> BotUnderTest:
     settings = make_settings(tmp_path / "data", fake, tiny_bert_dir, **overrides)
     db = runtime.open_store(settings)
-    storage.register_adapter(
+    storage.adapters.register_adapter(
         db,
         task="support",
         version=1,
@@ -289,7 +289,7 @@ def start_bot(
         if (adapter_dir / "metrics.json").is_file()
         else {},
     )
-    storage.activate_adapter(db, "support", 1, reason="test fixture")
+    storage.adapters.activate_adapter(db, "support", 1, reason="test fixture")
     running = runtime.start(settings, db=db, learning=with_learning)
     assert running.reload_errors == []
     return BotUnderTest(running, fake)

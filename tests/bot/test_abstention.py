@@ -29,7 +29,7 @@ def serve_with_calibration(
     if detector is not None:
         extra[abstention.OUT_OF_SCOPE_FILE] = json.dumps(detector.to_dict()).encode()
     camel.save_adapter(adapter, str(folder), extra_files=extra)
-    storage.register_adapter(
+    storage.adapters.register_adapter(
         bot.db,
         task="support",
         version=2,
@@ -38,7 +38,7 @@ def serve_with_calibration(
         run_id=None,
         metrics={"calibration": calibration.to_dict()},
     )
-    storage.activate_adapter(bot.db, "support", 2, reason="test")
+    storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
     assert bot.predictors.sync(bot.db) == [] and bot.predictors.version("support") == 2
 
 
@@ -58,8 +58,8 @@ def calibration(threshold: float, temperature: float = 1.0) -> camel.Calibration
 
 def prediction(bot: BotUnderTest, ts: str) -> storage.StoredPrediction:
     def found() -> storage.StoredPrediction | None:
-        message = storage.find_message(bot.db, workspace="T0CAMEL", channel="C0SUPPORT", ts=ts)
-        return storage.latest_prediction(bot.db, message.id, "support") if message else None
+        message = storage.messages.find_message(bot.db, workspace="T0CAMEL", channel="C0SUPPORT", ts=ts)
+        return storage.messages.latest_prediction(bot.db, message.id, "support") if message else None
 
     return wait_until(found, what="prediction stored")
 
@@ -88,7 +88,7 @@ def test_task_floor_wins_over_a_lower_calibrated_threshold(
     bot: BotUnderTest, support_adapter_dir: Path, tmp_path: Path
 ) -> None:
     serve_with_calibration(bot, support_adapter_dir, tmp_path, calibration(threshold=0.0))
-    storage.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
+    storage.tasks.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
     bot.send_message("refund charged twice fee", "1700000102.000100")
     assert prediction(bot, "1700000102.000100").abstained
 
@@ -97,7 +97,7 @@ def test_out_of_scope_label_gets_not_one_of_mine(bot: BotUnderTest) -> None:
     text = "great love happy sad hate"
     # The tiny test model is weak: declare whatever it ranks first for this text out of scope.
     top = bot.predictors.get("support").predict([text])[0].label
-    storage.set_out_of_scope_label(bot.db, "support", top)
+    storage.tasks.set_out_of_scope_label(bot.db, "support", top)
     bot.send_message(text, "1700000103.000100")
     stored = prediction(bot, "1700000103.000100")
     assert stored.label == top and not stored.abstained
@@ -113,7 +113,7 @@ def test_out_of_scope_detector_turns_away_a_message_unlike_every_label(
     text = "refund charged twice fee"
     top = bot.predictors.get("support").predict([text])[0].label
     out_of_scope = next(label for label in SUPPORT_LABELS if label != top)  # not the most likely label
-    storage.set_out_of_scope_label(bot.db, "support", out_of_scope)
+    storage.tasks.set_out_of_scope_label(bot.db, "support", out_of_scope)
     always = camel.OutOfScopeDetector(
         method="max_probability", threshold=-1.0, max_inscope_rejection=0.1, probability_mean=0.0,
         probability_std=1.0, neighbour_mean=0.0, neighbour_std=1.0, fitted_on_n=50, status="fitted",
@@ -129,7 +129,7 @@ def test_stats_show_coverage_and_precision_per_version(bot: BotUnderTest) -> Non
     for i, text in enumerate(["refund charged twice fee", "where is my new card", "refund money failed"]):
         bot.send_message(text, f"17000002{i:02d}.000100")
         stored = prediction(bot, f"17000002{i:02d}.000100")
-        storage.add_correction(
+        storage.corrections.add_correction(
             bot.db, message_id=stored.message_id, task="support", label=stored.label, source="menu", user=USER
         )
     bot.send_command("stats")

@@ -43,9 +43,9 @@ def _admin_dms(bot: BotUnderTest, count: int = 1) -> list[str]:
 
 def test_app_uninstalled_stops_all_work_for_the_workspace(bot: BotUnderTest, tmp_path: Path) -> None:
     assert send_event(bot, "app_uninstalled", "EvUNINSTALL") == 200
-    stop = wait_until(lambda: storage.workspace_stop(bot.db, TEAM), what="workspace stopped")
+    stop = wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="workspace stopped")
     assert stop.reason == "app_uninstalled"
-    assert any(e.action == "workspace_stopped" for e in storage.list_audit(bot.db))
+    assert any(e.action == "workspace_stopped" for e in storage.events.list_audit(bot.db))
     # Events Slack still delivers from before the uninstall are acknowledged and dropped: no Web API call.
     assert _message(bot, "1700000400.000100", "EvAFTERSTOP") == 200
     time.sleep(0.5)
@@ -63,30 +63,30 @@ def test_app_uninstalled_stops_all_work_for_the_workspace(bot: BotUnderTest, tmp
 
 def test_a_start_with_a_token_slack_accepts_resumes_the_work(bot: BotUnderTest) -> None:
     assert send_event(bot, "app_uninstalled", "EvUNINSTALL2") == 200
-    wait_until(lambda: storage.workspace_stop(bot.db, TEAM), what="workspace stopped")
+    wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="workspace stopped")
     # A newer event with the old token changes nothing: only a start with a working token resumes.
     assert _message(bot, "1700000401.000100", "EvLATER", event_time=int(time.time()) + 60) == 200
     time.sleep(0.3)
-    assert storage.workspace_stop(bot.db, TEAM) is not None and _stored_ts(bot) == []
+    assert storage.lifecycle.workspace_stop(bot.db, TEAM) is not None and _stored_ts(bot) == []
     bot.fake.refuse_next("auth.test", "invalid_auth")
     assert resume_if_token_works(bot.db, bot.app.client) == []
     assert resume_if_token_works(bot.db, bot.app.client) == [TEAM]  # the fake's auth.test answers for TEAM
-    assert storage.workspace_stop(bot.db, TEAM) is None
+    assert storage.lifecycle.workspace_stop(bot.db, TEAM) is None
     assert _message(bot, "1700000401.000200", "EvRESUMED") == 200
     assert bot.fake.wait_for("chat.postMessage")[0].params["thread_ts"] == "1700000401.000200"
 
 
 def test_a_revoked_bot_token_stops_the_work(bot: BotUnderTest) -> None:
     assert send_event(bot, "tokens_revoked", "EvREVOKED") == 200
-    assert wait_until(lambda: storage.workspace_stop(bot.db, TEAM), what="stopped").reason == "tokens_revoked"
+    assert wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="stopped").reason == "tokens_revoked"
 
 
 def test_the_bot_removed_from_a_bound_channel_pauses_it_and_tells_the_admins(bot: BotUnderTest) -> None:
     assert send_event(bot, "channel_left", "EvLEFT", channel=SUPPORT_CHANNEL) == 200
-    pause = wait_until(lambda: storage.channel_pause(bot.db, SUPPORT_CHANNEL), what="paused")
+    pause = wait_until(lambda: storage.lifecycle.channel_pause(bot.db, SUPPORT_CHANNEL), what="paused")
     assert pause.task == "support" and "removed" in pause.reason
     assert f"<#{SUPPORT_CHANNEL}> removed me" in _admin_dms(bot)[0]
-    assert storage.task_for_channel(bot.db, SUPPORT_CHANNEL).name == "support"  # the binding is kept
+    assert storage.tasks.task_for_channel(bot.db, SUPPORT_CHANNEL).name == "support"  # the binding is kept
     assert _message(bot, "1700000402.000100", "EvPAUSED") == 200
     time.sleep(0.5)
     assert _stored_ts(bot) == []
@@ -95,13 +95,13 @@ def test_the_bot_removed_from_a_bound_channel_pauses_it_and_tells_the_admins(bot
         bot, "member_joined_channel", "EvBACK", user=BOT_USER, channel=SUPPORT_CHANNEL, team=TEAM, inviter=ADMIN
     )
     assert status == 200
-    wait_until(lambda: storage.channel_pause(bot.db, SUPPORT_CHANNEL) is None, what="resumed")
+    wait_until(lambda: storage.lifecycle.channel_pause(bot.db, SUPPORT_CHANNEL) is None, what="resumed")
     assert "I'm back" in _admin_dms(bot, 2)[-1]
 
 
 def test_an_archived_bound_channel_is_paused(bot: BotUnderTest) -> None:
     assert send_event(bot, "channel_archive", "EvARCHIVE", channel=SUPPORT_CHANNEL, user=USER) == 200
-    pause = wait_until(lambda: storage.channel_pause(bot.db, SUPPORT_CHANNEL), what="paused")
+    pause = wait_until(lambda: storage.lifecycle.channel_pause(bot.db, SUPPORT_CHANNEL), what="paused")
     assert pause.reason == "channel archived"
     assert "was archived" in _admin_dms(bot)[0]
 
@@ -122,7 +122,7 @@ def test_the_bot_invited_to_an_unbound_channel_offers_setup_to_the_inviter(bot: 
 def test_a_dead_token_answer_from_slack_stops_the_work_without_retrying(bot: BotUnderTest) -> None:
     bot.fake.refuse_next("chat.postMessage", "token_revoked")
     assert _message(bot, "1700000403.000100", "EvDEADTOKEN") == 200
-    assert wait_until(lambda: storage.workspace_stop(bot.db, TEAM), what="stopped").reason == "token_revoked"
+    assert wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="stopped").reason == "token_revoked"
     assert _message(bot, "1700000403.000200", "EvAFTERDEAD") == 200
     time.sleep(0.5)
     assert len([c for c in bot.fake.calls if c.method == "chat.postMessage"]) == 1  # the refused one only
@@ -130,7 +130,7 @@ def test_a_dead_token_answer_from_slack_stops_the_work_without_retrying(bot: Bot
 
 
 def test_setup_in_a_paused_channel_resumes_it(bot: BotUnderTest) -> None:
-    storage.pause_channel(bot.db, SUPPORT_CHANNEL, reason="channel archived", actor=USER)
+    storage.lifecycle.pause_channel(bot.db, SUPPORT_CHANNEL, reason="channel archived", actor=USER)
     assert send_command(bot, "setup support", user=ADMIN, channel=SUPPORT_CHANNEL) == 200
     bot.fake.wait_for("response_url")
-    assert storage.channel_pause(bot.db, SUPPORT_CHANNEL) is None
+    assert storage.lifecycle.channel_pause(bot.db, SUPPORT_CHANNEL) is None

@@ -37,8 +37,10 @@ def _post_all(bot: BotUnderTest) -> dict[int, float]:
     for i, text in enumerate(TEXTS):
         ts = f"17000008{i:02d}.000100"
         bot.send_message(text, ts)
-        message = wait_until(lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel="C0SUPPORT", ts=ts))
-        stored = wait_until(lambda: storage.latest_prediction(bot.db, message.id, "support"))
+        message = wait_until(
+            lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel="C0SUPPORT", ts=ts)
+        )
+        stored = wait_until(lambda: storage.messages.latest_prediction(bot.db, message.id, "support"))
         usefulness[message.id] = margin_usefulness(stored.top3)
     bot.fake.wait_for("chat.postMessage", len(TEXTS))
     return usefulness
@@ -54,7 +56,7 @@ def test_asks_the_most_useful_within_the_daily_budget_and_never_twice(asking_bot
     questions = bot.fake.calls_of("chat.postMessage")[len(TEXTS) :]
     assert len(questions) == 2
     for call, message_id in zip(questions, first):
-        message = storage.get_message(bot.db, message_id)
+        message = storage.messages.get_message(bot.db, message_id)
         assert call.params["thread_ts"] == message.ts and call.params["channel"] == "C0SUPPORT"
         assert call.params["blocks"][1]["block_id"] == f"camel_msg_{message_id}"
     assert loop.ask_now() == []  # the channel's budget for today is spent

@@ -20,7 +20,7 @@ def _menu(message_id: int, task: str, label: str) -> dict:
 
 
 def _support_message(bot: BotUnderTest) -> int:
-    return storage.record_message(
+    return storage.messages.record_message(
         bot.db, workspace=TEAM, channel=SUPPORT_CHANNEL, ts="1700000200.000100", text="where is my card", user=USER
     )
 

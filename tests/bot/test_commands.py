@@ -33,7 +33,8 @@ def _ask(bot: BotUnderTest, text: str, **kw: str) -> str:
 def _stored_message(bot: BotUnderTest, ts: str, text: str = "where is my new card") -> int:
     bot.send_message(text, ts)
     return wait_until(
-        lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts), what="message stored"
+        lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
+        what="message stored",
     ).id
 
 
@@ -69,7 +70,7 @@ def test_label_fetches_a_message_the_bot_never_saw(bot: BotUnderTest) -> None:
     bot.fake.add_message(SUPPORT_CHANNEL, "1600000000.000200", "refund charged twice", user="U0BOB")
     link = LINK.format(channel=SUPPORT_CHANNEL, digits="1600000000000200")
     assert "Labelled as *refund*" in _ask(bot, f"label {link} refund")
-    found = storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1600000000.000200")
+    found = storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1600000000.000200")
     assert found is not None and found.text == "refund charged twice" and found.user == "U0BOB"
     missing = LINK.format(channel=SUPPORT_CHANNEL, digits="1600000000000999")
     assert "can't find that message" in _ask(bot, f"label {missing} refund")
@@ -85,7 +86,7 @@ def test_labels(bot: BotUnderTest) -> None:
 def test_stats_and_history(bot_with_learning: BotUnderTest) -> None:
     bot = bot_with_learning
     message_id = _stored_message(bot, "1700000041.000100")
-    storage.add_correction(
+    storage.corrections.add_correction(
         bot.db, message_id=message_id, task="support", label="card_arrival", source="menu", user=USER
     )
     stats = _ask(bot, "stats")
@@ -99,13 +100,13 @@ def test_stats_and_history(bot_with_learning: BotUnderTest) -> None:
 def test_retrain_refused_for_non_admin_then_run_by_admin(bot_with_learning: BotUnderTest) -> None:
     bot = bot_with_learning
     assert "Only admins can start a training run" in _ask(bot, "retrain", user=USER)
-    assert storage.last_run(bot.db, "support") is None
+    assert storage.runs.last_run(bot.db, "support") is None
     answer = _ask(bot, "retrain", user=ADMIN)
-    run = storage.last_run(bot.db, "support")
+    run = storage.runs.last_run(bot.db, "support")
     assert run is not None and f"Training run {run.id}" in answer and run.trigger == "manual"
-    assert any(e.action == "retrain" and e.actor == ADMIN for e in storage.list_audit(bot.db))
+    assert any(e.action == "retrain" and e.actor == ADMIN for e in storage.events.list_audit(bot.db))
     finished = wait_until(
-        lambda: (r := storage.last_run(bot.db, "support")) and r.finished_at and r,
+        lambda: (r := storage.runs.last_run(bot.db, "support")) and r.finished_at and r,
         timeout=120,
         what="training round finished",
     )
@@ -114,23 +115,25 @@ def test_retrain_refused_for_non_admin_then_run_by_admin(bot_with_learning: BotU
 
 def test_rollback(bot_with_learning: BotUnderTest) -> None:
     bot = bot_with_learning
-    v1 = storage.get_adapter(bot.db, "support", 1)
-    storage.register_adapter(bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics={})
-    storage.activate_adapter(bot.db, "support", 2, reason="test")
+    v1 = storage.adapters.get_adapter(bot.db, "support", 1)
+    storage.adapters.register_adapter(
+        bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics={}
+    )
+    storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
     assert "Only admins can roll back" in _ask(bot, "rollback", user=USER)
     assert "takes a version number" in _ask(bot, "rollback latest", user=ADMIN)
     assert "now serves adapter v1" in _ask(bot, "rollback", user=ADMIN)
-    assert storage.get_task(bot.db, "support").active_version == 1 and bot.predictors.version("support") == 1
+    assert storage.tasks.get_task(bot.db, "support").active_version == 1 and bot.predictors.version("support") == 1
     assert "has no adapter version 7" in _ask(bot, "rollback 7", user=ADMIN)
 
 
 def test_setup_binds_the_channel_for_admins_only(bot: BotUnderTest) -> None:
     assert "Only admins can bind" in _ask(bot, "setup mood", user=USER, channel=FREE_CHANNEL)
     assert "There is no task `nope`" in _ask(bot, "setup nope", user=ADMIN, channel=FREE_CHANNEL)
-    assert storage.task_for_channel(bot.db, FREE_CHANNEL) is None
+    assert storage.tasks.task_for_channel(bot.db, FREE_CHANNEL) is None
     assert f"<#{FREE_CHANNEL}> is now bound to task *mood*" in _ask(bot, "setup mood", user=ADMIN, channel=FREE_CHANNEL)
-    assert storage.task_for_channel(bot.db, FREE_CHANNEL).name == "mood"
-    entry = next(e for e in storage.list_audit(bot.db) if e.action == "slack.setup")
+    assert storage.tasks.task_for_channel(bot.db, FREE_CHANNEL).name == "mood"
+    entry = next(e for e in storage.events.list_audit(bot.db) if e.action == "slack.setup")
     assert entry.actor == ADMIN and entry.detail["task"] == "mood" and entry.detail["channel"] == FREE_CHANNEL
 
 
@@ -146,7 +149,9 @@ def test_admin_by_usergroup(bot: BotUnderTest) -> None:
 
 def test_export_uploads_the_labelled_csv(bot: BotUnderTest) -> None:
     message_id = _stored_message(bot, "1700000042.000100", "refund charged twice")
-    storage.add_correction(bot.db, message_id=message_id, task="support", label="refund", source="menu", user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=message_id, task="support", label="refund", source="menu", user=USER
+    )
     bot.send_command("export")
     complete = bot.fake.wait_for("files.completeUploadExternal")[0].params
     assert complete["channel_id"] == SUPPORT_CHANNEL and "1 messages" in complete["initial_comment"]

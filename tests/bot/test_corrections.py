@@ -11,9 +11,11 @@ def _predicted(bot: BotUnderTest, ts: str, text: str = "where is my new card") -
     """Post a message, wait for the bot's reply; (message id, predicted label, reply ts)."""
     bot.send_message(text, ts)
     reply = bot.fake.wait_for("chat.postMessage")[-1]
-    message = storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts)
+    message = storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts)
     prediction = wait_until(
-        lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply.response["ts"]),
+        lambda: storage.messages.find_prediction_by_reply(
+            bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply.response["ts"]
+        ),
         what="reply linked",
     )
     return message.id, prediction.label, reply.response["ts"]
@@ -36,7 +38,7 @@ def test_reaction_added_then_removed_withdraws(bot: BotUnderTest) -> None:
     assert (row["task"], row["label"], row["user"], row["withdrawn_at"]) == ("mood", "positive", USER, None)
     bot.send_reaction("smile", MOOD_CHANNEL, "1700000030.000100", kind="reaction_removed")
     wait_until(lambda: corrections(bot.db, source="reaction")[0]["withdrawn_at"], what="withdrawn")
-    assert storage.resolve_labels(bot.db, "mood").labelled == []
+    assert storage.resolution.resolve_labels(bot.db, "mood").labelled == []
 
 
 def test_check_mark_on_the_reply_confirms_the_label(bot: BotUnderTest) -> None:
@@ -147,10 +149,10 @@ def test_a_correction_tells_the_learning_loop(tmp_path, fake_slack, tiny_bert_di
 
 def test_reaction_on_a_reply_not_yet_linked_waits_for_the_link(bot: BotUnderTest) -> None:
     # The bot posts its reply, then stores the reply's ts: a fast reaction can land in between.
-    message_id = storage.record_message(
+    message_id = storage.messages.record_message(
         bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000039.000100", text="where is my card", user=USER
     )
-    prediction_id = storage.record_prediction(
+    prediction_id = storage.messages.record_prediction(
         bot.db,
         message_id=message_id,
         task="support",
@@ -161,6 +163,6 @@ def test_reaction_on_a_reply_not_yet_linked_waits_for_the_link(bot: BotUnderTest
         latency_ms=5.0,
     )
     bot.send_reaction("white_check_mark", SUPPORT_CHANNEL, "1700000039.000900")
-    storage.set_prediction_reply(bot.db, prediction_id, channel=SUPPORT_CHANNEL, reply_ts="1700000039.000900")
+    storage.messages.set_prediction_reply(bot.db, prediction_id, channel=SUPPORT_CHANNEL, reply_ts="1700000039.000900")
     row = wait_until(lambda: corrections(bot.db, source="confirm"), what="confirmation")[0]
     assert (row["message_id"], row["label"]) == (message_id, "card_arrival")

@@ -37,23 +37,27 @@ def digest_bot(tmp_path: Path, fake_slack, tiny_bert_dir: Path, support_adapter_
 
 def _posted(bot: BotUnderTest, text: str, ts: str, channel: str = SUPPORT_CHANNEL) -> storage.StoredPrediction:
     bot.send_message(text, ts, channel=channel)
-    message = wait_until(lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=channel, ts=ts))
-    return wait_until(lambda: storage.latest_prediction(bot.db, message.id, "support"))
+    message = wait_until(lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=channel, ts=ts))
+    return wait_until(lambda: storage.messages.latest_prediction(bot.db, message.id, "support"))
 
 
 def _dispute(bot: BotUnderTest, message_id: int) -> None:
     for user, label in ((USER, SUPPORT_LABELS[0]), ("U0BOB", SUPPORT_LABELS[1])):
-        storage.add_correction(bot.db, message_id=message_id, task="support", label=label, source="menu", user=user)
+        storage.corrections.add_correction(
+            bot.db, message_id=message_id, task="support", label=label, source="menu", user=user
+        )
 
 
 def test_digest_posts_confusions_this_channels_disputes_and_a_chart(digest_bot: BotUnderTest) -> None:
     bot = digest_bot
     job = bot.runtime.loop.triggers.scheduler.get_job("digest", jobstore="volatile")
     assert job is not None and str(job.trigger).startswith("cron[")  # posted every morning
-    storage.bind_channel(bot.db, "support", OTHER)
+    storage.tasks.bind_channel(bot.db, "support", OTHER)
     wrong = _posted(bot, "refund charged twice", "1700000900.000100")
     truth = next(label for label in SUPPORT_LABELS if label != wrong.label)
-    storage.add_correction(bot.db, message_id=wrong.message_id, task="support", label=truth, source="menu", user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=wrong.message_id, task="support", label=truth, source="menu", user=USER
+    )
     _dispute(bot, _posted(bot, "where is my new card", "1700000901.000100").message_id)
     _dispute(bot, _posted(bot, "SECRET other channel fee", "1700000902.000100", channel=OTHER).message_id)
     bot.fake.wait_for("chat.postMessage", 3)  # the bot's own answers to the three messages

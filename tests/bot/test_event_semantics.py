@@ -33,7 +33,8 @@ def _message(bot: BotUnderTest, ts: str, text: str, event_id: str, **replace: ob
 
 def _stored(bot: BotUnderTest, ts: str) -> storage.Message:
     return wait_until(
-        lambda: storage.find_message(bot.db, workspace=TEAM, channel=SUPPORT_CHANNEL, ts=ts), what="message stored"
+        lambda: storage.messages.find_message(bot.db, workspace=TEAM, channel=SUPPORT_CHANNEL, ts=ts),
+        what="message stored",
     )
 
 
@@ -47,13 +48,15 @@ def test_text_with_a_lone_surrogate_is_stored_with_a_replacement_character_and_a
 def test_a_deleted_message_leaves_training_and_an_audit_row_stays(bot: BotUnderTest) -> None:
     _message(bot, "1700000301.000100", "refund charged twice", "EvDELBEFORE")
     message_id = _stored(bot, "1700000301.000100").id
-    storage.add_correction(bot.db, message_id=message_id, task="support", label="refund", source="menu", user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=message_id, task="support", label="refund", source="menu", user=USER
+    )
     status = send_event(bot, "message_deleted", "EvDELETED", channel=SUPPORT_CHANNEL, deleted_ts="1700000301.000100")
     assert status == 200
-    wait_until(lambda: storage.get_message(bot.db, message_id).deleted_at, what="message deleted")
-    assert storage.get_message(bot.db, message_id).text == "" and corrections(bot.db) == []
-    assert storage.resolve_labels(bot.db, "support").labelled == []
-    entry = next(e for e in storage.list_audit(bot.db) if e.action == "message_deleted")
+    wait_until(lambda: storage.messages.get_message(bot.db, message_id).deleted_at, what="message deleted")
+    assert storage.messages.get_message(bot.db, message_id).text == "" and corrections(bot.db) == []
+    assert storage.resolution.resolve_labels(bot.db, "support").labelled == []
+    entry = next(e for e in storage.events.list_audit(bot.db) if e.action == "message_deleted")
     assert entry.detail["message_id"] == message_id and "refund charged" not in json.dumps(entry.detail)
 
 
@@ -80,7 +83,9 @@ def test_an_edit_replaces_the_stored_text_even_with_process_edits_off(bot: BotUn
     _message(bot, "1700000303.000100", "my password is hunter2 refund", "EvEDITBEFORE")
     message_id = _stored(bot, "1700000303.000100").id
     bot.fake.wait_for("chat.postMessage")
-    storage.add_correction(bot.db, message_id=message_id, task="support", label="refund", source="menu", user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=message_id, task="support", label="refund", source="menu", user=USER
+    )
     status = send_event(
         bot,
         "message_changed",
@@ -93,8 +98,8 @@ def test_an_edit_replaces_the_stored_text_even_with_process_edits_off(bot: BotUn
         is_ext_shared_channel=False,
     )
     assert status == 200
-    wait_until(lambda: storage.get_message(bot.db, message_id).text == "refund please", what="text replaced")
-    assert [m.text for m in storage.resolve_labels(bot.db, "support").labelled] == ["refund please"]
+    wait_until(lambda: storage.messages.get_message(bot.db, message_id).text == "refund please", what="text replaced")
+    assert [m.text for m in storage.resolution.resolve_labels(bot.db, "support").labelled] == ["refund please"]
     time.sleep(0.3)
     assert len(bot.fake.calls_of("chat.postMessage")) == 1  # not answered again: process_edits is off
 

@@ -13,12 +13,14 @@ PRIVATE_CHANNEL = "G0PRIVATE"  # a private channel bound to the same task
 
 
 def _labelled(bot: BotUnderTest, channel: str, ts: str, text: str, label: str) -> None:
-    message_id = storage.record_message(bot.db, workspace=TEAM, channel=channel, ts=ts, text=text, user=USER)
-    storage.add_correction(bot.db, message_id=message_id, task="support", label=label, source="menu", user=USER)
+    message_id = storage.messages.record_message(bot.db, workspace=TEAM, channel=channel, ts=ts, text=text, user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=message_id, task="support", label=label, source="menu", user=USER
+    )
 
 
 def _setup(bot: BotUnderTest) -> None:
-    storage.bind_channel(bot.db, "support", PRIVATE_CHANNEL)
+    storage.tasks.bind_channel(bot.db, "support", PRIVATE_CHANNEL)
     _labelled(bot, SUPPORT_CHANNEL, "1700000100.000100", "refund charged twice", "refund")
     _labelled(bot, PRIVATE_CHANNEL, "1700000100.000200", "secret salary talk refund", "refund")
 
@@ -49,15 +51,15 @@ def test_an_admin_export_goes_to_the_admin_by_direct_message(bot: BotUnderTest) 
     assert answer["response_type"] == "ephemeral" and "direct message" in answer["text"]
     # Nothing of the private channel reached the channel where the command was typed.
     assert len(bot.fake.calls_of("files.completeUploadExternal")) == 1
-    wait_until(lambda: any(e.action == "slack.export" for e in storage.list_audit(bot.db)), what="audited")
+    wait_until(lambda: any(e.action == "slack.export" for e in storage.events.list_audit(bot.db)), what="audited")
 
 
 def test_storage_export_filters_by_channel(tmp_path) -> None:
     db = storage.open_store(":memory:")
-    storage.upsert_task(db, "t", labels=["a", "b"], channels=["C1", "C2"])
+    storage.tasks.upsert_task(db, "t", labels=["a", "b"], channels=["C1", "C2"])
     for channel, ts, text in (("C1", "1.1", "one"), ("C2", "1.2", "two")):
-        message_id = storage.record_message(db, workspace="T", channel=channel, ts=ts, text=text)
-        storage.add_correction(db, message_id=message_id, task="t", label="a", source="menu", user="U")
-    assert storage.export_labelled(db, "t", tmp_path / "all.csv") == 2
-    assert storage.export_labelled(db, "t", tmp_path / "c2.csv", channel="C2") == 1
+        message_id = storage.messages.record_message(db, workspace="T", channel=channel, ts=ts, text=text)
+        storage.corrections.add_correction(db, message_id=message_id, task="t", label="a", source="menu", user="U")
+    assert storage.transfer.export_labelled(db, "t", tmp_path / "all.csv") == 2
+    assert storage.transfer.export_labelled(db, "t", tmp_path / "c2.csv", channel="C2") == 1
     assert "two" in (tmp_path / "c2.csv").read_text() and "one" not in (tmp_path / "c2.csv").read_text()

@@ -39,7 +39,7 @@ def test_same_event_four_times_gives_one_prediction_and_one_reply(bot: BotUnderT
     assert statuses == [200, 200, 200, 200]
     reply_ts = bot.reply_ts()
     wait_until(
-        lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply_ts),
+        lambda: storage.messages.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply_ts),
         what="reply linked to its prediction",
     )
     time.sleep(0.5)  # a duplicate would have been handled by now

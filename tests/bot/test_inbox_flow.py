@@ -72,7 +72,7 @@ def test_answer_older_than_reply_max_age_is_skipped_and_counted(impatient_bot: B
     time.sleep(0.5)  # the bot is down for longer than reply_max_age_s
     _restart_workers(bot)
     wait_until(lambda: _inbox(bot)[0]["outcome"] == "late", what="late event finished")
-    assert storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000201.000100")
+    assert storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000201.000100")
     assert bot.fake.calls_of("chat.postMessage") == []
     assert _metric(bot, 'camel_replies_skipped_total{reason="too_old"}') == 1.0
 
@@ -110,7 +110,7 @@ def test_reaction_on_a_message_not_stored_is_requeued_not_slept_on(
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", watched_sleep)
-    task = storage.get_task(bot.db, "support")
+    task = storage.tasks.get_task(bot.db, "support")
     assert task is not None
     emoji = next(iter(reactions.emoji_map_of(task)))  # any emoji the task understands
     count = 15
@@ -119,7 +119,7 @@ def test_reaction_on_a_message_not_stored_is_requeued_not_slept_on(
     assert bot.send_command("help")[0] == 200
     assert "predict" in bot.command_replies()[0]
     wait_until(
-        lambda: storage.outcomes(bot.db).get("gave_up_reply_link") == count,
+        lambda: storage.inbox.outcomes(bot.db).get("gave_up_reply_link") == count,
         timeout=30,
         what="reactions given up after their retries",
     )

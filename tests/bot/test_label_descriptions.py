@@ -33,7 +33,7 @@ def described_bot(
 
 
 def test_configured_descriptions_are_stored_and_listed(described_bot: BotUnderTest) -> None:
-    assert storage.get_task(described_bot.db, "support").descriptions == {"card_arrival": CARD}
+    assert storage.tasks.get_task(described_bot.db, "support").descriptions == {"card_arrival": CARD}
     answer = _ask(described_bot, "labels")
     assert f"`card_arrival` - {CARD}" in answer and "`refund`\n" in answer
 
@@ -44,11 +44,11 @@ def test_describe_is_for_admins_and_is_stored_audited_and_listed(described_bot: 
     assert "needs a label and a one-line description" in _ask(bot, "describe refund", user=ADMIN)
     assert "`nope` is not a label" in _ask(bot, "describe nope money back", user=ADMIN)
     assert "at most 200" in _ask(bot, "describe refund " + "x" * 201, user=ADMIN)
-    assert storage.get_task(bot.db, "support").descriptions == {"card_arrival": CARD}
+    assert storage.tasks.get_task(bot.db, "support").descriptions == {"card_arrival": CARD}
     answer = _ask(bot, "describe refund  money   back for a charge", user=ADMIN)
     assert "`refund` now means: money back for a charge" in answer
-    assert storage.get_task(bot.db, "support").descriptions["refund"] == "money back for a charge"
-    entry = next(e for e in storage.list_audit(bot.db) if e.action == "slack.describe")
+    assert storage.tasks.get_task(bot.db, "support").descriptions["refund"] == "money back for a charge"
+    entry = next(e for e in storage.events.list_audit(bot.db) if e.action == "slack.describe")
     assert entry.actor == ADMIN and entry.detail == {
         "via": "slack",
         "channel": SUPPORT_CHANNEL,

@@ -25,9 +25,10 @@ def _action_elements(blocks: list[dict]) -> list[dict]:
 
 def _prediction_for(bot: BotUnderTest, ts: str, task: str = "support"):
     message = wait_until(
-        lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts), what="message stored"
+        lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
+        what="message stored",
     )
-    return wait_until(lambda: storage.latest_prediction(bot.db, message.id, task), what="prediction stored")
+    return wait_until(lambda: storage.messages.latest_prediction(bot.db, message.id, task), what="prediction stored")
 
 
 def test_prediction_is_stored_and_answered_in_thread(bot: BotUnderTest) -> None:
@@ -42,13 +43,15 @@ def test_prediction_is_stored_and_answered_in_thread(bot: BotUnderTest) -> None:
     assert [o["text"]["text"] for o in menu["options"]] == SUPPORT_LABELS
     assert any(e["type"] == "button" and e["text"]["text"] == "right" for e in elements)
     wait_until(
-        lambda: storage.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=call.response["ts"]),
+        lambda: storage.messages.find_prediction_by_reply(
+            bot.db, channel=SUPPORT_CHANNEL, reply_ts=call.response["ts"]
+        ),
         what="reply linked",
     )
 
 
 def test_below_threshold_abstains_with_top3_buttons(bot: BotUnderTest) -> None:
-    storage.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
+    storage.tasks.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
     bot.send_message("refund fee charged twice", "1700000011.000100")
     call = bot.fake.wait_for("chat.postMessage")[0]
     prediction = _prediction_for(bot, "1700000011.000100")
@@ -59,7 +62,7 @@ def test_below_threshold_abstains_with_top3_buttons(bot: BotUnderTest) -> None:
 
 
 def test_quiet_task_answers_with_a_reaction_only(bot: BotUnderTest) -> None:
-    storage.upsert_task(
+    storage.tasks.upsert_task(
         bot.db,
         "support",
         kind="intent",
@@ -97,7 +100,7 @@ def test_task_without_adapter_stores_message_and_asks_for_label(
         assert call.params["channel"] == MOOD_CHANNEL and "Which label" in call.params["text"]
         menu = next(e for e in _action_elements(call.params["blocks"]) if e["type"] == "static_select")
         assert [o["value"] for o in menu["options"]] == ["mood|negative", "mood|neutral", "mood|positive"]
-        assert storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
+        assert storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
         assert storage_db.rows(bot.db, "SELECT count(*) AS n FROM predictions")[0]["n"] == 0
 
 
@@ -125,7 +128,7 @@ def test_long_message_is_stored_whole_and_truncated_for_prediction(bot: BotUnder
     text = "refund " * 200  # 1400 characters, max_predict_chars is 40
     bot.send_message(text, "1700000019.000100")
     bot.fake.wait_for("chat.postMessage")
-    stored = storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000019.000100")
+    stored = storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000019.000100")
     assert stored is not None and stored.text == text
     truncated = bot.predictors.get("support").predict([text[:40]])[0]
     # Calibration rescales in float64 (identity for this adapter), hence approx.

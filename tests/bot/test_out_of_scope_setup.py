@@ -23,27 +23,29 @@ def test_setup_declares_an_out_of_scope_label_that_survives_a_restart(bot: BotUn
     assert "optionally `--out-of-scope <label>`" in _ask(bot, "setup support --out-of-scope")
     answer = _ask(bot, "setup support --out-of-scope other")
     assert "`other` now means" in answer
-    task = storage.get_task(bot.db, "support")
+    task = storage.tasks.get_task(bot.db, "support")
     assert task.out_of_scope_label == "other" and "other" in task.labels
-    entry = next(e for e in storage.list_audit(bot.db) if e.action == "slack.setup")
+    entry = next(e for e in storage.events.list_audit(bot.db) if e.action == "slack.setup")
     assert entry.detail["out_of_scope_label"] == "other"
     # A restart applies the configured tasks again (out_of_scope_label = ""): the Slack setting stays.
     runtime.apply_task_settings(bot.settings, bot.db)
-    assert storage.get_task(bot.db, "support").out_of_scope_label == "other"
+    assert storage.tasks.get_task(bot.db, "support").out_of_scope_label == "other"
     # Its corrections are ordinary labels, resolved for training.
-    mid = storage.record_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1.5", text="weather")
-    storage.add_correction(bot.db, message_id=mid, task="support", label="other", source="menu", user=USER)
-    labelled = storage.resolve_labels(bot.db, "support").labelled
+    mid = storage.messages.record_message(
+        bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1.5", text="weather"
+    )
+    storage.corrections.add_correction(bot.db, message_id=mid, task="support", label="other", source="menu", user=USER)
+    labelled = storage.resolution.resolve_labels(bot.db, "support").labelled
     assert [(m.message_id, m.label) for m in labelled] == [(mid, "other")]
     assert "no out-of-scope label now" in _ask(bot, "setup support --no-out-of-scope")
-    assert storage.get_task(bot.db, "support").out_of_scope_label is None
+    assert storage.tasks.get_task(bot.db, "support").out_of_scope_label is None
 
 
 def test_configured_out_of_scope_label_is_stored(bot: BotUnderTest) -> None:
     mood = replace(bot.settings.tasks[1], labels=[*MOOD_LABELS, "off_topic"], out_of_scope_label="off_topic")
     settings = replace(bot.settings, tasks=[bot.settings.tasks[0], mood])
     runtime.apply_task_settings(settings, bot.db)
-    assert storage.get_task(bot.db, "mood").out_of_scope_label == "off_topic"
+    assert storage.tasks.get_task(bot.db, "mood").out_of_scope_label == "off_topic"
 
 
 def test_new_task_settings_are_validated() -> None:

@@ -36,16 +36,16 @@ def test_load_swap_and_broken_folder(tiny_bert_dir: Path, support_adapter_dir: P
 
 def test_sync_loads_active_versions_and_reports_bad_ones(tiny_bert_dir: Path, support_adapter_dir: Path) -> None:
     db = storage.open_store(":memory:")
-    storage.upsert_task(db, "support", kind="intent", labels=["card_arrival", "feelings", "refund"])
-    storage.upsert_task(db, "other", kind="other", labels=["a", "b"])
-    storage.register_adapter(
+    storage.tasks.upsert_task(db, "support", kind="intent", labels=["card_arrival", "feelings", "refund"])
+    storage.tasks.upsert_task(db, "other", kind="other", labels=["a", "b"])
+    storage.adapters.register_adapter(
         db, task="support", version=1, path=str(support_adapter_dir), parent_version=None, run_id=None, metrics={}
     )
-    storage.activate_adapter(db, "support", 1, reason="test")
-    storage.register_adapter(
+    storage.adapters.activate_adapter(db, "support", 1, reason="test")
+    storage.adapters.register_adapter(
         db, task="other", version=1, path="/nonexistent/adapter", parent_version=None, run_id=None, metrics={}
     )
-    storage.activate_adapter(db, "other", 1, reason="test")
+    storage.adapters.activate_adapter(db, "other", 1, reason="test")
     registry = PredictorRegistry(str(tiny_bert_dir), None)
     errors = registry.sync(db)
     assert registry.version("support") == 1 and registry.get("other") is None

@@ -13,7 +13,8 @@ from tests.bot.conftest import ADMIN, SUPPORT_CHANNEL, USER, BotUnderTest, wait_
 def _stored(bot: BotUnderTest, ts: str, text: str, user: str = USER) -> int:
     bot.send_message(text, ts, user=user)
     return wait_until(
-        lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts), what="stored"
+        lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
+        what="stored",
     ).id
 
 
@@ -28,7 +29,9 @@ def _count(bot: BotUnderTest, sql: str, *params: object) -> int:
 def test_my_data_counts_only_the_persons_own_messages_and_corrections(bot: BotUnderTest) -> None:
     mine = _stored(bot, "1700000101.000100", "refund charged twice")
     _stored(bot, "1700000102.000100", "card come arrival", user="U0BOB")
-    storage.add_correction(bot.db, message_id=mine, task="support", label="refund", source="menu", user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=mine, task="support", label="refund", source="menu", user=USER
+    )
     bot.send_command("my-data")
     answer = _answers(bot, 1)[0]
     assert answer["response_type"] == "ephemeral"
@@ -39,7 +42,9 @@ def test_forget_me_asks_first_then_deletes_everywhere_with_an_audit_row(bot: Bot
     text = "refund charged twice please"
     mine = _stored(bot, "1700000201.000100", text)
     other = _stored(bot, "1700000202.000100", "card come arrival", user="U0BOB")
-    storage.add_correction(bot.db, message_id=mine, task="support", label="refund", source="menu", user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=mine, task="support", label="refund", source="menu", user=USER
+    )
     bot.fake.wait_for("chat.postMessage", 2)  # both were predicted: their states are in the cache
     predictor = bot.predictors.get("support")
     assert predictor is not None
@@ -66,8 +71,8 @@ def test_forget_me_asks_first_then_deletes_everywhere_with_an_audit_row(bot: Bot
     assert done["text"].startswith(":wastebasket: Deleted: 1 messages") and "WAL checkpointed" in done["text"]
     assert _count(bot, "SELECT COUNT(*) FROM messages WHERE user = ?", USER) == 0
     assert _count(bot, "SELECT COUNT(*) FROM corrections WHERE user = ?", USER) == 0
-    assert storage.get_message(bot.db, other) is not None
-    actions = [(e.action, e.actor) for e in storage.list_audit(bot.db, limit=5)]
+    assert storage.messages.get_message(bot.db, other) is not None
+    actions = [(e.action, e.actor) for e in storage.events.list_audit(bot.db, limit=5)]
     assert ("delete_user_data", USER) in actions and ("slack.forget_me", USER) in actions
     on_disk = camel.FeatureCache(predictor.cache.base, bot.settings.feature_cache_dir)._on_disk
     assert not any(k.startswith(digest) for k in on_disk)

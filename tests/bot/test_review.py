@@ -19,9 +19,10 @@ TEXTS = ["refund charged twice", "where is my new card", "great love happy", "fe
 def _post(bot: BotUnderTest, text: str, ts: str, channel: str = SUPPORT_CHANNEL, user: str = USER) -> int:
     bot.send_message(text, ts, channel=channel, user=user)
     found = wait_until(
-        lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=channel, ts=ts), what="message stored"
+        lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=channel, ts=ts),
+        what="message stored",
     )
-    wait_until(lambda: storage.latest_prediction(bot.db, found.id, "support"), what="prediction stored")
+    wait_until(lambda: storage.messages.latest_prediction(bot.db, found.id, "support"), what="prediction stored")
     return int(found.id)
 
 
@@ -38,7 +39,7 @@ def _items(answer: dict) -> list[dict]:
 
 
 def _channel_messages(bot: BotUnderTest) -> list[int]:
-    storage.bind_channel(bot.db, "support", OTHER_CHANNEL)
+    storage.tasks.bind_channel(bot.db, "support", OTHER_CHANNEL)
     ids = [_post(bot, text, f"17000003{i:02d}.000100") for i, text in enumerate(TEXTS)]
     _post(bot, "SECRET other channel refund", "1700000399.000100", channel=OTHER_CHANNEL)
     return ids
@@ -46,7 +47,9 @@ def _channel_messages(bot: BotUnderTest) -> list[int]:
 
 def test_review_shows_this_channels_most_useful_unlabelled_messages(bot: BotUnderTest) -> None:
     ids = _channel_messages(bot)
-    storage.add_correction(bot.db, message_id=ids[0], task="support", label="refund", source="menu", user=USER)
+    storage.corrections.add_correction(
+        bot.db, message_id=ids[0], task="support", label="refund", source="menu", user=USER
+    )
     assert review_scoring.score_task(bot.db, bot.predictors, "support") == len(TEXTS)  # 4 here + 1 elsewhere
     answer = _review(bot, "review 3")
     items = _items(answer)
@@ -84,8 +87,8 @@ def test_review_without_scores_bad_input_and_erased_messages(bot: BotUnderTest) 
     _post(bot, "refund charged twice", "1700000500.000100", user="U0GONE")
     review_scoring.score_task(bot.db, bot.predictors, "support")
     assert len(_items(_review(bot))) == 1
-    storage.erase_user(bot.db, "U0GONE", actor=ADMIN)
-    assert storage.count_review_scores(bot.db, "support") == 0
+    storage.privacy.erase_user(bot.db, "U0GONE", actor=ADMIN)
+    assert storage.review.count_review_scores(bot.db, "support") == 0
     assert "Nothing to review" in _review(bot)["text"]
 
 
@@ -105,11 +108,11 @@ def test_scores_are_recomputed_in_the_background_when_a_new_version_serves(
     assert loop.review.wait(30)
     _post(bot, "refund charged twice", "1700000700.000100")
     _post(bot, "where is my new card", "1700000701.000100")
-    storage.register_adapter(
+    storage.adapters.register_adapter(
         bot.db, task="support", version=2, path=str(support_adapter_dir), parent_version=1, run_id=None, metrics={}
     )
-    storage.activate_adapter(bot.db, "support", 2, reason="test: a promotion")
+    storage.adapters.activate_adapter(bot.db, "support", 2, reason="test: a promotion")
     loop.sync()
     assert loop.review.wait(60)
-    assert storage.review_scores_version(bot.db, "support") == 2
-    assert storage.count_review_scores(bot.db, "support") == 2
+    assert storage.review.review_scores_version(bot.db, "support") == 2
+    assert storage.review.count_review_scores(bot.db, "support") == 2

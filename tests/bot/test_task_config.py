@@ -65,7 +65,7 @@ def test_what_is_set_in_slack_survives_a_restart_and_doctor_shows_the_conflict(
 
     with caplog.at_level(logging.WARNING, logger="bot.task_config"):
         bot = boot(config, fake_slack)  # the same, older settings file
-    task = storage.get_task(bot.db, "support")
+    task = storage.tasks.get_task(bot.db, "support")
     assert task.descriptions == {"card_arrival": "the new card came by post"}
     assert task.channels == [SUPPORT_CHANNEL, FREE_CHANNEL]
     assert "descriptions.card_arrival is 'the new card came by post'" in caplog.text
@@ -98,7 +98,7 @@ def test_the_file_still_adds_and_changes_what_slack_left_alone(
     ).replace(f'channels = ["{SUPPORT_CHANNEL}"]', f'channels = ["{SUPPORT_CHANNEL}", "C0MORE"]')
     write_config(config, data, fake_slack, tiny_bert_dir, edited)
     bot = boot(config, fake_slack)
-    task = storage.get_task(bot.db, "support")
+    task = storage.tasks.get_task(bot.db, "support")
     assert task.labels == [*SUPPORT_LABELS, "lost_card"]
     assert task.abstain_threshold == 0.7 and task.quiet
     assert task.channels == [SUPPORT_CHANNEL, "C0MORE"]
@@ -116,7 +116,7 @@ def _settings(**task: object) -> Settings:
 def test_a_threshold_changed_outside_the_file_is_kept(tmp_path: Path) -> None:
     db = storage.open_store(tmp_path / "camel.db")
     runtime.apply_task_settings(_settings(abstain_threshold=0.5), db)
-    storage.upsert_task(db, "support", kind="intent", labels=["a", "b"], abstain_threshold=0.9)  # e.g. a command
+    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b"], abstain_threshold=0.9)  # e.g. a command
     tasks = runtime.apply_task_settings(_settings(abstain_threshold=0.5), db)
     assert tasks[0].abstain_threshold == 0.9
     assert config_conflicts(_settings(abstain_threshold=0.5), db) == [
@@ -142,9 +142,9 @@ def test_a_database_without_a_record_of_the_file_takes_the_file(tmp_path: Path) 
 
 def test_a_channel_bound_to_another_task_in_slack_stays_there(tmp_path: Path) -> None:
     db = storage.open_store(tmp_path / "camel.db")
-    storage.upsert_task(db, "other", kind="other", labels=["x", "y"], channels=["C1"])  # e.g. /camel setup other
+    storage.tasks.upsert_task(db, "other", kind="other", labels=["x", "y"], channels=["C1"])  # e.g. /camel setup other
     tasks = runtime.apply_task_settings(_settings(), db)  # the start does not fail on it
-    assert tasks[0].channels == [] and storage.task_for_channel(db, "C1").name == "other"
+    assert tasks[0].channels == [] and storage.tasks.task_for_channel(db, "C1").name == "other"
     [conflict] = config_conflicts(_settings(), db)
     assert conflict.field == "channels.C1" and conflict.kept == "bound to task other"
     db.close()
@@ -156,9 +156,9 @@ def test_an_out_of_scope_label_set_in_slack_survives_a_restart_with_the_file(tmp
     )
     db = storage.open_store(tmp_path / "camel.db")
     task_config.apply_task_settings(settings, db)
-    storage.set_out_of_scope_label(db, "t", "none_of_these")  # /camel setup t --out-of-scope none_of_these
+    storage.tasks.set_out_of_scope_label(db, "t", "none_of_these")  # /camel setup t --out-of-scope none_of_these
     _tasks, conflicts = task_config.apply_task_settings(settings, db)  # the next start
-    task = storage.get_task(db, "t")
+    task = storage.tasks.get_task(db, "t")
     assert task is not None and task.out_of_scope_label == "none_of_these"
     assert [c.field for c in conflicts] == ["out_of_scope_label"]
     db.close()

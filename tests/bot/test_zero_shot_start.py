@@ -30,9 +30,10 @@ def _elements(call_blocks: list[dict]) -> list[dict]:
 
 def _guess_for(bot: BotUnderTest, ts: str) -> storage.StoredPrediction:
     message = wait_until(
-        lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts=ts), what="message stored"
+        lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts=ts),
+        what="message stored",
     )
-    return wait_until(lambda: storage.latest_prediction(bot.db, message.id, "mood"), what="guess stored")
+    return wait_until(lambda: storage.messages.latest_prediction(bot.db, message.id, "mood"), what="guess stored")
 
 
 def test_an_untrained_task_guesses_its_top_3_and_says_so(bot: BotUnderTest) -> None:
@@ -54,7 +55,7 @@ def test_an_untrained_task_guesses_its_top_3_and_says_so(bot: BotUnderTest) -> N
     menu = next(e for e in elements if e["type"] == "static_select")
     assert [o["value"] for o in menu["options"]] == [f"mood|{label}" for label in MOOD_LABELS]
     wait_until(
-        lambda: storage.find_prediction_by_reply(bot.db, channel=MOOD_CHANNEL, reply_ts=call.response["ts"]),
+        lambda: storage.messages.find_prediction_by_reply(bot.db, channel=MOOD_CHANNEL, reply_ts=call.response["ts"]),
         what="reply linked",
     )
     # A guess is one click: the second guess button stores that label as the person's correction.
@@ -66,7 +67,7 @@ def test_an_untrained_task_guesses_its_top_3_and_says_so(bot: BotUnderTest) -> N
         message_ts=call.response["ts"],
     )
     wait_until(lambda: corrections(bot.db, task="mood", label=expected.top3[1][0], source="menu"), what="correction")
-    assert bot.predictors.guess(storage.get_task(bot.db, "support"), text) is None  # a trained adapter serves it
+    assert bot.predictors.guess(storage.tasks.get_task(bot.db, "support"), text) is None  # a trained adapter serves it
 
 
 def test_the_prototypes_follow_the_labels_and_descriptions(bot: BotUnderTest) -> None:
@@ -75,14 +76,14 @@ def test_the_prototypes_follow_the_labels_and_descriptions(bot: BotUnderTest) ->
     bot.send_message("what a sad day", "1700000101.000100", channel=MOOD_CHANNEL)
     bot.fake.wait_for("chat.postMessage", 1)
     assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (), 0)
-    before = registry.guesser.classifier(storage.get_task(bot.db, "mood")).prototypes.clone()
+    before = registry.guesser.classifier(storage.tasks.get_task(bot.db, "mood")).prototypes.clone()
     assert "now means" in _ask(bot, "describe negative angry or sad about it", user=ADMIN, channel=MOOD_CHANNEL)
     bot.send_message("what a sad day again", "1700000102.000100", channel=MOOD_CHANNEL)
     bot.fake.wait_for("chat.postMessage", 2)
     assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (("negative", "angry or sad about it"),), 0)
-    after = registry.guesser.classifier(storage.get_task(bot.db, "mood")).prototypes
+    after = registry.guesser.classifier(storage.tasks.get_task(bot.db, "mood")).prototypes
     assert not after[0].equal(before[0]) and after[1:].equal(before[1:])  # only the described label moved
-    storage.add_labels(bot.db, "mood", ["mixed"])
+    storage.tasks.add_labels(bot.db, "mood", ["mixed"])
     bot.send_message("so so", "1700000103.000100", channel=MOOD_CHANNEL)
     call = bot.fake.wait_for("chat.postMessage", 3)[2]
     menu = next(e for e in _elements(call.params["blocks"]) if e["type"] == "static_select")
@@ -106,7 +107,9 @@ def test_a_quiet_untrained_task_stays_quiet(tmp_path, fake_slack, tiny_bert_dir,
     with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, tasks=tasks) as bot:
         bot.send_message("i love it", "1700000104.000100", channel=MOOD_CHANNEL)
         wait_until(
-            lambda: storage.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000104.000100"),
+            lambda: storage.messages.find_message(
+                bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000104.000100"
+            ),
             what="message stored",
         )
         time.sleep(0.5)  # give a wrong reply the time to arrive
@@ -133,20 +136,22 @@ def test_guesses_centre_on_the_tasks_own_stored_messages(bot: BotUnderTest) -> N
     registry = bot.runtime.predictors
     assert registry.guesser is not None
     for i in range(49):  # other channels' messages never count for this task
-        storage.record_message(bot.db, workspace="T0CAMEL", channel="C0OTHER", ts=f"1700001{i:03d}.000100", text="x")
+        storage.messages.record_message(
+            bot.db, workspace="T0CAMEL", channel="C0OTHER", ts=f"1700001{i:03d}.000100", text="x"
+        )
     for i in range(48):
-        storage.record_message(
+        storage.messages.record_message(
             bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts=f"1700002{i:03d}.000100", text=f"happy sad {i}"
         )
     bot.send_message("love it", "1700000200.000100", channel=MOOD_CHANNEL)  # the 49th: not enough yet
     bot.fake.wait_for("chat.postMessage", 1)
     assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (), 0)
-    plain = registry.guesser.classifier(storage.get_task(bot.db, "mood"))
+    plain = registry.guesser.classifier(storage.tasks.get_task(bot.db, "mood"))
     assert plain.message_centre is None
     bot.send_message("hate it", "1700000201.000100", channel=MOOD_CHANNEL)  # the 50th
     bot.fake.wait_for("chat.postMessage", 2)
     assert registry.guesser.built_for("mood") == (tuple(MOOD_LABELS), (), 50)
-    centred = registry.guesser.classifier(storage.get_task(bot.db, "mood"))
+    centred = registry.guesser.classifier(storage.tasks.get_task(bot.db, "mood"))
     assert centred.message_centre is not None and not centred.prototypes.equal(plain.prototypes)
     stored = _guess_for(bot, "1700000201.000100")
     expected = centred.predict(["hate it"])[0]

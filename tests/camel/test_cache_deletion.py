@@ -141,19 +141,19 @@ def test_a_user_erased_in_storage_leaves_no_states_in_the_cache_shards(
     import storage
 
     db = storage.open_store(tmp_path / "camel.db")
-    storage.upsert_task(db, "support", labels=["a", "b"])
+    storage.tasks.upsert_task(db, "support", labels=["a", "b"])
     secret = "my card 4111 was stolen in Lisbon " * 3
-    storage.record_message(db, workspace="W", channel="C", ts="1", text=secret, user="U_GONE")
-    storage.record_message(db, workspace="W", channel="C", ts="2", text="hello there", user="U_STAY")
+    storage.messages.record_message(db, workspace="W", channel="C", ts="1", text=secret, user="U_GONE")
+    storage.messages.record_message(db, workspace="W", channel="C", ts="2", text="hello there", user="U_STAY")
     bot_cache = camel.FeatureCache(tiny_base, str(tmp_path / "feature_cache"))
     bot_cache.states([secret[:40], "hello there"], SPLIT, LENGTH)  # predicted on the truncated text
     bot_cache.flush()
     child_cache = camel.FeatureCache(tiny_base, str(tmp_path / "feature_cache"))
     child_cache.states([secret], SPLIT, LENGTH)  # a training round used the whole text
     child_cache.flush()
-    seen = storage.deletion_version(db)
-    storage.erase_user(db, "U_GONE", actor="ADMIN", prefix_lengths=[40])
-    hashes, seen = storage.deleted_text_hashes(db, after=seen)
+    seen = storage.deletions.deletion_version(db)
+    storage.privacy.erase_user(db, "U_GONE", actor="ADMIN", prefix_lengths=[40])
+    hashes, seen = storage.deletions.deleted_text_hashes(db, after=seen)
     assert bot_cache.forget(hashes) == 1  # the prefix it computed (it has not rescanned the child's shard yet)
     assert child_cache.forget(hashes) == 2  # the whole text it wrote, and the prefix in the bot's shard
     bot_cache.compact(hashes)

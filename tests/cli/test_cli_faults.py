@@ -106,10 +106,10 @@ def test_import_is_idempotent_says_what_was_new_and_refuses_an_empty_file(
     assert db["corrections"].count == 2
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n")
-    audits = len(storage.list_audit(db))
+    audits = len(storage.events.list_audit(db))
     assert main(["import", str(empty), "--task", "support", "--db", str(db_path)]) == 2
     assert "no rows" in _one_line_error(capsys, "import")
-    assert len(storage.list_audit(db)) == audits
+    assert len(storage.events.list_audit(db)) == audits
 
 
 def test_a_read_only_data_folder_is_one_line(db_path: Path, tmp_path: Path, capsys) -> None:
@@ -139,7 +139,7 @@ def test_delete_user_removes_the_users_states_from_the_feature_cache(
     config = tmp_path / "camel-bot.toml"
     config.write_text(f'data_dir = "{data}"\nmax_predict_chars = 10\n[model]\nbase_model = "{tiny_bert_dir}"\n')
     db = storage.open_store(data / "camel.db")
-    storage.upsert_task(db, "support", kind="intent", labels=["a", "b"])
+    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b"])
     gone_text, kept_text = "refund charged twice please", "card come arrival"
     message(db, "1", text=gone_text, user="U_GONE")
     message(db, "2", text=kept_text, user="U_STAYS")

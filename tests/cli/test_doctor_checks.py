@@ -45,7 +45,7 @@ def test_doctor_runs_quick_check_and_says_how_to_restore(tmp_path: Path, tiny_be
 
 def test_doctor_reports_loose_permissions_and_a_readable_secrets_file(tmp_path: Path, tiny_bert_dir: Path) -> None:
     data = _data_folder(tmp_path)
-    storage.make_private(data)
+    storage.files.make_private(data)
     secrets = tmp_path / "secrets.toml"
     secrets.write_text('SLACK_BOT_TOKEN = "xoxb-x"\n')
     secrets.chmod(0o600)

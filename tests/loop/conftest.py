@@ -55,11 +55,15 @@ def label_messages(
     for label in sorted(counts):
         for text in make_texts(label, counts[label], seed + first):
             ts = f"{1700000000 + first + len(stored)}.000100"
-            mid = storage.record_message(db, workspace="T1", channel=CHANNEL, ts=ts, text=text, user="U0AUTHOR")
+            mid = storage.messages.record_message(
+                db, workspace="T1", channel=CHANNEL, ts=ts, text=text, user="U0AUTHOR"
+            )
             given = label
-            if train_labels is not None and storage.split_for("T1", CHANNEL, ts) == "train":
+            if train_labels is not None and storage.resolution.split_for("T1", CHANNEL, ts) == "train":
                 given = train_labels.get(len(stored), label)
-            storage.add_correction(db, message_id=mid, task=TASK, label=given, source="menu", user="U0LABEL")
+            storage.corrections.add_correction(
+                db, message_id=mid, task=TASK, label=given, source="menu", user="U0LABEL"
+            )
             stored.append((mid, label))
     return stored
 
@@ -76,7 +80,7 @@ def shuffled_positions(counts: dict[str, int], seed: int) -> dict[int, str]:
 def loop_env(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[tuple[Settings, object]]:
     settings = make_settings(tmp_path / "data", tiny_bert_dir)
     db = storage.open_store(settings.db_path)
-    storage.upsert_task(db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])
+    storage.tasks.upsert_task(db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])
     yield settings, db
     db.close()
 
@@ -95,9 +99,9 @@ def install_adapter(settings: Settings, db: object, version: int, *, seed: int =
     folder = versions.version_dir(settings.data_dir, TASK, version)
     camel.save_adapter(adapter, str(folder))
     metrics = {"accuracy": 0.5 + version / 100, "macro_f1": 0.4 + version / 100}
-    storage.register_adapter(
+    storage.adapters.register_adapter(
         db, task=TASK, version=version, path=str(folder), parent_version=None, run_id=None, metrics=metrics
     )
     if activate:
-        storage.activate_adapter(db, TASK, version, reason="installed by the test")
+        storage.adapters.activate_adapter(db, TASK, version, reason="installed by the test")
     return folder

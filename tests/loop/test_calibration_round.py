@@ -19,13 +19,13 @@ from tests.loop.conftest import TASK, label_messages
 
 def test_round_fits_calibration_stores_it_under_the_manifest_and_serves_it(loop_env) -> None:
     settings, db = loop_env
-    storage.upsert_task(db, TASK, kind="intent", labels=[], target_precision=0.8)
+    storage.tasks.upsert_task(db, TASK, kind="intent", labels=[], target_precision=0.8)
     label_messages(db, 80)  # 240 labels: about 48 held out, enough to fit (camel needs 40)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted", run.error
-    record = storage.get_adapter(db, TASK, run.version)
+    record = storage.adapters.get_adapter(db, TASK, run.version)
     folder = Path(record.path)
     stored = camel.Calibration.from_json((folder / camel.CALIBRATION_FILE).read_text())
     assert stored.target_precision == 0.8 and stored.floor == 0.5  # the task's abstain_threshold is the floor
@@ -48,17 +48,19 @@ def test_round_fits_calibration_stores_it_under_the_manifest_and_serves_it(loop_
 
 def test_gate_metrics_include_out_of_scope_recall(loop_env) -> None:
     settings, db = loop_env
-    storage.set_out_of_scope_label(db, TASK, "feelings")  # messages of this vocabulary are "none of mine"
+    storage.tasks.set_out_of_scope_label(db, TASK, "feelings")  # messages of this vocabulary are "none of mine"
     label_messages(db, 40)
     loop = LearningLoop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted", run.error
-    metrics = storage.get_adapter(db, TASK, run.version).metrics
+    metrics = storage.adapters.get_adapter(db, TASK, run.version).metrics
     oos = metrics["out_of_scope"]
     assert oos["label"] == "feelings" and oos["support"] > 0
     assert oos["support"] == metrics["per_label"]["feelings"]["support"]
     assert oos["recall"] >= metrics["per_label"]["feelings"]["recall"] - 1e-9  # abstaining counts too
-    detector = json.loads((Path(storage.get_adapter(db, TASK, run.version).path) / "out_of_scope.json").read_text())
+    detector = json.loads(
+        (Path(storage.adapters.get_adapter(db, TASK, run.version).path) / "out_of_scope.json").read_text()
+    )
     assert detector["method"] == "max_probability" and detector["status"] in ("fitted", "too_few_examples")
     text = json.dumps(build_report(loop.reporter.summary(run))[1])
     assert "*Out of scope* (`feelings`): recall" in text and "*Calibration*" in text

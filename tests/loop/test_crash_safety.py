@@ -47,12 +47,12 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
         assert _wait(lambda: TASK in loop.children and _child_holds_lock(settings))
         time.sleep(1.0)  # inside the round: loading, training or writing
         os.kill(loop.children[TASK].pid, signal.SIGKILL)
-        assert _wait(lambda: storage.last_run(db, TASK).finished_at is not None)
+        assert _wait(lambda: storage.runs.last_run(db, TASK).finished_at is not None)
     finally:
         loop.stop()
-    run = storage.last_run(db, TASK)
+    run = storage.runs.last_run(db, TASK)
     assert (run.id, run.outcome) == (run_id, "failed") and "SIGKILL" in run.error
-    assert storage.get_task(db, TASK).active_version == 1
+    assert storage.tasks.get_task(db, TASK).active_version == 1
     assert camel.load_adapter(str(v1)).labels == ["card_arrival", "feelings", "refund"]
     assert predictors.version(TASK) == 1 and predictors.get(TASK).predict(["refund fee"])[0].label
 
@@ -61,15 +61,15 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
     again.stop()
     leftovers = [p.name for p in (v1.parent).iterdir() if p.name.startswith(".")]
     assert leftovers == []
-    assert storage.get_task(db, TASK).active_version == 1
-    assert storage.schema_version(db) >= 1 and storage.list_runs(db, TASK)[0].outcome == "failed"
+    assert storage.tasks.get_task(db, TASK).active_version == 1
+    assert storage.db.schema_version(db) >= 1 and storage.runs.list_runs(db, TASK)[0].outcome == "failed"
 
 
 def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env) -> None:
     settings, db = loop_env
     v1 = install_adapter(settings, db, 1)
-    run_id = storage.start_run(db, TASK, "schedule")  # its process died: never finished
-    storage.register_adapter(
+    run_id = storage.runs.start_run(db, TASK, "schedule")  # its process died: never finished
+    storage.adapters.register_adapter(
         db, task=TASK, version=2, path=str(v1.parent / "v0002"), parent_version=1, run_id=run_id, metrics={}
     )
     ours = versions.temp_dir(settings.data_dir, TASK, 2)
@@ -80,22 +80,22 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
 
     notes = LearningLoop(settings, PredictorRegistry(settings.model.base_model)).recover()
     assert not ours.exists() and not camels.exists() and v1.is_dir()
-    run = storage.list_runs(db, TASK)[0]
+    run = storage.runs.list_runs(db, TASK)[0]
     assert run.outcome == "failed" and run.error.startswith("interrupted")
-    assert storage.get_adapter(db, TASK, 2).status == "rejected"
-    assert storage.get_task(db, TASK).active_version == 1
+    assert storage.adapters.get_adapter(db, TASK, 2).status == "rejected"
+    assert storage.tasks.get_task(db, TASK).active_version == 1
     assert len(notes) == 4  # two folders, the candidate rejected, the run failed
 
 
 def test_recovery_leaves_a_round_that_is_still_running_alone(loop_env) -> None:
     settings, db = loop_env
-    run_id = storage.start_run(db, TASK, "manual")
+    run_id = storage.runs.start_run(db, TASK, "manual")
     temp = versions.temp_dir(settings.data_dir, TASK, 1)
     temp.mkdir(parents=True)
     with versions.task_lock(settings.data_dir, TASK):  # another process's round holds it
         LearningLoop(settings, PredictorRegistry(settings.model.base_model)).recover()
-    assert temp.is_dir() and storage.list_runs(db, TASK)[0].finished_at is None
-    assert storage.list_runs(db, TASK)[0].id == run_id
+    assert temp.is_dir() and storage.runs.list_runs(db, TASK)[0].finished_at is None
+    assert storage.runs.list_runs(db, TASK)[0].id == run_id
 
 
 def test_training_child_rejects_an_unknown_task_with_exit_status_2(loop_env) -> None:
@@ -126,12 +126,12 @@ def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree
         child = loop.children.get(TASK)
         if child is not None:
             os.kill(child.pid, signal.SIGKILL)
-        assert _wait(lambda: storage.last_run(db, TASK).finished_at is not None)
+        assert _wait(lambda: storage.runs.last_run(db, TASK).finished_at is not None)
     finally:
         loop.stop()
-    run = storage.last_run(db, TASK)
-    record = storage.get_adapter(db, TASK, 1)
-    active = storage.get_task(db, TASK).active_version
+    run = storage.runs.last_run(db, TASK)
+    record = storage.adapters.get_adapter(db, TASK, 1)
+    active = storage.tasks.get_task(db, TASK).active_version
     if record is None:  # killed before the round's one transaction: nothing names v1
         assert (run.outcome, run.version, active) == ("failed", None, None)
         again = LearningLoop(settings, PredictorRegistry(settings.model.base_model))

@@ -61,7 +61,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> di
 
     settings = make_settings(tmp_path_factory.mktemp("fallback") / "data", tiny_bert_dir)
     db = storage.open_store(settings.db_path)
-    storage.upsert_task(db, TASK, kind="intent", labels=["card_arrival", "feelings", "refund"])
+    storage.tasks.upsert_task(db, TASK, kind="intent", labels=["card_arrival", "feelings", "refund"])
     folders = {v: install_adapter(settings, db, v, seed=v) for v in (1, 2)}
     db.close()
     return folders
@@ -73,7 +73,7 @@ def _install(settings, db, trained: dict[int, Path]) -> dict[int, Path]:
     for version, source in trained.items():
         folder = versions.version_dir(settings.data_dir, TASK, version)
         shutil.copytree(source, folder)
-        storage.register_adapter(
+        storage.adapters.register_adapter(
             db,
             task=TASK,
             version=version,
@@ -82,7 +82,7 @@ def _install(settings, db, trained: dict[int, Path]) -> dict[int, Path]:
             run_id=None,
             metrics={},
         )
-        storage.activate_adapter(db, TASK, version, reason="test")
+        storage.adapters.activate_adapter(db, TASK, version, reason="test")
         folders[version] = folder
     return folders
 
@@ -108,10 +108,10 @@ def test_start_with_a_broken_active_version_serves_the_newest_that_loads(loop_en
             posted = _messages(slack)
         finally:
             loop.stop()
-    assert storage.get_task(db, TASK).active_version == 1
-    v2 = storage.get_adapter(db, TASK, 2)
+    assert storage.tasks.get_task(db, TASK).active_version == 1
+    v2 = storage.adapters.get_adapter(db, TASK, 2)
     assert v2.status == "rejected" and v2.reason.startswith("does not load")
-    assert [e.action for e in storage.list_audit(db)].count("adapter_fallback") == 1
+    assert [e.action for e in storage.events.list_audit(db)].count("adapter_fallback") == 1
     assert len(posted) == 1, posted
     assert "v2 does not load" in posted[0] and "Now serving v1" in posted[0]
     assert "keeps serving" not in posted[0]
@@ -131,22 +131,22 @@ def test_a_bad_metrics_file_alone_never_blocks_serving(loop_env, trained) -> Non
             assert _messages(slack) == []
         finally:
             loop.stop()
-    assert storage.get_task(db, TASK).active_version == 2
+    assert storage.tasks.get_task(db, TASK).active_version == 2
 
 
 def test_reload_to_a_broken_version_falls_back_and_says_so_once(loop_env, trained) -> None:
     settings, db = loop_env
     folders = _install(settings, db, trained)
-    storage.activate_adapter(db, TASK, 1, reason="test: serve v1 first")
+    storage.adapters.activate_adapter(db, TASK, 1, reason="test: serve v1 first")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
         loop = LearningLoop(settings, predictors, post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
         assert loop.sync() == [] and predictors.version(TASK) == 1
         _reorder_labels(folders[2])
-        storage.activate_adapter(db, TASK, 2, reason="promoted by a round")
+        storage.adapters.activate_adapter(db, TASK, 2, reason="promoted by a round")
         errors = loop.sync()
         assert len(errors) == 1 and "Now serving v1" in errors[0]
-        assert predictors.version(TASK) == 1 and storage.get_task(db, TASK).active_version == 1
+        assert predictors.version(TASK) == 1 and storage.tasks.get_task(db, TASK).active_version == 1
         assert loop.sync() == []  # recorded: v2 is rejected, v1 active again
         slack.wait_for("chat.postMessage", 1)
         assert len(_messages(slack)) == 1
@@ -163,7 +163,7 @@ def test_when_no_version_loads_the_message_says_nothing_serves(loop_env, trained
     assert predictors.get(TASK) is None
     assert len(errors) == 1 and "no adapter version loads" in errors[0] and "predicts nothing" in errors[0]
     assert loop.sync() == errors  # retried on the next poll, audited once
-    assert [e.action for e in storage.list_audit(db)].count("adapter_fallback") == 1
+    assert [e.action for e in storage.events.list_audit(db)].count("adapter_fallback") == 1
 
 
 def test_start_removes_version_folders_whose_round_never_committed(loop_env, trained) -> None:
@@ -171,9 +171,9 @@ def test_start_removes_version_folders_whose_round_never_committed(loop_env, tra
     _install(settings, db, trained)
     orphan = versions.version_dir(settings.data_dir, TASK, 3)
     shutil.copytree(trained[2], orphan)  # published, then killed before finish_round committed
-    run_id = storage.start_run(db, TASK, "manual")  # never finished
+    run_id = storage.runs.start_run(db, TASK, "manual")  # never finished
     loop = LearningLoop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
     notes = loop.recover()
     assert not orphan.exists() and any("v0003" in n for n in notes)
-    run = storage.get_run(db, run_id)
-    assert run.outcome == "failed" and storage.get_task(db, TASK).active_version == 2
+    run = storage.runs.get_run(db, run_id)
+    assert run.outcome == "failed" and storage.tasks.get_task(db, TASK).active_version == 2

@@ -16,14 +16,16 @@ from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, make_setti
 def first_round(data_dir: Path, tiny_bert_dir: Path, descriptions: dict[str, str]) -> camel.Adapter:
     settings = make_settings(data_dir, tiny_bert_dir)
     db = storage.open_store(settings.db_path)
-    storage.upsert_task(db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL], descriptions=descriptions)
+    storage.tasks.upsert_task(
+        db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL], descriptions=descriptions
+    )
     label_messages(db, 6, seed=5)
     argv = RoundOptions.from_settings(settings, TASK, "manual", None).to_argv()
     done = subprocess.run([sys.executable, "-m", "bot.loop.round", *argv], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    task = storage.get_task(db, TASK)
+    task = storage.tasks.get_task(db, TASK)
     assert task is not None and task.active_version is not None
-    record = storage.get_adapter(db, TASK, task.active_version)
+    record = storage.adapters.get_adapter(db, TASK, task.active_version)
     db.close()
     assert record is not None
     return camel.load_adapter(record.path)

@@ -24,7 +24,7 @@ def test_no_space_for_the_new_adapter_is_one_line_and_leaves_nothing_behind(loop
     kept = tmp_path / "kept" / TASK / installed.name  # v1 lives off the full disk
     kept.parent.mkdir(parents=True)
     shutil.move(str(installed), kept)
-    with storage.transaction(db) as conn:
+    with storage.db.transaction(db) as conn:
         conn.execute("UPDATE adapters SET path = ? WHERE task = ? AND version = 1", (str(kept), TASK))
     label_messages(db, 30)
     task_dir = versions.adapters_root(settings.data_dir) / TASK
@@ -44,4 +44,4 @@ def test_no_space_for_the_new_adapter_is_one_line_and_leaves_nothing_behind(loop
     assert leftovers == []  # no hidden temp folder, no half version
     assert len(posted) == 1 and "\n" not in posted[0] and "Traceback" not in posted[0]
     assert "cannot write adapter" in posted[0]
-    assert predictors.version(TASK) == 1 and storage.get_task(db, TASK).active_version == 1
+    assert predictors.version(TASK) == 1 and storage.tasks.get_task(db, TASK).active_version == 1

@@ -38,7 +38,7 @@ def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_en
     try:
         for version in range(2, 6):
             before = len(answers)
-            storage.activate_adapter(db, TASK, version, reason="test promotion")
+            storage.adapters.activate_adapter(db, TASK, version, reason="test promotion")
             assert loop.sync() == []
             assert predictors.version(TASK) == version
             deadline = time.monotonic() + 10
@@ -62,7 +62,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported
     with FakeSlackAPI() as slack:
         loop = LearningLoop(settings, predictors, post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
         assert loop.sync() == [] and predictors.version(TASK) == 1
-        storage.activate_adapter(db, TASK, 2, reason="promoted by a round")
+        storage.adapters.activate_adapter(db, TASK, 2, reason="promoted by a round")
         errors = loop.sync()
         assert len(errors) == 1 and "v2 does not load" in errors[0] and "Now serving v1" in errors[0]
         assert predictors.version(TASK) == 1

@@ -29,7 +29,7 @@ def _loop(settings) -> LearningLoop:
 def _wait_for_a_finished_run(db) -> None:
     """Until a run of TASK has finished (at most 90 s), then a second for the loop to settle."""
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not any(r.finished_at for r in storage.list_runs(db, TASK)):
+    while time.monotonic() < deadline and not any(r.finished_at for r in storage.runs.list_runs(db, TASK)):
         time.sleep(0.2)
     time.sleep(1.0)
 
@@ -65,7 +65,7 @@ def test_a_night_missed_while_down_runs_once_at_start(loop_env, tiny_bert_dir) -
         _wait_for_a_finished_run(db)
     finally:
         loop.stop()
-    runs = storage.list_runs(db, TASK)
+    runs = storage.runs.list_runs(db, TASK)
     assert [(r.trigger, r.outcome) for r in runs] == [("schedule", "skipped")]  # no labels yet
     assert "too little data" in runs[0].error
 
@@ -104,4 +104,4 @@ def test_rounds_requested_while_one_trains_queue_as_one(loop_env) -> None:
     finally:
         loop.stop()
     assert requested == [True, False, False]
-    assert [(r.trigger, r.outcome) for r in storage.list_runs(db, TASK)] == [("threshold", "skipped")]
+    assert [(r.trigger, r.outcome) for r in storage.runs.list_runs(db, TASK)] == [("threshold", "skipped")]

@@ -44,7 +44,7 @@ def test_serving_makes_the_data_folder_private_whatever_the_umask(tmp_path: Path
     finally:
         bot.stop()
     assert _mode(data) == 0o700 and _mode(data / "stray.txt") == 0o600
-    assert storage.loose_permissions(data) == []  # also what start-up itself made (locks, job store)
+    assert storage.files.loose_permissions(data) == []  # also what start-up itself made (locks, job store)
     assert _mode(settings.db_path) == 0o600 and _mode(settings.scheduler_db_path) == 0o600
     summary = summary_path(settings.data_dir, run.id)
     assert _mode(summary.parent) == 0o700

@@ -18,7 +18,7 @@ LONG_AGO = "2020-01-01T00:00:00.000000+00:00"
 
 
 def _age(db, sql: str, *params: object) -> None:
-    with storage.transaction(db) as conn:
+    with storage.db.transaction(db) as conn:
         conn.execute(sql, params)
 
 
@@ -29,20 +29,20 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     for version in range(2, 5):  # v2..v4, each promoted in turn: v4 active, v3 its parent
         folder = versions.version_dir(settings.data_dir, TASK, version)
         shutil.copytree(first, folder)
-        storage.register_adapter(
+        storage.adapters.register_adapter(
             db, task=TASK, version=version, path=str(folder), parent_version=version - 1, run_id=None, metrics={}
         )
-        storage.activate_adapter(db, TASK, version, reason="test")
-    old = storage.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text="refund old", user="U1")
-    new = storage.record_message(db, workspace="T1", channel=CHANNEL, ts="2.0", text="refund new", user="U1")
+        storage.adapters.activate_adapter(db, TASK, version, reason="test")
+    old = storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text="refund old", user="U1")
+    new = storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="2.0", text="refund new", user="U1")
     for mid in (old, new):
-        storage.record_prediction(
+        storage.messages.record_prediction(
             db, message_id=mid, task=TASK, adapter_version=4, label="refund", confidence=0.9, top3=[], latency_ms=1.0
         )
     _age(db, "UPDATE predictions SET created_at = ? WHERE message_id = ?", LONG_AGO, old)
     _age(db, "UPDATE messages SET received_at = ? WHERE id = ?", LONG_AGO, old)
-    run_id = storage.start_run(db, TASK, "manual")
-    storage.finish_run(db, run_id, outcome="skipped")
+    run_id = storage.runs.start_run(db, TASK, "manual")
+    storage.runs.finish_run(db, run_id, outcome="skipped")
     _age(db, "UPDATE runs SET finished_at = ? WHERE id = ?", LONG_AGO, run_id)
     files = [summary_path(settings.data_dir, run_id), summary_path(settings.data_dir, run_id).with_suffix(".log")]
     for path in files:
@@ -62,9 +62,11 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     assert not any(path.exists() for path in files) and len(summary.run_files) == 2
     assert summary.pruned == {TASK: [1]}  # v4 active, v3 its parent, v2 the newest other one kept
     assert not first.exists() and versions.version_dir(settings.data_dir, TASK, 2).is_dir()
-    assert storage.pruned_versions(db, TASK) == [1]
+    assert storage.retention.pruned_versions(db, TASK) == [1]
     assert summary.cache is not None and predictors.cache.disk_bytes() == 0
-    assert storage.get_message(db, old).text == "" and storage.get_message(db, new).text == "refund new"
+    assert (
+        storage.messages.get_message(db, old).text == "" and storage.messages.get_message(db, new).text == "refund new"
+    )
     assert predictors.version(TASK) == 4 and predictors.get(TASK).predict(["refund"])[0].label
 
 
@@ -84,7 +86,7 @@ def test_the_running_bot_forgets_erased_texts_from_its_cache(loop_env) -> None:
     settings, db = loop_env
     install_adapter(settings, db, 1)
     text = "refund charged twice fee"
-    storage.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text=text, user="U_GONE")
+    storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text=text, user="U_GONE")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)
     loop.sync()
@@ -93,7 +95,7 @@ def test_the_running_bot_forgets_erased_texts_from_its_cache(loop_env) -> None:
     assert any(key.startswith(digest) for key in predictors.cache._memory)
     loop.forget_deleted()  # nothing erased yet
     assert any(key.startswith(digest) for key in predictors.cache._memory)
-    storage.erase_user(db, "U_GONE", actor="test")
+    storage.privacy.erase_user(db, "U_GONE", actor="test")
     assert loop.forget_deleted() >= 1
     assert not any(key.startswith(digest) for key in predictors.cache._memory)
     assert predictors.cache.pending == 0 or not any(k.startswith(digest) for k in predictors.cache._pending)
@@ -105,12 +107,12 @@ def test_the_training_child_forgets_erased_texts_after_opening_the_cache(loop_en
 
     settings, db = loop_env
     text = "refund charged twice fee"
-    storage.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text=text, user="U_GONE")
+    storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text=text, user="U_GONE")
     base = camel.load_base(settings.model.base_model)
     writer = camel.FeatureCache(base, settings.feature_cache_dir)
     writer.states([text, "card come now"], 1, 32)
     writer.flush()  # a shard written before the erasure, not compacted yet
-    storage.erase_user(db, "U_GONE", actor="test")
+    storage.privacy.erase_user(db, "U_GONE", actor="test")
     child_cache = camel.FeatureCache(base, settings.feature_cache_dir)  # what the child opens
     digest = camel.text_digest(text)
     assert any(k.startswith(digest) for k in child_cache._on_disk)

@@ -28,11 +28,13 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
         try:
             shuffled = loop.run_round(TASK, "manual")
             assert (shuffled.outcome, shuffled.version) == ("rejected", 1)
-            assert "does not beat the majority baseline" in storage.get_adapter(db, TASK, 1).reason
-            assert storage.get_task(db, TASK).active_version is None and predictors.get(TASK) is None
+            assert "does not beat the majority baseline" in storage.adapters.get_adapter(db, TASK, 1).reason
+            assert storage.tasks.get_task(db, TASK).active_version is None and predictors.get(TASK) is None
 
             for mid, label in stored:  # the same annotator fixes every label
-                storage.add_correction(db, message_id=mid, task=TASK, label=label, source="menu", user="U0LABEL")
+                storage.corrections.add_correction(
+                    db, message_id=mid, task=TASK, label=label, source="menu", user="U0LABEL"
+                )
             good = loop.run_round(TASK, "threshold")
             assert (good.outcome, good.version) == ("promoted", 2)
             assert predictors.version(TASK) == 2  # live right after the child exits
@@ -49,9 +51,9 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
                 loop.rollback(TASK, None, actor="U0ADMIN")
             rolled = loop.rollback(TASK, 1, actor="U0ADMIN")  # an admin may overrule the gate
             assert rolled.status == "active" and predictors.version(TASK) == 1
-            assert storage.get_task(db, TASK).active_version == 1
-            assert storage.get_adapter(db, TASK, 2).status == "retired"
-            entry = storage.list_audit(db, limit=1)[0]
+            assert storage.tasks.get_task(db, TASK).active_version == 1
+            assert storage.adapters.get_adapter(db, TASK, 2).status == "retired"
+            entry = storage.events.list_audit(db, limit=1)[0]
             assert (entry.action, entry.actor, entry.detail["version"]) == ("rollback", "U0ADMIN", 1)
             with pytest.raises(RollbackError, match="no adapter version 9"):
                 loop.rollback(TASK, 9, actor="U0ADMIN")
@@ -61,11 +63,11 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
 
 def test_round_with_too_little_data_is_skipped(loop_env) -> None:
     settings, db = loop_env
-    mid = storage.record_message(db, workspace="T1", channel=CHANNEL, ts="1.1", text="refund fee")
-    storage.add_correction(db, message_id=mid, task=TASK, label="refund", source="menu", user="U0LABEL")
+    mid = storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="1.1", text="refund fee")
+    storage.corrections.add_correction(db, message_id=mid, task=TASK, label="refund", source="menu", user="U0LABEL")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "skipped"
-    assert "too little data" in run.error and storage.list_adapters(db, TASK) == []
+    assert "too little data" in run.error and storage.adapters.list_adapters(db, TASK) == []
     assert sorted(WORDS)  # the task keeps its configured labels

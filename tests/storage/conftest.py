@@ -13,7 +13,7 @@ LABELS = ["card_arrival", "lost_or_stolen_card", "top_up"]
 
 
 def add_task(db: sqlite_utils.Database) -> None:
-    storage.upsert_task(
+    storage.tasks.upsert_task(
         db,
         "support",
         kind="intent",
@@ -41,12 +41,12 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def message(db: sqlite_utils.Database, ts: str, text: str = "where is my card", user: str = "U0") -> int:
-    return storage.record_message(db, workspace="W1", channel="C1", ts=ts, text=text, user=user)
+    return storage.messages.record_message(db, workspace="W1", channel="C1", ts=ts, text=text, user=user)
 
 
 def prediction(db: sqlite_utils.Database, message_id: int) -> int:
     """A stored "top_up" prediction (confidence 0.9, no adapter) of the message; its id."""
-    return storage.record_prediction(
+    return storage.messages.record_prediction(
         db,
         message_id=message_id,
         task="support",

@@ -25,7 +25,7 @@ def test_import_then_export_through_the_cli(db_path: Path, tmp_path: Path, capsy
     trail = tmp_path / "trail.jsonl"
     assert main(["export", str(trail), "--corrections", "--db", str(db_path)]) == 0
     assert len(trail.read_text().splitlines()) == 2
-    assert storage.list_audit(storage.open_store(db_path))[0].action == "import"
+    assert storage.events.list_audit(storage.open_store(db_path))[0].action == "import"
 
 
 def test_cli_errors_are_one_line_and_exit_2(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,5 +50,5 @@ def test_delete_user_and_purge_through_the_cli(db_path: Path, capsys: pytest.Cap
     assert "U_GONE's data: 1 messages" in capsys.readouterr().out
     assert main(["purge", "--older-than-days", "30", "--db", str(db_path)]) == 0
     assert "older than 30 days: 0 messages" in capsys.readouterr().out
-    actions = [e.action for e in storage.list_audit(storage.open_store(db_path))]
+    actions = [e.action for e in storage.events.list_audit(storage.open_store(db_path))]
     assert actions == ["purge_unlabelled_text", "delete_user_data"]

@@ -28,7 +28,7 @@ def test_two_writer_processes_and_a_reader_lose_nothing(db_path: Path) -> None:
     db = storage.open_store(db_path)
     reads = 0
     while any(p.poll() is None for p in writers.values()):
-        storage.resolve_labels(db, "support")
+        storage.resolution.resolve_labels(db, "support")
         reads += 1
     written = {}
     for name, process in writers.items():
@@ -40,7 +40,7 @@ def test_two_writer_processes_and_a_reader_lose_nothing(db_path: Path) -> None:
     per_user = dict(db.execute("SELECT user, COUNT(*) FROM corrections GROUP BY user").fetchall())
     assert per_user == written
     assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 50
-    assert len(storage.resolve_labels(db, "support").labelled) == 50
+    assert len(storage.resolution.resolve_labels(db, "support").labelled) == 50
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -57,21 +57,23 @@ def test_writer_killed_mid_transaction_leaves_no_partial_rows(db_path: Path) -> 
     db = storage.open_store(db_path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT COUNT(*) FROM messages WHERE ts LIKE 'partial-%'").fetchone()[0] == 0
-    assert storage.find_message(db, workspace="W", channel="C1", ts="committed").text == "before the kill"
-    storage.record_message(db, workspace="W", channel="C1", ts="after", text="the write lock is free again")
+    assert storage.messages.find_message(db, workspace="W", channel="C1", ts="committed").text == "before the kill"
+    storage.messages.record_message(db, workspace="W", channel="C1", ts="after", text="the write lock is free again")
     assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 2
 
 
 def test_threads_sharing_one_connection_lose_nothing(db_path: Path) -> None:
     db = storage.open_store(db_path)
-    mid = storage.record_message(db, workspace="W", channel="C1", ts="1", text="shared")
+    mid = storage.messages.record_message(db, workspace="W", channel="C1", ts="1", text="shared")
     errors: list[BaseException] = []
 
     def correct(name: str) -> None:
         try:
             for _ in range(100):
-                storage.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user=name)
-                storage.resolve_labels(db, "support")
+                storage.corrections.add_correction(
+                    db, message_id=mid, task="support", label="top_up", source="menu", user=name
+                )
+                storage.resolution.resolve_labels(db, "support")
         except BaseException as exc:  # collected so the main thread can fail the test with it
             errors.append(exc)
 
@@ -92,9 +94,9 @@ def test_opening_the_store_again_in_one_process_keeps_the_first_connections_lock
     storage.open_store(db_path)
     code = f"import storage; storage.open_store({str(db_path)!r}).close()"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
-    storage.record_message(first, workspace="W", channel="C1", ts="after", text="seen by others")
+    storage.messages.record_message(first, workspace="W", channel="C1", ts="after", text="seen by others")
     code = (
-        f"import storage; m = storage.find_message(storage.open_store({str(db_path)!r}), workspace='W', "
+        f"import storage; m = storage.messages.find_message(storage.open_store({str(db_path)!r}), workspace='W', "
         f"channel='C1', ts='after'); print(m.text if m else None)"
     )
     seen = subprocess.run(

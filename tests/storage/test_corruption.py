@@ -41,8 +41,8 @@ def _assert_restore_hint(error: storage.StorageError) -> None:
 
 def test_quick_check_is_ok_on_a_healthy_database(db_path: Path) -> None:
     db = storage.open_store(db_path)
-    assert storage.quick_check(db) == []
-    storage.require_healthy(db)
+    assert storage.db.quick_check(db) == []
+    storage.db.require_healthy(db)
 
 
 def test_quick_check_reports_eight_kib_of_random_bytes(corrupt_path: Path) -> None:
@@ -51,21 +51,21 @@ def test_quick_check_reports_eight_kib_of_random_bytes(corrupt_path: Path) -> No
     except storage.CorruptDatabaseError as exc:  # the damage may already show when opening
         _assert_restore_hint(exc)
         return
-    assert storage.quick_check(db) != []
+    assert storage.db.quick_check(db) != []
     with pytest.raises(storage.CorruptDatabaseError) as caught:
-        storage.require_healthy(db)
+        storage.db.require_healthy(db)
     _assert_restore_hint(caught.value)
 
 
 def test_opening_reading_and_writing_corrupt_pages_raise_one_line(corrupt_path: Path) -> None:
     with pytest.raises(storage.CorruptDatabaseError) as caught:
         db = storage.open_store(corrupt_path)
-        storage.resolve_labels(db, "support")
-        storage.export_corrections(db, corrupt_path.with_name("trail.csv"))
+        storage.resolution.resolve_labels(db, "support")
+        storage.transfer.export_corrections(db, corrupt_path.with_name("trail.csv"))
         for i in range(300):
-            storage.get_message(db, i + 1)
+            storage.messages.get_message(db, i + 1)
             message(db, f"new-{i}", text="written into a corrupt file")
-        storage.purge_unlabelled_text(db, older_than_days=0, actor="test")
+        storage.privacy.purge_unlabelled_text(db, older_than_days=0, actor="test")
     _assert_restore_hint(caught.value)
 
 

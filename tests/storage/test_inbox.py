@@ -8,49 +8,51 @@ import storage
 
 
 def _enqueue(db: sqlite_utils.Database, event_id: str, user: str = "U1") -> bool:
-    return storage.enqueue_event(db, event_id=event_id, kind="message", body='{"t": "secret"}', channel="C1", user=user)
+    return storage.inbox.enqueue_event(
+        db, event_id=event_id, kind="message", body='{"t": "secret"}', channel="C1", user=user
+    )
 
 
 def test_an_event_id_is_queued_once(db: sqlite_utils.Database) -> None:
     assert _enqueue(db, "Ev1") is True
     assert _enqueue(db, "Ev1") is False
-    assert storage.count_unfinished(db) == 1
+    assert storage.inbox.count_unfinished(db) == 1
 
 
 def test_claim_finish_blanks_text_and_keeps_the_mark(db: sqlite_utils.Database) -> None:
     _enqueue(db, "Ev1")
-    item = storage.claim_next(db)
+    item = storage.inbox.claim_next(db)
     assert item is not None and item.event_id == "Ev1" and item.attempts == 1 and "secret" in item.body
-    assert storage.claim_next(db) is None  # claimed rows are not handed out twice
-    storage.finish(db, item.id, "answered")
-    assert storage.count_unfinished(db) == 0 and storage.outcomes(db) == {"answered": 1}
+    assert storage.inbox.claim_next(db) is None  # claimed rows are not handed out twice
+    storage.inbox.finish(db, item.id, "answered")
+    assert storage.inbox.count_unfinished(db) == 0 and storage.inbox.outcomes(db) == {"answered": 1}
     assert db.execute("SELECT body FROM inbox").fetchall() == [("",)]
     assert _enqueue(db, "Ev1") is False  # still the de-duplication mark
 
 
 def test_requeue_makes_it_due_later(db: sqlite_utils.Database) -> None:
     _enqueue(db, "Ev1")
-    item = storage.claim_next(db)
+    item = storage.inbox.claim_next(db)
     assert item is not None
-    storage.requeue(db, item.id, delay_s=3600)
-    assert storage.claim_next(db) is None
-    storage.requeue(db, item.id, delay_s=0)
-    again = storage.claim_next(db)
+    storage.inbox.requeue(db, item.id, delay_s=3600)
+    assert storage.inbox.claim_next(db) is None
+    storage.inbox.requeue(db, item.id, delay_s=0)
+    again = storage.inbox.claim_next(db)
     assert again is not None and again.attempts == 2
 
 
 def test_release_claims_after_a_crash(db: sqlite_utils.Database) -> None:
     _enqueue(db, "Ev1")
-    assert storage.claim_next(db) is not None
-    assert storage.release_claims(db) == 1
-    assert storage.claim_next(db) is not None
+    assert storage.inbox.claim_next(db) is not None
+    assert storage.inbox.release_claims(db) == 1
+    assert storage.inbox.claim_next(db) is not None
 
 
 def test_delete_user_data_and_purge_remove_waiting_text(db: sqlite_utils.Database) -> None:
     _enqueue(db, "Ev1", user="U_GONE")
     _enqueue(db, "Ev2", user="U_STAY")
-    assert storage.delete_user_data(db, "U_GONE", actor="ADMIN")["inbox"] == 1
+    assert storage.privacy.delete_user_data(db, "U_GONE", actor="ADMIN")["inbox"] == 1
     db.execute("UPDATE inbox SET received_at = '2000-01-01T00:00:00.000000+00:00'")
     db.conn.commit()
-    assert storage.purge_unlabelled_text(db, older_than_days=30, actor="ADMIN") == 0
-    assert storage.count_unfinished(db) == 0
+    assert storage.privacy.purge_unlabelled_text(db, older_than_days=30, actor="ADMIN") == 0
+    assert storage.inbox.count_unfinished(db) == 0

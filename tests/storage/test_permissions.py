@@ -43,8 +43,8 @@ def test_opening_an_existing_world_readable_store_makes_it_private(tmp_path: Pat
 
 def test_exports_are_private(db: object, tmp_path: Path, loose_umask: None) -> None:
     target = tmp_path / "out" / "labels.csv"
-    storage.export_labelled(db, "support", target)
-    storage.export_corrections(db, tmp_path / "trail.jsonl")
+    storage.transfer.export_labelled(db, "support", target)
+    storage.transfer.export_corrections(db, tmp_path / "trail.jsonl")
     assert _mode(target) == 0o600 and _mode(tmp_path / "trail.jsonl") == 0o600
 
 
@@ -56,10 +56,10 @@ def test_make_private_tightens_a_whole_data_folder(tmp_path: Path, loose_umask: 
     outside = tmp_path / "outside"
     outside.mkdir()
     (root / "link").symlink_to(outside)
-    assert len(storage.loose_permissions(root)) == 4
-    changed = storage.make_private(root)
+    assert len(storage.files.loose_permissions(root)) == 4
+    changed = storage.files.make_private(root)
     assert sorted(Path(p).name for p in changed) == ["camel-data", "run-000001.log", "runs", "scheduler.db"]
-    assert storage.loose_permissions(root) == []
+    assert storage.files.loose_permissions(root) == []
     assert _mode(outside) == 0o755  # a symlink is not followed out of the folder
 
 
@@ -68,7 +68,7 @@ def test_a_group_or_world_readable_secrets_file_is_warned_about(tmp_path: Path, 
     secrets = tmp_path / "secrets.toml"
     secrets.write_text('SLACK_BOT_TOKEN = "xoxb-not-shown"\n')
     secrets.chmod(mode)
-    warning = storage.secrets_file_warning(secrets)
+    warning = storage.files.secrets_file_warning(secrets)
     assert (warning is not None) == warns
     if warning:
         assert f"{mode:04o}" in warning and "chmod 600" in warning and "xoxb" not in warning and "\n" not in warning
@@ -81,8 +81,8 @@ def test_unwritable_paths_names_what_cannot_be_written(tmp_path: Path, monkeypat
     real_access = os.access
     # A read-only mount cannot be made without root and a bind mount; os.access is what reports it.
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == blocked else real_access(p, mode))
-    assert storage.unwritable_paths([writable]) == []
-    assert storage.unwritable_paths([blocked / "camel.db", blocked]) == [
+    assert storage.files.unwritable_paths([writable]) == []
+    assert storage.files.unwritable_paths([blocked / "camel.db", blocked]) == [
         f"{blocked / 'camel.db'}: not writable (its folder {blocked})",
         f"{blocked}: not writable",
     ]

@@ -15,42 +15,42 @@ def test_same_slack_message_stored_twice_is_one_row(db) -> None:
     second = message(db, "1700000000.000100", text="retried delivery")
     assert first == second
     assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1
-    assert storage.get_message(db, first).text == "where is my card"
+    assert storage.messages.get_message(db, first).text == "where is my card"
 
 
 def test_same_event_claimed_twice_is_processed_once(db) -> None:
-    assert storage.claim_event(db, "Ev1") is True
-    assert storage.claim_event(db, "Ev1") is False
-    assert storage.claim_event(db, "Ev2") is True
+    assert storage.events.claim_event(db, "Ev1") is True
+    assert storage.events.claim_event(db, "Ev1") is False
+    assert storage.events.claim_event(db, "Ev2") is True
 
 
 def test_expired_event_ids_are_purged_and_claimable_again(db) -> None:
-    assert storage.claim_event(db, "Ev1", ttl_s=-1) is True
-    assert storage.claim_event(db, "Ev1") is True
+    assert storage.events.claim_event(db, "Ev1", ttl_s=-1) is True
+    assert storage.events.claim_event(db, "Ev1") is True
     assert db.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 1
 
 
 def test_tasks_keep_labels_and_refuse_bad_values(db) -> None:
-    task = storage.upsert_task(db, "support", kind="intent", labels=["new_label"])
+    task = storage.tasks.upsert_task(db, "support", kind="intent", labels=["new_label"])
     assert task.labels == [*LABELS, "new_label"]
     assert task.channels == ["C1"] and task.emoji_map["card"] == "card_arrival"
-    assert storage.task_for_channel(db, "C1").name == "support"
-    assert storage.task_for_channel(db, "C9") is None
+    assert storage.tasks.task_for_channel(db, "C1").name == "support"
+    assert storage.tasks.task_for_channel(db, "C9") is None
     with pytest.raises(storage.InvalidValueError, match="kind"):
-        storage.upsert_task(db, "x", kind="weird", labels=["a"])
+        storage.tasks.upsert_task(db, "x", kind="weird", labels=["a"])
     with pytest.raises(storage.UnknownLabelError, match="not a label"):
-        storage.upsert_task(db, "x", labels=["a"], emoji_map={"smile": "b"})
+        storage.tasks.upsert_task(db, "x", labels=["a"], emoji_map={"smile": "b"})
     with pytest.raises(storage.ChannelBoundError, match="already bound to task 'support'"):
-        storage.upsert_task(db, "mood", kind="sentiment", labels=["pos", "neg"], channels=["C1"])
-    assert storage.bind_channel(db, "support", "C2").channels == ["C1", "C2"]
-    assert storage.add_labels(db, "support", ["x", "top_up"]).labels[-1] == "x"
+        storage.tasks.upsert_task(db, "mood", kind="sentiment", labels=["pos", "neg"], channels=["C1"])
+    assert storage.tasks.bind_channel(db, "support", "C2").channels == ["C1", "C2"]
+    assert storage.tasks.add_labels(db, "support", ["x", "top_up"]).labels[-1] == "x"
     with pytest.raises(storage.UnknownTaskError, match="known tasks: support"):
-        storage.add_labels(db, "nope", ["a"])
+        storage.tasks.add_labels(db, "nope", ["a"])
 
 
 def test_prediction_found_by_its_reply(db) -> None:
     mid = message(db, "1.1")
-    pid = storage.record_prediction(
+    pid = storage.messages.record_prediction(
         db,
         message_id=mid,
         task="support",
@@ -60,13 +60,13 @@ def test_prediction_found_by_its_reply(db) -> None:
         top3=[("card_arrival", 0.8), ("top_up", 0.15), ("lost_or_stolen_card", 0.05)],
         latency_ms=12.5,
     )
-    storage.set_prediction_reply(db, pid, channel="C1", reply_ts="1.2")
-    found = storage.find_prediction_by_reply(db, channel="C1", reply_ts="1.2")
+    storage.messages.set_prediction_reply(db, pid, channel="C1", reply_ts="1.2")
+    found = storage.messages.find_prediction_by_reply(db, channel="C1", reply_ts="1.2")
     assert found.id == pid and found.top3[0] == ("card_arrival", 0.8) and found.adapter_version == 3
-    assert storage.latest_prediction(db, mid, "support").id == pid
-    assert storage.find_prediction_by_reply(db, channel="C1", reply_ts="9.9") is None
+    assert storage.messages.latest_prediction(db, mid, "support").id == pid
+    assert storage.messages.find_prediction_by_reply(db, channel="C1", reply_ts="9.9") is None
     with pytest.raises(storage.UnknownMessageError):
-        storage.record_prediction(
+        storage.messages.record_prediction(
             db,
             message_id=999,
             task="support",
@@ -81,22 +81,26 @@ def test_prediction_found_by_its_reply(db) -> None:
 def test_corrections_validate_and_count_per_user(db) -> None:
     mid = message(db, "1.1")
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    storage.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user="U1")
-    storage.add_correction(db, message_id=mid, task="support", label=None, source="reject", user="U1")
-    assert storage.count_user_corrections_since(db, "U1", since) == 2
-    assert storage.count_user_corrections_since(db, "U1", datetime.now(timezone.utc) + timedelta(hours=1)) == 0
+    storage.corrections.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user="U1")
+    storage.corrections.add_correction(db, message_id=mid, task="support", label=None, source="reject", user="U1")
+    assert storage.corrections.count_user_corrections_since(db, "U1", since) == 2
+    assert (
+        storage.corrections.count_user_corrections_since(db, "U1", datetime.now(timezone.utc) + timedelta(hours=1)) == 0
+    )
     with pytest.raises(storage.UnknownLabelError, match="not a label of task 'support'"):
-        storage.add_correction(db, message_id=mid, task="support", label="nope", source="menu", user="U1")
+        storage.corrections.add_correction(db, message_id=mid, task="support", label="nope", source="menu", user="U1")
     with pytest.raises(storage.InvalidValueError, match="source"):
-        storage.add_correction(db, message_id=mid, task="support", label="top_up", source="telepathy", user="U1")
+        storage.corrections.add_correction(
+            db, message_id=mid, task="support", label="top_up", source="telepathy", user="U1"
+        )
     with pytest.raises(storage.InvalidValueError, match="no 'support' prediction to confirm"):
-        storage.add_correction(db, message_id=mid, task="support", label=None, source="confirm", user="U1")
+        storage.corrections.add_correction(db, message_id=mid, task="support", label=None, source="confirm", user="U1")
 
 
 def test_adapter_lifecycle_keeps_one_active_version(db) -> None:
-    run = storage.start_run(db, "support", "manual")
-    assert storage.next_version(db, "support") == 1
-    storage.register_adapter(
+    run = storage.runs.start_run(db, "support", "manual")
+    assert storage.adapters.next_version(db, "support") == 1
+    storage.adapters.register_adapter(
         db,
         task="support",
         version=1,
@@ -107,41 +111,43 @@ def test_adapter_lifecycle_keeps_one_active_version(db) -> None:
         status="active",
         reason="first",
     )
-    storage.register_adapter(
+    storage.adapters.register_adapter(
         db, task="support", version=2, path="a/v0002", parent_version=1, run_id=None, metrics={"macro_f1": 0.6}
     )
-    assert storage.next_version(db, "support") == 3
-    promoted = storage.activate_adapter(db, "support", 2, reason="gate passed")
+    assert storage.adapters.next_version(db, "support") == 3
+    promoted = storage.adapters.activate_adapter(db, "support", 2, reason="gate passed")
     assert promoted.status == "active" and promoted.metrics == {"macro_f1": 0.6}
-    assert storage.get_adapter(db, "support", 1).status == "retired"
-    assert storage.get_task(db, "support").active_version == 2
-    storage.set_adapter_status(db, "support", 2, "rejected", "bad in production")
-    assert storage.get_task(db, "support").active_version is None
-    assert [a.status for a in storage.list_adapters(db, "support")] == ["retired", "rejected"]
+    assert storage.adapters.get_adapter(db, "support", 1).status == "retired"
+    assert storage.tasks.get_task(db, "support").active_version == 2
+    storage.adapters.set_adapter_status(db, "support", 2, "rejected", "bad in production")
+    assert storage.tasks.get_task(db, "support").active_version is None
+    assert [a.status for a in storage.adapters.list_adapters(db, "support")] == ["retired", "rejected"]
     with pytest.raises(storage.UnknownAdapterError):
-        storage.activate_adapter(db, "support", 7, reason="x")
+        storage.adapters.activate_adapter(db, "support", 7, reason="x")
     with pytest.raises(storage.InvalidValueError, match="already has an adapter version 1"):
-        storage.register_adapter(db, task="support", version=1, path="p", parent_version=None, run_id=None, metrics={})
+        storage.adapters.register_adapter(
+            db, task="support", version=1, path="p", parent_version=None, run_id=None, metrics={}
+        )
 
 
 def test_runs_are_recorded_newest_first(db) -> None:
-    first = storage.start_run(db, "support", "schedule")
-    storage.finish_run(db, first, outcome="rejected", n_train=10, n_heldout=3, n_new=4)
-    second = storage.start_run(db, "support", "threshold")
-    latest = storage.last_run(db, "support")
+    first = storage.runs.start_run(db, "support", "schedule")
+    storage.runs.finish_run(db, first, outcome="rejected", n_train=10, n_heldout=3, n_new=4)
+    second = storage.runs.start_run(db, "support", "threshold")
+    latest = storage.runs.last_run(db, "support")
     assert latest.id == second and latest.finished_at is None
-    finished = storage.list_runs(db, "support")[1]
+    finished = storage.runs.list_runs(db, "support")[1]
     assert (finished.outcome, finished.n_train, finished.n_heldout, finished.n_new) == ("rejected", 10, 3, 4)
     with pytest.raises(storage.InvalidValueError, match="trigger"):
-        storage.start_run(db, "support", "whim")
+        storage.runs.start_run(db, "support", "whim")
     with pytest.raises(storage.UnknownRunError):
-        storage.finish_run(db, 999, outcome="failed")
+        storage.runs.finish_run(db, 999, outcome="failed")
 
 
 def test_audit_entries_newest_first(db) -> None:
-    storage.audit(db, actor="U1", action="retrain", detail={"task": "support"})
-    storage.audit(db, actor="U2", action="rollback")
-    entries = storage.list_audit(db)
+    storage.events.audit(db, actor="U1", action="retrain", detail={"task": "support"})
+    storage.events.audit(db, actor="U2", action="rollback")
+    entries = storage.events.list_audit(db)
     assert [(e.actor, e.action, e.detail) for e in entries] == [
         ("U2", "rollback", None),
         ("U1", "retrain", {"task": "support"}),

@@ -9,13 +9,13 @@ from tests.storage.conftest import message
 
 
 def correct(db, mid: int, label: str | None, user: str, source: str = "reaction", admin: bool = False) -> int:
-    return storage.add_correction(
+    return storage.corrections.add_correction(
         db, message_id=mid, task="support", label=label, source=source, user=user, is_admin=admin
     )
 
 
 def predict(db, mid: int, label: str) -> int:
-    return storage.record_prediction(
+    return storage.messages.record_prediction(
         db,
         message_id=mid,
         task="support",
@@ -28,14 +28,16 @@ def predict(db, mid: int, label: str) -> int:
 
 
 def labels_of(db, **kwargs) -> dict[int, str]:
-    return {m.message_id: m.label for m in storage.resolve_labels(db, "support", **kwargs).labelled}
+    return {m.message_id: m.label for m in storage.resolution.resolve_labels(db, "support", **kwargs).labelled}
 
 
 def test_withdrawn_reaction_does_not_count(db) -> None:
     mid = message(db, "1")
     correct(db, mid, "top_up", "U1")
     assert (
-        storage.withdraw_correction(db, message_id=mid, task="support", user="U1", source="reaction", label="top_up")
+        storage.corrections.withdraw_correction(
+            db, message_id=mid, task="support", user="U1", source="reaction", label="top_up"
+        )
         == 1
     )
     assert labels_of(db) == {}
@@ -47,7 +49,7 @@ def test_a_users_latest_correction_replaces_their_earlier_one(db) -> None:
     mid = message(db, "1")
     correct(db, mid, "top_up", "U1")
     correct(db, mid, "card_arrival", "U1", source="command")
-    resolution = storage.resolve_labels(db, "support")
+    resolution = storage.resolution.resolve_labels(db, "support")
     assert labels_of(db) == {mid: "card_arrival"}
     assert resolution.disputed == []
 
@@ -57,7 +59,7 @@ def test_two_users_disagreeing_is_a_dispute_won_by_the_majority(db) -> None:
     correct(db, mid, "top_up", "U1")
     correct(db, mid, "card_arrival", "U2")
     correct(db, mid, "top_up", "U3")
-    resolution = storage.resolve_labels(db, "support")
+    resolution = storage.resolution.resolve_labels(db, "support")
     assert labels_of(db) == {mid: "top_up"}
     [dispute] = resolution.disputed
     assert (dispute.message_id, dispute.label, dispute.votes) == (mid, "top_up", {"top_up": 2.0, "card_arrival": 1.0})
@@ -70,7 +72,7 @@ def test_a_tie_goes_to_the_most_recent_correction(db) -> None:
     assert labels_of(db) == {mid: "top_up"}
     correct(db, mid, "card_arrival", "U1", source="menu")  # U1 restates: their vote is now the newest
     assert labels_of(db) == {mid: "card_arrival"}
-    assert storage.resolve_labels(db, "support").disputed[0].votes == {"card_arrival": 1.0, "top_up": 1.0}
+    assert storage.resolution.resolve_labels(db, "support").disputed[0].votes == {"card_arrival": 1.0, "top_up": 1.0}
 
 
 def test_admin_weight_outvotes_users(db) -> None:
@@ -97,7 +99,7 @@ def test_rejection_is_no_vote_but_a_dispute(db) -> None:
     correct(db, mid, "card_arrival", "U1", source="reject")
     correct(db, other, "top_up", "U1")
     correct(db, other, None, "U2", source="reject")
-    resolution = storage.resolve_labels(db, "support")
+    resolution = storage.resolution.resolve_labels(db, "support")
     assert labels_of(db) == {other: "top_up"}
     assert [(d.message_id, d.label, d.rejections) for d in resolution.disputed] == [
         (mid, None, 1),
@@ -106,21 +108,21 @@ def test_rejection_is_no_vote_but_a_dispute(db) -> None:
 
 
 def test_split_is_deterministic_and_near_the_fraction() -> None:
-    splits = [storage.split_for("W1", "C1", f"17000000{i:02d}.0001", 0.2) for i in range(100)]
-    assert splits == [storage.split_for("W1", "C1", f"17000000{i:02d}.0001", 0.2) for i in range(100)]
-    keys = [storage.split_for("W", "C", str(i)) for i in range(5000)]
+    splits = [storage.resolution.split_for("W1", "C1", f"17000000{i:02d}.0001", 0.2) for i in range(100)]
+    assert splits == [storage.resolution.split_for("W1", "C1", f"17000000{i:02d}.0001", 0.2) for i in range(100)]
+    keys = [storage.resolution.split_for("W", "C", str(i)) for i in range(5000)]
     assert 0.17 < keys.count("heldout") / 5000 < 0.23
-    assert storage.split_for("W", "C", "1", 0.0) == "train"
+    assert storage.resolution.split_for("W", "C", "1", 0.0) == "train"
 
 
 def test_split_of_a_message_does_not_change_as_data_grows(db) -> None:
     first = [message(db, str(i)) for i in range(50)]
     for mid in first:
         correct(db, mid, "top_up", "U1")
-    before = {m.message_id: m.split for m in storage.resolve_labels(db, "support").labelled}
+    before = {m.message_id: m.split for m in storage.resolution.resolve_labels(db, "support").labelled}
     for i in range(50, 120):
         correct(db, message(db, str(i)), "card_arrival", "U1")
-    after = {m.message_id: m.split for m in storage.resolve_labels(db, "support").labelled}
+    after = {m.message_id: m.split for m in storage.resolution.resolve_labels(db, "support").labelled}
     assert {mid: after[mid] for mid in first} == before
     assert set(before.values()) == {"train", "heldout"}
 
@@ -131,10 +133,10 @@ def test_new_labels_count_only_votes_after_the_run_started(db) -> None:
     run_started = datetime.now(timezone.utc)
     for i in range(2, 5):
         correct(db, message(db, str(i)), "card_arrival", "U1")
-    assert storage.count_new_labels_since(db, "support", None) == 4
-    assert storage.count_new_labels_since(db, "support", run_started) == 3
-    assert storage.count_new_labels_since(db, "support", run_started.isoformat()) == 3
-    assert storage.count_new_labels_since(db, "support", run_started + timedelta(hours=1)) == 0
+    assert storage.resolution.count_new_labels_since(db, "support", None) == 4
+    assert storage.resolution.count_new_labels_since(db, "support", run_started) == 3
+    assert storage.resolution.count_new_labels_since(db, "support", run_started.isoformat()) == 3
+    assert storage.resolution.count_new_labels_since(db, "support", run_started + timedelta(hours=1)) == 0
 
 
 def test_live_accuracy_judges_the_prediction_people_saw(db) -> None:
@@ -144,7 +146,7 @@ def test_live_accuracy_judges_the_prediction_people_saw(db) -> None:
     predict(db, unlabelled, "top_up")
     correct(db, right, None, "U1", source="confirm")
     correct(db, wrong, "card_arrival", "U1", source="menu")
-    result = storage.live_accuracy(db, "support", days=7)
+    result = storage.live.live_accuracy(db, "support", days=7)
     assert (result["n"], result["correct"], result["accuracy"]) == (2, 1, 0.5)
     assert result["per_label"]["top_up"] == {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1}
     assert result["per_label"]["card_arrival"]["f1"] == 0.0

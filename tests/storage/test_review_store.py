@@ -19,7 +19,7 @@ EMBEDDING = np.ones(4, dtype=np.float32).tobytes()
 
 def _score(db: sqlite_utils.Database, ids: list[int], version: int = 1) -> int:
     rows = [(mid, 1.0 - i / 10, [("card_arrival", 0.5), ("top_up", 0.4)], EMBEDDING) for i, mid in enumerate(ids)]
-    return storage.store_review_scores(db, "support", version, rows)
+    return storage.review.store_review_scores(db, "support", version, rows)
 
 
 def test_migration_4_keeps_corrections_and_accepts_review_and_ask_sources(tmp_path: Path) -> None:
@@ -42,33 +42,33 @@ def test_migration_4_keeps_corrections_and_accepts_review_and_ask_sources(tmp_pa
     db = storage.open_store(path)
     kept = db.execute("SELECT id, label, source FROM corrections").fetchall()
     assert [tuple(r) for r in kept] == [(7, "a", "menu")]
-    task = storage.get_task(db, "t")
+    task = storage.tasks.get_task(db, "t")
     assert task is not None and task.target_precision == 0.9 and task.out_of_scope_label is None
     for source in ("review", "ask"):
-        storage.add_correction(db, message_id=1, task="t", label="b", source=source, user="U2")
+        storage.corrections.add_correction(db, message_id=1, task="t", label="b", source=source, user="U2")
     assert {r[0] for r in db.execute("SELECT source FROM corrections")} == {"menu", "review", "ask"}
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
 def test_out_of_scope_label_is_added_to_labels_and_survives_an_upsert_without_one(db: sqlite_utils.Database) -> None:
-    task = storage.set_out_of_scope_label(db, "support", "none_of_these")
+    task = storage.tasks.set_out_of_scope_label(db, "support", "none_of_these")
     assert task.out_of_scope_label == "none_of_these" and task.labels == [*LABELS, "none_of_these"]
-    again = storage.upsert_task(db, "support", kind="intent", labels=LABELS, target_precision=0.8)
+    again = storage.tasks.upsert_task(db, "support", kind="intent", labels=LABELS, target_precision=0.8)
     assert again.out_of_scope_label == "none_of_these" and again.target_precision == 0.8
-    assert storage.set_out_of_scope_label(db, "support", None).out_of_scope_label is None
+    assert storage.tasks.set_out_of_scope_label(db, "support", None).out_of_scope_label is None
 
 
 def test_review_candidates_skip_labelled_other_channels_and_purged_messages(db: sqlite_utils.Database) -> None:
     ids = [message(db, f"{i}", text=f"text {i}") for i in range(4)]
-    elsewhere = storage.record_message(db, workspace="W1", channel="C_OTHER", ts="9", text="secret elsewhere")
-    storage.bind_channel(db, "support", "C_OTHER")
+    elsewhere = storage.messages.record_message(db, workspace="W1", channel="C_OTHER", ts="9", text="secret elsewhere")
+    storage.tasks.bind_channel(db, "support", "C_OTHER")
     assert _score(db, [*ids, elsewhere]) == 5
-    storage.add_correction(db, message_id=ids[0], task="support", label="top_up", source="menu", user="U1")
-    found = storage.review_candidates(db, "support", "C1", 10)
+    storage.corrections.add_correction(db, message_id=ids[0], task="support", label="top_up", source="menu", user="U1")
+    found = storage.review.review_candidates(db, "support", "C1", 10)
     assert [c.message_id for c in found] == ids[1:]
     assert all(c.channel == "C1" for c in found) and found[0].top3[0] == ("card_arrival", 0.5)
-    assert [c.message_id for c in storage.review_candidates(db, "support", "C_OTHER", 10)] == [elsewhere]
-    assert {m.id for m in storage.unlabelled_messages(db, "support")} == {*ids[1:], elsewhere}
+    assert [c.message_id for c in storage.review.review_candidates(db, "support", "C_OTHER", 10)] == [elsewhere]
+    assert {m.id for m in storage.review.unlabelled_messages(db, "support")} == {*ids[1:], elsewhere}
 
 
 def test_stored_scores_are_deleted_with_their_message(db: sqlite_utils.Database) -> None:
@@ -76,29 +76,29 @@ def test_stored_scores_are_deleted_with_their_message(db: sqlite_utils.Database)
     old = message(db, "2", user="U_OLD")
     kept = message(db, "3", user="U_KEPT")
     _score(db, [gone, old, kept])
-    storage.erase_user(db, "U_GONE", actor="admin")
-    assert storage.count_review_scores(db, "support") == 2
+    storage.privacy.erase_user(db, "U_GONE", actor="admin")
+    assert storage.review.count_review_scores(db, "support") == 2
     db.execute(
         "UPDATE messages SET received_at = ? WHERE id = ?",
         ((datetime.now(timezone.utc) - timedelta(days=40)).isoformat(), old),
     )
-    storage.purge_unlabelled(db, older_than_days=30, actor="retention")
-    assert [c.message_id for c in storage.review_candidates(db, "support", "C1", 10)] == [kept]
-    assert storage.count_review_scores(db, "support") == 1
+    storage.privacy.purge_unlabelled(db, older_than_days=30, actor="retention")
+    assert [c.message_id for c in storage.review.review_candidates(db, "support", "C1", 10)] == [kept]
+    assert storage.review.count_review_scores(db, "support") == 1
     db.execute("DELETE FROM messages WHERE id = ?", (kept,))
-    assert storage.count_review_scores(db) == 0
+    assert storage.review.count_review_scores(db) == 0
     again = message(db, "4")
     _score(db, [again])
-    assert storage.delete_review_scores(db, [again]) == 1 and storage.count_review_scores(db) == 0
+    assert storage.review.delete_review_scores(db, [again]) == 1 and storage.review.count_review_scores(db) == 0
 
 
 def test_record_ask_never_twice_and_at_most_n_per_channel_per_day(db: sqlite_utils.Database) -> None:
     ids = [message(db, f"{i}") for i in range(3)]
-    assert storage.record_ask(db, task="support", message_id=ids[0], channel="C1", limit_per_day=2)
-    assert not storage.record_ask(db, task="support", message_id=ids[0], channel="C1", limit_per_day=2)
-    assert storage.record_ask(db, task="support", message_id=ids[1], channel="C1", limit_per_day=2)
-    assert not storage.record_ask(db, task="support", message_id=ids[2], channel="C1", limit_per_day=2)
-    assert storage.asked_since(db, "C1", "2000-01-01") == 2
+    assert storage.review.record_ask(db, task="support", message_id=ids[0], channel="C1", limit_per_day=2)
+    assert not storage.review.record_ask(db, task="support", message_id=ids[0], channel="C1", limit_per_day=2)
+    assert storage.review.record_ask(db, task="support", message_id=ids[1], channel="C1", limit_per_day=2)
+    assert not storage.review.record_ask(db, task="support", message_id=ids[2], channel="C1", limit_per_day=2)
+    assert storage.review.asked_since(db, "C1", "2000-01-01") == 2
 
 
 def test_coverage_and_precision_per_version(db: sqlite_utils.Database) -> None:
@@ -109,7 +109,7 @@ def test_coverage_and_precision_per_version(db: sqlite_utils.Database) -> None:
         (ids[2], 2, "card_arrival", False),
         (ids[3], 2, "top_up", False),
     ]:
-        storage.record_prediction(
+        storage.messages.record_prediction(
             db,
             message_id=mid,
             task="support",
@@ -121,7 +121,7 @@ def test_coverage_and_precision_per_version(db: sqlite_utils.Database) -> None:
             abstained=abstained,
         )
     for mid in ids:
-        storage.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user="U1")
-    rows = {r["version"]: r for r in storage.coverage_by_version(db, "support")}
+        storage.corrections.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user="U1")
+    rows = {r["version"]: r for r in storage.review.coverage_by_version(db, "support")}
     assert (rows[1]["coverage"], rows[1]["precision"], rows[1]["judged"]) == (0.5, 1.0, 1)
     assert (rows[2]["coverage"], rows[2]["precision"], rows[2]["judged"]) == (1.0, 0.5, 2)

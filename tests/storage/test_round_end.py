@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def assert_records_agree(db: sqlite_utils.Database, task: str) -> None:
     """Every run finished; every version names its run and its run names it; the active one was promoted."""
-    runs = {run.id: run for run in storage.list_runs(db, task, limit=1000)}
+    runs = {run.id: run for run in storage.runs.list_runs(db, task, limit=1000)}
     assert all(run.finished_at is not None for run in runs.values())
-    for version in storage.list_adapters(db, task):
+    for version in storage.adapters.list_adapters(db, task):
         assert version.status != "candidate"
         if version.run_id is not None:
             run = runs[version.run_id]
@@ -29,14 +29,14 @@ def assert_records_agree(db: sqlite_utils.Database, task: str) -> None:
                 assert run.outcome == "promoted"
             else:  # rejected by the gate, or interrupted before the gate decided
                 assert run.outcome in ("rejected", "failed")
-    active = storage.get_task(db, task).active_version
+    active = storage.tasks.get_task(db, task).active_version
     if active is not None:
-        assert storage.get_adapter(db, task, active).status == "active"
+        assert storage.adapters.get_adapter(db, task, active).status == "active"
 
 
 def test_finish_round_promotes_registers_and_finishes_in_one_go(db: sqlite_utils.Database) -> None:
-    run_id = storage.start_run(db, "support", "manual")
-    run = storage.finish_round(
+    run_id = storage.runs.start_run(db, "support", "manual")
+    run = storage.rounds.finish_round(
         db,
         run_id,
         outcome="promoted",
@@ -50,57 +50,61 @@ def test_finish_round_promotes_registers_and_finishes_in_one_go(db: sqlite_utils
         n_new=4,
     )
     assert (run.outcome, run.version, run.n_train, run.finished_at is not None) == ("promoted", 1, 4, True)
-    assert storage.get_task(db, "support").active_version == 1
-    assert storage.get_adapter(db, "support", 1).run_id == run_id
-    second = storage.start_run(db, "support", "manual")
-    storage.finish_round(
+    assert storage.tasks.get_task(db, "support").active_version == 1
+    assert storage.adapters.get_adapter(db, "support", 1).run_id == run_id
+    second = storage.runs.start_run(db, "support", "manual")
+    storage.rounds.finish_round(
         db, second, outcome="rejected", version=2, path="/a/v0002", parent_version=1, metrics={}, reason="worse"
     )
-    assert storage.get_adapter(db, "support", 2).status == "rejected"
-    assert storage.get_task(db, "support").active_version == 1
+    assert storage.adapters.get_adapter(db, "support", 2).status == "rejected"
+    assert storage.tasks.get_task(db, "support").active_version == 1
     assert_records_agree(db, "support")
 
 
 def test_finish_round_refuses_inconsistent_arguments_and_writes_nothing(db: sqlite_utils.Database) -> None:
-    run_id = storage.start_run(db, "support", "manual")
+    run_id = storage.runs.start_run(db, "support", "manual")
     with pytest.raises(InvalidValueError):
-        storage.finish_round(db, run_id, outcome="promoted")  # no version
+        storage.rounds.finish_round(db, run_id, outcome="promoted")  # no version
     with pytest.raises(InvalidValueError):
-        storage.finish_round(db, run_id, outcome="failed", version=1, path="/x")
-    storage.register_adapter(db, task="support", version=1, path="/x", parent_version=None, run_id=None, metrics={})
+        storage.rounds.finish_round(db, run_id, outcome="failed", version=1, path="/x")
+    storage.adapters.register_adapter(
+        db, task="support", version=1, path="/x", parent_version=None, run_id=None, metrics={}
+    )
     with pytest.raises(InvalidValueError, match="already has an adapter version 1"):
-        storage.finish_round(db, run_id, outcome="promoted", version=1, path="/x", parent_version=None, metrics={})
-    assert storage.list_runs(db, "support")[0].finished_at is None
+        storage.rounds.finish_round(
+            db, run_id, outcome="promoted", version=1, path="/x", parent_version=None, metrics={}
+        )
+    assert storage.runs.list_runs(db, "support")[0].finished_at is None
 
 
 def test_reconcile_repairs_a_failed_run_whose_version_is_active(db: sqlite_utils.Database) -> None:
     # Today's main: the child registered and activated, was killed before finish_run, and the
     # loop then recorded the run as failed with no version.
-    run_id = storage.start_run(db, "support", "threshold")
-    storage.register_adapter(
+    run_id = storage.runs.start_run(db, "support", "threshold")
+    storage.adapters.register_adapter(
         db, task="support", version=1, path="/a/v0001", parent_version=None, run_id=run_id, metrics={}
     )
-    storage.activate_adapter(db, "support", 1, reason="better")
-    storage.finish_run(db, run_id, outcome="failed", error="killed by SIGKILL")
-    report = storage.reconcile_task(db, "support")
+    storage.adapters.activate_adapter(db, "support", 1, reason="better")
+    storage.runs.finish_run(db, run_id, outcome="failed", error="killed by SIGKILL")
+    report = storage.rounds.reconcile_task(db, "support")
     assert any("run" in note and "promoted" in note for note in report.notes)
     assert_records_agree(db, "support")
-    assert storage.list_audit(db, 1)[0].action == "reconcile"
+    assert storage.events.list_audit(db, 1)[0].action == "reconcile"
 
 
 def test_reconcile_finishes_interrupted_runs_and_rejects_their_candidates(db: sqlite_utils.Database) -> None:
-    bare = storage.start_run(db, "support", "manual")
-    gated = storage.start_run(db, "support", "manual")
-    storage.register_adapter(
+    bare = storage.runs.start_run(db, "support", "manual")
+    gated = storage.runs.start_run(db, "support", "manual")
+    storage.adapters.register_adapter(
         db, task="support", version=1, path="/a/v0001", parent_version=None, run_id=gated, metrics={}
     )
-    report = storage.reconcile_task(db, "support", version_folders=[1, 2])
+    report = storage.rounds.reconcile_task(db, "support", version_folders=[1, 2])
     assert report.orphan_versions == [2]
-    runs = {run.id: run for run in storage.list_runs(db, "support")}
+    runs = {run.id: run for run in storage.runs.list_runs(db, "support")}
     assert runs[bare].outcome == "failed" and "interrupted" in runs[bare].error
-    assert storage.get_adapter(db, "support", 1).status == "rejected"
+    assert storage.adapters.get_adapter(db, "support", 1).status == "rejected"
     assert_records_agree(db, "support")
-    assert storage.reconcile_task(db, "support", version_folders=[1]).notes == []  # nothing left to do
+    assert storage.rounds.reconcile_task(db, "support", version_folders=[1]).notes == []  # nothing left to do
 
 
 def _spawn_round(db_path: Path, folder: Path, step: str) -> subprocess.Popen[str]:
@@ -127,32 +131,32 @@ def test_a_kill_at_each_step_of_a_round_end_reconciles_to_agreeing_records(
         process.wait(timeout=30)
     db = storage.open_store(db_path)
     on_disk = sorted(int(p.name[1:]) for p in folder.glob("v*")) if folder.exists() else []
-    report = storage.reconcile_task(db, "support", version_folders=on_disk)
+    report = storage.rounds.reconcile_task(db, "support", version_folders=on_disk)
     assert_records_agree(db, "support")
-    active = storage.get_task(db, "support").active_version
+    active = storage.tasks.get_task(db, "support").active_version
     if step in ("in-transaction", "folder"):
         assert active is None and report.orphan_versions == [1]
     if step == "committed":
         assert active == 1 and report.orphan_versions == [] and report.notes == []
-        assert storage.list_runs(db, "support")[0].outcome == "promoted"
+        assert storage.runs.list_runs(db, "support")[0].outcome == "promoted"
     if step == "started":
-        assert storage.list_runs(db, "support")[0].outcome == "failed"
+        assert storage.runs.list_runs(db, "support")[0].outcome == "failed"
 
 
 def test_reconcile_finishes_an_unfinished_run_whose_version_is_active(db: sqlite_utils.Database) -> None:
-    run_id = storage.start_run(db, "support", "schedule")
-    storage.register_adapter(
+    run_id = storage.runs.start_run(db, "support", "schedule")
+    storage.adapters.register_adapter(
         db, task="support", version=1, path="/a/v0001", parent_version=None, run_id=run_id, metrics={}
     )
-    storage.activate_adapter(db, "support", 1, reason="better")  # killed before finish_run on today's main
-    storage.reconcile_task(db, "support", version_folders=[1])
+    storage.adapters.activate_adapter(db, "support", 1, reason="better")  # killed before finish_run on today's main
+    storage.rounds.reconcile_task(db, "support", version_folders=[1])
     assert_records_agree(db, "support")
-    assert storage.list_runs(db, "support")[0].outcome == "promoted"
+    assert storage.runs.list_runs(db, "support")[0].outcome == "promoted"
 
 
 def _registered(db: sqlite_utils.Database, versions: list[int], active: int) -> None:
     for version in versions:
-        storage.register_adapter(
+        storage.adapters.register_adapter(
             db,
             task="support",
             version=version,
@@ -161,19 +165,19 @@ def _registered(db: sqlite_utils.Database, versions: list[int], active: int) -> 
             run_id=None,
             metrics={},
         )
-        storage.activate_adapter(db, "support", version, reason="test")
-    storage.activate_adapter(db, "support", active, reason="test")
+        storage.adapters.activate_adapter(db, "support", version, reason="test")
+    storage.adapters.activate_adapter(db, "support", active, reason="test")
 
 
 def test_record_fallback_activates_the_version_that_loads_and_records_why(db: sqlite_utils.Database) -> None:
     _registered(db, [1, 2, 3], active=3)
-    found = storage.record_fallback(
+    found = storage.rounds.record_fallback(
         db, "support", 1, failures=[(3, "corrupt adapter.safetensors"), (2, "adapter folder not found")]
     )
-    assert found.version == 1 and storage.get_task(db, "support").active_version == 1
-    assert storage.get_adapter(db, "support", 3).status == "rejected"
-    assert "does not load: corrupt adapter.safetensors" in storage.get_adapter(db, "support", 3).reason
-    entry = storage.list_audit(db, 1)[0]
+    assert found.version == 1 and storage.tasks.get_task(db, "support").active_version == 1
+    assert storage.adapters.get_adapter(db, "support", 3).status == "rejected"
+    assert "does not load: corrupt adapter.safetensors" in storage.adapters.get_adapter(db, "support", 3).reason
+    entry = storage.events.list_audit(db, 1)[0]
     assert (entry.actor, entry.action, entry.detail["version"]) == ("recovery", "adapter_fallback", 1)
     assert entry.detail["failed"] == {"3": "corrupt adapter.safetensors", "2": "adapter folder not found"}
 
@@ -181,6 +185,10 @@ def test_record_fallback_activates_the_version_that_loads_and_records_why(db: sq
 def test_record_fallback_with_nothing_loadable_changes_no_status(db: sqlite_utils.Database) -> None:
     # Every version failing usually means the base model is missing, not that every folder broke.
     _registered(db, [1, 2], active=2)
-    assert storage.record_fallback(db, "support", None, failures=[(2, "x"), (1, "y")]) is None
-    assert [v.status for v in storage.list_adapters(db, "support")] == ["retired", "active"]
-    assert storage.list_audit(db, 1)[0].detail == {"task": "support", "version": None, "failed": {"2": "x", "1": "y"}}
+    assert storage.rounds.record_fallback(db, "support", None, failures=[(2, "x"), (1, "y")]) is None
+    assert [v.status for v in storage.adapters.list_adapters(db, "support")] == ["retired", "active"]
+    assert storage.events.list_audit(db, 1)[0].detail == {
+        "task": "support",
+        "version": None,
+        "failed": {"2": "x", "1": "y"},
+    }

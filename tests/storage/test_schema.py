@@ -32,7 +32,7 @@ def _tables(path: Path) -> set[str]:
 def test_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "camel.db"
     db = storage.open_store(path)
-    assert storage.schema_version(db) == SCHEMA_VERSION == len(MIGRATIONS)
+    assert storage.db.schema_version(db) == SCHEMA_VERSION == len(MIGRATIONS)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
@@ -54,16 +54,16 @@ def test_every_earlier_version_migrates_and_keeps_its_rows(tmp_path: Path) -> No
         conn.commit()
         conn.close()
         db = storage.open_store(path)
-        assert storage.schema_version(db) == SCHEMA_VERSION
+        assert storage.db.schema_version(db) == SCHEMA_VERSION
         if start >= 1:
-            assert storage.find_message(db, workspace="W", channel="C", ts="1").text == "kept"
+            assert storage.messages.find_message(db, workspace="W", channel="C", ts="1").text == "kept"
         db.close()
 
 
 def test_reopening_the_latest_version_changes_nothing(db_path: Path) -> None:
     db = storage.open_store(db_path)
-    assert [t.name for t in storage.list_tasks(db)] == ["support"]
-    assert storage.schema_version(db) == SCHEMA_VERSION
+    assert [t.name for t in storage.tasks.list_tasks(db)] == ["support"]
+    assert storage.db.schema_version(db) == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -84,29 +84,29 @@ def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
 
 def test_memory_store_works() -> None:
     db = storage.open_store(":memory:")
-    assert storage.schema_version(db) == SCHEMA_VERSION
-    assert storage.list_tasks(db) == []
+    assert storage.db.schema_version(db) == SCHEMA_VERSION
+    assert storage.tasks.list_tasks(db) == []
 
 
 def test_transaction_rolls_back_everything_on_error(db) -> None:
     with pytest.raises(RuntimeError):
-        with storage.transaction(db) as conn:
+        with storage.db.transaction(db) as conn:
             conn.execute("INSERT INTO audit_log (at, actor, action) VALUES ('t', 'U1', 'x')")
-            storage.audit(db, actor="U1", action="nested")
+            storage.events.audit(db, actor="U1", action="nested")
             raise RuntimeError("boom")
-    assert storage.list_audit(db) == []
-    storage.audit(db, actor="U1", action="after")
-    assert [e.action for e in storage.list_audit(db)] == ["after"]
+    assert storage.events.list_audit(db) == []
+    storage.events.audit(db, actor="U1", action="after")
+    assert [e.action for e in storage.events.list_audit(db)] == ["after"]
 
 
 def test_store_is_usable_from_another_thread(db) -> None:
     ids: list[int] = []
     worker = threading.Thread(
-        target=lambda: ids.append(storage.record_message(db, workspace="W", channel="C", ts="9", text="t"))
+        target=lambda: ids.append(storage.messages.record_message(db, workspace="W", channel="C", ts="9", text="t"))
     )
     worker.start()
     worker.join()
-    assert storage.get_message(db, ids[0]).text == "t"
+    assert storage.messages.get_message(db, ids[0]).text == "t"
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:

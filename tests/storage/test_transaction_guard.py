@@ -11,9 +11,9 @@ from storage.db import guard_of
 def test_nested_transactions_share_one_guard_and_commit_once(db: sqlite_utils.Database) -> None:
     before = set(vars(db))
     guard = guard_of(db)
-    with storage.transaction(db) as outer:
+    with storage.db.transaction(db) as outer:
         assert guard.depth == 1 and outer.in_transaction
-        with storage.transaction(db):
+        with storage.db.transaction(db):
             assert guard.depth == 2
         assert guard.depth == 1 and outer.in_transaction  # the inner block did not commit
     assert guard.depth == 0 and not db.conn.in_transaction
@@ -22,9 +22,9 @@ def test_nested_transactions_share_one_guard_and_commit_once(db: sqlite_utils.Da
 
 def test_a_failed_transaction_rolls_back_and_resets_the_depth(db: sqlite_utils.Database) -> None:
     try:
-        with storage.transaction(db) as conn:
+        with storage.db.transaction(db) as conn:
             conn.execute("INSERT INTO audit_log (at, actor, action, detail) VALUES ('x', 'a', 'b', '{}')")
             raise RuntimeError("boom")
     except RuntimeError:
         pass
-    assert guard_of(db).depth == 0 and storage.list_audit(db) == []
+    assert guard_of(db).depth == 0 and storage.events.list_audit(db) == []

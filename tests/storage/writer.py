@@ -24,24 +24,24 @@ def write(path: str, name: str, seconds: float) -> None:
     written = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        mid = storage.record_message(
+        mid = storage.messages.record_message(
             db,
             workspace="W",
             channel="C1",
             ts=f"shared-{written % SHARED_MESSAGES}",
             text=f"message {written % SHARED_MESSAGES}",
         )
-        storage.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user=name)
+        storage.corrections.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user=name)
         written += 1
         if written % 25 == 0:
-            storage.resolve_labels(db, "support")
+            storage.resolution.resolve_labels(db, "support")
     print(written, flush=True)
 
 
 def hang(path: str) -> None:
     db = storage.open_store(path)
-    storage.record_message(db, workspace="W", channel="C1", ts="committed", text="before the kill")
-    with storage.transaction(db) as conn:
+    storage.messages.record_message(db, workspace="W", channel="C1", ts="committed", text="before the kill")
+    with storage.db.transaction(db) as conn:
         for i in range(20_000):
             conn.execute(
                 "INSERT INTO messages (workspace, channel, ts, text, received_at) VALUES ('W', 'C1', ?, ?, 'x')",
@@ -61,14 +61,14 @@ def round_end(path: str, folder: str, step: str) -> None:
     from pathlib import Path
 
     db = storage.open_store(path)
-    run_id = storage.start_run(db, "support", "manual")
+    run_id = storage.runs.start_run(db, "support", "manual")
     _wait_for_kill(step, "started")
-    version = storage.next_version(db, "support")
+    version = storage.adapters.next_version(db, "support")
     version_dir = Path(folder) / f"v{version:04d}"
     version_dir.mkdir(parents=True)
     _wait_for_kill(step, "folder")
-    with storage.transaction(db):
-        storage.finish_round(
+    with storage.db.transaction(db):
+        storage.rounds.finish_round(
             db,
             run_id,
             outcome="promoted",

@@ -73,7 +73,10 @@ def emoji_for_label(task: storage.Task, label: str) -> str | None:
 
 def over_cap(services: Services, user: str) -> bool:
     since = datetime.now(timezone.utc) - timedelta(hours=1)
-    return storage.count_user_corrections_since(services.db, user, since) >= services.settings.corrections_per_hour
+    return (
+        storage.corrections.count_user_corrections_since(services.db, user, since)
+        >= services.settings.corrections_per_hour
+    )
 
 
 def record_correction(
@@ -82,7 +85,7 @@ def record_correction(
     """Store one correction unless the user is over the hourly cap; False means nothing stored."""
     if over_cap(services, user):
         return False
-    storage.add_correction(
+    storage.corrections.add_correction(
         services.db,
         message_id=message_id,
         task=task,
@@ -102,6 +105,6 @@ def stop_on_dead_token(services: Services, workspace: str, exc: SlackApiError) -
     error = str(exc.response.get("error") or "")
     if error not in DEAD_TOKEN_ERRORS or not workspace:
         return False
-    if storage.stop_workspace(services.db, workspace, reason=error, actor="slack"):
+    if storage.lifecycle.stop_workspace(services.db, workspace, reason=error, actor="slack"):
         log.warning("Slack answered %s for workspace %s: all work for it stops", error, workspace)
     return True

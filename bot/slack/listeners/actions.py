@@ -62,10 +62,10 @@ def click_problem(db: Database, task: storage.Task, message_id: int, channel: st
     message must still be stored, and the click's channel, the message's channel and the task
     bound to that channel must all agree.
     """
-    message = storage.get_message(db, message_id)
+    message = storage.messages.get_message(db, message_id)
     if message is None:
         return texts.message_gone()
-    bound = storage.task_for_channel(db, message.channel)
+    bound = storage.tasks.task_for_channel(db, message.channel)
     if message.channel != channel or message.workspace != workspace or bound is None or bound.name != task.name:
         return texts.click_mismatch()
     return None
@@ -85,7 +85,7 @@ def on_label_chosen(
     services = services_of(context)
     user = str(body["user"]["id"])
     task_name, label, message_id = _choice(action)
-    task = storage.get_task(services.db, task_name)
+    task = storage.tasks.get_task(services.db, task_name)
     if task is None or message_id is None or label not in task.labels:
         respond(text=texts.choice_out_of_date(), response_type="ephemeral", replace_original=False)
         return
@@ -128,7 +128,7 @@ def on_review_answer(
     services = services_of(context)
     user = str(body["user"]["id"])
     task_name, label, message_id = _choice(action)
-    task = storage.get_task(services.db, task_name)
+    task = storage.tasks.get_task(services.db, task_name)
     if task is None or message_id is None or label not in task.labels:
         respond(
             text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False

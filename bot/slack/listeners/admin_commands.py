@@ -14,7 +14,7 @@ COMMAND = texts.COMMAND
 
 
 def _audit(call: Invocation, action: str, **detail: object) -> None:
-    storage.audit(
+    storage.events.audit(
         call.services.db, actor=call.user, action=action, detail={"via": "slack", "channel": call.channel, **detail}
     )
 
@@ -65,15 +65,15 @@ def _setup_args(args: list[str]) -> tuple[str, str | None, bool]:
 def do_setup(call: Invocation) -> None:
     call.require_admin("bind a channel to a task")
     name, out_of_scope, remove = _setup_args(call.args)
-    if storage.get_task(call.services.db, name) is None:
-        known = [t.name for t in storage.list_tasks(call.services.db)]
+    if storage.tasks.get_task(call.services.db, name) is None:
+        known = [t.name for t in storage.tasks.list_tasks(call.services.db)]
         raise CommandProblem(texts.unknown_task(name, known))
-    task = storage.bind_channel(call.services.db, name, call.channel)
+    task = storage.tasks.bind_channel(call.services.db, name, call.channel)
     # An admin binding the channel again also ends a pause (the bot was removed, the channel archived).
-    storage.resume_channel(call.services.db, call.channel, actor=call.user)
+    storage.lifecycle.resume_channel(call.services.db, call.channel, actor=call.user)
     if out_of_scope is not None or remove:
         # Stored in the database, so it survives restarts (a configured "" does not overwrite it).
-        storage.set_out_of_scope_label(call.services.db, name, out_of_scope)
+        storage.tasks.set_out_of_scope_label(call.services.db, name, out_of_scope)
         _audit(call, "slack.setup", task=name, out_of_scope_label=out_of_scope)
         call.reply(texts.setup_done(name, call.channel) + "\n" + texts.out_of_scope_set(name, out_of_scope))
         return
@@ -96,7 +96,7 @@ def do_describe(call: Invocation) -> None:
     if label not in task.labels:
         raise CommandProblem(texts.unknown_label(label, task.labels))
     description = call.raw.split(maxsplit=1)[1]
-    updated = storage.set_description(call.services.db, task.name, label, description)
+    updated = storage.tasks.set_description(call.services.db, task.name, label, description)
     _audit(call, "slack.describe", task=task.name, label=label)
     call.reply(texts.description_set(label, updated.descriptions[label]))
 
@@ -110,7 +110,7 @@ def do_export(call: Invocation) -> None:
     with tempfile.TemporaryDirectory(prefix="camel-export-") as folder:
         path = Path(folder) / f"{task.name}-labelled.csv"
         only = None if admin else call.channel
-        count = storage.export_labelled(call.services.db, task.name, str(path), fmt="csv", channel=only)
+        count = storage.transfer.export_labelled(call.services.db, task.name, str(path), fmt="csv", channel=only)
         target = _direct_message_channel(call) if admin else call.channel
         call.client.files_upload_v2(
             channel=target,

@@ -1,7 +1,7 @@
 """The app's life in the workspace: uninstalled, tokens revoked, removed from or invited to a
 channel, a channel archived or restored.
 
-An uninstall or a revoked bot token stops all work for the workspace (`storage.stop_workspace`;
+An uninstall or a revoked bot token stops all work for the workspace (`storage.lifecycle.stop_workspace`;
 middleware then acknowledges and drops its events, so nothing is retried against a dead token)
 until the bot starts with a token Slack accepts (`bot.slack.app.resume_if_token_works`).
 A bound channel the bot was removed from, or that was archived, is paused and the admins are
@@ -44,7 +44,7 @@ def register(app: App) -> None:
 
 def on_app_uninstalled(body: dict[str, Any], context: BoltContext) -> None:
     workspace = workspace_of(body, context)
-    if storage.stop_workspace(services_of(context).db, workspace, reason="app_uninstalled", actor="slack"):
+    if storage.lifecycle.stop_workspace(services_of(context).db, workspace, reason="app_uninstalled", actor="slack"):
         log.warning("the app was uninstalled from workspace %s: all work for it stops", workspace)
 
 
@@ -53,7 +53,7 @@ def on_tokens_revoked(event: dict[str, Any], body: dict[str, Any], context: Bolt
     if not (event.get("tokens") or {}).get("bot"):
         return
     workspace = workspace_of(body, context)
-    if storage.stop_workspace(services_of(context).db, workspace, reason="tokens_revoked", actor="slack"):
+    if storage.lifecycle.stop_workspace(services_of(context).db, workspace, reason="tokens_revoked", actor="slack"):
         log.warning("the bot token of workspace %s was revoked: all work for it stops", workspace)
 
 
@@ -61,8 +61,8 @@ def on_channel_lost(event: dict[str, Any], context: BoltContext, client: WebClie
     services = services_of(context)
     channel = str(event.get("channel", ""))
     why = PAUSING.get(str(event.get("type")), REMOVED)
-    before = storage.channel_pause(services.db, channel)
-    pause = storage.pause_channel(services.db, channel, reason=why, actor=str(event.get("user") or "slack"))
+    before = storage.lifecycle.channel_pause(services.db, channel)
+    pause = storage.lifecycle.pause_channel(services.db, channel, reason=why, actor=str(event.get("user") or "slack"))
     if pause is None or before is not None:
         return  # not a bound channel, or already paused
     log.info("channel %s: %s; binding of task %s paused", channel, why, pause.task)
@@ -72,8 +72,8 @@ def on_channel_lost(event: dict[str, Any], context: BoltContext, client: WebClie
 def on_channel_restored(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     services = services_of(context)
     channel = str(event.get("channel", ""))
-    if storage.resume_channel(services.db, channel, actor=str(event.get("user") or "slack")):
-        task = storage.task_for_channel(services.db, channel)
+    if storage.lifecycle.resume_channel(services.db, channel, actor=str(event.get("user") or "slack")):
+        task = storage.tasks.task_for_channel(services.db, channel)
         tell_admins(services, client, texts.channel_resumed(channel, task.name if task else "?"))
 
 
@@ -83,12 +83,12 @@ def on_member_joined(event: dict[str, Any], context: BoltContext, client: WebCli
         return
     services = services_of(context)
     channel, inviter = str(event.get("channel", "")), event.get("inviter")
-    task = storage.task_for_channel(services.db, channel)
+    task = storage.tasks.task_for_channel(services.db, channel)
     if task is not None:
-        if storage.resume_channel(services.db, channel, actor=str(inviter or "slack")):
+        if storage.lifecycle.resume_channel(services.db, channel, actor=str(inviter or "slack")):
             tell_admins(services, client, texts.channel_resumed(channel, task.name))
         return
-    offer = texts.setup_offer([t.name for t in storage.list_tasks(services.db)])
+    offer = texts.setup_offer([t.name for t in storage.tasks.list_tasks(services.db)])
     if inviter:
         client.chat_postEphemeral(channel=channel, user=str(inviter), text=offer)
     else:

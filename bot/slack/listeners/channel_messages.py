@@ -64,16 +64,16 @@ def handle_new(
     services: Services, client: WebClient, message: dict[str, Any], channel: str, workspace: str, delivery: Delivery
 ) -> None:
     """Store, classify and answer one message of a bound channel."""
-    task = storage.task_for_channel(services.db, channel)
-    text = storage.storable_text(message.get("text") or "")
-    if task is None or not text.strip() or storage.channel_pause(services.db, channel) is not None:
+    task = storage.tasks.task_for_channel(services.db, channel)
+    text = storage.messages.storable_text(message.get("text") or "")
+    if task is None or not text.strip() or storage.lifecycle.channel_pause(services.db, channel) is not None:
         return
     if _is_thread_reply(message) and not services.settings.classify_thread_replies:
         return
-    found = storage.find_message(services.db, workspace=workspace, channel=channel, ts=message["ts"])
+    found = storage.messages.find_message(services.db, workspace=workspace, channel=channel, ts=message["ts"])
     if found is not None and found.deleted_at is not None:
         return  # deleted in Slack before this (late) delivery: it stays deleted
-    message_id = storage.record_message(
+    message_id = storage.messages.record_message(
         services.db,
         workspace=workspace,
         channel=channel,
@@ -104,7 +104,7 @@ def _classify(
         # Stored for training, but an answer this long after the message would only confuse.
         services.metrics.replies_skipped.labels(reason="too_old").inc()
         return
-    earlier = None if fresh else storage.latest_prediction(services.db, message_id, task.name)
+    earlier = None if fresh else storage.messages.latest_prediction(services.db, message_id, task.name)
     if earlier is not None and (earlier.reply_ts or task.quiet):
         return  # answered before a restart; answering again would double the reply
     if earlier is not None and earlier.created_at < PROCESS_STARTED and not task.quiet:
@@ -141,22 +141,22 @@ def apply_edit(
     edited.setdefault("ts", (event.get("previous_message") or {}).get("ts"))
     if not edited.get("ts"):
         return
-    text = storage.storable_text(edited.get("text") or "")
-    stored = storage.find_message(services.db, workspace=workspace, channel=channel, ts=str(edited["ts"]))
+    text = storage.messages.storable_text(edited.get("text") or "")
+    stored = storage.messages.find_message(services.db, workspace=workspace, channel=channel, ts=str(edited["ts"]))
     if stored is None:
         if services.settings.process_edits:
             handle_new(services, client, edited, channel, workspace, delivery)
         return
     if stored.deleted_at is not None:
         return
-    task = storage.task_for_channel(services.db, channel)
+    task = storage.tasks.task_for_channel(services.db, channel)
     if stored.text == text:
         # Not an edit of the text (an unfurl, a new thread reply) - or this edit's own event put back
         # (paced, 429) after its text was stored and predicted: then finish the unposted answer.
         if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
             _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=False)
         return
-    storage.update_message_text(
+    storage.messages.update_message_text(
         services.db,
         workspace=workspace,
         channel=channel,
@@ -168,7 +168,7 @@ def apply_edit(
         services.settings.process_edits
         and task is not None
         and text.strip()
-        and storage.channel_pause(services.db, channel) is None
+        and storage.lifecycle.channel_pause(services.db, channel) is None
     ):
         _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=True)
 
@@ -178,7 +178,7 @@ def forget_deleted(services: Services, event: dict[str, Any], workspace: str) ->
     ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
     if not ts:
         return
-    forgotten = storage.forget_message(
+    forgotten = storage.messages.forget_message(
         services.db,
         workspace=workspace,
         channel=str(event.get("channel", "")),
@@ -224,7 +224,7 @@ def answer(
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
     abstained = result.outcome != "label"  # "not one of mine" states no in-scope label either
-    storage.record_prediction(
+    storage.messages.record_prediction(
         services.db,
         message_id=message_id,
         task=task.name,
@@ -236,7 +236,7 @@ def answer(
         abstained=result.abstained,
     )
     services.metrics.count_prediction(task.name, result.latency_ms, abstained)
-    stored = storage.latest_prediction(services.db, message_id, task.name)
+    stored = storage.messages.latest_prediction(services.db, message_id, task.name)
     assert stored is not None  # recorded just above
     _reply(services, client, task, message_id, channel, ts, thread, stored)
 
@@ -258,7 +258,7 @@ def _reply(
     text_fallback, reply_blocks = _reply_content(task, message_id, prediction)
     _wait_for_turn(services, channel)
     reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
-    storage.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
+    storage.messages.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
 
 
 def _reply_content(
@@ -298,7 +298,9 @@ def _already_posted(
     wanted = blocks.block_id_for(message_id)
     for message in found.get("messages") or []:
         if message.get("bot_id") and any(b.get("block_id") == wanted for b in message.get("blocks") or []):
-            storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=str(message["ts"]))
+            storage.messages.set_prediction_reply(
+                services.db, prediction_id, channel=channel, reply_ts=str(message["ts"])
+            )
             return True
     return False
 

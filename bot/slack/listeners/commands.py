@@ -91,7 +91,7 @@ def do_label(call: Invocation) -> None:
         raise CommandProblem(texts.usage(f"`{COMMAND} label` needs a message link and a label."))
     channel, ts = parse_link(call.args[0])
     label = call.args[1]
-    task = storage.task_for_channel(call.services.db, channel)
+    task = storage.tasks.task_for_channel(call.services.db, channel)
     if task is None:
         raise CommandProblem(texts.no_task_here())
     if label not in task.labels:
@@ -107,14 +107,14 @@ def do_label(call: Invocation) -> None:
 def _stored_message_id(call: Invocation, channel: str, ts: str) -> int:
     """The message's id in storage, fetching it from Slack when the bot never saw it."""
     db = call.services.db
-    found = storage.find_message(db, workspace=call.workspace, channel=channel, ts=ts)
+    found = storage.messages.find_message(db, workspace=call.workspace, channel=channel, ts=ts)
     if found is not None:
         return found.id
     history = call.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
     message = next((m for m in history.get("messages") or [] if m.get("ts") == ts), None)
     if message is None or not message.get("text"):
         raise CommandProblem(texts.message_not_found())
-    return storage.record_message(
+    return storage.messages.record_message(
         db,
         workspace=call.workspace,
         channel=channel,
@@ -157,7 +157,7 @@ def do_review(call: Invocation) -> None:
 
 def do_history(call: Invocation) -> None:
     task = call.channel_task()
-    rows = [task_stats.version_row(v) for v in storage.list_adapters(call.services.db, task.name)]
+    rows = [task_stats.version_row(v) for v in storage.adapters.list_adapters(call.services.db, task.name)]
     call.reply(texts.history_text(task.name, rows))
 
 

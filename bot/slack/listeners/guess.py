@@ -35,7 +35,7 @@ def answer_guess(
     if guess is None:
         return False
     latency_ms = (time.perf_counter() - started) * 1000.0  # includes building the prototypes once
-    prediction_id = storage.record_prediction(
+    prediction_id = storage.messages.record_prediction(
         services.db,
         message_id=message_id,
         task=task.name,
@@ -53,5 +53,5 @@ def answer_guess(
         text=texts.guess_text(guess.top3),
         blocks=blocks.guess_blocks(message_id, task.name, task.labels, guess.top3),
     )
-    storage.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=reply["ts"])
+    storage.messages.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=reply["ts"])
     return True

@@ -32,7 +32,7 @@ class Invocation:
         self.respond(text=text, response_type="ephemeral")
 
     def channel_task(self) -> storage.Task:
-        task = storage.task_for_channel(self.services.db, self.channel)
+        task = storage.tasks.task_for_channel(self.services.db, self.channel)
         if task is None:
             raise CommandProblem(texts.no_task_here())
         return task

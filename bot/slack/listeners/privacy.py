@@ -31,7 +31,7 @@ def register(app: App) -> None:
 
 def _serving_cache(services: Services) -> camel.FeatureCache | None:
     """The feature cache the predictors share (None before any adapter serves)."""
-    for task in storage.list_tasks(services.db):
+    for task in storage.tasks.list_tasks(services.db):
         predictor = services.predictors.get(task.name)
         if predictor is not None:
             return predictor.cache
@@ -82,7 +82,7 @@ def on_forget_me_confirmed(
     except storage.StorageError as exc:
         respond(text=texts.action_failed(str(exc)), response_type="ephemeral", replace_original=False)
         return
-    storage.audit(
+    storage.events.audit(
         services.db, actor=user, action="slack.forget_me", detail={"via": "slack", **report.deletion.as_dict()}
     )
     respond(text=texts.forget_me_done(report.summary()), response_type="ephemeral", replace_original=True)

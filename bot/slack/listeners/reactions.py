@@ -42,7 +42,7 @@ def _understood(services: Services, event: dict[str, Any], workspace: str) -> tu
     if item.get("type") != "message":
         return None
     channel, ts = str(item.get("channel")), str(item.get("ts"))
-    task = storage.task_for_channel(services.db, channel)
+    task = storage.tasks.task_for_channel(services.db, channel)
     meaning = _meaning(task, str(event.get("reaction", ""))) if task is not None else None
     if task is None or meaning is None:
         return None
@@ -54,10 +54,10 @@ def _understood(services: Services, event: dict[str, Any], workspace: str) -> tu
 
 def _reacted_message(services: Services, task: str, workspace: str, channel: str, ts: str) -> int | None:
     """The person's message, whether the reaction is on it or on the bot's reply to it."""
-    prediction = storage.find_prediction_by_reply(services.db, channel=channel, reply_ts=ts)
+    prediction = storage.messages.find_prediction_by_reply(services.db, channel=channel, reply_ts=ts)
     if prediction is not None and prediction.task == task:
         return prediction.message_id
-    message = storage.find_message(services.db, workspace=workspace, channel=channel, ts=ts)
+    message = storage.messages.find_message(services.db, workspace=workspace, channel=channel, ts=ts)
     return message.id if message is not None else None
 
 
@@ -90,7 +90,7 @@ def _reaction_added(services: Services, client: WebClient, event: dict[str, Any]
     task, message_id, source, label = understood
     user, channel = str(event.get("user")), str(event["item"]["channel"])
     if source in ("confirm", "reject"):
-        prediction = storage.latest_prediction(services.db, message_id, task.name)
+        prediction = storage.messages.latest_prediction(services.db, message_id, task.name)
         if prediction is None:
             return  # nothing of ours to confirm or reject
         label = prediction.label
@@ -118,7 +118,7 @@ def on_reaction_removed(
     if understood is None:
         return
     task, message_id, source, label = understood
-    withdrawn = storage.withdraw_correction(
+    withdrawn = storage.corrections.withdraw_correction(
         services.db, message_id=message_id, task=task.name, user=str(event.get("user")), source=source, label=label
     )
     if withdrawn and services.learning is not None:
