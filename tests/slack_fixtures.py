@@ -47,3 +47,8 @@ def load_command_body(**fields: str) -> str:
         raise KeyError(f"the slash command body has no field {sorted(unknown)[0]!r}")
     form.update(fields)
     return urlencode(form)
+
+
+def load_ssl_check_body() -> str:
+    """The form Slack posts to check the request URL's certificate, as bolt-python's tests send it."""
+    return (FIXTURES / "ssl_check.txt").read_text().strip()

@@ -8,7 +8,8 @@ routing to it without restarting it: /healthz stays a liveness probe.
 
 waitress keeps a listen backlog of 1024 (the stdlib reference server keeps 5 and resets a
 burst of connections) and answers from a pool of threads; every POST to the events path
-passes `RequestGuard` (size, signature, parse check) before Bolt.
+passes `RequestGuard` (size, signature, parse check) before Bolt. Any other path is 404 at
+once: no signature check and no read of the body, since nothing there is Slack's.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Readiness(Protocol):
 
 
 class BotWSGIApp:
-    """Routes the three paths; everything else is 404."""
+    """Routes the events path and the three probes; everything else is 404, its body unread."""
 
     def __init__(
         self,
@@ -68,7 +69,9 @@ class BotWSGIApp:
             return _plain(start_response, "200 OK", b"ready\n", "text/plain; charset=utf-8")
         if method == "GET" and path == "/metrics" and self.metrics is not None:
             return _plain(start_response, "200 OK", self.metrics.render(), CONTENT_TYPE)
-        if path == EVENTS_PATH and method != "POST":
+        if path != EVENTS_PATH:
+            return _plain(start_response, "404 Not Found", b"Not Found\n", "text/plain")
+        if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", b"POST only\n", "text/plain")
         return self.slack(environ, start_response)
 

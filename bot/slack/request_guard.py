@@ -6,8 +6,12 @@ bot, so every POST to the events path passes here first, in this order:
 
 1. a body larger than the limit -> 413, decided from Content-Length without reading the body
    (a chunked body is read only up to the limit);
-2. a missing, stale, non-numeric or wrong signature -> 401, before any parsing;
-3. a signed body that is not what Slack sends (not UTF-8, not JSON, truncated, a form whose
+2. Slack's certificate check of the URL (a form `ssl_check=1&token=...`) -> 200 with an empty
+   body, signed or not, and nothing stored: Bolt's own SslCheck middleware answers it the same
+   way before it verifies anything, and Slack expects that answer. Telling it apart parses a
+   form of at most the size limit, which can neither recurse nor raise;
+3. a missing, stale, non-numeric or wrong signature -> 401, before any other parsing;
+4. a signed body that is not what Slack sends (not UTF-8, not JSON, truncated, a form whose
    `payload` is not JSON, nesting too deep) -> 400.
 
 Each rejection is one log line with the reason, never the body and never a traceback. Bolt
@@ -22,7 +26,7 @@ import io
 import json
 import logging
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -57,7 +61,7 @@ class Rejected(Exception):
 
 
 class RequestGuard:
-    """WSGI middleware for the events path; anything else goes to `app` untouched."""
+    """WSGI middleware in front of Bolt on the events path (the server routes only that path here)."""
 
     def __init__(self, app: WSGIApp, signing_secret: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.app = app
@@ -66,7 +70,13 @@ class RequestGuard:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            body = self.check(environ)
+            body = self._read_body(environ)
+            if is_ssl_check(body, _content_type(environ)):
+                log.info("answered Slack's certificate check", extra={"peer": _peer(environ)})
+                start_response("200 OK", [("Content-Type", "text/plain;charset=utf-8"), ("Content-Length", "0")])
+                return [b""]
+            self._verify(environ, body)
+            check_parsable(body, _content_type(environ))
         except Rejected as rejected:
             log.warning(
                 "refused a request before Bolt",
@@ -78,13 +88,6 @@ class RequestGuard:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.app(environ, start_response)
-
-    def check(self, environ: dict[str, Any]) -> bytes:
-        """The body of an acceptable request, or `Rejected`."""
-        body = self._read_body(environ)
-        self._verify(environ, body)
-        check_parsable(body, str(environ.get("CONTENT_TYPE") or ""))
-        return body
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         declared = str(environ.get("CONTENT_LENGTH") or "").strip()
@@ -110,6 +113,17 @@ class RequestGuard:
             raise Rejected("401 Unauthorized", "timestamp is not a number")
         if not self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
             raise Rejected("401 Unauthorized", "bad or stale signature")
+
+
+def is_ssl_check(body: bytes, content_type: str) -> bool:
+    """Whether `body` is Slack's certificate check: a form whose `ssl_check` is "1", as Bolt tells it."""
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        return False
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return False
+    return form.get("ssl_check") == "1" and "payload" not in form
 
 
 def check_parsable(body: bytes, content_type: str) -> None:
@@ -138,6 +152,10 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Rejected("400 Bad Request", f"{what} is not a JSON object")
     return value
+
+
+def _content_type(environ: dict[str, Any]) -> str:
+    return str(environ.get("CONTENT_TYPE") or "")
 
 
 def _peer(environ: dict[str, Any]) -> str:

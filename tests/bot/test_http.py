@@ -1,13 +1,23 @@
-"""HTTP mode: signature checks, de-duplication, health and metrics endpoints."""
+"""HTTP mode: signature checks, routing (404 off Slack's path), de-duplication, health and metrics endpoints."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import time
+import urllib.error
 import urllib.request
+from typing import Any
+
+import pytest
 
 import storage
+from bot.demo.slack_events import signed_headers
+from bot.slack.http_server import BotWSGIApp
 from storage import db as storage_db
-from tests.bot.conftest import SUPPORT_CHANNEL, BotUnderTest, wait_until
+from tests.bot.conftest import SECRET, SUPPORT_CHANNEL, TEAM, USER, BotUnderTest, wait_until
+from tests.slack_fixtures import load_payload
 
 
 def _count(bot: BotUnderTest, table: str) -> int:
@@ -61,3 +71,60 @@ def test_healthz_and_metrics(bot: BotUnderTest) -> None:
 def _metrics(bot: BotUnderTest) -> bytes:
     with urllib.request.urlopen(bot.url + "/metrics", timeout=5) as response:
         return response.read()
+
+
+UNKNOWN_PATHS = ["/", "/slack/event", "/slack/events/x", "/slack/commands"]
+
+
+def _post_to(bot: BotUnderTest, path: str, body: bytes, *, sign: bool) -> int:
+    unsigned = {"Content-Type": "application/json"}
+    headers = signed_headers(SECRET, body.decode(), "application/json") if sign else unsigned
+    request = urllib.request.Request(bot.url + path, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize("path", UNKNOWN_PATHS)
+def test_post_to_a_path_that_is_not_slacks_is_404_signed_or_not(
+    bot: BotUnderTest, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    message = load_payload("message", team_id=TEAM, channel=SUPPORT_CHANNEL, user=USER, ts="1700000004.000100")
+    body = json.dumps(message).encode()
+    assert _post_to(bot, path, body, sign=False) == 404
+    assert _post_to(bot, path, body, sign=True) == 404
+    assert not [r for r in caplog.records if r.name == "bot.slack.request_guard"], "the guard saw the request"
+    assert _count(bot, "messages") == 0 and _count(bot, "processed_events") == 0
+
+
+class _RecordedBody(io.RawIOBase):
+    """A request body that notes every read (waitress has buffered a body before the app runs, so
+    whether the app reads it shows at this layer only)."""
+
+    def __init__(self) -> None:
+        self.reads: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads.append(-1 if size is None else size)
+        return b""
+
+
+@pytest.mark.parametrize("path", UNKNOWN_PATHS)
+def test_a_path_that_is_not_slacks_is_404_without_reading_the_body(bot: BotUnderTest, path: str) -> None:
+    wsgi = BotWSGIApp(bot.app, signing_secret=SECRET)
+    body = _RecordedBody()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "5000",  # declared, never sent
+        "wsgi.input": body,
+    }
+    statuses: list[str] = []
+    wsgi(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["404 Not Found"] and body.reads == []

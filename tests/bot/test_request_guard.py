@@ -19,9 +19,10 @@ from bot.slack.http_server import EVENTS_PATH
 from bot.slack.request_guard import BytesSignatureVerifier
 from storage import db as storage_db
 from tests.bot.conftest import SECRET, SUPPORT_CHANNEL, TEAM, USER, BotUnderTest
-from tests.slack_fixtures import load_command_body, load_payload
+from tests.slack_fixtures import load_command_body, load_payload, load_ssl_check_body
 
 FORGED = "2099-01-01 00:00:00 ERROR bot.serve FORGED"
+FORM = "application/x-www-form-urlencoded"
 
 
 def _message_body(ts: str = "1700000100.000100", event_id: str = "Ev0GUARD") -> bytes:
@@ -29,9 +30,10 @@ def _message_body(ts: str = "1700000100.000100", event_id: str = "Ev0GUARD") -> 
     return json.dumps(payload).encode()
 
 
-def _raw_post(
+def _raw_exchange(
     bot: BotUnderTest, body: bytes, content_type: str = "application/json", *, sign: bool, timestamp: str | None = None
-) -> int:
+) -> tuple[int, bytes]:
+    """POST `body` to the events path (signed as Slack signs when `sign`); the status and the answer's body."""
     ts = timestamp if timestamp is not None else str(int(time.time()))
     headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts}
     if sign:
@@ -39,13 +41,26 @@ def _raw_post(
     conn = http.client.HTTPConnection("127.0.0.1", bot.server.server_port, timeout=20)
     try:
         conn.request("POST", EVENTS_PATH, body=body, headers=headers)
-        return conn.getresponse().status
+        response = conn.getresponse()
+        return response.status, response.read()
     finally:
         conn.close()
 
 
+def _raw_post(
+    bot: BotUnderTest, body: bytes, content_type: str = "application/json", *, sign: bool, timestamp: str | None = None
+) -> int:
+    return _raw_exchange(bot, body, content_type, sign=sign, timestamp=timestamp)[0]
+
+
 def _count(bot: BotUnderTest, table: str) -> int:
     return storage_db.rows(bot.db, f"SELECT count(*) AS n FROM {table}")[0]["n"]
+
+
+def _stored(bot: BotUnderTest) -> dict[str, int]:
+    """Rows per table of the bot's database."""
+    tables = storage_db.rows(bot.db, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {t["name"]: _count(bot, f'"{t["name"]}"') for t in tables}
 
 
 MALFORMED: dict[str, tuple[bytes, str]] = {
@@ -104,8 +119,35 @@ def test_published_message_and_command_still_pass(bot: BotUnderTest) -> None:
         text="help",
         response_url=bot.fake.response_url("command"),
     )
-    assert _raw_post(bot, command.encode(), "application/x-www-form-urlencoded", sign=True) == 200
+    assert _raw_post(bot, command.encode(), FORM, sign=True) == 200
     assert "predict" in bot.command_replies()[0]
+
+
+def test_ssl_check_is_200_with_an_empty_body_signed_or_not_and_stores_nothing(
+    bot: BotUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Slack checks the certificate of a command URL with this form; Bolt answers it before verifying.
+    caplog.set_level(logging.INFO)
+    before = _stored(bot)
+    ssl_check = load_ssl_check_body().encode()
+    assert _raw_exchange(bot, ssl_check, FORM, sign=True) == (200, b"")
+    assert _raw_exchange(bot, ssl_check, FORM, sign=False) == (200, b"")
+    # A command that carries ssl_check=1 is only a certificate check too, as in Bolt: it is not run.
+    command = load_command_body(
+        team_id=TEAM,
+        channel_id=SUPPORT_CHANNEL,
+        user_id=USER,
+        command="/camel",
+        text="help",
+        response_url=bot.fake.response_url("command"),
+    )
+    assert _raw_exchange(bot, f"{command}&ssl_check=1".encode(), FORM, sign=False) == (200, b"")
+    assert _stored(bot) == before
+    assert not [r for r in caplog.records if r.name == "bot.slack.request_guard" and r.levelno >= logging.WARNING]
+    # The same command without ssl_check runs: its one reply is the only one Slack gets.
+    assert _raw_post(bot, command.encode(), FORM, sign=True) == 200
+    assert "predict" in bot.command_replies()[0]
+    assert len(bot.fake.calls_of("response_url")) == 1
 
 
 def test_oversized_body_is_413_without_being_read(bot: BotUnderTest) -> None:
