@@ -47,7 +47,7 @@ METHODS = ("camel", "logreg", "tfidf_svm", "setfit")
 SEEDS = (0, 1, 2)
 SETFIT_DIR = REPO / "bench" / ".cache" / "setfit"
 SETFIT_NOT_RUN = {
-    "*": "not run: SetFit was run where issue 12 asks for it, BANKING77 10-shot seed 0 (36 min on one thread "
+    "*": "not run: SetFit was run at one point only, BANKING77 10-shot seed 0 (36 min on one thread "
     "of this machine); the other points would take 30-90 min each",
 }
 

@@ -1,4 +1,4 @@
-"""Load benchmark of the Slack event path (issue 10, "Measure").
+"""Load benchmark of the Slack event path: the rate it keeps up with, losing and doubling nothing.
 
 Run: `.venv/bin/python -m bench.load [--rate 85] [--seconds 300]`
 (writes bench/results/load.json and load.md).

@@ -3,7 +3,7 @@
 Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.loop [--scenarios banking77_20 banking77_77]`
 -> bench/results/loop.json, loop.md and loop.png.
 
-Scenarios (from issue 12): `banking77_20` = the demo's 20 most frequent intents, 3 seed labels
+Scenarios: `banking77_20` = the demo's 20 most frequent intents, 3 seed labels
 each, then 320 corrections, a round every 25; `banking77_77` = all 77 intents, 3 each, then
 1,000 corrections, a round every 50. Messages are BANKING77 training texts in a fixed shuffled
 order; every labelled message is stored with storage's API (record_message + add_correction),

@@ -1,4 +1,4 @@
-"""How fast `/camel review` answers for a task with 100k stored messages (issue 13 target: < 1 s).
+"""How fast `/camel review` answers for a task with 100k stored messages (target: < 1 s).
 
 Builds a real SQLite store (storage.open_store, WAL, migrations) with 100,000 messages in one
 channel, the review scores the learning loop keeps for them (the best `KEEP_PER_CHANNEL` of

@@ -1,11 +1,11 @@
-"""What the bot says about a text: a label, "not one of mine", or "not sure" (issue 13).
+"""What the bot says about a text: a label, "not one of mine", or "not sure".
 
 The adapter serving a task carries its calibration (`calibration.json`, covered by the adapter's
 integrity manifest); confidences are rescaled with it and a label is stated only when its
 calibrated confidence reaches max(calibrated threshold, the task's `abstain_threshold` floor).
 An adapter saved without a calibration serves with the identity scale and the floor alone, as
-before issue 13. The probabilities and the calibration always come from the same adapter, even
-while a new version is swapped in.
+adapters trained before calibration did. The probabilities and the calibration always come
+from the same adapter, even while a new version is swapped in.
 """
 
 from __future__ import annotations

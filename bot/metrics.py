@@ -40,7 +40,7 @@ class BotMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # The event path (issue 10): what was dropped, skipped, re-queued or rate limited.
+        # The event path: what was dropped, skipped, re-queued or rate limited, so losses and delays show.
         self.events_dropped = Counter(
             "camel_events_dropped", "Acknowledged events that could not be stored", ["reason"], registry=self.registry
         )

@@ -41,7 +41,7 @@ class TaskSettings:
     # In a channel shared with another organisation (Slack Connect), store and answer the
     # messages of that organisation's users too; off by default (their data, not ours).
     external_users: bool = False
-    # Issue 13: precision the calibrated threshold aims for (abstain_threshold is its floor).
+    # The precision the calibrated threshold aims for (abstain_threshold is its floor).
     target_precision: float = 0.9
     # The label meaning "none of my labels" ("" = none; one set with /camel setup is kept).
     out_of_scope_label: str = ""
@@ -77,7 +77,7 @@ def default_emoji_map(kind: str, labels: list[str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class ModelSettings:
     base_model: str = ""
-    trainable_layers: int = 2  # camel.CamelConfig().trainable_layers: blocks tuned from a probe start (issue 12)
+    trainable_layers: int = 2  # camel.CamelConfig().trainable_layers: blocks tuned from a probe start
     training_threads: int = 1
     # Passed to every training round; equal to camel.TrainingArgs' default (a test keeps them equal).
     max_epochs: int = 8

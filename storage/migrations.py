@@ -203,7 +203,7 @@ _V6_CORRECTIONS = """CREATE TABLE corrections_v6 (
 
 
 def _v6_asking(conn: sqlite3.Connection) -> None:
-    """Issue 13: per-task target precision and out-of-scope label; corrections from `/camel
+    """Asking for labels: per-task target precision and out-of-scope label; corrections from `/camel
     review` ("review") and from the bot's questions in threads ("ask"); stored review scores
     and the questions asked, both deleted with their message (ON DELETE CASCADE)."""
     conn.execute("ALTER TABLE tasks ADD COLUMN target_precision REAL NOT NULL DEFAULT 0.9")

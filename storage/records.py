@@ -20,7 +20,7 @@ class Task:
     abstain_threshold: float
     quiet: bool
     active_version: int | None
-    # Issue 13: precision the calibrated threshold aims for; the label meaning "none of the others".
+    # The precision the calibrated threshold aims for, and the label meaning "none of the others".
     target_precision: float = 0.9
     out_of_scope_label: str | None = None
     descriptions: dict[str, str] = field(default_factory=dict)  # label -> one line (labels without one are absent)

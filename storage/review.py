@@ -1,4 +1,4 @@
-"""Asking for labels (issue 13): stored review scores, questions asked, coverage per version.
+"""Asking for labels: stored review scores, questions asked, coverage per version.
 
 Review scores are computed by the bot in the background for the serving version after each
 promotion and read here by `/camel review`, so the command is one indexed query. A score row

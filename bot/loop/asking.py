@@ -1,4 +1,4 @@
-"""Asking in the channel, sparingly (issue 13): per task `ask_per_day` (0 = off).
+"""Asking in the channel, sparingly: per task `ask_per_day` (0 = off).
 
 Once an hour (`ASK_EVERY_S`), for each task that asks, the bot looks at the last 24 hours'
 messages it could ask about (a prediction, no live correction, never asked before) and asks in

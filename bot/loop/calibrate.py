@@ -1,4 +1,4 @@
-"""A round's calibration (issue 13): fitted on the held-out labels with the new adapter's logits.
+"""A round's calibration: fitted on the held-out labels with the new adapter's logits.
 
 `camel.fit_calibration` cross-fits on the held-out set (the stored precision and coverage are
 out-of-fold), then refits temperature and threshold on all of it. The result is saved in the

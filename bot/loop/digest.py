@@ -1,4 +1,4 @@
-"""The daily digest for admins (issue 13, per task `digest`, off by default).
+"""The daily digest for admins (per task `digest`, off by default: it posts in the channel every day).
 
 For each channel of a task that has it: the label pairs the bot confused most this week (its
 prediction vs what people labelled), the disputed messages of THAT channel, and the coverage

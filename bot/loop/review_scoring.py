@@ -1,4 +1,4 @@
-"""Review scores (issue 13): how useful a label would be on each unlabelled message, computed in
+"""Review scores: how useful a label would be on each unlabelled message, computed in
 the background for the version serving a task, so `/camel review` and the daily questions
 answer from one indexed query.
 

@@ -55,7 +55,7 @@ def metrics_fields(summary: RoundSummary) -> list[dict[str, str]]:
 
 
 def abstention_lines(metrics: Mapping[str, Any]) -> list[str]:
-    """The candidate's calibration and out-of-scope recall (issue 13), when the round measured them."""
+    """The candidate's calibration and out-of-scope recall, when the round measured them."""
     lines = []
     calibration = metrics.get("calibration")
     if isinstance(calibration, Mapping):

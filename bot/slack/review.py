@@ -1,4 +1,4 @@
-"""`/camel review [n]` (issue 13): the n most useful unlabelled messages of THIS channel.
+"""`/camel review [n]`: the n most useful unlabelled messages of THIS channel.
 
 Candidates come from the scores the learning loop stored for the serving version (one indexed
 query, only this channel's messages, none with a live correction, none deleted or purged);

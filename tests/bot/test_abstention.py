@@ -1,4 +1,4 @@
-"""Issue 13 while serving: the adapter's stored calibration decides what the bot states
+"""While serving, the adapter's stored calibration decides what the bot states
 (threshold = max(calibrated, the task's floor)), "not one of mine" for the out-of-scope label,
 and /camel stats shows coverage and precision per version. Real Bolt app over signed HTTP."""
 

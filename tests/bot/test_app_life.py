@@ -1,4 +1,4 @@
-"""The app's life in the workspace (issue 10 item 12), with Slack's published payloads: uninstall and
+"""The app's life in the workspace, with Slack's published payloads: uninstall and
 revoked tokens stop the work, a lost channel pauses its binding and tells the admins, the bot invited
 to a channel offers /camel setup (or resumes a paused binding)."""
 

@@ -1,4 +1,4 @@
-"""Issue 13: asking in the thread, sparingly (ask_per_day): the most useful of the last day's
+"""Asking in the thread, sparingly (ask_per_day): the most useful of the last day's
 messages first, never more than the budget per channel per day, never twice about one message;
 answers are corrections with source "ask". The real loop, Bolt app and fake Web API."""
 

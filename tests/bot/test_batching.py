@@ -1,4 +1,4 @@
-"""Predictions of concurrent messages are batched into one forward pass (issue 10, Measure)."""
+"""Predictions of concurrent messages are batched into one forward pass (cheaper per message than one pass each)."""
 
 from __future__ import annotations
 

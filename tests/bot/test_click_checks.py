@@ -1,5 +1,6 @@
-"""A click is checked against its message (issue 10 items 8 and 9): the task, the message and the
-channel of the click must agree, and a click on a message that is not stored tells the user."""
+"""A click is checked against its message, since a click's payload is the sender's to write: the
+task, the message and the channel of the click must agree, and a click on a message that is not
+stored tells the user."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Item 5 of issue 10: kill -9 of `camel-bot serve` at random moments of a flood loses no acknowledged event.
+"""Kill -9 of `camel-bot serve` at random moments of a flood loses no acknowledged event.
 
 The real serve runs as a subprocess (HTTP, waitress, the durable inbox, the tiny BERT with a
 trained adapter); Slack's side is the local fake Web API, which survives the kills and counts
@@ -38,7 +38,7 @@ def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path) -> Path:
         fake,
         tiny_bert_dir,
         labels=SUPPORT_LABELS,
-        # Pacing is item 13's business; here every reply may go out at once.
+        # Pacing has its own tests (test_pacing.py); here every reply may go out at once.
         settings="max_predict_chars = 40\nchannel_posts_per_s = 1000.0\nchannel_burst = 1000",
         task_settings="abstain_threshold = 0.0",
     )

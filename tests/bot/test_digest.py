@@ -1,4 +1,4 @@
-"""Issue 13: the optional daily digest for admins, posted in each of the task's channels with
+"""The optional daily digest for admins, posted in each of the task's channels with
 only that channel's disputed messages, the week's most confused labels and a coverage chart."""
 
 from __future__ import annotations

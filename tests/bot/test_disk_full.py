@@ -1,4 +1,4 @@
-"""Item 6 of issue 10: a full disk still gives Slack its 200s, /readyz says why, and the bot recovers.
+"""A full disk still gives Slack its 200s (so Slack does not retry), /readyz says why, and the bot recovers.
 
 The data folder is a small tmpfs (mounting needs root, as in CI; elsewhere the test is skipped
 with that reason), filled to the last byte by a file the test then removes.

@@ -1,4 +1,4 @@
-"""What a message event means (issue 10 items 9, 10, 14), sent as Slack publishes these payloads:
+"""What a message event means, sent as Slack publishes these payloads:
 lone surrogates, deletions, thread broadcasts, edits, Slack Connect users of another organisation."""
 
 from __future__ import annotations

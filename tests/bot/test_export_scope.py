@@ -1,4 +1,4 @@
-"""/camel export never posts one channel's text in another (issue 10, item 7)."""
+"""/camel export never posts one channel's text in another: its members may not be the same people."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Item 3 of issue 10: a burst of simultaneous connections is served, none reset (waitress, backlog 1024)."""
+"""A burst of simultaneous connections is served, none reset (waitress, backlog 1024)."""
 
 from __future__ import annotations
 

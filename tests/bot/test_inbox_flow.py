@@ -1,4 +1,4 @@
-"""Items 4 and 5 of issue 10 in process: events go through the durable inbox and its own workers.
+"""In process: events go through the durable inbox and its own workers, so an acknowledged event is never lost.
 
 - the event is in the inbox before the 200, and a new set of workers (a restart) finishes it;
 - an answer older than `reply_max_age_s` is skipped and counted, the message still stored;

@@ -1,4 +1,4 @@
-"""Issue 13: declaring a task's out-of-scope label in Slack (kept across restarts) or in the config;
+"""Declaring a task's out-of-scope label in Slack (kept across restarts) or in the config;
 corrections to it are ordinary training labels."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Item 13 of issue 10: replies paced per channel through the inbox; a 429 is honoured by re-queueing."""
+"""Replies paced per channel through the inbox, since Slack allows about one post per second per
+channel; a 429 is honoured by re-queueing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 11 item 12: `/camel my-data` and `/camel forget-me`, over signed HTTP against the fake
+"""`/camel my-data` and `/camel forget-me`, over signed HTTP against the fake
 Slack Web API, with the real store and the real feature cache."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Items 1 and 2 of issue 10: the request guard in front of Bolt, and logs no input can forge.
+"""The request guard in front of Bolt, and logs no input can forge: whoever reaches the URL can send anything.
 
-Bodies are Slack's published payloads (tests/slack_fixtures.py) broken the ways the issue lists.
+Bodies are Slack's published payloads (tests/slack_fixtures.py) broken the ways a sender could break them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """An answer put back into the inbox (pacing, a 429, a restart) is still given, and given as itself.
 
-Found when the inbox (issue 10) met edits (issue 10) and zero-shot guesses (issue 12): the retry
+Found when the durable inbox met edits and zero-shot guesses: the retry
 of an edit saw the new text already stored and stopped; the retry of a guess was posted as a
 "not sure" answer with similarity scores shown as confidences.
 """

@@ -1,4 +1,4 @@
-"""Issue 13: /camel review [n] over signed HTTP: this channel's most useful unlabelled messages
+"""/camel review [n] over signed HTTP: this channel's most useful unlabelled messages
 (scores computed in the background after a new version is served), answered with source "review";
 labelled, other channels', deleted and purged messages never appear."""
 

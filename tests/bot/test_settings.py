@@ -109,7 +109,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
         load_settings(str(tmp_path / "nope.toml"), {})
 
 
-def test_retention_section_has_the_issue_defaults_and_refuses_odd_values(tmp_path: Path) -> None:
+def test_retention_section_has_the_documented_defaults_and_refuses_odd_values(tmp_path: Path) -> None:
     defaults = load_settings(None, env={}).retention
     assert (defaults.cache_max_bytes, defaults.unlabelled_text_days, defaults.prediction_days) == (2e9, 180, 90)
     assert (defaults.run_log_days, defaults.keep_versions) == (90, 5)

@@ -1,5 +1,6 @@
-"""Adapter integrity (issue 11): a sha256 manifest over everything that changes what is served,
-an informational metrics.json, save failures that leave nothing behind, and start-up fallback."""
+"""Adapter integrity, so a damaged or half-written version is never served: a sha256 manifest over
+everything that changes what is served, an informational metrics.json, save failures that leave
+nothing behind, and start-up fallback."""
 
 from __future__ import annotations
 

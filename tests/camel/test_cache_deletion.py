@@ -1,5 +1,5 @@
 """FeatureCache honours deleted texts (forget, compact) and stays under a size cap, least recently
-used first (issue 11, items 9 and 11). camel never sees the database: hashes come in as arguments."""
+used first. camel never sees the database: hashes come in as arguments."""
 
 from __future__ import annotations
 

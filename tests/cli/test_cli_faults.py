@@ -1,4 +1,4 @@
-"""Issue 11 items 5-8 through the real `camel-bot` entry point: every refusal is one line on
+"""Through the real `camel-bot` entry point: every refusal is one line on
 stderr and exit status 2, and nothing is created or written when a command refuses."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11 items 5, 6, 10 and 11 in `camel-bot doctor`: quick_check, writable paths, loose
+"""`camel-bot doctor`: quick_check, writable paths, loose
 permissions, the secrets file, and the disk each part of the data folder uses."""
 
 from __future__ import annotations

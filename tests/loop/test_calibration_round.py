@@ -1,4 +1,4 @@
-"""Issue 13 in a real round (child process): the calibration is fitted on the held-out labels,
+"""In a real round (child process): the calibration is fitted on the held-out labels,
 saved in the version folder under the integrity manifest, served, and out-of-scope recall is
 part of the gate's metrics when the task declares an out-of-scope label."""
 

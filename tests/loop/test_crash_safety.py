@@ -112,7 +112,7 @@ def test_training_child_rejects_an_unknown_task_with_exit_status_2(loop_env) -> 
 
 
 def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree(loop_env) -> None:
-    """Issue 11 item 3 through the real child: the run's end, the version's registration and its
+    """Through the real child: the run's end, the version's registration and its
     activation agree whenever the kill lands (here: right after the folder is renamed into place)."""
     settings, db = loop_env
     label_messages(db, 30)

@@ -1,4 +1,4 @@
-"""Issue 11 item 1: a broken active adapter at start or on reload -> the newest version that loads
+"""A broken active adapter at start or on reload -> the newest version that loads
 serves, storage records it, and the one message to admins says what really serves."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11 item 4: no space for the new adapter -> one line in the channel, no temp folder left,
+"""No space for the new adapter -> one line in the channel, no temp folder left,
 the old version serving. A real full disk (a small tmpfs under the task's adapter folder) and a
 real training child; skipped where mounting is not allowed (CI runs as root)."""
 

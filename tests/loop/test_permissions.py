@@ -1,4 +1,4 @@
-"""Issue 11 item 10 in the bot: 0700 folders and 0600 files whatever the umask, and a warning
+"""In the bot: 0700 folders and 0600 files whatever the umask, and a warning
 for a secrets file others may read."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11 items 9 and 11 in the running bot: the nightly retention pass, and erased texts
+"""In the running bot: the nightly retention pass, and erased texts
 leaving the serving process's feature cache."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A corrupted or unwritable database gives one line that says what to do (issue 11)."""
+"""A corrupted or unwritable database gives one line that says what to do, never a traceback."""
 
 from __future__ import annotations
 

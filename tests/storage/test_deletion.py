@@ -1,5 +1,5 @@
 """Deletion reaches everything storage holds: secure_delete, a truncated WAL, and a deletion list
-of text hashes (never text) that the feature cache honours (issue 11, item 9)."""
+of text hashes (never text) that the feature cache honours."""
 
 from __future__ import annotations
 

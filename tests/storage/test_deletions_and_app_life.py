@@ -1,4 +1,4 @@
-"""Deleted and edited messages, lone surrogates, stopped workspaces and paused channels (issue 10)."""
+"""Deleted and edited messages, lone surrogates, stopped workspaces and paused channels."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Import is idempotent on (task, text, label), says what was new, refuses empty files, and audits
-in its own transaction (issue 11, items 8 and 13)."""
+in its own transaction, so a rerun after a failure adds nothing twice."""
 
 from __future__ import annotations
 

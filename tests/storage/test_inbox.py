@@ -1,4 +1,4 @@
-"""The durable inbox (issue 10 item 5): one row per event id, claimed, finished or put back."""
+"""The durable inbox: one row per event id, claimed, finished or put back."""
 
 from __future__ import annotations
 

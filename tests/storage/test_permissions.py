@@ -1,4 +1,4 @@
-"""Files 0600 and folders 0700 whatever the umask; a warning for a readable secrets file (issue 11, item 10)."""
+"""Files 0600 and folders 0700 whatever the umask; a warning for a readable secrets file."""
 
 from __future__ import annotations
 

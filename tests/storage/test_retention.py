@@ -1,4 +1,4 @@
-"""Retention (issue 11, item 11): old predictions and run logs go, old unlabelled text is erased,
+"""Retention: old predictions and run logs go, old unlabelled text is erased,
 adapter versions beyond the active one, its parent and the newest N are listed for pruning."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 13 storage: migration 4, out-of-scope label, review scores (deleted with their message),
+"""Storage for asking for labels: migration 6, out-of-scope label, review scores (deleted with their message),
 questions asked (per channel per day, never twice), coverage and precision per version."""
 
 from __future__ import annotations

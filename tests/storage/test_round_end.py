@@ -1,4 +1,4 @@
-"""A round's end, its version's registration and activation agree in every kill window (issue 11)."""
+"""A round's end, its version's registration and activation agree in every kill window."""
 
 from __future__ import annotations
 

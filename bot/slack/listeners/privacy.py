@@ -1,4 +1,4 @@
-"""`/camel my-data` and `/camel forget-me`: a person's own data, from Slack (issue 11 item 12).
+"""`/camel my-data` and `/camel forget-me`: a person's own data, from Slack, without asking an admin.
 
 forget-me answers with a confirmation button (and Slack's own confirm dialog); only a click by
 the same person deletes, through `bot.erasure` (database rows, WAL, feature cache), with an
