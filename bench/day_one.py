@@ -41,7 +41,9 @@ def measure(name: str, labels: list[str], texts: list[str], truth: list[str], *,
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(data_dir=folder)
         db = storage.open_store(settings.db_path)
-        task = storage.tasks.upsert_task(db, name, kind="intent", labels=sorted(labels), channels=[CHANNEL])
+        task = storage.tasks.upsert_task(
+            db, storage.TaskSpec(name, kind="intent", labels=sorted(labels), channels=[CHANNEL])
+        )
         background = (
             (lambda t: storage.messages.recent_texts(db, t.channels, limit=MAX_BACKGROUND)) if centred else None
         )

@@ -179,7 +179,10 @@ def train_adapter(config: Path, texts: list[str], labels: list[str]) -> None:
     folder = Path(settings.adapters_dir) / "support" / "v0001"
     camel.save_adapter(result.adapter, str(folder))
     storage.adapters.register_adapter(
-        db, task="support", version=1, path=str(folder), parent_version=None, run_id=None, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path=str(folder), parent_version=None, run_id=None, metrics={}
+        ),
     )
     storage.adapters.activate_adapter(db, "support", 1, reason="bench")
     db.close()

@@ -99,7 +99,7 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
         settings = Settings(data_dir=folder)
         db_path = str(Path(folder) / "camel.db")
         db = storage.open_store(db_path)
-        storage.tasks.upsert_task(db, TASK, kind="intent", labels=sorted(intents), channels=[CHANNEL])
+        storage.tasks.upsert_task(db, storage.TaskSpec(TASK, kind="intent", labels=sorted(intents), channels=[CHANNEL]))
         seeded = spec["seed_per_label"] * len(intents)
         cut_points = [seeded] + list(range(seeded + spec["every"], len(items) + 1, spec["every"]))
         done = rounds_seen = 0

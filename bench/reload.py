@@ -89,13 +89,15 @@ def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> 
         camel.save_adapter(adapter, str(folder))
         storage.adapters.register_adapter(
             db,
-            task=TASK,
-            version=version,
-            path=str(folder),
-            parent_version=1,
-            run_id=None,
-            metrics={},
-            reason="bench candidate",
+            storage.NewAdapterVersion(
+                task=TASK,
+                version=version,
+                path=str(folder),
+                parent_version=1,
+                run_id=None,
+                metrics={},
+                reason="bench candidate",
+            ),
         )
         versions.append(version)
     cache.flush()

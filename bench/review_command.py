@@ -34,7 +34,9 @@ CHANNEL = "C0SUPPORT"
 
 def build(path: Path) -> tuple[object, float]:
     db = storage.open_store(str(path))
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b", "c"], channels=[CHANNEL])
+    storage.tasks.upsert_task(
+        db, storage.TaskSpec("support", kind="intent", labels=["a", "b", "c"], channels=[CHANNEL])
+    )
     now = storage_db.utc_now()
     with storage_db.transaction(db) as conn:
         conn.executemany(

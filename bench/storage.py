@@ -38,7 +38,7 @@ def load_examples() -> tuple[list[tuple[str, str]], str]:
 
 def new_store(folder: Path, name: str, labels: list[str]) -> Any:
     db = storage.open_store(folder / name)
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=labels)
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=labels))
     return db
 
 

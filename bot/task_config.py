@@ -154,16 +154,18 @@ def apply_task_settings(settings: Settings, db: Database) -> tuple[list[storage.
             values = plan.values
             storage.tasks.upsert_task(
                 db,
-                configured.name,
-                kind=values["kind"],
-                labels=configured.labels,  # added to the stored ones; labels are never dropped
-                emoji_map=values["emoji"],
-                abstain_threshold=values["abstain_threshold"],
-                quiet=values["quiet"],
-                descriptions=values["descriptions"],
-                target_precision=values["target_precision"],
-                # None keeps what is stored: an out-of-scope label set with /camel setup survives restarts.
-                out_of_scope_label=values["out_of_scope_label"],
+                storage.TaskSpec(
+                    configured.name,
+                    kind=values["kind"],
+                    labels=configured.labels,  # added to the stored ones; labels are never dropped
+                    emoji_map=values["emoji"],
+                    abstain_threshold=values["abstain_threshold"],
+                    quiet=values["quiet"],
+                    descriptions=values["descriptions"],
+                    target_precision=values["target_precision"],
+                    # None keeps what is stored: an out-of-scope label set with /camel setup survives restarts.
+                    out_of_scope_label=values["out_of_scope_label"],
+                ),
             )
             channels, taken = _channel_conflicts(db, configured)
             for channel in channels:

@@ -55,10 +55,13 @@ from storage.records import (
     InboxItem as InboxItem,
     LabelledMessage as LabelledMessage,
     Message as Message,
+    NewAdapterVersion as NewAdapterVersion,
     Resolution as Resolution,
     ReviewCandidate as ReviewCandidate,
+    RoundEnd as RoundEnd,
     StoredPrediction as StoredPrediction,
     Task as Task,
+    TaskSpec as TaskSpec,
     TrainingRun as TrainingRun,
     WorkspaceStop as WorkspaceStop,
 )

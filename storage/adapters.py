@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
-
 import sqlite_utils
 
 from storage.db import one, rows, transaction, utc_now
 from storage.errors import InvalidValueError, UnknownAdapterError
-from storage.records import AdapterVersion
+from storage.records import AdapterVersion, NewAdapterVersion
 from storage.tasks import require_task
 
 STATUSES = ("candidate", "active", "rejected", "retired")
@@ -56,18 +54,8 @@ def list_adapters(db: sqlite_utils.Database, task: str) -> list[AdapterVersion]:
     return [_adapter_from_row(r) for r in rows(db, "SELECT * FROM adapters WHERE task = ? ORDER BY version", (task,))]
 
 
-def register_adapter(
-    db: sqlite_utils.Database,
-    *,
-    task: str,
-    version: int,
-    path: str,
-    parent_version: int | None,
-    run_id: int | None,
-    metrics: dict[str, Any],
-    status: str = "candidate",
-    reason: str = "",
-) -> AdapterVersion:
+def register_adapter(db: sqlite_utils.Database, new: NewAdapterVersion) -> AdapterVersion:
+    task, version, status = new.task, new.version, new.status
     if status not in STATUSES:
         raise InvalidValueError(f"adapter status must be one of {', '.join(STATUSES)}, got {status!r}")
     with transaction(db) as conn:
@@ -79,10 +67,20 @@ def register_adapter(
             """INSERT INTO adapters (task, version, path, parent_version, run_id, metrics, status,
                                      reason, created_at, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, 'candidate', ?, ?, ?)""",
-            (task, version, str(path), parent_version, run_id, json.dumps(metrics), reason, now, now),
+            (
+                task,
+                version,
+                str(new.path),
+                new.parent_version,
+                new.run_id,
+                json.dumps(new.metrics),
+                new.reason,
+                now,
+                now,
+            ),
         )
         if status != "candidate":
-            set_adapter_status(db, task, version, status, reason)
+            set_adapter_status(db, task, version, status, new.reason)
     return _require_adapter(db, task, version)
 
 

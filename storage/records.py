@@ -1,12 +1,17 @@
-"""The rows that storage functions return, as frozen dataclasses.
+"""The rows that storage functions return, and the values some of them take, as frozen dataclasses.
 
 Times are ISO-8601 UTC strings (e.g. "2026-11-28T11:17:41.123456+00:00"), exactly as stored,
 so records serialise to JSON without conversion and compare correctly as strings.
+
+`TaskSpec`, `NewAdapterVersion` and `RoundEnd` are what a caller hands to one write (a task to
+create or update, a version to register, a round's end): one value instead of nine to twelve
+keyword arguments, so the values travel together and each one is named once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 
@@ -207,3 +212,54 @@ class ReviewCandidate:
     score: float
     top3: list[tuple[str, float]]
     embedding: bytes
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task as `storage.tasks.upsert_task` creates or updates it. `labels` are added to the stored
+    ones (labels are never dropped); None for emoji_map, channels, descriptions or out_of_scope_label
+    keeps the stored value (an out-of-scope label set in Slack survives a restart with none configured)."""
+
+    name: str
+    _: KW_ONLY
+    labels: Sequence[str]
+    kind: str = "other"
+    emoji_map: dict[str, str] | None = None
+    channels: Sequence[str] | None = None
+    abstain_threshold: float = 0.5
+    quiet: bool = False
+    target_precision: float = 0.9
+    out_of_scope_label: str | None = None
+    descriptions: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewAdapterVersion:
+    """An adapter version for `storage.adapters.register_adapter`: the folder a round published."""
+
+    task: str
+    version: int
+    path: str
+    parent_version: int | None
+    run_id: int | None
+    metrics: dict[str, Any]
+    status: str = "candidate"
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundEnd:
+    """How a training round ended, for `storage.rounds.finish_round`. "promoted" and "rejected"
+    carry the version they published (`version`, `path`, its parent and metrics); "skipped" and
+    "failed" carry none."""
+
+    outcome: str
+    version: int | None = None
+    path: str | None = None
+    parent_version: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    n_train: int = 0
+    n_heldout: int = 0
+    n_new: int = 0
+    error: str | None = None

@@ -22,7 +22,7 @@ from storage.adapters import activate_adapter, get_adapter, register_adapter
 from storage.db import one, rows, transaction, utc_now
 from storage.errors import InvalidValueError, UnknownRunError
 from storage.events import audit
-from storage.records import AdapterVersion, TrainingRun
+from storage.records import AdapterVersion, NewAdapterVersion, RoundEnd, TrainingRun
 from storage.tasks import require_task
 
 OUTCOMES_WITH_VERSION = ("promoted", "rejected")
@@ -47,24 +47,11 @@ def _get_run(db: sqlite_utils.Database, run_id: int) -> TrainingRun:
     return TrainingRun(**{key: row[key] for key in row.keys()})
 
 
-def finish_round(
-    db: sqlite_utils.Database,
-    run_id: int,
-    *,
-    outcome: str,
-    version: int | None = None,
-    path: str | None = None,
-    parent_version: int | None = None,
-    metrics: dict[str, Any] | None = None,
-    reason: str = "",
-    n_train: int = 0,
-    n_heldout: int = 0,
-    n_new: int = 0,
-    error: str | None = None,
-) -> TrainingRun:
-    """Record a round's end; "promoted"/"rejected" also register `version` (and activate it if
+def finish_round(db: sqlite_utils.Database, run_id: int, end: RoundEnd) -> TrainingRun:
+    """Record a round's end; "promoted"/"rejected" also register `end.version` (and activate it if
     promoted) in the same transaction. "skipped"/"failed" take no version."""
-    if outcome in OUTCOMES_WITH_VERSION and (version is None or not path):
+    outcome, version = end.outcome, end.version
+    if outcome in OUTCOMES_WITH_VERSION and (version is None or not end.path):
         raise InvalidValueError(f"a {outcome} round needs the version and the path it published")
     if outcome in OUTCOMES_WITHOUT_VERSION and version is not None:
         raise InvalidValueError(f"a {outcome} round has no version, got {version}")
@@ -74,24 +61,26 @@ def finish_round(
         run = _get_run(db, run_id)
         if run.finished_at is not None:
             raise InvalidValueError(f"training run {run_id} already finished ({run.outcome})")
-        if version is not None and path:
+        if version is not None and end.path:
             register_adapter(
                 db,
-                task=run.task,
-                version=version,
-                path=path,
-                parent_version=parent_version,
-                run_id=run_id,
-                metrics=metrics or {},
-                status="rejected" if outcome == "rejected" else "candidate",
-                reason=reason,
+                NewAdapterVersion(
+                    task=run.task,
+                    version=version,
+                    path=end.path,
+                    parent_version=end.parent_version,
+                    run_id=run_id,
+                    metrics=end.metrics,
+                    status="rejected" if outcome == "rejected" else "candidate",
+                    reason=end.reason,
+                ),
             )
             if outcome == "promoted":
-                activate_adapter(db, run.task, version, reason=reason)
+                activate_adapter(db, run.task, version, reason=end.reason)
         conn.execute(
             """UPDATE runs SET finished_at = ?, outcome = ?, n_train = ?, n_heldout = ?, n_new = ?,
                               version = ?, error = ? WHERE id = ?""",
-            (utc_now(), outcome, n_train, n_heldout, n_new, version, error, run_id),
+            (utc_now(), outcome, end.n_train, end.n_heldout, end.n_new, version, end.error, run_id),
         )
     return _get_run(db, run_id)
 

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from storage.db import one, rows, transaction, utc_now
 from storage.errors import ChannelBoundError, InvalidValueError, UnknownLabelError, UnknownTaskError
-from storage.records import Task
+from storage.records import Task, TaskSpec
 
 KINDS = ("intent", "sentiment", "other")
 # Emoji-map targets that are not labels: they confirm or reject the bot's prediction.
@@ -107,47 +107,36 @@ def _check_channels_free(db: sqlite_utils.Database, name: str, channels: list[st
             raise ChannelBoundError(f"channel {sorted(taken)[0]} is already bound to task {other.name!r}")
 
 
-def upsert_task(
-    db: sqlite_utils.Database,
-    name: str,
-    *,
-    kind: str = "other",
-    labels: Iterable[str],
-    emoji_map: dict[str, str] | None = None,
-    channels: Iterable[str] | None = None,
-    abstain_threshold: float = 0.5,
-    quiet: bool = False,
-    target_precision: float = 0.9,
-    out_of_scope_label: str | None = None,
-    descriptions: dict[str, str] | None = None,
-) -> Task:
-    """Create the task or update it; None for emoji_map/channels/descriptions/out_of_scope_label keeps the
-    stored value (an out-of-scope label set in Slack survives a restart with none configured).
+def upsert_task(db: sqlite_utils.Database, spec: TaskSpec) -> Task:
+    """Create the task or update it as `spec` says (see `TaskSpec` for what None keeps).
     An out-of-scope label that is not yet a label of the task is added to its labels."""
+    name, kind = spec.name, spec.kind
     if not name or not name.strip():
         raise InvalidValueError("a task needs a non-empty name")
     if kind not in KINDS:
         raise InvalidValueError(f"task kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if not 0.0 <= abstain_threshold <= 1.0:
-        raise InvalidValueError(f"abstain_threshold must be between 0 and 1, got {abstain_threshold}")
-    _check_target_precision(target_precision)
+    if not 0.0 <= spec.abstain_threshold <= 1.0:
+        raise InvalidValueError(f"abstain_threshold must be between 0 and 1, got {spec.abstain_threshold}")
+    _check_target_precision(spec.target_precision)
     with transaction(db) as conn:
         existing = get_task(db, name)
         out_of_scope = (
-            out_of_scope_label
-            if out_of_scope_label is not None
+            spec.out_of_scope_label
+            if spec.out_of_scope_label is not None
             else (existing.out_of_scope_label if existing else None)
         )
         merged = _clean_labels(
-            [*(existing.labels if existing else []), *labels, *([out_of_scope] if out_of_scope else [])]
+            [*(existing.labels if existing else []), *spec.labels, *([out_of_scope] if out_of_scope else [])]
         )
         if not merged:
             raise InvalidValueError(f"task {name!r} needs at least one label")
-        emoji = dict(emoji_map) if emoji_map is not None else (existing.emoji_map if existing else {})
-        bound = list(dict.fromkeys(channels)) if channels is not None else (existing.channels if existing else [])
+        emoji = dict(spec.emoji_map) if spec.emoji_map is not None else (existing.emoji_map if existing else {})
+        bound = (
+            list(dict.fromkeys(spec.channels)) if spec.channels is not None else (existing.channels if existing else [])
+        )
         described = (
-            _clean_descriptions(descriptions, merged)
-            if descriptions is not None
+            _clean_descriptions(spec.descriptions, merged)
+            if spec.descriptions is not None
             else (existing.descriptions if existing else {})
         )
         _check_emoji_map(emoji, merged)
@@ -160,10 +149,10 @@ def upsert_task(
                 merged,
                 emoji,
                 bound,
-                float(abstain_threshold),
-                quiet,
+                float(spec.abstain_threshold),
+                spec.quiet,
                 None,
-                float(target_precision),
+                float(spec.target_precision),
                 out_of_scope.strip() if out_of_scope else None,
                 described,
             ),

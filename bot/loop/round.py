@@ -246,15 +246,17 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     storage.rounds.finish_round(
         db,
         run_id,
-        outcome=outcome,
-        version=version,
-        path=str(folder),
-        parent_version=active_record.version if active_record else None,
-        metrics=judgement.new_metrics,
-        reason=judgement.decision.reason,
-        n_train=n_train,
-        n_heldout=n_heldout,
-        n_new=n_new,
+        storage.RoundEnd(
+            outcome=outcome,
+            version=version,
+            path=str(folder),
+            parent_version=active_record.version if active_record else None,
+            metrics=judgement.new_metrics,
+            reason=judgement.decision.reason,
+            n_train=n_train,
+            n_heldout=n_heldout,
+            n_new=n_new,
+        ),
     )
     return replace(
         summary,

@@ -280,14 +280,16 @@ def start_bot(
     db = runtime.open_store(settings)
     storage.adapters.register_adapter(
         db,
-        task="support",
-        version=1,
-        path=str(adapter_dir),
-        parent_version=None,
-        run_id=None,
-        metrics=json.loads((adapter_dir / "metrics.json").read_text())
-        if (adapter_dir / "metrics.json").is_file()
-        else {},
+        storage.NewAdapterVersion(
+            task="support",
+            version=1,
+            path=str(adapter_dir),
+            parent_version=None,
+            run_id=None,
+            metrics=json.loads((adapter_dir / "metrics.json").read_text())
+            if (adapter_dir / "metrics.json").is_file()
+            else {},
+        ),
     )
     storage.adapters.activate_adapter(db, "support", 1, reason="test fixture")
     running = runtime.start(settings, db=db, learning=with_learning)

@@ -31,12 +31,14 @@ def serve_with_calibration(
     camel.save_adapter(adapter, str(folder), extra_files=extra)
     storage.adapters.register_adapter(
         bot.db,
-        task="support",
-        version=2,
-        path=str(folder),
-        parent_version=1,
-        run_id=None,
-        metrics={"calibration": calibration.to_dict()},
+        storage.NewAdapterVersion(
+            task="support",
+            version=2,
+            path=str(folder),
+            parent_version=1,
+            run_id=None,
+            metrics={"calibration": calibration.to_dict()},
+        ),
     )
     storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
     assert bot.predictors.sync(bot.db) == [] and bot.predictors.version("support") == 2
@@ -88,7 +90,9 @@ def test_task_floor_wins_over_a_lower_calibrated_threshold(
     bot: BotUnderTest, support_adapter_dir: Path, tmp_path: Path
 ) -> None:
     serve_with_calibration(bot, support_adapter_dir, tmp_path, calibration(threshold=0.0))
-    storage.tasks.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
+    storage.tasks.upsert_task(
+        bot.db, storage.TaskSpec("support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
+    )
     bot.send_message("refund charged twice fee", "1700000102.000100")
     assert prediction(bot, "1700000102.000100").abstained
 

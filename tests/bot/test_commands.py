@@ -117,7 +117,8 @@ def test_rollback(bot_with_learning: BotUnderTest) -> None:
     bot = bot_with_learning
     v1 = storage.adapters.get_adapter(bot.db, "support", 1)
     storage.adapters.register_adapter(
-        bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics={}
+        bot.db,
+        storage.NewAdapterVersion(task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics={}),
     )
     storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
     assert "Only admins can roll back" in _ask(bot, "rollback", user=USER)

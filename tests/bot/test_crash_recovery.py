@@ -47,7 +47,10 @@ def _config(tmp_path: Path, fake: FakeSlackAPI, tiny_bert_dir: Path) -> Path:
 def _prepare_store(config: Path, adapter_dir: Path) -> None:
     db = runtime.open_store(load_settings(str(config)))
     storage.adapters.register_adapter(
-        db, task="support", version=1, path=str(adapter_dir), parent_version=None, run_id=None, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path=str(adapter_dir), parent_version=None, run_id=None, metrics={}
+        ),
     )
     storage.adapters.activate_adapter(db, "support", 1, reason="test fixture")
     db.close()

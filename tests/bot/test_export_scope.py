@@ -56,7 +56,7 @@ def test_an_admin_export_goes_to_the_admin_by_direct_message(bot: BotUnderTest) 
 
 def test_storage_export_filters_by_channel(tmp_path) -> None:
     db = storage.open_store(":memory:")
-    storage.tasks.upsert_task(db, "t", labels=["a", "b"], channels=["C1", "C2"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("t", labels=["a", "b"], channels=["C1", "C2"]))
     for channel, ts, text in (("C1", "1.1", "one"), ("C2", "1.2", "two")):
         message_id = storage.messages.record_message(db, workspace="T", channel=channel, ts=ts, text=text)
         storage.corrections.add_correction(db, message_id=message_id, task="t", label="a", source="menu", user="U")

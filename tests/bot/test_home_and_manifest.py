@@ -21,7 +21,10 @@ METRICS = {
 def test_app_home_shows_version_chart_and_confusions(bot: BotUnderTest) -> None:
     v1 = storage.adapters.get_adapter(bot.db, "support", 1)
     storage.adapters.register_adapter(
-        bot.db, task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics=METRICS
+        bot.db,
+        storage.NewAdapterVersion(
+            task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics=METRICS
+        ),
     )
     storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
     bot.send_event({"type": "app_home_opened", "user": USER, "channel": "D0HOME", "tab": "home"})

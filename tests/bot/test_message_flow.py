@@ -51,7 +51,9 @@ def test_prediction_is_stored_and_answered_in_thread(bot: BotUnderTest) -> None:
 
 
 def test_below_threshold_abstains_with_top3_buttons(bot: BotUnderTest) -> None:
-    storage.tasks.upsert_task(bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
+    storage.tasks.upsert_task(
+        bot.db, storage.TaskSpec("support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=1.0)
+    )
     bot.send_message("refund fee charged twice", "1700000011.000100")
     call = bot.fake.wait_for("chat.postMessage")[0]
     prediction = _prediction_for(bot, "1700000011.000100")
@@ -64,18 +66,20 @@ def test_below_threshold_abstains_with_top3_buttons(bot: BotUnderTest) -> None:
 def test_quiet_task_answers_with_a_reaction_only(bot: BotUnderTest) -> None:
     storage.tasks.upsert_task(
         bot.db,
-        "support",
-        kind="intent",
-        labels=SUPPORT_LABELS,
-        quiet=True,
-        abstain_threshold=0.0,
-        emoji_map={
-            "credit_card": "card_arrival",
-            "money_with_wings": "refund",
-            "heart": "feelings",
-            "white_check_mark": "__confirm__",
-            "x": "__reject__",
-        },
+        storage.TaskSpec(
+            "support",
+            kind="intent",
+            labels=SUPPORT_LABELS,
+            quiet=True,
+            abstain_threshold=0.0,
+            emoji_map={
+                "credit_card": "card_arrival",
+                "money_with_wings": "refund",
+                "heart": "feelings",
+                "white_check_mark": "__confirm__",
+                "x": "__reject__",
+            },
+        ),
     )
     bot.send_message("where is my new card", "1700000012.000100")
     reaction = bot.fake.wait_for("reactions.add")[0]

@@ -36,14 +36,22 @@ def test_load_swap_and_broken_folder(tiny_bert_dir: Path, support_adapter_dir: P
 
 def test_sync_loads_active_versions_and_reports_bad_ones(tiny_bert_dir: Path, support_adapter_dir: Path) -> None:
     db = storage.open_store(":memory:")
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["card_arrival", "feelings", "refund"])
-    storage.tasks.upsert_task(db, "other", kind="other", labels=["a", "b"])
+    storage.tasks.upsert_task(
+        db, storage.TaskSpec("support", kind="intent", labels=["card_arrival", "feelings", "refund"])
+    )
+    storage.tasks.upsert_task(db, storage.TaskSpec("other", kind="other", labels=["a", "b"]))
     storage.adapters.register_adapter(
-        db, task="support", version=1, path=str(support_adapter_dir), parent_version=None, run_id=None, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path=str(support_adapter_dir), parent_version=None, run_id=None, metrics={}
+        ),
     )
     storage.adapters.activate_adapter(db, "support", 1, reason="test")
     storage.adapters.register_adapter(
-        db, task="other", version=1, path="/nonexistent/adapter", parent_version=None, run_id=None, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task="other", version=1, path="/nonexistent/adapter", parent_version=None, run_id=None, metrics={}
+        ),
     )
     storage.adapters.activate_adapter(db, "other", 1, reason="test")
     registry = PredictorRegistry(str(tiny_bert_dir), None)

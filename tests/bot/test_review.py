@@ -109,7 +109,10 @@ def test_scores_are_recomputed_in_the_background_when_a_new_version_serves(
     _post(bot, "refund charged twice", "1700000700.000100")
     _post(bot, "where is my new card", "1700000701.000100")
     storage.adapters.register_adapter(
-        bot.db, task="support", version=2, path=str(support_adapter_dir), parent_version=1, run_id=None, metrics={}
+        bot.db,
+        storage.NewAdapterVersion(
+            task="support", version=2, path=str(support_adapter_dir), parent_version=1, run_id=None, metrics={}
+        ),
     )
     storage.adapters.activate_adapter(bot.db, "support", 2, reason="test: a promotion")
     loop.sync()

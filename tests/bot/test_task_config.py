@@ -116,7 +116,8 @@ def _settings(**task: object) -> Settings:
 def test_a_threshold_changed_outside_the_file_is_kept(tmp_path: Path) -> None:
     db = storage.open_store(tmp_path / "camel.db")
     runtime.apply_task_settings(_settings(abstain_threshold=0.5), db)
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b"], abstain_threshold=0.9)  # e.g. a command
+    # e.g. a command
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=["a", "b"], abstain_threshold=0.9))
     tasks = runtime.apply_task_settings(_settings(abstain_threshold=0.5), db)
     assert tasks[0].abstain_threshold == 0.9
     assert config_conflicts(_settings(abstain_threshold=0.5), db) == [
@@ -142,7 +143,8 @@ def test_a_database_without_a_record_of_the_file_takes_the_file(tmp_path: Path) 
 
 def test_a_channel_bound_to_another_task_in_slack_stays_there(tmp_path: Path) -> None:
     db = storage.open_store(tmp_path / "camel.db")
-    storage.tasks.upsert_task(db, "other", kind="other", labels=["x", "y"], channels=["C1"])  # e.g. /camel setup other
+    # e.g. /camel setup other
+    storage.tasks.upsert_task(db, storage.TaskSpec("other", kind="other", labels=["x", "y"], channels=["C1"]))
     tasks = runtime.apply_task_settings(_settings(), db)  # the start does not fail on it
     assert tasks[0].channels == [] and storage.tasks.task_for_channel(db, "C1").name == "other"
     [conflict] = config_conflicts(_settings(), db)

@@ -141,7 +141,7 @@ def test_a_user_erased_in_storage_leaves_no_states_in_the_cache_shards(
     import storage
 
     db = storage.open_store(tmp_path / "camel.db")
-    storage.tasks.upsert_task(db, "support", labels=["a", "b"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", labels=["a", "b"]))
     secret = "my card 4111 was stolen in Lisbon " * 3
     storage.messages.record_message(db, workspace="W", channel="C", ts="1", text=secret, user="U_GONE")
     storage.messages.record_message(db, workspace="W", channel="C", ts="2", text="hello there", user="U_STAY")

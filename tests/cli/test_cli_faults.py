@@ -139,7 +139,7 @@ def test_delete_user_removes_the_users_states_from_the_feature_cache(
     config = tmp_path / "camel-bot.toml"
     config.write_text(f'data_dir = "{data}"\nmax_predict_chars = 10\n[model]\nbase_model = "{tiny_bert_dir}"\n')
     db = storage.open_store(data / "camel.db")
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=["a", "b"]))
     gone_text, kept_text = "refund charged twice please", "card come arrival"
     message(db, "1", text=gone_text, user="U_GONE")
     message(db, "2", text=kept_text, user="U_STAYS")

@@ -80,7 +80,7 @@ def shuffled_positions(counts: dict[str, int], seed: int) -> dict[int, str]:
 def loop_env(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[tuple[Settings, object]]:
     settings = make_settings(tmp_path / "data", tiny_bert_dir)
     db = storage.open_store(settings.db_path)
-    storage.tasks.upsert_task(db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])
+    storage.tasks.upsert_task(db, storage.TaskSpec(TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL]))
     yield settings, db
     db.close()
 
@@ -100,7 +100,10 @@ def install_adapter(settings: Settings, db: object, version: int, *, seed: int =
     camel.save_adapter(adapter, str(folder))
     metrics = {"accuracy": 0.5 + version / 100, "macro_f1": 0.4 + version / 100}
     storage.adapters.register_adapter(
-        db, task=TASK, version=version, path=str(folder), parent_version=None, run_id=None, metrics=metrics
+        db,
+        storage.NewAdapterVersion(
+            task=TASK, version=version, path=str(folder), parent_version=None, run_id=None, metrics=metrics
+        ),
     )
     if activate:
         storage.adapters.activate_adapter(db, TASK, version, reason="installed by the test")

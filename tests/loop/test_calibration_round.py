@@ -19,7 +19,7 @@ from tests.loop.conftest import TASK, label_messages
 
 def test_round_fits_calibration_stores_it_under_the_manifest_and_serves_it(loop_env) -> None:
     settings, db = loop_env
-    storage.tasks.upsert_task(db, TASK, kind="intent", labels=[], target_precision=0.8)
+    storage.tasks.upsert_task(db, storage.TaskSpec(TASK, kind="intent", labels=[], target_precision=0.8))
     label_messages(db, 80)  # 240 labels: about 48 held out, enough to fit (camel needs 40)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)

@@ -70,7 +70,10 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
     v1 = install_adapter(settings, db, 1)
     run_id = storage.runs.start_run(db, TASK, "schedule")  # its process died: never finished
     storage.adapters.register_adapter(
-        db, task=TASK, version=2, path=str(v1.parent / "v0002"), parent_version=1, run_id=run_id, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task=TASK, version=2, path=str(v1.parent / "v0002"), parent_version=1, run_id=run_id, metrics={}
+        ),
     )
     ours = versions.temp_dir(settings.data_dir, TASK, 2)
     ours.mkdir()

@@ -61,7 +61,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> di
 
     settings = make_settings(tmp_path_factory.mktemp("fallback") / "data", tiny_bert_dir)
     db = storage.open_store(settings.db_path)
-    storage.tasks.upsert_task(db, TASK, kind="intent", labels=["card_arrival", "feelings", "refund"])
+    storage.tasks.upsert_task(db, storage.TaskSpec(TASK, kind="intent", labels=["card_arrival", "feelings", "refund"]))
     folders = {v: install_adapter(settings, db, v, seed=v) for v in (1, 2)}
     db.close()
     return folders
@@ -75,12 +75,14 @@ def _install(settings, db, trained: dict[int, Path]) -> dict[int, Path]:
         shutil.copytree(source, folder)
         storage.adapters.register_adapter(
             db,
-            task=TASK,
-            version=version,
-            path=str(folder),
-            parent_version=version - 1 or None,
-            run_id=None,
-            metrics={},
+            storage.NewAdapterVersion(
+                task=TASK,
+                version=version,
+                path=str(folder),
+                parent_version=version - 1 or None,
+                run_id=None,
+                metrics={},
+            ),
         )
         storage.adapters.activate_adapter(db, TASK, version, reason="test")
         folders[version] = folder

@@ -17,7 +17,7 @@ def first_round(data_dir: Path, tiny_bert_dir: Path, descriptions: dict[str, str
     settings = make_settings(data_dir, tiny_bert_dir)
     db = storage.open_store(settings.db_path)
     storage.tasks.upsert_task(
-        db, TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL], descriptions=descriptions
+        db, storage.TaskSpec(TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL], descriptions=descriptions)
     )
     label_messages(db, 6, seed=5)
     argv = RoundOptions.from_settings(settings, TASK, "manual", None).to_argv()

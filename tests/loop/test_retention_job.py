@@ -30,7 +30,10 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
         folder = versions.version_dir(settings.data_dir, TASK, version)
         shutil.copytree(first, folder)
         storage.adapters.register_adapter(
-            db, task=TASK, version=version, path=str(folder), parent_version=version - 1, run_id=None, metrics={}
+            db,
+            storage.NewAdapterVersion(
+                task=TASK, version=version, path=str(folder), parent_version=version - 1, run_id=None, metrics={}
+            ),
         )
         storage.adapters.activate_adapter(db, TASK, version, reason="test")
     old = storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text="refund old", user="U1")

@@ -15,11 +15,13 @@ LABELS = ["card_arrival", "lost_or_stolen_card", "top_up"]
 def add_task(db: sqlite_utils.Database) -> None:
     storage.tasks.upsert_task(
         db,
-        "support",
-        kind="intent",
-        labels=LABELS,
-        channels=["C1"],
-        emoji_map={"card": "card_arrival", "white_check_mark": "__confirm__", "x": "__reject__"},
+        storage.TaskSpec(
+            "support",
+            kind="intent",
+            labels=LABELS,
+            channels=["C1"],
+            emoji_map={"card": "card_arrival", "white_check_mark": "__confirm__", "x": "__reject__"},
+        ),
     )
 
 

@@ -9,7 +9,7 @@ import storage
 
 def _store() -> tuple[object, int]:
     db = storage.open_store(":memory:")
-    storage.tasks.upsert_task(db, "t", labels=["a", "b"], channels=["C1"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("t", labels=["a", "b"], channels=["C1"]))
     message_id = storage.messages.record_message(db, workspace="T", channel="C1", ts="1.1", text="old words", user="U1")
     storage.corrections.add_correction(db, message_id=message_id, task="t", label="a", source="menu", user="U2")
     return db, message_id
@@ -75,7 +75,7 @@ def test_pausing_a_channel_keeps_its_binding() -> None:
 
 
 def test_a_deleted_or_edited_text_goes_on_the_deletion_list_for_the_feature_cache(db: sqlite_utils.Database) -> None:
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=["a", "b"]))
     storage.messages.record_message(db, workspace="T1", channel="C1", ts="1.0", text="my secret card number")
     storage.messages.record_message(db, workspace="T1", channel="C1", ts="2.0", text="typo tetx")
     storage.messages.record_message(db, workspace="T1", channel="C1", ts="3.0", text="shared text")
@@ -94,7 +94,7 @@ def test_a_deleted_or_edited_text_goes_on_the_deletion_list_for_the_feature_cach
 
 def test_a_deleted_or_edited_message_loses_its_review_score(db: sqlite_utils.Database) -> None:
     # The stored score and embedding describe the text; /camel review must not rank by the old one.
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b"], channels=["C1"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=["a", "b"], channels=["C1"]))
     deleted = storage.messages.record_message(db, workspace="T1", channel="C1", ts="1.0", text="to be deleted")
     edited = storage.messages.record_message(db, workspace="T1", channel="C1", ts="2.0", text="to be edited")
     storage.review.store_review_scores(
@@ -118,7 +118,7 @@ def test_a_deletion_handled_before_its_message_leaves_a_tombstone(db: sqlite_uti
 def test_a_prefix_another_message_still_starts_with_stays_off_the_deletion_list(db: sqlite_utils.Database) -> None:
     # The cache holds states of each text and of its first N characters; only those no remaining
     # message has (as its text, or as its own first N characters) are erased data.
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["a", "b"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=["a", "b"]))
     storage.messages.record_message(db, workspace="T1", channel="C1", ts="1.0", text="card lost yesterday")
     storage.messages.record_message(db, workspace="T1", channel="C1", ts="2.0", text="card lost today")
     storage.messages.record_message(db, workspace="T1", channel="C1", ts="3.0", text="card lost")

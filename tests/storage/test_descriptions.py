@@ -15,9 +15,11 @@ def test_descriptions_are_set_kept_and_removed(db: sqlite_utils.Database) -> Non
     task = storage.tasks.set_description(db, "support", "card_arrival", "  when   will my\ncard arrive ")
     assert task.descriptions == {"card_arrival": "when will my card arrive"}
     # an upsert that does not name descriptions keeps them, like emoji and channels
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["top_up"])
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=["top_up"]))
     assert storage.tasks.get_task(db, "support").descriptions == {"card_arrival": "when will my card arrive"}
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=[], descriptions={"top_up": "adding money"})
+    storage.tasks.upsert_task(
+        db, storage.TaskSpec("support", kind="intent", labels=[], descriptions={"top_up": "adding money"})
+    )
     assert storage.tasks.get_task(db, "support").descriptions == {"top_up": "adding money"}
     assert storage.tasks.set_description(db, "support", "top_up", None).descriptions == {}
 
@@ -30,7 +32,7 @@ def test_bad_descriptions_are_refused_with_one_line(db: sqlite_utils.Database) -
     with pytest.raises(storage.InvalidValueError, match="at most 200"):
         storage.tasks.set_description(db, "support", "top_up", "x" * 201)
     with pytest.raises(storage.UnknownLabelError):
-        storage.tasks.upsert_task(db, "support", labels=[], descriptions={"nope": "x"})
+        storage.tasks.upsert_task(db, storage.TaskSpec("support", labels=[], descriptions={"nope": "x"}))
     assert storage.tasks.get_task(db, "support").descriptions == {}
 
 
@@ -45,7 +47,7 @@ def test_config_seed_round_trips(db: sqlite_utils.Database) -> None:
 def test_a_version_6_database_gains_empty_descriptions(tmp_path: Path) -> None:
     path = tmp_path / "camel.db"
     old = storage.open_store(path)
-    storage.tasks.upsert_task(old, "support", kind="intent", labels=["a", "b"])
+    storage.tasks.upsert_task(old, storage.TaskSpec("support", kind="intent", labels=["a", "b"]))
     old.close()
     conn = sqlite3.connect(path)  # back to the schema before migration 7, as an older camel-bot left it
     conn.execute("ALTER TABLE tasks DROP COLUMN descriptions")

@@ -31,17 +31,19 @@ def test_expired_event_ids_are_purged_and_claimable_again(db) -> None:
 
 
 def test_tasks_keep_labels_and_refuse_bad_values(db) -> None:
-    task = storage.tasks.upsert_task(db, "support", kind="intent", labels=["new_label"])
+    task = storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=["new_label"]))
     assert task.labels == [*LABELS, "new_label"]
     assert task.channels == ["C1"] and task.emoji_map["card"] == "card_arrival"
     assert storage.tasks.task_for_channel(db, "C1").name == "support"
     assert storage.tasks.task_for_channel(db, "C9") is None
     with pytest.raises(storage.InvalidValueError, match="kind"):
-        storage.tasks.upsert_task(db, "x", kind="weird", labels=["a"])
+        storage.tasks.upsert_task(db, storage.TaskSpec("x", kind="weird", labels=["a"]))
     with pytest.raises(storage.UnknownLabelError, match="not a label"):
-        storage.tasks.upsert_task(db, "x", labels=["a"], emoji_map={"smile": "b"})
+        storage.tasks.upsert_task(db, storage.TaskSpec("x", labels=["a"], emoji_map={"smile": "b"}))
     with pytest.raises(storage.ChannelBoundError, match="already bound to task 'support'"):
-        storage.tasks.upsert_task(db, "mood", kind="sentiment", labels=["pos", "neg"], channels=["C1"])
+        storage.tasks.upsert_task(
+            db, storage.TaskSpec("mood", kind="sentiment", labels=["pos", "neg"], channels=["C1"])
+        )
     assert storage.tasks.bind_channel(db, "support", "C2").channels == ["C1", "C2"]
     assert storage.tasks.add_labels(db, "support", ["x", "top_up"]).labels[-1] == "x"
     with pytest.raises(storage.UnknownTaskError, match="known tasks: support"):
@@ -102,17 +104,22 @@ def test_adapter_lifecycle_keeps_one_active_version(db) -> None:
     assert storage.adapters.next_version(db, "support") == 1
     storage.adapters.register_adapter(
         db,
-        task="support",
-        version=1,
-        path="a/v0001",
-        parent_version=None,
-        run_id=run,
-        metrics={"macro_f1": 0.5},
-        status="active",
-        reason="first",
+        storage.NewAdapterVersion(
+            task="support",
+            version=1,
+            path="a/v0001",
+            parent_version=None,
+            run_id=run,
+            metrics={"macro_f1": 0.5},
+            status="active",
+            reason="first",
+        ),
     )
     storage.adapters.register_adapter(
-        db, task="support", version=2, path="a/v0002", parent_version=1, run_id=None, metrics={"macro_f1": 0.6}
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=2, path="a/v0002", parent_version=1, run_id=None, metrics={"macro_f1": 0.6}
+        ),
     )
     assert storage.adapters.next_version(db, "support") == 3
     promoted = storage.adapters.activate_adapter(db, "support", 2, reason="gate passed")
@@ -126,7 +133,10 @@ def test_adapter_lifecycle_keeps_one_active_version(db) -> None:
         storage.adapters.activate_adapter(db, "support", 7, reason="x")
     with pytest.raises(storage.InvalidValueError, match="already has an adapter version 1"):
         storage.adapters.register_adapter(
-            db, task="support", version=1, path="p", parent_version=None, run_id=None, metrics={}
+            db,
+            storage.NewAdapterVersion(
+                task="support", version=1, path="p", parent_version=None, run_id=None, metrics={}
+            ),
         )
 
 

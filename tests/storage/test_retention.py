@@ -47,12 +47,14 @@ def _versions(db: sqlite_utils.Database, statuses: dict[int, str], parents: dict
     for version, status in statuses.items():
         storage.adapters.register_adapter(
             db,
-            task="support",
-            version=version,
-            path=f"/a/v{version:04d}",
-            parent_version=parents.get(version),
-            run_id=None,
-            metrics={},
+            storage.NewAdapterVersion(
+                task="support",
+                version=version,
+                path=f"/a/v{version:04d}",
+                parent_version=parents.get(version),
+                run_id=None,
+                metrics={},
+            ),
         )
         if status == "active":
             storage.adapters.activate_adapter(db, "support", version, reason="test")

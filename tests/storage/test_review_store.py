@@ -53,7 +53,9 @@ def test_migration_4_keeps_corrections_and_accepts_review_and_ask_sources(tmp_pa
 def test_out_of_scope_label_is_added_to_labels_and_survives_an_upsert_without_one(db: sqlite_utils.Database) -> None:
     task = storage.tasks.set_out_of_scope_label(db, "support", "none_of_these")
     assert task.out_of_scope_label == "none_of_these" and task.labels == [*LABELS, "none_of_these"]
-    again = storage.tasks.upsert_task(db, "support", kind="intent", labels=LABELS, target_precision=0.8)
+    again = storage.tasks.upsert_task(
+        db, storage.TaskSpec("support", kind="intent", labels=LABELS, target_precision=0.8)
+    )
     assert again.out_of_scope_label == "none_of_these" and again.target_precision == 0.8
     assert storage.tasks.set_out_of_scope_label(db, "support", None).out_of_scope_label is None
 

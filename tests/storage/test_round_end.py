@@ -39,22 +39,26 @@ def test_finish_round_promotes_registers_and_finishes_in_one_go(db: sqlite_utils
     run = storage.rounds.finish_round(
         db,
         run_id,
-        outcome="promoted",
-        version=1,
-        path="/a/v0001",
-        parent_version=None,
-        metrics={"macro_f1": 0.8},
-        reason="first",
-        n_train=4,
-        n_heldout=1,
-        n_new=4,
+        storage.RoundEnd(
+            outcome="promoted",
+            version=1,
+            path="/a/v0001",
+            parent_version=None,
+            metrics={"macro_f1": 0.8},
+            reason="first",
+            n_train=4,
+            n_heldout=1,
+            n_new=4,
+        ),
     )
     assert (run.outcome, run.version, run.n_train, run.finished_at is not None) == ("promoted", 1, 4, True)
     assert storage.tasks.get_task(db, "support").active_version == 1
     assert storage.adapters.get_adapter(db, "support", 1).run_id == run_id
     second = storage.runs.start_run(db, "support", "manual")
     storage.rounds.finish_round(
-        db, second, outcome="rejected", version=2, path="/a/v0002", parent_version=1, metrics={}, reason="worse"
+        db,
+        second,
+        storage.RoundEnd(outcome="rejected", version=2, path="/a/v0002", parent_version=1, metrics={}, reason="worse"),
     )
     assert storage.adapters.get_adapter(db, "support", 2).status == "rejected"
     assert storage.tasks.get_task(db, "support").active_version == 1
@@ -64,15 +68,16 @@ def test_finish_round_promotes_registers_and_finishes_in_one_go(db: sqlite_utils
 def test_finish_round_refuses_inconsistent_arguments_and_writes_nothing(db: sqlite_utils.Database) -> None:
     run_id = storage.runs.start_run(db, "support", "manual")
     with pytest.raises(InvalidValueError):
-        storage.rounds.finish_round(db, run_id, outcome="promoted")  # no version
+        storage.rounds.finish_round(db, run_id, storage.RoundEnd(outcome="promoted"))  # no version
     with pytest.raises(InvalidValueError):
-        storage.rounds.finish_round(db, run_id, outcome="failed", version=1, path="/x")
+        storage.rounds.finish_round(db, run_id, storage.RoundEnd(outcome="failed", version=1, path="/x"))
     storage.adapters.register_adapter(
-        db, task="support", version=1, path="/x", parent_version=None, run_id=None, metrics={}
+        db,
+        storage.NewAdapterVersion(task="support", version=1, path="/x", parent_version=None, run_id=None, metrics={}),
     )
     with pytest.raises(InvalidValueError, match="already has an adapter version 1"):
         storage.rounds.finish_round(
-            db, run_id, outcome="promoted", version=1, path="/x", parent_version=None, metrics={}
+            db, run_id, storage.RoundEnd(outcome="promoted", version=1, path="/x", parent_version=None, metrics={})
         )
     assert storage.runs.list_runs(db, "support")[0].finished_at is None
 
@@ -82,7 +87,10 @@ def test_reconcile_repairs_a_failed_run_whose_version_is_active(db: sqlite_utils
     # loop then recorded the run as failed with no version.
     run_id = storage.runs.start_run(db, "support", "threshold")
     storage.adapters.register_adapter(
-        db, task="support", version=1, path="/a/v0001", parent_version=None, run_id=run_id, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path="/a/v0001", parent_version=None, run_id=run_id, metrics={}
+        ),
     )
     storage.adapters.activate_adapter(db, "support", 1, reason="better")
     storage.runs.finish_run(db, run_id, outcome="failed", error="killed by SIGKILL")
@@ -96,7 +104,10 @@ def test_reconcile_finishes_interrupted_runs_and_rejects_their_candidates(db: sq
     bare = storage.runs.start_run(db, "support", "manual")
     gated = storage.runs.start_run(db, "support", "manual")
     storage.adapters.register_adapter(
-        db, task="support", version=1, path="/a/v0001", parent_version=None, run_id=gated, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path="/a/v0001", parent_version=None, run_id=gated, metrics={}
+        ),
     )
     report = storage.rounds.reconcile_task(db, "support", version_folders=[1, 2])
     assert report.orphan_versions == [2]
@@ -146,7 +157,10 @@ def test_a_kill_at_each_step_of_a_round_end_reconciles_to_agreeing_records(
 def test_reconcile_finishes_an_unfinished_run_whose_version_is_active(db: sqlite_utils.Database) -> None:
     run_id = storage.runs.start_run(db, "support", "schedule")
     storage.adapters.register_adapter(
-        db, task="support", version=1, path="/a/v0001", parent_version=None, run_id=run_id, metrics={}
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path="/a/v0001", parent_version=None, run_id=run_id, metrics={}
+        ),
     )
     storage.adapters.activate_adapter(db, "support", 1, reason="better")  # killed before finish_run on today's main
     storage.rounds.reconcile_task(db, "support", version_folders=[1])
@@ -158,12 +172,14 @@ def _registered(db: sqlite_utils.Database, versions: list[int], active: int) -> 
     for version in versions:
         storage.adapters.register_adapter(
             db,
-            task="support",
-            version=version,
-            path=f"/a/v{version:04d}",
-            parent_version=version - 1 or None,
-            run_id=None,
-            metrics={},
+            storage.NewAdapterVersion(
+                task="support",
+                version=version,
+                path=f"/a/v{version:04d}",
+                parent_version=version - 1 or None,
+                run_id=None,
+                metrics={},
+            ),
         )
         storage.adapters.activate_adapter(db, "support", version, reason="test")
     storage.adapters.activate_adapter(db, "support", active, reason="test")

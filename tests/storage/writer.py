@@ -71,13 +71,15 @@ def round_end(path: str, folder: str, step: str) -> None:
         storage.rounds.finish_round(
             db,
             run_id,
-            outcome="promoted",
-            version=version,
-            path=str(version_dir),
-            parent_version=None,
-            metrics={"macro_f1": 0.9},
-            reason="better",
-            n_train=3,
+            storage.RoundEnd(
+                outcome="promoted",
+                version=version,
+                path=str(version_dir),
+                parent_version=None,
+                metrics={"macro_f1": 0.9},
+                reason="better",
+                n_train=3,
+            ),
         )
         _wait_for_kill(step, "in-transaction")
     _wait_for_kill(step, "committed")
