@@ -5,9 +5,10 @@ so every part is handed what it needs when it is made and nothing is finished by
 
 1. the store, with the configured tasks applied (`open_store`);
 2. the metrics and the serving registry (task -> hot-swappable `camel.Predictor`);
-3. the learning loop, whose round reports reach Slack through `post`/`upload` callables made
-   here from the Web API client, so `bot.loop` never imports Slack; starting it loads every
-   task's active adapter;
+3. the learning loop, whose neutral reports (`bot.reports`) reach Slack through a
+   `SlackPublisher` made here from the Web API client, which the loop sees only as its
+   `Publisher` protocol, so `bot.loop` never imports Slack; starting it loads every task's
+   active adapter;
 4. the Bolt app, which sees the loop only as the `Learning` protocol, so `bot.slack` never
    imports the loop, and the inbox workers that handle the events the app stored;
 5. in HTTP mode, the waitress WSGI server behind the request guard.
@@ -22,26 +23,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from slack_bolt import App
-from slack_sdk import WebClient
 from sqlite_utils import Database
 
 import storage
-from bot import texts
-from bot.loop import LearningLoop, asking
+from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from bot.loop.zero_shot import MAX_BACKGROUND
-from bot.loop.round_report import Post, Upload
 from bot.metrics import BotMetrics
 from bot import task_config
 from bot.settings import Settings
-from bot.slack import blocks
 from bot.slack.app import build_app, build_client
 from bot.slack.http_server import EVENTS_PATH, HttpServer, serve_http
 from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.listeners import Registered, declared
+from bot.slack.publisher import SlackPublisher
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
@@ -75,36 +72,6 @@ def warn_about_secrets_file(settings: Settings) -> str | None:
     if warning:
         log.warning("%s", warning)
     return warning
-
-
-def slack_post(client: WebClient) -> Post:
-    """`post(channel, text, blocks)` for the learning loop, on a slack_sdk WebClient."""
-
-    def post(channel: str, text: str, blocks: list[dict[str, Any]]) -> Any:
-        return client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-
-    return post
-
-
-def slack_upload(client: WebClient) -> Upload:
-    """`upload(channel, content, filename, title)` for the learning loop, on a slack_sdk WebClient."""
-
-    def upload(channel: str, content: bytes, filename: str, title: str) -> Any:
-        return client.files_upload_v2(channel=channel, content=content, filename=filename, title=title)
-
-    return upload
-
-
-def slack_ask(client: WebClient) -> asking.Ask:
-    """`ask(channel, thread_ts, message_id, task, labels, top3)` for the learning loop's questions."""
-
-    def ask(
-        channel: str, thread: str, message_id: int, task: str, labels: list[str], top3: list[tuple[str, float]]
-    ) -> Any:
-        question = blocks.ask_blocks(message_id, task, labels, top3)
-        return client.chat_postMessage(channel=channel, thread_ts=thread, text=texts.ask_text(top3), blocks=question)
-
-    return ask
 
 
 @dataclass(eq=False)
@@ -184,13 +151,8 @@ def start(
     client = build_client(settings) if slack else None
     runtime = Runtime(settings, db, metrics, predictors)
     if learning:
-        runtime.loop = LearningLoop(
-            settings,
-            predictors,
-            post=slack_post(client) if client is not None else None,
-            upload=slack_upload(client) if client is not None else None,
-            ask=slack_ask(client) if client is not None else None,
-        )
+        publisher = SlackPublisher(client) if client is not None else None
+        runtime.loop = LearningLoop(settings, predictors, publisher)
         runtime.loop.start()  # also serves each task's active adapter
         runtime.reload_errors = list(runtime.loop.reload_errors)
     else:

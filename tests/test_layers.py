@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # bot/'s layers, bottom to top: a module may import its own layer and the ones below it.
 LAYERS = [
-    ("bot", "bot.settings", "bot.texts", "bot.errors", "bot.charts", "bot.metrics", "bot.abstention"),
+    ("bot", "bot.settings", "bot.texts", "bot.reports", "bot.errors", "bot.charts", "bot.metrics", "bot.abstention"),
     ("bot.slack", "bot.loop"),
     ("bot.runtime",),
     ("bot.cli", "bot.demo", "bot.__main__"),
@@ -107,3 +107,79 @@ def test_the_checker_sees_violations() -> None:
         "bot.texts imports bot.slack.app, a layer above it"
     ]
     assert problems_of("bot.demo.runner", imports_in("from bot.loop import LearningLoop\n", "bot.demo")) == []
+
+
+# Slack's wire format belongs to bot/slack (bot/slack/blocks.py renders the loop's neutral reports),
+# and an import check cannot see a dict literal: these scan bot/loop's syntax for Block Kit itself.
+BLOCK_KIT_TYPES = {
+    "section", "mrkdwn", "plain_text", "actions", "context", "header", "divider", "image", "button",
+    "static_select", "multi_static_select", "external_select", "users_select", "conversations_select",
+    "channels_select", "overflow", "input", "plain_text_input", "rich_text", "checkboxes", "radio_buttons",
+    "datepicker", "home", "modal", "video", "file",
+}  # fmt: skip
+BLOCK_KIT_KEYS = {"blocks", "elements", "accessory", "block_id", "action_id", "alt_text", "fields"}
+# Slack's size limits: a section's text (3,000), a field's text (2,000), a header (150), a button or
+# option text (75), a message's text (40,000), a section's fields (10), a message's blocks (50),
+# a select's options and a view's blocks (100).
+SLACK_LIMITS = {3000, 2000, 150, 75, 40000, 10, 50, 100}
+UNMISTAKABLE_LIMITS = {3000, 40000}  # no other reason for these numbers in the loop
+
+
+def _int(node: ast.AST | None) -> int | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+def block_kit_in(source: str) -> list[str]:
+    """Block Kit structures, Slack's words and Slack's size limits in `source`, as "line: what"."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                name = key.value if isinstance(key, ast.Constant) else None
+                if name == "type" and isinstance(value, ast.Constant) and value.value in BLOCK_KIT_TYPES:
+                    found.append(f"{line}: a Block Kit {value.value!r} object")
+                elif name in BLOCK_KIT_KEYS:
+                    found.append(f"{line}: the Block Kit key {name!r}")
+        elif isinstance(node, ast.Call):
+            found += [f"{line}: the keyword {k.arg}=" for k in node.keywords if k.arg in BLOCK_KIT_KEYS]
+            for k in node.keywords:
+                if k.arg == "type" and isinstance(k.value, ast.Constant) and k.value.value in BLOCK_KIT_TYPES:
+                    found.append(f"{line}: a Block Kit {k.value.value!r} object")
+        elif isinstance(node, ast.Constant) and node.value in ("mrkdwn", "plain_text"):
+            found.append(f"{line}: the Block Kit text type {node.value!r}")
+        elif isinstance(node, ast.Slice) and _int(node.upper) in SLACK_LIMITS:
+            found.append(f"{line}: a cut at Slack's limit {_int(node.upper)}")
+        if _int(node) in UNMISTAKABLE_LIMITS:
+            found.append(f"{line}: Slack's limit {_int(node)}")
+    return sorted(set(found), key=lambda what: (int(what.split(":")[0]), what))
+
+
+def test_bot_loop_builds_no_block_kit_and_knows_no_slack_limits() -> None:
+    found = {module_name(p): block_kit_in(p.read_text()) for p in sources("bot/loop")}
+    assert {module: lines for module, lines in found.items() if lines} == {}
+
+
+def test_the_block_kit_scan_sees_violations() -> None:
+    leaked = (
+        'def report(text, post):\n'
+        '    section = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}\n'
+        '    post("C1", text, blocks=[section, dict(type="divider")])\n'
+        '    return {"blocks": [], "elements": []}, text[:75]\n'
+    )  # fmt: skip
+    assert block_kit_in(leaked) == [
+        "2: Slack's limit 3000",
+        "2: a Block Kit 'mrkdwn' object",
+        "2: a Block Kit 'section' object",
+        "2: a cut at Slack's limit 3000",
+        "2: the Block Kit text type 'mrkdwn'",
+        "3: a Block Kit 'divider' object",
+        "3: the keyword blocks=",
+        "4: a cut at Slack's limit 75",
+        "4: the Block Kit key 'blocks'",
+        "4: the Block Kit key 'elements'",
+    ]
+    neutral = 'REPORT = {"type": "round", "fields": None}\nKEEP = 2000\nexcerpt = "text"[:80]\n'
+    assert block_kit_in(neutral) == ["1: the Block Kit key 'fields'"]

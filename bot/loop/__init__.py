@@ -1,7 +1,8 @@
 """The learning loop: triggers, training rounds in a child process, the gate, versions on disk,
 the serving registry that hot-reloads, and the round report.
 
-Knows nothing of Slack: reports leave through the `post`/`upload` callables `bot.runtime` gives it.
+Knows nothing of Slack: reports leave as neutral values (`bot.reports`) through the `Publisher`
+(`bot.loop.publisher`) that `bot.runtime` gives it.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ guesses first. `storage.review.record_ask` is the guard: never twice about one m
 than `ask_per_day` per channel in any 24 hours. The question is noted before it is posted, so a
 failed post means one question fewer, never a repeated one.
 
-The question's blocks are Slack's business: the loop hands the data to an `Ask` callable that
-`bot.runtime` makes from the Web API client, so `bot.loop` never imports `bot.slack`.
+The question leaves as data (`bot.reports.Question`) through the loop's `Publisher`; its blocks
+are `bot.slack`'s business, so `bot.loop` never knows Slack's wire format.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 from sqlite_utils import Database
 
 import storage
+from bot import reports
+from bot.loop.publisher import Publisher
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 ASK_EVERY_S = 3600.0
-# ask(channel, thread_ts, message_id, task, labels, top3): posts one question in a thread.
-Ask = Callable[[str, str, int, str, list[str], list[tuple[str, float]]], Any]
 
 
 def margin_usefulness(top3: list[tuple[str, float]]) -> float:
@@ -35,7 +35,7 @@ def margin_usefulness(top3: list[tuple[str, float]]) -> float:
     return 1.0 - (probabilities[0] - probabilities[1])
 
 
-def ask_pass(db: Database, settings: Settings, ask: Ask, now: datetime | None = None) -> list[int]:
+def ask_pass(db: Database, settings: Settings, publisher: Publisher, now: datetime | None = None) -> list[int]:
     """Ask about the most useful recent messages of every asking task; returns the message ids asked."""
     since = (now or datetime.now(timezone.utc)) - timedelta(days=1)
     asked: list[int] = []
@@ -62,9 +62,15 @@ def ask_pass(db: Database, settings: Settings, ask: Ask, now: datetime | None = 
                     limit_per_day=configured.ask_per_day,
                 ):
                     break  # this channel's budget for the day is spent
-                thread = candidate["thread_ts"] or candidate["ts"]
+                question = reports.Question(
+                    thread_ts=candidate["thread_ts"] or candidate["ts"],
+                    message_id=candidate["message_id"],
+                    task=task.name,
+                    labels=tuple(task.labels),
+                    top3=tuple(candidate["top3"]),
+                )
                 try:
-                    ask(channel, thread, candidate["message_id"], task.name, task.labels, candidate["top3"])
+                    publisher.publish(channel, question)
                 except Exception:  # noted as asked: a failed post is one question fewer, never a repeat
                     log.exception("asking about message %s in %s failed", candidate["message_id"], channel)
                     continue

@@ -3,7 +3,8 @@
 For each channel of a task that has it: the label pairs the bot confused most this week (its
 prediction vs what people labelled), the disputed messages of THAT channel, and the coverage
 (share answered) and precision of the answered ones per version, as text and a chart. It is
-posted in the task's own channels, so no channel's messages are shown anywhere else.
+posted in the task's own channels, so no channel's messages are shown anywhere else. It leaves
+as a neutral `bot.reports.Digest` through the loop's `Publisher`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 from sqlite_utils import Database
 
 import storage
-from bot import charts, texts
-from bot.loop.round_report import Post, Upload
+from bot import charts, reports, texts
+from bot.loop.publisher import Publisher
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def digest_text(
     return "\n".join(lines)
 
 
-def digest_pass(db: Database, settings: Settings, post: Post, upload: Upload | None) -> list[str]:
+def digest_pass(db: Database, settings: Settings, publisher: Publisher) -> list[str]:
     """Post the digest in every channel of every task that has `digest` on; returns the channels."""
     since = datetime.now(timezone.utc) - timedelta(days=7)
     posted: list[str] = []
@@ -72,9 +73,11 @@ def digest_pass(db: Database, settings: Settings, post: Post, upload: Upload | N
         for channel in task.channels:
             text = digest_text(task.name, pairs, storage.review.disputed_in_channel(db, task.name, channel), rows)
             try:
-                post(channel, text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
-                if upload is not None and rows:
-                    upload(channel, trend_chart(task.name, rows), f"{task.name}-digest.png", f"{task.name}: trend")
+                chart = None
+                if rows:
+                    png = trend_chart(task.name, rows)
+                    chart = reports.Chart(png, f"{task.name}-digest.png", f"{task.name}: trend")
+                publisher.publish(channel, reports.Digest(text, chart))
             except Exception:  # Slack being down must not stop the other channels' digests
                 log.exception("could not post the digest of %s in %s", task.name, channel)
                 continue

@@ -1,9 +1,10 @@
 """LearningLoop: the facade the bot uses for self-improvement (triggers, rounds, reports, reload, rollback).
 
 Three parts do the work: `Triggers` decides when a round starts, `RoundRunner` runs it in a
-child process, `Reporter` tells the channel. The child writes the new version and its status
-to storage; the loop notices the new active version (right after the child exits, and by
-polling, which also catches rounds started elsewhere) and swaps it into the live `Predictor`.
+child process, `Reporter` tells the channel through the `Publisher` the loop is given (neutral
+reports, no Slack). The child writes the new version and its status to storage; the loop notices
+the new active version (right after the child exits, and by polling, which also catches rounds
+started elsewhere) and swaps it into the live `Predictor`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from datetime import datetime
 import storage
 from bot.errors import RollbackError
 from bot.loop import asking, digest
+from bot.loop.publisher import Publisher
 from bot.loop.registry import PredictorRegistry
-from bot.loop.round_report import Post, Upload
 from bot.loop import retention
 from bot.loop.reporter import Reporter
 from bot.loop.retention import RetentionSummary
@@ -34,17 +35,15 @@ class LearningLoop:
         self,
         settings: Settings,
         predictors: PredictorRegistry,
-        post: Post | None = None,
-        upload: Upload | None = None,
-        ask: asking.Ask | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.settings, self.predictors = settings, predictors
         self.db = storage.open_store(settings.db_path)
         self.triggers = Triggers(settings, self.db)
         self.runner = RoundRunner(settings, self.db)
-        self.reporter = Reporter(settings, self.db, post, upload)
+        self.publisher = publisher  # reports, digests and questions reach the channels through it; None: silent
+        self.reporter = Reporter(settings, self.db, publisher)
         self.review = ReviewScorer(self.db, predictors)  # review scores for each newly served version
-        self.ask = ask  # posts a question in a thread (tasks with ask_per_day > 0)
         self.reload_errors: list[str] = []
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -62,9 +61,9 @@ class LearningLoop:
         self.recover()
         self.sync()
         self.triggers.start(self.task_names(), self.request_round, self.poll, self.apply_retention)
-        if self.ask is not None and any(t.ask_per_day > 0 for t in self.settings.tasks):
+        if self.publisher is not None and any(t.ask_per_day > 0 for t in self.settings.tasks):
             self.triggers.add_interval("ask", self.ask_now, asking.ASK_EVERY_S)
-        if self.reporter.post is not None and any(t.digest for t in self.settings.tasks):
+        if self.publisher is not None and any(t.digest for t in self.settings.tasks):
             self.triggers.add_cron("digest", self.digest_now, digest.DIGEST_CRON)
 
     def stop(self) -> None:
@@ -100,13 +99,13 @@ class LearningLoop:
 
     def ask_now(self) -> list[int]:
         """One asking pass (also run every `asking.ASK_EVERY_S`); returns the message ids asked about."""
-        return asking.ask_pass(self.db, self.settings, self.ask) if self.ask is not None else []
+        return asking.ask_pass(self.db, self.settings, self.publisher) if self.publisher is not None else []
 
     def digest_now(self) -> list[str]:
         """Post the daily digest of the tasks that have one (also run daily at `digest.DIGEST_CRON`)."""
-        if self.reporter.post is None:
+        if self.publisher is None:
             return []
-        return digest.digest_pass(self.db, self.settings, self.reporter.post, self.reporter.upload)
+        return digest.digest_pass(self.db, self.settings, self.publisher)
 
     # one round -------------------------------------------------------------------------
     def request_round(self, task: str, trigger: str) -> bool:

@@ -1,7 +1,7 @@
 """Tells a task's channel what the loop did: round reports with a chart, and reload failures.
 
-Everything leaves through the `post` / `upload` callables the loop was given (see
-`bot.runtime`), so nothing here imports Slack; a Slack outage is logged and never fails a round.
+Everything leaves as a neutral report (`bot.reports`) through the `Publisher` the loop was given
+(see `bot.runtime`), so nothing here knows Slack; a Slack outage is logged and never fails a round.
 """
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ import logging
 from sqlite_utils import Database
 
 import storage
-from bot.loop.registry import ReloadNotice
+from bot import reports
 from bot.loop.options import RoundSummary, summary_path
-from bot.loop.round_report import Post, Upload, build_report, metric_chart
+from bot.loop.publisher import Publisher
+from bot.loop.registry import ReloadNotice
+from bot.loop.round_report import build_report, metric_chart
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Reporter:
-    def __init__(
-        self, settings: Settings, db: Database, post: Post | None = None, upload: Upload | None = None
-    ) -> None:
-        self.settings, self.db, self.post, self.upload = settings, db, post, upload
+    def __init__(self, settings: Settings, db: Database, publisher: Publisher | None = None) -> None:
+        self.settings, self.db, self.publisher = settings, db, publisher
         self._reported: set[str] = set()
 
     def _channel(self, task: str) -> str | None:
@@ -44,16 +44,16 @@ class Reporter:
 
     def round_done(self, task: str, run: storage.TrainingRun) -> None:
         channel = self._channel(task)
-        if not (self.settings.learning.report_to_channel and self.post and channel):
+        if not (self.settings.learning.report_to_channel and self.publisher and channel):
             return
         if run.outcome == "skipped":
             return  # a night with nothing new to learn is not news
-        text, blocks = build_report(self.summary(run))
         try:
-            self.post(channel, text, blocks)
-            if self.upload and run.outcome in ("promoted", "rejected"):
-                chart = metric_chart(storage.adapters.list_adapters(self.db, task))
-                self.upload(channel, chart, f"{task}-macro-f1.png", f"{task}: macro-F1 across versions")
+            chart = None
+            if run.outcome in ("promoted", "rejected"):  # a failed round changed no metric
+                png = metric_chart(storage.adapters.list_adapters(self.db, task))
+                chart = reports.Chart(png, f"{task}-macro-f1.png", f"{task}: macro-F1 across versions")
+            self.publisher.publish(channel, build_report(self.summary(run), chart))
         except Exception:  # Slack being down must not fail the round that already happened
             log.exception("could not post the round report for %s", task)
 
@@ -66,8 +66,8 @@ class Reporter:
 
     def _tell_admins(self, task: str, text: str) -> None:
         channel = self._channel(task)
-        if self.post and channel and self.settings.learning.report_to_channel:
+        if self.publisher and channel and self.settings.learning.report_to_channel:
             try:
-                self.post(channel, text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
+                self.publisher.publish(channel, reports.Notice(text))
             except Exception:
                 log.exception("could not report a reload failure for %s", task)

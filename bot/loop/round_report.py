@@ -1,19 +1,17 @@
-"""The message posted after a training round, and the chart of a metric across versions.
+"""What is said after a training round (a neutral `bot.reports.RoundReport`), and the chart of a
+metric across versions.
 
-Pure formatting; the report leaves through the `post` / `upload` callables that `LearningLoop`
-takes (made from a Slack WebClient by `bot.runtime`), so the loop never imports Slack.
+Pure formatting of content; how it looks in Slack is `bot.slack.blocks`' business.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import storage
-from bot import charts, texts
+from bot import charts, reports, texts
 from bot.loop.options import RoundSummary
 
-Post = Callable[[str, str, list[dict[str, Any]]], Any]
-Upload = Callable[[str, bytes, str, str], Any]
 MAX_LABEL_LINES = 12
 ICONS = {"promoted": ":white_check_mark:", "rejected": ":no_entry_sign:", "failed": ":warning:", "skipped": ":zzz:"}
 
@@ -40,18 +38,18 @@ def label_lines(changes: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def metrics_fields(summary: RoundSummary) -> list[dict[str, str]]:
+def metrics_fields(summary: RoundSummary) -> tuple[reports.Field, ...]:
+    """The active version (or the majority baseline) beside the candidate, and what the round learned from."""
     old, new = summary.old_metrics or summary.baseline, summary.new_metrics
     old_name = "Active" if summary.old_metrics else "Majority baseline"
-    return [
-        {"type": "mrkdwn", "text": f"*{old_name}*\naccuracy {_pct(old, 'accuracy')}, macro-F1 {_pct(old, 'macro_f1')}"},
-        {"type": "mrkdwn", "text": f"*Candidate*\naccuracy {_pct(new, 'accuracy')}, macro-F1 {_pct(new, 'macro_f1')}"},
-        {
-            "type": "mrkdwn",
-            "text": f"*New examples learned*\n{summary.n_new} (train {summary.n_train}, held-out {summary.n_heldout})",
-        },
-        {"type": "mrkdwn", "text": f"*Trigger*\n{summary.trigger}"},
-    ]
+    return (
+        reports.Field(old_name, f"accuracy {_pct(old, 'accuracy')}, macro-F1 {_pct(old, 'macro_f1')}"),
+        reports.Field("Candidate", f"accuracy {_pct(new, 'accuracy')}, macro-F1 {_pct(new, 'macro_f1')}"),
+        reports.Field(
+            "New examples learned", f"{summary.n_new} (train {summary.n_train}, held-out {summary.n_heldout})"
+        ),
+        reports.Field("Trigger", summary.trigger),
+    )
 
 
 def abstention_lines(metrics: Mapping[str, Any]) -> list[str]:
@@ -77,23 +75,16 @@ def _number(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
 
 
-def build_report(summary: RoundSummary) -> tuple[str, list[dict[str, Any]]]:
-    """Fallback text and Block Kit blocks for one round's summary."""
-    title = headline(summary)
-    reason = summary.reason
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{title}\n*Decision:* {reason}"[:3000]}},
-    ]
-    if summary.new_metrics:
-        blocks.append({"type": "section", "fields": metrics_fields(summary)})
-    extra = abstention_lines(summary.new_metrics or {})
-    if extra:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(extra)[:3000]}})
-    changes = summary.per_label_changes
-    if changes:
-        text = "*Per-label changes*\n" + "\n".join(label_lines(changes))
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
-    return f"{title}: {reason}"[:3000], blocks
+def build_report(summary: RoundSummary, chart: reports.Chart | None = None) -> reports.RoundReport:
+    """The report of one round's summary; metrics only when the candidate was measured."""
+    return reports.RoundReport(
+        title=headline(summary),
+        decision=summary.reason,
+        metrics=metrics_fields(summary) if summary.new_metrics else (),
+        abstention=tuple(abstention_lines(summary.new_metrics or {})),
+        label_changes=tuple(label_lines(summary.per_label_changes)),
+        chart=chart,
+    )
 
 
 def metric_chart(history: Sequence[storage.AdapterVersion], metric: str = "macro_f1") -> bytes:

@@ -1,4 +1,5 @@
-"""Block Kit builders for the bot's replies, the label menu and the App Home view.
+"""Block Kit builders for the bot's replies, the label menu, the App Home view and the learning
+loop's reports (`message`, from the neutral values of `bot.reports`).
 
 Action ids are constants here because the listeners register them and the manifest test
 checks them; a button's value carries the task and label as "task|label".
@@ -6,9 +7,10 @@ checks them; a button's value carries the task and label as "task|label".
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, assert_never
 
-from bot import texts
+from bot import reports, texts
 
 Block = dict[str, Any]
 
@@ -21,6 +23,11 @@ ASK_MENU = "camel_ask_menu"  # the label menu of a question the bot asks in a th
 ASK_GUESS = "camel_ask_guess"  # one of the top-3 guesses of such a question
 ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON, REVIEW_MENU, REVIEW_GUESS, ASK_MENU, ASK_GUESS)
 MAX_OPTIONS = 100  # Slack's limit for a static_select
+# Slack refuses a message whose section text passes 3,000 characters, a field's 2,000, or a
+# section with more than 10 fields; the reports are cut to fit rather than lost.
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_FIELDS = 10
 
 
 def block_id_for(message_id: int) -> str:
@@ -168,3 +175,45 @@ def image_from_file(file_id: str, alt: str, title: str) -> Block:
         "alt_text": alt,
         "title": {"type": "plain_text", "text": title[:2000]},
     }
+
+
+@dataclass(frozen=True)
+class Message:
+    """What chat.postMessage gets for a report: the notification text, the blocks, the thread if any."""
+
+    text: str
+    blocks: list[Block]
+    thread_ts: str | None = None
+
+
+def _cut_section(text: str) -> Block:
+    return section(text[:MAX_SECTION_TEXT])
+
+
+def round_report_blocks(report: reports.RoundReport) -> list[Block]:
+    """The decision, the metrics side by side, the candidate's abstention figures, per-label changes."""
+    result = [_cut_section(f"{report.title}\n*Decision:* {report.decision}")]
+    if report.metrics:
+        fields = [{"type": "mrkdwn", "text": f"*{f.name}*\n{f.value}"[:MAX_FIELD_TEXT]} for f in report.metrics]
+        result.append({"type": "section", "fields": fields[:MAX_FIELDS]})
+    if report.abstention:
+        result.append(_cut_section("\n".join(report.abstention)))
+    if report.label_changes:
+        result.append(_cut_section("*Per-label changes*\n" + "\n".join(report.label_changes)))
+    return result
+
+
+def message(report: reports.Report) -> Message:
+    """The Slack message of a report of the learning loop (its chart, if any, is uploaded apart)."""
+    match report:
+        case reports.RoundReport():
+            return Message(f"{report.title}: {report.decision}"[:MAX_SECTION_TEXT], round_report_blocks(report))
+        case reports.Digest() | reports.Notice():
+            return Message(report.text, [_cut_section(report.text)])
+        case reports.Question():
+            top3, labels = list(report.top3), list(report.labels)
+            return Message(
+                texts.ask_text(top3), ask_blocks(report.message_id, report.task, labels, top3), report.thread_ts
+            )
+        case _:
+            assert_never(report)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import storage
+from bot import reports
 from bot.cli.checks import check_slack_install, DoctorState
 from bot.loop.registry import ReloadNotice
 from bot.loop.reporter import Reporter
@@ -52,9 +53,12 @@ def test_app_uninstalled_stops_all_work_for_the_workspace(bot: BotUnderTest, tmp
     assert _stored_ts(bot) == [] and bot.fake.calls_of("chat.postMessage") == []
     # Round reports are not posted against a dead token either.
     posted: list[str] = []
-    Reporter(bot.settings, bot.db, post=lambda channel, text, blocks: posted.append(channel)).reload_failures(
-        [ReloadNotice("support", "support v2: broken")]
-    )
+
+    class Recording:
+        def publish(self, channel: str, report: reports.Report) -> None:
+            posted.append(channel)
+
+    Reporter(bot.settings, bot.db, Recording()).reload_failures([ReloadNotice("support", "support v2: broken")])
     assert posted == []
     # `camel-bot doctor` says so, with the fix.
     found = check_slack_install(DoctorState(None, {}, settings=bot.settings, db=bot.db))

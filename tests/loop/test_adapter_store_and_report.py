@@ -1,4 +1,4 @@
-"""Version folder naming, publishing, the task lock; the round report and its chart."""
+"""Version folder naming, publishing, the task lock; the round report (as Slack shows it) and its chart."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import pytest
 from bot.loop import versions as store
 from bot.loop.options import RoundSummary
 from bot.loop.round_report import build_report, metric_chart
+from bot.slack.blocks import message
 from storage import AdapterVersion
+
+
+def rendered(summary: RoundSummary) -> tuple[str, list[dict[str, object]]]:
+    """The loop's neutral report of `summary` as Slack gets it: fallback text and blocks."""
+    shown = message(build_report(summary))
+    return shown.text, shown.blocks
 
 
 def test_version_names_and_the_next_free_version(tmp_path: Path) -> None:
@@ -69,7 +76,7 @@ SUMMARY = {
 
 
 def test_report_has_decision_metrics_and_per_label_changes() -> None:
-    text, blocks = build_report(RoundSummary.from_dict(SUMMARY))
+    text, blocks = rendered(RoundSummary.from_dict(SUMMARY))
     assert text.startswith(
         ":no_entry_sign: Training round for *support*: rejected v4"
     )  # one version format in every message
@@ -82,7 +89,7 @@ def test_report_has_decision_metrics_and_per_label_changes() -> None:
 
 
 def test_report_of_a_failed_run_has_no_metrics() -> None:
-    text, blocks = build_report(RoundSummary(task="support", outcome="failed", reason="killed by SIGKILL"))
+    text, blocks = rendered(RoundSummary(task="support", outcome="failed", reason="killed by SIGKILL"))
     assert text == ":warning: Training round for *support*: failed: killed by SIGKILL" and len(blocks) == 1
 
 

@@ -14,6 +14,7 @@ import storage
 from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import build_report
+from bot.slack.blocks import message
 from tests.loop.conftest import TASK, label_messages
 
 
@@ -62,5 +63,5 @@ def test_gate_metrics_include_out_of_scope_recall(loop_env) -> None:
         (Path(storage.adapters.get_adapter(db, TASK, run.version).path) / "out_of_scope.json").read_text()
     )
     assert detector["method"] == "max_probability" and detector["status"] in ("fitted", "too_few_examples")
-    text = json.dumps(build_report(loop.reporter.summary(run))[1])
+    text = json.dumps(message(build_report(loop.reporter.summary(run))).blocks)
     assert "*Out of scope* (`feelings`): recall" in text and "*Calibration*" in text

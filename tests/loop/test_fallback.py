@@ -17,7 +17,7 @@ import storage
 from bot.demo.local_slack import FakeSlackAPI
 from bot.loop import LearningLoop, versions
 from bot.loop.registry import PredictorRegistry
-from bot.runtime import slack_post
+from bot.slack.publisher import SlackPublisher
 from tests.loop.conftest import TASK, WORDS, install_adapter
 
 
@@ -101,7 +101,7 @@ def test_start_with_a_broken_active_version_serves_the_newest_that_loads(loop_en
     BREAKAGES[breakage](folders[2])
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
         loop.start()
         try:
             assert predictors.version(TASK) == 1
@@ -126,7 +126,7 @@ def test_a_bad_metrics_file_alone_never_blocks_serving(loop_env, trained) -> Non
     (folders[2] / camel.METRICS_FILE).write_text("{garbage")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
         loop.start()
         try:
             assert predictors.version(TASK) == 2 and loop.reload_errors == []
@@ -142,7 +142,7 @@ def test_reload_to_a_broken_version_falls_back_and_says_so_once(loop_env, traine
     storage.adapters.activate_adapter(db, TASK, 1, reason="test: serve v1 first")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
         assert loop.sync() == [] and predictors.version(TASK) == 1
         _reorder_labels(folders[2])
         storage.adapters.activate_adapter(db, TASK, 2, reason="promoted by a round")

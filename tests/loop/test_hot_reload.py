@@ -12,7 +12,7 @@ import storage
 from bot.loop import LearningLoop
 from bot.demo.local_slack import FakeSlackAPI
 from bot.loop.registry import PredictorRegistry
-from bot.runtime import slack_post
+from bot.slack.publisher import SlackPublisher
 from tests.loop.conftest import TASK, WORDS, install_adapter
 
 
@@ -60,7 +60,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported
     (broken / camel.WEIGHTS_FILE).write_bytes(b"not a safetensors file")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, post=slack_post(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
         assert loop.sync() == [] and predictors.version(TASK) == 1
         storage.adapters.activate_adapter(db, TASK, 2, reason="promoted by a round")
         errors = loop.sync()

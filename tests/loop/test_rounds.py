@@ -11,7 +11,7 @@ from bot.errors import RollbackError
 from bot.loop import LearningLoop
 from bot.demo.local_slack import FakeSlackAPI
 from bot.loop.registry import PredictorRegistry
-from bot.runtime import slack_post, slack_upload
+from bot.slack.publisher import SlackPublisher
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, shuffled_positions
 
 
@@ -23,7 +23,7 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
         client = WebClient(token="xoxb-test", base_url=slack.url)
-        loop = LearningLoop(settings, predictors, post=slack_post(client), upload=slack_upload(client))
+        loop = LearningLoop(settings, predictors, SlackPublisher(client))
         loop.start()
         try:
             shuffled = loop.run_round(TASK, "manual")
