@@ -18,6 +18,7 @@ from camel.adapter_io import (
     save_adapter,
     version_folder_name,
 )
+from camel.answers import Answer
 from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
 from camel.cache import CompactionReport, FeatureCache, text_digest
@@ -26,6 +27,7 @@ from camel.errors import CamelError
 from camel.evaluation import evaluate
 from camel.model import Adapter, new_adapter
 from camel.out_of_scope import (
+    OUT_OF_SCOPE_FILE,
     Decision,
     OutOfScopeDetector,
     OutOfScopeError,
@@ -40,7 +42,9 @@ from camel.trainer import TrainResult, train
 from camel.version import __version__
 
 __all__ = [
+    "Answer",
     "CALIBRATION_FILE",
+    "OUT_OF_SCOPE_FILE",
     "Calibration",
     "CalibrationError",
     "Decision",

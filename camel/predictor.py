@@ -1,4 +1,4 @@
-"""Serving: batch prediction with an adapter that can be swapped while other threads predict."""
+"""Serving: the bot's answers for a batch of texts, from an adapter that can be swapped while other threads answer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from camel.answers import Answer, answers_from, calibrated, detector_of
 from camel.cache import FeatureCache
 from camel.errors import CacheError, IncompatibleAdapterError, TrainingDataError
 from camel.model import Adapter
@@ -68,11 +69,33 @@ class Predictor:
         started = time.perf_counter()
         probabilities = self._probabilities(adapter, texts)
         latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
-        self._maybe_flush()
+        self.flush_if_due()
         return [_prediction(adapter, row, latency_ms) for row in probabilities]
 
+    def answer(
+        self, texts: list[str], *, floor: float | None = None, out_of_scope_label: str | None = None
+    ) -> list[Answer]:
+        """What the bot says about each text, all from the adapter serving when the call started.
+
+        `floor`: the task's lowest threshold for stating a label (None: the adapter's own, see
+        `camel.answers.calibrated`); `out_of_scope_label`: the task's label for "none of these"
+        (None: the task has none). Confidences and top 3 are calibrated with the adapter's own
+        calibration, and its out-of-scope detector (if any) applies.
+        """
+        adapter = self._adapter  # one reference for the whole call: a swap cannot split a batch
+        if any(not isinstance(text, str) for text in texts):
+            raise TrainingDataError("answer() takes a list of strings")
+        started = time.perf_counter()
+        probabilities, threshold = calibrated(adapter, self._probabilities(adapter, texts).numpy(), floor)
+        latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
+        self.flush_if_due()
+        return answers_from(
+            adapter.labels, probabilities, threshold, out_of_scope_label, latency_ms, detector_of(adapter)
+        )
+
     def probabilities(self, texts: list[str]) -> tuple[Adapter, torch.Tensor]:
-        """The adapter used and its probabilities [texts, labels], for evaluation."""
+        """The adapter used and its uncalibrated probabilities [texts, labels]: for evaluation and
+        for fitting a calibration, never for answering users (that is `answer`)."""
         adapter = self._adapter
         return adapter, self._probabilities(adapter, texts)
 
@@ -93,7 +116,9 @@ class Predictor:
                 result[chunk] = adapter.probabilities(adapter(hidden, mask).float())
         return result
 
-    def _maybe_flush(self) -> None:
+    def flush_if_due(self) -> None:
+        """Write the cache's pending entries once `flush_every` are waiting (every pass that fills
+        the cache calls this, so memory stays bounded over many texts)."""
         if self.cache.directory and self.cache.pending >= self.flush_every:
             try:
                 self.cache.flush()

@@ -1,4 +1,4 @@
-"""Predictor: top-3 and abstention, and swaps under concurrent predicting threads."""
+"""Predictor: answers (top 3, calibration, floor, out of scope, abstention), and swaps under concurrent threads."""
 
 from __future__ import annotations
 
@@ -33,6 +33,49 @@ def test_abstains_below_the_threshold(trained: camel.TrainResult) -> None:
     strict = copy.deepcopy(trained.adapter)
     strict.config.abstain_threshold = 1.0
     assert all(p.abstained for p in camel.Predictor(strict).predict(TEXTS))
+
+
+def _calibrated_copy(adapter: camel.Adapter, threshold: float, temperature: float) -> camel.Adapter:
+    import copy
+
+    calibrated = copy.deepcopy(adapter)
+    calibration = camel.Calibration(
+        temperature=temperature,
+        threshold=threshold,
+        target_precision=0.9,
+        floor=0.0,
+        fitted_on_n=50,
+        checked_on_n=50,
+        precision=0.9,
+        coverage=0.8,
+        status="fitted",
+    )
+    calibrated.extra_files = {camel.CALIBRATION_FILE: calibration.to_json().encode()}
+    return calibrated
+
+
+def test_answers_follow_the_adapters_calibration_and_the_floor(trained: camel.TrainResult) -> None:
+    plain = camel.Predictor(trained.adapter).answer(TEXTS)
+    assert {a.threshold for a in plain} == {trained.adapter.config.abstain_threshold}  # no calibration: its own
+    calibrated = camel.Predictor(_calibrated_copy(trained.adapter, threshold=0.2, temperature=5.0))
+    answers = calibrated.answer(TEXTS)
+    assert {a.threshold for a in answers} == {0.2}  # the calibration's threshold, not the config's 0.5
+    assert all(a.confidence < p.confidence for a, p in zip(answers, plain))  # a temperature of 5 flattens
+    assert all(a.outcome == ("abstain" if a.confidence < 0.2 else "label") for a in answers)
+    floored = calibrated.answer(TEXTS, floor=0.9)
+    assert {a.threshold for a in floored} == {0.9} and all(a.abstained for a in floored)
+    assert [a.confidence for a in floored] == [a.confidence for a in answers]
+    assert {a.threshold for a in calibrated.answer(TEXTS, floor=0.0)} == {0.2}  # the floor only raises it
+
+
+def test_the_out_of_scope_label_is_stated_when_it_is_the_most_likely(trained: camel.TrainResult) -> None:
+    predictor = camel.Predictor(trained.adapter)
+    top = predictor.answer(TEXTS[:1])[0].label
+    [answer] = predictor.answer(TEXTS[:1], floor=0.0, out_of_scope_label=top)
+    assert answer.outcome == "out_of_scope" and answer.stated == top and not answer.abstained
+    assert answer.label != top and answer.label == answer.top3[1][0]  # the best in-scope label, for the menu
+    [unknown] = predictor.answer(TEXTS[:1], floor=0.0, out_of_scope_label="not_a_label_yet")
+    assert unknown.outcome == "label" and unknown.stated == unknown.label == top
 
 
 def test_batch_order_does_not_change_results(trained: camel.TrainResult) -> None:
