@@ -36,7 +36,7 @@ from camel.out_of_scope import (
     max_probability_score,
     nearest_neighbour_score,
 )
-from camel.predictor import Prediction, Predictor
+from camel.predictor import Predictor
 from camel.review import ReviewError, select_for_review, uncertainty
 from camel.trainer import TrainResult, train
 from camel.version import __version__
@@ -72,7 +72,6 @@ __all__ = [
     "CamelConfig",
     "CamelError",
     "FeatureCache",
-    "Prediction",
     "Predictor",
     "TrainResult",
     "TrainingArgs",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -17,15 +16,6 @@ from camel.model import Adapter
 log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 64
-
-
-@dataclass
-class Prediction:
-    label: str
-    confidence: float
-    top3: list[tuple[str, float]]
-    abstained: bool
-    latency_ms: float
 
 
 class Predictor:
@@ -60,17 +50,6 @@ class Predictor:
         with self._swap_lock:
             old, self._adapter = self._adapter, new
         return old
-
-    def predict(self, texts: list[str]) -> list[Prediction]:
-        """One Prediction per text, all from the adapter serving when the call started."""
-        adapter = self._adapter  # one reference for the whole call: a swap cannot split a batch
-        if any(not isinstance(text, str) for text in texts):
-            raise TrainingDataError("predict() takes a list of strings")
-        started = time.perf_counter()
-        probabilities = self._probabilities(adapter, texts)
-        latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
-        self.flush_if_due()
-        return [_prediction(adapter, row, latency_ms) for row in probabilities]
 
     def answer(
         self, texts: list[str], *, floor: float | None = None, out_of_scope_label: str | None = None
@@ -125,19 +104,6 @@ class Predictor:
             except CacheError as exc:
                 # The cache only saves work; a full or read-only disk must not fail a prediction.
                 log.warning("%s (entries stay in memory and are retried)", exc)
-
-
-def _prediction(adapter: Adapter, row: torch.Tensor, latency_ms: float) -> Prediction:
-    scores, indices = torch.topk(row, k=min(3, row.shape[0]))
-    top3 = [(adapter.labels[int(i)], round(float(s), 6)) for s, i in zip(scores, indices)]
-    confidence = float(scores[0])
-    return Prediction(
-        label=top3[0][0],
-        confidence=confidence,
-        top3=top3,
-        abstained=confidence < adapter.config.abstain_threshold,
-        latency_ms=latency_ms,
-    )
 
 
 def _check_cache(adapter: Adapter, cache: FeatureCache | None) -> None:

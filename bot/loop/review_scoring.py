@@ -24,7 +24,7 @@ from sqlite_utils import Database
 
 import camel
 import storage
-from bot.abstention import calibrated, flush_if_due
+from camel.answers import calibrated
 from bot.loop.registry import PredictorRegistry
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def score_texts(
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         probabilities[start : start + len(chunk)] = raw.numpy()
         embeddings[start : start + len(chunk)] = pooled.float().numpy()
-        flush_if_due(predictor)  # bounds the cache's pending entries over 100k messages
+        predictor.flush_if_due()  # bounds the cache's pending entries over 100k messages
     calibrated_probabilities, _ = calibrated(adapter, probabilities, floor)
     return calibrated_probabilities, embeddings
 

@@ -19,18 +19,18 @@ def test_load_swap_and_broken_folder(tiny_bert_dir: Path, support_adapter_dir: P
     assert registry.get("support") is None and registry.version("support") is None
     registry.load("support", 1, str(support_adapter_dir))
     predictor = registry.get("support")
-    before = predictor.predict(["refund charged twice"])[0]
+    before = predictor.answer(["refund charged twice"])[0]
     copy = tmp_path / "v0002"
     shutil.copytree(support_adapter_dir, copy)
     registry.load("support", 2, str(copy))
     assert registry.get("support") is predictor and registry.version("support") == 2  # swapped in place
-    assert predictor.predict(["refund charged twice"])[0].label == before.label
+    assert predictor.answer(["refund charged twice"])[0].label == before.label
     broken = tmp_path / "broken"
     shutil.copytree(support_adapter_dir, broken)
     (broken / camel.WEIGHTS_FILE).write_bytes(b"not safetensors")
     with pytest.raises(camel.CamelError):
         registry.load("support", 3, str(broken))
-    assert registry.version("support") == 2 and predictor.predict(["refund"])[0].label
+    assert registry.version("support") == 2 and predictor.answer(["refund"])[0].label
     assert b'camel_reloads_total{result="failed",task="support"} 1.0' in metrics.render()
 
 

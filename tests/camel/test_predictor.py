@@ -17,14 +17,14 @@ TEXTS = ["my card has not arrived", "refund please", "top up failed", "card lost
 
 
 def test_predictions_have_top3_confidence_and_latency(trained: camel.TrainResult) -> None:
-    predictions = camel.Predictor(trained.adapter).predict(TEXTS)
+    predictions = camel.Predictor(trained.adapter).answer(TEXTS)
     assert len(predictions) == len(TEXTS)
     for prediction in predictions:
         assert prediction.label == prediction.top3[0][0]
         assert len(prediction.top3) == 3 and prediction.top3[0][1] >= prediction.top3[1][1] >= prediction.top3[2][1]
         assert prediction.abstained == (prediction.confidence < trained.adapter.config.abstain_threshold)
         assert prediction.latency_ms > 0
-    assert camel.Predictor(trained.adapter).predict([]) == []
+    assert camel.Predictor(trained.adapter).answer([]) == []
 
 
 def test_abstains_below_the_threshold(trained: camel.TrainResult) -> None:
@@ -32,7 +32,7 @@ def test_abstains_below_the_threshold(trained: camel.TrainResult) -> None:
 
     strict = copy.deepcopy(trained.adapter)
     strict.config.abstain_threshold = 1.0
-    assert all(p.abstained for p in camel.Predictor(strict).predict(TEXTS))
+    assert all(p.abstained for p in camel.Predictor(strict).answer(TEXTS))
 
 
 def _calibrated_copy(adapter: camel.Adapter, threshold: float, temperature: float) -> camel.Adapter:
@@ -80,8 +80,8 @@ def test_the_out_of_scope_label_is_stated_when_it_is_the_most_likely(trained: ca
 
 def test_batch_order_does_not_change_results(trained: camel.TrainResult) -> None:
     predictor = camel.Predictor(trained.adapter)
-    forward = predictor.predict(TEXTS)
-    backward = predictor.predict(TEXTS[::-1])[::-1]
+    forward = predictor.answer(TEXTS)
+    backward = predictor.answer(TEXTS[::-1])[::-1]
     assert [p.label for p in forward] == [p.label for p in backward]
     assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(forward, backward))
 
@@ -92,7 +92,7 @@ def test_swap_under_four_predicting_threads_never_fails(
     texts, labels = dataset()
     other = camel.train(texts, labels, config=tiny_config, args=camel.TrainingArgs(**{**FAST_ARGS, "seed": 5})).adapter
     adapters = [trained.adapter, other]
-    expected = {id(a): [(p.label, round(p.confidence, 5)) for p in camel.Predictor(a).predict(TEXTS)] for a in adapters}
+    expected = {id(a): [(p.label, round(p.confidence, 5)) for p in camel.Predictor(a).answer(TEXTS)] for a in adapters}
     predictor = camel.Predictor(trained.adapter)
     errors: list[BaseException] = []
     outcomes: list[list[tuple[str, float]]] = []
@@ -101,7 +101,7 @@ def test_swap_under_four_predicting_threads_never_fails(
     def serve() -> None:
         while not stop.is_set():
             try:
-                outcomes.append([(p.label, round(p.confidence, 5)) for p in predictor.predict(TEXTS)])
+                outcomes.append([(p.label, round(p.confidence, 5)) for p in predictor.answer(TEXTS)])
             except BaseException as exc:  # the test is that nothing at all escapes
                 errors.append(exc)
 
@@ -129,7 +129,7 @@ def test_threads_predicting_new_texts_at_once_all_succeed(trained: camel.TrainRe
                     f"{words[(worker + round_ + i) % len(words)]} {words[i % len(words)]} {worker} {round_} {i}"
                     for i in range(1 + (worker + round_) % 5)
                 ]
-                assert len(predictor.predict(texts)) == len(texts)
+                assert len(predictor.answer(texts)) == len(texts)
         except BaseException as exc:
             errors.append(exc)
 

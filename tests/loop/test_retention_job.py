@@ -52,7 +52,7 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)
     loop.sync()
-    predictors.get(TASK).predict(["refund old", "card come now"])
+    predictors.get(TASK).answer(["refund old", "card come now"])
     predictors.get(TASK).flush()
     assert predictors.cache.disk_bytes() > 0
 
@@ -67,7 +67,7 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     assert (
         storage.messages.get_message(db, old).text == "" and storage.messages.get_message(db, new).text == "refund new"
     )
-    assert predictors.version(TASK) == 4 and predictors.get(TASK).predict(["refund"])[0].label
+    assert predictors.version(TASK) == 4 and predictors.get(TASK).answer(["refund"])[0].label
 
 
 def test_the_retention_job_is_scheduled_when_the_loop_starts(loop_env) -> None:
@@ -90,7 +90,7 @@ def test_the_running_bot_forgets_erased_texts_from_its_cache(loop_env) -> None:
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)
     loop.sync()
-    predictors.get(TASK).predict([text])
+    predictors.get(TASK).answer([text])
     digest = camel.text_digest(text)
     assert any(key.startswith(digest) for key in predictors.cache._memory)
     loop.forget_deleted()  # nothing erased yet

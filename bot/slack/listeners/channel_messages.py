@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
-from bot import abstention, texts
+from bot import texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
 from bot.slack.listeners.guess import answer_guess
@@ -216,8 +216,8 @@ def answer(
         result = services.batcher.run(
             (id(predictor), task.abstain_threshold, task.out_of_scope_label),
             text[: services.settings.max_predict_chars],
-            lambda batch: abstention.answers(
-                predictor, batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label
+            lambda batch: predictor.answer(
+                batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label
             ),
         )
     except camel.CamelError as exc:

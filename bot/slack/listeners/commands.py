@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 import camel
 import storage
-from bot import abstention, texts
+from bot import texts
 from bot.errors import LearningError
 from bot.slack import blocks, review, task_stats
 from bot.slack.listeners import admin_commands, privacy
@@ -70,8 +70,7 @@ def do_predict(call: Invocation) -> None:
             raise CommandProblem(texts.no_adapter(task.name))
         call.reply(texts.guess_text(guess.top3))
         return
-    result = abstention.answers(
-        predictor,
+    result = predictor.answer(
         [call.raw[: call.services.settings.max_predict_chars]],
         floor=task.abstain_threshold,
         out_of_scope_label=task.out_of_scope_label,
