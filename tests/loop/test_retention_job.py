@@ -37,7 +37,10 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     new = storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="2.0", text="refund new", user="U1")
     for mid in (old, new):
         storage.messages.record_prediction(
-            db, message_id=mid, task=TASK, adapter_version=4, label="refund", confidence=0.9, top3=[], latency_ms=1.0
+            db,
+            storage.NewPrediction(
+                message_id=mid, task=TASK, adapter_version=4, label="refund", confidence=0.9, top3=[], latency_ms=1.0
+            ),
         )
     _age(db, "UPDATE predictions SET created_at = ? WHERE message_id = ?", LONG_AGO, old)
     _age(db, "UPDATE messages SET received_at = ? WHERE id = ?", LONG_AGO, old)

@@ -224,20 +224,20 @@ def answer(
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
     abstained = result.outcome != "label"  # "not one of mine" states no in-scope label either
-    storage.messages.record_prediction(
+    stored = storage.messages.record_prediction(
         services.db,
-        message_id=message_id,
-        task=task.name,
-        adapter_version=services.predictors.version(task.name),
-        label=result.stated,
-        confidence=result.confidence,
-        top3=result.top3,
-        latency_ms=result.latency_ms,
-        abstained=result.abstained,
+        storage.NewPrediction(
+            message_id=message_id,
+            task=task.name,
+            adapter_version=services.predictors.version(task.name),
+            label=result.stated,
+            confidence=result.confidence,
+            top3=result.top3,
+            latency_ms=result.latency_ms,
+            abstained=result.abstained,
+        ),
     )
     services.metrics.count_prediction(task.name, result.latency_ms, abstained)
-    stored = storage.messages.latest_prediction(services.db, message_id, task.name)
-    assert stored is not None  # recorded just above
     _reply(services, client, task, message_id, channel, ts, thread, stored)
 
 

@@ -35,16 +35,18 @@ def answer_guess(
     if guess is None:
         return False
     latency_ms = (time.perf_counter() - started) * 1000.0  # includes building the prototypes once
-    prediction_id = storage.messages.record_prediction(
+    stored = storage.messages.record_prediction(
         services.db,
-        message_id=message_id,
-        task=task.name,
-        adapter_version=None,
-        label=guess.label,
-        confidence=min(1.0, max(0.0, guess.score)),
-        top3=guess.top3,
-        latency_ms=latency_ms,
-        abstained=True,
+        storage.NewPrediction(
+            message_id=message_id,
+            task=task.name,
+            adapter_version=None,
+            label=guess.label,
+            confidence=min(1.0, max(0.0, guess.score)),
+            top3=guess.top3,
+            latency_ms=latency_ms,
+            abstained=True,
+        ),
     )
     services.metrics.count_prediction(task.name, latency_ms, abstained=True)
     reply = client.chat_postMessage(
@@ -53,5 +55,5 @@ def answer_guess(
         text=texts.guess_text(guess.top3),
         blocks=blocks.guess_blocks(message_id, task.name, task.labels, guess.top3),
     )
-    storage.messages.set_prediction_reply(services.db, prediction_id, channel=channel, reply_ts=reply["ts"])
+    storage.messages.set_prediction_reply(services.db, stored.id, channel=channel, reply_ts=reply["ts"])
     return True
