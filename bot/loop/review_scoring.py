@@ -54,16 +54,13 @@ def score_texts(
 
 def score_task(db: Database, predictors: PredictorRegistry, task_name: str, *, force: bool = False) -> int:
     """Score the task's unlabelled messages with the version serving now; returns rows stored."""
-    predictor, version, task = (
-        predictors.get(task_name),
-        predictors.version(task_name),
-        storage.tasks.get_task(db, task_name),
-    )
-    if predictor is None or version is None or task is None:
+    serving, task = predictors.serving(task_name), storage.tasks.get_task(db, task_name)
+    if serving is None or task is None:
         return 0
+    predictor, version = serving.predictor, serving.version  # one snapshot: the scores are of this version
     if not force and storage.review.review_scores_version(db, task_name) == version:
         return 0
-    adapter = predictor.adapter  # one adapter for the whole pass, even if a swap happens meanwhile
+    adapter = predictor.adapter
     messages = storage.review.unlabelled_messages(db, task_name)
     rows: list[tuple[int, float, list[tuple[str, float]], bytes]] = []
     if messages:

@@ -1,18 +1,21 @@
 """One answer path: `camel-bot predict` says what the bot says in Slack for the same adapter and
-texts. Real Bolt app over signed HTTP, real CLI entry point."""
+texts, and the version stored with an answer is the version whose adapter gave it, even when a
+hot swap lands while it is being computed. Real Bolt app over signed HTTP, real CLI entry point."""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import camel
 import storage
 from bot.cli import main
 from tests.bot.conftest import SUPPORT_LABELS, BotUnderTest
-from tests.bot.test_abstention import calibration, prediction, serve_with_calibration
+from tests.bot.test_abstention import calibration, prediction, register_calibrated, serve_with_calibration
 
 # Under the test bot's max_predict_chars (40), so Slack classifies them whole, as the CLI does.
 TEXTS = ["refund charged twice fee", "where is my new card", "great love happy sad hate"]
@@ -47,10 +50,10 @@ def test_the_command_line_answers_as_slack_does(
     bot: BotUnderTest, support_adapter_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     serve_with_calibration(bot, support_adapter_dir, tmp_path, calibration(threshold=0.65, temperature=2.0))
-    predictor = bot.predictors.get("support")
-    assert predictor is not None
+    serving = bot.predictors.serving("support")
+    assert serving is not None
     # Declare out of scope whatever the (weak, tiny) model ranks first for the last text.
-    out_of_scope = predictor.answer([TEXTS[-1]])[0].label
+    out_of_scope = serving.predictor.answer([TEXTS[-1]])[0].label
     storage.tasks.upsert_task(
         bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=0.3, out_of_scope_label=out_of_scope
     )
@@ -71,3 +74,42 @@ def test_the_command_line_answers_as_slack_does(
     # Without a task or flags: the adapter's own calibration and no out-of-scope label.
     plain = _cli_answers(["--adapter", adapter], capsys)
     assert all(a["outcome"] != "out_of_scope" and a["threshold"] == 0.65 for a in plain)
+
+
+def test_the_version_stored_is_the_one_whose_adapter_answered_while_a_swap_races(
+    bot: BotUnderTest, support_adapter_dir: Path, tmp_path: Path
+) -> None:
+    # v2 abstains on everything (threshold 1.0); v1, uncalibrated with the test task's floor 0, never does.
+    register_calibrated(bot, support_adapter_dir, tmp_path, calibration(threshold=1.0))
+    serving_v1 = bot.predictors.get("support")
+    assert serving_v1 is not None and bot.predictors.version("support") == 1
+    v1 = serving_v1.adapter
+    forward = v1.forward
+    swapped = threading.Event()
+
+    def swap_to_v2() -> None:  # what the loop's reload does when a round promotes v2
+        storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
+        assert bot.predictors.sync(bot.db) == []
+
+    def forward_then_swap(*args: Any, **kwargs: Any) -> Any:
+        """v1's forward pass, then v2 goes live before the answer is stored (once)."""
+        result = forward(*args, **kwargs)
+        if not swapped.is_set():
+            swapped.set()
+            swapper = threading.Thread(target=swap_to_v2)
+            swapper.start()
+            swapper.join(60)
+        return result
+
+    v1.forward = forward_then_swap  # type: ignore[method-assign]
+    try:
+        bot.send_message("refund charged twice fee", "1700000400.000100")
+        raced = prediction(bot, "1700000400.000100")
+    finally:
+        del v1.forward
+    assert swapped.is_set() and bot.predictors.version("support") == 2
+    assert not raced.abstained and raced.adapter_version == 1  # v1 answered, so v1 is recorded
+    bot.send_message("refund charged twice fee", "1700000401.000100")
+    after = prediction(bot, "1700000401.000100")
+    assert after.abstained and after.adapter_version == 2
+    assert camel.CALIBRATION_FILE in bot.predictors.get("support").adapter.extra_files

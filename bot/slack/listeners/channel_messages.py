@@ -23,6 +23,7 @@ from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
 from bot.slack.listeners.guess import answer_guess
 from bot.slack.middleware import BROADCAST_SUBTYPE, DELETED_SUBTYPE, EDIT_SUBTYPE, stopped
+from bot.serving import Serving
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,8 @@ def _classify(
     if earlier is not None:  # predicted, then put back (paced, rate limited) or cut short by a crash
         _reply(services, client, task, message_id, channel, message["ts"], thread, earlier)
         return
-    predictor = services.predictors.get(task.name)
-    if predictor is None:
+    serving = services.predictors.serving(task.name)
+    if serving is None:
         # Quiet tasks answer only with a reaction, and a guess is not worth one.
         if not task.quiet:
             _wait_for_turn(services, channel)
@@ -126,7 +127,7 @@ def _classify(
                 blocks=blocks.menu_blocks(message_id, task.name, task.labels, texts.needs_label_text(task.name)),
             )
         return
-    answer(services, client, task, predictor, message_id, channel, message["ts"], thread, text)
+    answer(services, client, task, serving, message_id, channel, message["ts"], thread, text)
 
 
 def apply_edit(
@@ -204,16 +205,19 @@ def answer(
     services: Services,
     client: WebClient,
     task: storage.Task,
-    predictor: camel.Predictor,
+    serving: Serving,
     message_id: int,
     channel: str,
     ts: str,
     thread: str,
     text: str,
 ) -> None:
+    """Answer with the version in `serving` and record that version (a swap meanwhile changes neither)."""
+    predictor = serving.predictor
     try:
         # Batched with the other workers' messages of this task: one forward pass for many texts.
-        result = services.batcher.run(
+        # The key holds the predictor, and each version has its own, so a batch is one version.
+        result: camel.Answer = services.batcher.run(
             (id(predictor), task.abstain_threshold, task.out_of_scope_label),
             text[: services.settings.max_predict_chars],
             lambda batch: predictor.answer(
@@ -229,7 +233,7 @@ def answer(
         storage.NewPrediction(
             message_id=message_id,
             task=task.name,
-            adapter_version=services.predictors.version(task.name),
+            adapter_version=serving.version,
             label=result.stated,
             confidence=result.confidence,
             top3=result.top3,

@@ -63,14 +63,14 @@ def do_predict(call: Invocation) -> None:
     if not call.raw:
         raise CommandProblem(texts.usage(f"`{COMMAND} predict` needs a text."))
     task = call.channel_task()
-    predictor = call.services.predictors.get(task.name)
-    if predictor is None:
+    serving = call.services.predictors.serving(task.name)
+    if serving is None:
         guess = call.services.predictors.guess(task, call.raw[: call.services.settings.max_predict_chars])
         if guess is None:
             raise CommandProblem(texts.no_adapter(task.name))
         call.reply(texts.guess_text(guess.top3))
         return
-    result = predictor.answer(
+    result = serving.predictor.answer(
         [call.raw[: call.services.settings.max_predict_chars]],
         floor=task.abstain_threshold,
         out_of_scope_label=task.out_of_scope_label,
