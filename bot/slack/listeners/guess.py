@@ -17,18 +17,18 @@ import camel
 import storage
 from bot import texts
 from bot.slack import blocks
+from bot.slack.listeners.incoming import ChannelMessage
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def answer_guess(
-    services: Services, client: WebClient, task: storage.Task, message_id: int, channel: str, thread: str, text: str
-) -> bool:
+def answer_guess(services: Services, client: WebClient, message: ChannelMessage) -> bool:
     """Reply with a zero-shot guess; False when there is none (zero-shot off, or a model error)."""
+    task = message.task
     started = time.perf_counter()
     try:
-        guess = services.predictors.guess(task, text[: services.settings.max_predict_chars])
+        guess = services.predictors.guess(task, message.text[: services.settings.max_predict_chars])
     except camel.CamelError as exc:
         log.error("zero-shot guess failed for task %s: %s", task.name, exc)
         return False
@@ -38,7 +38,7 @@ def answer_guess(
     stored = storage.messages.record_prediction(
         services.db,
         storage.NewPrediction(
-            message_id=message_id,
+            message_id=message.message_id,
             task=task.name,
             adapter_version=None,
             label=guess.label,
@@ -50,10 +50,10 @@ def answer_guess(
     )
     services.metrics.count_prediction(task.name, latency_ms, abstained=True)
     reply = client.chat_postMessage(
-        channel=channel,
-        thread_ts=thread,
+        channel=message.channel,
+        thread_ts=message.thread,
         text=texts.guess_text(guess.top3),
-        blocks=blocks.guess_blocks(message_id, task.name, task.labels, guess.top3),
+        blocks=blocks.guess_blocks(message.message_id, task.name, task.labels, guess.top3),
     )
-    storage.messages.set_prediction_reply(services.db, stored.id, channel=channel, reply_ts=reply["ts"])
+    storage.messages.set_prediction_reply(services.db, stored.id, channel=message.channel, reply_ts=reply["ts"])
     return True
