@@ -107,8 +107,8 @@ def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> 
 class Predicting:
     """Threads predicting continuously; counts predictions, failures and latencies."""
 
-    def __init__(self, predictors: PredictorRegistry, texts: list[str]) -> None:
-        self.predictors, self.texts = predictors, texts
+    def __init__(self, predictors: PredictorRegistry, texts: list[str], floor: float) -> None:
+        self.predictors, self.texts, self.floor = predictors, texts, floor
         self.stop, self.lock = threading.Event(), threading.Lock()
         self.count, self.failures, self.latencies_ms = 0, [], []
         self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(PREDICT_THREADS)]
@@ -120,7 +120,9 @@ class Predicting:
             i += PREDICT_THREADS
             started = time.perf_counter()
             try:
-                label = self.predictors.get(TASK).predict([text])[0].label
+                serving = self.predictors.serving(TASK)
+                assert serving is not None  # v0001 serves before the threads start
+                label = serving.predictor.answer([text], floor=self.floor)[0].label  # as the bot answers
                 ok = label in LABELS
             except Exception as exc:  # counting every failure is the point of this benchmark
                 label, ok = repr(exc), False
@@ -150,7 +152,8 @@ def bench_swaps(
     loop: LearningLoop, db: Any, predictors: PredictorRegistry, versions: list[int], texts: list[str]
 ) -> dict[str, Any]:
     swaps_ms, errors = [], []
-    with Predicting(predictors, texts) as load:
+    floor = storage.tasks.require_task(db, TASK).abstain_threshold
+    with Predicting(predictors, texts, floor) as load:
         time.sleep(2.0)
         for version in versions:
             storage.adapters.activate_adapter(db, TASK, version, reason="bench promotion")

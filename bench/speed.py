@@ -93,7 +93,7 @@ def measure_retrain(texts: list[str], labels: list[str], threads: int, cache: Fe
 def measure_incremental(adapter: Any, data: Any, threads: int, cache: FeatureCache) -> dict[str, Any]:
     new_texts, new_labels = data.test_texts[:N_NEW], data.test_labels[:N_NEW]
     old_texts, old_labels = data.test_texts[N_NEW:], data.test_labels[N_NEW:]
-    Predictor(adapter, cache).predict(new_texts)  # the bot predicted these before users corrected them
+    Predictor(adapter, cache).answer(new_texts)  # the bot answered these before users corrected them
     before = evaluate(adapter, old_texts, old_labels, cache=cache)
     with stopwatch() as clock:
         result = train(
@@ -140,21 +140,21 @@ def measure_first_round(data: Any) -> dict[str, Any]:
 def measure_latency(adapter: Any, texts: list[str]) -> dict[str, Any]:
     """One uncached message per call (a fresh message's bottom pass included), then batched throughput."""
     predictor = Predictor(adapter, FeatureCache(adapter.base))
-    predictor.predict(["warm up the kernels"])
+    predictor.answer(["warm up the kernels"])
     single = []
     for text in texts[:LATENCY_MESSAGES]:
         started = time.perf_counter()
-        predictor.predict([text])
+        predictor.answer([text])
         single.append((time.perf_counter() - started) * 1000)
     cached = []
     for text in texts[:LATENCY_MESSAGES]:
         started = time.perf_counter()
-        predictor.predict([text])
+        predictor.answer([text])
         cached.append((time.perf_counter() - started) * 1000)
     batch = texts[LATENCY_MESSAGES : LATENCY_MESSAGES + THROUGHPUT_MESSAGES]
     fresh = Predictor(adapter, FeatureCache(adapter.base))
     with stopwatch() as clock:
-        fresh.predict(batch)
+        fresh.answer(batch)
     return {
         "latency_p50_ms": _percentile(single, 50),
         "latency_p99_ms": _percentile(single, 99),
@@ -205,7 +205,7 @@ def rss_child(adapter_dir: str, tasks: int) -> None:
     if not predictors:
         cache.states(["how do I top up my card"], base.num_layers, CamelConfig().max_length)
     for number, predictor in enumerate(predictors):
-        predictor.predict([f"my card number {number} has not arrived yet"])
+        predictor.answer([f"my card number {number} has not arrived yet"])
     # ru_maxrss survives execve on Linux (it would report the parent's peak), so the child's own
     # peak is VmHWM, the high-water mark of this process image.
     print(
@@ -298,10 +298,10 @@ ROWS: dict[str, tuple[str, str]] = {
         "train() on 150 training messages, empty cache (their bottom pass included)",
     ),
     "first_round_150_lib_cpu_s": ("  same, CPU seconds", ""),
-    "latency_p50_ms": ("latency p50 (ms)", f"one uncached message per predict() call, {LATENCY_MESSAGES} messages"),
+    "latency_p50_ms": ("latency p50 (ms)", f"one uncached message per answer() call, {LATENCY_MESSAGES} messages"),
     "latency_p99_ms": ("latency p99 (ms)", "same calls"),
     "latency_cached_p50_ms": ("latency p50, states cached (ms)", "the same messages again"),
-    "throughput_msg_s": ("throughput (messages/s)", f"one predict() of {THROUGHPUT_MESSAGES} uncached messages"),
+    "throughput_msg_s": ("throughput (messages/s)", f"one answer() of {THROUGHPUT_MESSAGES} uncached messages"),
     "retrain_10k_s": ("retrain on 10k, feature cache warm (s)", "train() wall time, bottom states cached"),
     "retrain_10k_cpu_s": ("  same, CPU seconds", "process CPU time"),
     "retrain_10k_nocache_s": ("retrain on 10k, empty cache (s)", "train() computing every bottom state"),

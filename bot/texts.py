@@ -100,7 +100,7 @@ def out_of_scope_text(top3: list[tuple[str, float]]) -> str:
 
 
 def answer_reply(outcome: str, label: str, confidence: float, top3: list[tuple[str, float]]) -> str:
-    """The text for `bot.abstention.Answer.outcome`: a label, "not one of mine" or "not sure"."""
+    """The text for `camel.Answer.outcome`: a label, "not one of mine" or "not sure"."""
     if outcome == "out_of_scope":
         return out_of_scope_text(top3)
     return abstained_text(top3) if outcome == "abstain" else prediction_text(label, confidence)

@@ -18,6 +18,7 @@ from camel.adapter_io import (
     save_adapter,
     version_folder_name,
 )
+from camel.answers import Answer
 from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
 from camel.cache import CompactionReport, FeatureCache, text_digest
@@ -26,6 +27,7 @@ from camel.errors import CamelError
 from camel.evaluation import evaluate
 from camel.model import Adapter, new_adapter
 from camel.out_of_scope import (
+    OUT_OF_SCOPE_FILE,
     Decision,
     OutOfScopeDetector,
     OutOfScopeError,
@@ -34,13 +36,15 @@ from camel.out_of_scope import (
     max_probability_score,
     nearest_neighbour_score,
 )
-from camel.predictor import Prediction, Predictor
+from camel.predictor import Predictor
 from camel.review import ReviewError, select_for_review, uncertainty
 from camel.trainer import TrainResult, train
 from camel.version import __version__
 
 __all__ = [
+    "Answer",
     "CALIBRATION_FILE",
+    "OUT_OF_SCOPE_FILE",
     "Calibration",
     "CalibrationError",
     "Decision",
@@ -68,7 +72,6 @@ __all__ = [
     "CamelConfig",
     "CamelError",
     "FeatureCache",
-    "Prediction",
     "Predictor",
     "TrainResult",
     "TrainingArgs",

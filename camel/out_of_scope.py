@@ -30,6 +30,8 @@ import numpy as np
 from camel.errors import CamelError
 
 Outcome = Literal["label", "out_of_scope", "abstain"]
+# The detector's file in an adapter folder, next to the calibration's and under the manifest.
+OUT_OF_SCOPE_FILE = "out_of_scope.json"
 METHODS = ("max_probability", "nearest_neighbour", "combined")
 DEFAULT_METHOD = "combined"
 # Share of in-scope messages the detector may turn away; on BANKING77 this keeps in-scope

@@ -1,14 +1,14 @@
-"""Serving: batch prediction with an adapter that can be swapped while other threads predict."""
+"""Serving: the bot's answers for a batch of texts, from an adapter that can be swapped while other threads answer."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import torch
 
+from camel.answers import Answer, answers_from, calibrated, detector_of
 from camel.cache import FeatureCache
 from camel.errors import CacheError, IncompatibleAdapterError, TrainingDataError
 from camel.model import Adapter
@@ -16,15 +16,6 @@ from camel.model import Adapter
 log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 64
-
-
-@dataclass
-class Prediction:
-    label: str
-    confidence: float
-    top3: list[tuple[str, float]]
-    abstained: bool
-    latency_ms: float
 
 
 class Predictor:
@@ -60,19 +51,30 @@ class Predictor:
             old, self._adapter = self._adapter, new
         return old
 
-    def predict(self, texts: list[str]) -> list[Prediction]:
-        """One Prediction per text, all from the adapter serving when the call started."""
+    def answer(
+        self, texts: list[str], *, floor: float | None = None, out_of_scope_label: str | None = None
+    ) -> list[Answer]:
+        """What the bot says about each text, all from the adapter serving when the call started.
+
+        `floor`: the task's lowest threshold for stating a label (None: the adapter's own, see
+        `camel.answers.calibrated`); `out_of_scope_label`: the task's label for "none of these"
+        (None: the task has none). Confidences and top 3 are calibrated with the adapter's own
+        calibration, and its out-of-scope detector (if any) applies.
+        """
         adapter = self._adapter  # one reference for the whole call: a swap cannot split a batch
         if any(not isinstance(text, str) for text in texts):
-            raise TrainingDataError("predict() takes a list of strings")
+            raise TrainingDataError("answer() takes a list of strings")
         started = time.perf_counter()
-        probabilities = self._probabilities(adapter, texts)
+        probabilities, threshold = calibrated(adapter, self._probabilities(adapter, texts).numpy(), floor)
         latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
-        self._maybe_flush()
-        return [_prediction(adapter, row, latency_ms) for row in probabilities]
+        self.flush_if_due()
+        return answers_from(
+            adapter.labels, probabilities, threshold, out_of_scope_label, latency_ms, detector_of(adapter)
+        )
 
     def probabilities(self, texts: list[str]) -> tuple[Adapter, torch.Tensor]:
-        """The adapter used and its probabilities [texts, labels], for evaluation."""
+        """The adapter used and its uncalibrated probabilities [texts, labels]: for evaluation and
+        for fitting a calibration, never for answering users (that is `answer`)."""
         adapter = self._adapter
         return adapter, self._probabilities(adapter, texts)
 
@@ -93,26 +95,15 @@ class Predictor:
                 result[chunk] = adapter.probabilities(adapter(hidden, mask).float())
         return result
 
-    def _maybe_flush(self) -> None:
+    def flush_if_due(self) -> None:
+        """Write the cache's pending entries once `flush_every` are waiting (every pass that fills
+        the cache calls this, so memory stays bounded over many texts)."""
         if self.cache.directory and self.cache.pending >= self.flush_every:
             try:
                 self.cache.flush()
             except CacheError as exc:
                 # The cache only saves work; a full or read-only disk must not fail a prediction.
                 log.warning("%s (entries stay in memory and are retried)", exc)
-
-
-def _prediction(adapter: Adapter, row: torch.Tensor, latency_ms: float) -> Prediction:
-    scores, indices = torch.topk(row, k=min(3, row.shape[0]))
-    top3 = [(adapter.labels[int(i)], round(float(s), 6)) for s, i in zip(scores, indices)]
-    confidence = float(scores[0])
-    return Prediction(
-        label=top3[0][0],
-        confidence=confidence,
-        top3=top3,
-        abstained=confidence < adapter.config.abstain_threshold,
-        latency_ms=latency_ms,
-    )
 
 
 def _check_cache(adapter: Adapter, cache: FeatureCache | None) -> None:

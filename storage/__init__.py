@@ -55,6 +55,7 @@ from storage.records import (
     InboxItem as InboxItem,
     LabelledMessage as LabelledMessage,
     Message as Message,
+    NewPrediction as NewPrediction,
     NewAdapterVersion as NewAdapterVersion,
     Resolution as Resolution,
     ReviewCandidate as ReviewCandidate,

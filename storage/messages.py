@@ -14,7 +14,7 @@ from storage.db import one, rows_as_tuples, to_iso, transaction, utc_now
 from storage.deletions import list_erased_texts
 from storage.errors import InvalidValueError, UnknownMessageError
 from storage.events import audit
-from storage.records import Message, StoredPrediction
+from storage.records import Message, NewPrediction, StoredPrediction
 from storage.review import delete_review_scores
 from storage.tasks import require_task
 
@@ -109,39 +109,44 @@ def find_message(db: sqlite_utils.Database, *, workspace: str, channel: str, ts:
     return _message_from_row(row) if row else None
 
 
-def record_prediction(
-    db: sqlite_utils.Database,
-    *,
-    message_id: int,
-    task: str,
-    adapter_version: int | None,
-    label: str,
-    confidence: float,
-    top3: Sequence[tuple[str, float]],
-    latency_ms: float,
-    abstained: bool = False,
-) -> int:
-    top = [[str(name), float(p)] for name, p in top3]
+def record_prediction(db: sqlite_utils.Database, prediction: NewPrediction) -> StoredPrediction:
+    """Store a prediction on a message; returns it as stored (its id and time), not yet replied to."""
+    p = prediction
+    top3 = [(str(name), float(score)) for name, score in p.top3]
+    created_at = utc_now()
     with transaction(db) as conn:
-        require_task(db, task)
-        require_message(db, message_id)
+        require_task(db, p.task)
+        require_message(db, p.message_id)
         cursor = conn.execute(
             """INSERT INTO predictions (message_id, task, adapter_version, label, confidence, top3,
                                         latency_ms, abstained, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
-                message_id,
-                task,
-                adapter_version,
-                label,
-                float(confidence),
-                json.dumps(top),
-                float(latency_ms),
-                int(abstained),
-                utc_now(),
+                p.message_id,
+                p.task,
+                p.adapter_version,
+                p.label,
+                float(p.confidence),
+                json.dumps([list(pair) for pair in top3]),
+                float(p.latency_ms),
+                int(p.abstained),
+                created_at,
             ),
         )
-    return int(cursor.lastrowid or 0)
+    return StoredPrediction(
+        id=int(cursor.lastrowid or 0),
+        message_id=p.message_id,
+        task=p.task,
+        adapter_version=p.adapter_version,
+        label=p.label,
+        confidence=float(p.confidence),
+        top3=top3,
+        latency_ms=float(p.latency_ms),
+        abstained=bool(p.abstained),
+        created_at=created_at,
+        reply_channel=None,
+        reply_ts=None,
+    )
 
 
 def set_prediction_reply(db: sqlite_utils.Database, prediction_id: int, *, channel: str, reply_ts: str) -> None:

@@ -61,6 +61,20 @@ class StoredPrediction:
 
 
 @dataclass(frozen=True)
+class NewPrediction:
+    """What `storage.messages.record_prediction` stores (adapter_version None: a zero-shot guess)."""
+
+    message_id: int
+    task: str
+    adapter_version: int | None
+    label: str
+    confidence: float
+    top3: list[tuple[str, float]]
+    latency_ms: float
+    abstained: bool = False
+
+
+@dataclass(frozen=True)
 class LabelledMessage:
     message_id: int
     text: str

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # bot/'s layers, bottom to top: a module may import its own layer and the ones below it.
 LAYERS = [
-    ("bot", "bot.settings", "bot.texts", "bot.reports", "bot.errors", "bot.charts", "bot.metrics", "bot.abstention"),
+    ("bot", "bot.settings", "bot.texts", "bot.reports", "bot.errors", "bot.charts", "bot.metrics", "bot.serving"),
     ("bot.slack", "bot.loop"),
     ("bot.runtime",),
     ("bot.cli", "bot.demo", "bot.__main__"),

@@ -1,11 +1,22 @@
-"""`camel-bot train | eval | predict`: the CAMEL library on labelled CSV files, without Slack."""
+"""`camel-bot train | eval | predict`: the CAMEL library on labelled CSV files, without Slack.
+
+`predict` answers with `camel.Predictor.answer`, the call the bot answers Slack messages with:
+given `--task` and the bot's database, with that task's floor and out-of-scope label (and its
+text length limit), so the command line says what the bot would say.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bot.cli.data import _add_config, _add_db
+
+if TYPE_CHECKING:
+    import camel
 
 NO_DEFAULT = None
 
@@ -29,10 +40,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     eval_parser.add_argument("--json", action="store_true", help="print the full evaluation as JSON")
     eval_parser.set_defaults(func=run_eval)
 
-    predict_parser = subparsers.add_parser("predict", help="predict labels for texts")
+    predict_parser = subparsers.add_parser("predict", help="answer texts as the bot would")
     predict_parser.add_argument("--adapter", required=True, help="adapter folder")
     predict_parser.add_argument("texts", nargs="+", help="texts to classify")
-    predict_parser.add_argument("--json", action="store_true", help="print predictions as JSON lines")
+    predict_parser.add_argument("--json", action="store_true", help="print answers as JSON lines")
+    predict_parser.add_argument(
+        "--task", help="answer as the bot answers this task: its floor and out-of-scope label, from the database"
+    )
+    predict_parser.add_argument(
+        "--floor",
+        metavar="P",
+        help="lowest calibrated confidence, 0 to 1, at which a label is stated (default: the task's "
+        "abstain_threshold with --task, else the adapter's own calibration)",
+    )
+    predict_parser.add_argument(
+        "--out-of-scope-label",
+        metavar="LABEL",
+        help="the adapter's label meaning 'none of these' (default: the task's with --task, else none)",
+    )
+    _add_db(predict_parser)
+    _add_config(predict_parser)
     predict_parser.set_defaults(func=run_predict)
 
 
@@ -93,32 +120,96 @@ def _invalid_utf8(texts: list[str]) -> int | None:
     return None
 
 
+class _BadFlag(Exception):
+    """A predict option that cannot be used; its message is the one line the user sees."""
+
+
+def _parse_floor(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        floor = float(value)
+    except ValueError:
+        floor = math.nan
+    if not 0.0 <= floor <= 1.0:  # also refuses nan
+        raise _BadFlag(f"--floor must be a number from 0 to 1, got {value!r}")
+    return floor
+
+
+def _task_settings(args: argparse.Namespace) -> tuple[float | None, str | None, int | None]:
+    """(floor, out-of-scope label, text length limit) from the stored task, flags winning; without
+    --task only the flags (and no length limit)."""
+    floor = _parse_floor(args.floor)
+    if not args.task:
+        if args.db or args.config:
+            raise _BadFlag("--db and --config are only used with --task")
+        return floor, args.out_of_scope_label, None
+    import storage
+    from bot.cli.data import _db_path, _existing_store
+    from bot.settings import load_settings
+
+    settings = load_settings(args.config)
+    db = _existing_store(_db_path(args, settings))
+    try:
+        task = storage.tasks.require_task(db, args.task)
+    finally:
+        db.close()
+    return (
+        task.abstain_threshold if floor is None else floor,
+        task.out_of_scope_label if args.out_of_scope_label is None else args.out_of_scope_label,
+        settings.max_predict_chars,
+    )
+
+
 def run_predict(args: argparse.Namespace) -> int:
     bad = _invalid_utf8(args.texts)
     if bad is not None:
         print(f"camel-bot predict: error: text argument {bad} is not valid UTF-8", file=sys.stderr)
         return 2
+    try:
+        floor, out_of_scope_label, max_chars = _task_settings(args)
+    except _BadFlag as exc:
+        print(f"camel-bot predict: error: {exc}", file=sys.stderr)
+        return 2
     import camel
 
-    predictor = camel.Predictor(camel.load_adapter(args.adapter))
-    for text, prediction in zip(args.texts, predictor.predict(args.texts)):
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "text": text,
-                        "label": prediction.label,
-                        "confidence": prediction.confidence,
-                        "top3": prediction.top3,
-                        "abstained": prediction.abstained,
-                    }
-                )
-            )
-            continue
-        alternatives = ", ".join(f"{label} {score:.2f}" for label, score in prediction.top3[1:])
-        marker = " (abstains)" if prediction.abstained else ""
-        print(f"{prediction.label}\t{prediction.confidence:.3f}{marker}\t{text}\t[{alternatives}]")
+    adapter = camel.load_adapter(args.adapter)
+    if args.out_of_scope_label is not None and args.out_of_scope_label not in adapter.labels:
+        # A task's out-of-scope label may be new to its adapter (the bot then has none yet);
+        # one given by hand that the adapter does not know is a typo.
+        print(
+            f"camel-bot predict: error: --out-of-scope-label {args.out_of_scope_label!r} is not one of the "
+            f"adapter's labels ({', '.join(adapter.labels)})",
+            file=sys.stderr,
+        )
+        return 2
+    texts = [text[:max_chars] for text in args.texts] if max_chars is not None else list(args.texts)
+    answers = camel.Predictor(adapter).answer(texts, floor=floor, out_of_scope_label=out_of_scope_label)
+    for text, answer in zip(args.texts, answers):
+        print(json.dumps(_answer_json(text, answer)) if args.json else _answer_line(text, answer))
     return 0
+
+
+def _answer_json(text: str, answer: camel.Answer) -> dict[str, Any]:
+    return {
+        "text": text,
+        "outcome": answer.outcome,
+        "label": answer.label,
+        "stated": answer.stated,
+        "confidence": answer.confidence,
+        "threshold": answer.threshold,
+        "top3": answer.top3,
+        "abstained": answer.abstained,
+    }
+
+
+MARKERS = {"label": "", "abstain": " (abstains)", "out_of_scope": " (out of scope)"}
+
+
+def _answer_line(text: str, answer: camel.Answer) -> str:
+    """The best in-scope label and its calibrated confidence, marked when the bot would not state it."""
+    alternatives = ", ".join(f"{label} {score:.2f}" for label, score in answer.top3 if label != answer.label)
+    return f"{answer.label}\t{answer.confidence:.3f}{MARKERS[answer.outcome]}\t{text}\t[{alternatives}]"
 
 
 def _given(**values: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from bot.demo.data import DemoTask
 from bot.errors import DemoStalledError
 from bot.demo.report import RoundResult
 from bot.loop.registry import PredictorRegistry
+from bot.serving import Serving
 
 POLL_S = 0.05
 
@@ -59,16 +60,15 @@ class ReloadMonitor:
         seen: dict[str, int | None] = {task.name: None for task in self.tasks}
         while not self._stop.is_set():
             for task in self.tasks:
-                version = self.predictors.version(task.name)
-                if version is not None and version != seen[task.name]:
-                    seen[task.name] = version
-                    self._on_reload(task, version)
+                serving = self.predictors.serving(task.name)
+                if serving is not None and serving.version != seen[task.name]:
+                    seen[task.name] = serving.version
+                    self._on_reload(task, serving)
             self._stop.wait(POLL_S)
 
-    def _on_reload(self, task: DemoTask, version: int) -> None:
+    def _on_reload(self, task: DemoTask, serving: Serving) -> None:
+        version, predictor = serving.version, serving.predictor  # evaluated is what was reloaded
         reload = Reload(task.name, version, time.monotonic(), *self.traffic())
-        predictor = self.predictors.get(task.name)
-        assert predictor is not None  # a version is only set once its predictor exists
         texts = [text for text, _ in task.heldout]
         truths = [label for _, label in task.heldout]
         metrics = camel.evaluate(predictor.adapter, texts, truths, predictor.cache)

@@ -3,7 +3,7 @@
 `camel.fit_calibration` cross-fits on the held-out set (the stored precision and coverage are
 out-of-fold), then refits temperature and threshold on all of it. The result is saved in the
 version folder through `save_adapter(extra_files=...)`, so the integrity manifest covers it,
-and the serving side (`bot.abstention`) reads it back from `Adapter.extra_files`.
+and the serving side (`camel.Predictor.answer`) reads it back from `Adapter.extra_files`.
 
 Out of scope, for a task that declares an out-of-scope label: a max-probability detector is
 fitted on the held-out in-scope messages (`camel.fit_out_of_scope`) and saved beside the
@@ -21,7 +21,7 @@ import numpy as np
 
 import camel
 from camel.calibration import logits_from_probabilities
-from bot.abstention import OUT_OF_SCOPE_FILE, calibrated, decide, detector_of
+from camel.answers import calibrated
 
 
 def heldout_probabilities(adapter: camel.Adapter, texts: Sequence[str], cache: camel.FeatureCache) -> np.ndarray:
@@ -78,7 +78,7 @@ def fit_detector(
 
 
 def detector_file(detector: camel.OutOfScopeDetector) -> dict[str, bytes]:
-    return {OUT_OF_SCOPE_FILE: (json.dumps(detector.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")}
+    return {camel.OUT_OF_SCOPE_FILE: (json.dumps(detector.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")}
 
 
 def calibration_file(calibration: camel.Calibration) -> dict[str, bytes]:
@@ -100,7 +100,8 @@ def out_of_scope_recall(
     result: dict[str, Any] = {"label": out_of_scope_label, "support": len(chosen), "recall": None}
     if not chosen:
         return result
-    probabilities, threshold = calibrated(adapter, heldout_probabilities(adapter, chosen, cache), floor)
-    answers = decide(adapter.labels, probabilities, threshold, out_of_scope_label, 0.0, detector_of(adapter))
+    adapter.eval()  # no dropout: the same outputs it will serve
+    # Measured with the call that answers users, so the recall is what the bot will do.
+    answers = camel.Predictor(adapter, cache).answer(chosen, floor=floor, out_of_scope_label=out_of_scope_label)
     result["recall"] = sum(a.outcome != "label" for a in answers) / len(answers)
     return result

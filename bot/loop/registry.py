@@ -1,7 +1,10 @@
-"""Which adapter serves each task, swapped in place while the bot keeps answering.
+"""Which adapter serves each task, swapped while the bot keeps answering.
 
-A new version is loaded and checked completely before `Predictor.swap`, so a broken adapter
-folder never replaces a working one. When a task's active version does not load (at start-up
+A new version is loaded and checked completely before it replaces the task's `Serving` (its
+version and a predictor of its own, as one value), so a broken adapter folder never replaces a
+working one, and an answer under way finishes with the version it started with.
+
+When a task's active version does not load (at start-up
 or on a reload), the registry falls back to the newest earlier version that does
 (`camel.load_first_good`), records that in storage (`storage.rounds.record_fallback`: the broken
 versions are rejected with their reason, the good one becomes active, audited) and returns one
@@ -22,6 +25,7 @@ import storage
 from bot import texts
 from bot.loop.zero_shot import Background, ZeroShotGuesser
 from bot.metrics import BotMetrics
+from bot.serving import Serving
 from camel.zero_shot import ZeroShotGuess
 
 log = logging.getLogger(__name__)
@@ -49,8 +53,7 @@ class PredictorRegistry:
         self.cache_dir = cache_dir
         self._base: camel.BaseEncoder | None = None
         self._cache: camel.FeatureCache | None = None
-        self._predictors: dict[str, camel.Predictor] = {}
-        self._versions: dict[str, int] = {}
+        self._serving: dict[str, Serving] = {}
         self._lock = threading.Lock()
         # task -> (active version, failures) last recorded, so a version that keeps failing on
         # every poll is recorded and audited once, not every reload_poll_s.
@@ -73,13 +76,19 @@ class PredictorRegistry:
         with self._lock:
             return self._cache
 
-    def get(self, task: str) -> camel.Predictor | None:
+    def serving(self, task: str) -> Serving | None:
+        """The task's version and the predictor answering with it (None before its first adapter)."""
         with self._lock:
-            return self._predictors.get(task)
+            return self._serving.get(task)
+
+    def get(self, task: str) -> camel.Predictor | None:
+        """The predictor serving now; to record which version answered, take `serving` instead."""
+        serving = self.serving(task)
+        return serving.predictor if serving is not None else None
 
     def version(self, task: str) -> int | None:
-        with self._lock:
-            return self._versions.get(task)
+        serving = self.serving(task)
+        return serving.version if serving is not None else None
 
     def guess(self, task: storage.Task, text: str) -> ZeroShotGuess | None:
         """The top 3 by label-name similarity, for a task no trained adapter serves yet (else None)."""
@@ -99,13 +108,11 @@ class PredictorRegistry:
 
     def _serve(self, task: str, version: int, adapter: camel.Adapter) -> None:
         _base, cache = self._shared()
+        # A predictor per version (they share the cache): one taken before this swap keeps
+        # answering with its own adapter, under its own version.
+        serving = Serving(version, camel.Predictor(adapter, cache))
         with self._lock:
-            predictor = self._predictors.get(task)
-            if predictor is None:
-                self._predictors[task] = camel.Predictor(adapter, cache)
-            else:
-                predictor.swap(adapter)
-            self._versions[task] = version
+            self._serving[task] = serving
         self._count(task, "ok")
         log.info("task %s now serves adapter v%s", task, version)
 

@@ -24,7 +24,7 @@ from sqlite_utils import Database
 
 import camel
 import storage
-from bot.abstention import calibrated, flush_if_due
+from camel.answers import calibrated
 from bot.loop.registry import PredictorRegistry
 
 log = logging.getLogger(__name__)
@@ -47,23 +47,20 @@ def score_texts(
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         probabilities[start : start + len(chunk)] = raw.numpy()
         embeddings[start : start + len(chunk)] = pooled.float().numpy()
-        flush_if_due(predictor)  # bounds the cache's pending entries over 100k messages
+        predictor.flush_if_due()  # bounds the cache's pending entries over 100k messages
     calibrated_probabilities, _ = calibrated(adapter, probabilities, floor)
     return calibrated_probabilities, embeddings
 
 
 def score_task(db: Database, predictors: PredictorRegistry, task_name: str, *, force: bool = False) -> int:
     """Score the task's unlabelled messages with the version serving now; returns rows stored."""
-    predictor, version, task = (
-        predictors.get(task_name),
-        predictors.version(task_name),
-        storage.tasks.get_task(db, task_name),
-    )
-    if predictor is None or version is None or task is None:
+    serving, task = predictors.serving(task_name), storage.tasks.get_task(db, task_name)
+    if serving is None or task is None:
         return 0
+    predictor, version = serving.predictor, serving.version  # one snapshot: the scores are of this version
     if not force and storage.review.review_scores_version(db, task_name) == version:
         return 0
-    adapter = predictor.adapter  # one adapter for the whole pass, even if a swap happens meanwhile
+    adapter = predictor.adapter
     messages = storage.review.unlabelled_messages(db, task_name)
     rows: list[tuple[int, float, list[tuple[str, float]], bytes]] = []
     if messages:

@@ -2,10 +2,10 @@
 
 Each inbox worker handles one message, but one forward pass over 16 texts costs far less than
 16 passes over one (and 16 threads each starting torch's own threads would only fight over
-two cores). A worker hands its text to `PredictionBatcher.predict`; the first caller of a
+two cores). A worker hands its text to `PredictionBatcher.run`; the first caller of a
 round becomes its leader and waits for the forward pass before it to finish (no timer: an
 idle bot predicts at once); texts that arrive meanwhile join the round, the leader runs one
-`predict` over all of them and each caller gets its own result.
+call (`camel.Predictor.answer`) over all of them and each caller gets its own result.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
-
-import camel
 
 MAX_BATCH = 32
 
@@ -34,10 +32,6 @@ class PredictionBatcher:
         self._lock = threading.Lock()
         self._open: dict[Hashable, _Round] = {}  # (predictor, settings) -> the round still taking texts
         self._running = threading.Lock()  # one forward pass at a time: the cores are shared
-
-    def predict(self, predictor: camel.Predictor, text: str) -> camel.Prediction:
-        result: camel.Prediction = self.run((id(predictor),), text, predictor.predict)
-        return result
 
     def run(self, key: Hashable, text: str, over_texts: Callable[[list[str]], list[Any]]) -> Any:
         """`over_texts(texts)[i]` for this text, computed in one call with the texts of every

@@ -16,9 +16,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlite_utils import Database
 
-import camel
 import storage
 from bot.metrics import BotMetrics
+from bot.serving import Serving
 from bot.settings import Settings
 from bot.slack.batching import PredictionBatcher
 from bot.slack.pacing import ChannelPacer
@@ -40,7 +40,7 @@ class Learning(Protocol):
 class Predictors(Protocol):
     """Which predictor serves each task (`bot.loop.registry.PredictorRegistry` is one)."""
 
-    def get(self, task: str) -> camel.Predictor | None: ...
+    def serving(self, task: str) -> Serving | None: ...
     def version(self, task: str) -> int | None: ...
     def guess(self, task: storage.Task, text: str) -> ZeroShotGuess | None: ...
 

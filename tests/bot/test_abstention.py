@@ -11,7 +11,7 @@ import numpy as np
 
 import camel
 import storage
-from bot import abstention
+from camel import answers
 from tests.bot.conftest import SUPPORT_LABELS, USER, BotUnderTest, wait_until
 
 
@@ -23,11 +23,24 @@ def serve_with_calibration(
     detector: camel.OutOfScopeDetector | None = None,
 ) -> None:
     """The session's adapter saved again with a calibration (and detector), registered as v2 and served."""
+    register_calibrated(bot, adapter_dir, tmp, calibration, detector)
+    storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
+    assert bot.predictors.sync(bot.db) == [] and bot.predictors.version("support") == 2
+
+
+def register_calibrated(
+    bot: BotUnderTest,
+    adapter_dir: Path,
+    tmp: Path,
+    calibration: camel.Calibration,
+    detector: camel.OutOfScopeDetector | None = None,
+) -> Path:
+    """The session's adapter saved again with a calibration (and detector) in tmp/v0002, registered as v2."""
     adapter = camel.load_adapter(str(adapter_dir))
     folder = tmp / "v0002"
     extra = {camel.CALIBRATION_FILE: calibration.to_json().encode()}
     if detector is not None:
-        extra[abstention.OUT_OF_SCOPE_FILE] = json.dumps(detector.to_dict()).encode()
+        extra[camel.OUT_OF_SCOPE_FILE] = json.dumps(detector.to_dict()).encode()
     camel.save_adapter(adapter, str(folder), extra_files=extra)
     storage.adapters.register_adapter(
         bot.db,
@@ -40,8 +53,7 @@ def serve_with_calibration(
             metrics={"calibration": calibration.to_dict()},
         ),
     )
-    storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
-    assert bot.predictors.sync(bot.db) == [] and bot.predictors.version("support") == 2
+    return folder
 
 
 def calibration(threshold: float, temperature: float = 1.0) -> camel.Calibration:
@@ -77,7 +89,7 @@ def test_calibrated_threshold_makes_the_bot_abstain(bot: BotUnderTest, support_a
 
 def test_temperature_rescales_the_stated_confidence(bot: BotUnderTest, support_adapter_dir: Path, tmp_path: Path):
     text = "refund charged twice fee"
-    raw = bot.predictors.get("support").predict([text])[0]
+    raw = bot.predictors.get("support").answer([text])[0]
     serve_with_calibration(bot, support_adapter_dir, tmp_path, calibration(threshold=0.0, temperature=20.0))
     bot.send_message(text, "1700000101.000100")
     stored = prediction(bot, "1700000101.000100")
@@ -100,7 +112,7 @@ def test_task_floor_wins_over_a_lower_calibrated_threshold(
 def test_out_of_scope_label_gets_not_one_of_mine(bot: BotUnderTest) -> None:
     text = "great love happy sad hate"
     # The tiny test model is weak: declare whatever it ranks first for this text out of scope.
-    top = bot.predictors.get("support").predict([text])[0].label
+    top = bot.predictors.get("support").answer([text])[0].label
     storage.tasks.set_out_of_scope_label(bot.db, "support", top)
     bot.send_message(text, "1700000103.000100")
     stored = prediction(bot, "1700000103.000100")
@@ -115,7 +127,7 @@ def test_out_of_scope_detector_turns_away_a_message_unlike_every_label(
     bot: BotUnderTest, support_adapter_dir: Path, tmp_path: Path
 ) -> None:
     text = "refund charged twice fee"
-    top = bot.predictors.get("support").predict([text])[0].label
+    top = bot.predictors.get("support").answer([text])[0].label
     out_of_scope = next(label for label in SUPPORT_LABELS if label != top)  # not the most likely label
     storage.tasks.set_out_of_scope_label(bot.db, "support", out_of_scope)
     always = camel.OutOfScopeDetector(
@@ -143,7 +155,7 @@ def test_stats_show_coverage_and_precision_per_version(bot: BotUnderTest) -> Non
 
 def test_uncalibrated_adapter_serves_with_the_floor_alone(support_adapter_dir: Path) -> None:
     adapter = camel.load_adapter(str(support_adapter_dir))
-    assert abstention.calibration_of(adapter, 0.4).status == "identity"
+    assert answers.calibration_of(adapter, 0.4).status == "identity"
     probabilities = np.array([[0.5, 0.3, 0.2]])
-    calibrated, threshold = abstention.calibrated(adapter, probabilities, 0.4)
+    calibrated, threshold = answers.calibrated(adapter, probabilities, 0.4)
     assert threshold == 0.4 and np.allclose(calibrated, probabilities)

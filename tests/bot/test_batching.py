@@ -3,38 +3,32 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-import camel
 from bot.slack.batching import PredictionBatcher
 
 
 class CountingPredictor:
-    """A stand-in with camel.Predictor's `predict`, holding the first call until told to go."""
+    """A stand-in for one batched call (camel.Predictor.answer in the bot), holding the first call until told to go."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
         self.first_started = threading.Event()
         self.go = threading.Event()
 
-    def predict(self, texts: list[str]) -> list[camel.Prediction]:
+    def answer(self, texts: list[str]) -> list[str]:
         self.calls.append(list(texts))
         if len(self.calls) == 1:
             self.first_started.set()
             self.go.wait(30)
-        return [
-            camel.Prediction(label=t.upper(), confidence=1.0, top3=[(t.upper(), 1.0)], abstained=False, latency_ms=1.0)
-            for t in texts
-        ]
+        return [t.upper() for t in texts]
 
 
 def test_texts_arriving_during_a_pass_share_the_next_one() -> None:
     batcher = PredictionBatcher()
-    predictor: Any = CountingPredictor()
+    predictor = CountingPredictor()
     results: dict[str, str] = {}
 
     def ask(text: str) -> None:
-        results[text] = batcher.predict(predictor, text).label
+        results[text] = batcher.run((id(predictor),), text, predictor.answer)
 
     first = threading.Thread(target=ask, args=("a",))
     first.start()

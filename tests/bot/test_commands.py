@@ -47,7 +47,7 @@ def test_help_and_unknown_subcommand(bot: BotUnderTest) -> None:
 
 def test_predict(bot: BotUnderTest) -> None:
     answer = _ask(bot, "predict where is my new card")
-    expected = bot.predictors.get("support").predict(["where is my new card"])[0]
+    expected = bot.predictors.get("support").answer(["where is my new card"])[0]
     assert f"*{expected.label}*" in answer
     assert "not bound to a task" in _ask(bot, "predict hello", channel=FREE_CHANNEL)
     assert "only guessing from the label names" in _ask(bot, "predict i love it", channel=MOOD_CHANNEL)

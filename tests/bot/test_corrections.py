@@ -154,14 +154,16 @@ def test_reaction_on_a_reply_not_yet_linked_waits_for_the_link(bot: BotUnderTest
     )
     prediction_id = storage.messages.record_prediction(
         bot.db,
-        message_id=message_id,
-        task="support",
-        adapter_version=1,
-        label="card_arrival",
-        confidence=0.9,
-        top3=[("card_arrival", 0.9)],
-        latency_ms=5.0,
-    )
+        storage.NewPrediction(
+            message_id=message_id,
+            task="support",
+            adapter_version=1,
+            label="card_arrival",
+            confidence=0.9,
+            top3=[("card_arrival", 0.9)],
+            latency_ms=5.0,
+        ),
+    ).id
     bot.send_reaction("white_check_mark", SUPPORT_CHANNEL, "1700000039.000900")
     storage.messages.set_prediction_reply(bot.db, prediction_id, channel=SUPPORT_CHANNEL, reply_ts="1700000039.000900")
     row = wait_until(lambda: corrections(bot.db, source="confirm"), what="confirmation")[0]

@@ -134,7 +134,7 @@ def test_long_message_is_stored_whole_and_truncated_for_prediction(bot: BotUnder
     bot.fake.wait_for("chat.postMessage")
     stored = storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000019.000100")
     assert stored is not None and stored.text == text
-    truncated = bot.predictors.get("support").predict([text[:40]])[0]
+    truncated = bot.predictors.get("support").answer([text[:40]])[0]
     # Calibration rescales in float64 (identity for this adapter), hence approx.
     assert _prediction_for(bot, "1700000019.000100").confidence == pytest.approx(truncated.confidence, abs=1e-6)
 

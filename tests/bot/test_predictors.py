@@ -16,21 +16,28 @@ from bot.loop.registry import PredictorRegistry
 def test_load_swap_and_broken_folder(tiny_bert_dir: Path, support_adapter_dir: Path, tmp_path: Path) -> None:
     metrics = BotMetrics()
     registry = PredictorRegistry(str(tiny_bert_dir), None, metrics=metrics)
-    assert registry.get("support") is None and registry.version("support") is None
+    assert registry.serving("support") is None and registry.version("support") is None
     registry.load("support", 1, str(support_adapter_dir))
-    predictor = registry.get("support")
-    before = predictor.predict(["refund charged twice"])[0]
+    first = registry.serving("support")
+    assert first is not None and first.version == 1
+    before = first.predictor.answer(["refund charged twice"])[0]
     copy = tmp_path / "v0002"
     shutil.copytree(support_adapter_dir, copy)
     registry.load("support", 2, str(copy))
-    assert registry.get("support") is predictor and registry.version("support") == 2  # swapped in place
-    assert predictor.predict(["refund charged twice"])[0].label == before.label
+    second = registry.serving("support")
+    # Replaced as one value: whoever took the first still answers with v1's adapter, as v1.
+    assert second is not None and second.version == 2 and registry.version("support") == 2
+    assert second.predictor is registry.get("support") and second.predictor.adapter is not first.predictor.adapter
+    assert first.version == 1 and first.predictor.adapter.labels == second.predictor.adapter.labels
+    assert second.predictor.cache is first.predictor.cache  # one feature cache for every version
+    assert second.predictor.answer(["refund charged twice"])[0].label == before.label
+    predictor = second.predictor
     broken = tmp_path / "broken"
     shutil.copytree(support_adapter_dir, broken)
     (broken / camel.WEIGHTS_FILE).write_bytes(b"not safetensors")
     with pytest.raises(camel.CamelError):
         registry.load("support", 3, str(broken))
-    assert registry.version("support") == 2 and predictor.predict(["refund"])[0].label
+    assert registry.version("support") == 2 and predictor.answer(["refund"])[0].label
     assert b'camel_reloads_total{result="failed",task="support"} 1.0' in metrics.render()
 
 

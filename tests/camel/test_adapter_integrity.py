@@ -169,5 +169,5 @@ def test_adapter_files_are_private_whatever_the_umask(trained: camel.TrainResult
 def test_a_text_with_invalid_utf8_is_predicted_not_a_type_error(trained: camel.TrainResult) -> None:
     # A command-line argument with invalid UTF-8 arrives as lone surrogates (surrogateescape).
     text = b"card \xff\xfe arrived".decode("utf-8", "surrogateescape")
-    [prediction] = camel.Predictor(trained.adapter).predict([text])
+    [prediction] = camel.Predictor(trained.adapter).answer([text])
     assert prediction.label in trained.adapter.labels

@@ -41,8 +41,8 @@ def test_save_then_load_gives_identical_predictions(saved: Path, trained: camel.
     loaded = camel.load_adapter(str(saved))
     assert loaded.base is trained.adapter.base
     assert loaded.labels == trained.adapter.labels and loaded.config == trained.adapter.config
-    before = camel.Predictor(trained.adapter).predict(TEXTS)
-    after = camel.Predictor(loaded).predict(TEXTS)
+    before = camel.Predictor(trained.adapter).answer(TEXTS)
+    after = camel.Predictor(loaded).answer(TEXTS)
     assert [(p.label, p.confidence, p.top3) for p in before] == [(p.label, p.confidence, p.top3) for p in after]
     assert loaded.metrics == json.loads(json.dumps(trained.adapter.metrics))
 

@@ -51,6 +51,6 @@ def test_roberta_and_distilbert_folders_train_and_predict(folder_fixture: str, r
     texts, labels = dataset()
     config = camel.CamelConfig(base_model=str(folder), trainable_layers=1, bottleneck=8)
     result = camel.train(texts, labels, config=config, args=camel.TrainingArgs(**FAST_ARGS))
-    predictions = camel.Predictor(result.adapter).predict(["top up failed"])
+    predictions = camel.Predictor(result.adapter).answer(["top up failed"])
     assert predictions[0].label in labels
     assert result.adapter.base.model_type in ("roberta", "distilbert")

@@ -73,11 +73,11 @@ def test_corrupt_shard_is_skipped_and_recomputed(tiny_base: camel.BaseEncoder, t
 def test_predictor_fills_the_cache_and_flushes(trained: camel.TrainResult, tmp_path: Path) -> None:
     cache = camel.FeatureCache(trained.adapter.base, str(tmp_path))
     predictor = camel.Predictor(trained.adapter, cache=cache, flush_every=1000)
-    predictor.predict(TEXTS)
+    predictor.answer(TEXTS)
     assert cache.pending == 3 and _shards(tmp_path) == []
     assert predictor.flush() == 3 and len(_shards(tmp_path)) == 1
     eager = camel.Predictor(trained.adapter, cache=cache, flush_every=1)
-    eager.predict(["something new to say"])
+    eager.answer(["something new to say"])
     assert cache.pending == 0 and len(_shards(tmp_path)) == 2
 
 
@@ -88,7 +88,7 @@ def test_training_reuses_states_the_predictor_cached(
 
     texts, labels = dataset()
     cache = camel.FeatureCache(trained.adapter.base, str(tmp_path))
-    camel.Predictor(trained.adapter, cache=cache).predict(texts)
+    camel.Predictor(trained.adapter, cache=cache).answer(texts)
     cache.flush()
     fresh = camel.FeatureCache(trained.adapter.base, str(tmp_path))
     computed: list[int] = []
@@ -117,7 +117,7 @@ def test_bf16_bottom_has_its_own_keys_and_is_close_to_fp32(trained: camel.TrainR
     a, b = fp32.states(TEXTS, 2, 32), bf16.states(TEXTS, 2, 32)
     assert all(torch.allclose(x.float(), y.float(), atol=0.1) for x, y in zip(a, b))
     fast = camel.Predictor(trained.adapter, cache=bf16)
-    assert fast.bf16 and len(fast.predict(TEXTS)) == 3
+    assert fast.bf16 and len(fast.answer(TEXTS)) == 3
 
 
 def test_unwritable_cache_folder_never_fails_a_prediction(
@@ -133,7 +133,7 @@ def test_unwritable_cache_folder_never_fails_a_prediction(
 
     monkeypatch.setattr(cache_module, "save_file", disk_full)
     predictor = camel.Predictor(trained.adapter, cache=cache, flush_every=1)
-    assert len(predictor.predict(TEXTS)) == 3
+    assert len(predictor.answer(TEXTS)) == 3
     assert cache.pending == 3 and "No space left on device" in caplog.text
     with pytest.raises(CacheError, match="cannot write feature-cache shard"):
         cache.flush()

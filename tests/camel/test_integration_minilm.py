@@ -135,4 +135,4 @@ def test_minilm_learns_ten_intents_far_above_chance(tmp_path) -> None:
     camel.save_adapter(result.adapter, str(tmp_path / "v0001"))
     reloaded = camel.load_adapter(str(tmp_path / "v0001"))
     assert reloaded.base is base
-    assert camel.Predictor(reloaded).predict(["my card never arrived"])[0].label == "card_arrival"
+    assert camel.Predictor(reloaded).answer(["my card never arrived"])[0].label == "card_arrival"

@@ -113,7 +113,7 @@ def test_variants_train(tiny_config: camel.CamelConfig, overrides: dict) -> None
     config = camel.CamelConfig(**{**tiny_config.to_dict(), **overrides})
     result = camel.train(texts, labels, config=config, args=camel.TrainingArgs(**FAST_ARGS))
     assert len(result.adapter.blocks) == config.trainable_layers
-    prediction = camel.Predictor(result.adapter).predict(["refund please"])[0]
+    prediction = camel.Predictor(result.adapter).answer(["refund please"])[0]
     assert 0.0 <= prediction.confidence <= 1.0
 
 

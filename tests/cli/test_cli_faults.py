@@ -79,6 +79,38 @@ def test_predict_with_invalid_utf8_is_one_line(support_adapter_dir: Path, capsys
     assert "text argument 2 is not valid UTF-8" in _one_line_error(capsys, "predict")
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--floor", "high"], "--floor must be a number from 0 to 1, got 'high'"),
+        (["--floor", "1.5"], "--floor must be a number from 0 to 1"),
+        (["--floor", "nan"], "--floor must be a number from 0 to 1"),
+        (["--out-of-scope-label", "no_such_label"], "'no_such_label' is not one of the adapter's labels"),
+        (["--db", "{db}"], "--db and --config are only used with --task"),
+        (["--task", "nope", "--db", "{db}"], "nope"),
+        (["--task", "support", "--db", "{missing}"], "no database at"),
+    ],
+)
+def test_predict_with_bad_flags_is_one_line(
+    support_adapter_dir: Path, db_path: Path, tmp_path: Path, flags: list[str], message: str, capsys
+) -> None:
+    flags = [flag.format(db=db_path, missing=tmp_path / "none.db") for flag in flags]
+    assert main(["predict", "--adapter", str(support_adapter_dir), *flags, "where is my card"]) == 2
+    assert message in _one_line_error(capsys, "predict")
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_predict_with_a_task_takes_its_floor_and_flags_win(support_adapter_dir: Path, db_path: Path, capsys) -> None:
+    db = storage.open_store(db_path)
+    storage.tasks.upsert_task(db, "support", kind="intent", labels=["card_arrival"], abstain_threshold=1.0)
+    db.close()
+    argv = ["predict", "--adapter", str(support_adapter_dir), "--task", "support", "--db", str(db_path), "card"]
+    assert main(argv) == 0
+    assert "(abstains)" in capsys.readouterr().out  # the task's floor of 1.0: nothing is stated
+    assert main([*argv, "--floor", "0"]) == 0
+    assert "(abstains)" not in capsys.readouterr().out
+
+
 def test_import_into_a_missing_database_or_task_creates_nothing(tmp_path: Path, db_path: Path, capsys) -> None:
     rows = tmp_path / "rows.csv"
     rows.write_text("text,label\nwhere is my card,card_arrival\n")

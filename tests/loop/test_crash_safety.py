@@ -54,7 +54,7 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
     assert (run.id, run.outcome) == (run_id, "failed") and "SIGKILL" in run.error
     assert storage.tasks.get_task(db, TASK).active_version == 1
     assert camel.load_adapter(str(v1)).labels == ["card_arrival", "feelings", "refund"]
-    assert predictors.version(TASK) == 1 and predictors.get(TASK).predict(["refund fee"])[0].label
+    assert predictors.version(TASK) == 1 and predictors.get(TASK).answer(["refund fee"])[0].label
 
     again = LearningLoop(settings, PredictorRegistry(settings.model.base_model))
     again.start()

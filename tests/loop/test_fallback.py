@@ -105,7 +105,7 @@ def test_start_with_a_broken_active_version_serves_the_newest_that_loads(loop_en
         loop.start()
         try:
             assert predictors.version(TASK) == 1
-            assert predictors.get(TASK).predict(["refund fee charged"])[0].label in WORDS
+            assert predictors.get(TASK).answer(["refund fee charged"])[0].label in WORDS
             slack.wait_for("chat.postMessage", 1)
             posted = _messages(slack)
         finally:

@@ -28,7 +28,7 @@ def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_en
     def predict_forever(n: int) -> None:
         while not stop.is_set():
             try:
-                answers.extend(p.label for p in predictors.get(TASK).predict([f"refund fee {n}", "card come"]))
+                answers.extend(p.label for p in predictors.get(TASK).answer([f"refund fee {n}", "card come"]))
             except Exception as exc:  # any failure during a swap is what this test looks for
                 failures.append(repr(exc))
 
@@ -66,7 +66,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported
         errors = loop.sync()
         assert len(errors) == 1 and "v2 does not load" in errors[0] and "Now serving v1" in errors[0]
         assert predictors.version(TASK) == 1
-        assert predictors.get(TASK).predict(["refund charged twice"])[0].label in WORDS
+        assert predictors.get(TASK).answer(["refund charged twice"])[0].label in WORDS
         assert loop.sync() == []  # the fallback is recorded: v1 is active again, v2 rejected
         warning = slack.wait_for("chat.postMessage", 1)
         time.sleep(0.2)

@@ -40,7 +40,10 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     new = storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="2.0", text="refund new", user="U1")
     for mid in (old, new):
         storage.messages.record_prediction(
-            db, message_id=mid, task=TASK, adapter_version=4, label="refund", confidence=0.9, top3=[], latency_ms=1.0
+            db,
+            storage.NewPrediction(
+                message_id=mid, task=TASK, adapter_version=4, label="refund", confidence=0.9, top3=[], latency_ms=1.0
+            ),
         )
     _age(db, "UPDATE predictions SET created_at = ? WHERE message_id = ?", LONG_AGO, old)
     _age(db, "UPDATE messages SET received_at = ? WHERE id = ?", LONG_AGO, old)
@@ -55,7 +58,7 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)
     loop.sync()
-    predictors.get(TASK).predict(["refund old", "card come now"])
+    predictors.get(TASK).answer(["refund old", "card come now"])
     predictors.get(TASK).flush()
     assert predictors.cache.disk_bytes() > 0
 
@@ -70,7 +73,7 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     assert (
         storage.messages.get_message(db, old).text == "" and storage.messages.get_message(db, new).text == "refund new"
     )
-    assert predictors.version(TASK) == 4 and predictors.get(TASK).predict(["refund"])[0].label
+    assert predictors.version(TASK) == 4 and predictors.get(TASK).answer(["refund"])[0].label
 
 
 def test_the_retention_job_is_scheduled_when_the_loop_starts(loop_env) -> None:
@@ -93,7 +96,7 @@ def test_the_running_bot_forgets_erased_texts_from_its_cache(loop_env) -> None:
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = LearningLoop(settings, predictors)
     loop.sync()
-    predictors.get(TASK).predict([text])
+    predictors.get(TASK).answer([text])
     digest = camel.text_digest(text)
     assert any(key.startswith(digest) for key in predictors.cache._memory)
     loop.forget_deleted()  # nothing erased yet

@@ -38,7 +38,7 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
             good = loop.run_round(TASK, "threshold")
             assert (good.outcome, good.version) == ("promoted", 2)
             assert predictors.version(TASK) == 2  # live right after the child exits
-            assert predictors.get(TASK).predict(["refund charged twice fee"])[0].label == "refund"
+            assert predictors.get(TASK).answer(["refund charged twice fee"])[0].label == "refund"
 
             posts = slack.wait_for("chat.postMessage", 2)
             texts = [c.params["text"] for c in posts]

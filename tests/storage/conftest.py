@@ -50,11 +50,13 @@ def prediction(db: sqlite_utils.Database, message_id: int) -> int:
     """A stored "top_up" prediction (confidence 0.9, no adapter) of the message; its id."""
     return storage.messages.record_prediction(
         db,
-        message_id=message_id,
-        task="support",
-        adapter_version=None,
-        label="top_up",
-        confidence=0.9,
-        top3=[("top_up", 0.9)],
-        latency_ms=1.0,
-    )
+        storage.NewPrediction(
+            message_id=message_id,
+            task="support",
+            adapter_version=None,
+            label="top_up",
+            confidence=0.9,
+            top3=[("top_up", 0.9)],
+            latency_ms=1.0,
+        ),
+    ).id

@@ -52,16 +52,21 @@ def test_tasks_keep_labels_and_refuse_bad_values(db) -> None:
 
 def test_prediction_found_by_its_reply(db) -> None:
     mid = message(db, "1.1")
-    pid = storage.messages.record_prediction(
+    stored = storage.messages.record_prediction(
         db,
-        message_id=mid,
-        task="support",
-        adapter_version=3,
-        label="card_arrival",
-        confidence=0.8,
-        top3=[("card_arrival", 0.8), ("top_up", 0.15), ("lost_or_stolen_card", 0.05)],
-        latency_ms=12.5,
+        storage.NewPrediction(
+            message_id=mid,
+            task="support",
+            adapter_version=3,
+            label="card_arrival",
+            confidence=0.8,
+            top3=[("card_arrival", 0.8), ("top_up", 0.15), ("lost_or_stolen_card", 0.05)],
+            latency_ms=12.5,
+        ),
     )
+    assert stored == storage.messages.latest_prediction(db, mid, "support")  # returned exactly as stored
+    assert stored.reply_ts is None and not stored.abstained
+    pid = stored.id
     storage.messages.set_prediction_reply(db, pid, channel="C1", reply_ts="1.2")
     found = storage.messages.find_prediction_by_reply(db, channel="C1", reply_ts="1.2")
     assert found.id == pid and found.top3[0] == ("card_arrival", 0.8) and found.adapter_version == 3
@@ -70,13 +75,15 @@ def test_prediction_found_by_its_reply(db) -> None:
     with pytest.raises(storage.UnknownMessageError):
         storage.messages.record_prediction(
             db,
-            message_id=999,
-            task="support",
-            adapter_version=None,
-            label="top_up",
-            confidence=0.5,
-            top3=[],
-            latency_ms=1.0,
+            storage.NewPrediction(
+                message_id=999,
+                task="support",
+                adapter_version=None,
+                label="top_up",
+                confidence=0.5,
+                top3=[],
+                latency_ms=1.0,
+            ),
         )
 
 

@@ -17,14 +17,16 @@ def correct(db, mid: int, label: str | None, user: str, source: str = "reaction"
 def predict(db, mid: int, label: str) -> int:
     return storage.messages.record_prediction(
         db,
-        message_id=mid,
-        task="support",
-        adapter_version=1,
-        label=label,
-        confidence=0.7,
-        top3=[(label, 0.7)],
-        latency_ms=5.0,
-    )
+        storage.NewPrediction(
+            message_id=mid,
+            task="support",
+            adapter_version=1,
+            label=label,
+            confidence=0.7,
+            top3=[(label, 0.7)],
+            latency_ms=5.0,
+        ),
+    ).id
 
 
 def labels_of(db, **kwargs) -> dict[int, str]:

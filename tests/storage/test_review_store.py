@@ -113,14 +113,16 @@ def test_coverage_and_precision_per_version(db: sqlite_utils.Database) -> None:
     ]:
         storage.messages.record_prediction(
             db,
-            message_id=mid,
-            task="support",
-            adapter_version=version,
-            label=label,
-            confidence=0.9,
-            top3=[(label, 0.9)],
-            latency_ms=1.0,
-            abstained=abstained,
+            storage.NewPrediction(
+                message_id=mid,
+                task="support",
+                adapter_version=version,
+                label=label,
+                confidence=0.9,
+                top3=[(label, 0.9)],
+                latency_ms=1.0,
+                abstained=abstained,
+            ),
         )
     for mid in ids:
         storage.corrections.add_correction(db, message_id=mid, task="support", label="top_up", source="menu", user="U1")

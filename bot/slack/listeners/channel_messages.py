@@ -18,10 +18,12 @@ from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
-from bot import abstention, texts
+from bot import texts
+from bot.serving import Serving
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
 from bot.slack.listeners.guess import answer_guess
+from bot.slack.listeners.incoming import ChannelMessage
 from bot.slack.middleware import BROADCAST_SUBTYPE, DELETED_SUBTYPE, EDIT_SUBTYPE, stopped
 from bot.slack.services import Services
 
@@ -82,51 +84,44 @@ def handle_new(
         user=message.get("user"),
         thread_ts=message.get("thread_ts"),
     )
-    _classify(services, client, task, message_id, channel, message, text, delivery, fresh=False)
+    _classify(services, client, ChannelMessage.of(task, message_id, workspace, channel, message, text), delivery)
 
 
 def _classify(
-    services: Services,
-    client: WebClient,
-    task: storage.Task,
-    message_id: int,
-    channel: str,
-    message: dict[str, Any],
-    text: str,
-    delivery: Delivery,
-    *,
-    fresh: bool,
+    services: Services, client: WebClient, message: ChannelMessage, delivery: Delivery, *, fresh: bool = False
 ) -> None:
     """Answer a stored message; `fresh` (an edit) classifies again, otherwise a prediction made
     before a restart or a paced retry is reused and an answered message is not answered twice."""
-    thread = message.get("thread_ts") or message["ts"]
+    task = message.task
     if delivery.late:
         # Stored for training, but an answer this long after the message would only confuse.
         services.metrics.replies_skipped.labels(reason="too_old").inc()
         return
-    earlier = None if fresh else storage.messages.latest_prediction(services.db, message_id, task.name)
+    earlier = None if fresh else storage.messages.latest_prediction(services.db, message.message_id, task.name)
     if earlier is not None and (earlier.reply_ts or task.quiet):
         return  # answered before a restart; answering again would double the reply
     if earlier is not None and earlier.created_at < PROCESS_STARTED and not task.quiet:
-        if _already_posted(services, client, channel, thread, message_id, earlier.id):
+        if _already_posted(services, client, message, earlier.id):
             return
     if earlier is not None:  # predicted, then put back (paced, rate limited) or cut short by a crash
-        _reply(services, client, task, message_id, channel, message["ts"], thread, earlier)
+        _reply(services, client, message, earlier)
         return
-    predictor = services.predictors.get(task.name)
-    if predictor is None:
+    serving = services.predictors.serving(task.name)
+    if serving is None:
         # Quiet tasks answer only with a reaction, and a guess is not worth one.
         if not task.quiet:
-            _wait_for_turn(services, channel)
-        if not task.quiet and not answer_guess(services, client, task, message_id, channel, thread, text):
+            _wait_for_turn(services, message.channel)
+        if not task.quiet and not answer_guess(services, client, message):
             client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread,
+                channel=message.channel,
+                thread_ts=message.thread,
                 text=texts.needs_label_text(task.name),
-                blocks=blocks.menu_blocks(message_id, task.name, task.labels, texts.needs_label_text(task.name)),
+                blocks=blocks.menu_blocks(
+                    message.message_id, task.name, task.labels, texts.needs_label_text(task.name)
+                ),
             )
         return
-    answer(services, client, task, predictor, message_id, channel, message["ts"], thread, text)
+    answer(services, client, message, serving)
 
 
 def apply_edit(
@@ -154,7 +149,7 @@ def apply_edit(
         # Not an edit of the text (an unfurl, a new thread reply) - or this edit's own event put back
         # (paced, 429) after its text was stored and predicted: then finish the unposted answer.
         if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
-            _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=False)
+            _classify(services, client, ChannelMessage.of(task, stored.id, workspace, channel, edited, text), delivery)
         return
     storage.messages.update_message_text(
         services.db,
@@ -170,7 +165,8 @@ def apply_edit(
         and text.strip()
         and storage.lifecycle.channel_pause(services.db, channel) is None
     ):
-        _classify(services, client, task, stored.id, channel, edited, text, delivery, fresh=True)
+        incoming = ChannelMessage.of(task, stored.id, workspace, channel, edited, text)
+        _classify(services, client, incoming, delivery, fresh=True)
 
 
 def forget_deleted(services: Services, event: dict[str, Any], workspace: str) -> None:
@@ -200,64 +196,51 @@ def _is_thread_reply(message: dict[str, Any]) -> bool:
     return bool(thread_ts) and thread_ts != message.get("ts") and message.get("subtype") != BROADCAST_SUBTYPE
 
 
-def answer(
-    services: Services,
-    client: WebClient,
-    task: storage.Task,
-    predictor: camel.Predictor,
-    message_id: int,
-    channel: str,
-    ts: str,
-    thread: str,
-    text: str,
-) -> None:
+def answer(services: Services, client: WebClient, message: ChannelMessage, serving: Serving) -> None:
+    """Answer with the version in `serving` and record that version (a swap meanwhile changes neither)."""
+    task, predictor = message.task, serving.predictor
     try:
         # Batched with the other workers' messages of this task: one forward pass for many texts.
-        result = services.batcher.run(
+        # The key holds the predictor, and each version has its own, so a batch is one version.
+        result: camel.Answer = services.batcher.run(
             (id(predictor), task.abstain_threshold, task.out_of_scope_label),
-            text[: services.settings.max_predict_chars],
-            lambda batch: abstention.answers(
-                predictor, batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label
+            message.text[: services.settings.max_predict_chars],
+            lambda batch: predictor.answer(
+                batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label
             ),
         )
     except camel.CamelError as exc:
         log.error("prediction failed for task %s: %s", task.name, exc)
         return
     abstained = result.outcome != "label"  # "not one of mine" states no in-scope label either
-    storage.messages.record_prediction(
+    stored = storage.messages.record_prediction(
         services.db,
-        message_id=message_id,
-        task=task.name,
-        adapter_version=services.predictors.version(task.name),
-        label=result.stated,
-        confidence=result.confidence,
-        top3=result.top3,
-        latency_ms=result.latency_ms,
-        abstained=result.abstained,
+        storage.NewPrediction(
+            message_id=message.message_id,
+            task=task.name,
+            adapter_version=serving.version,
+            label=result.stated,
+            confidence=result.confidence,
+            top3=result.top3,
+            latency_ms=result.latency_ms,
+            abstained=result.abstained,
+        ),
     )
     services.metrics.count_prediction(task.name, result.latency_ms, abstained)
-    stored = storage.messages.latest_prediction(services.db, message_id, task.name)
-    assert stored is not None  # recorded just above
-    _reply(services, client, task, message_id, channel, ts, thread, stored)
+    _reply(services, client, message, stored)
 
 
 def _reply(
-    services: Services,
-    client: WebClient,
-    task: storage.Task,
-    message_id: int,
-    channel: str,
-    ts: str,
-    thread: str,
-    prediction: storage.StoredPrediction,
+    services: Services, client: WebClient, message: ChannelMessage, prediction: storage.StoredPrediction
 ) -> None:
     """Post (or react with) a stored prediction and link the reply to it."""
+    task, channel = message.task, message.channel
     if task.quiet:
-        _react(client, task, channel, ts, prediction.label, prediction.abstained)
+        _react(client, task, channel, message.ts, prediction.label, prediction.abstained)
         return
-    text_fallback, reply_blocks = _reply_content(task, message_id, prediction)
+    text_fallback, reply_blocks = _reply_content(task, message.message_id, prediction)
     _wait_for_turn(services, channel)
-    reply = client.chat_postMessage(channel=channel, thread_ts=thread, text=text_fallback, blocks=reply_blocks)
+    reply = client.chat_postMessage(channel=channel, thread_ts=message.thread, text=text_fallback, blocks=reply_blocks)
     storage.messages.set_prediction_reply(services.db, prediction.id, channel=channel, reply_ts=reply["ts"])
 
 
@@ -282,24 +265,23 @@ def _reply_content(
     )
 
 
-def _already_posted(
-    services: Services, client: WebClient, channel: str, thread: str, message_id: int, prediction_id: int
-) -> bool:
+def _already_posted(services: Services, client: WebClient, message: ChannelMessage, prediction_id: int) -> bool:
     """After a crash: did the dead process's reply reach Slack before it could be recorded?
 
     The reply's actions block names the message, so it is found in the thread; then it is
     linked instead of posted twice. If Slack cannot tell, answering again beats never.
     """
+    channel = message.channel
     try:
-        found = client.conversations_replies(channel=channel, ts=thread, limit=200)
+        found = client.conversations_replies(channel=channel, ts=message.thread, limit=200)
     except SlackApiError as exc:
         log.warning("could not look for an earlier reply", extra={"error": exc.response.get("error")})
         return False
-    wanted = blocks.block_id_for(message_id)
-    for message in found.get("messages") or []:
-        if message.get("bot_id") and any(b.get("block_id") == wanted for b in message.get("blocks") or []):
+    wanted = blocks.block_id_for(message.message_id)
+    for posted in found.get("messages") or []:
+        if posted.get("bot_id") and any(b.get("block_id") == wanted for b in posted.get("blocks") or []):
             storage.messages.set_prediction_reply(
-                services.db, prediction_id, channel=channel, reply_ts=str(message["ts"])
+                services.db, prediction_id, channel=channel, reply_ts=str(posted["ts"])
             )
             return True
     return False

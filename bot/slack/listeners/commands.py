@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 import camel
 import storage
-from bot import abstention, texts
+from bot import texts
 from bot.errors import LearningError
 from bot.slack import blocks, review, task_stats
 from bot.slack.listeners import admin_commands, privacy
@@ -63,15 +63,14 @@ def do_predict(call: Invocation) -> None:
     if not call.raw:
         raise CommandProblem(texts.usage(f"`{COMMAND} predict` needs a text."))
     task = call.channel_task()
-    predictor = call.services.predictors.get(task.name)
-    if predictor is None:
+    serving = call.services.predictors.serving(task.name)
+    if serving is None:
         guess = call.services.predictors.guess(task, call.raw[: call.services.settings.max_predict_chars])
         if guess is None:
             raise CommandProblem(texts.no_adapter(task.name))
         call.reply(texts.guess_text(guess.top3))
         return
-    result = abstention.answers(
-        predictor,
+    result = serving.predictor.answer(
         [call.raw[: call.services.settings.max_predict_chars]],
         floor=task.abstain_threshold,
         out_of_scope_label=task.out_of_scope_label,

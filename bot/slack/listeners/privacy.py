@@ -32,9 +32,9 @@ def register(app: App) -> None:
 def _serving_cache(services: Services) -> camel.FeatureCache | None:
     """The feature cache the predictors share (None before any adapter serves)."""
     for task in storage.tasks.list_tasks(services.db):
-        predictor = services.predictors.get(task.name)
-        if predictor is not None:
-            return predictor.cache
+        serving = services.predictors.serving(task.name)
+        if serving is not None:
+            return serving.predictor.cache
     return None
 
 
