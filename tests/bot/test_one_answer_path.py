@@ -55,7 +55,10 @@ def test_the_command_line_answers_as_slack_does(
     # Declare out of scope whatever the (weak, tiny) model ranks first for the last text.
     out_of_scope = serving.predictor.answer([TEXTS[-1]])[0].label
     storage.tasks.upsert_task(
-        bot.db, "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=0.3, out_of_scope_label=out_of_scope
+        bot.db,
+        storage.TaskSpec(
+            "support", kind="intent", labels=SUPPORT_LABELS, abstain_threshold=0.3, out_of_scope_label=out_of_scope
+        ),
     )
     slack = _slack_answers(bot, 1700000300)
     assert slack[-1].label == out_of_scope and not slack[-1].abstained  # "not one of mine" was stated

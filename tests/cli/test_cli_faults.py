@@ -102,7 +102,9 @@ def test_predict_with_bad_flags_is_one_line(
 
 def test_predict_with_a_task_takes_its_floor_and_flags_win(support_adapter_dir: Path, db_path: Path, capsys) -> None:
     db = storage.open_store(db_path)
-    storage.tasks.upsert_task(db, "support", kind="intent", labels=["card_arrival"], abstain_threshold=1.0)
+    storage.tasks.upsert_task(
+        db, storage.TaskSpec("support", kind="intent", labels=["card_arrival"], abstain_threshold=1.0)
+    )
     db.close()
     argv = ["predict", "--adapter", str(support_adapter_dir), "--task", "support", "--db", str(db_path), "card"]
     assert main(argv) == 0
