@@ -186,6 +186,7 @@ def start(
     if learning:
         runtime.loop = LearningLoop(
             settings,
+            db,
             predictors,
             post=slack_post(client) if client is not None else None,
             upload=slack_upload(client) if client is not None else None,

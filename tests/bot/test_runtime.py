@@ -25,6 +25,7 @@ def test_runtime_hands_the_started_loop_to_the_app(
         assert bot.loop is not None and bot.app is not None and bot.server is not None
         assert bot.loop.next_run_time("support") is not None  # started: the nightly job is scheduled
         assert bot.loop.predictors is bot.predictors and bot.predictors.metrics is bot.metrics
+        assert bot.loop.db is bot.db  # the runtime's one connection, not one of the loop's own
         assert {t.name for t in storage.tasks.list_tasks(bot.db)} == {"support", "mood"}
         assert storage.tasks.get_task(bot.db, "support").channels == ["C0SUPPORT"]  # type: ignore[union-attr]
     assert bot.server is None and bot.loop.next_run_time("support") is None  # stopped: server, then loop
