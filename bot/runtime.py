@@ -45,8 +45,8 @@ from bot.slack.listeners import Registered, declared
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
-# Bolt listeners (commands, clicks, app-life events): they only ack and answer, while message and
-# reaction work runs on the inbox workers, so a few threads keep acks fast.
+# Bolt listeners (commands, clicks): they only ack and answer, while every event's work runs on
+# the inbox workers, so a few threads keep acks fast.
 LISTENER_THREADS = 8
 
 

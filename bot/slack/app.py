@@ -17,7 +17,7 @@ import storage
 from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack import middleware
-from bot.slack.listeners import event_handlers, register_all
+from bot.slack.listeners import ALL, register_all
 from bot.slack.services import Learning, Predictors, Services
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ def build_app(
 ) -> App:
     """The Bolt app; middleware hands the listeners one `Services` through Bolt's `context`.
 
-    Events with an inbox handler go to the durable inbox; the caller runs `InboxWorkers` on
-    the same `services` (bot.runtime does).
+    Every event the listeners declare goes to the durable inbox; the caller runs `InboxWorkers`
+    on the same `services` (bot.runtime does).
     """
     metrics = (services.metrics if services is not None else BotMetrics()) if metrics is None else metrics
     metrics.watch_runs(db)
@@ -62,12 +62,12 @@ def build_app(
         # Bolt drops events the bot itself caused (its own messages and reactions) before any listener.
         ignoring_self_events_enabled=True,
         process_before_response=False,
-        # Commands, clicks and app-life events run here; the caller owns it so that a stop can
+        # Commands and clicks run here; the caller owns it so that a stop can
         # wait for the ones under way before the database closes.
         listener_executor=listener_executor,
         name="camel-bot",
     )
-    middleware.install(app, services, set(event_handlers()))
+    middleware.install(app, services, ALL.events.keys())
     register_all(app)
     resume_if_token_works(db, app.client)
     return app
