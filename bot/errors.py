@@ -61,6 +61,10 @@ class RollbackError(LearningError):
     """The requested version cannot be rolled back to."""
 
 
+class LoopStoppedError(LearningError):
+    """The learning loop was stopped: it no longer uses the store (its owner may have closed it)."""
+
+
 class DemoError(BotError):
     """Base class of every failure the demo reports to its user."""
 

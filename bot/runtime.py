@@ -9,22 +9,27 @@ so every part is handed what it needs when it is made and nothing is finished by
    `SlackPublisher` made here from the Web API client, which the loop sees only as its
    `Publisher` protocol, so `bot.loop` never imports Slack; starting it loads every task's
    active adapter;
-4. the Bolt app, which sees the loop only as the `Learning` protocol, so `bot.slack` never
-   imports the loop, and the inbox workers that handle the events the app stored;
-5. in HTTP mode, the waitress WSGI server behind the request guard.
+4. the listeners' `Services` (which see the loop only as the `Learning` protocol, so `bot.slack`
+   never imports the loop), Bolt's listener threads, the Bolt app, and the inbox workers that
+   handle the events the app stored;
+5. in HTTP mode, the waitress WSGI server behind the request guard;
+6. the `Runtime`, made once all its parts exist.
 
-A part may be left out (`learning=False`, `slack=False`, `http=False`) by tests and benchmarks
-that need less; unit tests may still build a single part directly.
+All of them share one database connection (storage's lock makes it safe across threads); only
+the training child process opens its own. A part may be left out (`learning=False`,
+`slack=False`, `http=False`) by tests and benchmarks that need less; unit tests may still build
+a single part directly.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import logging
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 
 from slack_bolt import App
+from slack_sdk import WebClient
 from sqlite_utils import Database
 
 import storage
@@ -42,8 +47,8 @@ from bot.slack.publisher import SlackPublisher
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
-# Bolt listeners (commands, clicks, app-life events): they only ack and answer, while message and
-# reaction work runs on the inbox workers, so a few threads keep acks fast.
+# Bolt listeners (commands, clicks): they only ack and answer, while every event's work runs on
+# the inbox workers, so a few threads keep acks fast.
 LISTENER_THREADS = 8
 
 
@@ -76,20 +81,25 @@ def warn_about_secrets_file(settings: Settings) -> str | None:
 
 @dataclass(eq=False)
 class Runtime:
-    """The assembled parts; `stop()` (or leaving a `with` block) stops the server, then the loop."""
+    """The assembled parts, each already started; `stop()` (or leaving a `with` block) stops the
+    server, then the inbox workers and Bolt's listener threads, then the loop.
+
+    A part the caller left out (`start(learning=False, slack=False, http=False)`) is None. Only
+    `stop()` changes a runtime: it drops each part it stopped, so a second stop does nothing.
+    """
 
     settings: Settings
     db: Database
     metrics: BotMetrics
     predictors: PredictorRegistry
-    loop: LearningLoop | None = None
-    app: App | None = None
-    server: HttpServer | None = None
-    services: Services | None = None
-    workers: InboxWorkers | None = None
-    listeners: ThreadPoolExecutor | None = None
-    registered: Registered = field(default_factory=dict)
-    reload_errors: list[str] = field(default_factory=list)
+    reload_errors: list[str]
+    loop: LearningLoop | None
+    services: Services | None
+    listeners: ThreadPoolExecutor | None
+    app: App | None
+    workers: InboxWorkers | None
+    server: HttpServer | None
+    registered: Registered
 
     @property
     def url(self) -> str:
@@ -124,6 +134,17 @@ class Runtime:
         self.stop()
 
 
+@dataclass(frozen=True)
+class SlackSide:
+    """The parts that talk to Slack, started in this order (`start_slack`)."""
+
+    services: Services
+    listeners: ThreadPoolExecutor
+    app: App
+    workers: InboxWorkers
+    server: HttpServer | None
+
+
 def start(
     settings: Settings,
     *,
@@ -136,6 +157,7 @@ def start(
 
     `db`: an already opened store (default: `open_store(settings)`); `http`: serve HTTP (default:
     when `settings.mode` is "http"); Socket Mode is connected by the caller on `runtime.app`.
+    When a part fails to start, the parts started before it are stopped again.
     """
     db = open_store(settings) if db is None else db
     warn_about_secrets_file(settings)
@@ -149,44 +171,58 @@ def start(
         background=lambda task: storage.messages.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
     )
     client = build_client(settings) if slack else None
-    runtime = Runtime(settings, db, metrics, predictors)
-    if learning:
-        publisher = SlackPublisher(client) if client is not None else None
-        runtime.loop = LearningLoop(settings, predictors, publisher)
-        runtime.loop.start()  # also serves each task's active adapter
-        runtime.reload_errors = list(runtime.loop.reload_errors)
-    else:
-        runtime.reload_errors = predictors.sync(db)
-    try:
+    with ExitStack() as started:  # unwound (last part first) only when a later part fails
+        loop: LearningLoop | None = None
+        if learning:
+            loop = LearningLoop(settings, db, predictors, SlackPublisher(client) if client is not None else None)
+            loop.start()  # also serves each task's active adapter
+            started.callback(loop.stop)
+        reload_errors = list(loop.reload_errors) if loop is not None else predictors.sync(db)
+        side = None
         if client is not None:
-            services = Services(settings=settings, db=db, predictors=predictors, learning=runtime.loop, metrics=metrics)
-            runtime.services = services
-            runtime.listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="camel-listener")
-            runtime.app = build_app(
-                settings,
-                db,
-                predictors,
-                runtime.loop,
-                client=client,
-                services=services,
-                listener_executor=runtime.listeners,
-            )
-            runtime.registered = declared()
-            # Event work runs on its own threads with a client that never sleeps on a 429.
-            runtime.workers = InboxWorkers(services, build_client(settings, wait_on_rate_limit=False))
-            runtime.workers.start()
-            if settings.mode == "http" if http is None else http:
-                runtime.server = serve_http(
-                    runtime.app,
-                    settings.http_port,
-                    settings.http_host,
-                    metrics,
-                    threads=settings.http_threads,
-                    max_body_bytes=settings.max_body_bytes,
-                    signing_secret=settings.signing_secret,
-                    readiness=services.health,
-                )
-    except BaseException:
-        runtime.stop()
-        raise
+            services = Services(settings=settings, db=db, predictors=predictors, learning=loop, metrics=metrics)
+            side = start_slack(services, client, settings.mode == "http" if http is None else http, started)
+        runtime = Runtime(
+            settings=settings,
+            db=db,
+            metrics=metrics,
+            predictors=predictors,
+            reload_errors=reload_errors,
+            loop=loop,
+            services=side.services if side else None,
+            listeners=side.listeners if side else None,
+            app=side.app if side else None,
+            workers=side.workers if side else None,
+            server=side.server if side else None,
+            registered=declared(),
+        )
+        started.pop_all()  # from here on, the runtime's stop() owns them
     return runtime
+
+
+def start_slack(services: Services, client: WebClient, http: bool, started: ExitStack) -> SlackSide:
+    """The Slack side, in order: Bolt's listener threads, the app, the inbox workers and, with
+    `http`, the server; each one's stop is pushed on `started`, so a failure stops what came before."""
+    settings = services.settings
+    listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="camel-listener")
+    started.callback(listeners.shutdown, wait=True)
+    app = build_app(services, client, listeners)
+    # Event work runs on its own threads with a client that never sleeps on a 429.
+    workers = InboxWorkers(services, build_client(settings, wait_on_rate_limit=False))
+    workers.start()
+    started.callback(workers.stop)
+    server = None
+    if http:
+        server = serve_http(
+            app,
+            settings.http_port,
+            settings.http_host,
+            services.metrics,
+            threads=settings.http_threads,
+            max_body_bytes=settings.max_body_bytes,
+            signing_secret=settings.signing_secret,
+            readiness=services.health,
+        )
+        started.callback(server.server_close)
+        started.callback(server.shutdown)
+    return SlackSide(services, listeners, app, workers, server)

@@ -1,9 +1,11 @@
-"""Slack event de-duplication and the audit log of admin actions."""
+"""The audit log of admin actions.
+
+(Slack events are de-duplicated by the durable inbox, `storage.inbox`: its unique event id is the mark.)"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlite_utils
@@ -11,21 +13,6 @@ import sqlite_utils
 from storage.db import rows, to_iso, transaction
 from storage.errors import InvalidValueError
 from storage.records import AuditEntry
-
-
-def claim_event(db: sqlite_utils.Database, event_id: str, *, ttl_s: float = 3600) -> bool:
-    """True the first time `event_id` is seen within its ttl; Slack retries get False."""
-    if not event_id:
-        raise InvalidValueError("an event id must not be empty")
-    now = datetime.now(timezone.utc)
-    with transaction(db) as conn:
-        # Expired ids are purged here rather than by a job: the table stays small on its own.
-        conn.execute("DELETE FROM processed_events WHERE expires_at <= ?", (to_iso(now),))
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO processed_events (event_id, claimed_at, expires_at) VALUES (?, ?, ?)",
-            (event_id, to_iso(now), to_iso(now + timedelta(seconds=ttl_s))),
-        )
-    return cursor.rowcount == 1
 
 
 def audit(db: sqlite_utils.Database, *, actor: str, action: str, detail: dict[str, Any] | None = None) -> None:

@@ -253,6 +253,13 @@ def _v7_label_descriptions(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE tasks ADD COLUMN config_seed TEXT")
 
 
+def _v8_one_event_mark(conn: sqlite3.Connection) -> None:
+    """Every Slack event now goes through the inbox, whose unique event id is the de-duplication
+    mark; processed_events, the mark of events that bypassed the inbox, has no reader left (its
+    index goes with it)."""
+    conn.execute("DROP TABLE IF EXISTS processed_events")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial_schema,
     _v2_deletion_list,
@@ -261,5 +268,6 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v5_inbox,
     _v6_asking,
     _v7_label_descriptions,
+    _v8_one_event_mark,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

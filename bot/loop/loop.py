@@ -5,6 +5,10 @@ child process, `Reporter` tells the channel through the `Publisher` the loop is 
 reports, no Slack). The child writes the new version and its status to storage; the loop notices
 the new active version (right after the child exits, and by polling, which also catches rounds
 started elsewhere) and swaps it into the live `Predictor`.
+
+The loop works on the bot's one database connection (`db`, shared with the Slack side; storage
+guards it for threads); `stop()` waits for the loop's own threads to finish their work on it,
+because the connection's owner closes it next (`bot.loop.store_use`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import subprocess
 import threading
 from datetime import datetime
 
+from sqlite_utils import Database
+
 import storage
-from bot.errors import RollbackError
+from bot.errors import LoopStoppedError, RollbackError
 from bot.loop import asking, digest
 from bot.loop.publisher import Publisher
 from bot.loop.registry import PredictorRegistry
@@ -24,23 +30,26 @@ from bot.loop.reporter import Reporter
 from bot.loop.retention import RetentionSummary
 from bot.loop.review_scoring import ReviewScorer
 from bot.loop.runner import RoundRunner
+from bot.loop.store_use import StoreUse
 from bot.loop.triggers import Triggers
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+STOP_WAIT_S = 60.0  # a round's bookkeeping under way at stop: read its run, serve the version, report
 
 
 class LearningLoop:
     def __init__(
         self,
         settings: Settings,
+        db: Database,
         predictors: PredictorRegistry,
         publisher: Publisher | None = None,
     ) -> None:
-        self.settings, self.predictors = settings, predictors
-        self.db = storage.open_store(settings.db_path)
+        self.settings, self.db, self.predictors = settings, db, predictors
+        self.store_use = StoreUse()  # the loop's own threads' work on `db`, which stop() waits for
         self.triggers = Triggers(settings, self.db)
-        self.runner = RoundRunner(settings, self.db)
+        self.runner = RoundRunner(settings, self.db, self.store_use)
         self.publisher = publisher  # reports, digests and questions reach the channels through it; None: silent
         self.reporter = Reporter(settings, self.db, publisher)
         self.review = ReviewScorer(self.db, predictors)  # review scores for each newly served version
@@ -67,8 +76,11 @@ class LearningLoop:
             self.triggers.add_cron("digest", self.digest_now, digest.DIGEST_CRON)
 
     def stop(self) -> None:
-        """Stop scheduling; a round already running finishes in its own process."""
+        """Stop scheduling and wait for the loop's work on the store under way; a round already
+        training finishes in its own process, and the next start does its bookkeeping."""
         self.triggers.stop()
+        if not self.store_use.close(STOP_WAIT_S):
+            log.warning("a round's bookkeeping was still running at stop")
         if not self.review.stop():
             log.warning("a review scoring pass was still running at stop")
 
@@ -90,9 +102,15 @@ class LearningLoop:
         run_id = storage.runs.start_run(self.db, task, "manual")
         storage.events.audit(self.db, actor=actor, action="retrain", detail={"task": task, "run_id": run_id})
         threading.Thread(
-            target=self.run_round, args=(task, "manual", run_id), name=f"round-{run_id}", daemon=True
+            target=self._round_in_background, args=(task, run_id), name=f"round-{run_id}", daemon=True
         ).start()
         return run_id
+
+    def _round_in_background(self, task: str, run_id: int) -> None:
+        try:
+            self.run_round(task, "manual", run_id)
+        except LoopStoppedError:
+            log.info("the loop stopped while round %s of %s trained; the next start records its end", run_id, task)
 
     def next_run_time(self, task: str) -> datetime | None:
         return self.triggers.next_run_time(task)
@@ -123,28 +141,31 @@ class LearningLoop:
         return True
 
     def _queued_round(self, task: str, trigger: str) -> None:
-        with self.runner.lock_for(task):
-            with self._guard:
-                self._queued.discard(task)
-            if not self.triggers.running:
-                return  # stopped while waiting
-            try:
+        try:
+            with self.runner.lock_for(task):
+                with self._guard:
+                    self._queued.discard(task)
+                if not self.triggers.running:
+                    return  # stopped while waiting
                 run = self.runner.run_locked(task, trigger, None)
-            except Exception:
-                log.exception("training round of %s could not run", task)
-                return
-        self._after(task, run)
+            self._after(task, run)
+        except LoopStoppedError:
+            log.info("the loop stopped while a round of %s trained; the next start records its end", task)
+        except Exception:
+            log.exception("training round of %s could not run", task)
 
     def run_round(self, task: str, trigger: str, run_id: int | None = None) -> storage.TrainingRun:
-        """Run one round in a child process and wait for it (one round per task at a time)."""
+        """Run one round in a child process and wait for it (one round per task at a time).
+        Raises LoopStoppedError when the loop stops meanwhile."""
         with self.runner.lock_for(task):
             run = self.runner.run_locked(task, trigger, run_id)
         self._after(task, run)
         return run
 
     def _after(self, task: str, run: storage.TrainingRun) -> None:
-        self.sync()
-        self.reporter.round_done(task, run)
+        with self.store_use.using():
+            self.sync()
+            self.reporter.round_done(task, run)
 
     # hot reload, erased texts and rollback ---------------------------------------------
     def poll(self) -> None:

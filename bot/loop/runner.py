@@ -24,6 +24,7 @@ import storage
 from bot.errors import LearningError, TaskBusyError
 from bot.loop import versions
 from bot.loop.options import RoundOptions, summary_path
+from bot.loop.store_use import StoreUse
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ def death_message(returncode: int, log_path: Path) -> str:
 class RoundRunner:
     """Runs rounds in child processes, one at a time per task; `children` are the ones running now."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.settings, self.db = settings, db
+    def __init__(self, settings: Settings, db: Database, store_use: StoreUse) -> None:
+        self.settings, self.db, self.store_use = settings, db, store_use
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._task_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -72,11 +73,14 @@ class RoundRunner:
             return self._task_locks.setdefault(task, threading.Lock())
 
     def run_locked(self, task: str, trigger: str, run_id: int | None) -> storage.TrainingRun:
-        """One round; the caller holds `lock_for(task)`."""
-        run_id = run_id or storage.runs.start_run(self.db, task, trigger)
+        """One round; the caller holds `lock_for(task)`. The store is not in use while the child
+        trains, so a stop meanwhile does not wait for it (LoopStoppedError afterwards)."""
+        with self.store_use.using():
+            run_id = run_id or storage.runs.start_run(self.db, task, trigger)
         log_path = summary_path(self.settings.data_dir, run_id).with_suffix(".log")
         returncode = self._spawn_and_wait(task, trigger, run_id, log_path)
-        return self._finished_run(task, run_id, returncode, log_path)
+        with self.store_use.using():
+            return self._finished_run(task, run_id, returncode, log_path)
 
     def _spawn_and_wait(self, task: str, trigger: str, run_id: int, log_path: Path) -> int:
         storage.files.make_private_dirs(log_path.parent)

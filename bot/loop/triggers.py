@@ -106,9 +106,12 @@ class Triggers:
         )
 
     def stop(self) -> None:
+        """No job runs after this returns: a reload poll, retention, asking or digest pass under
+        way is waited for (they use the store, which the caller closes next); a requested round
+        only starts a thread, which `LearningLoop.stop` deals with."""
         sched.unregister_runner(self.key)
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=True)
             self.scheduler = None
 
     @property

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 import logging
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import App
@@ -14,11 +13,10 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from sqlite_utils import Database
 
 import storage
-from bot.metrics import BotMetrics
 from bot.settings import Settings
 from bot.slack import middleware
-from bot.slack.listeners import event_handlers, register_all
-from bot.slack.services import Learning, Predictors, Services
+from bot.slack.listeners import ALL, register_all
+from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +31,18 @@ def build_client(settings: Settings, *, wait_on_rate_limit: bool = True) -> WebC
     return WebClient(token=settings.bot_token or None, base_url=settings.slack_api_url, retry_handlers=handlers)
 
 
-def build_app(
-    settings: Settings,
-    db: Database,
-    predictors: Predictors,
-    learning: Learning | None = None,
-    *,
-    metrics: BotMetrics | None = None,
-    client: WebClient | None = None,
-    services: Services | None = None,
-    listener_executor: Executor | None = None,
-) -> App:
+def build_app(services: Services, client: WebClient, listener_executor: Executor) -> App:
     """The Bolt app; middleware hands the listeners one `Services` through Bolt's `context`.
 
-    Events with an inbox handler go to the durable inbox; the caller runs `InboxWorkers` on
-    the same `services` (bot.runtime does).
+    Every event the listeners declare goes to the durable inbox; the caller runs `InboxWorkers`
+    on the same `services` (bot.runtime does). Commands and clicks run on
+    `listener_executor`, which the caller owns so that a stop can wait for the ones under way
+    before the database closes.
     """
-    metrics = (services.metrics if services is not None else BotMetrics()) if metrics is None else metrics
-    metrics.watch_runs(db)
-    if services is None:
-        services = Services(settings=settings, db=db, predictors=predictors, learning=learning, metrics=metrics)
+    settings = services.settings
+    services.metrics.watch_runs(services.db)
     app = App(
-        client=client or build_client(settings),
+        client=client,
         signing_secret=settings.signing_secret,
         # Socket Mode requests come over an authenticated websocket and carry no signature.
         request_verification_enabled=settings.mode == "http",
@@ -62,14 +50,12 @@ def build_app(
         # Bolt drops events the bot itself caused (its own messages and reactions) before any listener.
         ignoring_self_events_enabled=True,
         process_before_response=False,
-        # Commands, clicks and app-life events run here; the caller owns it so that a stop can
-        # wait for the ones under way before the database closes.
         listener_executor=listener_executor,
         name="camel-bot",
     )
-    middleware.install(app, services, set(event_handlers()))
+    middleware.install(app, services, ALL.events.keys())
     register_all(app)
-    resume_if_token_works(db, app.client)
+    resume_if_token_works(services.db, app.client)
     return app
 
 

@@ -24,7 +24,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 import storage
-from bot.slack.listeners import EventHandler, event_handlers
+from bot.slack.listeners import ALL, EventHandler
 from bot.slack.listeners._shared import Delivery, NotYet, workspace_in
 from bot.slack.services import Services
 
@@ -34,18 +34,12 @@ DEFAULT_RETRY_AFTER_S = 1.0
 
 
 class InboxWorkers:
-    def __init__(
-        self,
-        services: Services,
-        client: WebClient,
-        *,
-        threads: int | None = None,
-        handlers: dict[str, EventHandler] | None = None,
-    ) -> None:
+    def __init__(self, services: Services, client: WebClient) -> None:
         self.services = services
         self.client = client
-        self.threads = threads or services.settings.inbox_workers
-        self.handlers = handlers if handlers is not None else event_handlers()
+        self.threads = services.settings.inbox_workers
+        # Event type -> handler, from every listener module's declaration (a copy of its own).
+        self.handlers: dict[str, EventHandler] = dict(ALL.events)
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
 

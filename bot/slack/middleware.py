@@ -5,12 +5,13 @@ self-event filter; messages of another organisation's users in a Slack Connect c
 event of a workspace that uninstalled the app) happens here, before `ack()`, so a skipped event
 is still answered 200 and Slack stops retrying it.
 
-Events with an inbox handler (`listeners.event_handlers()`) are written to the durable inbox
-here, one insert, before the 200: after the ack the event is ours to keep, and the inbox row
-(unique event id) is also the de-duplication mark. Inbox workers do the work. When the write
-fails (a full disk) Slack still gets its 200, so it does not disable the app: the event is
-counted as dropped, /readyz turns 503 with the reason, and the admins are told once.
-Other events keep the old path: `storage.events.claim_event`, then a Bolt listener.
+Every Events API event the listeners declare (`listeners.ALL.events`) is written to the
+durable inbox here, one insert, before the 200: after the ack the event is ours to keep, and
+the inbox row (unique event id) is also the de-duplication mark, so a redelivery is
+acknowledged and not handled again. Inbox workers do the work. When the write fails (a full
+disk) Slack still gets its 200, so it does not disable the app: the event is counted as
+dropped, /readyz turns 503 with the reason, and the admins are told once. Commands and
+interactive payloads are not events: they go on to Bolt's listeners.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Collection
 from typing import Any, Callable
 
 from slack_bolt import App, BoltContext, BoltResponse
@@ -34,17 +36,18 @@ DELETED_SUBTYPE = "message_deleted"
 BROADCAST_SUBTYPE = "thread_broadcast"  # a thread reply also sent to the channel
 # Message subtypes that are still a person writing something worth classifying.
 HUMAN_SUBTYPES = {None, "file_share", BROADCAST_SUBTYPE, "me_message"}
-# Events about the app's own installation: they must reach their listener even when stopped.
+# Events about the app's own installation: they reach the inbox even for a stopped workspace.
 APP_LIFE_EVENTS = {"app_uninstalled", "tokens_revoked"}
 
 Next = Callable[[], BoltResponse]
 
 
-def install(app: App, services: Services, inbox_kinds: set[str] | None = None) -> None:
+def install(app: App, services: Services, inbox_kinds: Collection[str]) -> None:
+    """`inbox_kinds`: the event types that have an inbox handler; other events go on to Bolt,
+    which answers 404 for an event nobody listens to."""
     app.middleware(_attach(services))
     app.middleware(_skip_unwanted(services))
-    app.middleware(_to_inbox(services, app.client, inbox_kinds or set()))
-    app.middleware(_deduplicate(services))
+    app.middleware(_to_inbox(services, app.client, frozenset(inbox_kinds)))
 
 
 def _attach(services: Services) -> Callable[..., Any]:
@@ -124,18 +127,7 @@ def _stopped_event(services: Services, event: dict[str, Any], workspace: str) ->
     return event.get("type") not in APP_LIFE_EVENTS and stopped(services, workspace)
 
 
-def _deduplicate(services: Services) -> Callable[..., Any]:
-    def deduplicate_events(body: dict[str, Any], next: Next) -> BoltResponse:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not storage.events.claim_event(services.db, str(event_id)):
-            log.info("event %s already handled; acknowledging the redelivery", event_id)
-            return BoltResponse(status=200, body="")
-        return next()
-
-    return deduplicate_events
-
-
-def _to_inbox(services: Services, client: WebClient, kinds: set[str]) -> Callable[..., Any]:
+def _to_inbox(services: Services, client: WebClient, kinds: frozenset[str]) -> Callable[..., Any]:
     def store_in_inbox(body: dict[str, Any], next: Next) -> BoltResponse:
         event = body.get("event") if body.get("type") == "event_callback" else None
         if not isinstance(event, dict) or event.get("type") not in kinds or not body.get("event_id"):

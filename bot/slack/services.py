@@ -132,6 +132,7 @@ class Services:
     inbox_wakeup: threading.Event = field(default_factory=threading.Event)
     health: EventPathHealth = field(init=False)
     batcher: PredictionBatcher = field(default_factory=PredictionBatcher)
+    _bot_user: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         self.admins = AdminDirectory(self.settings.admins, self.settings.admin_usergroup)
@@ -144,3 +145,10 @@ class Services:
 
     def is_admin(self, user: str, client: WebClient | None) -> bool:
         return self.admins.is_admin(user, client)
+
+    def bot_user_id(self, client: WebClient) -> str:
+        """The bot's own user id, asked of Slack once (auth.test): Bolt's context knows it for a
+        request, but inbox handlers run outside Bolt, possibly after a restart."""
+        if not self._bot_user:
+            self._bot_user = str(client.auth_test().get("user_id") or "")
+        return self._bot_user

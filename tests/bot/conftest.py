@@ -27,6 +27,8 @@ from bot.demo.local_slack import FakeSlackAPI
 from bot.demo.slack_events import signed_headers
 from bot.runtime import Runtime
 from bot.settings import ModelSettings, Settings, TaskSettings
+from bot.slack.app import build_client
+from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.http_server import EVENTS_PATH
 from tests.tiny_model import INTENT_WORDS
 
@@ -131,6 +133,15 @@ class BotUnderTest:
 
     def stop(self) -> None:
         self.runtime.stop()
+
+    def restart_inbox_workers(self) -> None:
+        """New inbox workers on the same services, as the next process would start them (the
+        test stopped the old ones first, as if the process had died after acknowledging)."""
+        assert self.runtime.services is not None
+        self.runtime.workers = InboxWorkers(
+            self.runtime.services, build_client(self.settings, wait_on_rate_limit=False)
+        )
+        self.runtime.workers.start()
 
     # ---- signed HTTP
     def post(

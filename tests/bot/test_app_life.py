@@ -138,3 +138,52 @@ def test_setup_in_a_paused_channel_resumes_it(bot: BotUnderTest) -> None:
     assert send_command(bot, "setup support", user=ADMIN, channel=SUPPORT_CHANNEL) == 200
     bot.fake.wait_for("response_url")
     assert storage.lifecycle.channel_pause(bot.db, SUPPORT_CHANNEL) is None
+
+
+# ---- one event pipeline: the app's life goes through the durable inbox like a message
+
+
+def _inbox_outcome(bot: BotUnderTest, event_id: str) -> str | None:
+    found = storage_db.rows(bot.db, "SELECT outcome FROM inbox WHERE event_id = ?", (event_id,))
+    return str(found[0]["outcome"]) if found and found[0]["outcome"] else None
+
+
+def _handled(bot: BotUnderTest, kind: str) -> float:
+    line = f'camel_events_handled_total{{kind="{kind}",outcome="done"}} '
+    found = [row for row in bot.runtime.metrics.render().decode().splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def test_an_app_life_event_redelivered_is_handled_once_through_the_inbox(bot: BotUnderTest) -> None:
+    for _ in range(3):  # Slack's retries carry the same event id
+        assert send_event(bot, "channel_archive", "EvARCHIVEDTWICE", channel=SUPPORT_CHANNEL, user=USER) == 200
+    wait_until(lambda: _inbox_outcome(bot, "EvARCHIVEDTWICE") == "done", what="archive handled from the inbox")
+    assert storage.lifecycle.channel_pause(bot.db, SUPPORT_CHANNEL) is not None
+    rows = storage_db.rows(bot.db, "SELECT event_id FROM inbox WHERE kind = 'channel_archive'")
+    assert [r["event_id"] for r in rows] == ["EvARCHIVEDTWICE"]  # one row: the redeliveries were only acknowledged
+    assert _handled(bot, "channel_archive") == 1.0
+    assert "was archived" in _admin_dms(bot)[0]
+
+
+def test_an_app_life_event_acknowledged_before_a_restart_is_handled_after_it(bot: BotUnderTest) -> None:
+    assert bot.runtime.workers is not None
+    bot.runtime.workers.stop()  # as if the process died right after acknowledging
+    assert send_event(bot, "app_uninstalled", "EvUNINSTALLBEFORERESTART") == 200
+    assert _inbox_outcome(bot, "EvUNINSTALLBEFORERESTART") is None  # stored, not handled yet
+    assert storage.lifecycle.workspace_stop(bot.db, TEAM) is None
+    bot.restart_inbox_workers()
+    stop = wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="workspace stopped after restart")
+    assert stop.reason == "app_uninstalled"
+    wait_until(lambda: _inbox_outcome(bot, "EvUNINSTALLBEFORERESTART") == "done", what="inbox row finished")
+
+
+def test_tokens_revoked_after_the_uninstall_still_reaches_its_handler(bot: BotUnderTest) -> None:
+    assert send_event(bot, "app_uninstalled", "EvUNINSTALLFIRST") == 200
+    wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="workspace stopped")
+    # The workspace is stopped, yet its own life events are not dropped by middleware.
+    assert send_event(bot, "tokens_revoked", "EvREVOKEDAFTER") == 200
+    wait_until(lambda: _inbox_outcome(bot, "EvREVOKEDAFTER") == "done", what="tokens_revoked handled")
+    assert storage.lifecycle.workspace_stop(bot.db, TEAM).reason == "app_uninstalled"  # the first reason is kept
+    # Other events of the stopped workspace never reach the inbox.
+    assert _message(bot, "1700000404.000100", "EvMESSAGEWHILESTOPPED") == 200
+    assert storage_db.rows(bot.db, "SELECT * FROM inbox WHERE event_id = 'EvMESSAGEWHILESTOPPED'") == []

@@ -27,13 +27,13 @@ def _count(bot: BotUnderTest, table: str) -> int:
 def test_bad_signature_is_401_and_stores_nothing(bot: BotUnderTest) -> None:
     status, _ = bot.send_message("where is my card", "1700000001.000100", secret="not-the-secret")
     assert status == 401
-    assert _count(bot, "messages") == 0 and _count(bot, "processed_events") == 0
+    assert _count(bot, "messages") == 0 and _count(bot, "inbox") == 0
 
 
 def test_old_timestamp_is_401_and_stores_nothing(bot: BotUnderTest) -> None:
     status, _ = bot.send_message("where is my card", "1700000001.000100", timestamp=int(time.time()) - 600)
     assert status == 401
-    assert _count(bot, "messages") == 0 and _count(bot, "processed_events") == 0
+    assert _count(bot, "messages") == 0 and _count(bot, "inbox") == 0
 
 
 def test_same_event_four_times_gives_one_prediction_and_one_reply(bot: BotUnderTest) -> None:

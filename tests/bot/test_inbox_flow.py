@@ -17,8 +17,6 @@ import pytest
 
 import storage
 from bot.demo.local_slack import FakeSlackAPI
-from bot.slack.app import build_client
-from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.listeners import reactions
 from storage import db as storage_db
 from tests.bot.conftest import SUPPORT_CHANNEL, BotUnderTest, running_bot, wait_until
@@ -34,12 +32,6 @@ def _metric(bot: BotUnderTest, line: str) -> float:
     return float(found[0].split()[-1]) if found else 0.0
 
 
-def _restart_workers(bot: BotUnderTest) -> None:
-    assert bot.runtime.services is not None
-    bot.runtime.workers = InboxWorkers(bot.runtime.services, build_client(bot.settings, wait_on_rate_limit=False))
-    bot.runtime.workers.start()
-
-
 def test_event_is_in_the_inbox_before_the_200_and_a_restart_finishes_it(bot: BotUnderTest) -> None:
     assert bot.runtime.workers is not None
     bot.runtime.workers.stop()  # as if the process died right after acknowledging
@@ -48,7 +40,7 @@ def test_event_is_in_the_inbox_before_the_200_and_a_restart_finishes_it(bot: Bot
     rows = _inbox(bot)
     assert len(rows) == 1 and rows[0]["done_at"] is None and "where is my card" in rows[0]["body"]
     assert bot.fake.calls_of("chat.postMessage") == []
-    _restart_workers(bot)
+    bot.restart_inbox_workers()
     assert bot.fake.wait_for("chat.postMessage")[0].params["thread_ts"] == "1700000200.000100"
     wait_until(lambda: _inbox(bot)[0]["outcome"] == "done", what="inbox row finished")
     assert _inbox(bot)[0]["body"] == ""  # the text leaves the inbox once handled
@@ -70,7 +62,7 @@ def test_answer_older_than_reply_max_age_is_skipped_and_counted(impatient_bot: B
     bot.runtime.workers.stop()
     assert bot.send_message("refund charged twice", "1700000201.000100")[0] == 200
     time.sleep(0.5)  # the bot is down for longer than reply_max_age_s
-    _restart_workers(bot)
+    bot.restart_inbox_workers()
     wait_until(lambda: _inbox(bot)[0]["outcome"] == "late", what="late event finished")
     assert storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts="1700000201.000100")
     assert bot.fake.calls_of("chat.postMessage") == []

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 import storage
+from bot.loop import LearningLoop
+from bot.loop.registry import PredictorRegistry
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
 from tests.tiny_model import INTENT_WORDS
 
@@ -74,6 +76,22 @@ def shuffled_positions(counts: dict[str, int], seed: int) -> dict[int, str]:
     shuffled = list(labels)
     random.Random(seed).shuffle(shuffled)
     return dict(enumerate(shuffled))
+
+
+@pytest.fixture()
+def new_loop(loop_env: tuple[Settings, object]) -> Iterator[Callable[..., LearningLoop]]:
+    """`new_loop(settings, predictors, **options)`: a LearningLoop on loop_env's store, stopped
+    before the store closes (its review-scoring thread and rounds work on that connection)."""
+    made: list[LearningLoop] = []
+
+    def make(settings: Settings, predictors: PredictorRegistry, **options: Any) -> LearningLoop:
+        loop = LearningLoop(settings, loop_env[1], predictors, **options)
+        made.append(loop)
+        return loop
+
+    yield make
+    for loop in made:
+        loop.stop()
 
 
 @pytest.fixture()

@@ -11,19 +11,18 @@ import pytest
 
 import camel
 import storage
-from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from bot.loop.round_report import build_report
 from bot.slack.blocks import message
 from tests.loop.conftest import TASK, label_messages
 
 
-def test_round_fits_calibration_stores_it_under_the_manifest_and_serves_it(loop_env) -> None:
+def test_round_fits_calibration_stores_it_under_the_manifest_and_serves_it(loop_env, new_loop) -> None:
     settings, db = loop_env
     storage.tasks.upsert_task(db, storage.TaskSpec(TASK, kind="intent", labels=[], target_precision=0.8))
     label_messages(db, 80)  # 240 labels: about 48 held out, enough to fit (camel needs 40)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted", run.error
     record = storage.adapters.get_adapter(db, TASK, run.version)
@@ -47,11 +46,11 @@ def test_round_fits_calibration_stores_it_under_the_manifest_and_serves_it(loop_
         camel.load_adapter(str(folder))
 
 
-def test_gate_metrics_include_out_of_scope_recall(loop_env) -> None:
+def test_gate_metrics_include_out_of_scope_recall(loop_env, new_loop) -> None:
     settings, db = loop_env
     storage.tasks.set_out_of_scope_label(db, TASK, "feelings")  # messages of this vocabulary are "none of mine"
     label_messages(db, 40)
-    loop = LearningLoop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
+    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted", run.error
     metrics = storage.adapters.get_adapter(db, TASK, run.version).metrics

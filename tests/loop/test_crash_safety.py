@@ -12,7 +12,6 @@ import camel
 import storage
 from bot.loop import versions
 from bot.errors import TaskBusyError
-from bot.loop import LearningLoop
 from bot.loop.runner import child_env
 from bot.loop.registry import PredictorRegistry
 from tests.loop.conftest import TASK, install_adapter, label_messages
@@ -35,12 +34,12 @@ def _child_holds_lock(settings) -> bool:
         return True
 
 
-def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_env) -> None:
+def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_env, new_loop) -> None:
     settings, db = loop_env
     v1 = install_adapter(settings, db, 1)
     label_messages(db, 30)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     loop.start()
     try:
         run_id = loop.run_now(TASK, actor="U0ADMIN")
@@ -56,7 +55,7 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
     assert camel.load_adapter(str(v1)).labels == ["card_arrival", "feelings", "refund"]
     assert predictors.version(TASK) == 1 and predictors.get(TASK).answer(["refund fee"])[0].label
 
-    again = LearningLoop(settings, PredictorRegistry(settings.model.base_model))
+    again = new_loop(settings, PredictorRegistry(settings.model.base_model))
     again.start()
     again.stop()
     leftovers = [p.name for p in (v1.parent).iterdir() if p.name.startswith(".")]
@@ -65,7 +64,7 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
     assert storage.db.schema_version(db) >= 1 and storage.runs.list_runs(db, TASK)[0].outcome == "failed"
 
 
-def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env) -> None:
+def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env, new_loop) -> None:
     settings, db = loop_env
     v1 = install_adapter(settings, db, 1)
     run_id = storage.runs.start_run(db, TASK, "schedule")  # its process died: never finished
@@ -81,7 +80,7 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
     camels = v1.parent / ".v0002.tmp-0123abcd"  # camel.save_adapter's own temp name
     camels.mkdir()
 
-    notes = LearningLoop(settings, PredictorRegistry(settings.model.base_model)).recover()
+    notes = new_loop(settings, PredictorRegistry(settings.model.base_model)).recover()
     assert not ours.exists() and not camels.exists() and v1.is_dir()
     run = storage.runs.list_runs(db, TASK)[0]
     assert run.outcome == "failed" and run.error.startswith("interrupted")
@@ -90,13 +89,13 @@ def test_start_removes_half_written_folders_and_fails_interrupted_runs(loop_env)
     assert len(notes) == 4  # two folders, the candidate rejected, the run failed
 
 
-def test_recovery_leaves_a_round_that_is_still_running_alone(loop_env) -> None:
+def test_recovery_leaves_a_round_that_is_still_running_alone(loop_env, new_loop) -> None:
     settings, db = loop_env
     run_id = storage.runs.start_run(db, TASK, "manual")
     temp = versions.temp_dir(settings.data_dir, TASK, 1)
     temp.mkdir(parents=True)
     with versions.task_lock(settings.data_dir, TASK):  # another process's round holds it
-        LearningLoop(settings, PredictorRegistry(settings.model.base_model)).recover()
+        new_loop(settings, PredictorRegistry(settings.model.base_model)).recover()
     assert temp.is_dir() and storage.runs.list_runs(db, TASK)[0].finished_at is None
     assert storage.runs.list_runs(db, TASK)[0].id == run_id
 
@@ -114,13 +113,13 @@ def test_training_child_rejects_an_unknown_task_with_exit_status_2(loop_env) -> 
     assert done.stderr.strip().splitlines()[-1] == "training round for nope: error: unknown task 'nope'"
 
 
-def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree(loop_env) -> None:
+def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree(loop_env, new_loop) -> None:
     """Through the real child: the run's end, the version's registration and its
     activation agree whenever the kill lands (here: right after the folder is renamed into place)."""
     settings, db = loop_env
     label_messages(db, 30)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     loop.start()
     folder = versions.version_dir(settings.data_dir, TASK, 1)
     try:
@@ -137,7 +136,7 @@ def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree
     active = storage.tasks.get_task(db, TASK).active_version
     if record is None:  # killed before the round's one transaction: nothing names v1
         assert (run.outcome, run.version, active) == ("failed", None, None)
-        again = LearningLoop(settings, PredictorRegistry(settings.model.base_model))
+        again = new_loop(settings, PredictorRegistry(settings.model.base_model))
         assert any("no record" in note for note in again.recover())
         assert not folder.exists()  # the orphan folder is gone at the next start
     else:  # the transaction committed: the run, the version and the activation say the same

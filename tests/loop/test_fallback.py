@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 import camel
 import storage
 from bot.demo.local_slack import FakeSlackAPI
-from bot.loop import LearningLoop, versions
+from bot.loop import versions
 from bot.loop.registry import PredictorRegistry
 from bot.slack.publisher import SlackPublisher
 from tests.loop.conftest import TASK, WORDS, install_adapter
@@ -95,13 +95,15 @@ def _messages(slack: FakeSlackAPI) -> list[str]:
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
-def test_start_with_a_broken_active_version_serves_the_newest_that_loads(loop_env, trained, breakage) -> None:
+def test_start_with_a_broken_active_version_serves_the_newest_that_loads(loop_env, new_loop, trained, breakage) -> None:
     settings, db = loop_env
     folders = _install(settings, db, trained)
     BREAKAGES[breakage](folders[2])
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = new_loop(
+            settings, predictors, publisher=SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url))
+        )
         loop.start()
         try:
             assert predictors.version(TASK) == 1
@@ -120,13 +122,15 @@ def test_start_with_a_broken_active_version_serves_the_newest_that_loads(loop_en
     assert loop.reload_errors == [] or loop.reload_errors == [posted[0]]
 
 
-def test_a_bad_metrics_file_alone_never_blocks_serving(loop_env, trained) -> None:
+def test_a_bad_metrics_file_alone_never_blocks_serving(loop_env, new_loop, trained) -> None:
     settings, db = loop_env
     folders = _install(settings, db, trained)
     (folders[2] / camel.METRICS_FILE).write_text("{garbage")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = new_loop(
+            settings, predictors, publisher=SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url))
+        )
         loop.start()
         try:
             assert predictors.version(TASK) == 2 and loop.reload_errors == []
@@ -136,13 +140,15 @@ def test_a_bad_metrics_file_alone_never_blocks_serving(loop_env, trained) -> Non
     assert storage.tasks.get_task(db, TASK).active_version == 2
 
 
-def test_reload_to_a_broken_version_falls_back_and_says_so_once(loop_env, trained) -> None:
+def test_reload_to_a_broken_version_falls_back_and_says_so_once(loop_env, new_loop, trained) -> None:
     settings, db = loop_env
     folders = _install(settings, db, trained)
     storage.adapters.activate_adapter(db, TASK, 1, reason="test: serve v1 first")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = new_loop(
+            settings, predictors, publisher=SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url))
+        )
         assert loop.sync() == [] and predictors.version(TASK) == 1
         _reorder_labels(folders[2])
         storage.adapters.activate_adapter(db, TASK, 2, reason="promoted by a round")
@@ -154,13 +160,13 @@ def test_reload_to_a_broken_version_falls_back_and_says_so_once(loop_env, traine
         assert len(_messages(slack)) == 1
 
 
-def test_when_no_version_loads_the_message_says_nothing_serves(loop_env, trained) -> None:
+def test_when_no_version_loads_the_message_says_nothing_serves(loop_env, new_loop, trained) -> None:
     settings, db = loop_env
     folders = _install(settings, db, trained)
     _garble_weights(folders[2])
     shutil.rmtree(folders[1])
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     errors = loop.sync()
     assert predictors.get(TASK) is None
     assert len(errors) == 1 and "no adapter version loads" in errors[0] and "predicts nothing" in errors[0]
@@ -168,13 +174,13 @@ def test_when_no_version_loads_the_message_says_nothing_serves(loop_env, trained
     assert [e.action for e in storage.events.list_audit(db)].count("adapter_fallback") == 1
 
 
-def test_start_removes_version_folders_whose_round_never_committed(loop_env, trained) -> None:
+def test_start_removes_version_folders_whose_round_never_committed(loop_env, new_loop, trained) -> None:
     settings, db = loop_env
     _install(settings, db, trained)
     orphan = versions.version_dir(settings.data_dir, TASK, 3)
     shutil.copytree(trained[2], orphan)  # published, then killed before finish_round committed
     run_id = storage.runs.start_run(db, TASK, "manual")  # never finished
-    loop = LearningLoop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
+    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
     notes = loop.recover()
     assert not orphan.exists() and any("v0003" in n for n in notes)
     run = storage.runs.get_run(db, run_id)

@@ -31,7 +31,7 @@ def test_no_space_for_the_new_adapter_is_one_line_and_leaves_nothing_behind(loop
     with small_tmpfs(task_dir, 16 * 1024):  # room for folders, not for the weights
         predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
         with FakeSlackAPI() as slack:
-            loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-t", base_url=slack.url)))
+            loop = LearningLoop(settings, db, predictors, SlackPublisher(WebClient(token="xoxb-t", base_url=slack.url)))
             loop.start()
             try:
                 run = loop.run_round(TASK, "manual")

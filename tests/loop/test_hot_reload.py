@@ -9,19 +9,18 @@ from slack_sdk import WebClient
 
 import camel
 import storage
-from bot.loop import LearningLoop
 from bot.demo.local_slack import FakeSlackAPI
 from bot.loop.registry import PredictorRegistry
 from bot.slack.publisher import SlackPublisher
 from tests.loop.conftest import TASK, WORDS, install_adapter
 
 
-def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_env) -> None:
+def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_env, new_loop) -> None:
     settings, db = loop_env
     for version in range(1, 6):
         install_adapter(settings, db, version, seed=version, activate=version == 1)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     assert loop.sync() == [] and predictors.version(TASK) == 1
     stop, failures, answers = threading.Event(), [], []
 
@@ -53,14 +52,16 @@ def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_en
     assert predictors.get(TASK).adapter is not None and predictors.version(TASK) == 5
 
 
-def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported(loop_env) -> None:
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported(loop_env, new_loop) -> None:
     settings, db = loop_env
     install_adapter(settings, db, 1)
     broken = install_adapter(settings, db, 2, activate=False)
     (broken / camel.WEIGHTS_FILE).write_bytes(b"not a safetensors file")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
-        loop = LearningLoop(settings, predictors, SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url)))
+        loop = new_loop(
+            settings, predictors, publisher=SlackPublisher(WebClient(token="xoxb-test", base_url=slack.url))
+        )
         assert loop.sync() == [] and predictors.version(TASK) == 1
         storage.adapters.activate_adapter(db, TASK, 2, reason="promoted by a round")
         errors = loop.sync()

@@ -22,8 +22,8 @@ def _jobs(settings) -> dict[str, datetime]:
         paused.shutdown()
 
 
-def _loop(settings) -> LearningLoop:
-    return LearningLoop(settings, PredictorRegistry(settings.model.base_model))
+def _loop(settings, db) -> LearningLoop:
+    return LearningLoop(settings, db, PredictorRegistry(settings.model.base_model))
 
 
 def _wait_for_a_finished_run(db) -> None:
@@ -35,9 +35,9 @@ def _wait_for_a_finished_run(db) -> None:
 
 
 def test_restarting_the_loop_keeps_one_nightly_job(loop_env) -> None:
-    settings, _ = loop_env
+    settings, db = loop_env
     for _ in range(3):
-        loop = _loop(settings)
+        loop = _loop(settings, db)
         loop.start()
         planned = loop.next_run_time(TASK)
         loop.stop()
@@ -51,7 +51,7 @@ def test_a_night_missed_while_down_runs_once_at_start(loop_env, tiny_bert_dir) -
     settings = make_settings(
         Path(loop_env[0].data_dir), tiny_bert_dir, schedule_cron="*/10 * * * *", misfire_grace_s=900
     )
-    loop = _loop(settings)
+    loop = _loop(settings, db)
     loop.start()
     loop.stop()
     down = sch.build_scheduler(str(Path(settings.data_dir) / "scheduler.db"), "UTC")
@@ -59,7 +59,7 @@ def test_a_night_missed_while_down_runs_once_at_start(loop_env, tiny_bert_dir) -
     down.modify_job(f"nightly:{TASK}", next_run_time=datetime.now(timezone.utc) - timedelta(days=2))
     down.shutdown()
 
-    loop = _loop(settings)
+    loop = _loop(settings, db)
     loop.start()
     try:
         _wait_for_a_finished_run(db)
@@ -73,7 +73,7 @@ def test_a_night_missed_while_down_runs_once_at_start(loop_env, tiny_bert_dir) -
 def test_threshold_trigger_schedules_one_debounced_run(loop_env, tiny_bert_dir) -> None:
     _, db = loop_env
     settings = make_settings(Path(loop_env[0].data_dir), tiny_bert_dir, threshold_new_labels=10, debounce_s=600)
-    loop = _loop(settings)
+    loop = _loop(settings, db)
     loop.start()
     try:
         label_messages(db, {"refund": 3})
@@ -95,7 +95,7 @@ def test_threshold_trigger_schedules_one_debounced_run(loop_env, tiny_bert_dir) 
 
 def test_rounds_requested_while_one_trains_queue_as_one(loop_env) -> None:
     settings, db = loop_env
-    loop = _loop(settings)
+    loop = _loop(settings, db)
     loop.start()
     try:
         with loop.runner.lock_for(TASK):  # a round of this task is training right now

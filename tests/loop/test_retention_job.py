@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import camel
 import storage
-from bot.loop import LearningLoop, versions
+from bot.loop import versions
 from bot.loop.options import summary_path
 from bot.loop.registry import PredictorRegistry
 from bot.settings import RetentionSettings
@@ -22,7 +22,7 @@ def _age(db, sql: str, *params: object) -> None:
         conn.execute(sql, params)
 
 
-def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_the_cache(loop_env) -> None:
+def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_the_cache(loop_env, new_loop) -> None:
     settings, db = loop_env
     settings = replace(settings, retention=RetentionSettings(keep_versions=1, cache_max_bytes=0))
     first = install_adapter(settings, db, 1)
@@ -56,7 +56,7 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
         path.write_text("{}")
 
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     loop.sync()
     predictors.get(TASK).answer(["refund old", "card come now"])
     predictors.get(TASK).flush()
@@ -76,9 +76,9 @@ def test_retention_pass_deletes_old_predictions_run_files_and_versions_and_caps_
     assert predictors.version(TASK) == 4 and predictors.get(TASK).answer(["refund"])[0].label
 
 
-def test_the_retention_job_is_scheduled_when_the_loop_starts(loop_env) -> None:
+def test_the_retention_job_is_scheduled_when_the_loop_starts(loop_env, new_loop) -> None:
     settings, db = loop_env
-    loop = LearningLoop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
+    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
     loop.start()
     try:
         job = loop.triggers.scheduler.get_job("retention")
@@ -88,13 +88,13 @@ def test_the_retention_job_is_scheduled_when_the_loop_starts(loop_env) -> None:
         loop.stop()
 
 
-def test_the_running_bot_forgets_erased_texts_from_its_cache(loop_env) -> None:
+def test_the_running_bot_forgets_erased_texts_from_its_cache(loop_env, new_loop) -> None:
     settings, db = loop_env
     install_adapter(settings, db, 1)
     text = "refund charged twice fee"
     storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="1.0", text=text, user="U_GONE")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     loop.sync()
     predictors.get(TASK).answer([text])
     digest = camel.text_digest(text)

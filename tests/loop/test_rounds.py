@@ -8,14 +8,13 @@ from slack_sdk import WebClient
 
 import storage
 from bot.errors import RollbackError
-from bot.loop import LearningLoop
 from bot.demo.local_slack import FakeSlackAPI
 from bot.loop.registry import PredictorRegistry
 from bot.slack.publisher import SlackPublisher
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, shuffled_positions
 
 
-def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_env) -> None:
+def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_env, new_loop) -> None:
     settings, db = loop_env
     # Imbalanced on purpose: the majority baseline is 50%, which label noise cannot beat.
     counts = {"card_arrival": 20, "feelings": 20, "refund": 40}
@@ -23,7 +22,7 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     with FakeSlackAPI() as slack:
         client = WebClient(token="xoxb-test", base_url=slack.url)
-        loop = LearningLoop(settings, predictors, SlackPublisher(client))
+        loop = new_loop(settings, predictors, publisher=SlackPublisher(client))
         loop.start()
         try:
             shuffled = loop.run_round(TASK, "manual")
@@ -61,12 +60,12 @@ def test_gate_rejects_shuffled_labels_promotes_good_and_rollback_reloads(loop_en
             loop.stop()
 
 
-def test_round_with_too_little_data_is_skipped(loop_env) -> None:
+def test_round_with_too_little_data_is_skipped(loop_env, new_loop) -> None:
     settings, db = loop_env
     mid = storage.messages.record_message(db, workspace="T1", channel=CHANNEL, ts="1.1", text="refund fee")
     storage.corrections.add_correction(db, message_id=mid, task=TASK, label="refund", source="menu", user="U0LABEL")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = LearningLoop(settings, predictors)
+    loop = new_loop(settings, predictors)
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "skipped"
     assert "too little data" in run.error and storage.adapters.list_adapters(db, TASK) == []

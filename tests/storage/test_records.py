@@ -1,4 +1,4 @@
-"""Tasks, messages, predictions, corrections bookkeeping, adapters, runs, events, audit."""
+"""Tasks, messages, predictions, corrections bookkeeping, adapters, runs, audit."""
 
 from __future__ import annotations
 
@@ -16,18 +16,6 @@ def test_same_slack_message_stored_twice_is_one_row(db) -> None:
     assert first == second
     assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1
     assert storage.messages.get_message(db, first).text == "where is my card"
-
-
-def test_same_event_claimed_twice_is_processed_once(db) -> None:
-    assert storage.events.claim_event(db, "Ev1") is True
-    assert storage.events.claim_event(db, "Ev1") is False
-    assert storage.events.claim_event(db, "Ev2") is True
-
-
-def test_expired_event_ids_are_purged_and_claimable_again(db) -> None:
-    assert storage.events.claim_event(db, "Ev1", ttl_s=-1) is True
-    assert storage.events.claim_event(db, "Ev1") is True
-    assert db.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 1
 
 
 def test_tasks_keep_labels_and_refuse_bad_values(db) -> None:

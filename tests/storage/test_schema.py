@@ -18,7 +18,6 @@ TABLES = {
     "corrections",
     "adapters",
     "runs",
-    "processed_events",
     "audit_log",
     "inbox",
 }
@@ -38,6 +37,7 @@ def test_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
     db.close()
     assert TABLES <= _tables(path)
+    assert "processed_events" not in _tables(path)  # the inbox is the one de-duplication mark
 
 
 def test_every_earlier_version_migrates_and_keeps_its_rows(tmp_path: Path) -> None:

@@ -1,45 +1,53 @@
-"""Bolt listeners, one module per kind of Slack request; `register_all` wires them to an app.
+"""Bolt listeners, one module per kind of Slack request; each module exports one `LISTENERS`.
 
-Each module declares what it registers (EVENTS, COMMANDS, ACTIONS); `register_all` returns the
-union (also `declared()`), so a test can hold it against deploy/slack-manifest.yaml.
+`ALL` is their union (a name declared by two modules fails at import). `register_all` hands
+Bolt the commands, actions, options and views; the events are not Bolt's: middleware writes
+them to the durable inbox and the inbox workers run `ALL.events`. `declared()` lists the
+names, so a test can hold them against deploy/slack-manifest.yaml.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, Callable
+from functools import reduce
 
 from slack_bolt import App
-from slack_sdk import WebClient
 
 from bot.slack.listeners import actions, app_life, channel_messages, commands, home, privacy, reactions
-from bot.slack.listeners._shared import Delivery
-from bot.slack.services import Services
+from bot.slack.listeners._shared import ack_now
+from bot.slack.listeners.declaration import EventHandler, Listeners, name_of
 
-MODULES: tuple[ModuleType, ...] = (channel_messages, reactions, actions, commands, home, app_life, privacy)
+__all__ = ["ALL", "EventHandler", "Listeners", "Registered", "declared", "register_all"]
+
+DECLARATIONS: tuple[Listeners, ...] = (
+    channel_messages.LISTENERS,
+    reactions.LISTENERS,
+    home.LISTENERS,
+    app_life.LISTENERS,
+    commands.LISTENERS,
+    actions.LISTENERS,
+    privacy.LISTENERS,
+)
+ALL: Listeners = reduce(Listeners.merged, DECLARATIONS, Listeners())
 Registered = dict[str, set[str]]
-# An event handler run by the inbox worker: (services, event, workspace, client, delivery).
-EventHandler = Callable[[Services, dict[str, Any], str, WebClient, Delivery], None]
 
 
-def declared() -> Registered:
-    """Events, commands and action ids the listener modules register."""
-    registered: Registered = {"events": set(), "commands": set(), "actions": set()}
-    for module in MODULES:
-        for kind in registered:
-            registered[kind].update(getattr(module, kind.upper(), ()))
-    return registered
+def declared(listeners: Listeners = ALL) -> Registered:
+    """The event types, commands and action ids listened to, as the manifest names them."""
+    return {
+        "events": set(listeners.events),
+        "commands": set(listeners.commands),
+        "actions": {name_of(action) for action in listeners.actions},
+    }
 
 
-def register_all(app: App) -> Registered:
-    for module in MODULES:
-        module.register(app)
-    return declared()
-
-
-def event_handlers() -> dict[str, EventHandler]:
-    """Event type -> handler, for the events that go through the durable inbox (HANDLERS of each module)."""
-    handlers: dict[str, EventHandler] = {}
-    for module in MODULES:
-        handlers.update(getattr(module, "HANDLERS", {}))
-    return handlers
+def register_all(app: App, listeners: Listeners = ALL) -> None:
+    """Give Bolt what it answers itself: commands and clicks are acknowledged at once and run
+    lazily on the listener threads; options and view submissions are answered in the ack."""
+    for command, run in listeners.commands.items():
+        app.command(command)(ack=ack_now, lazy=[run])
+    for action, run in listeners.actions.items():
+        app.action(action)(ack=ack_now, lazy=[run])
+    for callback_id, answer in listeners.options.items():
+        app.options(callback_id)(answer)
+    for callback_id, answer in listeners.views.items():
+        app.view(callback_id)(answer)

@@ -6,41 +6,21 @@ import logging
 import re
 from typing import Any
 
-from slack_bolt import App, BoltContext, Respond
+from slack_bolt import BoltContext, Respond
 from slack_sdk import WebClient
 from sqlite_utils import Database
 
 import storage
 from bot import texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import ack_now, record_correction, services_of, workspace_of
+from bot.slack.listeners._shared import record_correction, services_of, workspace_of
+from bot.slack.listeners.declaration import Listeners
 
 log = logging.getLogger(__name__)
 
 GUESS_PATTERN = re.compile(rf"^{blocks.GUESS_BUTTON}_\d+$")
 REVIEW_GUESS_PATTERN = re.compile(rf"^{blocks.REVIEW_GUESS}_\d+$")
 ASK_GUESS_PATTERN = re.compile(rf"^{blocks.ASK_GUESS}_\d+$")
-
-
-ACTIONS = (
-    blocks.CORRECT_MENU,
-    blocks.CONFIRM_BUTTON,
-    GUESS_PATTERN.pattern,
-    blocks.REVIEW_MENU,
-    REVIEW_GUESS_PATTERN.pattern,
-    blocks.ASK_MENU,
-    ASK_GUESS_PATTERN.pattern,
-)
-
-
-def register(app: App) -> None:
-    app.action(blocks.CORRECT_MENU)(ack=ack_now, lazy=[on_label_chosen])
-    app.action(blocks.CONFIRM_BUTTON)(ack=ack_now, lazy=[on_label_chosen])
-    app.action(GUESS_PATTERN)(ack=ack_now, lazy=[on_label_chosen])
-    app.action(blocks.ASK_MENU)(ack=ack_now, lazy=[on_label_chosen])
-    app.action(ASK_GUESS_PATTERN)(ack=ack_now, lazy=[on_label_chosen])
-    app.action(blocks.REVIEW_MENU)(ack=ack_now, lazy=[on_review_answer])
-    app.action(REVIEW_GUESS_PATTERN)(ack=ack_now, lazy=[on_review_answer])
 
 
 def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
@@ -144,3 +124,16 @@ def on_review_answer(
         )
         return
     respond(text=texts.review_label_stored(label), response_type="ephemeral", replace_original=False)
+
+
+LISTENERS = Listeners(
+    actions={
+        blocks.CORRECT_MENU: on_label_chosen,
+        blocks.CONFIRM_BUTTON: on_label_chosen,
+        GUESS_PATTERN: on_label_chosen,
+        blocks.ASK_MENU: on_label_chosen,
+        ASK_GUESS_PATTERN: on_label_chosen,
+        blocks.REVIEW_MENU: on_review_answer,
+        REVIEW_GUESS_PATTERN: on_review_answer,
+    }
+)

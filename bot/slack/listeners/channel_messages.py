@@ -12,7 +12,6 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -22,6 +21,7 @@ from bot import texts
 from bot.serving import Serving
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
+from bot.slack.listeners.declaration import Listeners
 from bot.slack.listeners.guess import answer_guess
 from bot.slack.listeners.incoming import ChannelMessage
 from bot.slack.middleware import BROADCAST_SUBTYPE, DELETED_SUBTYPE, EDIT_SUBTYPE, stopped
@@ -30,13 +30,6 @@ from bot.slack.services import Services
 log = logging.getLogger(__name__)
 # A prediction made before this process started may have been posted by the process that died.
 PROCESS_STARTED = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # storage's format
-
-
-EVENTS = ("message",)
-
-
-def register(app: App) -> None:
-    """Nothing to register with Bolt: the inbox middleware takes message events (see HANDLERS)."""
 
 
 def handle_message_event(
@@ -304,4 +297,4 @@ def _react(client: WebClient, task: storage.Task, channel: str, ts: str, label: 
     client.reactions_add(channel=channel, timestamp=ts, name=emoji)
 
 
-HANDLERS = {"message": handle_message_event}
+LISTENERS = Listeners(events={"message": handle_message_event})

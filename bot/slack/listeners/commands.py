@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any, Callable
 
-from slack_bolt import App, BoltContext, Respond
+from slack_bolt import BoltContext, Respond
 from slack_sdk import WebClient
 
 import camel
@@ -15,18 +15,14 @@ from bot import texts
 from bot.errors import LearningError
 from bot.slack import blocks, review, task_stats
 from bot.slack.listeners import admin_commands, privacy
-from bot.slack.listeners._shared import ack_now, emoji_map_of, record_correction, services_of, workspace_of
+from bot.slack.listeners._shared import emoji_map_of, record_correction, services_of, workspace_of
+from bot.slack.listeners.declaration import Listeners
 from bot.slack.listeners.invocation import CommandProblem, Invocation
 
 log = logging.getLogger(__name__)
 COMMAND = texts.COMMAND
 # https://team.slack.com/archives/C0123/p1700000000123456 -> channel C0123, ts 1700000000.123456
 LINK = re.compile(r"^<?https?://[^/\s]+/archives/([A-Z0-9]+)/p(\d{10})(\d{6})(?:[?#][^\s|>]*)?(?:\|[^>]*)?>?$")
-COMMANDS = (COMMAND,)
-
-
-def register(app: App) -> None:
-    app.command(COMMAND)(ack=ack_now, lazy=[run_command])
 
 
 def run_command(body: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond) -> None:
@@ -176,3 +172,6 @@ SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
     "my-data": privacy.do_my_data,
     "forget-me": privacy.do_forget_me,
 }
+
+
+LISTENERS = Listeners(commands={COMMAND: run_command})

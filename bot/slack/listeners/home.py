@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.slack.home import HomeBuilder
 from bot.slack.listeners._shared import Delivery
+from bot.slack.listeners.declaration import Listeners
 from bot.slack.services import Services
 
-EVENTS = ("app_home_opened",)
 _BUILDER = HomeBuilder()  # keeps chart uploads between openings
-
-
-def register(app: App) -> None:
-    """Nothing to register with Bolt: the inbox middleware takes app_home_opened (see HANDLERS)."""
 
 
 def publish_home(
@@ -27,4 +22,4 @@ def publish_home(
     client.views_publish(user_id=str(event["user"]), view=_BUILDER.view(services, client))
 
 
-HANDLERS = {"app_home_opened": publish_home}
+LISTENERS = Listeners(events={"app_home_opened": publish_home})

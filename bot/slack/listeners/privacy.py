@@ -10,23 +10,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App, BoltContext, Respond
+from slack_bolt import BoltContext, Respond
 
 import camel
 import storage
 from bot import erasure, texts
 from bot.slack import blocks
-from bot.slack.listeners._shared import ack_now, services_of
+from bot.slack.listeners._shared import services_of
+from bot.slack.listeners.declaration import Listeners
 from bot.slack.listeners.invocation import Invocation
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 FORGET_ME_BUTTON = "camel_forget_me"
-ACTIONS = (FORGET_ME_BUTTON,)
-
-
-def register(app: App) -> None:
-    app.action(FORGET_ME_BUTTON)(ack=ack_now, lazy=[on_forget_me_confirmed])
 
 
 def _serving_cache(services: Services) -> camel.FeatureCache | None:
@@ -86,3 +82,6 @@ def on_forget_me_confirmed(
         services.db, actor=user, action="slack.forget_me", detail={"via": "slack", **report.deletion.as_dict()}
     )
     respond(text=texts.forget_me_done(report.summary()), response_type="ephemeral", replace_original=True)
+
+
+LISTENERS = Listeners(actions={FORGET_ME_BUTTON: on_forget_me_confirmed})

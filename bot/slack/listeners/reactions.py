@@ -8,25 +8,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 import storage
 from bot import texts
 from bot.slack import blocks
+from bot.slack.listeners.declaration import Listeners
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_map_of, record_correction, stop_on_dead_token
 from bot.slack.services import Services
 from bot.settings import CONFIRM, REJECT
 
 log = logging.getLogger(__name__)
-
-
-EVENTS = ("reaction_added", "reaction_removed")
-
-
-def register(app: App) -> None:
-    """Nothing to register with Bolt: the inbox middleware takes reaction events (see HANDLERS)."""
 
 
 # A reaction on the bot's reply can arrive before the reply's ts is stored (the reply is posted
@@ -126,4 +119,4 @@ def on_reaction_removed(
     log.info("withdrew %d %s correction(s) on message %d", withdrawn, source, message_id)
 
 
-HANDLERS = {"reaction_added": on_reaction_added, "reaction_removed": on_reaction_removed}
+LISTENERS = Listeners(events={"reaction_added": on_reaction_added, "reaction_removed": on_reaction_removed})
