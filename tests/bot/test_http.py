@@ -97,7 +97,7 @@ def test_post_to_a_path_that_is_not_slacks_is_404_signed_or_not(
     assert _post_to(bot, path, body, sign=False) == 404
     assert _post_to(bot, path, body, sign=True) == 404
     assert not [r for r in caplog.records if r.name == "bot.slack.request_guard"], "the guard saw the request"
-    assert _count(bot, "messages") == 0 and _count(bot, "processed_events") == 0
+    assert _count(bot, "messages") == 0 and _count(bot, "inbox") == 0
 
 
 class _RecordedBody(io.RawIOBase):
