@@ -186,7 +186,7 @@ def _child_rss(adapter_dir: Path, tasks: int, threads: int) -> dict[str, float]:
     command = [
         sys.executable,
         "-m",
-        "bench.speed",
+        "bench.method.speed",
         "--rss-child",
         str(tasks),
         "--adapter",

@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import storage
+from bench.common import DATA_DIR, RESULTS
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
-RESULTS = Path(__file__).resolve().parent / "results"
 N_MESSAGES, N_CORRECTIONS, N_SINGLE_CALLS, RESOLVE_REPEATS = 50_000, 100_000, 5_000, 3
 EDIT_CALLS = 20  # edits and as many deletions
 COMMAND = ".venv/bin/python -m bench.storage"
 
 
 def load_examples() -> tuple[list[tuple[str, str]], str]:
-    if DATA.is_file():
-        with DATA.open(encoding="utf-8", newline="") as handle:
+    data = DATA_DIR / "banking77" / "train.csv"
+    if data.is_file():
+        with data.open(encoding="utf-8", newline="") as handle:
             return [(r["text"], r["category"]) for r in csv.DictReader(handle)], "banking77 train.csv"
     labels = [f"label_{i}" for i in range(77)]
     return [(f"synthetic message number {i} about my card", labels[i % 77]) for i in range(10_000)], "synthetic"

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 import camel
-from bench.common import machine_line
+from bench.common import DATA_DIR, RESULTS, machine_line, require_data
 import storage
 from bot.loop import versions as version_dirs
 from bot import runtime
@@ -38,8 +38,6 @@ from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
-RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = ".venv/bin/python -m bench.reload"
 TASK = "support"
 LABELS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed"]
@@ -48,7 +46,7 @@ PER_LABEL, N_SWAPS, PREDICT_THREADS, N_CORRECTIONS = 30, 20, 3, 3
 
 def read_rows(name: str) -> dict[str, list[str]]:
     by_label: dict[str, list[str]] = {label: [] for label in LABELS}
-    with (DATA / name).open(encoding="utf-8", newline="") as handle:
+    with (DATA_DIR / "banking77" / name).open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["category"] in by_label:
                 by_label[row["category"]].append(row["text"])
@@ -278,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     variant = "" if threads == 1 else f" --training-threads {threads}"
     machine = machine_line(1)  # it names the load average at the start
     torch.set_num_threads(1)
-    if not DATA.is_dir():
-        print(f"bench.reload: benchmark data not found at {DATA}")
-        return 2
+    require_data(["banking77"])
     train, test = read_rows("train.csv"), read_rows("test.csv")
     with tempfile.TemporaryDirectory(prefix="camel-reload-") as tmp:
         settings = make_settings(Path(tmp), threads)

@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from bench.common import DATA_DIR, RESULTS, read_split, require_data, sample_per_class
+from bench.common import DATA_DIR, REPO, RESULTS, read_split, require_data, sample_per_class
 from bot.demo.slack_events import signed_headers
 
-REPO = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python -m bench.load"
 SECRET = "bench-load-secret"
 TEAM = "T0LOAD"

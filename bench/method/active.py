@@ -51,7 +51,7 @@ from bench.common import (  # noqa: E402
     use_data_dir,
     write_results,
 )
-from bench.features import dataset_features  # noqa: E402
+from bench.method.features import dataset_features  # noqa: E402
 from camel.calibration import expected_calibration_error, fit_calibration, nll, softmax  # noqa: E402
 from camel.out_of_scope import (  # noqa: E402
     centroid_score,

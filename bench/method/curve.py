@@ -37,7 +37,7 @@ from bench.common import (
     require_data,
     sample_per_class,
 )
-from bench.features import open_cache, sentence_features
+from bench.method.features import open_cache, sentence_features
 from camel import Adapter, CamelConfig, FeatureCache, TrainingArgs, train
 from camel.evaluation import metrics_from_predictions, top1_labels
 from camel.zero_shot import ZeroShotClassifier

@@ -33,8 +33,8 @@ import torch
 import camel
 import storage
 from bench.common import RESULTS, load_average, load_dataset, machine_line, markdown_table, require_data
-from bench.curve import evaluate_camel, logreg_scores
-from bench.features import open_cache
+from bench.method.curve import evaluate_camel, logreg_scores
+from bench.method.features import open_cache
 from bot.settings import Settings
 from bot.loop.runner import child_command, child_env
 

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from bench.common import RESULTS, markdown_table, per_class_indices, read_split, sample_per_class
-from bench.curve import evaluate_camel, logreg_scores, metric_of
-from bench.features import open_cache
+from bench.method.curve import evaluate_camel, logreg_scores, metric_of
+from bench.method.features import open_cache
 from camel import CamelConfig, TrainingArgs, train
 
 CANDIDATES: dict[str, dict[str, Any]] = {

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from bench.common import RESULTS, load_dataset, machine_line, markdown_table, require_data, sample_per_class
-from bench.curve import evaluate_camel
-from bench.features import open_cache
+from bench.method.curve import evaluate_camel
+from bench.method.features import open_cache
 from camel import CamelConfig, TrainingArgs, train
 
 
