@@ -1,9 +1,5 @@
 """Accuracy benchmark: CAMEL (K = 0, 1, 2 and the shipped default) against three baselines.
 
-Run: `.venv/bin/python -m bench.accuracy [--quick] [--datasets ...] [--methods ...] [--threads N]`
-(writes bench/results/accuracy.json and accuracy.md). Data: ../shared/data/{banking77,
-tweeteval_sentiment}; without it the run prints where it looked and exits 0.
-
 Every method sees the same training texts: 10 per class (seeds 0, 1, 2; mean and spread) and
 the full training split. CAMEL's train_s is the micro-training round on cached bottom states
 (the bot computes those states when it first predicts a message); the one-time bottom pass
@@ -12,7 +8,6 @@ over the training set is measured separately and reported next to it.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import statistics
@@ -34,13 +29,16 @@ from bench.common import (
     DATASETS,
     RESULTS,
     Dataset,
+    benchmark_parser,
     folder_mb,
     load_average,
     load_dataset,
     machine_line,
     markdown_table,
+    recorded_command,
     require_data,
     sample_per_class,
+    shared_data,
     stopwatch,
     write_results,
 )
@@ -445,7 +443,12 @@ def _ordered(per_regime: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.splitlines()[0])
+    parser = benchmark_parser(
+        "bench.method.accuracy",
+        __doc__,
+        writes="bench/results/accuracy.json and accuracy.md (a run merges into them; --quick: accuracy_quick.*)",
+        data=shared_data(*DATASETS),
+    )
     parser.add_argument("--quick", action="store_true", help="one seed and 500 test examples (smoke run)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -462,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = SEEDS[:1] if options.quick else SEEDS
     started, machine = time.perf_counter(), machine_line(options.threads)
     bench = Bench(options.threads)
-    command = ".venv/bin/python -m bench.accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = recorded_command("bench.method.accuracy", argv)
     stem = "accuracy_quick" if options.quick else "accuracy"
 
     def save(name: str, results: dict[str, Any]) -> None:

@@ -1,6 +1,5 @@
 """Reload benchmark: hot swaps under concurrent predictions, and correction-to-live time.
 
-Run: `.venv/bin/python -m bench.reload` (writes bench/results/reload.json and reload.md).
 Real all-MiniLM-L6-v2, real SQLite store, real LearningLoop with its APScheduler and training
 child processes, on BANKING77 messages from ../shared/data (five intents).
 
@@ -16,7 +15,6 @@ child processes, on BANKING77 messages from ../shared/data (five intents).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -30,7 +28,7 @@ from typing import Any
 import torch
 
 import camel
-from bench.common import DATA_DIR, RESULTS, machine_line, require_data
+from bench.common import DATA_DIR, RESULTS, benchmark_parser, machine_line, recorded_command, require_data, shared_data
 import storage
 from bot.loop import versions as version_dirs
 from bot import runtime
@@ -38,7 +36,7 @@ from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
 
-COMMAND = ".venv/bin/python -m bench.reload"
+MODULE = "bench.system.reload"
 TASK = "support"
 LABELS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed"]
 PER_LABEL, N_SWAPS, PREDICT_THREADS, N_CORRECTIONS = 30, 20, 3, 3
@@ -263,7 +261,12 @@ def _seconds(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.reload", description=(__doc__ or "").splitlines()[0])
+    parser = benchmark_parser(
+        MODULE,
+        __doc__,
+        writes="bench/results/reload.json and reload.md (--training-threads N other than 1: reload_threadsN.*)",
+        data=shared_data("banking77"),
+    )
     parser.add_argument(
         "--training-threads",
         type=int,
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         load_average=statistics.mean(loads),
         machine=machine,
         training_threads=threads,
-        command=COMMAND + variant,
+        command=recorded_command(MODULE, variant.split()),
     )
     write_results(results, "reload" if not variant else f"reload_threads{threads}")
     print(json.dumps({k: v for k, v in results.items() if k != "corrections"}, indent=2))

@@ -7,13 +7,12 @@ and 2 % erased, then times what the command does before it answers: the candidat
 (`storage.review.review_candidates`) and the diversity pick (`bot.slack.review.pick`, which calls
 `camel.select_for_review`). The 5 `chat.getPermalink` calls to Slack are network and not
 included. Also times `storage.review.store_review_scores` (the background write after a promotion).
-
-    PYTHONPATH=$PWD python -m bench.review_command
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +20,19 @@ from pathlib import Path
 import numpy as np
 
 import storage
-from bench.common import load_average, machine_line, markdown_table, write_results
+from bench.common import (
+    benchmark_parser,
+    load_average,
+    machine_line,
+    markdown_table,
+    recorded_command,
+    write_results,
+)
 from bot.loop.review_scoring import KEEP_PER_CHANNEL
 from bot.slack import review
 from storage import db as storage_db
 
+MODULE = "bench.system.review_command"
 MESSAGES = 100_000
 DIM = 384
 REPEATS = 20
@@ -77,7 +84,13 @@ def timed(fn, repeats: int = REPEATS) -> list[float]:  # type: ignore[no-untyped
     return times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    benchmark_parser(
+        MODULE,
+        __doc__,
+        writes="bench/results/review_command.json and review_command.md",
+        data="none: the messages, scores and embeddings are made up here (numpy, seed 0)",
+    ).parse_args(argv)
     machine = machine_line(1)
     with tempfile.TemporaryDirectory() as folder:
         db, store_s = build(Path(folder) / "camel.db")
@@ -86,7 +99,7 @@ def main() -> None:
         query = timed(lambda: storage.review.review_candidates(db, "support", CHANNEL, 200))  # type: ignore[arg-type]
         total = timed(lambda: review.pick(db, "support", CHANNEL, 5))  # type: ignore[arg-type]
     data = {
-        "command": "PYTHONPATH=$PWD python -m bench.review_command",
+        "command": recorded_command(MODULE, argv),
         "machine": machine,
         "load_average_end": load_average(),
         "messages": MESSAGES,
@@ -126,7 +139,8 @@ The 5 `chat.getPermalink` calls to Slack are not included (network).
 """
     write_results("review_command", data, markdown)
     print(markdown)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
