@@ -9,12 +9,14 @@ over the training set is measured separately and reported next to it.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import statistics
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -77,7 +79,20 @@ CAMEL_RECIPES: dict[int, dict[str, Any]] = {
         },
     },
 }
-FULL_FT = {"epochs_full": 2, "epochs_shots": 10, "batch_size": 16, "lr_body": 5e-5, "lr_head": 2e-3}
+
+
+@dataclass(frozen=True)
+class FullFineTune:
+    """The full_ft baseline's recipe: every weight of the same MiniLM, mean pooling and a linear head."""
+
+    epochs_full: int = 2
+    epochs_shots: int = 10
+    batch_size: int = 16
+    lr_body: float = 5e-5
+    lr_head: float = 2e-3
+
+
+FULL_FT = FullFineTune()
 PUBLISHED = {
     "banking77": [
         ("BERT-large fine-tuned (full)", "", "93.66"),
@@ -127,7 +142,7 @@ def run_camel(
     bench: Bench, data: Dataset, texts: list[str], labels: list[str], seed: int, k: int | None
 ) -> dict[str, Any]:
     recipe = CAMEL_RECIPES[k] if k is not None else {"config": {}, "args": {}}
-    layers = {} if k is None else {"trainable_layers": k}
+    layers: dict[str, Any] = {} if k is None else {"trainable_layers": k}
     config = CamelConfig(**layers, **recipe["config"], max_length=MAX_LENGTH)
     args = TrainingArgs(**recipe["args"], seed=seed, num_threads=bench.threads)
     bench.fill_cache(data, bench.base.num_layers - config.trainable_layers)
@@ -196,7 +211,7 @@ def run_full_ft(bench: Bench, data: Dataset, texts: list[str], labels: list[str]
     torch.manual_seed(seed)
     names = sorted(set(labels))
     targets = torch.tensor([names.index(label) for label in labels])
-    epochs = FULL_FT["epochs_shots"] if len(texts) < 2000 else FULL_FT["epochs_full"]
+    epochs = FULL_FT.epochs_shots if len(texts) < 2000 else FULL_FT.epochs_full
     with stopwatch() as clock:
         model = _FullModel(bench.base.path, len(names))
         _fit_full(model, bench, texts, targets, epochs, seed)
@@ -211,16 +226,16 @@ def run_full_ft(bench: Bench, data: Dataset, texts: list[str], labels: list[str]
         sum(p.numel() for p in model.parameters()),
         size,
         epochs=epochs,
-        config=f"{epochs} epochs, batch {FULL_FT['batch_size']}, lr {FULL_FT['lr_body']}/{FULL_FT['lr_head']}, bf16",
+        config=f"{epochs} epochs, batch {FULL_FT.batch_size}, lr {FULL_FT.lr_body}/{FULL_FT.lr_head}, bf16",
     )
 
 
 def _fit_full(model: _FullModel, bench: Bench, texts: list[str], targets: torch.Tensor, epochs: int, seed: int) -> None:
-    size = FULL_FT["batch_size"]
+    size = FULL_FT.batch_size
     optimizer = torch.optim.AdamW(
         [
-            {"params": model.encoder.parameters(), "lr": FULL_FT["lr_body"]},
-            {"params": model.classifier.parameters(), "lr": FULL_FT["lr_head"]},
+            {"params": model.encoder.parameters(), "lr": FULL_FT.lr_body},
+            {"params": model.classifier.parameters(), "lr": FULL_FT.lr_head},
         ],
         weight_decay=0.01,
     )
@@ -486,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             load_dataset(name, 500 if options.quick else None),
             options.methods,
             seeds,
-            lambda results, name=name: save(name, results),
+            functools.partial(save, name),
         )
     print(f"wrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}")
     return 0

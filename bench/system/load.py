@@ -283,7 +283,14 @@ class Generator:
         if kind == "message":
             ts = f"1790000000.{i:06d}"
             text = f"{self.texts[i % len(self.texts)]} (#{i})"  # distinct: every prediction uncached
-            event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts, "team": TEAM}
+            event: dict[str, Any] = {
+                "type": "message",
+                "channel": channel,
+                "user": user,
+                "text": text,
+                "ts": ts,
+                "team": TEAM,
+            }
             with self.lock:
                 self.by_channel[channel].append(ts)
             return _envelope(event, i), "application/json", ts
@@ -412,9 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         log_tail = (folder / "serve.log").read_text(errors="replace")
         # Acknowledged but not yet answered when the run ended: still in the inbox, so the next
         # start answers them (backlog), unlike an event that is nowhere (lost).
-        with sqlite3.connect(folder / "data" / "camel.db") as conn:
-            waiting = {row[0] for row in conn.execute("SELECT event_id FROM inbox WHERE done_at IS NULL")}
-            inbox_outcomes = dict(conn.execute("SELECT outcome, COUNT(*) FROM inbox GROUP BY outcome").fetchall())
+        with sqlite3.connect(folder / "data" / "camel.db") as db:
+            waiting = {row[0] for row in db.execute("SELECT event_id FROM inbox WHERE done_at IS NULL")}
+            inbox_outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM inbox GROUP BY outcome").fetchall())
     load_after = os.getloadavg()
     acks = generator.acks
     ok = [a for a in acks if 200 <= a[1] < 300]

@@ -71,7 +71,9 @@ def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> 
     """Twenty continued adapters from v0001, written and registered as candidates."""
     base = camel.load_base(camel.default_base_model_path())
     cache = camel.FeatureCache(base, settings.feature_cache_dir)
-    active = camel.load_adapter(storage.adapters.get_adapter(db, TASK, 1).path, base)
+    first = storage.adapters.get_adapter(db, TASK, 1)
+    assert first is not None  # the first round registered v0001 before this is called
+    active = camel.load_adapter(first.path, base)
     texts = [t for label in LABELS for t in train[label][:PER_LABEL]]
     labels = [label for label in LABELS for _ in train[label][:PER_LABEL]]
     versions = []
@@ -106,7 +108,9 @@ class Predicting:
     def __init__(self, predictors: PredictorRegistry, texts: list[str], floor: float) -> None:
         self.predictors, self.texts, self.floor = predictors, texts, floor
         self.stop, self.lock = threading.Event(), threading.Lock()
-        self.count, self.failures, self.latencies_ms = 0, [], []
+        self.count = 0
+        self.failures: list[str] = []
+        self.latencies_ms: list[float] = []
         self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(PREDICT_THREADS)]
 
     def _run(self, n: int) -> None:

@@ -16,8 +16,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+from sqlite_utils import Database
 
 import storage
 from bench.common import (
@@ -39,7 +41,7 @@ REPEATS = 20
 CHANNEL = "C0SUPPORT"
 
 
-def build(path: Path) -> tuple[object, float]:
+def build(path: Path) -> tuple[Database, float]:
     db = storage.open_store(str(path))
     storage.tasks.upsert_task(
         db, storage.TaskSpec("support", kind="intent", labels=["a", "b", "c"], channels=[CHANNEL])
@@ -75,7 +77,7 @@ def build(path: Path) -> tuple[object, float]:
     return db, store_s
 
 
-def timed(fn, repeats: int = REPEATS) -> list[float]:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object], repeats: int = REPEATS) -> list[float]:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -94,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_line(1)
     with tempfile.TemporaryDirectory() as folder:
         db, store_s = build(Path(folder) / "camel.db")
-        picked = review.pick(db, "support", CHANNEL, 5)  # type: ignore[arg-type]
+        picked = review.pick(db, "support", CHANNEL, 5)
         assert len(picked) == 5
-        query = timed(lambda: storage.review.review_candidates(db, "support", CHANNEL, 200))  # type: ignore[arg-type]
-        total = timed(lambda: review.pick(db, "support", CHANNEL, 5))  # type: ignore[arg-type]
-    data = {
+        query = timed(lambda: storage.review.review_candidates(db, "support", CHANNEL, 200))
+        total = timed(lambda: review.pick(db, "support", CHANNEL, 5))
+    data: dict[str, Any] = {
         "command": recorded_command(MODULE, argv),
         "machine": machine,
         "load_average_end": load_average(),
