@@ -272,8 +272,9 @@ def review_spread(x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
         labelled[np.random.default_rng(4000 + seed).permutation(np.flatnonzero(~labelled))[:extra]] = True
         model = fit(x[labelled], y[labelled])
         scores = uncertainty(softmax(logits_of(model, x, n_labels)), "margin")
-        for name, kwargs in (("score_only", {"diversity": 0.0, "duplicate_similarity": 1.01}), ("shipped", {})):
-            picked = select_for_review(scores, x, REVIEW_N, exclude=labelled, **kwargs)  # type: ignore[arg-type]
+        score_only = select_for_review(scores, x, REVIEW_N, exclude=labelled, diversity=0.0, duplicate_similarity=1.01)
+        shipped = select_for_review(scores, x, REVIEW_N, exclude=labelled)
+        for name, picked in (("score_only", score_only), ("shipped", shipped)):
             similarity = vectors[picked] @ vectors[picked].T
             pairs = similarity[np.triu_indices(len(picked), 1)]
             result[f"{stage}/{name}/max_cosine"] = float(pairs.max())
