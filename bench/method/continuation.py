@@ -2,10 +2,10 @@
 
 Scenarios: `small` = an adapter trained on 3 examples per intent, then 5 more per intent arrive;
 `large` = an adapter trained on the training set less 500 messages, then those 500 arrive. Each
-round gets the new examples plus every older one as replay (what bot.training_round passes) and
+round gets the new examples plus every older one as replay (what bot.loop.round passes) and
 runs either as a continuation (`refit_below=0`: start from the adapter, replay sample, smaller
-learning rates) or as a refit (the shipped default below `refit_below`: a fresh closed-form head on
-all of it). Test accuracy (3,080 messages) before/after and round seconds on a warm cache.
+learning rates) or as a refit (the shipped default below `refit_below`: a fresh training with the
+shipped recipe on all of it). Test accuracy (3,080 messages) before/after and round seconds on a warm cache.
 """
 
 from __future__ import annotations
