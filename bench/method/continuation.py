@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     options = parser.parse_args(argv)
     require_data(["banking77"])
+    wall = time.perf_counter()
     torch.set_num_threads(options.threads)
     machine = machine_line(options.threads)
     data, cache = load_dataset("banking77"), open_cache()
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = row
         print(name, row, flush=True)
     command = recorded_command("bench.method.continuation", argv)
-    results["meta"] = {"command": command, "machine": machine}
+    results["meta"] = {"command": command, "machine": machine, "total_s": round(time.perf_counter() - wall, 1)}
     (RESULTS / "continuation.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [
         [

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the bot serves with the rest)")
     parser.add_argument("--quick", action="store_true", help="500 test messages instead of all")
     options = parser.parse_args(argv)
+    wall = time.perf_counter()
     require_data(["banking77"])
     torch.set_num_threads(options.threads)
     machine = machine_line(options.threads)
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
     )
+    results["total_s"] = round(time.perf_counter() - wall, 1)
     json_path, md_path = write_results("day_one", results, markdown)
     print(markdown)
     print(f"wrote {json_path} and {md_path}")

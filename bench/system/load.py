@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=85.0, help="events per second (default 85)")
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the steady phase (default 300)")
     args = parser.parse_args(argv)
+    wall = time.perf_counter()
     require_data(["banking77"])
     train_texts, train_labels = read_split("banking77", "train")
     keep = [i for i, label in enumerate(train_labels) if label in LABELS]
@@ -475,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         "bot_requeued": requeued,
         "kinds_sent": dict(Counter(a[0] for a in acks)),
         "steady_seconds": round(elapsed, 1),
+        "total_s": round(time.perf_counter() - wall, 1),
         "tracebacks_in_bot_log": log_tail.count("Traceback"),
         "bot_log_errors": [line[:400] for line in log_tail.splitlines() if '"level": "ERROR"' in line][:5],
         "command": recorded_command(MODULE, ["--rate", f"{args.rate:g}", "--seconds", f"{args.seconds:g}"]),

@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         help="threads of the training child (the bot's default 1 writes reload.json, others reload_threadsN.json)",
     )
     options = parser.parse_args(argv)
+    wall = time.perf_counter()
     threads = options.training_threads
     # Any other thread count is a variant beside the bot's default, in its own files.
     variant = "" if threads == 1 else f" --training-threads {threads}"
@@ -314,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             bot.stop()
     live = [c["seconds"] for c in corrections if c["seconds"] is not None]
     results.update(
+        total_s=round(time.perf_counter() - wall, 1),
         correction_to_live_s=statistics.median(live) if live else None,
         corrections=corrections,
         first_round_s=first_round_s,
