@@ -1,11 +1,14 @@
-"""Helpers shared by the camel benchmarks: data sets, sampling, sizes, memory, timing, Markdown.
+"""Helpers shared by both rooms of benchmarks: data sets, sampling, sizes, memory, timing, Markdown,
+the command line every benchmark parses and the environment of the children they start.
 
 The data lives outside the repository in ../shared/data (read-only); a benchmark run without it
 prints one line saying where it looked and exits 0, so `make bench` on a fresh clone does not fail.
+torch is imported only where a machine line is written: bench.system.store reads no model.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -18,10 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
-
-import torch
-
-from camel.hardware import native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 # A git worktree's parent is not the checkout's: CAMEL_BENCH_DATA points at the shared data then.
@@ -49,6 +48,40 @@ def use_data_dir(folder: str) -> None:
     global DATA_DIR
     if folder:
         DATA_DIR = Path(folder).resolve()
+
+
+def shared_data(*names: str) -> str:
+    """What `--help` says about the data a benchmark reads from the shared folder."""
+    return (
+        f"{', '.join(str(DATA_DIR / name) for name in names)} (CAMEL_BENCH_DATA names another folder); "
+        "without it the run prints where it looked and exits 0"
+    )
+
+
+def benchmark_parser(module: str, doc: str | None, *, writes: str, data: str) -> argparse.ArgumentParser:
+    """Every benchmark's command line: `--help` shows what it measures (the module's docstring), the
+    files it writes and the data it reads."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc,
+        epilog=f"writes: {writes}\ndata: {data}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def recorded_command(module: str, argv: list[str] | None) -> str:
+    """The command line a result file names: run from the repository root with the project's venv."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join([".venv/bin/python", "-m", module, *args])
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """This process's environment with the project root first on PYTHONPATH, for the Python children a
+    benchmark starts: they import this checkout even when the venv holds an editable install of
+    another one (a git worktree sharing the main checkout's .venv) or their working folder is elsewhere."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def require_data(names: list[str]) -> None:
@@ -130,6 +163,10 @@ def cpu_model() -> str:
 
 
 def machine_line(threads: int) -> str:
+    import torch
+
+    from camel.hardware import native_bf16
+
     # The CPU's vector units decide whether bfloat16 training pays, so results name them.
     return (
         f"Python {platform.python_version()}, {platform.machine()} {cpu_model()}, {os.cpu_count()} CPUs, "

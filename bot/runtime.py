@@ -1,7 +1,7 @@
 """The one assembly of a running bot: store, metrics, serving registry, learning loop, Slack app, server.
 
-`camel-bot serve`, the demo, the tests and bench/reload all build the bot here, in this order,
-so every part is handed what it needs when it is made and nothing is finished by mutation:
+`camel-bot serve`, the demo, the tests and bench/system/reload all build the bot here, in this
+order, so every part is handed what it needs when it is made and nothing is finished by mutation:
 
 1. the store, with the configured tasks applied (`open_store`);
 2. the metrics and the serving registry (task -> hot-swappable `camel.Predictor`);

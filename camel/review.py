@@ -8,7 +8,7 @@ relevance: each pick maximises its score minus `diversity` times its cosine simi
 closest message already picked, and a message nearly identical to a pick is never taken.
 
 Cost: one partial sort over all scores (O(N)) plus n x candidates dot products, so selection
-for n = 5 among 100k messages takes milliseconds (bench/active.py measures it).
+for n = 5 among 100k messages takes milliseconds (bench/method/active.py measures it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from camel.errors import CamelError
 
 UNCERTAINTY_KINDS = ("margin", "entropy", "least_confident")
-DEFAULT_UNCERTAINTY = "margin"  # chosen by bench/active.py (margin vs entropy on BANKING77)
+DEFAULT_UNCERTAINTY = "margin"  # chosen by bench/method/active.py (margin vs entropy on BANKING77)
 # Weight of the similarity penalty. On BANKING77 batches of 50, 0.1 needed as few labels as pure
 # margin (0.25 and 0.5 a few % more), while the duplicate cut-off still keeps copies apart.
 DEFAULT_DIVERSITY = 0.1

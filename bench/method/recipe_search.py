@@ -3,15 +3,11 @@
 BANKING77: 20 examples per intent of train.csv are the dev set, shots are drawn from the rest.
 TweetEval: 500 stratified tweets of train.csv are the dev set, shots from the other 1,500.
 Every candidate is a TrainingArgs/CamelConfig variant run through camel.train, beside the same
-logistic-regression probe bench/curve.py uses.
-
-Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.recipe_search [--datasets ..] [--shots ..] [--candidates ..]`
--> bench/results/recipe_search.json (merged) and printed rows.
+logistic-regression probe bench/method/curve.py uses. A run merges its points into the results.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
@@ -21,9 +17,18 @@ from typing import Any
 
 import torch
 
-from bench.common import RESULTS, markdown_table, per_class_indices, read_split, sample_per_class
-from bench.curve import evaluate_camel, logreg_scores, metric_of
-from bench.features import open_cache
+from bench.common import (
+    RESULTS,
+    benchmark_parser,
+    markdown_table,
+    per_class_indices,
+    read_split,
+    require_data,
+    sample_per_class,
+    shared_data,
+)
+from bench.method.curve import evaluate_camel, logreg_scores, metric_of
+from bench.method.features import open_cache
 from camel import CamelConfig, TrainingArgs, train
 
 CANDIDATES: dict[str, dict[str, Any]] = {
@@ -143,11 +148,11 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Recipe search (dev splits of the training data; the test sets are never read)",
         "",
-        "Command: `PYTHONPATH=$PWD .venv/bin/python -m bench.recipe_search --datasets D --shots S --candidates C`, "
+        "Command: `.venv/bin/python -m bench.method.recipe_search --datasets D --shots S --candidates C`, "
         "torch threads 1-2 on a shared 2-core machine (load average 7-9 during the runs; `k2_ft`: 1 thread, load 3-4).",
         "",
         "Mean dev score (%) over seeds 0, 1, 2 (full: seed 0). BANKING77 accuracy, TweetEval macro-recall. "
-        "`logreg` is the frozen probe of bench/curve.py. Candidates (K=0 unless named):",
+        "`logreg` is the frozen probe of bench/method/curve.py. Candidates (K=0 unless named):",
         "",
     ]
     lines += [f"- `{name}`: {recipe['args']}" for name, recipe in CANDIDATES.items()]
@@ -173,7 +178,13 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.recipe_search")
+    parser = benchmark_parser(
+        "bench.method.recipe_search",
+        __doc__,
+        writes="bench/results/recipe_search.json and recipe_search.md (a run merges into them); "
+        "MiniLM states in bench/.cache/states",
+        data="the training splits of " + shared_data("banking77", "tweeteval_sentiment"),
+    )
     parser.add_argument("--datasets", nargs="+", default=["banking77", "tweeteval_sentiment"])
     parser.add_argument("--shots", nargs="+", default=["2", "5", "10", "20", "full"])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
@@ -185,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         path = RESULTS / "recipe_search.json"
         path.with_suffix(".md").write_text(render(json.loads(path.read_text())) + "\n")
         return 0
+    require_data(options.datasets)
     torch.set_num_threads(options.threads)
     cache = open_cache()
     path = RESULTS / "recipe_search.json"

@@ -1,18 +1,15 @@
 """Learning curve: the shipped CAMEL default beside a frozen probe, TF-IDF+SVM and SetFit.
 
-Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.curve [--datasets ..] [--shots ..] [--methods ..] [--threads 2]`
--> bench/results/curve.json, curve.md and curve.png (a run merges into the existing results).
-
 Shots "0" is zero-shot from the label names (top-1 and top-3); "2".."20" are examples per label
 (bench.common.sample_per_class, seeds 0, 1, 2); "full" is the whole training split (3 seeds too:
 only CAMEL's batch order depends on them). BANKING77 reports accuracy, TweetEval macro-recall.
-MiniLM states come from bench/.cache/states (bench.features), so train_s is the round on a warm
-cache. SetFit runs in its own venv (bench.setfit_peer) and is folded in from bench/.cache/setfit.
+MiniLM states come from bench/.cache/states (bench.method.features), so train_s is the round on a
+warm cache. SetFit runs in its own venv (bench.method.setfit_peer) and is folded in from
+bench/.cache/setfit.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -30,14 +27,17 @@ from bench.common import (
     DATASETS,
     REPO,
     RESULTS,
+    benchmark_parser,
     load_average,
     load_dataset,
     machine_line,
     markdown_table,
+    recorded_command,
     require_data,
     sample_per_class,
+    shared_data,
 )
-from bench.features import open_cache, sentence_features
+from bench.method.features import open_cache, sentence_features
 from camel import Adapter, CamelConfig, FeatureCache, TrainingArgs, train
 from camel.evaluation import metrics_from_predictions, top1_labels
 from camel.zero_shot import ZeroShotClassifier
@@ -272,10 +272,9 @@ def render(results: dict[str, Any]) -> str:
     if setfit_notes:
         lines += [
             "SetFit (its own venv, same all-MiniLM-L6-v2 folder, `num_iterations=20`, one epoch, one thread): "
-            "`OMP_NUM_THREADS=1 PYTHONPATH=$PWD /work/venv-setfit/bin/python -m bench.setfit_peer --shots 10 "
-            "--seed 0`, folded in from bench/.cache/setfit by `python -m bench.curve --render`. Every other point: "
-            + SETFIT_NOT_RUN["*"]
-            + ".",
+            "`OMP_NUM_THREADS=1 .venv-setfit/bin/python -m bench.method.setfit_peer --shots 10 "
+            "--seed 0`, folded in from bench/.cache/setfit by `python -m bench.method.curve --render`. "
+            "Every other point: " + SETFIT_NOT_RUN["*"] + ".",
             "",
         ]
     lines += ["![learning curve](curve.png)"]
@@ -317,7 +316,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.curve", description=__doc__.splitlines()[0])
+    parser = benchmark_parser(
+        "bench.method.curve",
+        __doc__,
+        writes="bench/results/curve.json, curve.md and curve.png (a run merges into them); "
+        "MiniLM states in bench/.cache/states",
+        data=shared_data(*DATASETS) + "; SetFit's results from bench/.cache/setfit if present",
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--shots", nargs="+", default=list(SHOTS), choices=list(SHOTS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 point = run_point(cache, data, shots, options.methods, options.threads)
                 results.setdefault(name, {}).setdefault(shots, {}).update(point)
                 _save(results, path)
-        command = "PYTHONPATH=$PWD .venv/bin/python -m bench.curve " + " ".join(sys.argv[1:] if argv is None else argv)
+        command = recorded_command("bench.method.curve", argv)
         runs = [r for r in results.setdefault("meta", {}).get("runs", []) if r["command"] != command]
         results["meta"]["runs"] = runs + [
             {

@@ -1,12 +1,8 @@
 """Active learning, calibrated abstention and out-of-scope detection on BANKING77.
 
-Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.active [--threads 1] [--seeds 0 1 2] [--data-dir DIR]`
-(writes bench/results/active.json, active.md and active.png). Data: ../shared/data/banking77;
-without it the run prints where it looked and exits 0.
-
 Recipe: the library's own pieces (camel.review, camel.calibration, camel.out_of_scope) on
 frozen all-MiniLM-L6-v2 sentence features (camel's base encoder, mean pooled, L2-normalised,
-states cached once in bench/.cache/states by bench.features) with multinomial logistic
+states cached once in bench/.cache/states by bench.method.features) with multinomial logistic
 regression (C = 10) refitted from scratch after every batch. bench/results/accuracy.md shows
 that recipe tracks the shipped CAMEL adapter on BANKING77 (10-shot 85.3 vs 82.7, full 93.0 vs
 92.7) at a hundredth of the training time, which is what makes thousands of labels x 3 seeds
@@ -29,8 +25,9 @@ from __future__ import annotations
 
 import os
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")  # the machine is shared: sklearn/numpy on one core unless --threads
+if __name__ == "__main__":  # run as a program; a module that imports this one keeps its own threads
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")  # the machine is shared: sklearn/numpy on one core unless --threads
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -44,14 +41,17 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from bench.common import (  # noqa: E402
     RESULTS,
+    benchmark_parser,
     load_average,
     machine_line,
     markdown_table,
+    recorded_command,
     require_data,
+    shared_data,
     use_data_dir,
     write_results,
 )
-from bench.features import dataset_features  # noqa: E402
+from bench.method.features import dataset_features  # noqa: E402
 from camel.calibration import expected_calibration_error, fit_calibration, nll, softmax  # noqa: E402
 from camel.out_of_scope import (  # noqa: E402
     centroid_score,
@@ -68,7 +68,7 @@ START_PER_LABEL = 3
 BATCH = 50
 MAX_LABELS = 6000
 TARGETS = (0.85, 0.90)
-C = 10.0  # same as bench/accuracy.py's logreg
+C = 10.0  # same as bench/method/accuracy.py's logreg
 TARGET_PRECISION = 0.9
 CALIBRATION_BUDGETS = (770, 1540, 3080)
 HELDOUT_FRACTION = 0.2  # the bot's default heldout_fraction
@@ -93,7 +93,7 @@ STRATEGIES: dict[str, tuple[str | None, float]] = {
 # benchmark's strategies (see active.md); margin and margin+diversity0.1 are within noise of each other.
 ACTIVE = "margin+diversity0.1"
 if STRATEGIES[ACTIVE] != (DEFAULT_UNCERTAINTY, DEFAULT_DIVERSITY):
-    raise SystemExit(f"bench/active.py: {ACTIVE} no longer matches camel.review's defaults; update ACTIVE")
+    raise SystemExit(f"bench/method/active.py: {ACTIVE} no longer matches camel.review's defaults; update ACTIVE")
 
 
 def auroc(scores: np.ndarray, is_out_of_scope: np.ndarray) -> float:
@@ -272,8 +272,9 @@ def review_spread(x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
         labelled[np.random.default_rng(4000 + seed).permutation(np.flatnonzero(~labelled))[:extra]] = True
         model = fit(x[labelled], y[labelled])
         scores = uncertainty(softmax(logits_of(model, x, n_labels)), "margin")
-        for name, kwargs in (("score_only", {"diversity": 0.0, "duplicate_similarity": 1.01}), ("shipped", {})):
-            picked = select_for_review(scores, x, REVIEW_N, exclude=labelled, **kwargs)  # type: ignore[arg-type]
+        score_only = select_for_review(scores, x, REVIEW_N, exclude=labelled, diversity=0.0, duplicate_similarity=1.01)
+        shipped = select_for_review(scores, x, REVIEW_N, exclude=labelled)
+        for name, picked in (("score_only", score_only), ("shipped", shipped)):
             similarity = vectors[picked] @ vectors[picked].T
             pairs = similarity[np.triu_indices(len(picked), 1)]
             result[f"{stage}/{name}/max_cosine"] = float(pairs.max())
@@ -305,7 +306,12 @@ def mean(values: list[Any]) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(
+        "bench.method.active",
+        __doc__,
+        writes="bench/results/active.json, active.md and active.png; MiniLM states in bench/.cache/states",
+        data=shared_data("banking77") + "; --data-dir DIR reads DIR instead",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
@@ -313,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     use_data_dir(options.data_dir)
     require_data(["banking77"])
-    command = "PYTHONPATH=$PWD .venv/bin/python -m bench.active " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = recorded_command("bench.method.active", argv)
     machine = machine_line(options.threads)
     wall = time.perf_counter()
 

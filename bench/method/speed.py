@@ -1,9 +1,5 @@
 """Speed benchmark of the shipped CAMEL defaults on BANKING77: latency, throughput, retrain, memory.
 
-Run: `.venv/bin/python -m bench.speed [--threads N] [--quick]` (writes bench/results/speed.json
-and speed.md). Data: ../shared/data/banking77; without it the run prints where it looked and
-exits 0.
-
 Scenario, as the bot lives it: an adapter is trained on the 10,003 training messages (once with
 the bottom's states already cached, once from an empty cache); then 100 test-set messages arrive,
 are predicted (which caches their states) and corrected by users, and one incremental round
@@ -27,13 +23,17 @@ import torch
 
 from bench.common import (
     REPO,
+    benchmark_parser,
     folder_mb,
     load_average,
     load_dataset,
     machine_line,
     markdown_table,
     peak_rss_mb,
+    project_env,
+    recorded_command,
     require_data,
+    shared_data,
     stopwatch,
     write_results,
 )
@@ -186,7 +186,7 @@ def _child_rss(adapter_dir: Path, tasks: int, threads: int) -> dict[str, float]:
     command = [
         sys.executable,
         "-m",
-        "bench.speed",
+        "bench.method.speed",
         "--rss-child",
         str(tasks),
         "--adapter",
@@ -194,7 +194,7 @@ def _child_rss(adapter_dir: Path, tasks: int, threads: int) -> dict[str, float]:
         "--threads",
         str(threads),
     ]
-    output = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(command, cwd=REPO, env=project_env(), check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -338,7 +338,12 @@ def _ratio(value: float, target: tuple[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.splitlines()[0])
+    parser = benchmark_parser(
+        "bench.method.speed",
+        __doc__,
+        writes="bench/results/speed.json and speed.md (--quick: speed_quick.*)",
+        data=shared_data("banking77"),
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 cores)")
     parser.add_argument("--quick", action="store_true", help="a tenth of the training data (smoke run)")
     parser.add_argument("--first-round-only", action="store_true", help="only the first-round measure, printed")
@@ -357,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     started, machine = time.perf_counter(), machine_line(options.threads)
     results = run(options.threads, options.quick)
     meta = {
-        "command": ".venv/bin/python -m bench.speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command("bench.method.speed", argv),
         "machine": machine,
         "load_end": load_average(),
         "total_s": time.perf_counter() - started,

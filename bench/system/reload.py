@@ -1,6 +1,5 @@
 """Reload benchmark: hot swaps under concurrent predictions, and correction-to-live time.
 
-Run: `.venv/bin/python -m bench.reload` (writes bench/results/reload.json and reload.md).
 Real all-MiniLM-L6-v2, real SQLite store, real LearningLoop with its APScheduler and training
 child processes, on BANKING77 messages from ../shared/data (five intents).
 
@@ -16,7 +15,6 @@ child processes, on BANKING77 messages from ../shared/data (five intents).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -30,7 +28,7 @@ from typing import Any
 import torch
 
 import camel
-from bench.common import machine_line
+from bench.common import DATA_DIR, RESULTS, benchmark_parser, machine_line, recorded_command, require_data, shared_data
 import storage
 from bot.loop import versions as version_dirs
 from bot import runtime
@@ -38,9 +36,7 @@ from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from bot.settings import LearningSettings, ModelSettings, Settings, TaskSettings
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
-RESULTS = Path(__file__).resolve().parent / "results"
-COMMAND = ".venv/bin/python -m bench.reload"
+MODULE = "bench.system.reload"
 TASK = "support"
 LABELS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed"]
 PER_LABEL, N_SWAPS, PREDICT_THREADS, N_CORRECTIONS = 30, 20, 3, 3
@@ -48,7 +44,7 @@ PER_LABEL, N_SWAPS, PREDICT_THREADS, N_CORRECTIONS = 30, 20, 3, 3
 
 def read_rows(name: str) -> dict[str, list[str]]:
     by_label: dict[str, list[str]] = {label: [] for label in LABELS}
-    with (DATA / name).open(encoding="utf-8", newline="") as handle:
+    with (DATA_DIR / "banking77" / name).open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["category"] in by_label:
                 by_label[row["category"]].append(row["text"])
@@ -75,7 +71,9 @@ def train_versions(settings: Settings, db: Any, train: dict[str, list[str]]) -> 
     """Twenty continued adapters from v0001, written and registered as candidates."""
     base = camel.load_base(camel.default_base_model_path())
     cache = camel.FeatureCache(base, settings.feature_cache_dir)
-    active = camel.load_adapter(storage.adapters.get_adapter(db, TASK, 1).path, base)
+    first = storage.adapters.get_adapter(db, TASK, 1)
+    assert first is not None  # the first round registered v0001 before this is called
+    active = camel.load_adapter(first.path, base)
     texts = [t for label in LABELS for t in train[label][:PER_LABEL]]
     labels = [label for label in LABELS for _ in train[label][:PER_LABEL]]
     versions = []
@@ -110,7 +108,9 @@ class Predicting:
     def __init__(self, predictors: PredictorRegistry, texts: list[str], floor: float) -> None:
         self.predictors, self.texts, self.floor = predictors, texts, floor
         self.stop, self.lock = threading.Event(), threading.Lock()
-        self.count, self.failures, self.latencies_ms = 0, [], []
+        self.count = 0
+        self.failures: list[str] = []
+        self.latencies_ms: list[float] = []
         self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(PREDICT_THREADS)]
 
     def _run(self, n: int) -> None:
@@ -265,7 +265,12 @@ def _seconds(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.reload", description=(__doc__ or "").splitlines()[0])
+    parser = benchmark_parser(
+        MODULE,
+        __doc__,
+        writes="bench/results/reload.json and reload.md (--training-threads N other than 1: reload_threadsN.*)",
+        data=shared_data("banking77"),
+    )
     parser.add_argument(
         "--training-threads",
         type=int,
@@ -273,14 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         help="threads of the training child (the bot's default 1 writes reload.json, others reload_threadsN.json)",
     )
     options = parser.parse_args(argv)
+    wall = time.perf_counter()
     threads = options.training_threads
     # Any other thread count is a variant beside the bot's default, in its own files.
     variant = "" if threads == 1 else f" --training-threads {threads}"
     machine = machine_line(1)  # it names the load average at the start
     torch.set_num_threads(1)
-    if not DATA.is_dir():
-        print(f"bench.reload: benchmark data not found at {DATA}")
-        return 2
+    require_data(["banking77"])
     train, test = read_rows("train.csv"), read_rows("test.csv")
     with tempfile.TemporaryDirectory(prefix="camel-reload-") as tmp:
         settings = make_settings(Path(tmp), threads)
@@ -311,13 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             bot.stop()
     live = [c["seconds"] for c in corrections if c["seconds"] is not None]
     results.update(
+        total_s=round(time.perf_counter() - wall, 1),
         correction_to_live_s=statistics.median(live) if live else None,
         corrections=corrections,
         first_round_s=first_round_s,
         load_average=statistics.mean(loads),
         machine=machine,
         training_threads=threads,
-        command=COMMAND + variant,
+        command=recorded_command(MODULE, variant.split()),
     )
     write_results(results, "reload" if not variant else f"reload_threads{threads}")
     print(json.dumps({k: v for k, v in results.items() if k != "corrections"}, indent=2))

@@ -1,8 +1,5 @@
 """Load benchmark of the Slack event path: the rate it keeps up with, losing and doubling nothing.
 
-Run: `.venv/bin/python -m bench.load [--rate 85] [--seconds 300]`
-(writes bench/results/load.json and load.md).
-
 - The bot: the real `camel-bot serve` in its own process (waitress, request guard, Bolt, the
   durable inbox and its workers, real SQLite, the real all-MiniLM-L6-v2 with an adapter trained
   here on BANKING77 messages from ../shared/data), one task bound to 100 channels.
@@ -18,7 +15,6 @@ Run: `.venv/bin/python -m bench.load [--rate 85] [--seconds 300]`
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import itertools
 import json
@@ -40,11 +36,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from bench.common import DATA_DIR, RESULTS, read_split, require_data, sample_per_class
+from bench.common import (
+    DATA_DIR,
+    RESULTS,
+    benchmark_parser,
+    project_env,
+    read_split,
+    recorded_command,
+    require_data,
+    sample_per_class,
+    shared_data,
+)
 from bot.demo.slack_events import signed_headers
 
-REPO = Path(__file__).resolve().parents[1]
-COMMAND = ".venv/bin/python -m bench.load"
+MODULE = "bench.system.load"
 SECRET = "bench-load-secret"
 TEAM = "T0LOAD"
 CHANNELS = [f"C0LOAD{n:03d}" for n in range(100)]
@@ -189,8 +194,8 @@ def train_adapter(config: Path, texts: list[str], labels: list[str]) -> None:
 
 
 def start_bot(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CAMEL_BOT_"))}
-    env.update(PYTHONPATH=str(REPO), SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET, OMP_NUM_THREADS="2")
+    env = {k: v for k, v in project_env().items() if not k.startswith(("SLACK_", "CAMEL_BOT_"))}
+    env.update(SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET, OMP_NUM_THREADS="2")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--config", str(config)],
         env=env,
@@ -278,7 +283,14 @@ class Generator:
         if kind == "message":
             ts = f"1790000000.{i:06d}"
             text = f"{self.texts[i % len(self.texts)]} (#{i})"  # distinct: every prediction uncached
-            event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts, "team": TEAM}
+            event: dict[str, Any] = {
+                "type": "message",
+                "channel": channel,
+                "user": user,
+                "text": text,
+                "ts": ts,
+                "team": TEAM,
+            }
             with self.lock:
                 self.by_channel[channel].append(ts)
             return _envelope(event, i), "application/json", ts
@@ -348,11 +360,17 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser(
+        MODULE,
+        __doc__,
+        writes="bench/results/load.json and load.md",
+        data=shared_data("banking77"),
+    )
     parser.add_argument("--rate", type=float, default=85.0, help="events per second (default 85)")
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the steady phase (default 300)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    wall = time.perf_counter()
     require_data(["banking77"])
     train_texts, train_labels = read_split("banking77", "train")
     keep = [i for i, label in enumerate(train_labels) if label in LABELS]
@@ -402,9 +420,9 @@ def main() -> None:
         log_tail = (folder / "serve.log").read_text(errors="replace")
         # Acknowledged but not yet answered when the run ended: still in the inbox, so the next
         # start answers them (backlog), unlike an event that is nowhere (lost).
-        with sqlite3.connect(folder / "data" / "camel.db") as conn:
-            waiting = {row[0] for row in conn.execute("SELECT event_id FROM inbox WHERE done_at IS NULL")}
-            inbox_outcomes = dict(conn.execute("SELECT outcome, COUNT(*) FROM inbox GROUP BY outcome").fetchall())
+        with sqlite3.connect(folder / "data" / "camel.db") as db:
+            waiting = {row[0] for row in db.execute("SELECT event_id FROM inbox WHERE done_at IS NULL")}
+            inbox_outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM inbox GROUP BY outcome").fetchall())
     load_after = os.getloadavg()
     acks = generator.acks
     ok = [a for a in acks if 200 <= a[1] < 300]
@@ -458,9 +476,10 @@ def main() -> None:
         "bot_requeued": requeued,
         "kinds_sent": dict(Counter(a[0] for a in acks)),
         "steady_seconds": round(elapsed, 1),
+        "total_s": round(time.perf_counter() - wall, 1),
         "tracebacks_in_bot_log": log_tail.count("Traceback"),
         "bot_log_errors": [line[:400] for line in log_tail.splitlines() if '"level": "ERROR"' in line][:5],
-        "command": f"{COMMAND} --rate {args.rate:g} --seconds {args.seconds:g}",
+        "command": recorded_command(MODULE, ["--rate", f"{args.rate:g}", "--seconds", f"{args.seconds:g}"]),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -473,6 +492,7 @@ def main() -> None:
     (RESULTS / "load.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "load.md").write_text(markdown(result))
     print(json.dumps(result, indent=2))
+    return 0
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -514,4 +534,4 @@ Slack's limits for comparison: 30,000 events per workspace per hour (8.3/s) and 
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,32 +7,41 @@ and 2 % erased, then times what the command does before it answers: the candidat
 (`storage.review.review_candidates`) and the diversity pick (`bot.slack.review.pick`, which calls
 `camel.select_for_review`). The 5 `chat.getPermalink` calls to Slack are network and not
 included. Also times `storage.review.store_review_scores` (the background write after a promotion).
-
-    PYTHONPATH=$PWD python -m bench.review_command
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+from sqlite_utils import Database
 
 import storage
-from bench.common import load_average, machine_line, markdown_table, write_results
+from bench.common import (
+    benchmark_parser,
+    load_average,
+    machine_line,
+    markdown_table,
+    recorded_command,
+    write_results,
+)
 from bot.loop.review_scoring import KEEP_PER_CHANNEL
 from bot.slack import review
 from storage import db as storage_db
 
+MODULE = "bench.system.review_command"
 MESSAGES = 100_000
 DIM = 384
 REPEATS = 20
 CHANNEL = "C0SUPPORT"
 
 
-def build(path: Path) -> tuple[object, float]:
+def build(path: Path) -> tuple[Database, float]:
     db = storage.open_store(str(path))
     storage.tasks.upsert_task(
         db, storage.TaskSpec("support", kind="intent", labels=["a", "b", "c"], channels=[CHANNEL])
@@ -68,7 +77,7 @@ def build(path: Path) -> tuple[object, float]:
     return db, store_s
 
 
-def timed(fn, repeats: int = REPEATS) -> list[float]:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object], repeats: int = REPEATS) -> list[float]:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -77,16 +86,23 @@ def timed(fn, repeats: int = REPEATS) -> list[float]:  # type: ignore[no-untyped
     return times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    benchmark_parser(
+        MODULE,
+        __doc__,
+        writes="bench/results/review_command.json and review_command.md",
+        data="none: the messages, scores and embeddings are made up here (numpy, seed 0)",
+    ).parse_args(argv)
     machine = machine_line(1)
+    wall = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         db, store_s = build(Path(folder) / "camel.db")
-        picked = review.pick(db, "support", CHANNEL, 5)  # type: ignore[arg-type]
+        picked = review.pick(db, "support", CHANNEL, 5)
         assert len(picked) == 5
-        query = timed(lambda: storage.review.review_candidates(db, "support", CHANNEL, 200))  # type: ignore[arg-type]
-        total = timed(lambda: review.pick(db, "support", CHANNEL, 5))  # type: ignore[arg-type]
-    data = {
-        "command": "PYTHONPATH=$PWD python -m bench.review_command",
+        query = timed(lambda: storage.review.review_candidates(db, "support", CHANNEL, 200))
+        total = timed(lambda: review.pick(db, "support", CHANNEL, 5))
+    data: dict[str, Any] = {
+        "command": recorded_command(MODULE, argv),
         "machine": machine,
         "load_average_end": load_average(),
         "messages": MESSAGES,
@@ -95,6 +111,7 @@ def main() -> None:
         "candidate_query_ms": {"median": statistics.median(query), "max": max(query)},
         "store_scores_s": store_s,
         "target_ms": 1000,
+        "total_s": round(time.perf_counter() - wall, 1),
     }
     table = markdown_table(
         ["step", "median ms", "max ms"],
@@ -126,7 +143,8 @@ The 5 `chat.getPermalink` calls to Slack are not included (network).
 """
     write_results("review_command", data, markdown)
     print(markdown)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,18 +1,15 @@
 """Continuation vs refit: a round on top of the serving adapter, two ways, on BANKING77.
 
-Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.continuation [--threads 2]` -> bench/results/continuation.json + .md
-
 Scenarios: `small` = an adapter trained on 3 examples per intent, then 5 more per intent arrive;
 `large` = an adapter trained on the training set less 500 messages, then those 500 arrive. Each
-round gets the new examples plus every older one as replay (what bot.training_round passes) and
+round gets the new examples plus every older one as replay (what bot.loop.round passes) and
 runs either as a continuation (`refit_below=0`: start from the adapter, replay sample, smaller
-learning rates) or as a refit (the shipped default below `refit_below`: a fresh closed-form head on
-all of it). Test accuracy (3,080 messages) before/after and round seconds on a warm cache.
+learning rates) or as a refit (the shipped default below `refit_below`: a fresh training with the
+shipped recipe on all of it). Test accuracy (3,080 messages) before/after and round seconds on a warm cache.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,9 +17,19 @@ from typing import Any
 
 import torch
 
-from bench.common import RESULTS, load_dataset, machine_line, markdown_table, require_data, sample_per_class
-from bench.curve import evaluate_camel
-from bench.features import open_cache
+from bench.common import (
+    RESULTS,
+    benchmark_parser,
+    load_dataset,
+    machine_line,
+    markdown_table,
+    recorded_command,
+    require_data,
+    sample_per_class,
+    shared_data,
+)
+from bench.method.curve import evaluate_camel
+from bench.method.features import open_cache
 from camel import CamelConfig, TrainingArgs, train
 
 
@@ -38,10 +45,16 @@ def scenario(name: str, data: Any) -> tuple[tuple[list[str], list[str]], tuple[l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.continuation")
-    parser.add_argument("--threads", type=int, default=2)
+    parser = benchmark_parser(
+        "bench.method.continuation",
+        __doc__,
+        writes="bench/results/continuation.json and continuation.md; MiniLM states in bench/.cache/states",
+        data=shared_data("banking77"),
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     options = parser.parse_args(argv)
     require_data(["banking77"])
+    wall = time.perf_counter()
     torch.set_num_threads(options.threads)
     machine = machine_line(options.threads)
     data, cache = load_dataset("banking77"), open_cache()
@@ -66,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             row[mode] = evaluate_camel(adapter, cache, data.test_texts, data.test_labels, "accuracy")
         results[name] = row
         print(name, row, flush=True)
-    command = "PYTHONPATH=$PWD .venv/bin/python -m bench.continuation " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
-    results["meta"] = {"command": command, "machine": machine}
+    command = recorded_command("bench.method.continuation", argv)
+    results["meta"] = {"command": command, "machine": machine, "total_s": round(time.perf_counter() - wall, 1)}
     (RESULTS / "continuation.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [
         [
@@ -92,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         machine,
         "",
-        __doc__.split("\n\n")[2].strip(),
+        __doc__.split("\n\n")[1].strip(),
         "",
         markdown_table(["scenario", "old", "new", "before %", "continue %", "continue s", "refit %", "refit s"], rows),
     ]

@@ -1,9 +1,5 @@
 """Day one at the bot level: the zero-shot guesses the bot serves before a task's first adapter.
 
-Run: `.venv/bin/python -m bench.day_one [--threads N] [--quick]` (writes bench/results/day_one.json
-and day_one.md). Data: ../shared/data/banking77; without it the run prints where it looked and
-exits 0.
-
 The bot's own serving path: a task with BANKING77's intent names as labels (no description, no
 labelled example, no adapter) in a real data folder, and `bot.loop.registry.PredictorRegistry.guess`
 (the one the Slack listener calls) for every test message, one at a time as messages arrive.
@@ -15,7 +11,6 @@ latency of one guess (the first, which loads the model and builds the prototypes
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -25,7 +20,16 @@ from typing import Any
 import torch
 
 import storage
-from bench.common import load_dataset, machine_line, markdown_table, require_data, write_results
+from bench.common import (
+    benchmark_parser,
+    load_dataset,
+    machine_line,
+    markdown_table,
+    recorded_command,
+    require_data,
+    shared_data,
+    write_results,
+)
 from bot.loop.registry import PredictorRegistry
 from bot.loop.zero_shot import MAX_BACKGROUND
 from bot.settings import Settings
@@ -75,10 +79,16 @@ def measure(name: str, labels: list[str], texts: list[str], truth: list[str], *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.day_one", description=(__doc__ or "").splitlines()[0])
+    parser = benchmark_parser(
+        "bench.system.day_one",
+        __doc__,
+        writes="bench/results/day_one.json and day_one.md",
+        data=shared_data("banking77"),
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the bot serves with the rest)")
     parser.add_argument("--quick", action="store_true", help="500 test messages instead of all")
     options = parser.parse_args(argv)
+    wall = time.perf_counter()
     require_data(["banking77"])
     torch.set_num_threads(options.threads)
     machine = machine_line(options.threads)
@@ -87,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = [label for label, _ in Counter(data.train_labels).most_common(20)]
     results: dict[str, Any] = {
         "machine": machine,
-        "command": "python -m bench.day_one" + (" --quick" if options.quick else ""),
+        "command": recorded_command("bench.system.day_one", argv),
     }
     kept = [(t, label) for t, label in zip(data.test_texts, data.test_labels) if label in demo]
     streams = {
@@ -142,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
     )
+    results["total_s"] = round(time.perf_counter() - wall, 1)
     json_path, md_path = write_results("day_one", results, markdown)
     print(markdown)
     print(f"wrote {json_path} and {md_path}")

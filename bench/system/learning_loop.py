@@ -1,8 +1,5 @@
 """The learning loop on a stream of BANKING77 corrections, through the real training-round child.
 
-Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.loop [--scenarios banking77_20 banking77_77]`
--> bench/results/loop.json, loop.md and loop.png.
-
 Scenarios: `banking77_20` = the demo's 20 most frequent intents, 3 seed labels
 each, then 320 corrections, a round every 25; `banking77_77` = all 77 intents, 3 each, then
 1,000 corrections, a round every 50. Messages are BANKING77 training texts in a fixed shuffled
@@ -17,7 +14,6 @@ round trained on (storage's train split, i.e. without the round's held-out messa
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import subprocess
@@ -32,9 +28,19 @@ import torch
 
 import camel
 import storage
-from bench.common import RESULTS, load_average, load_dataset, machine_line, markdown_table, require_data
-from bench.curve import evaluate_camel, logreg_scores
-from bench.features import open_cache
+from bench.common import (
+    RESULTS,
+    benchmark_parser,
+    load_average,
+    load_dataset,
+    machine_line,
+    markdown_table,
+    recorded_command,
+    require_data,
+    shared_data,
+)
+from bench.method.curve import evaluate_camel, logreg_scores
+from bench.method.features import open_cache
 from bot.settings import Settings
 from bot.loop.runner import child_command, child_env
 
@@ -162,7 +168,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{meta['machine']}; {meta['total_s']:.0f} s wall.",
         "",
-        __doc__.split("\n\n", 2)[2].strip(),
+        __doc__.split("\n\n", 1)[1].strip(),
         "",
     ]
     for name in SCENARIOS:
@@ -230,7 +236,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.loop", description=__doc__.splitlines()[0])
+    parser = benchmark_parser(
+        "bench.system.learning_loop",
+        __doc__,
+        writes="bench/results/loop.json, loop.md and loop.png (a run merges its scenarios into them); "
+        "MiniLM states in bench/.cache/states",
+        data=shared_data("banking77"),
+    )
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads of this parent process")
     options = parser.parse_args(argv)
@@ -244,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in options.scenarios:
         results[name] = run_scenario(name, data, cache)
         results["meta"] = {
-            "command": "PYTHONPATH=$PWD .venv/bin/python -m bench.loop "
-            + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": recorded_command("bench.system.learning_loop", argv),
             "machine": machine,
             "total_s": time.perf_counter() - started,
             "load_end": load_average(),

@@ -3,21 +3,19 @@
 Token states of the full frozen encoder (split layer 6, K = 0) go to a camel FeatureCache on disk
 under bench/.cache/states/ (gitignored); the mean-pooled sentence vectors (all-MiniLM-L6-v2's
 embedding before its L2 normalisation) are derived from them on demand, and `sentence_features`
-gives them L2-normalised, as the frozen-probe recipes (bench.curve's logreg, bench.active) use them.
-
-Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.features [--threads 2]` fills the cache for every data set.
+gives them L2-normalised, as the frozen-probe recipes (bench.method.curve's logreg, bench.method.active)
+use them. Run as a program, it fills the cache for every data set (it measures nothing).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 import torch
 
-from bench.common import DATASETS, REPO, load_dataset, require_data
+from bench.common import DATASETS, REPO, benchmark_parser, load_dataset, require_data, shared_data
 from camel import CamelConfig, FeatureCache, load_base
 
 CACHE_DIR = REPO / "bench" / ".cache" / "states"
@@ -64,8 +62,13 @@ def dataset_features(name: str, threads: int = 2) -> tuple[np.ndarray, list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.features")
-    parser.add_argument("--threads", type=int, default=2)
+    parser = benchmark_parser(
+        "bench.method.features",
+        __doc__,
+        writes="bench/.cache/states (MiniLM token states, gitignored); no result file",
+        data=shared_data(*DATASETS),
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     options = parser.parse_args(argv)
     require_data(options.datasets)

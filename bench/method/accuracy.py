@@ -1,9 +1,5 @@
 """Accuracy benchmark: CAMEL (K = 0, 1, 2 and the shipped default) against three baselines.
 
-Run: `.venv/bin/python -m bench.accuracy [--quick] [--datasets ...] [--methods ...] [--threads N]`
-(writes bench/results/accuracy.json and accuracy.md). Data: ../shared/data/{banking77,
-tweeteval_sentiment}; without it the run prints where it looked and exits 0.
-
 Every method sees the same training texts: 10 per class (seeds 0, 1, 2; mean and spread) and
 the full training split. CAMEL's train_s is the micro-training round on cached bottom states
 (the bot computes those states when it first predicts a message); the one-time bottom pass
@@ -12,14 +8,15 @@ over the training set is measured separately and reported next to it.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
+import functools
 import json
 import statistics
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,13 +31,16 @@ from bench.common import (
     DATASETS,
     RESULTS,
     Dataset,
+    benchmark_parser,
     folder_mb,
     load_average,
     load_dataset,
     machine_line,
     markdown_table,
+    recorded_command,
     require_data,
     sample_per_class,
+    shared_data,
     stopwatch,
     write_results,
 )
@@ -79,7 +79,20 @@ CAMEL_RECIPES: dict[int, dict[str, Any]] = {
         },
     },
 }
-FULL_FT = {"epochs_full": 2, "epochs_shots": 10, "batch_size": 16, "lr_body": 5e-5, "lr_head": 2e-3}
+
+
+@dataclass(frozen=True)
+class FullFineTune:
+    """The full_ft baseline's recipe: every weight of the same MiniLM, mean pooling and a linear head."""
+
+    epochs_full: int = 2
+    epochs_shots: int = 10
+    batch_size: int = 16
+    lr_body: float = 5e-5
+    lr_head: float = 2e-3
+
+
+FULL_FT = FullFineTune()
 PUBLISHED = {
     "banking77": [
         ("BERT-large fine-tuned (full)", "", "93.66"),
@@ -129,7 +142,7 @@ def run_camel(
     bench: Bench, data: Dataset, texts: list[str], labels: list[str], seed: int, k: int | None
 ) -> dict[str, Any]:
     recipe = CAMEL_RECIPES[k] if k is not None else {"config": {}, "args": {}}
-    layers = {} if k is None else {"trainable_layers": k}
+    layers: dict[str, Any] = {} if k is None else {"trainable_layers": k}
     config = CamelConfig(**layers, **recipe["config"], max_length=MAX_LENGTH)
     args = TrainingArgs(**recipe["args"], seed=seed, num_threads=bench.threads)
     bench.fill_cache(data, bench.base.num_layers - config.trainable_layers)
@@ -198,7 +211,7 @@ def run_full_ft(bench: Bench, data: Dataset, texts: list[str], labels: list[str]
     torch.manual_seed(seed)
     names = sorted(set(labels))
     targets = torch.tensor([names.index(label) for label in labels])
-    epochs = FULL_FT["epochs_shots"] if len(texts) < 2000 else FULL_FT["epochs_full"]
+    epochs = FULL_FT.epochs_shots if len(texts) < 2000 else FULL_FT.epochs_full
     with stopwatch() as clock:
         model = _FullModel(bench.base.path, len(names))
         _fit_full(model, bench, texts, targets, epochs, seed)
@@ -213,16 +226,16 @@ def run_full_ft(bench: Bench, data: Dataset, texts: list[str], labels: list[str]
         sum(p.numel() for p in model.parameters()),
         size,
         epochs=epochs,
-        config=f"{epochs} epochs, batch {FULL_FT['batch_size']}, lr {FULL_FT['lr_body']}/{FULL_FT['lr_head']}, bf16",
+        config=f"{epochs} epochs, batch {FULL_FT.batch_size}, lr {FULL_FT.lr_body}/{FULL_FT.lr_head}, bf16",
     )
 
 
 def _fit_full(model: _FullModel, bench: Bench, texts: list[str], targets: torch.Tensor, epochs: int, seed: int) -> None:
-    size = FULL_FT["batch_size"]
+    size = FULL_FT.batch_size
     optimizer = torch.optim.AdamW(
         [
-            {"params": model.encoder.parameters(), "lr": FULL_FT["lr_body"]},
-            {"params": model.classifier.parameters(), "lr": FULL_FT["lr_head"]},
+            {"params": model.encoder.parameters(), "lr": FULL_FT.lr_body},
+            {"params": model.classifier.parameters(), "lr": FULL_FT.lr_head},
         ],
         weight_decay=0.01,
     )
@@ -445,7 +458,12 @@ def _ordered(per_regime: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.splitlines()[0])
+    parser = benchmark_parser(
+        "bench.method.accuracy",
+        __doc__,
+        writes="bench/results/accuracy.json and accuracy.md (a run merges into them; --quick: accuracy_quick.*)",
+        data=shared_data(*DATASETS),
+    )
     parser.add_argument("--quick", action="store_true", help="one seed and 500 test examples (smoke run)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -462,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = SEEDS[:1] if options.quick else SEEDS
     started, machine = time.perf_counter(), machine_line(options.threads)
     bench = Bench(options.threads)
-    command = ".venv/bin/python -m bench.accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = recorded_command("bench.method.accuracy", argv)
     stem = "accuracy_quick" if options.quick else "accuracy"
 
     def save(name: str, results: dict[str, Any]) -> None:
@@ -483,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             load_dataset(name, 500 if options.quick else None),
             options.methods,
             seeds,
-            lambda results, name=name: save(name, results),
+            functools.partial(save, name),
         )
     print(f"wrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}")
     return 0

@@ -1,6 +1,5 @@
 """Storage benchmark: corrections stored per second, label resolution time, size on disk.
 
-Run: `.venv/bin/python -m bench.storage` (writes bench/results/storage.json and storage.md).
 Texts and labels come from ../shared/data/banking77 when present (synthetic otherwise), and
 the database is a real WAL file in a temporary folder, opened exactly as the bot opens it.
 """
@@ -14,23 +13,24 @@ import platform
 import random
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import storage
+from bench.common import DATA_DIR, RESULTS, benchmark_parser, recorded_command
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
-RESULTS = Path(__file__).resolve().parent / "results"
 N_MESSAGES, N_CORRECTIONS, N_SINGLE_CALLS, RESOLVE_REPEATS = 50_000, 100_000, 5_000, 3
 EDIT_CALLS = 20  # edits and as many deletions
-COMMAND = ".venv/bin/python -m bench.storage"
+MODULE = "bench.system.store"
 
 
 def load_examples() -> tuple[list[tuple[str, str]], str]:
-    if DATA.is_file():
-        with DATA.open(encoding="utf-8", newline="") as handle:
+    data = DATA_DIR / "banking77" / "train.csv"
+    if data.is_file():
+        with data.open(encoding="utf-8", newline="") as handle:
             return [(r["text"], r["category"]) for r in csv.DictReader(handle)], "banking77 train.csv"
     labels = [f"label_{i}" for i in range(77)]
     return [(f"synthetic message number {i} about my card", labels[i % 77]) for i in range(10_000)], "synthetic"
@@ -151,7 +151,13 @@ def size_per_10k(db: Any, path: Path) -> float:
     return path.stat().st_size / 1e6 / (N_MESSAGES / 10_000)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    benchmark_parser(
+        MODULE,
+        __doc__,
+        writes="bench/results/storage.json and storage.md",
+        data=f"{DATA_DIR / 'banking77' / 'train.csv'} for texts and labels if present, synthetic ones otherwise",
+    ).parse_args(argv)
     rng = random.Random(7)
     examples, source = load_examples()
     labels = sorted({label for _, label in examples})
@@ -181,10 +187,11 @@ def main() -> None:
         "sqlite": sqlite3.sqlite_version,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {platform.system()}",
-        "command": COMMAND,
+        "command": recorded_command(MODULE, argv),
     }
     write_results(results)
     print(json.dumps(results, indent=2))
+    return 0
 
 
 def write_results(results: dict[str, Any]) -> None:
@@ -194,7 +201,7 @@ def write_results(results: dict[str, Any]) -> None:
         [
             "# Storage benchmark",
             "",
-            f"Command: `{COMMAND}` (SQLite {results['sqlite']}, Python "
+            f"Command: `{results['command']}` (SQLite {results['sqlite']}, Python "
             f"{results['python']}, {results['machine']}, texts: {results['text_source']}).",
             "",
             f"Load average while running: {results['load_average_1m']} on {results['cpu_count']} cores "
@@ -222,4 +229,4 @@ def write_results(results: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
