@@ -25,6 +25,7 @@ from camel.cache import CompactionReport, FeatureCache, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.errors import CamelError
 from camel.evaluation import evaluate
+from camel.label_view import LabelPlan, LabelView
 from camel.model import Adapter, new_adapter
 from camel.out_of_scope import (
     OUT_OF_SCOPE_FILE,
@@ -43,6 +44,8 @@ from camel.version import __version__
 
 __all__ = [
     "Answer",
+    "LabelPlan",
+    "LabelView",
     "CALIBRATION_FILE",
     "OUT_OF_SCOPE_FILE",
     "Calibration",

@@ -9,6 +9,10 @@ or on a reload), the registry falls back to the newest earlier version that does
 (`camel.load_first_good`), records that in storage (`storage.rounds.record_fallback`: the broken
 versions are rejected with their reason, the good one becomes active, audited) and returns one
 notice per task that says what is really served now.
+
+Each task's labels as they are today (`bot.serving.label_view`: renames, merges, retirements,
+new labels) are laid over whichever version serves, the moment they change (`follow_labels`,
+called by whoever changed them, and on every sync for changes made by another process).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import storage
 from bot import texts
 from bot.loop.zero_shot import Background, ZeroShotGuesser
 from bot.metrics import BotMetrics
-from bot.serving import Serving
+from bot.serving import Serving, label_view
 from camel.zero_shot import ZeroShotGuess
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,7 @@ class PredictorRegistry:
         self._base: camel.BaseEncoder | None = None
         self._cache: camel.FeatureCache | None = None
         self._serving: dict[str, Serving] = {}
+        self._views: dict[str, camel.LabelView] = {}
         self._lock = threading.Lock()
         # task -> (active version, failures) last recorded, so a version that keeps failing on
         # every poll is recorded and audited once, not every reload_poll_s.
@@ -110,11 +115,23 @@ class PredictorRegistry:
         _base, cache = self._shared()
         # A predictor per version (they share the cache): one taken before this swap keeps
         # answering with its own adapter, under its own version.
-        serving = Serving(version, camel.Predictor(adapter, cache))
+        predictor = camel.Predictor(adapter, cache)
         with self._lock:
+            predictor.set_label_view(self._views.get(task))
+            serving = Serving(version, predictor)
             self._serving[task] = serving
         self._count(task, "ok")
         log.info("task %s now serves adapter v%s", task, version)
+
+    def follow_labels(self, db: Database, task: str) -> camel.LabelView:
+        """Serve the task's labels as stored now, over the version serving now and every later one."""
+        view = label_view(db, task)
+        with self._lock:
+            self._views[task] = view
+            serving = self._serving.get(task)
+            if serving is not None:
+                serving.predictor.set_label_view(view)
+        return view
 
     def _count(self, task: str, result: str, times: int = 1) -> None:
         if self.metrics is not None and times:
@@ -128,6 +145,8 @@ class PredictorRegistry:
         """Like `sync`, with the task of each notice (the loop tells that task's channel)."""
         notices: list[ReloadNotice] = []
         for task in storage.tasks.list_tasks(db):
+            if self._views.get(task.name) != label_view(db, task.name):
+                self.follow_labels(db, task.name)
             active = task.active_version
             if active is None or self.version(task.name) == active:
                 continue

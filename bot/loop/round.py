@@ -28,7 +28,9 @@ import storage
 from bot.errors import LearningError, RoundInputError, TaskBusyError
 from bot.loop import calibrate, gate, versions
 from bot.loop.options import RoundOptions, RoundSummary, summary_path
+from bot.serving import label_view
 from bot.settings import DataPaths
+from camel.label_view import retarget
 
 log = logging.getLogger("bot.loop.round")
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
@@ -184,6 +186,9 @@ def train_and_judge(
     cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache)
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
     active = camel.load_adapter(active_record.path, base) if active_record else None
+    view = label_view(db, opts.task)
+    if active is not None:
+        active = under_todays_labels(active, view, cache, {m.label for m in split.train})
     task = storage.tasks.get_task(db, opts.task)
     candidate = train_candidate(opts, split, active, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
@@ -191,11 +196,29 @@ def train_and_judge(
     judgement = replace(judgement, new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict()})
     # the held-out figures, the gate's verdict and how the adapter was trained (recipe, steps, described labels)
     training = candidate.metrics.get("training", {})
-    candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict(), "training": training}
+    candidate.metrics = {
+        **judgement.new_metrics,
+        "gate": judgement.decision.as_dict(),
+        "training": training,
+        # the label set it was trained on, and the label history position it reflects
+        "label_set": {"labels": list(candidate.labels), "history_mark": view.mark},
+    }
     forget_deleted(db, cache)  # and those erased while this round trained
     version, folder = publish_version(opts, db, candidate)
     cache.flush()  # later rounds and the bot reuse the bottom states computed here
     return ("promoted" if judgement.decision.promote else "rejected"), version, folder, judgement
+
+
+def under_todays_labels(
+    active: camel.Adapter, view: camel.LabelView, cache: camel.FeatureCache, trained: set[str]
+) -> camel.Adapter:
+    """The active adapter with today's labels, as it serves: renamed columns under their new names,
+    merged ones as one row, retired ones gone, and prototype rows for the new labels this round has
+    examples of (the others keep being served by their prototypes). The round continues from it and
+    the gate compares the candidate with it, so both answer with the same names."""
+    predictor = camel.Predictor(active, cache)
+    predictor.set_label_view(view)
+    return retarget(active, predictor.label_plan(), keep_new=trained)
 
 
 def forget_deleted(db: Database, cache: camel.FeatureCache) -> int:
