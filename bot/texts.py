@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 COMMAND = "/camel"
+NEW_LABEL_OPTION = "New label…"  # the label menu's last option
 
 HELP_LINES = (
     ("help", "this help"),

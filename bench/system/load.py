@@ -320,7 +320,7 @@ class Generator:
         with self.stand_in.lock:
             reply = self.rng.choice(self.stand_in.replies)
         action = {
-            "type": "static_select",
+            "type": "external_select",
             "action_id": "camel_correct",
             "block_id": reply["block_id"],
             "selected_option": {"value": f"support|{LABELS[i % len(LABELS)]}"},

@@ -106,12 +106,16 @@ class Team:
             return
         if answer.reply is None:
             return
+        # The menu's options come from the bot as the person types (the label's first letters).
+        options = self.sender.menu_options(
+            channel=task.channel, user=user, reply=answer.reply, block_id=answer.block_id, typed=truth[:4]
+        )
         self.sender.menu_choice(
             channel=task.channel,
             user=user,
             reply=answer.reply,
             block_id=answer.block_id,
-            value=_menu_value(answer.reply, truth),
+            value=_menu_value(options, truth),
         )
         self._note(
             SentCorrection(task.name, task.channel, ts, truth, "menu", user),
@@ -141,7 +145,7 @@ def _parse_reply(params: dict[str, Any], fake: FakeSlackAPI) -> BotAnswer:
     label, block_id = None, ""
     for block in reply_blocks:
         for element in block.get("elements") or []:
-            if element.get("type") == "static_select":
+            if element.get("type") == "external_select":
                 block_id = block.get("block_id", "")
             if element.get("action_id") == blocks.CONFIRM_BUTTON:
                 label = blocks.decode_value(element["value"])[-1]
@@ -160,10 +164,8 @@ def _reply_ts(params: dict[str, Any], fake: FakeSlackAPI) -> str:
     raise DemoStalledError("the bot's reply was not stored by the Web API stand-in")
 
 
-def _menu_value(reply: dict[str, Any], label: str) -> str:
-    for block in reply.get("blocks") or []:
-        for element in block.get("elements") or []:
-            for option in element.get("options") or []:
-                if blocks.decode_value(option["value"])[-1] == label:
-                    return str(option["value"])
+def _menu_value(options: list[dict[str, Any]], label: str) -> str:
+    for option in options:
+        if blocks.decode_value(option["value"])[-1] == label:
+            return str(option["value"])
     raise DemoStalledError(f"the bot's menu does not offer label {label!r}")

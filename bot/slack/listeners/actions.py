@@ -29,6 +29,16 @@ def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
     return task, label, blocks.message_id_from(str(action.get("block_id", "")))
 
 
+def todays_label(db: Database, task: storage.Task | None, label: str) -> str | None:
+    """The label a click means today: buttons and menus posted before a rename or merge carry the
+    old name, which the label history maps; a retired or unknown label is None."""
+    if task is None:
+        return None
+    if label in task.labels:
+        return label
+    return storage.labels.current_name(db, task.name, label)
+
+
 def _click_channel(body: dict[str, Any]) -> str:
     container = body.get("container") or {}
     channel = body.get("channel") or {}
@@ -64,9 +74,10 @@ def on_label_chosen(
 ) -> None:
     services = services_of(context)
     user = str(body["user"]["id"])
-    task_name, label, message_id = _choice(action)
+    task_name, chosen, message_id = _choice(action)
     task = storage.tasks.get_task(services.db, task_name)
-    if task is None or message_id is None or label not in task.labels:
+    label = todays_label(services.db, task, chosen)
+    if task is None or message_id is None or label is None:
         respond(text=texts.choice_out_of_date(), response_type="ephemeral", replace_original=False)
         return
     problem = click_problem(services.db, task, message_id, _click_channel(body), workspace_of(body, context))
@@ -94,7 +105,7 @@ def on_label_chosen(
         channel=str(container.get("channel_id") or body["channel"]["id"]),
         ts=str(container.get("message_ts") or body["message"]["ts"]),
         text=text,
-        blocks=blocks.menu_blocks(message_id, task.name, task.labels, text),
+        blocks=blocks.menu_blocks(message_id, text),
     )
 
 
@@ -107,9 +118,10 @@ def on_review_answer(
     person gets a short ephemeral confirmation."""
     services = services_of(context)
     user = str(body["user"]["id"])
-    task_name, label, message_id = _choice(action)
+    task_name, chosen, message_id = _choice(action)
     task = storage.tasks.get_task(services.db, task_name)
-    if task is None or message_id is None or label not in task.labels:
+    label = todays_label(services.db, task, chosen)
+    if task is None or message_id is None or label is None:
         respond(
             text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False
         )

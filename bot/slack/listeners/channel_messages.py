@@ -109,9 +109,7 @@ def _classify(
                 channel=message.channel,
                 thread_ts=message.thread,
                 text=texts.needs_label_text(task.name),
-                blocks=blocks.menu_blocks(
-                    message.message_id, task.name, task.labels, texts.needs_label_text(task.name)
-                ),
+                blocks=blocks.menu_blocks(message.message_id, texts.needs_label_text(task.name)),
             )
         return
     answer(services, client, message, serving)
@@ -246,16 +244,12 @@ def _reply_content(
     if prediction.adapter_version is None:
         # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
         # confidences, so it is shown as a guess again, never with percentages.
-        return texts.guess_text(top3), blocks.guess_blocks(message_id, task.name, task.labels, top3)
+        return texts.guess_text(top3), blocks.guess_blocks(message_id, task.name, top3)
     if prediction.abstained:
-        return texts.abstained_text(top3), blocks.abstained_blocks(message_id, task.name, task.labels, top3)
+        return texts.abstained_text(top3), blocks.abstained_blocks(message_id, task.name, top3)
     if task.out_of_scope_label and label == task.out_of_scope_label:
-        return texts.out_of_scope_text(top3), blocks.out_of_scope_blocks(
-            message_id, task.name, task.labels, label, top3
-        )
-    return texts.prediction_text(label, confidence), blocks.prediction_blocks(
-        message_id, task.name, task.labels, label, confidence
-    )
+        return texts.out_of_scope_text(top3), blocks.out_of_scope_blocks(message_id, task.name, label, top3)
+    return texts.prediction_text(label, confidence), blocks.prediction_blocks(message_id, task.name, label, confidence)
 
 
 def _already_posted(services: Services, client: WebClient, message: ChannelMessage, prediction_id: int) -> bool:

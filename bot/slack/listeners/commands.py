@@ -145,7 +145,7 @@ def do_review(call: Invocation) -> None:
     rows = [(i.candidate.message_id, i.candidate.text, i.permalink, i.candidate.top3) for i in items]
     call.respond(
         text=texts.review_intro(task.name, len(items)),
-        blocks=blocks.review_blocks(task.name, task.labels, rows),
+        blocks=blocks.review_blocks(task.name, rows),
         response_type="ephemeral",
     )
 
