@@ -366,3 +366,54 @@ def events_not_stored(error: str) -> str:
         "the app enabled, but they are dropped until the bot can write again (usually: free disk space). "
         "It resumes by itself; /readyz says why it is not ready."
     )
+
+
+# ---- labels that change in Slack (New label…, proposals, /camel labels)
+
+
+def new_label_intro(task: str) -> str:
+    return (
+        f"A new label of *{task}*. This message gets it, and the bot can predict it at once "
+        "(from its name and description until it has examples)."
+    )
+
+
+def new_label_only_admins(task: str) -> str:
+    return action_failed(f"Only admins can create labels of *{task}*; ask one to add it with `/camel labels add`.")
+
+
+def new_label_created(label: str, user: str) -> str:
+    return f"New label *{label}* created by <@{user}>, and this message labelled with it. Thanks, I'll learn from it."
+
+
+def new_label_description_missing() -> str:
+    return "Describe the label in one line: the bot predicts it from its name and description until it has examples."
+
+
+def proposal_waiting(label: str) -> str:
+    return (
+        f"Your label *{label}* is proposed to the admins. Your correction waits with it and is stored "
+        "as soon as one approves it."
+    )
+
+
+def proposal_for_admins(task: str, label: str, description: str, proposer: str, channel: str) -> str:
+    return (
+        f"<@{proposer}> proposes a new label for *{task}* (in <#{channel}>):\n*{label}*: {description}\n"
+        "Approve to create it (their correction is stored with it), or reject it."
+    )
+
+
+def proposal_decided(task: str, label: str, admin: str, approved: bool) -> str:
+    what = "approved" if approved else "rejected"
+    return f"The label *{label}* for *{task}* was {what} by <@{admin}>."
+
+
+def proposal_already_decided(task: str, label: str, admin: str, approved: bool) -> str:
+    return proposal_decided(task, label, admin, approved) + " (They decided first.)"
+
+
+def proposal_result_for_member(label: str, admin: str, approved: bool) -> str:
+    if approved:
+        return f"<@{admin}> approved your label *{label}*: it exists now, and your correction is stored."
+    return f"<@{admin}> rejected your label *{label}*; your correction was not stored. Pick another label."

@@ -196,6 +196,14 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     return {"channel": p.get("channel"), "ts": ts, "message": message}
 
 
+def _json_param(value: Any) -> dict[str, Any]:
+    """A JSON object parameter, sent as an object (JSON body) or as a string (form body)."""
+    if isinstance(value, str):
+        parsed = json.loads(value)
+        return parsed if isinstance(parsed, dict) else {}
+    return dict(value or {})
+
+
 def _history(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     found = api.messages.get((str(p.get("channel")), str(p.get("latest"))))
     return {"messages": [found] if found else [], "has_more": False}
@@ -245,6 +253,7 @@ ANSWERS: dict[str, Answer] = {
     },
     "usergroups.users.list": lambda api, p: {"users": api.usergroups.get(str(p.get("usergroup")), [])},
     "views.publish": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **(p.get("view") or {})}},
+    "views.open": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **_json_param(p.get("view"))}},
     "conversations.info": lambda api, p: {
         "channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}", "is_channel": True, "is_member": True}
     },

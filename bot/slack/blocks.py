@@ -21,7 +21,25 @@ REVIEW_MENU = "camel_review_menu"  # the label menu of a /camel review item
 REVIEW_GUESS = "camel_review_guess"  # one of the top-3 guesses of a /camel review item
 ASK_MENU = "camel_ask_menu"  # the label menu of a question the bot asks in a thread
 ASK_GUESS = "camel_ask_guess"  # one of the top-3 guesses of such a question
-ACTION_IDS = (CORRECT_MENU, CONFIRM_BUTTON, GUESS_BUTTON, REVIEW_MENU, REVIEW_GUESS, ASK_MENU, ASK_GUESS)
+PROPOSAL_APPROVE = "camel_label_approve"  # an admin approves a member's proposed label (value: proposal id)
+PROPOSAL_REJECT = "camel_label_reject"
+ACTION_IDS = (
+    CORRECT_MENU,
+    CONFIRM_BUTTON,
+    GUESS_BUTTON,
+    REVIEW_MENU,
+    REVIEW_GUESS,
+    ASK_MENU,
+    ASK_GUESS,
+    PROPOSAL_APPROVE,
+    PROPOSAL_REJECT,
+)
+# The "New label…" modal: its callback id and its two inputs (block id, action id).
+NEW_LABEL_VIEW = "camel_new_label"
+NAME_BLOCK, NAME_INPUT = "camel_label_name", "name"
+DESCRIPTION_BLOCK, DESCRIPTION_INPUT = "camel_label_description", "description"
+MAX_TITLE = 24  # a modal's title
+MAX_METADATA = 3000  # a modal's private_metadata
 MENU_ACTIONS = (CORRECT_MENU, REVIEW_MENU, ASK_MENU)  # the label menus; their options come from the bot
 # Slack's limits for an options response: 100 options, option text and description 75 characters,
 # value 150 (so "task|label" bounds a label's name: storage.labels.MAX_LABEL_CHARS).
@@ -194,6 +212,73 @@ def ask_blocks(message_id: int, task: str, top3: list[tuple[str, float]]) -> lis
     """A question in a message's thread (ask_per_day): the guesses and the menu; answers have source "ask"."""
     menu = label_menu("pick a label", ASK_MENU)
     return [section(texts.ask_text(top3)), actions(message_id, [*guess_buttons(task, top3, ASK_GUESS), menu])]
+
+
+def new_label_modal(task: str, metadata: str, *, name_limit: int, description_limit: int, typed: str = "") -> Block:
+    """The modal "New label…" opens (views.open): a name and a one-line description. `metadata`
+    (private_metadata) says which message the new label corrects."""
+    if len(metadata) > MAX_METADATA:
+        raise ValueError("a modal's private_metadata holds at most 3,000 characters")
+    name: Block = {
+        "type": "plain_text_input",
+        "action_id": NAME_INPUT,
+        "max_length": name_limit,
+        "placeholder": {"type": "plain_text", "text": "e.g. crypto_withdrawal"},
+    }
+    if typed:
+        name["initial_value"] = typed[:name_limit]
+    description: Block = {
+        "type": "plain_text_input",
+        "action_id": DESCRIPTION_INPUT,
+        "max_length": description_limit,
+        "placeholder": {"type": "plain_text", "text": "one line: what messages with this label are about"},
+    }
+    return {
+        "type": "modal",
+        "callback_id": NEW_LABEL_VIEW,
+        "title": {"type": "plain_text", "text": "New label"[:MAX_TITLE]},
+        "submit": {"type": "plain_text", "text": "Create"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": metadata,
+        "blocks": [
+            context(texts.new_label_intro(task)),
+            {
+                "type": "input",
+                "block_id": NAME_BLOCK,
+                "label": {"type": "plain_text", "text": "Name"},
+                "hint": {"type": "plain_text", "text": f"No spaces or |, at most {name_limit} characters."},
+                "element": name,
+            },
+            {
+                "type": "input",
+                "block_id": DESCRIPTION_BLOCK,
+                "label": {"type": "plain_text", "text": "Description"},
+                "element": description,
+            },
+        ],
+    }
+
+
+def submitted_value(view: dict[str, Any], block_id: str, action_id: str) -> str:
+    """What was typed into one input of a submitted modal ("" when empty)."""
+    state = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    return str((state.get(action_id) or {}).get("value") or "")
+
+
+def proposal_blocks(proposal_id: int, text: str) -> list[Block]:
+    """The direct message asking an admin to approve or reject a member's proposed label."""
+    value = str(proposal_id)
+    return [
+        section(text),
+        {
+            "type": "actions",
+            "block_id": f"camel_proposal_{proposal_id}",
+            "elements": [
+                button("Approve", PROPOSAL_APPROVE, value, "primary"),
+                button("Reject", PROPOSAL_REJECT, value, "danger"),
+            ],
+        },
+    ]
 
 
 def home_view(task_sections: list[list[Block]]) -> dict[str, Any]:

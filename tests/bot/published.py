@@ -86,3 +86,28 @@ def menu_options(
     )
     assert status == 200
     return [option["value"] for option in answer["options"]]
+
+
+def send_view_submission(
+    bot: BotUnderTest, opened: dict[str, Any], values: dict[str, dict[str, str]], *, user: str
+) -> tuple[int, dict[str, Any]]:
+    """The published view_submission payload for the modal `opened` (as the bot passed it to
+    views.open), with `values` ({block_id: {action_id: text}}) typed; the status and the ack's body."""
+    payload = load_payload(
+        "view_submission",
+        user={"id": user, "username": "someone", "name": "someone", "team_id": TEAM},
+        team={"id": TEAM, "domain": "camel"},
+    )
+    state = {
+        block: {action: {"type": "plain_text_input", "value": text} for action, text in typed.items()}
+        for block, typed in values.items()
+    }
+    payload["view"].update(
+        callback_id=opened["callback_id"],
+        private_metadata=opened["private_metadata"],
+        blocks=opened["blocks"],
+        title=opened["title"],
+        state={"values": state},
+    )
+    status, body = bot.post(urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded")
+    return status, (json.loads(body) if body else {})

@@ -106,6 +106,7 @@ METHOD_SCOPES = {
     "conversations_open": "im:write",
     "auth_test": None,
     "views_publish": None,
+    "views_open": None,
 }
 EVENT_SCOPES = {
     "message.channels": "channels:history",

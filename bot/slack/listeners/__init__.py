@@ -12,7 +12,17 @@ from functools import reduce
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, app_life, channel_messages, commands, home, label_menu, privacy, reactions
+from bot.slack.listeners import (
+    actions,
+    app_life,
+    channel_messages,
+    commands,
+    home,
+    label_menu,
+    new_label,
+    privacy,
+    reactions,
+)
 from bot.slack.listeners._shared import ack_now
 from bot.slack.listeners.declaration import EventHandler, Listeners, name_of
 
@@ -27,6 +37,7 @@ DECLARATIONS: tuple[Listeners, ...] = (
     actions.LISTENERS,
     privacy.LISTENERS,
     label_menu.LISTENERS,
+    new_label.LISTENERS,
 )
 ALL: Listeners = reduce(Listeners.merged, DECLARATIONS, Listeners())
 Registered = dict[str, set[str]]

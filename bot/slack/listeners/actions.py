@@ -15,6 +15,7 @@ from bot import texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import record_correction, services_of, workspace_of
 from bot.slack.listeners.declaration import Listeners
+from bot.slack.listeners.new_label import open_new_label_modal
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def on_label_chosen(
     task_name, chosen, message_id = _choice(action)
     task = storage.tasks.get_task(services.db, task_name)
     label = todays_label(services.db, task, chosen)
-    if task is None or message_id is None or label is None:
+    if task is None or message_id is None or (label is None and chosen != blocks.NEW_LABEL):
         respond(text=texts.choice_out_of_date(), response_type="ephemeral", replace_original=False)
         return
     problem = click_problem(services.db, task, message_id, _click_channel(body), workspace_of(body, context))
@@ -86,6 +87,11 @@ def on_label_chosen(
         respond(text=problem, response_type="ephemeral", replace_original=False)
         return
     source = _source(str(action.get("action_id", "")))
+    if label is None:  # "New label…": the modal stores the correction once the label exists
+        refused = open_new_label_modal(services, client, body, task, message_id, source)
+        if refused:
+            respond(text=refused, response_type="ephemeral", replace_original=False)
+        return
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source=source, user=user
     ):
@@ -121,10 +127,15 @@ def on_review_answer(
     task_name, chosen, message_id = _choice(action)
     task = storage.tasks.get_task(services.db, task_name)
     label = todays_label(services.db, task, chosen)
-    if task is None or message_id is None or label is None:
+    if task is None or message_id is None or (label is None and chosen != blocks.NEW_LABEL):
         respond(
             text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False
         )
+        return
+    if label is None:  # "New label…" from /camel review
+        refused = open_new_label_modal(services, client, body, task, message_id, "review")
+        if refused:
+            respond(text=refused, response_type="ephemeral", replace_original=False)
         return
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source="review", user=user
