@@ -29,6 +29,9 @@ VERDICT_EMOJI = {"white_check_mark": CONFIRM, "x": REJECT}
 MAX_DESCRIPTION_CHARS = 200  # storage.tasks.MAX_DESCRIPTION_CHARS: what fits on one line
 
 
+NEW_LABEL_POLICIES = ("admins", "members", "propose")
+
+
 @dataclass(frozen=True)
 class TaskSettings:
     name: str
@@ -51,6 +54,9 @@ class TaskSettings:
     digest: bool = False
     # label -> one line the base model reads with the label's name (zero-shot guesses, first round)
     descriptions: dict[str, str] = field(default_factory=dict)
+    # Who may create a label from Slack ("New label…" in a correction menu): "admins", "members",
+    # or "propose" (a member's label waits for an admin's Approve in a direct message).
+    new_labels: str = "propose"
 
     def emoji_map(self) -> dict[str, str]:
         """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""
@@ -283,6 +289,8 @@ def _validate_task(task: TaskSettings, seen: set[str]) -> None:
         raise SettingsValueError(f"{where}.out_of_scope_label must be one of the task's labels")
     if task.ask_per_day < 0:
         raise SettingsValueError(f"{where}.ask_per_day must be 0 (off) or more")
+    if task.new_labels not in NEW_LABEL_POLICIES:
+        raise SettingsValueError(f"{where}.new_labels must be one of {', '.join(NEW_LABEL_POLICIES)}")
     for emoji, label in task.emoji.items():
         if label not in task.labels and label not in (CONFIRM, REJECT):
             raise SettingsValueError(f"{where}.emoji.{emoji} maps to unknown label {label!r}")

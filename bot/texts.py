@@ -12,8 +12,13 @@ HELP_LINES = (
     ("predict <text>", "classify a text with this channel's task"),
     ("label <message link> <label>", "label a message (copy its link from the message menu)"),
     ("labels", "the task's labels and their emojis"),
+    (
+        "labels add|rename|merge|retire|unretire ...",
+        "change the labels: add <name> <description>, rename <old> <new>, merge <label> <into>, "
+        "retire <label>; a preview first (admins)",
+    ),
     ("stats", "corrections, live accuracy, per-label F1, training runs"),
-    ("history", "adapter versions and their metrics"),
+    ("history", "adapter versions, their metrics and the label changes between them"),
     ("review [n]", "the n (default 5) messages of this channel whose labels would teach me most"),
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
@@ -417,3 +422,72 @@ def proposal_result_for_member(label: str, admin: str, approved: bool) -> str:
     if approved:
         return f"<@{admin}> approved your label *{label}*: it exists now, and your correction is stored."
     return f"<@{admin}> rejected your label *{label}*; your correction was not stored. Pick another label."
+
+
+LABEL_CHANGE_USAGE = (
+    "`/camel labels` lists the labels; admins change them with `/camel labels add <name> <one-line description>`, "
+    "`rename <old> <new>`, `merge <label> <into>`, `retire <label>` or `unretire <label>` (each shows a preview first)."
+)
+
+
+def _moved(messages: int, corrections: int) -> str:
+    def plural(count: int, what: str) -> str:
+        return f"{count} {what}{'' if count == 1 else 's'}"
+
+    return f"{plural(messages, 'message')} and {plural(corrections, 'correction')}"
+
+
+def label_change_preview(
+    kind: str, task: str, old: str | None, new: str | None, messages: int, corrections: int, description: str | None
+) -> str:
+    """What a label change will do, before an admin confirms it."""
+    moved = _moved(messages, corrections)
+    if kind == "add":
+        return (
+            f"Add `{new}` to *{task}*"
+            + (f" ({description})" if description else "")
+            + ": the bot predicts it at once from its name and description, and learns it from corrections."
+        )
+    if kind == "rename":
+        return (
+            f"Rename `{old}` to `{new}` in *{task}*: {moved} move to `{new}` (each correction keeps the name it was "
+            f"made under in its history); old buttons, earlier versions, the emoji map and descriptions follow. "
+            f"`{old}` cannot be used for another label afterwards."
+        )
+    if kind == "merge":
+        return (
+            f"Merge `{old}` into `{new}` in *{task}*: {moved} move from `{old}` to `{new}`; "
+            f"the bot counts their answers as one until the next round."
+        )
+    if kind == "retire":
+        return (
+            f"Retire `{old}` in *{task}*: the bot stops predicting it at once; its {moved} leave training and "
+            f"keep their history. `/camel labels unretire {old}` brings it back."
+        )
+    return f"Bring back `{old}` in *{task}*: the bot predicts it again and its {moved} return to training."
+
+
+def label_change_done(kind: str, old: str | None, new: str | None, user: str) -> str:
+    what = {
+        "add": f"added `{new}`",
+        "rename": f"renamed `{old}` to `{new}`",
+        "merge": f"merged `{old}` into `{new}`",
+        "retire": f"retired `{old}`",
+        "unretire": f"brought back `{old}`",
+    }[kind]
+    return f":white_check_mark: <@{user}> {what}. The bot answers with it from now on."
+
+
+def label_change_cancelled() -> str:
+    return "Cancelled: the labels are unchanged."
+
+
+def label_history_line(kind: str, old: str | None, new: str | None, actor: str, at: str) -> str:
+    what = {
+        "add": f"`{new}` added",
+        "rename": f"`{old}` renamed to `{new}`",
+        "merge": f"`{old}` merged into `{new}`",
+        "retire": f"`{old}` retired",
+        "unretire": f"`{old}` brought back",
+    }[kind]
+    return f"    · {what} by <@{actor}> ({at[:16].replace('T', ' ')})"

@@ -23,6 +23,8 @@ ASK_MENU = "camel_ask_menu"  # the label menu of a question the bot asks in a th
 ASK_GUESS = "camel_ask_guess"  # one of the top-3 guesses of such a question
 PROPOSAL_APPROVE = "camel_label_approve"  # an admin approves a member's proposed label (value: proposal id)
 PROPOSAL_REJECT = "camel_label_reject"
+LABEL_CHANGE_CONFIRM = "camel_labels_confirm"  # /camel labels <change>: the admin confirms the preview
+LABEL_CHANGE_CANCEL = "camel_labels_cancel"
 ACTION_IDS = (
     CORRECT_MENU,
     CONFIRM_BUTTON,
@@ -33,6 +35,8 @@ ACTION_IDS = (
     ASK_GUESS,
     PROPOSAL_APPROVE,
     PROPOSAL_REJECT,
+    LABEL_CHANGE_CONFIRM,
+    LABEL_CHANGE_CANCEL,
 )
 # The "New label…" modal: its callback id and its two inputs (block id, action id).
 NEW_LABEL_VIEW = "camel_new_label"
@@ -276,6 +280,21 @@ def proposal_blocks(proposal_id: int, text: str) -> list[Block]:
             "elements": [
                 button("Approve", PROPOSAL_APPROVE, value, "primary"),
                 button("Reject", PROPOSAL_REJECT, value, "danger"),
+            ],
+        },
+    ]
+
+
+def label_change_blocks(preview: str, value: str) -> list[Block]:
+    """A label change's preview with Confirm and Cancel (value: the previewed change, for Confirm)."""
+    return [
+        section(preview),
+        {
+            "type": "actions",
+            "block_id": "camel_label_change",
+            "elements": [
+                button("Confirm", LABEL_CHANGE_CONFIRM, value, "primary"),
+                button("Cancel", LABEL_CHANGE_CANCEL, "cancel"),
             ],
         },
     ]

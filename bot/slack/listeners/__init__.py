@@ -18,6 +18,7 @@ from bot.slack.listeners import (
     channel_messages,
     commands,
     home,
+    label_commands,
     label_menu,
     new_label,
     privacy,
@@ -38,6 +39,7 @@ DECLARATIONS: tuple[Listeners, ...] = (
     privacy.LISTENERS,
     label_menu.LISTENERS,
     new_label.LISTENERS,
+    label_commands.LISTENERS,
 )
 ALL: Listeners = reduce(Listeners.merged, DECLARATIONS, Listeners())
 Registered = dict[str, set[str]]
