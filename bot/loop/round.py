@@ -57,13 +57,27 @@ class Judgement:
     baseline: dict[str, Any] | None
 
 
-def split_labels(labelled: Sequence[storage.LabelledMessage], since: str | None) -> Split:
-    """Held-out by storage's split; training labels resolved after `since` are this round's news."""
+def split_labels(
+    labelled: Sequence[storage.LabelledMessage], since: str | None, *, labels_changed: bool = False
+) -> Split:
+    """Held-out by storage's split; training labels resolved after `since` are this round's news.
+    When the task's labels changed since the active version was trained (a rename, merge,
+    retirement or new label), every training label is news: the round trains on today's set."""
     heldout = [m for m in labelled if m.split == "heldout"]
     train = [m for m in labelled if m.split == "train"]
+    if labels_changed:
+        return Split(new=train, old=[], heldout=heldout)
     new = [m for m in train if since is None or m.resolved_at > since]
     old = [m for m in train if not (since is None or m.resolved_at > since)]
     return Split(new=new, old=old, heldout=heldout)
+
+
+def labels_changed_since(db: Database, task: str, active: storage.AdapterVersion | None) -> bool:
+    """Whether the task's label history moved on since `active` was trained (its recorded mark)."""
+    if active is None:
+        return False
+    trained_at = int((active.metrics.get("label_set") or {}).get("history_mark") or 0)
+    return storage.labels.mark(db, task) > trained_at
 
 
 def skip_reason(split: Split, active: storage.AdapterVersion | None) -> str | None:
@@ -193,16 +207,15 @@ def train_and_judge(
     candidate = train_candidate(opts, split, active, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
     judgement = judge(candidate, active, split, opts, cache, task)
-    judgement = replace(judgement, new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict()})
+    # with the label set it was trained on and the label history position that set reflects
+    label_set = {"labels": list(candidate.labels), "history_mark": view.mark}
+    judgement = replace(
+        judgement,
+        new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict(), "label_set": label_set},
+    )
     # the held-out figures, the gate's verdict and how the adapter was trained (recipe, steps, described labels)
     training = candidate.metrics.get("training", {})
-    candidate.metrics = {
-        **judgement.new_metrics,
-        "gate": judgement.decision.as_dict(),
-        "training": training,
-        # the label set it was trained on, and the label history position it reflects
-        "label_set": {"labels": list(candidate.labels), "history_mark": view.mark},
-    }
+    candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict(), "training": training}
     forget_deleted(db, cache)  # and those erased while this round trained
     version, folder = publish_version(opts, db, candidate)
     cache.flush()  # later rounds and the bot reuse the bottom states computed here
@@ -245,7 +258,11 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     resolution = storage.resolution.resolve_labels(
         db, opts.task, admin_weight=opts.admin_weight, heldout_fraction=opts.heldout_fraction
     )
-    split = split_labels(resolution.labelled, trained_until(db, active_record))
+    split = split_labels(
+        resolution.labelled,
+        trained_until(db, active_record),
+        labels_changed=labels_changed_since(db, opts.task, active_record),
+    )
     n_train, n_heldout, n_new = len(split.train), len(split.heldout), len(split.new)
     summary = RoundSummary(
         task=opts.task,
