@@ -149,6 +149,8 @@ class ImportReport:
     rows: int
     new: int
     duplicates: int
+    # labels the file names by an old name (renamed or merged in Slack) -> the name they were stored under
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

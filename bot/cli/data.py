@@ -113,6 +113,8 @@ def run_import(args: argparse.Namespace) -> int:
         f"imported {report.rows} labelled rows into task {args.task!r}: {report.new} new, "
         f"{report.duplicates} already stored"
     )
+    for old, new in sorted(report.renamed.items()):
+        print(f"label {old!r} is called {new!r} now (renamed or merged in Slack): its rows were stored as {new!r}")
     return 0
 
 

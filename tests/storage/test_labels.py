@@ -148,3 +148,18 @@ def test_first_decision_on_a_proposal_wins(db: sqlite_utils.Database) -> None:
     assert again.admin_messages == [("D1", "1.1"), ("D2", "2.2")]
     assert "crypto" in storage.tasks.get_task(db, "support").labels
     assert storage.labels.history(db, "support")[0].actor == "UA"
+
+
+def test_an_import_naming_an_old_label_is_stored_under_todays_name(db: sqlite_utils.Database, tmp_path) -> None:
+    storage.labels.change(db, "support", "rename", "U1", "top_up", "card_top_up")
+    storage.labels.change(db, "support", "retire", "U1", "lost_or_stolen_card")
+    good = tmp_path / "old.csv"
+    good.write_text("text,label\nput money on my card,top_up\nwhere is it,card_arrival\n")
+    report = storage.transfer.import_file(db, good, task="support", actor="U1")
+    assert report.new == 2 and report.renamed == {"top_up": "card_top_up"}
+    labels = {m.text: m.label for m in storage.resolution.resolve_labels(db, "support").labelled}
+    assert labels["put money on my card"] == "card_top_up"
+    retired = tmp_path / "retired.csv"
+    retired.write_text("text,label\nmy card is gone,lost_or_stolen_card\n")
+    with pytest.raises(storage.ImportFormatError, match="not a label"):
+        storage.transfer.import_file(db, retired, task="support")
