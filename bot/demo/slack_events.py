@@ -124,6 +124,37 @@ class SignedSender:
             }
         )
 
+    def view_submission(self, *, user: str, view: dict[str, Any], values: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """A view_submission payload: `user` filled the modal `view` (as the bot opened it) with
+        `values` ({block_id: {action_id: text}}) and pressed its submit button; the ack's body."""
+        state = {
+            block: {action: {"type": "plain_text_input", "value": text} for action, text in typed.items()}
+            for block, typed in values.items()
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "camel-demo"},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+            "api_app_id": APP_ID,
+            "token": "demo",
+            "trigger_id": f"{next(self._ids)}.demo",
+            "view": {
+                "id": f"V{next(self._ids):08d}",
+                "team_id": TEAM_ID,
+                "type": "modal",
+                "blocks": view.get("blocks", []),
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view.get("callback_id", ""),
+                "state": {"values": state},
+                "title": view.get("title"),
+            },
+            "response_urls": [],
+        }
+        status, body = self._exchange(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        if status != 200:
+            raise DemoStalledError(f"the bot answered a modal's submission with HTTP {status}")
+        return dict(json.loads(body)) if body else {}
+
     def menu_choice(self, *, channel: str, user: str, reply: dict[str, Any], block_id: str, value: str) -> None:
         """A block_actions payload: `user` picked `value` in the bot's label menu under `reply`."""
         payload = {
