@@ -122,6 +122,8 @@ def name_problem(db: sqlite_utils.Database, task: str, name: str) -> str | None:
         return "A label name cannot contain `|` (the bot's buttons use it to separate task and label)."
     if name in EMOJI_ACTIONS:
         return f"`{name}` is reserved for the emoji map's confirm and reject actions."
+    if name.startswith("__"):
+        return "Names starting with `__` are kept for the bot's own actions (its menus and emoji map use them)."
     limit = min(MAX_LABEL_CHARS, MAX_OPTION_VALUE - len(task) - 1)
     if len(name) > limit:
         return f"A label name has at most {limit} characters (Slack's menus carry it); this one has {len(name)}."

@@ -87,7 +87,7 @@ def test_bad_names_are_answered_in_the_modal(bot: BotUnderTest) -> None:
         "x" * 65: "at most",
         "renamed_one": "already a label",
         SUPPORT_LABELS[0]: "cannot be reused",
-        "__mine": "kept for the bot",
+        "__mine": "kept for the bot's own actions",
     }
     for name, reason in cases.items():
         status, answer = send_view_submission(bot, view, _typed(name), user=USER)

@@ -101,11 +101,12 @@ def test_retire_leaves_training_and_comes_back_with_its_description_and_emoji(db
 def test_refusals_say_why(db: sqlite_utils.Database) -> None:
     problems = {
         name: storage.labels.name_problem(db, "support", name)
-        for name in ["card arrival", "a|b", "__confirm__", "x" * 65, "top_up", ""]
+        for name in ["card arrival", "a|b", "__confirm__", "x" * 65, "top_up", "", "__new_label__"]
     }
     assert "spaces" in problems["card arrival"] and "`|`" in problems["a|b"]
     assert "reserved" in problems["__confirm__"] and "at most 64" in problems["x" * 65]
     assert "already a label" in problems["top_up"] and "empty" in problems[""]
+    assert "kept for the bot's own actions" in problems["__new_label__"]
     assert storage.labels.name_problem(db, "support", "crypto_withdrawal") is None
     storage.labels.change(db, "support", "retire", "U1", "top_up")
     with pytest.raises(storage.InvalidValueError, match="retired: bring it back before merging"):

@@ -105,8 +105,6 @@ def _problems(
     problem = storage.labels.name_problem(services.db, task.name, name)
     if problem:
         errors[blocks.NAME_BLOCK] = _plain(problem)
-    elif name.startswith("__"):
-        errors[blocks.NAME_BLOCK] = "Names starting with __ are kept for the bot's own actions."
     elif _pending(services.db, task.name, name) and not admin:
         errors[blocks.NAME_BLOCK] = f"{name} is already proposed and waits for an admin."
     if not description:
