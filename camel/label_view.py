@@ -12,8 +12,8 @@ them (renames and merges, followed through the history), the retired ones and th
 - a retired label's column is masked (its probability goes to the others);
 - a label the adapter has never seen gets a prototype row: its name and description run through
   the adapter's own top blocks, pooling and adaptation layer (the space its classifier reads),
-  centred on the prompts of every label and scaled to compete with the trained rows: the scale
-  and offset are the least-squares fit of the trained rows' logits on the same prompt features.
+  centred on the prompts of every label and scaled to compete with the trained rows: as long as
+  they are on average (centred on their mean), with their mean bias.
 
 `retarget` writes a plan into an adapter (renamed, merged, retired and prototype rows as real
 classifier rows), which is how a round continues from what served.
@@ -112,27 +112,23 @@ def prototype_rows(
         features = embed(adapter, prompts).float()
         centre = features.mean(dim=0)
         directions = nn.functional.normalize(features - centre, dim=-1)
-        alpha, beta = _scale(adapter, known, features[: len(known)], directions[: len(known)])
+        alpha, beta = _scale(adapter, known)
     weight = alpha * directions[len(known) :]
     return weight.clone(), torch.full((len(new),), beta)
 
 
-def _scale(adapter: Adapter, known: list[str], features: torch.Tensor, directions: torch.Tensor) -> tuple[float, float]:
-    """alpha, beta such that alpha * (feature . direction_j) + beta best matches the trained rows'
-    logits on the known labels' prompts (least squares over every prompt and known label)."""
-    if len(known) < 2:
+def _scale(adapter: Adapter, known: list[str]) -> tuple[float, float]:
+    """alpha, beta: a prototype row is its unit direction times the trained rows' typical length
+    (centred on their mean, as the directions are centred on the prompts' mean) with their mean
+    bias, so it competes on the scale they do. (A least-squares fit of the trained rows' logits on
+    the prompts' features gave rows too short: on BANKING77, 50 % recall at creation against 59 %.)"""
+    if not known:
         return 1.0, 0.0
     columns = [adapter.labels.index(name) for name in known]
-    trained = (
-        features @ adapter.classifier.weight[columns].float().T + adapter.classifier.bias[columns].float()
-    ).flatten()
-    proto = (features @ directions.T).flatten()
-    spread = proto.var(unbiased=False)
-    if float(spread) <= 1e-12:
-        return 1.0, float(trained.mean())
-    alpha = float(((proto - proto.mean()) * (trained - trained.mean())).mean() / spread)
-    alpha = max(alpha, 0.0)  # a negative fit would rank the label's own messages last
-    return alpha, float(trained.mean() - alpha * proto.mean())
+    weight = adapter.classifier.weight[columns].float()
+    bias = adapter.classifier.bias[columns].float()
+    centred = weight - weight.mean(dim=0) if len(known) > 1 else weight
+    return float(centred.norm(dim=1).mean()), float(bias.mean())
 
 
 def retarget(adapter: Adapter, label_plan: LabelPlan, keep_new: set[str] | None = None) -> Adapter:

@@ -4,6 +4,7 @@ retire, new label by prototype row), and retarget (the same plan written into an
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import camel
@@ -69,10 +70,17 @@ def test_a_new_label_is_predictable_at_once_through_its_prototype_row(trained: c
     assert set(shares) == set(labels)
     total = sum(shares.values())
     np.testing.assert_allclose(total, np.ones(len(TEXTS)), atol=1e-5)
-    # it competes: the new label gets a share of the same order as the trained ones
-    assert float(shares["crypto_withdrawal"].max()) > 1e-3
-    answers = predictor.answer(["sending bitcoin out of the account", *TEXTS])
-    assert all(len(a.top3) == 3 for a in answers)
+    # as long as the trained rows on average (centred), with their mean bias
+    trained_rows = predictor.adapter.classifier.weight.detach()
+    centred = trained_rows - trained_rows.mean(dim=0)
+    assert float(label_plan.extra_weight.norm()) == pytest.approx(float(centred.norm(dim=1).mean()), rel=1e-4)
+    assert float(label_plan.extra_bias[0]) == pytest.approx(
+        float(predictor.adapter.classifier.bias.detach().mean()), rel=1e-4
+    )
+    # its own words are what it is most likely for
+    prompt = "crypto withdrawal: sending bitcoin out of the account"
+    first = predictor._probabilities(predictor.adapter, [prompt, *TEXTS], label_plan).numpy()[:, -1]
+    assert int(first.argmax()) == 0
 
 
 def test_retarget_writes_the_plan_into_an_adapter(trained: camel.TrainResult) -> None:
