@@ -491,3 +491,9 @@ def label_history_line(kind: str, old: str | None, new: str | None, actor: str, 
         "unretire": f"`{old}` brought back",
     }[kind]
     return f"    · {what} by <@{actor}> ({at[:16].replace('T', ' ')})"
+
+
+def retired_labels_line(labels: list[str]) -> str:
+    return "Retired (never predicted; `/camel labels unretire <label>` brings one back): " + ", ".join(
+        f"`{label}`" for label in labels
+    )

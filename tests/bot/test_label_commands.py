@@ -67,6 +67,10 @@ def test_merge_into_a_retired_label_is_refused_with_the_reason(bot: BotUnderTest
     answer = _ask(bot, f"labels merge {SUPPORT_LABELS[0]} {SUPPORT_LABELS[1]}", user=ADMIN)
     assert "retired: bring it back before merging" in answer
     assert "unretire" in _ask(bot, "labels frobnicate x", user=ADMIN)
+    assert (
+        f"Retired (never predicted; `/camel labels unretire <label>` brings one back): `{SUPPORT_LABELS[1]}`"
+        in _ask(bot, "labels")
+    )
 
 
 def test_add_with_a_description_is_served_at_once(bot: BotUnderTest) -> None:

@@ -28,7 +28,9 @@ CHANGES = {"add": 1, "rename": 2, "merge": 2, "retire": 1, "unretire": 1}
 def do_labels(call: Invocation) -> None:
     task = call.channel_task()
     if not call.args:
-        call.reply(texts.labels_text(task.name, task.labels, emoji_map_of(task), task.descriptions))
+        listed = texts.labels_text(task.name, task.labels, emoji_map_of(task), task.descriptions)
+        retired = storage.labels.retired(call.services.db, task.name)
+        call.reply(listed + (f"\n{texts.retired_labels_line(retired)}" if retired else ""))
         return
     kind = call.args[0].lower()
     if kind not in CHANGES:
