@@ -234,7 +234,13 @@ def import_file(
                 db,
                 actor=actor,
                 action="import",
-                detail={"path": str(source), "task": task, "rows": report.rows, "new": report.new, "renamed": renamed},
+                detail={
+                    "path": str(source),
+                    "task": task,
+                    "rows": report.rows,
+                    "new": report.new,
+                    **({"renamed": renamed} if renamed else {}),  # old label names the file used
+                },
             )
     return report
 
