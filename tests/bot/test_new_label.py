@@ -132,3 +132,22 @@ def test_a_proposed_label_waits_for_the_first_admin(bot: BotUnderTest) -> None:
     assert "crypto_withdrawal" in storage.tasks.get_task(bot.db, "support").labels
     # a member cannot decide
     assert len(storage.labels.history(bot.db, "support")) == 1
+
+
+def test_approving_a_name_taken_meanwhile_says_why_and_changes_nothing(bot: BotUnderTest) -> None:
+    _, reply_ts, block = _reply(bot, "1700000303.000100")
+    view = _open_modal(bot, block, reply_ts)
+    send_view_submission(bot, view, _typed("crypto_withdrawal"), user=USER)
+    asked = bot.fake.wait_for("chat.postMessage", 2)[1]
+    storage.labels.change(bot.db, "support", "add", ADMIN, new_name="crypto_withdrawal", description="by hand")
+    approve = asked.params["blocks"][1]["elements"][0]
+    bot.send_action(
+        {"action_id": blocks.PROPOSAL_APPROVE, "block_id": "p", "value": approve["value"]},
+        user=ADMIN,
+        channel=str(asked.response["channel"]),
+        message_ts=str(asked.response["ts"]),
+    )
+    answer = bot.fake.wait_for("response_url")[0].params
+    assert "already a label" in answer["text"]
+    assert storage.labels.require_proposal(bot.db, int(approve["value"])).status == "pending"
+    assert corrections(bot.db, source="menu") == []

@@ -17,7 +17,7 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt import Ack, BoltContext
+from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -192,7 +192,9 @@ def _ask_admins(services: Services, client: WebClient, proposal: storage.labels.
     storage.labels.set_proposal_messages(services.db, proposal.id, sent)
 
 
-def on_proposal_decided(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+def on_proposal_decided(
+    body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+) -> None:
     """An admin's Approve or Reject: the first decision wins; every admin's message says who decided."""
     services = services_of(context)
     admin = str(body["user"]["id"])
@@ -202,7 +204,9 @@ def on_proposal_decided(body: dict[str, Any], action: dict[str, Any], context: B
     try:
         proposal, first = storage.labels.decide(services.db, int(str(action.get("value") or "0")), admin, approve)
     except (ValueError, storage.StorageError) as exc:
+        # e.g. the name was taken meanwhile (another admin added it): say why, nothing changed
         log.info("label proposal click by %s refused: %s", admin, exc)
+        respond(text=texts.action_failed(_plain(str(exc))), response_type="ephemeral", replace_original=False)
         return
     approved, decider = proposal.status == "approved", str(proposal.decided_by or admin)
     if first:
