@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Every benchmark whose figures the README quotes, with the command line its result file records;
 # bench/README.md lists them, and the two left out (the SetFit peer, the recipe search) with why.
