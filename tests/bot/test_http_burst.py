@@ -1,11 +1,19 @@
-"""A burst of simultaneous connections is served, none reset (waitress, backlog 1024)."""
+"""A burst of simultaneous connections is served, none reset (waitress, backlog 1024), and the
+server's threads live through it.
+
+A server thread that dies with an exception fails the test it dies in (pyproject's
+filterwarnings turns pytest's unhandled-thread-exception warning into an error); the burst test
+also checks, after the burst, that the loop thread and every worker thread are still running
+and that the server still answers.
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
+import urllib.request
 
-from bot.slack.http_server import LISTEN_BACKLOG
+from bot.slack.http_server import LISTEN_BACKLOG, HttpServer
 from tests.bot.conftest import BotUnderTest
 
 CONNECTIONS = 200
@@ -40,6 +48,18 @@ def test_200_simultaneous_connections_none_reset(bot: BotUnderTest) -> None:
         thread.join(timeout=60)
     assert failures == []
     assert len(answers) == CONNECTIONS and all(a.startswith(b"HTTP/1.1 200") for a in answers)
+    assert bot.runtime.server is not None
+    assert_server_threads_alive(bot.runtime.server, bot.settings.http_threads)
+    with urllib.request.urlopen(f"{bot.url}/healthz", timeout=30) as response:
+        assert response.read() == b"ok\n"
+
+
+def assert_server_threads_alive(server: HttpServer, threads: int) -> None:
+    """The loop thread that accepts and reads, and all `threads` workers, are running."""
+    assert server._thread.is_alive(), "the server's loop thread died"
+    workers = [t for t in threading.enumerate() if t.name.startswith("waitress-") and t.is_alive()]
+    assert len(server._server.task_dispatcher.threads) == threads
+    assert len(workers) >= threads, [t.name for t in workers]
 
 
 def test_shutdown_after_waitress_closed_its_wake_up_pipe(bot: BotUnderTest) -> None:
