@@ -135,13 +135,14 @@ def check_database(state: DoctorState) -> list[CheckResult]:
     restore = "stop camel-bot and restore camel.db from the latest backup (README, Operations: Backup)"
     try:
         found = _read_schema_version(path)
+        # Checked read-only before opening the store, which may migrate: a damaged file stays untouched.
+        problems = storage.db.quick_check_file(path)
+        if problems:
+            shown = "; ".join(problems[:3])
+            return [CheckResult("database", False, f"{path} fails PRAGMA quick_check: {shown}", restore)]
         db = storage.open_store(path, create=False)
-        problems = storage.db.quick_check(db)
     except (sqlite3.Error, storage.StorageError) as exc:
         return [CheckResult("database", False, f"{path}: {' '.join(str(exc).split())}", restore)]
-    if problems:
-        shown = "; ".join(problems[:3])
-        return [CheckResult("database", False, f"{path} fails PRAGMA quick_check: {shown}", restore)]
     state.db = db
     note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
     tasks = storage.tasks.list_tasks(state.known_db)
