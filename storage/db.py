@@ -151,6 +151,41 @@ def quick_check(db: sqlite_utils.Database) -> list[str]:
     return [] if found == ["ok"] else found
 
 
+def quick_check_file(path: str | Path) -> list[str]:
+    """PRAGMA quick_check on a read-only connection of its own: [] when the file is sound, else
+    SQLite's findings. Nothing is written to the file whatever it holds (no migration, no journal
+    mode, no checkpoint on close), so a command can check before it opens the store for writing.
+    StorageError when the file cannot be opened even for reading."""
+    target = Path(path).absolute()
+    try:
+        conn = sqlite3.connect(f"{target.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.DatabaseError as exc:
+        raise database_error(exc, str(target), opening=True) from exc
+    try:
+        found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        error = database_error(exc, str(target), opening=True)
+        if isinstance(error, CorruptDatabaseError):
+            return [" ".join(str(exc).split())]
+        raise error from exc
+    finally:
+        conn.close()
+    return [] if found == ["ok"] else found
+
+
+def require_healthy_file(path: str | Path) -> None:
+    """Raise CorruptDatabaseError (with how to restore) unless the file at `path` passes
+    quick_check, read-only: commands that write call this before opening the store, so a damaged
+    file is refused with not one byte written. A missing file passes (there is nothing to damage)."""
+    if str(path) == ":memory:" or not Path(path).is_file():
+        return
+    problems = quick_check_file(path)
+    if problems:
+        raise CorruptDatabaseError(
+            f"database {path} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): {RESTORE_HINT}"
+        )
+
+
 def require_healthy(db: sqlite_utils.Database) -> None:
     """Raise CorruptDatabaseError (with how to restore) unless quick_check passes; writing
     commands call this first so they never add rows to a damaged file."""

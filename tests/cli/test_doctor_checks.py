@@ -3,6 +3,7 @@ permissions, the secrets file, and the disk each part of the data folder uses.""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,10 @@ def test_doctor_runs_quick_check_and_says_how_to_restore(tmp_path: Path, tiny_be
     healthy = _results(data, tiny_bert_dir)["database"][0]
     assert healthy.ok and "quick_check ok" in healthy.detail
     _corrupt(data / "camel.db")
+    before = hashlib.sha256((data / "camel.db").read_bytes()).hexdigest()
     database = _results(data, tiny_bert_dir)["database"][0]
     assert not database.ok and "backup" in database.fix
+    assert hashlib.sha256((data / "camel.db").read_bytes()).hexdigest() == before  # checked read-only
 
 
 def test_doctor_reports_loose_permissions_and_a_readable_secrets_file(tmp_path: Path, tiny_bert_dir: Path) -> None:
