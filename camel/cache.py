@@ -224,11 +224,12 @@ class FeatureCache:
                 continue  # removed by a compaction meanwhile
         return total
 
-    def holders(self, digests: Iterable[str]) -> list[str]:
-        """The shards on disk (as last scanned) that hold an entry of one of these text digests."""
-        wanted = frozenset(digests)
+    def holders(self, digests: Iterable[str] | None = None) -> list[str]:
+        """The shards on disk that hold an entry of one of these text digests (default: of a text
+        this process forgot); reads the headers of shards written since the last scan only."""
         with self._lock:
             self.refresh()
+            wanted = self._forgotten if digests is None else frozenset(digests)
             return sorted(path for path, held in self._shard_digests.items() if held & wanted)
 
     def erase(self, digests: Iterable[str]) -> CompactionReport:
@@ -240,8 +241,7 @@ class FeatureCache:
             return CompactionReport(0, 0, 0, 0, 0, 0)
         with _file_lock(os.path.join(self.directory, LOCK_FILE)):
             with self._lock:
-                self.forget(digests)
-                self.flush()
+                self.forget(digests)  # also from the pending entries: no flush needed first
                 self.refresh()
                 forgotten = frozenset(self._forgotten)
                 targets = sorted(path for path, held in self._shard_digests.items() if held & forgotten)
