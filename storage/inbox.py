@@ -67,6 +67,44 @@ def finish(db: sqlite_utils.Database, item_id: int, outcome: str) -> None:
         )
 
 
+# The events that carry one message's text: the message itself, an app_mention of it (both by
+# `event.ts`), its edits (`event.message.ts`, and `previous_message` for the text before) and its
+# deletion (`deleted_ts`, with the deleted text in `previous_message`). A body that is not JSON
+# cannot be read for its ts (and is dropped by its worker anyway).
+_ABOUT_TS = """CASE WHEN json_valid(body) THEN
+                 json_extract(body, '$.event.ts') = :ts OR json_extract(body, '$.event.message.ts') = :ts
+                 OR json_extract(body, '$.event.previous_message.ts') = :ts
+                 OR json_extract(body, '$.event.deleted_ts') = :ts
+               ELSE 0 END"""
+_WAITING_ABOUT = f"done_at IS NULL AND body != '' AND channel = :channel AND ({_ABOUT_TS})"
+
+
+def scrub_message(db: sqlite_utils.Database, *, channel: str, ts: str, old_text: str | None = None) -> int:
+    """Take a message's text out of the inbox's waiting events (joins the caller's transaction);
+    returns how many bodies changed. Handled events hold no text already (`finish` blanks them).
+
+    `old_text` None: the message was deleted, and every waiting event about it is finished as
+    `erased` with its body blanked (the one being handled too: its worker finishes it again).
+    Otherwise the message was edited from `old_text`: the text before each edit goes from the
+    events about it, and an event that would bring `old_text` back is finished as `erased`.
+    """
+    now = utc_now()
+    params = {"channel": channel, "ts": ts, "now": now, "old": old_text}
+    finish_erased = "UPDATE inbox SET body = '', done_at = :now, outcome = 'erased', claimed_at = NULL WHERE "
+    with transaction(db) as conn:
+        if old_text is None:
+            return conn.execute(finish_erased + _WAITING_ABOUT, params).rowcount
+        brings_back = """(json_extract(body, '$.event.text') = :old
+                          OR json_extract(body, '$.event.message.text') = :old)"""
+        finished = conn.execute(f"{finish_erased}{_WAITING_ABOUT} AND {brings_back}", params).rowcount
+        trimmed = conn.execute(
+            f"""UPDATE inbox SET body = json_remove(body, '$.event.previous_message')
+                WHERE {_WAITING_ABOUT} AND json_type(body, '$.event.previous_message') IS NOT NULL""",
+            params,
+        ).rowcount
+    return finished + trimmed
+
+
 def requeue(db: sqlite_utils.Database, item_id: int, *, delay_s: float) -> None:
     """Put the event back, due again in `delay_s` seconds (no worker waits for it)."""
     due = to_iso(datetime.now(timezone.utc) + timedelta(seconds=max(0.0, delay_s)))

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
-from bot import texts
+from bot import erasure, texts
 from bot.serving import Serving
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
@@ -144,13 +144,15 @@ def apply_edit(
         if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
             _classify(services, client, ChannelMessage.of(task, stored.id, workspace, channel, edited, text), delivery)
         return
-    storage.messages.update_message_text(
+    # The old text leaves the row, the inbox, the feature cache and the WAL before the new one is answered.
+    erasure.replace_text(
+        services.settings,
         services.db,
         workspace=workspace,
         channel=channel,
         ts=stored.ts,
         text=text,
-        prefix_lengths=[services.settings.max_predict_chars],
+        cache=services.predictors.cache,
     )
     if (
         services.settings.process_edits
@@ -163,17 +165,19 @@ def apply_edit(
 
 
 def forget_deleted(services: Services, event: dict[str, Any], workspace: str) -> None:
-    """A message deleted in Slack: its text and its corrections leave the store (an audit row stays)."""
+    """A message deleted in Slack: its text and its corrections leave the store (an audit row
+    stays), and its text leaves the inbox, the feature cache and the WAL (`bot.erasure`)."""
     ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
     if not ts:
         return
-    forgotten = storage.messages.forget_message(
+    forgotten, _derived = erasure.forget_message(
+        services.settings,
         services.db,
         workspace=workspace,
         channel=str(event.get("channel", "")),
         ts=str(ts),
         actor="slack",
-        prefix_lengths=[services.settings.max_predict_chars],
+        cache=services.predictors.cache,
     )
     if forgotten is not None:
         log.info(
