@@ -87,8 +87,19 @@ class HttpServer:
     def __init__(self, server: BaseWSGIServer) -> None:
         self._server = server
         self.server_port = int(server.effective_port)  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=server.run, name="camel-http", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camel-http", daemon=True)
         self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            # When waitress's wake-up pipe is gone, shutdown closes the sockets from its own
+            # thread, and the loop's select() may then see a closed descriptor (EBADF): the end
+            # we asked for, not a failure. Any other time, the server thread dying is a failure.
+            if not self._stopping.is_set():
+                raise
 
     def shutdown(self) -> None:
         """Close the listening socket and every connection, then stop the worker threads."""
@@ -99,6 +110,7 @@ class HttpServer:
             for dispatcher in list(server._map.values()):
                 dispatcher.handle_close()
 
+        self._stopping.set()
         if self._thread.is_alive():
             try:
                 server.trigger.pull_trigger(close_all)

@@ -67,6 +67,15 @@ def test_shutdown_after_waitress_closed_its_wake_up_pipe(bot: BotUnderTest) -> N
     # trigger ("unhandled close event"); the next shutdown wrote to the closed pipe (EBADF).
     server = bot.runtime.server
     assert server is not None
-    server._server.trigger.handle_close()
+    # Waitress closes it in its own loop thread, so the test does too (closing it from here would
+    # close a descriptor under the loop's running select(), a race waitress never makes).
+    closed = threading.Event()
+
+    def close_trigger() -> None:
+        server._server.trigger.handle_close()
+        closed.set()
+
+    server._server.trigger.pull_trigger(close_trigger)
+    assert closed.wait(10)
     server.shutdown()
     bot.runtime.server = None  # already stopped; the fixture's stop() must not stop it twice

@@ -127,3 +127,34 @@ def test_a_deletion_event_waiting_in_the_inbox_is_found_by_its_author() -> None:
 
     event = load_payload("message_deleted")["event"]
     assert "user" not in event and _user_of(event) == event["previous_message"]["user"]
+
+
+def test_a_worker_whose_failed_event_cannot_be_recorded_waits_and_records_it(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk can make a handler fail and then the write of its failure too: the worker
+    must not die of the second error (leaving the event claimed by nobody) but record it once
+    the database can be written again."""
+    workers = bot.runtime.workers
+    assert workers is not None
+
+    def broken_handler(*_: Any) -> None:
+        raise RuntimeError("handler failed")
+
+    real_finish = storage.inbox.finish
+    refusals = {"left": 2}
+
+    def finish_refused_twice(db: Any, item_id: int, outcome: str) -> None:
+        if outcome == "error" and refusals["left"] > 0:
+            refusals["left"] -= 1
+            raise storage.errors.DatabaseWriteError("cannot write database (disk full)")
+        real_finish(db, item_id, outcome)
+
+    monkeypatch.setitem(workers.handlers, "message", broken_handler)
+    monkeypatch.setattr(storage.inbox, "finish", finish_refused_twice)
+    assert bot.send_message("where is my card", "1700000210.000100")[0] == 200
+    row = wait_until(
+        lambda: next((r for r in _inbox(bot) if r["outcome"] == "error"), None), timeout=30, what="error recorded"
+    )
+    assert refusals["left"] == 0 and row["done_at"] is not None
+    assert all(worker.is_alive() for worker in workers._workers)
