@@ -20,6 +20,13 @@ from tests.bot.conftest import SECRET, SUPPORT_CHANNEL, TEAM, USER, BotUnderTest
 from tests.slack_fixtures import load_payload
 
 
+@pytest.fixture()
+def bot(bot: BotUnderTest) -> BotUnderTest:
+    """HTTP itself is what this file tests: every request goes through the real server."""
+    bot.over_http = True
+    return bot
+
+
 def _count(bot: BotUnderTest, table: str) -> int:
     return storage_db.rows(bot.db, f"SELECT count(*) AS n FROM {table}")[0]["n"]
 
