@@ -141,8 +141,9 @@ class FakeSlackAPI:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.status == 200]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[RecordedCall]:
-        """Block until `count` successful calls of `method` arrived; raise on timeout."""
+    def wait_for(self, method: str, count: int = 1, timeout: float = 60.0) -> list[RecordedCall]:
+        """Block until `count` successful calls of `method` arrived; raise on timeout (generous: on a
+        busy machine a reply can take seconds, and the wait ends as soon as the calls are in)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:

@@ -264,6 +264,11 @@ class BotUnderTest:
         return self.post(urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded")
 
     # ---- waiting for lazy listeners
+    def wait_until_handled(self, timeout: float = 60.0) -> None:
+        """Every event the bot took is finished (answered, dropped or given up): a check that
+        nothing more happens (no second reply, nothing stored) means something only after this."""
+        wait_until(lambda: storage.inbox.count_unfinished(self.db) == 0, timeout, "every taken event handled")
+
     def reply_ts(self, index: int = 0) -> str:
         """The ts Slack gave the bot's `index`-th chat.postMessage (waits for it)."""
         return str(self.fake.wait_for("chat.postMessage", index + 1)[index].response["ts"])
@@ -284,7 +289,9 @@ def edit_event(text: str, ts: str, edit_ts: str, channel: str = SUPPORT_CHANNEL,
     }
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """The first truthy `check()`, polled every 20 ms; the timeout is generous (a busy machine),
+    and only bounds a wait that would otherwise never end."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()

@@ -59,7 +59,7 @@ def test_same_event_four_times_gives_one_prediction_and_one_reply(bot: BotUnderT
         lambda: storage.messages.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply_ts),
         what="reply linked to its prediction",
     )
-    time.sleep(0.5)  # a duplicate would have been handled by now
+    bot.wait_until_handled()
     assert _count(bot, "predictions") == 1
     assert len(bot.fake.calls_of("chat.postMessage")) == 1
 
