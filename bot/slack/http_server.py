@@ -95,9 +95,9 @@ class HttpServer:
         try:
             self._server.run()
         except OSError:
-            # When waitress's wake-up pipe is gone, shutdown closes the sockets from its own
-            # thread, and the loop's select() may then see a closed descriptor (EBADF): the end
-            # we asked for, not a failure. Any other time, the server thread dying is a failure.
+            # When shutdown() had to close the sockets from its own thread (see there), the loop's
+            # select() may still hold one of them and fail with EBADF: expected while stopping.
+            # Any other time it is a real fault, and the thread dies with it.
             if not self._stopping.is_set():
                 raise
 
@@ -117,7 +117,8 @@ class HttpServer:
             except OSError:
                 # The loop's wake-up pipe was already closed (waitress logs "unhandled close
                 # event" when a client drops a connection at the wrong moment): close from here;
-                # the loop ends once its map is empty.
+                # the loop ends once its map is empty (or fails on a socket closed under its
+                # select(), which `_run` expects while stopping).
                 close_all()
             self._thread.join(timeout=10)
         server.task_dispatcher.shutdown()

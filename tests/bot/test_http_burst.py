@@ -9,6 +9,7 @@ and that the server still answers.
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import urllib.request
@@ -62,20 +63,45 @@ def assert_server_threads_alive(server: HttpServer, threads: int) -> None:
     assert len(workers) >= threads, [t.name for t in workers]
 
 
+class _FailsOnceStopping:
+    """An entry of waitress's socket map whose select() fails with EBADF once `stopping` is set,
+    as a socket closed by another thread under the loop's select() does."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+
+    def readable(self) -> bool:
+        if self.stopping.is_set():
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_close(self) -> None:
+        """Closed, but still in the map the loop's next select() reads."""
+
+
 def test_shutdown_after_waitress_closed_its_wake_up_pipe(bot: BotUnderTest) -> None:
     # Seen in CI: a client dropping a connection at the wrong moment made waitress close its
     # trigger ("unhandled close event"); the next shutdown wrote to the closed pipe (EBADF).
+    # Waitress closes it in its own loop thread, so the test closes it there too (closed from this
+    # thread, the loop's select() could fail on the closed pipe before shutdown began).
     server = bot.runtime.server
     assert server is not None
-    # Waitress closes it in its own loop thread, so the test does too (closing it from here would
-    # close a descriptor under the loop's running select(), a race waitress never makes).
     closed = threading.Event()
 
-    def close_trigger() -> None:
+    def close_the_trigger() -> None:
         server._server.trigger.handle_close()
         closed.set()
 
-    server._server.trigger.pull_trigger(close_trigger)
-    assert closed.wait(10)
-    server.shutdown()
+    # shutdown() must then close the sockets from this thread, and the loop's select() may fail on
+    # one of them (EBADF, a matter of timing): here it always does, once shutdown has begun.
+    stopping = threading.Event()
+    server._server._map[-1] = _FailsOnceStopping(stopping)
+    server._server.trigger.pull_trigger(close_the_trigger)
+    assert closed.wait(60), "the loop thread never ran the close"
+    stopping.set()
+    server.shutdown()  # no thread dies with an exception: the EBADF is expected while stopping
+    assert not server._thread.is_alive()
     bot.runtime.server = None  # already stopped; the fixture's stop() must not stop it twice
