@@ -48,6 +48,26 @@ def test_event_is_in_the_inbox_before_the_200_and_a_restart_finishes_it(bot: Bot
     assert len(_inbox(bot)) == 1  # the row is the de-duplication mark
 
 
+def test_the_event_is_synced_to_disk_before_the_200(bot: BotUnderTest) -> None:
+    # The insert behind Slack's 200 commits at synchronous=FULL (the WAL is synced at that commit,
+    # so the event survives an OS crash or power loss); the store's other writes stay NORMAL.
+    assert bot.runtime.workers is not None and bot.settings.inbox_synchronous == "FULL"
+    bot.runtime.workers.stop()
+    seen: list[str] = []
+    bot.db.conn.set_trace_callback(lambda sql: seen.append(" ".join(sql.split())))
+    try:
+        assert bot.send_message("where is my card", "1700000210.000100")[0] == 200
+    finally:
+        bot.db.conn.set_trace_callback(None)
+    insert = next(i for i, s in enumerate(seen) if s.startswith("INSERT INTO inbox"))
+    commit = next(i for i, s in enumerate(seen) if i > insert and s == "COMMIT")
+    levels = [(i, s) for i, s in enumerate(seen) if s.startswith("PRAGMA synchronous")]
+    assert [s for i, s in levels if i < insert][-1] == "PRAGMA synchronous = FULL", seen
+    assert [s for i, s in levels if i > commit][0] == "PRAGMA synchronous = NORMAL", seen
+    assert not [s for i, s in levels if insert < i < commit]
+    assert len(_inbox(bot)) == 1
+
+
 @pytest.fixture()
 def impatient_bot(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
