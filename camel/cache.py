@@ -162,19 +162,37 @@ class FeatureCache:
         """Padded float32 hidden states and the attention mask for a batch of texts."""
         return pad_states(self.states(texts, split_layer, max_length))
 
-    def flush(self) -> int:
-        """Write pending entries to a new shard; returns how many were written."""
+    def flush(self, *, wait: bool = True) -> int:
+        """Write pending entries to a new shard; returns how many were written.
+
+        The shard is written outside the lock predictions take, under the folder's file lock, so
+        a flush never interleaves with an erasure or compaction (it could write a text they are
+        erasing). `wait=False` (the serving path, memory eviction) skips the flush while one of
+        them runs: the entries stay pending for the next flush."""
+        if not self.directory or not self._pending:
+            return 0
+        try:
+            with _file_lock(os.path.join(self.directory, LOCK_FILE), wait=wait) as locked:
+                return self._flush_locked() if locked else 0
+        except OSError as exc:  # the lock file cannot be made: a read-only or full folder
+            raise CacheError(f"cannot write feature-cache shard in {self.directory}: {exc.strerror or exc}") from exc
+
+    def _flush_locked(self) -> int:
+        """`flush` for a caller holding the file lock."""
         with self._lock:
-            if not self.directory or not self._pending:
-                return 0
             pending = dict(self._pending)
-            final_path = self._write_shard(pending)
-            for key in pending:
-                self._on_disk[key] = final_path
-                self._pending.pop(key, None)
+        if not pending:
+            return 0
+        final_path = self._write_shard(pending)
+        with self._lock:
+            for key, states in pending.items():
+                if self._pending.get(key) is states:
+                    del self._pending[key]
+                if not self._is_forgotten(key):  # forgotten meanwhile: the poll's sweep erases it
+                    self._on_disk[key] = final_path
             self._scanned.add(final_path)
             self._shard_digests[final_path] = _digests(pending)
-            return len(pending)
+        return len(pending)
 
     def refresh(self) -> int:
         """Index shards written since the last scan (by this or another process), and forget
@@ -275,9 +293,9 @@ class FeatureCache:
             self.forget(forgotten)
             return CompactionReport(0, 0, 0, 0, 0, 0)
         with _file_lock(os.path.join(self.directory, LOCK_FILE)):
+            self.forget(forgotten)
+            self._flush_locked()
             with self._lock:
-                self.forget(forgotten)
-                self.flush()
                 self.refresh()
                 shards = self._shard_paths()
                 last_used = dict(self._last_used)
@@ -294,8 +312,9 @@ class FeatureCache:
                 for path in set(written.values()):
                     self._scanned.add(path)
                     self._shard_digests[path] = _digests(k for k, p in written.items() if p == path)
-            for path in shards:
-                _remove(path)
+                # Under the lock: no reader is inside an old shard, and no scan sees it as new.
+                for path in shards:
+                    _remove(path)
             fsync_path(self.directory)
             return CompactionReport(
                 shards_before=len(shards),
@@ -326,7 +345,8 @@ class FeatureCache:
                 for key in kept:
                     if not self._is_forgotten(key):
                         self._on_disk.setdefault(key, new_path)
-        _remove(path)  # after the index moved: a reader holding the lock read the old file first
+            # Under the lock: no reader is inside the old shard, and no scan sees it as new.
+            _remove(path)
         return len(kept), (copy.total if copy is not None else 0) - len(kept)
 
     def _drop_shards(self, paths: set[str]) -> None:
@@ -435,7 +455,9 @@ class FeatureCache:
                 for key in keys:
                     self._memory[key] = shard.get_tensor(key)
             return True
-        except (OSError, SafetensorError) as exc:
+        except (OSError, RuntimeError, SafetensorError) as exc:
+            # torch opens the file again for each tensor: a shard another process removed
+            # meanwhile raises RuntimeError there.
             gone = not os.path.exists(path)
             if not gone:
                 log.warning("skipping unreadable feature-cache shard %s: %s", path, exc)
@@ -463,7 +485,7 @@ class FeatureCache:
         if len(self._memory) <= self.max_entries:
             return
         if self._pending:
-            self.flush()
+            self.flush(wait=False)  # called under the lock: never wait for an erasure here
         excess = len(self._memory) - self.max_entries
         for key in list(self._memory)[:excess]:
             if key not in self._pending:
@@ -607,17 +629,22 @@ def _shard_keys(path: str) -> list[str]:
     try:
         with safe_open(path, framework="pt") as shard:
             return list(shard.keys())
-    except (OSError, SafetensorError) as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:
         raise CacheError(f"corrupt feature-cache shard {path}: {exc}") from exc
 
 
 @contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    """An exclusive flock shared by every process using the folder (released if one dies)."""
+def _file_lock(path: str, *, wait: bool = True) -> Iterator[bool]:
+    """An exclusive flock shared by every process and thread using the folder (released if one
+    dies); yields False when `wait` is off and someone else holds it."""
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
         os.fchmod(descriptor, FILE_MODE)
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(descriptor)
