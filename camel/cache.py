@@ -19,6 +19,7 @@ the tensors. The byte cap of `compact` counts all of it, so the folder ends at o
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import json
 import logging
@@ -514,6 +515,10 @@ class _ShardCopy:
     COPY_CHUNK = 16 << 20
 
     def __init__(self, path: str, forgotten: frozenset[str]) -> None:
+        with _no_collection():
+            self._read(path, forgotten)
+
+    def _read(self, path: str, forgotten: frozenset[str]) -> None:
         self.path = path
         with open(path, "rb") as source:
             (length,) = struct.unpack("<Q", source.read(8))
@@ -557,6 +562,21 @@ class _ShardCopy:
                         raise OSError(f"{self.path} is shorter than its header says")
                     out.write(chunk)
                     left -= len(chunk)
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection while a shard's header is parsed (tens of thousands of short-lived,
+    acyclic objects): they would trigger a full collection of the process's heap (the models',
+    hundreds of thousands of objects), which holds the GIL for a second or more on a busy machine
+    and so pauses every thread answering messages. Reference counting frees them anyway."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _digests(keys: Iterable[str]) -> frozenset[str]:
