@@ -137,6 +137,34 @@ def test_the_text_before_an_edit_leaves_no_byte_on_disk(data_bot: tuple[BotUnder
     assert traces(data, NEW_TEXT)  # the new text is stored: the check would see it
 
 
+def test_a_message_delivered_after_its_deletion_leaves_no_byte_on_disk(data_bot: tuple[BotUnderTest, Path]) -> None:
+    """Slack retries a message event, or two workers race: the deletion is handled first, then
+    the message event arrives with the text; it stays deleted and its body leaves the WAL too."""
+    bot, data = data_bot
+    deleted = load_payload(
+        "message_deleted",
+        team_id=TEAM,
+        event_id="EvDELETE02",
+        channel=SUPPORT_CHANNEL,
+        user=USER,
+        text=SECRET,
+        ts="1700000000.000100",
+        deleted_ts="1700000000.000100",
+        event_ts="1700000009.000100",
+    )
+    deleted["event"]["ts"] = deleted["event"]["event_ts"]
+    _post(bot, deleted)
+    _handled(bot, "EvDELETE02")
+    bot.send_message(SECRET, "1700000000.000100", event_id="EvLATEMSG1")
+    _handled(bot, "EvLATEMSG1")
+    _poll(bot)
+
+    assert traces(data, SECRET) == []
+    stored = storage.messages.find_message(bot.db, workspace=TEAM, channel=SUPPORT_CHANNEL, ts="1700000000.000100")
+    assert stored is not None and stored.deleted_at is not None and stored.text == ""
+    assert bot.fake.calls_of("chat.postMessage") == []  # and it is not answered
+
+
 @pytest.mark.parametrize("command", ["delete-user", "purge"])
 def test_text_erased_with_the_cli_while_the_bot_runs_leaves_no_byte_on_disk(
     data_bot: tuple[BotUnderTest, Path], tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str], command: str
