@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.system.load --rate 85 --seconds 300
 	$(BIN)/python -m bench.system.review_command
 	$(BIN)/python -m bench.system.store
+	$(BIN)/python -m bench.system.erasure
 
 clean:
 	rm -rf $(VENV) camel-data demo-output

@@ -170,6 +170,16 @@ def replace_text(
     )
 
 
+def drop_late_delivery(
+    settings: Settings, db: Database, *, channel: str, ts: str, cache: camel.FeatureCache | None = None
+) -> Derived:
+    """A message event delivered after its message was deleted in Slack (a retry, or concurrent
+    workers): the message stays deleted, and the text this delivery carried leaves the inbox
+    (its own row, finished as `erased`) and the WAL."""
+    storage.inbox.scrub_message(db, channel=channel, ts=ts)
+    return erase_derived(settings, db, [], cache)
+
+
 def erase_user(
     settings: Settings, db: Database, user: str, *, actor: str, cache: camel.FeatureCache | None = None
 ) -> ErasureReport:

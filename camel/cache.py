@@ -19,15 +19,17 @@ the tensors. The byte cap of `compact` counts all of it, so the folder ends at o
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import json
 import logging
 import math
 import os
+import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -44,7 +46,9 @@ log = logging.getLogger(__name__)
 SHARD_SUFFIX = ".safetensors"
 COMPUTE_BATCH = 64
 DEFAULT_MAX_ENTRIES = 50_000  # about 0.75 GB of MiniLM states at 20 tokens per text
-COMPACT_SHARD_BYTES = 256 << 20  # compaction writes shards of about this size
+# Compaction writes shards of about this size: an erasure rewrites whole shards, so a smaller one
+# costs less disk work per deleted message; 32 of them hold the default 2 GB cap.
+COMPACT_SHARD_BYTES = 64 << 20
 LOCK_FILE = ".compact.lock"
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_S = 3600.0  # a temporary shard this old was left by a process that died mid-write
@@ -159,19 +163,37 @@ class FeatureCache:
         """Padded float32 hidden states and the attention mask for a batch of texts."""
         return pad_states(self.states(texts, split_layer, max_length))
 
-    def flush(self) -> int:
-        """Write pending entries to a new shard; returns how many were written."""
+    def flush(self, *, wait: bool = True) -> int:
+        """Write pending entries to a new shard; returns how many were written.
+
+        The shard is written outside the lock predictions take, under the folder's file lock, so
+        a flush never interleaves with an erasure or compaction (it could write a text they are
+        erasing). `wait=False` (the serving path, memory eviction) skips the flush while one of
+        them runs: the entries stay pending for the next flush."""
+        if not self.directory or not self._pending:
+            return 0
+        try:
+            with _file_lock(os.path.join(self.directory, LOCK_FILE), wait=wait) as locked:
+                return self._flush_locked() if locked else 0
+        except OSError as exc:  # the lock file cannot be made: a read-only or full folder
+            raise CacheError(f"cannot write feature-cache shard in {self.directory}: {exc.strerror or exc}") from exc
+
+    def _flush_locked(self) -> int:
+        """`flush` for a caller holding the file lock."""
         with self._lock:
-            if not self.directory or not self._pending:
-                return 0
             pending = dict(self._pending)
-            final_path = self._write_shard(pending)
-            for key in pending:
-                self._on_disk[key] = final_path
-                self._pending.pop(key, None)
+        if not pending:
+            return 0
+        final_path = self._write_shard(pending)
+        with self._lock:
+            for key, states in pending.items():
+                if self._pending.get(key) is states:
+                    del self._pending[key]
+                if not self._is_forgotten(key):  # forgotten meanwhile: the poll's sweep erases it
+                    self._on_disk[key] = final_path
             self._scanned.add(final_path)
             self._shard_digests[final_path] = _digests(pending)
-            return len(pending)
+        return len(pending)
 
     def refresh(self) -> int:
         """Index shards written since the last scan (by this or another process), and forget
@@ -272,9 +294,9 @@ class FeatureCache:
             self.forget(forgotten)
             return CompactionReport(0, 0, 0, 0, 0, 0)
         with _file_lock(os.path.join(self.directory, LOCK_FILE)):
+            self.forget(forgotten)
+            self._flush_locked()
             with self._lock:
-                self.forget(forgotten)
-                self.flush()
                 self.refresh()
                 shards = self._shard_paths()
                 last_used = dict(self._last_used)
@@ -291,8 +313,9 @@ class FeatureCache:
                 for path in set(written.values()):
                     self._scanned.add(path)
                     self._shard_digests[path] = _digests(k for k, p in written.items() if p == path)
-            for path in shards:
-                _remove(path)
+                # Under the lock: no reader is inside an old shard, and no scan sees it as new.
+                for path in shards:
+                    _remove(path)
             fsync_path(self.directory)
             return CompactionReport(
                 shards_before=len(shards),
@@ -305,16 +328,16 @@ class FeatureCache:
 
     def _rewrite_without(self, path: str, forgotten: frozenset[str]) -> tuple[int, int]:
         """Replace one shard by a new one without the forgotten texts' entries (or by nothing);
-        returns how many entries were kept and removed. Reads and writes outside the lock."""
+        returns how many entries were kept and removed. Reads and writes outside the lock, and
+        copies the kept states as byte ranges (`_ShardCopy`), so the GIL stays free for serving."""
         try:
-            with safe_open(path, framework="pt") as shard:
-                keys = list(shard.keys())
-                kept = {k: shard.get_tensor(k) for k in keys if _digest_of(k) not in forgotten}
-        except (OSError, SafetensorError) as exc:
+            copy = _ShardCopy(path, forgotten)
+        except (OSError, ValueError, TypeError, KeyError, struct.error) as exc:
             # Unreadable, it serves nothing; removing it is the only way its bytes leave.
             log.warning("removing unreadable feature-cache shard %s: %s", path, exc)
-            keys, kept = [], {}
-        new_path = self._write_shard(kept) if kept else None
+            copy = None
+        new_path = self._publish(copy.write) if copy is not None and copy.kept else None
+        kept = copy.kept if copy is not None else []
         with self._lock:
             self._drop_shards({path})
             if new_path is not None:
@@ -323,8 +346,9 @@ class FeatureCache:
                 for key in kept:
                     if not self._is_forgotten(key):
                         self._on_disk.setdefault(key, new_path)
-        _remove(path)  # after the index moved: a reader holding the lock read the old file first
-        return len(kept), len(keys) - len(kept)
+            # Under the lock: no reader is inside the old shard, and no scan sees it as new.
+            _remove(path)
+        return len(kept), (copy.total if copy is not None else 0) - len(kept)
 
     def _drop_shards(self, paths: set[str]) -> None:
         """Forget shards that are (about to be) removed from the index (call with the lock held)."""
@@ -365,16 +389,22 @@ class FeatureCache:
         return written
 
     def _write_shard(self, tensors: dict[str, torch.Tensor]) -> str:
+        return self._publish(lambda temp_path: save_file(tensors, temp_path))
+
+    def _publish(self, write: Callable[[str], None]) -> str:
+        """A new shard: `write` fills a temporary file, which is made private, synced, checked
+        (its header must open) and renamed into place; returns its path."""
         assert self.directory is not None
         name = f"{os.getpid()}-{uuid.uuid4().hex}{SHARD_SUFFIX}"
         final_path = os.path.join(self.directory, name)
         temp_path = os.path.join(self.directory, f"{TEMP_PREFIX}{name}")
         try:
-            save_file(tensors, temp_path)
+            write(temp_path)
             os.chmod(temp_path, FILE_MODE)
             fsync_path(temp_path)
+            _shard_keys(temp_path)
             os.replace(temp_path, final_path)
-        except (OSError, SafetensorError) as exc:
+        except (OSError, SafetensorError, CacheError) as exc:
             if os.path.exists(temp_path):
                 os.remove(temp_path)
             raise CacheError(
@@ -426,7 +456,9 @@ class FeatureCache:
                 for key in keys:
                     self._memory[key] = shard.get_tensor(key)
             return True
-        except (OSError, SafetensorError) as exc:
+        except (OSError, RuntimeError, SafetensorError) as exc:
+            # torch opens the file again for each tensor: a shard another process removed
+            # meanwhile raises RuntimeError there.
             gone = not os.path.exists(path)
             if not gone:
                 log.warning("skipping unreadable feature-cache shard %s: %s", path, exc)
@@ -454,7 +486,7 @@ class FeatureCache:
         if len(self._memory) <= self.max_entries:
             return
         if self._pending:
-            self.flush()
+            self.flush(wait=False)  # called under the lock: never wait for an erasure here
         excess = len(self._memory) - self.max_entries
         for key in list(self._memory)[:excess]:
             if key not in self._pending:
@@ -470,6 +502,81 @@ def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         hidden[row, : state.shape[0]] = state
         mask[row, : state.shape[0]] = 1
     return hidden, mask
+
+
+class _ShardCopy:
+    """A shard's entries but the forgotten texts', copied as raw byte ranges into a new shard.
+
+    The safetensors layout is an 8-byte little-endian header length, the JSON header (key ->
+    dtype, shape, [start, end) in the data) and the data. Copying the kept ranges with large
+    reads and writes (which release the GIL) instead of loading every tensor and serialising
+    them again keeps a shard's rewrite from pausing the threads that answer messages."""
+
+    COPY_CHUNK = 16 << 20
+
+    def __init__(self, path: str, forgotten: frozenset[str]) -> None:
+        with _no_collection():
+            self._read(path, forgotten)
+
+    def _read(self, path: str, forgotten: frozenset[str]) -> None:
+        self.path = path
+        with open(path, "rb") as source:
+            (length,) = struct.unpack("<Q", source.read(8))
+            header = json.loads(source.read(length))
+        self.data_start = 8 + length
+        header.pop("__metadata__", None)
+        ordered = sorted(header.items(), key=lambda item: int(item[1]["data_offsets"][0]))
+        self.total = len(ordered)
+        self.header: dict[str, dict[str, object]] = {}
+        self.ranges: list[list[int]] = []  # [start, end) in the old data, merged where contiguous
+        offset = 0
+        for key, info in ordered:
+            digest = _digest_of(key)
+            if digest is None or digest in forgotten:
+                continue
+            start, end = (int(x) for x in info["data_offsets"])
+            self.header[key] = {
+                "dtype": info["dtype"],
+                "shape": info["shape"],
+                "data_offsets": [offset, offset + end - start],
+            }
+            offset += end - start
+            if self.ranges and self.ranges[-1][1] == start:
+                self.ranges[-1][1] = end
+            else:
+                self.ranges.append([start, end])
+        self.kept = list(self.header)
+
+    def write(self, target: str) -> None:
+        encoded = json.dumps(self.header, separators=(",", ":")).encode("utf-8")
+        encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
+        with open(self.path, "rb") as source, open(target, "wb") as out:
+            out.write(struct.pack("<Q", len(encoded)))
+            out.write(encoded)
+            for start, end in self.ranges:
+                source.seek(self.data_start + start)
+                left = end - start
+                while left > 0:
+                    chunk = source.read(min(left, self.COPY_CHUNK))
+                    if not chunk:
+                        raise OSError(f"{self.path} is shorter than its header says")
+                    out.write(chunk)
+                    left -= len(chunk)
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection while a shard's header is parsed (tens of thousands of short-lived,
+    acyclic objects): they would trigger a full collection of the process's heap (the models',
+    hundreds of thousands of objects), which holds the GIL for a second or more on a busy machine
+    and so pauses every thread answering messages. Reference counting frees them anyway."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _digests(keys: Iterable[str]) -> frozenset[str]:
@@ -542,17 +649,22 @@ def _shard_keys(path: str) -> list[str]:
     try:
         with safe_open(path, framework="pt") as shard:
             return list(shard.keys())
-    except (OSError, SafetensorError) as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:
         raise CacheError(f"corrupt feature-cache shard {path}: {exc}") from exc
 
 
 @contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    """An exclusive flock shared by every process using the folder (released if one dies)."""
+def _file_lock(path: str, *, wait: bool = True) -> Iterator[bool]:
+    """An exclusive flock shared by every process and thread using the folder (released if one
+    dies); yields False when `wait` is off and someone else holds it."""
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
         os.fchmod(descriptor, FILE_MODE)
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(descriptor)

@@ -187,3 +187,41 @@ def test_a_user_erased_in_storage_leaves_no_states_in_the_cache_shards(
     bot_cache.compact(hashes)
     on_disk = _keys_on_disk(tmp_path / "feature_cache")
     assert on_disk == {bot_cache.key("hello there", SPLIT, LENGTH)}
+
+
+def test_erase_rewrites_only_the_shards_holding_the_text_and_keeps_the_other_states_bit_for_bit(
+    tiny_base: camel.BaseEncoder, tmp_path: Path
+) -> None:
+    writer = camel.FeatureCache(tiny_base, str(tmp_path))
+    writer.states(TEXTS, SPLIT, LENGTH)  # one shard: the text to erase among others
+    writer.flush()
+    writer.states(["unrelated shard"], SPLIT, LENGTH)
+    writer.flush()
+    untouched = next(p for p in _shards(tmp_path) if writer.key("unrelated shard", SPLIT, LENGTH) in _keys_on(p))
+    before = {key: tensor for path in _shards(tmp_path) for key, tensor in _tensors(path).items()}
+    serving = camel.FeatureCache(tiny_base, str(tmp_path))  # another process, e.g. the bot
+    gone = camel.text_digest(TEXTS[1])
+    assert serving.holders([gone]) != [] and str(untouched) not in serving.holders([gone])
+    report = serving.erase([gone])
+    assert (report.shards_before, report.shards_after, report.entries_removed, report.entries_kept) == (1, 1, 1, 2)
+    after = {key: tensor for path in _shards(tmp_path) for key, tensor in _tensors(path).items()}
+    assert set(after) == set(before) - {writer.key(TEXTS[1], SPLIT, LENGTH)}
+    assert all(torch.equal(after[key], before[key]) for key in after)
+    assert untouched.exists() and serving.holders([gone]) == []
+    assert gone.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    # The erasing process serves the kept states from the new shard without computing them.
+    serving._memory.clear()
+    assert all(
+        torch.equal(a, before[writer.key(t, SPLIT, LENGTH)])
+        for a, t in zip(serving.states(TEXTS[::2], SPLIT, LENGTH), TEXTS[::2])
+    )
+
+
+def _keys_on(path: Path) -> set[str]:
+    with safe_open(str(path), framework="pt") as shard:
+        return set(shard.keys())
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), framework="pt") as shard:
+        return {key: shard.get_tensor(key) for key in shard.keys()}

@@ -67,7 +67,12 @@ def handle_new(
         return
     found = storage.messages.find_message(services.db, workspace=workspace, channel=channel, ts=message["ts"])
     if found is not None and found.deleted_at is not None:
-        return  # deleted in Slack before this (late) delivery: it stays deleted
+        # Deleted in Slack before this (late) delivery: it stays deleted, and the text it carried
+        # leaves the inbox and the WAL now rather than at the next checkpoint.
+        erasure.drop_late_delivery(
+            services.settings, services.db, channel=channel, ts=str(message["ts"]), cache=services.predictors.cache
+        )
+        return
     message_id = storage.messages.record_message(
         services.db,
         workspace=workspace,
@@ -135,7 +140,10 @@ def apply_edit(
         if services.settings.process_edits:
             handle_new(services, client, edited, channel, workspace, delivery)
         return
-    if stored.deleted_at is not None:
+    if stored.deleted_at is not None:  # an edit of a deleted message carries its texts: they leave too
+        erasure.drop_late_delivery(
+            services.settings, services.db, channel=channel, ts=stored.ts, cache=services.predictors.cache
+        )
         return
     task = storage.tasks.task_for_channel(services.db, channel)
     if stored.text == text:
