@@ -260,11 +260,30 @@ def _v8_one_event_mark(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE IF EXISTS processed_events")
 
 
-def _v9_evolving_labels(conn: sqlite3.Connection) -> None:
+def _v9_admin_notices(conn: sqlite3.Connection) -> None:
+    """Direct messages to admins that must be sent once per task and channel (e.g. that the base
+    model cannot read a channel), remembered so a restart or the next hourly check does not repeat them.
+    IF NOT EXISTS: a database set back to an older version by hand still holds the table."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS admin_notices (
+            kind TEXT NOT NULL,
+            task TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (kind, task, channel)
+        )"""
+    )
+
+
+def _v10_evolving_labels(conn: sqlite3.Connection) -> None:
     """Labels that change in Slack: every add, rename, merge, retire and unretire (who, when, the
     names before and after), retired labels with what they had (description, emoji), members'
     proposed labels waiting for an admin, who may create labels, and a correction's label as it
-    was first stored when a rename or merge later moved it (`original_label`)."""
+    was first stored when a rename or merge later moved it (`original_label`).
+
+    Migration 9 above is the lang branch's, word for word (its readers and writers come with
+    lang), so that this one is 10 whichever of the two branches reaches main first."""
     conn.execute(
         """CREATE TABLE label_events (
             id INTEGER PRIMARY KEY,
@@ -320,6 +339,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v6_asking,
     _v7_label_descriptions,
     _v8_one_event_mark,
-    _v9_evolving_labels,
+    _v9_admin_notices,
+    _v10_evolving_labels,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
