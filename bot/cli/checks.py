@@ -45,6 +45,10 @@ def retrain_in_slack() -> Suggestion:
     return Suggestion("slack", f"{COMMAND} retrain")
 
 
+def unretire_in_slack(label: str) -> Suggestion:
+    return Suggestion("slack", f"{COMMAND} labels unretire {label}")
+
+
 def camel_bot(subcommand: str, config_path: str | None, *flags: str) -> Suggestion:
     """`camel-bot [flags] <subcommand> [--config PATH]`: the config doctor itself was given."""
     config = ["--config", config_path] if config_path else []
@@ -55,7 +59,13 @@ def chmod(mode: str, path: str, *, recursive: bool = False) -> Suggestion:
     return Suggestion("shell", shlex.join(["chmod", *(["-R"] if recursive else []), mode, path]))
 
 
-SUGGESTIONS: tuple[Callable[..., Suggestion], ...] = (rollback_in_slack, retrain_in_slack, camel_bot, chmod)
+SUGGESTIONS: tuple[Callable[..., Suggestion], ...] = (
+    rollback_in_slack,
+    retrain_in_slack,
+    unretire_in_slack,
+    camel_bot,
+    chmod,
+)
 
 
 @dataclass(frozen=True)
@@ -204,13 +214,28 @@ def _read_schema_version(path: Path) -> int:
 
 def check_task_config(state: DoctorState) -> list[CheckResult]:
     """Values set in Slack that the settings file contradicts (kept at start, see bot.task_config)."""
+    import storage
     from bot.task_config import config_conflicts
 
     conflicts = config_conflicts(state.known_settings, state.known_db)
     if not conflicts:
         return [CheckResult("task config", True, "the settings file agrees with what was set in Slack")]
     fix = "make the settings file say the kept value, or change the value again where it was set"
-    return [CheckResult("task config", False, conflict.line(), fix) for conflict in conflicts]
+    results = []
+    for conflict in conflicts:
+        label = conflict.field.removeprefix("labels.")
+        changed = storage.tasks.changed_in_slack(state.known_db, conflict.task) if label != conflict.field else {}
+        if label in changed and changed[label] is None:
+            # A retired label can come back; a renamed or merged name is never reused, so only the
+            # file can change for those.
+            unretire = unretire_in_slack(label)
+            label_fix = (
+                f"remove {label} from the settings file, or bring it back with {unretire.text} in the task's channel"
+            )
+            results.append(CheckResult("task config", False, conflict.line(), label_fix, commands=(unretire,)))
+        else:
+            results.append(CheckResult("task config", False, conflict.line(), fix))
+    return results
 
 
 def check_base_model(state: DoctorState) -> list[CheckResult]:

@@ -362,7 +362,8 @@ def running_bot(
         loop = running.runtime.loop
         running.stop()
         for child in list(loop.children.values()) if loop is not None else []:
-            child.wait(timeout=60)
+            # The child runs niced: on a busy machine (load 14 on 2 cores) a round took over 60 s.
+            child.wait(timeout=300)
         running.db.close()
 
 

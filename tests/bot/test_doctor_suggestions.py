@@ -18,7 +18,7 @@ import camel
 import storage
 from bot.cli import build_parser, checks
 from tests.bot.conftest import ADMIN, BotUnderTest
-from tests.storage.conftest import add_task
+from tests.storage.conftest import LABELS, add_task
 
 CHECKS_SOURCE = Path(checks.__file__)
 # A command in prose: "/camel <word>" or "camel-bot <word>" (not "camel-bot's", not a file name).
@@ -73,6 +73,24 @@ def _missing_database(tmp_path: Path) -> list[checks.CheckResult]:
     return [r for r in checks.iter_checks(None, env) if r.commands and r.name == "database"]
 
 
+def _retired_label_still_in_the_file(tmp_path: Path, tiny_bert_dir: Path) -> list[checks.CheckResult]:
+    """A label retired in Slack that the settings file still lists: doctor's fix names the command
+    that brings it back."""
+    data = tmp_path / "retired"
+    db = storage.open_store(data / "camel.db")
+    add_task(db)
+    storage.labels.change(db, "support", "retire", ADMIN, "card_arrival")
+    db.close()
+    config = tmp_path / "retired.toml"
+    labels = ", ".join(f'"{label}"' for label in LABELS)
+    config.write_text(
+        f'[model]\nbase_model = "{tiny_bert_dir}"\n'
+        f'[[tasks]]\nname = "support"\nkind = "intent"\nlabels = [{labels}]\nchannels = ["C1"]\n'
+    )
+    env = {"CAMEL_BOT_DATA_DIR": str(data)}
+    return [r for r in checks.iter_checks(str(config), env) if r.commands and r.name == "task config"]
+
+
 def _crashed_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[checks.CheckResult]:
     def crash(_state: checks.DoctorState) -> list[checks.CheckResult]:
         raise RuntimeError("a bug in a check")
@@ -93,6 +111,7 @@ def suggested(
         tmp_path / "b", tiny_bert_dir, _install(tmp_path / "b", tiny_bert_dir, support_adapter_dir, v1_loads=False)
     )
     found += _missing_database(tmp_path)
+    found += _retired_label_still_in_the_file(tmp_path, tiny_bert_dir)
     found += _crashed_check(monkeypatch, tmp_path)
     return found
 
@@ -104,6 +123,7 @@ def test_each_fix_names_its_commands_and_every_kind_of_suggestion_is_reached(sug
             assert command.text in result.fix, (command, result.fix)
     texts = {c.text for r in suggested for c in r.commands}
     assert "/camel rollback 1" in texts and "/camel retrain" in texts
+    assert "/camel labels unretire card_arrival" in texts
     kinds = {" ".join(shlex.split(t)[:2]) for t in texts}
     assert {"camel-bot serve", "camel-bot -v", "chmod -R", "chmod 600"} <= kinds, kinds
     adapter = next(r for r in suggested if r.name == "adapter support" and "rollback" in r.fix)
@@ -140,8 +160,9 @@ def test_every_suggested_slash_command_is_accepted_by_the_running_bot(suggested,
         storage.NewAdapterVersion(task="support", version=2, path=v1.path, parent_version=1, run_id=None, metrics={}),
     )
     storage.adapters.activate_adapter(bot.db, "support", 2, reason="test")
+    storage.labels.change(bot.db, "support", "retire", ADMIN, "card_arrival")
     commands = sorted({c.text for r in suggested for c in r.commands if c.where == "slack"})
-    assert commands == ["/camel retrain", "/camel rollback 1"]
+    assert commands == ["/camel labels unretire card_arrival", "/camel retrain", "/camel rollback 1"]
     for text in commands:
         name, _, rest = text.partition(" ")
         assert name == "/camel"
