@@ -97,11 +97,11 @@ def test_shutdown_after_waitress_closed_its_wake_up_pipe(bot: BotUnderTest) -> N
 
     # shutdown() must then close the sockets from this thread, and the loop's select() may fail on
     # one of them (EBADF, a matter of timing): here it always does, once shutdown has begun.
-    stopping = threading.Event()
-    server._server._map[-1] = _FailsOnceStopping(stopping)
+    # It watches the server's own stopping flag: a flag of the test's, set before shutdown() sets
+    # the server's, let the loop fail in between, a race of the test, not of the server.
+    server._server._map[-1] = _FailsOnceStopping(server._stopping)
     server._server.trigger.pull_trigger(close_the_trigger)
     assert closed.wait(60), "the loop thread never ran the close"
-    stopping.set()
     server.shutdown()  # no thread dies with an exception: the EBADF is expected while stopping
     assert not server._thread.is_alive()
     bot.runtime.server = None  # already stopped; the fixture's stop() must not stop it twice
