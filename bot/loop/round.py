@@ -32,6 +32,7 @@ from bot.settings import DataPaths
 
 log = logging.getLogger("bot.loop.round")
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
+TRAINING_STARTS = "round start-up done"
 
 
 @dataclass
@@ -185,6 +186,8 @@ def train_and_judge(
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
     active = camel.load_adapter(active_record.path, base) if active_record else None
     task = storage.tasks.get_task(db, opts.task)
+    # Everything before this line is the round's start-up (bench.system.round_start times it).
+    log.info("%s: training starts on %d labels (%d new)", TRAINING_STARTS, len(split.train), len(split.new))
     candidate = train_candidate(opts, split, active, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
     judgement = judge(candidate, active, split, opts, cache, task)
