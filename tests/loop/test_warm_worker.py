@@ -18,6 +18,7 @@ from bot.loop import LearningLoop
 from bot.loop import runner as runner_module
 from bot.loop.options import RoundSummary, summary_path
 from bot.loop.registry import PredictorRegistry
+from bot.loop.runner import child_env
 from bot.loop.warm_client import WarmRound, WarmWorker
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, make_settings
 
@@ -186,3 +187,22 @@ def test_sigkill_of_the_round_is_reported_by_either_path(loop_env, new_loop, war
     assert _wait(lambda: storage.runs.get_run(db, run_id).finished_at is not None)
     run = storage.runs.get_run(db, run_id)
     assert run.outcome == "failed" and run.error.startswith("training process killed by SIGKILL")
+
+
+def test_a_forked_round_exits_and_logs_as_the_cold_child_does(loop_env, tmp_path) -> None:
+    settings, _ = loop_env
+    worker = WarmWorker(settings.model.base_model, 1, tmp_path / "worker.log", child_env(1), 0)
+    try:
+        assert worker.wait_ready(300)
+        unknown = worker.start_round(["--db", settings.db_path, "--task", "nope"], tmp_path / "unknown.log", 1)
+        assert unknown.wait(120) == 2
+        log_text = (tmp_path / "unknown.log").read_text()
+        assert log_text.strip().splitlines()[-1] == "training round for nope: error: unknown task 'nope'"
+        assert (tmp_path / "unknown.log").stat().st_mode & 0o777 == 0o600
+        bad = worker.start_round(["--task", TASK, "--trigger", "bogus"], tmp_path / "bad.log", 1)
+        assert bad.wait(120) == 2  # argparse's usage error, as `python -m bot.loop.round` exits
+        assert "invalid choice: 'bogus'" in (tmp_path / "bad.log").read_text()
+        assert worker.ping()  # the worker itself is untouched by its rounds' ends
+    finally:
+        worker.close()
+    assert worker.process.returncode == 0
