@@ -166,10 +166,12 @@ class RoundRunner:
 
     def _new_warm(self) -> WarmWorker:
         model = self.settings.model
+        log_path = Path(DataPaths(self.settings.data_dir).runs) / WARM_LOG
+        storage.files.make_private_dirs(log_path.parent)  # 0700 whatever the umask, as the rounds' logs
         return WarmWorker(
             model.base_model,
             model.training_threads,
-            Path(DataPaths(self.settings.data_dir).runs) / WARM_LOG,
+            log_path,
             child_env(model.training_threads),
             NICENESS,
             on_exit=self._warm_exited,

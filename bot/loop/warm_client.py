@@ -88,7 +88,6 @@ class WarmWorker:
         self.rounds: dict[int, WarmRound] = {}  # request id -> round
         self.forked = 0  # rounds this worker started
         self.started_at = time.monotonic()
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # owner-only: a round's traceback in here may quote a message
         with os.fdopen(fd, "wb") as output:

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -79,14 +78,17 @@ def test_a_warm_round_records_what_a_cold_round_records(loop_env, tmp_path, tiny
     assert warm == cold
 
 
+def _db_handles(pid: int) -> list[str]:
+    opened = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    return [path for path in opened if path.endswith((".db", ".db-wal", ".db-shm", ".db-journal"))]
+
+
 def test_the_warm_worker_holds_no_sqlite_handle(loop_env, new_loop) -> None:
     settings, db = loop_env
     loop = new_loop(settings, PredictorRegistry(settings.model.base_model))
     loop.start()
     worker = _ready_worker(loop)
-    opened = [os.readlink(f"/proc/{worker.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{worker.pid}/fd")]
-    assert not [path for path in opened if Path(settings.data_dir).name in path and ".db" in path]
-    assert not [path for path in opened if path.endswith((".db", ".db-wal", ".db-shm"))]
+    assert _db_handles(worker.pid) == []
     assert os.path.realpath(settings.db_path) in [  # the bot itself has it open: the check can see one
         os.readlink(f"/proc/self/fd/{fd}")
         for fd in os.listdir("/proc/self/fd")
@@ -105,6 +107,7 @@ def test_a_worker_killed_while_idle_is_replaced_and_the_next_round_is_warm(loop_
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted"
     assert loop.runner.warm is not None and loop.runner.warm.pid != first.pid and loop.runner.warm.forked == 1
+    assert _db_handles(loop.runner.warm.pid) == []  # its round opened the store; the worker did not
 
 
 def test_a_worker_killed_mid_round_fails_the_round_truthfully_and_the_next_round_works(loop_env, new_loop) -> None:
