@@ -87,6 +87,7 @@ class WarmWorker:
         self._reply_events: dict[int, threading.Event] = {}
         self.rounds: dict[int, WarmRound] = {}  # request id -> round
         self.forked = 0  # rounds this worker started
+        self._closing = False  # asked to stop: its exit is no news
         self.started_at = time.monotonic()
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # owner-only: a round's traceback in here may quote a message
@@ -204,14 +205,21 @@ class WarmWorker:
             # so nothing of it still runs when the run is failed.
             _wait_gone(warm_round.pid)
             warm_round.end(-signal.SIGKILL, lost=f"the {self.failure} while the round ran, and the round with it")
-        if orphans or code:
+        if orphans or (code and not self._closing):
             log.warning("%s", self.failure)
         if self.on_exit is not None:
             self.on_exit(self)
 
     # ending -------------------------------------------------------------------------
     def close(self, timeout: float = 5.0) -> None:
-        """Stop taking rounds; the worker exits once its running rounds end (waited for up to `timeout`)."""
+        """Stop taking rounds; the worker exits once its running rounds end (waited for up to `timeout`).
+        One still warming up has no rounds and would not read its requests before it is done, so it
+        is killed: its loading would only take CPU from serving and from its replacement."""
+        self._closing = True
+        if not self.ready_event.is_set():
+            self.process.kill()
+            self.process.wait()
+            return
         try:
             self._stdin.close()
         except OSError:
