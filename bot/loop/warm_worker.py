@@ -31,6 +31,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -121,6 +122,7 @@ class Worker:
             pass
 
     def serve(self) -> None:
+        self.drain()  # requests read while warming up
         while self.open or self.rounds:
             if self.open:
                 readable, _, _ = select.select([0], [], [], POLL_S)
@@ -137,6 +139,9 @@ class Worker:
             log.info("the bot closed the request pipe; stopping after %d running round(s)", len(self.rounds))
             return
         self.buffer += chunk
+        self.drain()
+
+    def drain(self) -> None:
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
             if line.strip():
@@ -181,6 +186,18 @@ class Worker:
                 return
 
 
+def exit_if_abandoned(worker: Worker, watching: threading.Event) -> None:
+    """While warming up: a bot that stopped or died closes the request pipe; loading on for
+    nobody would only take CPU from serving, so the worker exits at once (it has no rounds yet)."""
+    while watching.is_set():
+        readable, _, _ = select.select([0], [], [], POLL_S)
+        if readable:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                os._exit(0)
+            worker.buffer += chunk  # nothing is sent before "ready"; kept for serve() all the same
+
+
 def warm_up(base_model: str) -> dict[str, float]:
     """Import what a round imports and load the base (into camel's per-process registry, which
     the forked round's `camel.load_base` finds). No model runs here: the worker's torch keeps one
@@ -211,12 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     worker = Worker(protocol_fd)
+    watching = threading.Event()
+    watching.set()
+    watch = threading.Thread(target=exit_if_abandoned, args=(worker, watching), daemon=True)
+    watch.start()
     try:
         timings = warm_up(args.base_model)
     except Exception as exc:  # the bot falls back to cold rounds and logs this line
         worker.send(event="failed", error=f"{type(exc).__name__}: {exc}")
         log.exception("warm-up failed")
         return 1
+    watching.clear()
+    watch.join()  # no thread of the worker's own may run when it forks
     log.info("warm: imports %.1f s, base %.1f s", timings["import_s"], timings["load_s"])
     worker.send(event="ready", pid=os.getpid(), **timings)
     worker.serve()
