@@ -17,7 +17,7 @@ Protocol (one JSON object per line; requests on stdin, events on the original st
   at start                                              <- {"event": "ready", "pid": P, "import_s": S, "load_s": S}
 R is what `subprocess.Popen.returncode` would be (negative: killed by that signal). End of stdin
 (the bot stopped or died) stops the worker once its running rounds have ended: a round under way
-finishes, as a cold child does.
+finishes, as a cold child does; while still warming up it exits at once.
 """
 
 from __future__ import annotations
