@@ -171,6 +171,9 @@ class Settings:
     http_threads: int = 16
     # Threads that take events from the durable inbox (separate from Bolt's listener threads).
     inbox_workers: int = 16
+    # The inbox insert before Slack's 200 is synced to disk (FULL) so it survives power loss;
+    # "NORMAL" survives a killed process only (bench.system.load --inbox-synchronous compares them).
+    inbox_synchronous: str = "FULL"
     # An answer that could not be posted within this many seconds of the event is skipped (and counted).
     reply_max_age_s: float = 600.0
     # Slack allows about one chat.postMessage per second per channel; a short burst is let through.
@@ -236,6 +239,7 @@ def _validate(s: Settings) -> None:
         (s.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
         (s.http_threads >= 1, "http_threads must be at least 1"),
         (s.inbox_workers >= 1, "inbox_workers must be at least 1"),
+        (s.inbox_synchronous in ("FULL", "NORMAL"), "inbox_synchronous must be 'FULL' or 'NORMAL'"),
         (s.reply_max_age_s > 0, "reply_max_age_s must be positive"),
         (s.channel_posts_per_s > 0, "channel_posts_per_s must be positive"),
         (s.channel_burst >= 1, "channel_burst must be at least 1"),

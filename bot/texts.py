@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 COMMAND = "/camel"
 
@@ -312,13 +312,31 @@ def _failures(failures: list[tuple[int, str]]) -> str:
     return "; ".join(f"{version_label(version)}: {reason}" for version, reason in failures)
 
 
-def adapter_fallback(task: str, failures: list[tuple[int, str]], serving: int) -> str:
-    """Admins' one message when the active adapter did not load and an earlier one serves instead."""
-    broken = ", ".join(version_label(v) for v, _ in failures)
-    return (
-        f":warning: *{task}*: adapter {broken} does not load ({_failures(failures)}). "
-        f"Now serving {version_label(serving)}, the newest version that loads; {broken} is marked rejected."
+def _versions(versions: Sequence[int]) -> tuple[str, str]:
+    """("v2, v1", "do") or ("v2", "does"): a list of versions and its verb agreeing with it."""
+    return ", ".join(version_label(v) for v in versions), "do" if len(versions) > 1 else "does"
+
+
+def adapter_fallback(
+    task: str, failures: list[tuple[int, str]], serving: int, *, active: int, other_base: Sequence[int] = ()
+) -> str:
+    """Admins' one message when the active adapter did not load and another version serves instead:
+    which did not load and why, which serves and in which direction, and which are marked rejected
+    (not those trained on another base model: their folders are fine)."""
+    failed, verb = _versions([v for v, _ in failures])
+    direction = "earlier" if serving < active else "later"
+    nearest = f"the nearest {direction} version that loads" + ("" if serving < active else " (no earlier one does)")
+    text = (
+        f":warning: *{task}*: adapter {failed} {verb} not load ({_failures(failures)}). "
+        f"Now serving {version_label(serving)}, {nearest}."
     )
+    rejected, verb = _versions([v for v, _ in failures if v not in other_base])
+    if rejected:
+        text += f" {rejected} {'are' if verb == 'do' else 'is'} marked rejected."
+    if other_base:
+        kept, verb = _versions(other_base)
+        text += f" {kept} {'were' if verb == 'do' else 'was'} trained on another base model: not marked rejected."
+    return text
 
 
 def no_adapter_loads(task: str, failures: list[tuple[int, str]], serving: int | None) -> str:

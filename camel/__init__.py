@@ -23,7 +23,7 @@ from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
 from camel.cache import CompactionReport, FeatureCache, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
-from camel.errors import CamelError
+from camel.errors import CamelError, OtherBaseError
 from camel.evaluation import evaluate
 from camel.model import Adapter, new_adapter
 from camel.out_of_scope import (
@@ -71,6 +71,7 @@ __all__ = [
     "BaseEncoder",
     "CamelConfig",
     "CamelError",
+    "OtherBaseError",
     "FeatureCache",
     "Predictor",
     "TrainResult",

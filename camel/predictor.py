@@ -100,7 +100,7 @@ class Predictor:
         the cache calls this, so memory stays bounded over many texts)."""
         if self.cache.directory and self.cache.pending >= self.flush_every:
             try:
-                self.cache.flush()
+                self.cache.flush(wait=False)  # never wait here for an erasure of the folder
             except CacheError as exc:
                 # The cache only saves work; a full or read-only disk must not fail a prediction.
                 log.warning("%s (entries stay in memory and are retried)", exc)

@@ -28,9 +28,8 @@ def _existing_store(path: str) -> sqlite_utils.Database:
     from or deleting in nothing (or in a damaged file) is a mistake that must change nothing."""
     if not Path(path).is_file():
         raise storage.StorageError(f"no database at {path} (pass --db PATH, or start the bot once to create it)")
-    db = storage.open_store(path, create=False)
-    storage.db.require_healthy(db)
-    return db
+    storage.db.require_healthy_file(path)  # read-only: opening for writing may migrate or switch to WAL
+    return storage.open_store(path, create=False)
 
 
 def _actor() -> str:

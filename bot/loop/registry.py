@@ -4,11 +4,11 @@ A new version is loaded and checked completely before it replaces the task's `Se
 version and a predictor of its own, as one value), so a broken adapter folder never replaces a
 working one, and an answer under way finishes with the version it started with.
 
-When a task's active version does not load (at start-up
-or on a reload), the registry falls back to the newest earlier version that does
-(`camel.load_first_good`), records that in storage (`storage.rounds.record_fallback`: the broken
-versions are rejected with their reason, the good one becomes active, audited) and returns one
-notice per task that says what is really served now.
+When a task's active version does not load (at start-up or on a reload), the registry falls
+back to the nearest earlier version that does, else the nearest later one (`fallback_candidates`),
+records that in storage (`storage.rounds.record_fallback`: the broken versions are rejected with
+their reason, the good one becomes active, audited) and returns one notice per task that says
+what is really served now.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlite_utils import Database
 
@@ -121,7 +120,7 @@ class PredictorRegistry:
             self.metrics.reloads.labels(task=task, result=result).inc(times)
 
     def sync(self, db: Database) -> list[str]:
-        """Serve every task's active version (or the newest that loads); one line per task that fell back."""
+        """Serve every task's active version (or the nearest that loads); one line per task that fell back."""
         return [notice.text for notice in self.sync_notices(db)]
 
     def sync_notices(self, db: Database) -> list[ReloadNotice]:
@@ -131,65 +130,63 @@ class PredictorRegistry:
             active = task.active_version
             if active is None or self.version(task.name) == active:
                 continue
-            notice = self._serve_newest_loadable(db, task.name, active)
+            notice = self._serve_nearest_loadable(db, task.name, active)
             if notice is not None:
                 notices.append(notice)
                 log.error("adapter reload: %s", notice.text)
         return notices
 
-    def _serve_newest_loadable(self, db: Database, task: str, active: int) -> ReloadNotice | None:
-        """Serve `active`, else the newest earlier version that loads; record and describe a fallback."""
+    def _serve_nearest_loadable(self, db: Database, task: str, active: int) -> ReloadNotice | None:
+        """Serve `active`, else the nearest version that loads (`fallback_candidates`' order);
+        record and describe a fallback. A version trained on another base model is reported but
+        not rejected: its folder is fine, only this base cannot serve it."""
         base, _cache = self._shared()
         failures: list[tuple[int, str]] = []
+        other_base: list[int] = []
         served: int | None = None
         for version, folder in fallback_candidates(db, task, active):
             if folder is None:
                 failures.append((version, "it is not registered"))
                 continue
-            adapter = self._load_registered(version, folder, base, failures)
-            if adapter is not None:
-                self._serve(task, version, adapter)
-                served = version
-                break
+            try:
+                adapter = camel.load_adapter(folder, base)
+            except camel.OtherBaseError as exc:
+                failures.append((version, _one_line(exc)))
+                other_base.append(version)
+                continue
+            except camel.CamelError as exc:
+                failures.append((version, _one_line(exc)))
+                continue
+            self._serve(task, version, adapter)
+            served = version
+            break
         self._count(task, "failed", len(failures))
         if not failures:
             return None
         key = (active, tuple(failures))
         if self._recorded.get(task) != key:
-            storage.rounds.record_fallback(db, task, served, failures=failures)
+            storage.rounds.record_fallback(db, task, served, failures=failures, other_base=other_base)
             self._recorded[task] = key
         if served is not None:
-            return ReloadNotice(task, texts.adapter_fallback(task, failures, served))
+            return ReloadNotice(
+                task, texts.adapter_fallback(task, failures, served, active=active, other_base=other_base)
+            )
         return ReloadNotice(task, texts.no_adapter_loads(task, failures, self.version(task)))
 
-    @staticmethod
-    def _load_registered(
-        version: int, folder: str, base: camel.BaseEncoder, failures: list[tuple[int, str]]
-    ) -> camel.Adapter | None:
-        """Load one registered version (its failure appended to `failures`), one at a time:
-        registered folders need not share a parent, nor carry the standard name."""
-        path = Path(folder)
-        if path.name == camel.version_folder_name(version):
-            found = camel.load_first_good(str(path.parent), [version], base)
-            failures += found.failures
-            return found.adapter
-        try:
-            return camel.load_adapter(folder, base)
-        except camel.CamelError as exc:
-            failures.append((version, " ".join(str(exc).split())))
-            return None
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def fallback_candidates(db: Database, task: str, active: int) -> list[tuple[int, str | None]]:
-    """(version, folder) to try in order: the active one, then the versions that served before it
-    (retired), newest first. Rejected, candidate and pruned versions never serve by fallback."""
+    """(version, folder) to try in order: the active one, then the versions that served before
+    (retired) and are older, nearest first (the direction an admin's rollback chose), then the
+    newer ones, nearest first. Rejected, candidate and pruned versions never serve by fallback."""
     records = {v.version: v for v in storage.adapters.list_adapters(db, task)}
     pruned = set(storage.retention.pruned_versions(db, task))
     active_record = records.get(active)
     order: list[tuple[int, str | None]] = [(active, active_record.path if active_record else None)]
-    earlier = sorted(
-        (v for v in records.values() if v.status == "retired" and v.version < active and v.version not in pruned),
-        key=lambda v: v.version,
-        reverse=True,
-    )
-    return order + [(v.version, v.path) for v in earlier]
+    servable = [v for v in records.values() if v.status == "retired" and v.version not in pruned]
+    older = sorted((v for v in servable if v.version < active), key=lambda v: v.version, reverse=True)
+    newer = sorted((v for v in servable if v.version > active), key=lambda v: v.version)
+    return order + [(v.version, v.path) for v in older + newer]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import time
 
 import storage
 from storage import db as storage_db
@@ -123,7 +122,7 @@ def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
     bot.send_message("card", "1700000017.000100", channel="C0NOTBOUND")
     bot.send_message("where is my card", "1700000018.000100")  # the one that counts
     bot.fake.wait_for("chat.postMessage")
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert [c.params["thread_ts"] for c in bot.fake.calls_of("chat.postMessage")] == ["1700000018.000100"]
     assert [r["ts"] for r in storage_db.rows(bot.db, "SELECT ts FROM messages")] == ["1700000018.000100"]
 
@@ -164,7 +163,7 @@ def test_thread_replies_are_left_alone_unless_configured(
     bot.send_message("thanks, where is my card", "1700000022.000200", extra=reply)
     bot.send_message("where is my card", "1700000023.000100")  # a top-level message, answered
     assert [c.params["thread_ts"] for c in bot.fake.wait_for("chat.postMessage")] == ["1700000023.000100"]
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert len(bot.fake.calls_of("chat.postMessage")) == 1
 
     with running_bot(

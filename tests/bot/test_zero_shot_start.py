@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import camel
 import storage
@@ -112,7 +111,7 @@ def test_a_quiet_untrained_task_stays_quiet(tmp_path, fake_slack, tiny_bert_dir,
             ),
             what="message stored",
         )
-        time.sleep(0.5)  # give a wrong reply the time to arrive
+        bot.wait_until_handled()
         assert bot.fake.calls_of("chat.postMessage") == [] and bot.fake.calls_of("reactions.add") == []
 
 

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
-from bot import texts
+from bot import erasure, texts
 from bot.serving import Serving
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
@@ -67,7 +67,12 @@ def handle_new(
         return
     found = storage.messages.find_message(services.db, workspace=workspace, channel=channel, ts=message["ts"])
     if found is not None and found.deleted_at is not None:
-        return  # deleted in Slack before this (late) delivery: it stays deleted
+        # Deleted in Slack before this (late) delivery: it stays deleted, and the text it carried
+        # leaves the inbox and the WAL now rather than at the next checkpoint.
+        erasure.drop_late_delivery(
+            services.settings, services.db, channel=channel, ts=str(message["ts"]), cache=services.predictors.cache
+        )
+        return
     message_id = storage.messages.record_message(
         services.db,
         workspace=workspace,
@@ -135,7 +140,10 @@ def apply_edit(
         if services.settings.process_edits:
             handle_new(services, client, edited, channel, workspace, delivery)
         return
-    if stored.deleted_at is not None:
+    if stored.deleted_at is not None:  # an edit of a deleted message carries its texts: they leave too
+        erasure.drop_late_delivery(
+            services.settings, services.db, channel=channel, ts=stored.ts, cache=services.predictors.cache
+        )
         return
     task = storage.tasks.task_for_channel(services.db, channel)
     if stored.text == text:
@@ -144,13 +152,15 @@ def apply_edit(
         if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
             _classify(services, client, ChannelMessage.of(task, stored.id, workspace, channel, edited, text), delivery)
         return
-    storage.messages.update_message_text(
+    # The old text leaves the row, the inbox, the feature cache and the WAL before the new one is answered.
+    erasure.replace_text(
+        services.settings,
         services.db,
         workspace=workspace,
         channel=channel,
         ts=stored.ts,
         text=text,
-        prefix_lengths=[services.settings.max_predict_chars],
+        cache=services.predictors.cache,
     )
     if (
         services.settings.process_edits
@@ -163,17 +173,19 @@ def apply_edit(
 
 
 def forget_deleted(services: Services, event: dict[str, Any], workspace: str) -> None:
-    """A message deleted in Slack: its text and its corrections leave the store (an audit row stays)."""
+    """A message deleted in Slack: its text and its corrections leave the store (an audit row
+    stays), and its text leaves the inbox, the feature cache and the WAL (`bot.erasure`)."""
     ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
     if not ts:
         return
-    forgotten = storage.messages.forget_message(
+    forgotten, _derived = erasure.forget_message(
+        services.settings,
         services.db,
         workspace=workspace,
         channel=str(event.get("channel", "")),
         ts=str(ts),
         actor="slack",
-        prefix_lengths=[services.settings.max_predict_chars],
+        cache=services.predictors.cache,
     )
     if forgotten is not None:
         log.info(
