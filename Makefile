@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.system.learning_loop
 	$(BIN)/python -m bench.system.reload
 	$(BIN)/python -m bench.system.reload --training-threads 2
+	$(BIN)/python -m bench.system.round_start
 	$(BIN)/python -m bench.system.load --rate 85 --seconds 300
 	$(BIN)/python -m bench.system.review_command
 	$(BIN)/python -m bench.system.store

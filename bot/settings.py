@@ -89,6 +89,9 @@ class ModelSettings:
     max_epochs: int = 8
     # Before a task's first trained adapter, guess its top 3 from label names and descriptions.
     zero_shot: bool = True
+    # Rounds are forked from a process that has loaded torch and the base (no start-up per round);
+    # false: each round is a fresh `python -m bot.loop.round`.
+    warm_worker: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ because the connection's owner closes it next (`bot.loop.store_use`).
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 from datetime import datetime
 
@@ -30,7 +29,7 @@ from bot.loop import retention
 from bot.loop.reporter import Reporter
 from bot.loop.retention import RetentionSummary
 from bot.loop.review_scoring import ReviewScorer
-from bot.loop.runner import RoundRunner
+from bot.loop.runner import RoundProcess, RoundRunner
 from bot.loop.store_use import StoreUse
 from bot.loop.triggers import Triggers
 from bot.settings import Settings
@@ -61,13 +60,15 @@ class LearningLoop:
         self.sweeper = erasure.Sweeper(settings, db)  # erasures finished on each poll
 
     @property
-    def children(self) -> dict[str, subprocess.Popen[bytes]]:
+    def children(self) -> dict[str, RoundProcess]:
         """Training processes running now, by task."""
         return self.runner.children
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Clean up after a crash, serve the active versions, then let the schedule run."""
+        """Start the warm training worker (it loads meanwhile), clean up after a crash, serve the
+        active versions, then let the schedule run."""
+        self.runner.start_warm()
         self.recover()
         self.sync()
         self.triggers.start(self.task_names(), self.request_round, self.poll, self.apply_retention)
@@ -84,6 +85,7 @@ class LearningLoop:
             log.warning("a round's bookkeeping was still running at stop")
         if not self.review.stop():
             log.warning("a review scoring pass was still running at stop")
+        self.runner.stop_warm()
 
     def task_names(self) -> list[str]:
         names = {t.name for t in storage.tasks.list_tasks(self.db)} | {t.name for t in self.settings.tasks}

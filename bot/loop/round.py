@@ -34,6 +34,7 @@ from camel.label_view import retarget
 
 log = logging.getLogger("bot.loop.round")
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
+TRAINING_STARTS = "round start-up done"
 
 
 @dataclass
@@ -204,6 +205,8 @@ def train_and_judge(
     if active is not None:
         active = under_todays_labels(active, view, cache, {m.label for m in split.train})
     task = storage.tasks.get_task(db, opts.task)
+    # Everything before this line is the round's start-up (bench.system.round_start times it).
+    log.info("%s: training starts on %d labels (%d new)", TRAINING_STARTS, len(split.train), len(split.new))
     candidate = train_candidate(opts, split, active, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
     judgement = judge(candidate, active, split, opts, cache, task)
