@@ -38,7 +38,8 @@ def make_settings(data_dir: Path, tiny_bert_dir: Path, **learning: object) -> Se
     }
     return Settings(
         data_dir=str(data_dir),
-        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, training_threads=1),
+        # The cold child (see tests/bot/conftest.py); test_warm_worker.py turns the worker on.
+        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, training_threads=1, warm_worker=False),
         learning=LearningSettings(**{**defaults, **learning}),  # type: ignore[arg-type]
         tasks=[TaskSettings(name=TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])],
     )
