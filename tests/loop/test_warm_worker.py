@@ -22,6 +22,14 @@ from bot.loop.warm_client import WarmRound, WarmWorker
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, make_settings
 
 
+@pytest.fixture
+def loop_env(loop_env):
+    """The shared loop settings with the warm worker on, as `serve` runs by default (the other
+    loop tests use the cold child)."""
+    settings, db = loop_env
+    return dataclasses.replace(settings, model=dataclasses.replace(settings.model, warm_worker=True)), db
+
+
 def _wait(condition, timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
