@@ -59,6 +59,9 @@ def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
         "per_label_f1": per_label_f1(active_metrics(services, task)),
         "calibration": active_metrics(services, task).get("calibration"),
         "coverage": storage.review.coverage_by_version(db, task.name),
+        "sources7": storage.memory.answers_by_source(
+            db, task.name, since=storage.db.to_iso(datetime.now(timezone.utc) - timedelta(days=7))
+        ),
         "last_run": last_run_line(services, task.name),
         "next_run": next_run(services, task.name),
     }
