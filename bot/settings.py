@@ -98,6 +98,9 @@ class LearningSettings:
     heldout_fraction: float = 0.2
     report_to_channel: bool = True
     reload_poll_s: float = 2.0
+    # Between rounds, right after a correction: refit the serving head on every label and serve
+    # it once the gate passes it (an interim version, bot/loop/interim.py); the round follows.
+    interim: bool = True
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,10 @@ def stats_text(task: str, stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def interim_note(parent: int, n_train: int) -> str:
+    return f"interim: {version_label(parent)}'s classifier refitted on {n_train} labelled messages"
+
+
 def memory_line(sources: dict[str, int]) -> str:
     """How many answers of the last 7 days were the team's own labels (kept out of live accuracy)."""
     total = sum(sources.values())

@@ -79,6 +79,10 @@ def _number(metrics: dict[str, Any], key: str) -> str:
 def version_row(version: storage.AdapterVersion) -> str:
     m = version.metrics or {}
     reason = f" - {version.reason}" if version.reason else ""
+    interim = m.get("interim")
+    if isinstance(interim, dict) and "parent" in interim:
+        # A head refit between rounds (bot/loop/interim.py): say what it is a refit of.
+        reason = f" - {texts.interim_note(int(interim['parent']), int(interim.get('n_train', 0)))}{reason}"
     return (
         f"{texts.version_label(version.version)} *{version.status}* macro-F1 {_number(m, 'macro_f1')}, "
         f"accuracy {_number(m, 'accuracy')} ({version.created_at[:16].replace('T', ' ')}){reason}"
