@@ -32,6 +32,7 @@ from sqlite_utils import Database
 
 import camel
 import storage
+from camel.cache import text_digest
 from camel.evaluation import metrics_from_predictions
 from bot.loop import gate, versions
 from bot.loop.versions import blocks_version, interim_of
@@ -59,7 +60,8 @@ class InterimResult:
 
 
 class FeatureStore:
-    """The adapter's features (adaptation layer output) of labelled texts, per set of blocks."""
+    """The adapter's features (adaptation layer output) of labelled texts, per set of blocks, keyed
+    by the text's digest (the one the deletion list records, so an erased text's features go too)."""
 
     def __init__(self) -> None:
         self._by_blocks: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
@@ -68,26 +70,38 @@ class FeatureStore:
     def features(
         self, task: str, blocks_of: int, predictor: camel.Predictor, adapter: camel.Adapter, texts: list[str]
     ) -> torch.Tensor:
+        digests = [text_digest(t) for t in texts]
         with self._lock:
             known = self._by_blocks.setdefault((task, blocks_of), {})
             for key in [k for k in self._by_blocks if k[0] == task and k[1] != blocks_of]:
                 del self._by_blocks[key]  # another version's blocks serve now: its features are of no use
-        missing = sorted({t for t in texts if t not in known}, key=len)
+            wanted = {d: t for d, t in zip(digests, texts) if d not in known}
+        missing = sorted(wanted.items(), key=lambda item: len(item[1]))
         # no_grad, not inference_mode: the refit differentiates through products with these features.
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=predictor.bf16):
             for start in range(0, len(missing), FEATURE_BATCH):
                 chunk = missing[start : start + FEATURE_BATCH]
-                hidden, mask = predictor.cache.batch(chunk, adapter.split_layer, adapter.config.max_length)
+                hidden, mask = predictor.cache.batch(
+                    [t for _d, t in chunk], adapter.split_layer, adapter.config.max_length
+                )
                 out = adapter.adapt(adapter.pool(hidden, mask)).float()
                 with self._lock:
-                    known.update(zip(chunk, out))
+                    known.update(zip([d for d, _t in chunk], out))
         predictor.flush_if_due()
-        return torch.stack([known[t] for t in texts]) if texts else torch.empty(0, adapter.base.hidden_size)
-
-    def forget_task(self, task: str) -> None:
         with self._lock:
-            for key in [k for k in self._by_blocks if k[0] == task]:
-                del self._by_blocks[key]
+            rows = [known[d] for d in digests]
+        return torch.stack(rows) if rows else torch.empty(0, adapter.base.hidden_size)
+
+    def forget(self, digests: list[str]) -> int:
+        """Drop the features of erased texts (their digests, from storage's deletion list)."""
+        gone = set(digests)
+        dropped = 0
+        with self._lock:
+            for known in self._by_blocks.values():
+                for digest in gone & known.keys():
+                    del known[digest]
+                    dropped += 1
+        return dropped
 
 
 def refit_classifier(

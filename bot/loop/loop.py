@@ -194,12 +194,14 @@ class LearningLoop:
 
     def forget_deleted(self) -> int:
         """Evict texts newly on storage's deletion list from the serving cache (memory, pending
-        and its disk index), so this process never serves nor flushes their states again."""
+        and its disk index) and from the interim refit's features, so this process never serves
+        nor flushes their states again."""
         cache = self.predictors.cache
         if cache is None or storage.deletions.deletion_version(self.db) == self._deletion_version:
             return 0  # no cache yet: once made, the next poll forgets the whole list
         hashes, version = storage.deletions.deleted_text_hashes(self.db, after=self._deletion_version)
         dropped = cache.forget(hashes) if hashes else 0
+        self.interim.features.forget(hashes)  # the interim refit's features of those texts too
         self._deletion_version = version
         if dropped:
             log.info("forgot %d feature-cache entries of %d erased texts", dropped, len(hashes))

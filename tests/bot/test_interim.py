@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from camel.cache import text_digest
+
 import storage
 from bot.loop import LearningLoop, round as round_module, versions
 from bot.loop.registry import fallback_candidates
@@ -93,3 +95,17 @@ def test_an_interim_of_a_head_that_stopped_serving_is_not_served(bot_with_learni
     assert bot.predictors.version("support") == 1
     again = loop.interim.refit("support")  # over v1, which serves now
     assert again.outcome == "promoted" and again.parent == 1 and bot.predictors.version("support") == again.version
+
+
+def test_an_erased_texts_features_leave_the_refit_cache(bot_with_learning: BotUnderTest) -> None:
+    bot = bot_with_learning
+    loop = _loop(bot)
+    texts, labels = training_texts(per_label=12)
+    _label_all(bot, texts, labels, 1700005000)
+    assert loop.interim.refit("support").outcome == "promoted"
+    erased = texts[0]
+    digest = text_digest(erased)
+    assert any(digest in known for known in loop.interim.features._by_blocks.values())
+    storage.messages.forget_message(bot.db, workspace="T0CAMEL", channel="C0SUPPORT", ts="1700005000.000100", actor="t")
+    loop.forget_deleted()  # what the reload poll runs
+    assert not any(digest in known for known in loop.interim.features._by_blocks.values())
