@@ -129,6 +129,13 @@ class TeamMemory:
         said = storage.memory.labels_by_key(self.db, task.name, [near_key], admin_weight=self.admin_weight)
         return self._usable(task, said[near_key], "near", score) if near_key in said else None
 
+    def index_bytes(self, task: str) -> int:
+        """The near-duplicate index's size in memory (sparse data, indices and row pointers)."""
+        with self._lock:
+            index = self._near.get(task)
+        matrix = index.matrix if index is not None else None
+        return 0 if matrix is None else int(matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes)
+
     def _sync(self, task: str) -> None:
         """Key the labelled messages that have no key yet, and rebuild the near-duplicate index,
         when the store changed since the last look (two MAX(id) reads otherwise)."""

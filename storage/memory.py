@@ -86,8 +86,9 @@ def labels_by_key(
         marks = ", ".join("?" for _ in chunk)
         for message_id, key in rows_as_tuples(
             db,
-            f"""SELECT id, text_key FROM messages WHERE text_key IN ({marks})
-                AND id IN (SELECT message_id FROM corrections WHERE task = ? AND withdrawn_at IS NULL)""",
+            f"""SELECT m.id, m.text_key FROM messages AS m WHERE m.text_key IN ({marks})
+                AND EXISTS (SELECT 1 FROM corrections AS c
+                            WHERE c.message_id = m.id AND c.task = ? AND c.withdrawn_at IS NULL)""",
             (*chunk, task),
         ):
             by_key.setdefault(str(key), []).append(int(message_id))

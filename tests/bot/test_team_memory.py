@@ -12,7 +12,7 @@ import pytest
 
 import storage
 from bot.cli import main
-from bot.memory import TeamMemory, text_key
+from bot.memory import TeamMemory, similarity, text_key
 from tests.bot.conftest import SUPPORT_CHANNEL, SUPPORT_LABELS, BotUnderTest, corrections, wait_until
 from tests.bot.test_abstention import prediction
 from tests.bot.test_corrections import _menu_action, _predicted
@@ -95,3 +95,14 @@ def test_stats_show_memory_answers_apart_from_live_accuracy(bot: BotUnderTest) -
 def test_text_key_folds_case_space_width_and_markup() -> None:
     assert text_key("Hi <@U1>,  ＣＡＲＤ\n&amp; <https://x.io|link>") == text_key("hi <@U2>, card & <https://y.io>")
     assert text_key("card") != text_key("card!")  # punctuation is the near-duplicates' business
+
+
+def test_a_nearly_identical_text_gets_the_teams_label_and_a_different_one_the_models(bot: BotUnderTest) -> None:
+    _message_id, label = _corrected(bot, "1700000560.000100", "where is my new card, it has not arrived")
+    bot.send_message("where is my new card, it has not arived", "1700000561.000100")  # one typo
+    near = prediction(bot, "1700000561.000100")
+    assert (near.source, near.label) == ("memory", label) and bot.settings.memory_near_similarity <= near.confidence < 1
+    assert "a nearly identical text" in bot.fake.wait_for("chat.postMessage", 2)[-1].params["text"]
+    bot.send_message("refund charged twice fee", "1700000562.000100")
+    assert prediction(bot, "1700000562.000100").source == "adapter"
+    assert similarity(text_key("where is my new card"), text_key("refund charged twice fee")) < 0.5
