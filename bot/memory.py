@@ -60,6 +60,26 @@ class _NearIndex:
         self.message_ids = message_ids
         self.matrix = _vectors(keys) if keys else None
 
+    @classmethod
+    def grown(cls, old: "_NearIndex", keyed: list[tuple[int, str]]) -> "_NearIndex | None":
+        """`old` with the rows of newly labelled messages appended (a correction costs one row, not
+        a rebuild); None when a message of `old` left (erased, withdrawn, edited): rebuild then."""
+        from scipy.sparse import vstack
+
+        now = dict(keyed)
+        if any(now.get(message_id) != key for message_id, key in zip(old.message_ids, old.keys)):
+            return None
+        known = set(old.message_ids)
+        added = [(i, key) for i, key in keyed if i not in known]
+        if not added:
+            return old
+        grown = cls([], [])
+        grown.keys = old.keys + [key for _i, key in added]
+        grown.message_ids = old.message_ids + [i for i, _key in added]
+        new_rows = _vectors([key for _i, key in added])
+        grown.matrix = new_rows if old.matrix is None else vstack([old.matrix, new_rows]).tocsr()
+        return grown
+
     def best(self, key: str) -> tuple[str, int, float] | None:
         if self.matrix is None:
             return None
@@ -149,7 +169,11 @@ class TeamMemory:
         index = None
         if self.near_similarity is not None:
             keyed = storage.memory.keyed_labelled(self.db, task)
-            index = _NearIndex([key for _i, key in keyed], [i for i, _key in keyed])
+            with self._lock:
+                old = self._near.get(task)
+            index = _NearIndex.grown(old, keyed) if old is not None else None
+            if index is None:
+                index = _NearIndex([key for _i, key in keyed], [i for i, _key in keyed])
         with self._lock:
             self._mark[task] = mark
             if index is not None:

@@ -164,7 +164,7 @@ class Settings:
     # The team's memory answers a nearly identical text (punctuation, a typo) with the label people
     # gave a labelled one from this character n-gram similarity up (chosen on BANKING77 so these
     # answers are >= 98% right: bench/results/memory.md); 1.0 answers only texts that fold equal.
-    memory_near_similarity: float = 0.9
+    memory_near_similarity: float = 0.87
     corrections_per_hour: int = 60
     process_edits: bool = False
     # Replies in threads are usually conversation about a message ("thanks!"), not new requests.

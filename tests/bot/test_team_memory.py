@@ -62,12 +62,15 @@ def test_a_deleted_labelled_message_leaves_the_memory(bot: BotUnderTest) -> None
     message_id, _label = _corrected(bot, "1700000530.000100", "great love happy")
     bot.send_message("great love happy", "1700000531.000100")
     assert prediction(bot, "1700000531.000100").source == "memory"
-    assert (
-        send_event(bot, "message_deleted", "EvMEMDEL", channel=SUPPORT_CHANNEL, deleted_ts="1700000530.000100") == 200
-    )
+    bot.send_message("great love happy!", "1700000533.000100")  # a near-duplicate while it is labelled
+    assert prediction(bot, "1700000533.000100").source == "memory"
+    deleted = send_event(bot, "message_deleted", "EvMEMDEL", channel=SUPPORT_CHANNEL, deleted_ts="1700000530.000100")
+    assert deleted == 200
     wait_until(lambda: storage.messages.get_message(bot.db, message_id).deleted_at, what="deleted")
     bot.send_message("great love happy", "1700000532.000100")
     assert prediction(bot, "1700000532.000100").source == "adapter"
+    bot.send_message("great love happy!", "1700000534.000100")  # the near-duplicate index forgot it too
+    assert prediction(bot, "1700000534.000100").source == "adapter"
 
 
 def test_predict_command_and_cli_say_the_teams_label(
