@@ -344,7 +344,7 @@ def markdown(result: dict[str, Any]) -> str:
         ["threshold chosen on the development half", f"{r['threshold_chosen_on_dev']} ({r['threshold_rule']})", ""],
         ["recall time per message, p50 / p99", f"{r['recall_ms_p50']:.2f} / {r['recall_ms_p99']:.2f} ms", ""],
         ["first look (keys every labelled text, builds the index)", f"{r['first_sync_s']:.2f} s", ""],
-        ["the message after a correction (index rebuilt)", f"{r['rebuild_after_correction_s']:.2f} s", ""],
+        ["the message after a correction (the index grows by its row)", f"{r['rebuild_after_correction_s']:.2f} s", ""],
         ["near-duplicate index in memory", f"{r['near_index_bytes'] / 1e6:.1f} MB", ""],
     ]
     return f"""# Team's memory on BANKING77
