@@ -149,6 +149,31 @@ class TeamMemory:
         said = storage.memory.labels_by_key(self.db, task.name, [near_key], admin_weight=self.admin_weight)
         return self._usable(task, said[near_key], "near", score) if near_key in said else None
 
+    def forget(self, text_hashes: Sequence[str]) -> int:
+        """After an erasure (`bot.erasure`): an erased message's key left the store with its text (the
+        text_key column follows the text), so every near-duplicate index is rebuilt from the keys
+        stored now and its row is gone from memory at once. The rows are by message, so this runs
+        whatever `text_hashes` holds: a deleted message's text another message still has is not
+        listed. Returns the rows dropped."""
+        with self._lock:
+            tasks = list(self._near)
+            self._mark.clear()
+        dropped = 0
+        for task in tasks:
+            keyed = storage.memory.keyed_labelled(self.db, task)
+            index = _NearIndex([key for _i, key in keyed], [i for i, _key in keyed])
+            with self._lock:
+                old = self._near.get(task)
+                self._near[task] = index
+            dropped += max(0, len(old.message_ids) - len(index.message_ids)) if old is not None else 0
+        return dropped
+
+    def indexed_messages(self, task: str) -> list[int]:
+        """The labelled messages the task's near-duplicate index holds in memory now."""
+        with self._lock:
+            index = self._near.get(task)
+        return list(index.message_ids) if index is not None else []
+
     def index_bytes(self, task: str) -> int:
         """The near-duplicate index's size in memory (sparse data, indices and row pointers)."""
         with self._lock:

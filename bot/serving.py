@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sqlite_utils import Database
+
 import camel
 import storage
 from bot.memory import Recall, TeamMemory
@@ -103,4 +105,16 @@ def remembered(task: storage.Task, recall: Recall, latency_ms: float) -> camel.A
         threshold=0.0,
         latency_ms=latency_ms,
         stated=recall.label,
+    )
+
+
+def label_view(db: Database, task: str) -> camel.LabelView:
+    """The task's labels as stored now (names, history, retired, descriptions), for the predictors."""
+    current = storage.tasks.require_task(db, task)
+    return camel.LabelView(
+        labels=tuple(current.labels),
+        renamed=storage.labels.name_map(db, task),
+        retired=frozenset(storage.labels.retired(db, task)),
+        descriptions=dict(current.descriptions),
+        mark=storage.labels.mark(db, task),
     )

@@ -23,8 +23,9 @@ from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
 from camel.cache import CompactionReport, FeatureCache, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
-from camel.errors import CamelError
+from camel.errors import CamelError, OtherBaseError
 from camel.evaluation import evaluate
+from camel.label_view import LabelPlan, LabelView
 from camel.model import Adapter, new_adapter
 from camel.out_of_scope import (
     OUT_OF_SCOPE_FILE,
@@ -43,6 +44,8 @@ from camel.version import __version__
 
 __all__ = [
     "Answer",
+    "LabelPlan",
+    "LabelView",
     "CALIBRATION_FILE",
     "OUT_OF_SCOPE_FILE",
     "Calibration",
@@ -71,6 +74,7 @@ __all__ = [
     "BaseEncoder",
     "CamelConfig",
     "CamelError",
+    "OtherBaseError",
     "FeatureCache",
     "Predictor",
     "TrainResult",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -92,7 +93,7 @@ class FeatureStore:
             rows = [known[d] for d in digests]
         return torch.stack(rows) if rows else torch.empty(0, adapter.base.hidden_size)
 
-    def forget(self, digests: list[str]) -> int:
+    def forget(self, digests: Sequence[str]) -> int:
         """Drop the features of erased texts (their digests, from storage's deletion list)."""
         gone = set(digests)
         dropped = 0

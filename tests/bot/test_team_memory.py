@@ -64,9 +64,14 @@ def test_a_deleted_labelled_message_leaves_the_memory(bot: BotUnderTest) -> None
     assert prediction(bot, "1700000531.000100").source == "memory"
     bot.send_message("great love happy!", "1700000533.000100")  # a near-duplicate while it is labelled
     assert prediction(bot, "1700000533.000100").source == "memory"
+    memory = bot.runtime.services.memory if bot.runtime.services is not None else None
+    assert memory is not None and message_id in memory.indexed_messages("support")
     deleted = send_event(bot, "message_deleted", "EvMEMDEL", channel=SUPPORT_CHANNEL, deleted_ts="1700000530.000100")
     assert deleted == 200
     wait_until(lambda: storage.messages.get_message(bot.db, message_id).deleted_at, what="deleted")
+    # The erasure path (bot.erasure) takes its row out of the in-memory near-duplicate index at
+    # once, not at the next message's recall.
+    wait_until(lambda: message_id not in memory.indexed_messages("support"), what="index row erased")
     bot.send_message("great love happy", "1700000532.000100")
     assert prediction(bot, "1700000532.000100").source == "adapter"
     bot.send_message("great love happy!", "1700000534.000100")  # the near-duplicate index forgot it too
