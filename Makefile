@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.method.speed --threads 2
 	$(BIN)/python -m bench.system.day_one
 	$(BIN)/python -m bench.system.learning_loop
+	$(BIN)/python -m bench.system.memory
 	$(BIN)/python -m bench.system.reload
 	$(BIN)/python -m bench.system.reload --training-threads 2
 	$(BIN)/python -m bench.system.round_start

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlite_utils import Database
 
@@ -36,6 +36,14 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class HashStore(Protocol):
+    """Something a running process keeps of texts (the interim refit's features by hash, the team's
+    memory's near-duplicate index by message): `forget` drops what it holds of erased texts and
+    messages, after storage's transaction committed."""
+
+    def forget(self, text_hashes: Sequence[str]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,11 @@ def open_cache(settings: Settings) -> camel.FeatureCache | None:
 
 
 def erase_derived(
-    settings: Settings, db: Database, text_hashes: Sequence[str], cache: camel.FeatureCache | None = None
+    settings: Settings,
+    db: Database,
+    text_hashes: Sequence[str],
+    cache: camel.FeatureCache | None = None,
+    stores: Sequence[HashStore] = (),
 ) -> Derived:
     """Step 2 of every erasure (see the module's docstring): what is kept by the erased texts'
     hashes, then the WAL. Call it after storage's transaction committed. `cache`: this process's
@@ -103,6 +115,10 @@ def erase_derived(
         removed, rewritten = report.entries_removed, report.shards_before
     # Other stores that keep a text, or data derived from it, by its hash erase it here, before
     # the checkpoint below (which must follow their last write).
+    # Called even with no new hash: a store kept by message (the team's memory) must drop an erased
+    # message whose text another message still holds (its hash is then not listed).
+    for store in stores:
+        store.forget(text_hashes)
     checkpointed = storage.db.checkpoint_wal(db)
     if not checkpointed:
         log.warning("WAL checkpoint after an erasure was incomplete (a reader was active); the next poll retries")
@@ -110,7 +126,11 @@ def erase_derived(
 
 
 def _erase(
-    settings: Settings, db: Database, remove: Callable[[], T], cache: camel.FeatureCache | None
+    settings: Settings,
+    db: Database,
+    remove: Callable[[], T],
+    cache: camel.FeatureCache | None,
+    stores: Sequence[HashStore] = (),
 ) -> tuple[T, Derived]:
     """Step 1 (`remove`, storage's transaction), then step 2 for every hash it put on the list.
 
@@ -120,7 +140,7 @@ def _erase(
     seen = storage.deletions.deletion_version(db)
     result = remove()
     hashes, _version = storage.deletions.deleted_text_hashes(db, after=seen)
-    return result, erase_derived(settings, db, hashes, cache)
+    return result, erase_derived(settings, db, hashes, cache, stores)
 
 
 def _report(deletion: storage.DeletionReport, derived: Derived) -> ErasureReport:
@@ -137,6 +157,7 @@ def forget_message(
     ts: str,
     actor: str,
     cache: camel.FeatureCache | None = None,
+    stores: Sequence[HashStore] = (),
 ) -> tuple[dict[str, int] | None, Derived]:
     """A message deleted in Slack: its text leaves the row, the inbox, the cache and the WAL."""
     return _erase(
@@ -146,6 +167,7 @@ def forget_message(
             db, workspace=workspace, channel=channel, ts=ts, actor=actor, prefix_lengths=prefix_lengths(settings)
         ),
         cache,
+        stores,
     )
 
 
@@ -158,6 +180,7 @@ def replace_text(
     ts: str,
     text: str,
     cache: camel.FeatureCache | None = None,
+    stores: Sequence[HashStore] = (),
 ) -> tuple[storage.Message | None, Derived]:
     """A message edited in Slack: the new text is stored and the old one leaves like a deleted one."""
     return _erase(
@@ -167,6 +190,7 @@ def replace_text(
             db, workspace=workspace, channel=channel, ts=ts, text=text, prefix_lengths=prefix_lengths(settings)
         ),
         cache,
+        stores,
     )
 
 
@@ -237,6 +261,7 @@ class Sweeper:
 
     settings: Settings
     db: Database
+    stores: Sequence[HashStore] = ()  # this process's other stores kept by hash
     version: int = 0  # the deletion list's version this process has erased up to
     checkpoint_due: bool = False
 
@@ -248,7 +273,7 @@ class Sweeper:
         hashes, version = storage.deletions.deleted_text_hashes(self.db, after=self.version)
         if not hashes and not self.checkpoint_due and not cache.holders():
             return None
-        derived = erase_derived(self.settings, self.db, hashes, cache)
+        derived = erase_derived(self.settings, self.db, hashes, cache, self.stores)
         self.version = version
         self.checkpoint_due = not derived.checkpointed
         if derived.cache_entries_removed:

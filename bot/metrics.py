@@ -32,6 +32,12 @@ class BotMetrics:
         self.corrections = Counter(
             "camel_corrections", "Corrections stored", ["task", "source"], registry=self.registry
         )
+        self.memory_answers = Counter(
+            "camel_memory_answers",
+            "Answers given with the team's label for the same or a nearly identical text",
+            ["task", "how"],
+            registry=self.registry,
+        )
         self.reloads = Counter("camel_reloads", "Adapter hot reloads", ["task", "result"], registry=self.registry)
         self.latency = Histogram(
             "camel_prediction_latency_seconds",

@@ -182,6 +182,8 @@ def start(
         if client is not None:
             services = Services(settings=settings, db=db, predictors=predictors, learning=loop, metrics=metrics)
             side = start_slack(services, client, settings.mode == "http" if http is None else http, started)
+            if loop is not None:  # an erasure another process made leaves the team's memory on the poll too
+                loop.sweeper.stores = [*loop.sweeper.stores, services.memory]
         runtime = Runtime(
             settings=settings,
             db=db,

@@ -91,6 +91,12 @@ def prediction_text(label: str, confidence: float) -> str:
     return f"I think this is *{label}* ({percent(confidence)} sure)."
 
 
+def team_label_text(label: str, *, exact: bool) -> str:
+    """The team's memory answering: the label people gave this text, said as theirs, not a guess."""
+    which = "this same text" if exact else "a nearly identical text"
+    return f":busts_in_silhouette: *{label}*: the team's label for {which} (not my guess)."
+
+
 def guesses_with_percent(top3: list[tuple[str, float]]) -> str:
     return ", ".join(f"{label} ({percent(conf)})" for label, conf in top3)
 
@@ -238,7 +244,23 @@ def stats_text(task: str, stats: dict[str, Any]) -> str:
         lines.append(calibration_line(calibration))
     for row in stats.get("coverage") or []:
         lines.append(coverage_line(row))
+    sources = stats.get("sources7") or {}
+    if sources.get("memory"):
+        lines.append(memory_line(sources))
     return "\n".join(lines)
+
+
+def interim_note(parent: int, n_train: int) -> str:
+    return f"interim: {version_label(parent)}'s classifier refitted on {n_train} labelled messages"
+
+
+def memory_line(sources: dict[str, int]) -> str:
+    """How many answers of the last 7 days were the team's own labels (kept out of live accuracy)."""
+    total = sum(sources.values())
+    return (
+        f"Team's memory: {sources.get('memory', 0)} of {total} answers in 7 days gave the team's label for the "
+        "same or a nearly identical text (not counted in live accuracy)"
+    )
 
 
 def calibration_line(calibration: dict[str, Any]) -> str:

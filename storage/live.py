@@ -17,7 +17,9 @@ def _true_and_predicted(db: sqlite_utils.Database, task: str, cutoff: str) -> li
     judged: dict[int, str] = {}
     predictions = rows(
         db,
-        "SELECT message_id, label, created_at FROM predictions WHERE task = ? AND created_at >= ? ORDER BY id",
+        # The team's memory answered with the team's own label: not the model's accuracy.
+        """SELECT message_id, label, created_at FROM predictions
+           WHERE task = ? AND created_at >= ? AND source != 'memory' ORDER BY id""",
         (task, cutoff),
     )
     for prediction in predictions:

@@ -15,7 +15,7 @@ from storage.deletions import list_erased_texts
 from storage.errors import InvalidValueError, UnknownMessageError
 from storage.events import audit
 from storage.inbox import scrub_message
-from storage.records import Message, NewPrediction, StoredPrediction
+from storage.records import PREDICTION_SOURCES, Message, NewPrediction, StoredPrediction
 from storage.review import delete_review_scores
 from storage.tasks import require_task
 
@@ -58,6 +58,7 @@ def _prediction_from_row(row: sqlite3.Row) -> StoredPrediction:
         created_at=row["created_at"],
         reply_channel=row["reply_channel"],
         reply_ts=row["reply_ts"],
+        source=row["source"],
     )
 
 
@@ -115,13 +116,18 @@ def record_prediction(db: sqlite_utils.Database, prediction: NewPrediction) -> S
     p = prediction
     top3 = [(str(name), float(score)) for name, score in p.top3]
     created_at = utc_now()
+    source = p.stored_source
+    if source not in PREDICTION_SOURCES:
+        raise InvalidValueError(f"prediction source must be one of {', '.join(PREDICTION_SOURCES)}, got {source!r}")
+    if source != "adapter" and p.adapter_version is not None:
+        raise InvalidValueError(f"a {source!r} answer is not an adapter version's")
     with transaction(db) as conn:
         require_task(db, p.task)
         require_message(db, p.message_id)
         cursor = conn.execute(
             """INSERT INTO predictions (message_id, task, adapter_version, label, confidence, top3,
-                                        latency_ms, abstained, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                        latency_ms, abstained, created_at, source)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 p.message_id,
                 p.task,
@@ -132,6 +138,7 @@ def record_prediction(db: sqlite_utils.Database, prediction: NewPrediction) -> S
                 float(p.latency_ms),
                 int(p.abstained),
                 created_at,
+                source,
             ),
         )
     return StoredPrediction(
@@ -147,6 +154,7 @@ def record_prediction(db: sqlite_utils.Database, prediction: NewPrediction) -> S
         created_at=created_at,
         reply_channel=None,
         reply_ts=None,
+        source=source,
     )
 
 

@@ -330,6 +330,35 @@ def _v10_evolving_labels(conn: sqlite3.Connection) -> None:
     )
 
 
+def _add_column(conn: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
+    """ALTER TABLE ... ADD COLUMN, unless the column is there already (a database rebuilt by hand
+    from a newer schema, as some tests make an "older" one, must still migrate)."""
+    present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    if column not in present:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _v11_team_memory(conn: sqlite3.Connection) -> None:
+    """The team's memory: labelled messages found again by their text, and each answer's source."""
+    # The text as it compares for meaning (folded, Slack markup as placeholders), computed by the
+    # bot (storage cannot: the folding lives in camel and bot), so the team's memory finds every
+    # labelled message with the same text through one index. NULL: not computed yet.
+    _add_column(conn, "messages", "text_key", "TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS messages_text_key ON messages (text_key) WHERE text_key IS NOT NULL")
+    # A key describes one text: whatever changes or blanks the text (an edit, a deletion in Slack,
+    # a purge, retention) drops the key in the same statement, unless that statement set a new one.
+    conn.execute(
+        """CREATE TRIGGER IF NOT EXISTS messages_text_key_follows_text AFTER UPDATE OF text ON messages
+           WHEN NEW.text IS NOT OLD.text AND NEW.text_key IS OLD.text_key AND NEW.text_key IS NOT NULL
+           BEGIN UPDATE messages SET text_key = NULL WHERE id = NEW.id; END"""
+    )
+    # Where an answer came from: an adapter version, the zero-shot guesser, or the team's memory
+    # (a label people gave the same or a nearly identical text). Only "adapter" and "zero_shot"
+    # answers count in the model's live accuracy.
+    _add_column(conn, "predictions", "source", "TEXT NOT NULL DEFAULT 'adapter'")
+    conn.execute("UPDATE predictions SET source = 'zero_shot' WHERE adapter_version IS NULL AND source = 'adapter'")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial_schema,
     _v2_deletion_list,
@@ -341,5 +370,6 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v8_one_event_mark,
     _v9_admin_notices,
     _v10_evolving_labels,
+    _v11_team_memory,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -60,11 +60,18 @@ class StoredPrediction:
     created_at: str
     reply_channel: str | None
     reply_ts: str | None
+    source: str = "adapter"  # one of PREDICTION_SOURCES
+
+
+# Where an answer came from: an adapter version, the zero-shot guesser (no adapter yet), or the
+# team's memory (the label people gave the same or a nearly identical text).
+PREDICTION_SOURCES = ("adapter", "zero_shot", "memory")
 
 
 @dataclass(frozen=True)
 class NewPrediction:
-    """What `storage.messages.record_prediction` stores (adapter_version None: a zero-shot guess)."""
+    """What `storage.messages.record_prediction` stores. `source` "" means "adapter" when
+    adapter_version is set, else "zero_shot"; a "memory" answer has no adapter_version."""
 
     message_id: int
     task: str
@@ -74,6 +81,13 @@ class NewPrediction:
     top3: list[tuple[str, float]]
     latency_ms: float
     abstained: bool = False
+    source: str = ""
+
+    @property
+    def stored_source(self) -> str:
+        if self.source:
+            return self.source
+        return "zero_shot" if self.adapter_version is None else "adapter"
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,29 @@ class Dispute:
     label: str | None
     votes: dict[str, float]
     rejections: int
+
+
+@dataclass(frozen=True)
+class MessageVerdict:
+    """One message's resolution on its own: the winning label (None: only rejections), whether it
+    is disputed (votes for several labels, or a rejection) and when the winner's latest vote came."""
+
+    message_id: int
+    label: str | None
+    disputed: bool
+    resolved_at: str
+
+
+@dataclass(frozen=True)
+class KeyLabel:
+    """What the team said about one text key: `label` None when nobody can say (every message
+    with this key is disputed or only rejected). `disputed`: some message with the key is."""
+
+    key: str
+    label: str | None
+    disputed: bool
+    message_ids: list[int]
+    resolved_at: str
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,14 @@ as data grows, and the evaluation gate always measures on data no adapter traine
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlite_utils
 
 from storage.db import rows_as_tuples, to_iso
 from storage.errors import InvalidValueError
-from storage.records import Dispute, LabelledMessage, Resolution
+from storage.records import Dispute, LabelledMessage, MessageVerdict, Resolution
 from storage.tasks import require_task
 
 # One sequential scan in id order (cheaper than an index walk that jumps around the table);
@@ -88,6 +88,33 @@ def _tally(db: sqlite_utils.Database, task: str, admin_weight: float) -> _Tally:
     votes = rows_as_tuples(db, _LIVE_CORRECTIONS_SQL, (task,))
     latest_per_user = {(vote[1], vote[2]): vote for vote in votes}
     return _Tally(latest_per_user.values(), admin_weight)
+
+
+def resolve_messages(
+    db: sqlite_utils.Database, task: str, message_ids: Sequence[int], *, admin_weight: float = 1.0
+) -> dict[int, MessageVerdict]:
+    """The same policy as `resolve_labels`, for a few messages only (the ones with live votes)."""
+    if admin_weight <= 0:
+        raise InvalidValueError(f"admin_weight must be positive, got {admin_weight}")
+    ids = sorted(set(message_ids))
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    votes = rows_as_tuples(
+        db,
+        f"""SELECT id, message_id, user, label, source, is_admin, created_at FROM corrections
+            WHERE task = ? AND withdrawn_at IS NULL AND message_id IN ({marks}) ORDER BY id""",
+        (task, *ids),
+    )
+    latest_per_user = {(vote[1], vote[2]): vote for vote in votes}
+    tally = _Tally(latest_per_user.values(), admin_weight)
+    verdicts: dict[int, MessageVerdict] = {}
+    for message_id in {vote[1] for vote in latest_per_user.values()}:
+        winner = tally.winner(message_id)
+        disputed = len(tally.weight.get(message_id, {})) > 1 or message_id in tally.rejections
+        resolved_at = tally.latest[message_id][winner][1] if winner is not None else ""
+        verdicts[message_id] = MessageVerdict(message_id, winner, disputed, resolved_at)
+    return verdicts
 
 
 def resolve_labels(

@@ -38,7 +38,8 @@ def unlabelled_messages(db: sqlite_utils.Database, task: str) -> list[Message]:
             ORDER BY m.id""",
         (*channels, task),
     )
-    return [Message(**{k: r[k] for k in r.keys()}) for r in found]
+    fields = Message.__dataclass_fields__  # the row also has columns no record shows (text_key)
+    return [Message(**{k: r[k] for k in r.keys() if k in fields}) for r in found]
 
 
 def store_review_scores(
@@ -207,7 +208,8 @@ def confused_pairs_since(db: sqlite_utils.Database, task: str, since: datetime |
     latest: dict[int, str] = {}
     for r in rows(
         db,
-        "SELECT message_id, label FROM predictions WHERE task = ? AND created_at >= ? ORDER BY id",
+        """SELECT message_id, label FROM predictions
+           WHERE task = ? AND created_at >= ? AND source != 'memory' ORDER BY id""",
         (task, to_iso(since)),
     ):
         latest[int(r["message_id"])] = r["label"]

@@ -1,22 +1,31 @@
 """`camel-bot train | eval | predict`: the CAMEL library on labelled CSV files, without Slack.
 
-`predict` answers with `camel.Predictor.answer`, the call the bot answers Slack messages with:
-given `--task` and the bot's database, with that task's floor and out-of-scope label (and its
+`predict` answers with `bot.serving.answer_texts`, the call the bot answers Slack messages with:
+given `--task` and the bot's database, with the team's memory of that task (the label people gave
+the same text) and otherwise the adapter with the task's floor and out-of-scope label (and its
 text length limit), so the command line says what the bot would say.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.cli.data import _add_config, _add_db
 
+import sqlite_utils
+
+import storage
+
 if TYPE_CHECKING:
     import camel
+    from bot.memory import TeamMemory
+    from bot.serving import BotAnswer
 
 NO_DEFAULT = None
 
@@ -136,28 +145,49 @@ def _parse_floor(value: str | None) -> float | None:
     return floor
 
 
-def _task_settings(args: argparse.Namespace) -> tuple[float | None, str | None, int | None]:
-    """(floor, out-of-scope label, text length limit) from the stored task, flags winning; without
-    --task only the flags (and no length limit)."""
+@dataclass
+class _Asked:
+    """What `predict` answers with: the floor and out-of-scope label (flags winning over the task),
+    the text length limit, and with --task the database and the team's memory of that task."""
+
+    floor: float | None
+    out_of_scope_label: str | None
+    max_chars: int | None = None
+    task: storage.Task | None = None
+    db: sqlite_utils.Database | None = None
+    memory: TeamMemory | None = None
+
+
+def _task_settings(args: argparse.Namespace) -> _Asked:
+    """The stored task's settings and memory, flags winning; without --task only the flags (and
+    no length limit, no memory)."""
     floor = _parse_floor(args.floor)
     if not args.task:
         if args.db or args.config:
             raise _BadFlag("--db and --config are only used with --task")
-        return floor, args.out_of_scope_label, None
-    import storage
+        return _Asked(floor, args.out_of_scope_label)
     from bot.cli.data import _db_path, _existing_store
+    from bot.memory import TeamMemory
     from bot.settings import load_settings
 
     settings = load_settings(args.config)
     db = _existing_store(_db_path(args, settings))
     try:
         task = storage.tasks.require_task(db, args.task)
-    finally:
+    except storage.StorageError:
         db.close()
-    return (
+        raise
+    task = dataclasses.replace(
+        task, out_of_scope_label=task.out_of_scope_label if args.out_of_scope_label is None else args.out_of_scope_label
+    )
+    memory = TeamMemory(db, admin_weight=settings.admin_weight, near_similarity=settings.memory_near_similarity)
+    return _Asked(
         task.abstain_threshold if floor is None else floor,
-        task.out_of_scope_label if args.out_of_scope_label is None else args.out_of_scope_label,
+        task.out_of_scope_label,
         settings.max_predict_chars,
+        task,
+        db,
+        memory,
     )
 
 
@@ -167,11 +197,20 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"camel-bot predict: error: text argument {bad} is not valid UTF-8", file=sys.stderr)
         return 2
     try:
-        floor, out_of_scope_label, max_chars = _task_settings(args)
+        asked = _task_settings(args)
     except _BadFlag as exc:
         print(f"camel-bot predict: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _predict(args, asked)
+    finally:
+        if asked.db is not None:
+            asked.db.close()
+
+
+def _predict(args: argparse.Namespace, asked: _Asked) -> int:
     import camel
+    from bot.serving import BotAnswer, answer_texts
 
     adapter = camel.load_adapter(args.adapter)
     if args.out_of_scope_label is not None and args.out_of_scope_label not in adapter.labels:
@@ -183,15 +222,28 @@ def run_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    texts = [text[:max_chars] for text in args.texts] if max_chars is not None else list(args.texts)
-    answers = camel.Predictor(adapter).answer(texts, floor=floor, out_of_scope_label=out_of_scope_label)
+    predictor = camel.Predictor(adapter)
+
+    def model(texts: list[str]) -> list[camel.Answer]:
+        return predictor.answer(texts, floor=asked.floor, out_of_scope_label=asked.out_of_scope_label)
+
+    if asked.task is not None:
+        # As the bot answers: the team's label for a text people labelled, else the adapter's.
+        found = answer_texts(
+            asked.task, list(args.texts), memory=asked.memory, serving=None, model=model, max_chars=asked.max_chars
+        )
+        answers = [a for a in found if a is not None]
+    else:
+        answers = [BotAnswer(a, "adapter", None) for a in model(list(args.texts))]
     for text, answer in zip(args.texts, answers):
         print(json.dumps(_answer_json(text, answer)) if args.json else _answer_line(text, answer))
     return 0
 
 
-def _answer_json(text: str, answer: camel.Answer) -> dict[str, Any]:
+def _answer_json(text: str, found: BotAnswer) -> dict[str, Any]:
+    answer = found.answer
     return {
+        "source": found.source,  # "memory": the team's label for this text; "adapter": the model's
         "text": text,
         "outcome": answer.outcome,
         "label": answer.label,
@@ -206,8 +258,12 @@ def _answer_json(text: str, answer: camel.Answer) -> dict[str, Any]:
 MARKERS = {"label": "", "abstain": " (abstains)", "out_of_scope": " (out of scope)"}
 
 
-def _answer_line(text: str, answer: camel.Answer) -> str:
-    """The best in-scope label and its calibrated confidence, marked when the bot would not state it."""
+def _answer_line(text: str, found: BotAnswer) -> str:
+    """The best in-scope label and its calibrated confidence, marked when the bot would not state it
+    (or when it is the team's label for this text, not the model's)."""
+    answer = found.answer
+    if found.recall is not None:
+        return f"{answer.label}\t{answer.confidence:.3f} (team's label, {found.recall.how})\t{text}\t[]"
     alternatives = ", ".join(f"{label} {score:.2f}" for label, score in answer.top3 if label != answer.label)
     return f"{answer.label}\t{answer.confidence:.3f}{MARKERS[answer.outcome]}\t{text}\t[{alternatives}]"
 

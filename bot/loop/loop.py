@@ -23,6 +23,7 @@ import storage
 from bot import erasure
 from bot.errors import LoopStoppedError, RollbackError
 from bot.loop import asking, digest
+from bot.loop.interim import InterimRefitter
 from bot.loop.publisher import Publisher
 from bot.loop.registry import PredictorRegistry
 from bot.loop import retention
@@ -57,7 +58,10 @@ class LearningLoop:
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
         self._queued: set[str] = set()
-        self.sweeper = erasure.Sweeper(settings, db)  # erasures finished on each poll
+        # Head refits served between rounds, right after a correction (bot/loop/interim.py).
+        self.interim = InterimRefitter(settings, self.db, predictors, self._reload_lock)
+        # Erasures finished on each poll; the interim refit's features of an erased text go with them.
+        self.sweeper = erasure.Sweeper(settings, db, stores=[self.interim.features])
 
     @property
     def children(self) -> dict[str, RoundProcess]:
@@ -81,6 +85,8 @@ class LearningLoop:
         """Stop scheduling and wait for the loop's work on the store under way; a round already
         training finishes in its own process, and the next start does its bookkeeping."""
         self.triggers.stop()
+        if not self.interim.stop(STOP_WAIT_S):
+            log.warning("an interim refit was still running at stop")
         if not self.store_use.close(STOP_WAIT_S):
             log.warning("a round's bookkeeping was still running at stop")
         if not self.review.stop():
@@ -97,7 +103,11 @@ class LearningLoop:
 
     # triggers --------------------------------------------------------------------------
     def note_new_labels(self, task: str) -> bool:
-        """Threshold trigger, debounced; True if a round was scheduled (see `Triggers`)."""
+        """A correction was stored: refit the serving head now (an interim version, without waiting
+        for the threshold or the debounce), and count it for the threshold round (debounced);
+        True if a round was scheduled (see `Triggers`)."""
+        if self.settings.learning.interim and self.triggers.running:
+            self.interim.request(task)
         return self.triggers.note_new_labels(task)
 
     def run_now(self, task: str, actor: str) -> int:

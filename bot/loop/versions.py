@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import storage
 from bot.errors import TaskBusyError
 from bot.settings import DataPaths
 from storage.files import make_private_dirs
@@ -52,10 +53,17 @@ def versions_on_disk(data_dir: str | os.PathLike[str], task: str) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+# `.tmp-v0005-<pid>-<id>` and camel's own temp sibling of it while it writes (`..tmp-v0005-...`).
+TEMP_NAME = re.compile(r"^\.+tmp-v(\d{4,})-")
+
+
 def free_version(data_dir: str | os.PathLike[str], task: str, db_next: int) -> int:
-    """The next version number not used by the database nor by a folder a killed round left."""
+    """The next version number not used by the database, by a folder a killed round left, nor by
+    a temp folder being written now (a round's child and an interim refit publish side by side)."""
     on_disk = versions_on_disk(data_dir, task)
-    return max([db_next] + [v + 1 for v in on_disk])
+    folder = adapters_root(data_dir) / task
+    writing = [m for m in (TEMP_NAME.match(e.name) for e in folder.iterdir()) if m] if folder.is_dir() else []
+    return max([db_next] + [v + 1 for v in on_disk] + [int(m.group(1)) + 1 for m in writing])
 
 
 def publish(temp: Path, final: Path) -> None:
@@ -68,6 +76,21 @@ def publish(temp: Path, final: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def interim_of(record: storage.AdapterVersion | None) -> int | None:
+    """The parent version an interim version refitted the head of (None: not an interim)."""
+    info = (record.metrics or {}).get("interim") if record is not None else None
+    return int(info["parent"]) if isinstance(info, dict) and "parent" in info else None
+
+
+def blocks_version(record: storage.AdapterVersion) -> int:
+    """The round's version whose top blocks (and so features) this version has: itself, or the
+    one its chain of interims started from (`bot.loop.interim`)."""
+    info = (record.metrics or {}).get("interim")
+    if isinstance(info, dict) and "blocks_of" in info:
+        return int(info["blocks_of"])
+    return record.version
 
 
 def remove_temp_folders(data_dir: str | os.PathLike[str], task: str) -> list[Path]:

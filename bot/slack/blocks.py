@@ -168,6 +168,15 @@ def prediction_blocks(message_id: int, task: str, label: str, confidence: float)
     ]
 
 
+def team_label_blocks(message_id: int, task: str, label: str, *, exact: bool) -> list[Block]:
+    """The team's label for the same (or a nearly identical) text: "right" confirms it, the menu
+    corrects it (a correction here updates what the memory says next time)."""
+    return [
+        section(texts.team_label_text(label, exact=exact)),
+        actions(message_id, [button("right", CONFIRM_BUTTON, encode_value(task, label), "primary"), label_menu()]),
+    ]
+
+
 def abstained_blocks(message_id: int, task: str, top3: list[tuple[str, float]]) -> list[Block]:
     return [
         section(texts.abstained_text(top3)),

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from sqlite_utils import Database
 
 import storage
+from bot.memory import TeamMemory
 from bot.metrics import BotMetrics
 from bot.serving import Serving
 from bot.settings import Settings
@@ -136,12 +137,16 @@ class Services:
     inbox_wakeup: threading.Event = field(default_factory=threading.Event)
     health: EventPathHealth = field(init=False)
     batcher: PredictionBatcher = field(default_factory=PredictionBatcher)
+    memory: TeamMemory = field(init=False)  # the team's labels, found again by text
     _bot_user: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         self.admins = AdminDirectory(self.settings.admins, self.settings.admin_usergroup)
         self.pacer = ChannelPacer(self.settings.channel_posts_per_s, self.settings.channel_burst)
         self.health = EventPathHealth(probe=lambda: storage.inbox.probe_write(self.db))
+        self.memory = TeamMemory(
+            self.db, admin_weight=self.settings.admin_weight, near_similarity=self.settings.memory_near_similarity
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
         # Bolt deep-copies the context for lazy listeners; services are shared, not copied.

@@ -59,6 +59,9 @@ def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
         "per_label_f1": per_label_f1(active_metrics(services, task)),
         "calibration": active_metrics(services, task).get("calibration"),
         "coverage": storage.review.coverage_by_version(db, task.name),
+        "sources7": storage.memory.answers_by_source(
+            db, task.name, since=storage.db.to_iso(datetime.now(timezone.utc) - timedelta(days=7))
+        ),
         "last_run": last_run_line(services, task.name),
         "next_run": next_run(services, task.name),
     }
@@ -76,6 +79,10 @@ def _number(metrics: dict[str, Any], key: str) -> str:
 def version_row(version: storage.AdapterVersion) -> str:
     m = version.metrics or {}
     reason = f" - {version.reason}" if version.reason else ""
+    interim = m.get("interim")
+    if isinstance(interim, dict) and "parent" in interim:
+        # A head refit between rounds (bot/loop/interim.py): say what it is a refit of.
+        reason = f" - {texts.interim_note(int(interim['parent']), int(interim.get('n_train', 0)))}{reason}"
     return (
         f"{texts.version_label(version.version)} *{version.status}* macro-F1 {_number(m, 'macro_f1')}, "
         f"accuracy {_number(m, 'accuracy')} ({version.created_at[:16].replace('T', ' ')}){reason}"

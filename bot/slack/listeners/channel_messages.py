@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 import camel
 import storage
 from bot import erasure, texts
-from bot.serving import Serving
+from bot.serving import ModelAnswers, Serving, answer_texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
 from bot.slack.listeners.declaration import Listeners
@@ -105,19 +105,19 @@ def _classify(
         _reply(services, client, message, earlier)
         return
     serving = services.predictors.serving(task.name)
-    if serving is None:
-        # Quiet tasks answer only with a reaction, and a guess is not worth one.
-        if not task.quiet:
-            _wait_for_turn(services, message.channel)
-        if not task.quiet and not answer_guess(services, client, message):
-            client.chat_postMessage(
-                channel=message.channel,
-                thread_ts=message.thread,
-                text=texts.needs_label_text(task.name),
-                blocks=blocks.menu_blocks(message.message_id, texts.needs_label_text(task.name)),
-            )
+    if answer(services, client, message, serving):
         return
-    answer(services, client, message, serving)
+    # Neither the team's memory nor an adapter: quiet tasks answer only with a reaction, and a
+    # guess is not worth one.
+    if not task.quiet:
+        _wait_for_turn(services, message.channel)
+    if not task.quiet and not answer_guess(services, client, message):
+        client.chat_postMessage(
+            channel=message.channel,
+            thread_ts=message.thread,
+            text=texts.needs_label_text(task.name),
+            blocks=blocks.menu_blocks(message.message_id, texts.needs_label_text(task.name)),
+        )
 
 
 def apply_edit(
@@ -159,6 +159,7 @@ def apply_edit(
         ts=stored.ts,
         text=text,
         cache=services.predictors.cache,
+        stores=[services.memory],
     )
     if (
         services.settings.process_edits
@@ -184,6 +185,7 @@ def forget_deleted(services: Services, event: dict[str, Any], workspace: str) ->
         ts=str(ts),
         actor="slack",
         cache=services.predictors.cache,
+        stores=[services.memory],  # its near-duplicate row goes now, not at the next recall
     )
     if forgotten is not None:
         log.info(
@@ -199,38 +201,48 @@ def _is_thread_reply(message: dict[str, Any]) -> bool:
     return bool(thread_ts) and thread_ts != message.get("ts") and message.get("subtype") != BROADCAST_SUBTYPE
 
 
-def answer(services: Services, client: WebClient, message: ChannelMessage, serving: Serving) -> None:
-    """Answer with the version in `serving` and record that version (a swap meanwhile changes neither)."""
-    task, predictor = message.task, serving.predictor
+def answer(services: Services, client: WebClient, message: ChannelMessage, serving: Serving | None) -> bool:
+    """Answer with the team's label when people labelled this text (or a nearly identical one),
+    else with the version in `serving`, and record which of the two answered (a swap meanwhile
+    changes neither). False when neither can (no label remembered, no adapter yet)."""
+    task = message.task
+    model = _batched(services, task, serving) if serving is not None else None
     try:
-        # Batched with the other workers' messages of this task: one forward pass for many texts.
-        # The key holds the predictor, and each version has its own, so a batch is one version.
-        result: camel.Answer = services.batcher.run(
-            (id(predictor), task.abstain_threshold, task.out_of_scope_label),
-            message.text[: services.settings.max_predict_chars],
-            lambda batch: predictor.answer(
-                batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label
-            ),
-        )
+        found = answer_texts(
+            task,
+            [message.text],
+            memory=services.memory,
+            serving=serving,
+            model=model,
+            max_chars=services.settings.max_predict_chars,
+        )[0]
     except camel.CamelError as exc:
         log.error("prediction failed for task %s: %s", task.name, exc)
-        return
-    abstained = result.outcome != "label"  # "not one of mine" states no in-scope label either
-    stored = storage.messages.record_prediction(
-        services.db,
-        storage.NewPrediction(
-            message_id=message.message_id,
-            task=task.name,
-            adapter_version=serving.version,
-            label=result.stated,
-            confidence=result.confidence,
-            top3=result.top3,
-            latency_ms=result.latency_ms,
-            abstained=result.abstained,
-        ),
-    )
-    services.metrics.count_prediction(task.name, result.latency_ms, abstained)
+        return True
+    if found is None:
+        return False
+    stored = storage.messages.record_prediction(services.db, found.as_prediction(message.message_id, task.name))
+    services.metrics.count_prediction(task.name, found.answer.latency_ms, found.answer.outcome != "label")
+    if found.recall is not None:
+        services.metrics.memory_answers.labels(task=task.name, how=found.recall.how).inc()
     _reply(services, client, message, stored)
+    return True
+
+
+def _batched(services: Services, task: storage.Task, serving: Serving) -> ModelAnswers:
+    """The serving predictor's answers, batched with the other workers' messages of this task: one
+    forward pass for many texts. The key holds the predictor, and each version has its own, so a
+    batch is one version."""
+    predictor = serving.predictor
+
+    def over(batch: list[str]) -> list[camel.Answer]:
+        return predictor.answer(batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label)
+
+    def one_by_one(texts_: list[str]) -> list[camel.Answer]:
+        key = (id(predictor), task.abstain_threshold, task.out_of_scope_label)
+        return [services.batcher.run(key, text, over) for text in texts_]
+
+    return one_by_one
 
 
 def _reply(
@@ -253,7 +265,12 @@ def _reply_content(
     """The reply's fallback text and blocks; an out-of-scope answer is stored as the task's
     out-of-scope label, not abstained."""
     label, confidence, top3 = prediction.label, prediction.confidence, list(prediction.top3)
-    if prediction.adapter_version is None:
+    if prediction.source == "memory":
+        # The team's own label for this text: said as theirs, with the buttons to correct it.
+        return texts.team_label_text(label, exact=confidence >= 1.0), blocks.team_label_blocks(
+            message_id, task.name, label, exact=confidence >= 1.0
+        )
+    if prediction.source == "zero_shot":
         # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
         # confidences, so it is shown as a guess again, never with percentages.
         return texts.guess_text(top3), blocks.guess_blocks(message_id, task.name, top3)

@@ -13,6 +13,7 @@ import camel
 import storage
 from bot import texts
 from bot.errors import LearningError
+from bot.serving import answer_texts
 from bot.slack import blocks, review, task_stats
 from bot.slack.listeners import admin_commands, label_commands, privacy
 from bot.slack.listeners._shared import record_correction, services_of, workspace_of
@@ -59,19 +60,22 @@ def do_predict(call: Invocation) -> None:
     if not call.raw:
         raise CommandProblem(texts.usage(f"`{COMMAND} predict` needs a text."))
     task = call.channel_task()
-    serving = call.services.predictors.serving(task.name)
-    if serving is None:
-        guess = call.services.predictors.guess(task, call.raw[: call.services.settings.max_predict_chars])
-        if guess is None:
-            raise CommandProblem(texts.no_adapter(task.name))
-        call.reply(texts.guess_text(guess.top3))
-        return
-    result = serving.predictor.answer(
-        [call.raw[: call.services.settings.max_predict_chars]],
-        floor=task.abstain_threshold,
-        out_of_scope_label=task.out_of_scope_label,
+    services = call.services
+    serving = services.predictors.serving(task.name)
+    found = answer_texts(
+        task, [call.raw], memory=services.memory, serving=serving, max_chars=services.settings.max_predict_chars
     )[0]
-    call.reply(texts.answer_reply(result.outcome, result.label, result.confidence, result.top3))
+    if found is not None:
+        result = found.answer
+        if found.recall is not None:
+            call.reply(texts.team_label_text(result.label, exact=found.recall.how == "exact"))
+        else:
+            call.reply(texts.answer_reply(result.outcome, result.label, result.confidence, result.top3))
+        return
+    guess = services.predictors.guess(task, call.raw[: services.settings.max_predict_chars])
+    if guess is None:
+        raise CommandProblem(texts.no_adapter(task.name))
+    call.reply(texts.guess_text(guess.top3))
 
 
 def parse_link(link: str) -> tuple[str, str]:
