@@ -10,6 +10,7 @@ import torch
 
 from camel.answers import Answer, answers_from, calibrated, detector_of
 from camel.cache import FeatureCache
+from camel.engines import TorchBF16Engine
 from camel.errors import CacheError, IncompatibleAdapterError, TrainingDataError
 from camel.model import Adapter
 
@@ -27,7 +28,9 @@ class Predictor:
         _check_cache(adapter, cache)
         self._adapter = adapter
         self._swap_lock = threading.Lock()
-        self.cache = cache if cache is not None else FeatureCache(adapter.base, bf16=bool(bf16))
+        if cache is None:
+            cache = FeatureCache(adapter.base, engine=TorchBF16Engine() if bf16 else None)
+        self.cache = cache
         # bfloat16 matmuls for the top blocks too (about 2x faster on CPUs with AMX/AVX512-BF16);
         # by default the same precision as the cache's bottom.
         self.bf16 = self.cache.bf16 if bf16 is None else bf16

@@ -94,7 +94,7 @@ def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **ove
         token_verification_enabled=False,
         bot_token="xoxb-test-token",
         signing_secret=SECRET,
-        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1),
+        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, engine="torch-fp32"),
         tasks=default_tasks(),
     )
     values.update(overrides)
