@@ -95,6 +95,9 @@ class BaseEncoder:
 
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
         """The mask in the form the blocks' attention implementation expects (None = no padding)."""
+        if bool(mask.all()):
+            # No padding (every single message): nothing to mask, and building one costs more than the check.
+            return None
         from transformers.masking_utils import create_bidirectional_mask
 
         return create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=mask)

@@ -11,6 +11,7 @@ import torch
 from camel.answers import Answer, answers_from, calibrated, detector_of
 from camel.cache import FeatureCache
 from camel.engines import TorchBF16Engine
+from camel.hardware import threads_for
 from camel.errors import CacheError, IncompatibleAdapterError, TrainingDataError
 from camel.model import Adapter
 
@@ -89,7 +90,11 @@ class Predictor:
             return torch.empty(0, len(adapter.labels))
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         result = torch.empty(len(texts), len(adapter.labels))
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        with (
+            threads_for(len(texts)),
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16),
+        ):
             for start in range(0, len(order), PREDICT_BATCH):
                 chunk = order[start : start + PREDICT_BATCH]
                 hidden, mask = self.cache.batch(
