@@ -196,9 +196,10 @@ def check_engine(state: DoctorState) -> list[CheckResult]:
 
     assert state.base is not None
     settings = state.known_settings
-    choice = camel.choose_engine(state.base, settings.model.engine, settings.paths.engines)
+    split = max(0, state.base.num_layers - settings.model.trainable_layers)
+    choice = camel.choose_engine(state.base, settings.model.engine, settings.paths.engines, split_layer=split)
     ok = settings.model.engine in ("auto", choice.name)
-    fix = "" if ok else "reinstall the dependencies (pip install -e .) or set [model] engine = \"auto\""
+    fix = "" if ok else 'reinstall the dependencies (pip install -e .) or set [model] engine = "auto"'
     return [CheckResult("engine", ok, choice.reason, fix)]
 
 
