@@ -309,8 +309,8 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             markdown_table(["measure", "result", "target", "ratio", "how"], rows),
             "",
             f"Engine of the frozen bottom in every measure above: {results['engine']} ({results['engine_reason']}). "
-            f"Every engine, paired with torch-fp32 on the {results['test_messages']:,} test messages with the 10k "
-            f"adapter (speed: best of {ENGINE_REPEATS} rounds, see bench/method/engines.py); speed-up of the "
+            f"Every engine, paired with torch-fp32 on the {results['test_messages']:,} test messages with the adapter "
+            f"trained above (speed: best of {ENGINE_REPEATS} rounds, see bench/method/engines.py); speed-up of the "
             f"chosen engine over torch-fp32: {results['speedup_vs_torch_fp32']:.2f}x.",
             "",
             markdown_table(
