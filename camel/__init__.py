@@ -24,8 +24,9 @@ from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, f
 from camel.cache import CompactionReport, FeatureCache, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.engines import ENGINES, EngineChoice, EngineError, choose_engine, cpu_facts, make_engine
-from camel.errors import CamelError
+from camel.errors import CamelError, OtherBaseError
 from camel.evaluation import evaluate
+from camel.label_view import LabelPlan, LabelView
 from camel.model import Adapter, new_adapter
 from camel.out_of_scope import (
     OUT_OF_SCOPE_FILE,
@@ -44,6 +45,8 @@ from camel.version import __version__
 
 __all__ = [
     "Answer",
+    "LabelPlan",
+    "LabelView",
     "CALIBRATION_FILE",
     "OUT_OF_SCOPE_FILE",
     "Calibration",
@@ -78,6 +81,7 @@ __all__ = [
     "choose_engine",
     "cpu_facts",
     "make_engine",
+    "OtherBaseError",
     "FeatureCache",
     "Predictor",
     "TrainResult",

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from camel.base import BaseEncoder, load_base
 from camel.config import CamelConfig
 from camel.private_files import FILE_MODE, FOLDER_MODE, fsync_path, make_private_dirs
-from camel.errors import AdapterLoadError, AdapterSaveError, CamelError
+from camel.errors import AdapterLoadError, AdapterSaveError, CamelError, OtherBaseError
 from camel.model import Adapter, new_adapter
 from camel.version import __version__
 
@@ -123,7 +123,8 @@ def load_adapter(directory: str, base: BaseEncoder | None = None) -> Adapter:
     # The recorded path can go stale (a rebuilt venv moves the shipped MiniLM); the fingerprint decides.
     base = base or load_base(base_path if os.path.isdir(base_path) else config.resolved_base_model())
     if base.fingerprint != expected_fingerprint:
-        raise AdapterLoadError(
+        # Its own class: the folder is fine, only this base cannot serve it (callers must not reject it).
+        raise OtherBaseError(
             f"adapter {folder} was trained on base fingerprint {expected_fingerprint[:12]} ({base_path}); "
             f"found base fingerprint {base.fingerprint[:12]} ({base.path})"
         )

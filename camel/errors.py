@@ -19,6 +19,10 @@ class AdapterLoadError(CamelError):
     """An adapter folder is missing, corrupt, or does not match the base model."""
 
 
+class OtherBaseError(AdapterLoadError):
+    """An adapter folder that is intact but was trained on another base model than the one loading it."""
+
+
 class AdapterSaveError(CamelError):
     """An adapter could not be written to its folder."""
 

@@ -23,7 +23,6 @@ from bot.loop.options import summary_path
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-ACTOR = "retention"
 
 
 @dataclass(frozen=True)
@@ -55,15 +54,7 @@ def run_files(data_dir: str, run_id: int) -> list[Path]:
 def apply(settings: Settings, db: Database, cache: camel.FeatureCache | None = None) -> RetentionSummary:
     """One pass of the retention policy (what the nightly job runs)."""
     policy = settings.retention
-    report = storage.retention.apply_retention(
-        db,
-        prediction_days=policy.prediction_days,
-        unlabelled_days=policy.unlabelled_text_days,
-        run_log_days=policy.run_log_days,
-        keep_versions=policy.keep_versions,
-        actor=ACTOR,
-        prefix_lengths=erasure.prefix_lengths(settings),
-    )
+    report, _derived = erasure.retention(settings, db, cache)
     removed_files = []
     for run_id in report.expired_runs:
         for path in run_files(settings.data_dir, run_id):
