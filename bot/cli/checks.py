@@ -264,9 +264,13 @@ def check_engine(state: DoctorState) -> list[CheckResult]:
     settings = state.known_settings
     split = max(0, state.base.num_layers - settings.model.trainable_layers)
     choice = camel.choose_engine(state.base, settings.model.engine, settings.paths.engines, split_layer=split)
-    ok = settings.model.engine in ("auto", choice.name)
-    fix = "" if ok else 'reinstall the dependencies (pip install -e .) or set [model] engine = "auto"'
-    return [CheckResult("engine", ok, choice.reason, fix)]
+    if settings.model.engine in ("auto", choice.name):
+        return [CheckResult("engine", True, choice.reason)]
+    # serve would run torch-fp32 (slower, still correct): remove the reason named above (a missing
+    # onnxruntime: reinstall camel-bot's dependencies) or let serve choose, then restart it.
+    serve = camel_bot("serve", state.config_path)
+    fix = f'remove the reason above or set [model] engine = "auto" in the settings, then restart the bot ({serve.text})'
+    return [CheckResult("engine", False, choice.reason, fix, commands=(serve,))]
 
 
 def check_adapters(state: DoctorState) -> list[CheckResult]:

@@ -100,6 +100,9 @@ def test_doctor_says_which_engine_runs_the_bottom_and_why(tmp_path: Path, tiny_b
     (engine,) = [r for r in iter_checks(str(config), {"CAMEL_BOT_DATA_DIR": str(data)}) if r.name == "engine"]
     assert not engine.ok and engine.detail.startswith("torch-fp32") and "skipped ort-fp32" in engine.detail
     assert "cannot use engine folder" in engine.detail and "[model] engine" in engine.fix
+    # The command the fix names is built like every other suggestion (tests/bot/test_doctor_suggestions.py).
+    assert [c.text for c in engine.commands] == [f"camel-bot serve --config {config}"]
+    assert engine.commands[0].text in engine.fix
 
 
 def test_after_the_cap_is_applied_doctor_finds_the_feature_cache_within_it(tmp_path: Path, tiny_bert_dir: Path) -> None:
