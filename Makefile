@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.method.accuracy --datasets tweeteval_sentiment --methods tfidf_svm logreg camel_k0 camel_k1 camel_k2 camel full_ft
 	$(BIN)/python -m bench.method.continuation --threads 2
 	$(BIN)/python -m bench.method.active
+	$(BIN)/python -m bench.method.engines --threads 1 --per-class 10 --repeats 2
 	$(BIN)/python -m bench.method.speed --threads 2
 	$(BIN)/python -m bench.system.day_one
 	$(BIN)/python -m bench.system.learning_loop

@@ -162,16 +162,31 @@ def cpu_model() -> str:
         return platform.processor()
 
 
-def machine_line(threads: int) -> str:
-    import torch
+def machine_facts(threads: int, engine: str | None = None) -> dict[str, Any]:
+    """What a result must name about its machine: CPU model, the flags that decide engines (AVX2,
+    AVX512, AVX512-BF16, AMX), torch's capability, the engine, threads and the load at start
+    (the caller adds `load_average_end` when it finishes)."""
+    from camel.engines import cpu_facts
 
-    from camel.hardware import native_bf16
+    return {
+        **cpu_facts(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch_threads": threads,
+        "engine": engine,
+        "load_average_start": round(load_average(), 2),
+    }
 
-    # The CPU's vector units decide whether bfloat16 training pays, so results name them.
+
+def machine_line(threads: int, engine: str | None = None) -> str:
+    facts = machine_facts(threads, engine)
+    # The CPU's vector units decide whether bfloat16 and which engine pay, so results name them.
     return (
-        f"Python {platform.python_version()}, {platform.machine()} {cpu_model()}, {os.cpu_count()} CPUs, "
-        f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, native bfloat16 "
-        f"{'yes' if native_bf16() else 'no'}, torch threads {threads}, load average at start {load_average():.2f}"
+        f"Python {facts['python']}, {platform.machine()} {facts['cpu_model']}, {facts['cpus']} CPUs, "
+        f"flags {', '.join(facts['flags']) or 'none of AVX2/AVX512/AVX512-BF16/AMX'}, "
+        f"torch CPU capability {facts['torch_capability']}, native bfloat16 {'yes' if facts['native_bf16'] else 'no'}, "
+        + (f"engine {engine}, " if engine else "")
+        + f"torch threads {threads}, load average at start {facts['load_average_start']:.2f}"
     )
 
 

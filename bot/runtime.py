@@ -168,6 +168,9 @@ def start(
         settings.feature_cache_dir,
         metrics=metrics,
         zero_shot=settings.model.zero_shot,
+        engine=settings.model.engine,
+        engines_dir=settings.paths.engines,
+        trainable_layers=settings.model.trainable_layers,
         background=lambda task: storage.messages.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
     )
     client = build_client(settings) if slack else None

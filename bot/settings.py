@@ -92,6 +92,13 @@ class ModelSettings:
     # Rounds are forked from a process that has loaded torch and the base (no start-up per round);
     # false: each round is a fresh `python -m bot.loop.round`.
     warm_worker: bool = True
+    # What runs the frozen bottom: "auto" (the fastest that keeps the answers on this CPU, see
+    # camel.engines) or one of ENGINE_NAMES; an engine that fails its start-up check gives way to torch-fp32.
+    engine: str = "auto"
+
+
+# camel.engines.ENGINES (settings must not import torch; a test keeps them equal)
+ENGINE_NAMES = ("torch-fp32", "torch-bf16", "ort-fp32")
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,11 @@ class DataPaths:
     @property
     def feature_cache(self) -> str:
         return self._under("feature_cache")
+
+    @property
+    def engines(self) -> str:
+        """ONNX exports of the frozen bottom, one per base and split layer (camel.engines)."""
+        return self._under("engines")
 
     @property
     def runs(self) -> str:
@@ -265,6 +277,10 @@ def _validate(s: Settings) -> None:
         (s.model.trainable_layers >= 0, "model.trainable_layers must be 0 or more"),
         (s.model.training_threads >= 1, "model.training_threads must be at least 1"),
         (s.model.max_epochs >= 1, "model.max_epochs must be at least 1"),
+        (
+            s.model.engine in ("auto", *ENGINE_NAMES),
+            f"model.engine must be auto or one of {', '.join(ENGINE_NAMES)}, got {s.model.engine!r}",
+        ),
         (s.retention.cache_max_bytes >= 0, "retention.cache_max_bytes must be 0 or more"),
         (s.retention.keep_versions >= 0, "retention.keep_versions must be 0 or more"),
         *[

@@ -23,6 +23,7 @@ from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
 from camel.cache import CompactionReport, FeatureCache, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
+from camel.engines import ENGINES, EngineChoice, EngineError, choose_engine, cpu_facts, make_engine
 from camel.errors import CamelError, OtherBaseError
 from camel.evaluation import evaluate
 from camel.label_view import LabelPlan, LabelView
@@ -74,6 +75,12 @@ __all__ = [
     "BaseEncoder",
     "CamelConfig",
     "CamelError",
+    "ENGINES",
+    "EngineChoice",
+    "EngineError",
+    "choose_engine",
+    "cpu_facts",
+    "make_engine",
     "OtherBaseError",
     "FeatureCache",
     "Predictor",

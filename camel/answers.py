@@ -11,6 +11,7 @@ which measures a new adapter's calibration and out-of-scope recall with the same
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -55,12 +56,30 @@ def calibration_of(adapter: Adapter, floor: float) -> Calibration:
     raw = adapter.extra_files.get(CALIBRATION_FILE)
     if raw is None:
         return Calibration.identity(floor)
+    parsed = _parsed_calibration(raw)
+    if isinstance(parsed, str):
+        # The manifest vouches for the bytes, so this is a file saved broken: serve uncalibrated.
+        log.error("adapter calibration unusable (%s); serving uncalibrated", parsed)
+        return Calibration.identity(floor)
+    return parsed
+
+
+# Every answer needs its adapter's calibration and detector: parsed once per file content (the
+# bytes' hash is computed once and kept by Python), not on every call.
+@functools.lru_cache(maxsize=64)
+def _parsed_calibration(raw: bytes) -> Calibration | str:
     try:
         return Calibration.from_json(raw.decode("utf-8"))
     except (CamelError, UnicodeDecodeError) as exc:
-        # The manifest vouches for the bytes, so this is a file saved broken: serve uncalibrated.
-        log.error("adapter calibration unusable (%s); serving uncalibrated", exc)
-        return Calibration.identity(floor)
+        return str(exc)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_detector(raw: bytes) -> OutOfScopeDetector | str:
+    try:
+        return OutOfScopeDetector.from_dict(json.loads(raw.decode("utf-8")))
+    except (CamelError, ValueError) as exc:
+        return str(exc)
 
 
 def detector_of(adapter: Adapter) -> OutOfScopeDetector | None:
@@ -68,11 +87,11 @@ def detector_of(adapter: Adapter) -> OutOfScopeDetector | None:
     raw = adapter.extra_files.get(OUT_OF_SCOPE_FILE)
     if raw is None:
         return None
-    try:
-        return OutOfScopeDetector.from_dict(json.loads(raw.decode("utf-8")))
-    except (CamelError, ValueError) as exc:
-        log.error("adapter out-of-scope detector unusable (%s); serving without it", exc)
+    parsed = _parsed_detector(raw)
+    if isinstance(parsed, str):
+        log.error("adapter out-of-scope detector unusable (%s); serving without it", parsed)
         return None
+    return parsed
 
 
 def serving_threshold(calibration: Calibration, floor: float) -> float:

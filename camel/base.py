@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from camel.engines import BottomEngine
 from camel.errors import BaseModelError
 
 # model_type in config.json -> (attribute path of the block list, embedding takes token types)
@@ -94,6 +95,9 @@ class BaseEncoder:
 
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
         """The mask in the form the blocks' attention implementation expects (None = no padding)."""
+        if bool(mask.all()):
+            # No padding (every single message): nothing to mask, and building one costs more than the check.
+            return None
         from transformers.masking_utils import create_bidirectional_mask
 
         return create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=mask)
@@ -108,17 +112,19 @@ class BaseEncoder:
 
     @torch.inference_mode()
     def bottom(
-        self, texts: list[str], split_layer: int, max_length: int = DEFAULT_MAX_LENGTH, bf16: bool = False
+        self,
+        texts: list[str],
+        split_layer: int,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        engine: BottomEngine | None = None,
     ) -> BottomOutput:
-        """Embeddings and blocks [0, split_layer) for a batch of texts (bf16: bfloat16 matmuls, ~2x faster)."""
+        """Embeddings and blocks [0, split_layer) for a batch of texts, run by `engine` (default torch-fp32)."""
         if not 0 <= split_layer <= self.num_layers:
             raise BaseModelError(f"split layer {split_layer} outside 0..{self.num_layers} for {self.path}")
         encoded = self.tokenize(texts, max_length)
         mask = encoded["attention_mask"]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            hidden = self.model.embeddings(input_ids=encoded["input_ids"])
-            hidden = self.run_blocks(self.blocks[:split_layer], hidden, mask)
-        return BottomOutput(hidden=hidden.float(), mask=mask, lengths=[int(n) for n in mask.sum(dim=1)])
+        hidden = (engine or BottomEngine()).hidden(self, encoded["input_ids"], mask, split_layer)
+        return BottomOutput(hidden=hidden, mask=mask, lengths=[int(n) for n in mask.sum(dim=1)])
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Cache of the frozen bottom's hidden states, so retrains run only the top K blocks and the head.
 
 Entries are float16 token states trimmed to each text's real length, keyed by
-"<sha256 of the text>-<hash of base fingerprint, split layer, max_length, precision>": the text's
+"<sha256 of the text>-<hash of base fingerprint, split layer, max_length, engine>": the text's
 digest comes first so a deleted text's entries can be found (`forget`, `compact`) from its digest
 alone, which is all the deletion list holds. Memory holds at most `max_entries`, least recently
 used dropped first (they stay on disk once flushed). The disk form is a folder of safetensors
@@ -38,6 +38,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from camel.base import BaseEncoder, BottomOutput
+from camel.engines import TORCH_BF16, TORCH_FP32, BottomEngine
 from camel.private_files import FILE_MODE, fsync_path, make_private_dirs
 from camel.errors import CacheError
 
@@ -104,12 +105,13 @@ class FeatureCache:
         base: BaseEncoder,
         directory: str | None = None,
         *,
-        bf16: bool = False,
+        engine: BottomEngine | None = None,
         max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self.base = base
         self.directory = os.path.abspath(directory) if directory else None
-        self.bf16 = bf16
+        # What runs the bottom when a text is not cached; part of every key, so engines never mix.
+        self.engine = engine or BottomEngine()
         self.max_entries = max(1, max_entries)
         self._memory: dict[str, torch.Tensor] = {}  # insertion order = least recently used first
         self._pending: dict[str, torch.Tensor] = {}
@@ -133,13 +135,17 @@ class FeatureCache:
             return len(set(self._memory) | set(self._on_disk))
 
     @property
+    def bf16(self) -> bool:
+        """The states come from bfloat16 matmuls (the top then runs in bfloat16 too)."""
+        return self.engine.bf16
+
+    @property
     def pending(self) -> int:
         return len(self._pending)
 
     def key(self, text: str, split_layer: int, max_length: int) -> str:
         variant = hashlib.sha256()
-        precision = "bf16" if self.bf16 else "fp32"
-        for part in (self.base.fingerprint, str(split_layer), str(max_length), precision):
+        for part in (self.base.fingerprint, str(split_layer), str(max_length), _key_tag(self.engine.name)):
             variant.update(part.encode("utf-8"))
             variant.update(b"\x00")
         return f"{text_digest(text)}-{variant.hexdigest()[:16]}"
@@ -154,7 +160,7 @@ class FeatureCache:
         )
         for start in range(0, len(missing), COMPUTE_BATCH):
             chunk = missing[start : start + COMPUTE_BATCH]
-            output = self.base.bottom([texts[i] for i in chunk], split_layer, max_length, self.bf16)
+            output = self.base.bottom([texts[i] for i in chunk], split_layer, max_length, self.engine)
             for row, index in enumerate(chunk):
                 found[keys[index]] = self._remember(keys[index], output, row)
         return [found[key] for key in keys]
@@ -491,6 +497,12 @@ class FeatureCache:
         for key in list(self._memory)[:excess]:
             if key not in self._pending:
                 del self._memory[key]
+
+
+def _key_tag(engine: str) -> str:
+    """The engine's part of a key; the torch engines keep the tags they had before engines were
+    named, so an upgrade reuses the states already on disk."""
+    return {TORCH_FP32: "fp32", TORCH_BF16: "bf16"}.get(engine, engine)
 
 
 def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

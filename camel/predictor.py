@@ -10,6 +10,8 @@ import torch
 
 from camel.answers import Answer, answers_from, calibrated, detector_of
 from camel.cache import FeatureCache
+from camel.engines import TorchBF16Engine
+from camel.hardware import threads_for
 from camel.errors import CacheError, IncompatibleAdapterError, TrainingDataError
 from camel.label_view import LabelPlan, LabelView, plan
 from camel.model import Adapter
@@ -28,7 +30,9 @@ class Predictor:
         _check_cache(adapter, cache)
         self._adapter = adapter
         self._swap_lock = threading.Lock()
-        self.cache = cache if cache is not None else FeatureCache(adapter.base, bf16=bool(bf16))
+        if cache is None:
+            cache = FeatureCache(adapter.base, engine=TorchBF16Engine() if bf16 else None)
+        self.cache = cache
         # bfloat16 matmuls for the top blocks too (about 2x faster on CPUs with AMX/AVX512-BF16);
         # by default the same precision as the cache's bottom.
         self.bf16 = self.cache.bf16 if bf16 is None else bf16
@@ -122,7 +126,11 @@ class Predictor:
             return torch.empty(0, width)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         result = torch.empty(len(texts), width)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        with (
+            threads_for(len(texts)),
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16),
+        ):
             for start in range(0, len(order), PREDICT_BATCH):
                 chunk = order[start : start + PREDICT_BATCH]
                 hidden, mask = self.cache.batch(

@@ -27,6 +27,7 @@ from bench.common import (
     folder_mb,
     load_average,
     load_dataset,
+    machine_facts,
     machine_line,
     markdown_table,
     peak_rss_mb,
@@ -37,11 +38,14 @@ from bench.common import (
     stopwatch,
     write_results,
 )
+from bench.method.engines import compare
 from camel import (
+    ENGINES,
     CamelConfig,
     FeatureCache,
     Predictor,
     TrainingArgs,
+    choose_engine,
     evaluate,
     load_adapter,
     load_base,
@@ -63,6 +67,15 @@ TARGETS = {
     "first_round_150_lib_s": ("<=", 10),
 }
 FIRST_ROUND_LABELS = 150
+ENGINE_REPEATS = 2
+# The engine every measure below runs the bottom with: chosen like the bot chooses it ([model]
+# engine = auto, with its start-up check), unless --engine names one.
+_engine: Any = None
+
+
+def cache_for(base: Any, directory: str | None = None) -> FeatureCache:
+    """A feature cache whose bottom runs on the benchmark's engine."""
+    return FeatureCache(base, directory, engine=_engine)
 
 
 def training_args(threads: int) -> TrainingArgs:
@@ -79,7 +92,7 @@ def measure_retrain(texts: list[str], labels: list[str], threads: int, cache: Fe
     with stopwatch() as cached:
         result = train(texts, labels, config=config, args=training_args(threads), cache=cache)
     with stopwatch() as uncached:
-        train(texts, labels, config=config, args=training_args(threads), cache=FeatureCache(base))
+        train(texts, labels, config=config, args=training_args(threads), cache=cache_for(base))
     return {
         "adapter": result.adapter,
         "retrain_10k_s": cached["wall_s"],
@@ -128,7 +141,7 @@ def measure_first_round(data: Any) -> dict[str, Any]:
     labels = data.train_labels[::step][:FIRST_ROUND_LABELS]
     base = load_base(CamelConfig().resolved_base_model())
     with stopwatch() as clock:
-        result = train(texts, labels, config=CamelConfig(), args=training_args(1), cache=FeatureCache(base))
+        result = train(texts, labels, config=CamelConfig(), args=training_args(1), cache=cache_for(base))
     return {
         "first_round_150_lib_s": clock["wall_s"],
         "first_round_150_lib_cpu_s": clock["cpu_s"],
@@ -139,7 +152,7 @@ def measure_first_round(data: Any) -> dict[str, Any]:
 
 def measure_latency(adapter: Any, texts: list[str]) -> dict[str, Any]:
     """One uncached message per call (a fresh message's bottom pass included), then batched throughput."""
-    predictor = Predictor(adapter, FeatureCache(adapter.base))
+    predictor = Predictor(adapter, cache_for(adapter.base))
     predictor.answer(["warm up the kernels"])
     single = []
     for text in texts[:LATENCY_MESSAGES]:
@@ -152,7 +165,7 @@ def measure_latency(adapter: Any, texts: list[str]) -> dict[str, Any]:
         predictor.answer([text])
         cached.append((time.perf_counter() - started) * 1000)
     batch = texts[LATENCY_MESSAGES : LATENCY_MESSAGES + THROUGHPUT_MESSAGES]
-    fresh = Predictor(adapter, FeatureCache(adapter.base))
+    fresh = Predictor(adapter, cache_for(adapter.base))
     with stopwatch() as clock:
         fresh.answer(batch)
     return {
@@ -193,6 +206,8 @@ def _child_rss(adapter_dir: Path, tasks: int, threads: int) -> dict[str, float]:
         str(adapter_dir),
         "--threads",
         str(threads),
+        "--engine",
+        _engine.name,
     ]
     output = subprocess.run(command, cwd=REPO, env=project_env(), check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -200,7 +215,7 @@ def _child_rss(adapter_dir: Path, tasks: int, threads: int) -> dict[str, float]:
 
 def rss_child(adapter_dir: str, tasks: int) -> None:
     base = load_base(CamelConfig().resolved_base_model())
-    cache = FeatureCache(base)
+    cache = cache_for(base)
     predictors = [Predictor(load_adapter(adapter_dir, base), cache) for _ in range(tasks)]
     if not predictors:
         cache.states(["how do I top up my card"], base.num_layers, CamelConfig().max_length)
@@ -233,7 +248,7 @@ def run(threads: int, quick: bool) -> dict[str, Any]:
     base = load_base(CamelConfig().resolved_base_model())
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
-        cache = FeatureCache(base, f"{folder}/feature_cache")
+        cache = cache_for(base, f"{folder}/feature_cache")
         _say("retrain on the training set, cached and uncached")
         retrain = measure_retrain(data.train_texts, data.train_labels, threads, cache)
         adapter = retrain.pop("adapter")
@@ -247,6 +262,11 @@ def run(threads: int, quick: bool) -> dict[str, Any]:
         results.update(measure_first_round(data))
         _say("latency and throughput")
         results.update(measure_latency(adapter, data.test_texts))
+        _say("every engine, paired with torch-fp32 on the test set")
+        engines, skipped = compare(adapter, data.test_texts, data.test_labels, ENGINE_REPEATS)
+        results["engines"], results["engines_skipped"] = engines, skipped
+        results["speedup_vs_torch_fp32"] = engines[_engine.name]["speedup_vs_torch_fp32"]
+        results["test_messages"] = len(data.test_texts)
         _say("memory in child processes")
         results.update(measure_rss(Path(folder) / "adapter", threads))
     results["config"] = CamelConfig().to_dict()
@@ -287,6 +307,33 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             "Ratio = how the result compares with the target (above 1 = better than the target).",
             "",
             markdown_table(["measure", "result", "target", "ratio", "how"], rows),
+            "",
+            f"Engine of the frozen bottom in every measure above: {results['engine']} ({results['engine_reason']}). "
+            f"Every engine, paired with torch-fp32 on the {results['test_messages']:,} test messages with the adapter "
+            f"trained above (speed: best of {ENGINE_REPEATS} rounds, see bench/method/engines.py); speed-up of the "
+            f"chosen engine over torch-fp32: {results['speedup_vs_torch_fp32']:.2f}x.",
+            "",
+            markdown_table(
+                [
+                    "engine",
+                    "accuracy change (points)",
+                    "answers changed",
+                    "messages/s",
+                    "latency p50 (ms)",
+                    "cached p50",
+                ],
+                [
+                    [
+                        name,
+                        f"{e['accuracy_change_points']:+.2f}",
+                        f"{100 * e['answers_changed']:.2f}%",
+                        f"{e['throughput_msg_s']:.0f}",
+                        f"{e['latency_p50_ms']:.1f}",
+                        f"{e['latency_cached_p50_ms']:.1f}",
+                    ]
+                    for name, e in results["engines"].items()
+                ],
+            ),
             "",
         ]
     )
@@ -347,23 +394,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 cores)")
     parser.add_argument("--quick", action="store_true", help="a tenth of the training data (smoke run)")
     parser.add_argument("--first-round-only", action="store_true", help="only the first-round measure, printed")
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", *ENGINES),
+        help="what runs the frozen bottom in every measure (auto: as the bot chooses, with its start-up check)",
+    )
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--adapter", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     torch.set_num_threads(options.threads)
+    global _engine
+    engines_dir = tempfile.mkdtemp(prefix="speed-engines-")
+    choice = choose_engine(load_base(CamelConfig().resolved_base_model()), options.engine, engines_dir)
+    _engine = choice.engine
     if options.rss_child is not None:
         rss_child(options.adapter, options.rss_child)
         return 0
     require_data(["banking77"])
     if options.first_round_only:
         load_base(CamelConfig().resolved_base_model())
-        print(json.dumps({**measure_first_round(load_dataset("banking77")), "machine": machine_line(1)}))
+        print(json.dumps({**measure_first_round(load_dataset("banking77")), "machine": machine_line(1, _engine.name)}))
         return 0
-    started, machine = time.perf_counter(), machine_line(options.threads)
-    results = run(options.threads, options.quick)
+    started = time.perf_counter()
+    facts, machine = machine_facts(options.threads, choice.name), machine_line(options.threads, choice.name)
+    results = {"engine": choice.name, "engine_reason": choice.reason, **run(options.threads, options.quick)}
     meta = {
         "command": recorded_command("bench.method.speed", argv),
         "machine": machine,
+        "machine_facts": {**facts, "load_average_end": round(load_average(), 2)},
         "load_end": load_average(),
         "total_s": time.perf_counter() - started,
     }

@@ -256,6 +256,23 @@ def check_base_model(state: DoctorState) -> list[CheckResult]:
     return [CheckResult("base model", True, f"{path} ({state.base.num_layers} layers)")]
 
 
+def check_engine(state: DoctorState) -> list[CheckResult]:
+    """Which engine would run the bottom here, and why (the same choice and check as `serve`)."""
+    import camel
+
+    assert state.base is not None
+    settings = state.known_settings
+    split = max(0, state.base.num_layers - settings.model.trainable_layers)
+    choice = camel.choose_engine(state.base, settings.model.engine, settings.paths.engines, split_layer=split)
+    if settings.model.engine in ("auto", choice.name):
+        return [CheckResult("engine", True, choice.reason)]
+    # serve would run torch-fp32 (slower, still correct): remove the reason named above (a missing
+    # onnxruntime: reinstall camel-bot's dependencies) or let serve choose, then restart it.
+    serve = camel_bot("serve", state.config_path)
+    fix = f'remove the reason above or set [model] engine = "auto" in the settings, then restart the bot ({serve.text})'
+    return [CheckResult("engine", False, choice.reason, fix, commands=(serve,))]
+
+
 def check_adapters(state: DoctorState) -> list[CheckResult]:
     import camel
     import storage
@@ -420,6 +437,7 @@ def check_disk_use(state: DoctorState) -> list[CheckResult]:
         "beyond active and parent)",
         f"run logs {_size(_bytes_under(Path(paths.runs)))} (kept {settings.retention.run_log_days:g} days)",
         f"job store {_size(_bytes_under(Path(paths.scheduler_db)))}",
+        f"engine exports {_size(_bytes_under(Path(paths.engines)))}",
     ]
     detail = ", ".join(parts)
     if cache > cap * 1.1:  # the nightly job compacts to the cap; well above it means it is not running
@@ -440,6 +458,7 @@ CHECKS: list[tuple[str, Check, tuple[str, ...]]] = [
     ("database", check_database, ("settings",)),
     ("task config", check_task_config, ("settings", "db")),
     ("base model", check_base_model, ("settings",)),
+    ("engine", check_engine, ("settings", "base")),
     ("adapters", check_adapters, ("db", "base")),
     ("slack install", check_slack_install, ("db",)),
     ("disk", check_disk, ("settings",)),

@@ -50,7 +50,7 @@ class LearningLoop:
         self.settings, self.db, self.predictors = settings, db, predictors
         self.store_use = StoreUse()  # the loop's own threads' work on `db`, which stop() waits for
         self.triggers = Triggers(settings, self.db)
-        self.runner = RoundRunner(settings, self.db, self.store_use)
+        self.runner = RoundRunner(settings, self.db, self.store_use, engine=lambda: predictors.engine().name)
         self.publisher = publisher  # reports, digests and questions reach the channels through it; None: silent
         self.reporter = Reporter(settings, self.db, publisher)
         self.review = ReviewScorer(self.db, predictors)  # review scores for each newly served version

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import storage
-from bot.settings import DataPaths, Settings
+from bot.settings import ENGINE_NAMES, DataPaths, Settings
 
 TRIGGERS = ("schedule", "threshold", "manual")
 _DEFAULTS = Settings()  # a round run by hand behaves like the bot on default settings
@@ -50,10 +50,20 @@ class RoundOptions:
         metadata={"help": "held-out messages a label needs before its recall drop can block a round"},
     )
     max_epochs: int = field(default=_DEFAULTS.model.max_epochs, metadata={"help": "upper bound on epochs"})
+    engine: str = field(
+        default=_DEFAULTS.model.engine,
+        metadata={
+            "help": "what runs the frozen bottom when a state is not cached (the bot passes the engine serving "
+            "runs, so the round's states and serving's share cache keys)",
+            "choices": ("auto", *ENGINE_NAMES),
+        },
+    )
 
     @classmethod
-    def from_settings(cls, settings: Settings, task: str, trigger: str, run_id: int | None) -> RoundOptions:
-        """What the bot passes: every knob comes from its settings."""
+    def from_settings(
+        cls, settings: Settings, task: str, trigger: str, run_id: int | None, engine: str | None = None
+    ) -> RoundOptions:
+        """What the bot passes: every knob comes from its settings; `engine`: the one serving chose."""
         model, learning = settings.model, settings.learning
         return cls(
             db=settings.db_path,
@@ -70,6 +80,7 @@ class RoundOptions:
             max_recall_drop=learning.gate_max_recall_drop,
             min_label_support=learning.gate_min_label_support,
             max_epochs=model.max_epochs,
+            engine=engine or model.engine,
         )
 
     def to_argv(self) -> list[str]:

@@ -51,9 +51,18 @@ class PredictorRegistry:
         *,
         zero_shot: bool = True,
         background: Background | None = None,
+        engine: str = "torch-fp32",
+        engines_dir: str | None = None,
+        trainable_layers: int = 2,
     ) -> None:
         self.base_model_path = base_model_path or camel.default_base_model_path()
         self.cache_dir = cache_dir
+        # [model] engine and where ONNX exports are kept: the engine itself is chosen when the base loads.
+        self.engine_setting, self.engines_dir = engine, engines_dir
+        # The engine is checked where serving splits the base ([model] trainable_layers): that is
+        # the export (for ort-fp32) serving and the rounds then use.
+        self.trainable_layers = trainable_layers
+        self._engine: camel.EngineChoice | None = None
         self._base: camel.BaseEncoder | None = None
         self._cache: camel.FeatureCache | None = None
         self._serving: dict[str, Serving] = {}
@@ -71,8 +80,17 @@ class PredictorRegistry:
         with self._lock:
             if self._base is None or self._cache is None:
                 self._base = camel.load_base(self.base_model_path)
-                self._cache = camel.FeatureCache(self._base, self.cache_dir)
+                split = max(0, self._base.num_layers - self.trainable_layers)
+                self._engine = camel.choose_engine(self._base, self.engine_setting, self.engines_dir, split_layer=split)
+                log.info("bottom engine %s", self._engine.reason)
+                self._cache = camel.FeatureCache(self._base, self.cache_dir, engine=self._engine.engine)
             return self._base, self._cache
+
+    def engine(self) -> camel.EngineChoice:
+        """The engine running the bottom (chosen, with its start-up check, on first use)."""
+        self._shared()
+        assert self._engine is not None
+        return self._engine
 
     @property
     def cache(self) -> camel.FeatureCache | None:

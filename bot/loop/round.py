@@ -198,7 +198,10 @@ def train_and_judge(
     opts: RoundOptions, db: Database, run_id: int, active_record: storage.AdapterVersion | None, split: Split
 ) -> tuple[str, int, Path, Judgement]:
     base = camel.load_base(opts.base_model or camel.default_base_model_path())
-    cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache)
+    # The bot names the engine it checked at its start; a round run by hand with "auto" checks its own.
+    engine = camel.choose_engine(base, opts.engine, DataPaths(opts.data_dir).engines, check=opts.engine == "auto")
+    log.info("bottom engine %s", engine.reason)
+    cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache, engine=engine.engine)
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
     active = camel.load_adapter(active_record.path, base) if active_record else None
     view = label_view(db, opts.task)

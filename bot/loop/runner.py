@@ -20,7 +20,7 @@ import sys
 import shutil
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from sqlite_utils import Database
 
@@ -54,9 +54,9 @@ class RoundProcess(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
-def child_command(settings: Settings, task: str, trigger: str, run_id: int) -> list[str]:
+def child_command(settings: Settings, task: str, trigger: str, run_id: int, engine: str | None = None) -> list[str]:
     """The child's full command line; its flags come from `RoundOptions.to_argv()`."""
-    options = RoundOptions.from_settings(settings, task, trigger, run_id)
+    options = RoundOptions.from_settings(settings, task, trigger, run_id, engine)
     return [sys.executable, "-m", CHILD_MODULE, *options.to_argv()]
 
 
@@ -83,8 +83,12 @@ def death_message(returncode: int, log_path: Path, cause: str = "") -> str:
 class RoundRunner:
     """Runs rounds in child processes, one at a time per task; `children` are the ones running now."""
 
-    def __init__(self, settings: Settings, db: Database, store_use: StoreUse) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, store_use: StoreUse, engine: Callable[[], str] | None = None
+    ) -> None:
         self.settings, self.db, self.store_use = settings, db, store_use
+        # The engine serving runs (a round fills the cache serving reads, so both use one engine).
+        self.engine = engine
         self.children: dict[str, RoundProcess] = {}
         self._task_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -127,7 +131,7 @@ class RoundRunner:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as output:
             return subprocess.Popen(
-                child_command(self.settings, task, trigger, run_id),
+                child_command(self.settings, task, trigger, run_id, self.engine() if self.engine else None),
                 env=child_env(threads),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -140,7 +144,8 @@ class RoundRunner:
         worker = self._warm_for_round()
         if worker is None:
             return None
-        options = RoundOptions.from_settings(self.settings, task, trigger, run_id)
+        engine = self.engine() if self.engine else None
+        options = RoundOptions.from_settings(self.settings, task, trigger, run_id, engine)
         try:
             return worker.start_round(options.to_argv(), log_path, self.settings.model.training_threads)
         except WarmWorkerError as exc:

@@ -102,7 +102,7 @@ def make_settings(data_dir: Path, fake: FakeSlackAPI, tiny_bert_dir: Path, **ove
         signing_secret=SECRET,
         # Rounds run as the cold child here: a warm worker per bot would import torch in the
         # background of every test; tests/loop/test_warm_worker.py proves both paths record alike.
-        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, warm_worker=False),
+        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, warm_worker=False, engine="torch-fp32"),
         tasks=default_tasks(),
     )
     values.update(overrides)

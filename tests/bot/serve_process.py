@@ -46,6 +46,7 @@ http_host = "127.0.0.1"
 [model]
 base_model = "{tiny_bert_dir}"
 trainable_layers = 1
+engine = "torch-fp32"
 [[tasks]]
 name = "support"
 kind = "intent"

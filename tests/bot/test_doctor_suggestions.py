@@ -91,6 +91,17 @@ def _retired_label_still_in_the_file(tmp_path: Path, tiny_bert_dir: Path) -> lis
     return [r for r in checks.iter_checks(str(config), env) if r.commands and r.name == "task config"]
 
 
+def _engine_that_cannot_run(tmp_path: Path, tiny_bert_dir: Path) -> list[checks.CheckResult]:
+    """[model] engine names ort-fp32 but its exports folder cannot be made: the fix names serve."""
+    data = tmp_path / "engine"
+    data.mkdir(mode=0o700)
+    (data / "engines").write_text("a file where the exports folder should be")
+    config = tmp_path / "engine.toml"
+    config.write_text(f'[model]\nbase_model = "{tiny_bert_dir}"\nengine = "ort-fp32"\n')
+    env = {"CAMEL_BOT_DATA_DIR": str(data)}
+    return [r for r in checks.iter_checks(str(config), env) if r.commands and r.name == "engine"]
+
+
 def _crashed_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[checks.CheckResult]:
     def crash(_state: checks.DoctorState) -> list[checks.CheckResult]:
         raise RuntimeError("a bug in a check")
@@ -112,6 +123,9 @@ def suggested(
     )
     found += _missing_database(tmp_path)
     found += _retired_label_still_in_the_file(tmp_path, tiny_bert_dir)
+    engine = _engine_that_cannot_run(tmp_path, tiny_bert_dir)
+    assert len(engine) == 1
+    found += engine
     found += _crashed_check(monkeypatch, tmp_path)
     return found
 

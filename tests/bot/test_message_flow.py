@@ -99,7 +99,7 @@ def test_task_without_adapter_stores_message_and_asks_for_label(
     tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir
 ) -> None:
     # With zero-shot guesses turned off; with them on, see tests/bot/test_zero_shot_start.py.
-    model = ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, zero_shot=False)
+    model = ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, zero_shot=False, engine="torch-fp32")
     with running_bot(tmp_path, fake_slack, tiny_bert_dir, support_adapter_dir, model=model) as bot:
         bot.send_message("i love this app", "1700000013.000100", channel=MOOD_CHANNEL)
         call = bot.fake.wait_for("chat.postMessage")[0]

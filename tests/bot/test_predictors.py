@@ -68,6 +68,28 @@ def test_sync_loads_active_versions_and_reports_bad_ones(tiny_bert_dir: Path, su
     assert registry.sync(db) == errors  # the broken one is retried; the loaded one is left alone
 
 
+def test_the_registry_runs_the_engine_its_setting_names_and_logs_why(
+    tiny_bert_dir: Path, support_adapter_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engines_dir = tmp_path / "engines"
+    registry = PredictorRegistry(
+        str(tiny_bert_dir), str(tmp_path / "cache"), engine="ort-fp32", engines_dir=str(engines_dir)
+    )
+    with caplog.at_level("INFO", logger="bot.loop.registry"):
+        registry.load("support", 1, str(support_adapter_dir))
+    assert registry.engine().name == "ort-fp32"
+    predictor = registry.get("support")
+    assert predictor is not None and predictor.cache.engine is registry.engine().engine
+    assert any(r.getMessage().startswith("bottom engine ort-fp32: [model] engine = ort-fp32") for r in caplog.records)
+    assert list(engines_dir.glob("*.onnx"))  # exported into the data folder's engines/, kept for later starts
+    # The same messages answered by the reference engine get the same labels.
+    reference = PredictorRegistry(str(tiny_bert_dir), None)
+    reference.load("support", 1, str(support_adapter_dir))
+    assert reference.engine().name == "torch-fp32"
+    texts = ["refund charged twice", "my card has not arrived", "love it"]
+    assert [a.label for a in predictor.answer(texts)] == [a.label for a in reference.get("support").answer(texts)]  # type: ignore[union-attr]
+
+
 def test_label_changes_are_served_hot_and_survive_a_swap(
     tiny_bert_dir: Path, support_adapter_dir: Path, tmp_path: Path
 ) -> None:

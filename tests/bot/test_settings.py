@@ -93,6 +93,7 @@ def test_missing_secrets_are_named(env: dict[str, str], message: str) -> None:
         ),
         ("http_port = \n", {}, SettingsFileError, "is not valid TOML"),
         ("model = 3\n", {}, SettingsValueError, "model must be a table"),
+        ("[model]\nengine = 'gpu'\n", {}, SettingsValueError, "model.engine must be auto or one of torch-fp32"),
         ("tasks = ['support']\n", {}, SettingsValueError, r"tasks\[0\] must be a table"),
     ],
 )
@@ -124,3 +125,12 @@ def test_retention_section_has_the_documented_defaults_and_refuses_odd_values(tm
     config.write_text("[retention]\nkeep_forever = true\n")
     with pytest.raises(SettingsValueError, match="unknown setting retention.keep_forever"):
         load_settings(str(config), env={})
+
+
+def test_engine_setting_defaults_to_auto_and_names_camels_engines(tmp_path: Path) -> None:
+    import camel
+    from bot.settings import ENGINE_NAMES
+
+    assert ENGINE_NAMES == camel.ENGINES  # settings cannot import torch to ask camel itself
+    assert load_settings(None, env={}).model.engine == "auto"
+    assert load_settings(_write(tmp_path, "[model]\nengine = 'ort-fp32'\n"), {}).model.engine == "ort-fp32"

@@ -112,7 +112,7 @@ def test_memory_is_bounded_and_pending_entries_reach_disk_first(tiny_base: camel
 
 def test_bf16_bottom_has_its_own_keys_and_is_close_to_fp32(trained: camel.TrainResult) -> None:
     fp32 = camel.FeatureCache(trained.adapter.base)
-    bf16 = camel.FeatureCache(trained.adapter.base, bf16=True)
+    bf16 = camel.FeatureCache(trained.adapter.base, engine=camel.make_engine("torch-bf16", None))
     assert fp32.key("hello", 2, 32) != bf16.key("hello", 2, 32)
     a, b = fp32.states(TEXTS, 2, 32), bf16.states(TEXTS, 2, 32)
     assert all(torch.allclose(x.float(), y.float(), atol=0.1) for x, y in zip(a, b))

@@ -225,3 +225,22 @@ def _keys_on(path: Path) -> set[str]:
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
     with safe_open(str(path), framework="pt") as shard:
         return {key: shard.get_tensor(key) for key in shard.keys()}
+
+
+def test_erase_reaches_the_states_every_engine_left_in_the_folder(tiny_base: camel.BaseEncoder, tmp_path: Path) -> None:
+    """The engine is part of each key: a text's states under torch-fp32 and under torch-bf16 (a
+    round's child, a restart on another engine) both leave the disk, whichever engine erases."""
+    fp32 = camel.FeatureCache(tiny_base, str(tmp_path))
+    bf16 = camel.FeatureCache(tiny_base, str(tmp_path), engine=camel.make_engine("torch-bf16", None))
+    for cache in (fp32, bf16):
+        cache.states(TEXTS, SPLIT, LENGTH)
+        cache.flush()
+    gone = camel.text_digest(TEXTS[1])
+    variants = {fp32.key(TEXTS[1], SPLIT, LENGTH), bf16.key(TEXTS[1], SPLIT, LENGTH)}
+    assert len(variants) == 2 and variants <= _keys_on_disk(tmp_path)
+    report = fp32.erase([gone])
+    assert report.entries_removed == 2 and fp32.holders([gone]) == []
+    assert not variants & _keys_on_disk(tmp_path)
+    kept = {cache.key(text, SPLIT, LENGTH) for cache in (fp32, bf16) for text in TEXTS[::2]}
+    assert kept <= _keys_on_disk(tmp_path)
+    assert gone.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())

@@ -3,6 +3,7 @@ permissions, the secrets file, and the disk each part of the data folder uses.""
 
 from __future__ import annotations
 
+import shutil
 import hashlib
 from pathlib import Path
 
@@ -83,6 +84,25 @@ def test_doctor_sees_a_read_only_data_folder(tmp_path: Path, tiny_bert_dir: Path
 def test_new_checks_pass_on_a_fresh_install_folder(tmp_path: Path, tiny_bert_dir: Path, check: str) -> None:
     results = _results(tmp_path / "not-created-yet", tiny_bert_dir)
     assert all(r.ok for r in results[check]), [r.line() for r in results[check]]
+
+
+def test_doctor_says_which_engine_runs_the_bottom_and_why(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    data = _data_folder(tmp_path)
+    config = data.parent / "doctor.toml"
+    config.write_text(f'[model]\nbase_model = "{tiny_bert_dir}"\nengine = "ort-fp32"\n')
+    (engine,) = [r for r in iter_checks(str(config), {"CAMEL_BOT_DATA_DIR": str(data)}) if r.name == "engine"]
+    assert engine.ok and engine.detail.startswith("ort-fp32: [model] engine = ort-fp32")
+    assert "agrees with torch-fp32" in engine.detail
+    assert list((data / "engines").glob("*.onnx"))  # the export serve will load
+    # An engine asked for that cannot run here is a problem doctor names, with the reason.
+    shutil.rmtree(data / "engines")
+    (data / "engines").write_text("a file where the exports folder should be")
+    (engine,) = [r for r in iter_checks(str(config), {"CAMEL_BOT_DATA_DIR": str(data)}) if r.name == "engine"]
+    assert not engine.ok and engine.detail.startswith("torch-fp32") and "skipped ort-fp32" in engine.detail
+    assert "cannot use engine folder" in engine.detail and "[model] engine" in engine.fix
+    # The command the fix names is built like every other suggestion (tests/bot/test_doctor_suggestions.py).
+    assert [c.text for c in engine.commands] == [f"camel-bot serve --config {config}"]
+    assert engine.commands[0].text in engine.fix
 
 
 def test_after_the_cap_is_applied_doctor_finds_the_feature_cache_within_it(tmp_path: Path, tiny_bert_dir: Path) -> None:

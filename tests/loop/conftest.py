@@ -39,7 +39,13 @@ def make_settings(data_dir: Path, tiny_bert_dir: Path, **learning: object) -> Se
     return Settings(
         data_dir=str(data_dir),
         # The cold child (see tests/bot/conftest.py); test_warm_worker.py turns the worker on.
-        model=ModelSettings(base_model=str(tiny_bert_dir), trainable_layers=1, training_threads=1, warm_worker=False),
+        model=ModelSettings(
+            base_model=str(tiny_bert_dir),
+            trainable_layers=1,
+            training_threads=1,
+            warm_worker=False,
+            engine="torch-fp32",
+        ),
         learning=LearningSettings(**{**defaults, **learning}),  # type: ignore[arg-type]
         tasks=[TaskSettings(name=TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL])],
     )

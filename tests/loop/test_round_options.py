@@ -29,6 +29,14 @@ def test_the_child_reads_back_exactly_what_the_parent_passes(tmp_path: Path) -> 
     assert received.max_epochs == 5 and received.db == settings.db_path  # --max-epochs is passed now
 
 
+def test_the_child_gets_the_engine_serving_chose_not_the_setting(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)  # [model] engine = auto
+    command = child_command(settings, "support", "manual", 3, engine="ort-fp32")
+    assert command[command.index("--engine") + 1] == "ort-fp32"
+    assert RoundOptions.from_argv(command[3:]).engine == "ort-fp32"
+    assert RoundOptions.from_argv(child_command(settings, "support", "manual", 3)[3:]).engine == "auto"
+
+
 def test_every_flag_the_child_parses_is_one_the_parent_passes(tmp_path: Path) -> None:
     parsed = {action.dest for action in parser()._actions if action.dest != "help"}
     assert parsed == {f.name for f in dataclasses.fields(RoundOptions)}

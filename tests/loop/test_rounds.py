@@ -70,3 +70,43 @@ def test_round_with_too_little_data_is_skipped(loop_env, new_loop) -> None:
     assert run.outcome == "skipped"
     assert "too little data" in run.error and storage.adapters.list_adapters(db, TASK) == []
     assert sorted(WORDS)  # the task keeps its configured labels
+
+
+def test_a_round_fills_the_cache_with_the_engine_serving_runs(loop_env, new_loop) -> None:
+    import dataclasses
+    from pathlib import Path
+
+    import camel
+    from bot.loop.options import summary_path
+
+    settings, db = loop_env
+    settings = dataclasses.replace(settings, model=dataclasses.replace(settings.model, engine="ort-fp32"))
+    label_messages(db, {"card_arrival": 12, "feelings": 12, "refund": 12})
+    predictors = PredictorRegistry(
+        settings.model.base_model,
+        settings.feature_cache_dir,
+        engine="ort-fp32",
+        engines_dir=settings.paths.engines,
+        trainable_layers=settings.model.trainable_layers,
+    )
+    loop = new_loop(settings, predictors)
+    loop.start()
+    try:
+        run = loop.run_round(TASK, "manual")
+    finally:
+        loop.stop()
+    assert predictors.engine().name == "ort-fp32"
+    child_log = summary_path(settings.data_dir, run.id).with_suffix(".log").read_text()
+    assert "bottom engine ort-fp32: [model] engine = ort-fp32" in child_log  # the child got --engine ort-fp32
+    # The parent exported the depth serving splits at when it checked the engine; the child reused
+    # it (it exports only other depths it needs, such as the full encoder for label-name priors).
+    split = camel.load_base(settings.model.base_model).num_layers - settings.model.trainable_layers
+    exports = [line for line in child_log.splitlines() if "exported the bottom" in line]
+    assert not [line for line in exports if line.endswith(f"-split{split}.onnx")]
+    assert any(p.name.endswith(f"-split{split}.onnx") for p in Path(settings.paths.engines).glob("*.onnx"))
+    base = camel.load_base(settings.model.base_model)
+    ort_keys = camel.FeatureCache(base, settings.feature_cache_dir, engine=predictors.engine().engine)
+    fp32_keys = camel.FeatureCache(base, settings.feature_cache_dir)
+    text = storage.messages.recent_texts(db, [CHANNEL], limit=1)[0]
+    assert ort_keys.key(text, split, 64) in ort_keys._on_disk  # the round's states, under ort-fp32's keys
+    assert fp32_keys.key(text, split, 64) not in fp32_keys._on_disk
