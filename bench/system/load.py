@@ -43,7 +43,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from bench.common import (
     DATA_DIR,
-    RESULTS,
     benchmark_parser,
     cpu_model,
     project_env,
@@ -52,6 +51,7 @@ from bench.common import (
     require_data,
     sample_per_class,
     shared_data,
+    write_results,
 )
 from bot.demo.slack_events import signed_headers
 
@@ -419,15 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "data": str(DATA_DIR / "banking77"),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     if args.inbox_synchronous == "both":
         result: dict[str, Any] = {"phases": phases, **shared}
-        (RESULTS / "load_synchronous.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "load_synchronous.md").write_text(synchronous_markdown(result))
+        write_results("load_synchronous", result, synchronous_markdown(result))
     else:
         result = {**phases[modes[0]], **shared}
-        (RESULTS / "load.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "load.md").write_text(markdown(result))
+        write_results("load", result, markdown(result))
     print(json.dumps(result, indent=2))
     return 0
 

@@ -43,7 +43,6 @@ import torch
 import camel
 import storage
 from bench.common import (
-    RESULTS,
     benchmark_parser,
     load_average,
     load_dataset,
@@ -53,6 +52,7 @@ from bench.common import (
     require_data,
     shared_data,
     use_data_dir,
+    write_results,
 )
 from bench.method.features import sentence_features
 from bot import runtime
@@ -526,11 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": round(time.perf_counter() - started, 1),
         "load_end": load_average(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "taxonomy.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    path.with_suffix(".md").write_text(render(results) + "\n")
-    plot(results, path.with_suffix(".png"))
+    json_path, _ = write_results("taxonomy", results, render(results))
+    plot(results, json_path.with_suffix(".png"))
     print(json.dumps({k: results[k] for k in ("new_labels", "old_labels_recall_at_20", "merge", "options")}, indent=2))
     return 0
 
