@@ -25,7 +25,6 @@ names its load.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -45,10 +44,10 @@ from safetensors.torch import save_file
 import camel
 import storage
 from bench.common import (
-    DATA_DIR,
     benchmark_parser,
     machine_line,
     markdown_table,
+    read_split,
     recorded_command,
     require_data,
     shared_data,
@@ -65,12 +64,6 @@ TASK, WORKSPACE, CHANNEL = "support", "T1", "C1"
 LABELS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed"]
 PER_LABEL, PREDICT_THREADS, FLUSH_EVERY = 30, 2, 256
 GAP_S = 2.0  # quiet time between deletions, so each prediction overlaps at most one
-
-
-def read_texts(name: str) -> tuple[list[str], list[str]]:
-    with (DATA_DIR / "banking77" / name).open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [row["text"] for row in rows], [row["category"] for row in rows]
 
 
 def make_settings(folder: Path, cache_mb: int) -> Settings:
@@ -239,8 +232,8 @@ def still_holding(cache: camel.FeatureCache, digest: str) -> int:
 def run(options: Any, folder: Path) -> dict[str, Any]:
     settings = make_settings(folder, options.cache_mb)
     db = runtime.open_store(settings)
-    train_texts, train_labels = read_texts("train.csv")
-    test_texts, _ = read_texts("test.csv")
+    train_texts, train_labels = read_split("banking77", "train")
+    test_texts, _ = read_split("banking77", "test")
     predictors = serve_first_adapter(settings, db, train_texts, train_labels)
     serving = predictors.serving(TASK)
     assert serving is not None and predictors.cache is not None
