@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     torch.set_num_threads(options.threads)
+    if options.rss_child is None:
+        # Before the base is loaded and the engines checked: a clone without the data skips at once.
+        require_data(["banking77"])
     global _engine
     engines_dir = tempfile.mkdtemp(prefix="speed-engines-")
     choice = choose_engine(load_base(CamelConfig().resolved_base_model()), options.engine, engines_dir)
@@ -411,7 +414,6 @@ def main(argv: list[str] | None = None) -> int:
     if options.rss_child is not None:
         rss_child(options.adapter, options.rss_child)
         return 0
-    require_data(["banking77"])
     if options.first_round_only:
         load_base(CamelConfig().resolved_base_model())
         print(json.dumps({**measure_first_round(load_dataset("banking77")), "machine": machine_line(1, _engine.name)}))
