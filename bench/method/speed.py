@@ -407,8 +407,13 @@ def main(argv: list[str] | None = None) -> int:
     if options.rss_child is None:
         # Before the base is loaded and the engines checked: a clone without the data skips at once.
         require_data(["banking77"])
+    # ONNX exports (ort-fp32) live as long as the run, then go.
+    with tempfile.TemporaryDirectory(prefix="speed-engines-") as engines_dir:
+        return measure(options, argv, engines_dir)
+
+
+def measure(options: argparse.Namespace, argv: list[str] | None, engines_dir: str) -> int:
     global _engine
-    engines_dir = tempfile.mkdtemp(prefix="speed-engines-")
     choice = choose_engine(load_base(CamelConfig().resolved_base_model()), options.engine, engines_dir)
     _engine = choice.engine
     if options.rss_child is not None:
