@@ -178,8 +178,9 @@ def machine_facts(threads: int, engine: str | None = None) -> dict[str, Any]:
     }
 
 
-def machine_line(threads: int, engine: str | None = None) -> str:
-    facts = machine_facts(threads, engine)
+def machine_line(threads: int, engine: str | None = None, facts: dict[str, Any] | None = None) -> str:
+    """One line naming the machine; from `facts` (machine_facts) when the caller has them already."""
+    facts = facts or machine_facts(threads, engine)
     # The CPU's vector units decide whether bfloat16 and which engine pay, so results name them.
     return (
         f"Python {facts['python']}, {platform.machine()} {facts['cpu_model']}, {facts['cpus']} CPUs, "
@@ -188,6 +189,20 @@ def machine_line(threads: int, engine: str | None = None) -> str:
         + (f"engine {engine}, " if engine else "")
         + f"torch threads {threads}, load average at start {facts['load_average_start']:.2f}"
     )
+
+
+def result_meta(module: str, argv: list[str] | None, facts: dict[str, Any], started: float) -> dict[str, Any]:
+    """A result's `meta`: its command, the machine of `facts` (machine_facts, taken when the run
+    started) as a line and as facts with the load at the end, and the wall seconds since `started`
+    (a time.perf_counter())."""
+    load_end = load_average()
+    return {
+        "command": recorded_command(module, argv),
+        "machine": machine_line(facts["torch_threads"], facts["engine"], facts),
+        "machine_facts": {**facts, "load_average_end": round(load_end, 2)},
+        "load_end": load_end,
+        "total_s": time.perf_counter() - started,
+    }
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:

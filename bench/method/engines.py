@@ -26,10 +26,9 @@ from bench.common import (
     load_average,
     load_dataset,
     machine_facts,
-    machine_line,
     markdown_table,
-    recorded_command,
     require_data,
+    result_meta,
     sample_per_class,
     shared_data,
     write_results,
@@ -277,17 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     torch.set_num_threads(options.threads)
     require_data(["banking77"])
-    started = time.perf_counter()
-    facts, machine = machine_facts(options.threads), machine_line(options.threads)
+    started, facts = time.perf_counter(), machine_facts(options.threads)
     adapter_dir = options.adapter and (options.adapter + ("_quick" if options.quick else ""))
     results = run(options.threads, options.quick, options.repeats, adapter_dir, options.per_class)
-    meta = {
-        "command": recorded_command("bench.method.engines", argv),
-        "machine": machine,
-        "machine_facts": {**facts, "load_average_end": round(load_average(), 2)},
-        "load_end": load_average(),
-        "total_s": time.perf_counter() - started,
-    }
+    meta = result_meta("bench.method.engines", argv, facts, started)
     stem = "engines_quick" if options.quick else "engines"
     paths = write_results(stem, {**results, "meta": meta}, render(results, meta))
     print(f"wrote {paths[0]} and {paths[1]}")

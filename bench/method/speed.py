@@ -25,15 +25,14 @@ from bench.common import (
     REPO,
     benchmark_parser,
     folder_mb,
-    load_average,
     load_dataset,
     machine_facts,
     machine_line,
     markdown_table,
     peak_rss_mb,
     project_env,
-    recorded_command,
     require_data,
+    result_meta,
     shared_data,
     stopwatch,
     write_results,
@@ -423,16 +422,9 @@ def measure(options: argparse.Namespace, argv: list[str] | None, engines_dir: st
         load_base(CamelConfig().resolved_base_model())
         print(json.dumps({**measure_first_round(load_dataset("banking77")), "machine": machine_line(1, _engine.name)}))
         return 0
-    started = time.perf_counter()
-    facts, machine = machine_facts(options.threads, choice.name), machine_line(options.threads, choice.name)
+    started, facts = time.perf_counter(), machine_facts(options.threads, choice.name)
     results = {"engine": choice.name, "engine_reason": choice.reason, **run(options.threads, options.quick)}
-    meta = {
-        "command": recorded_command("bench.method.speed", argv),
-        "machine": machine,
-        "machine_facts": {**facts, "load_average_end": round(load_average(), 2)},
-        "load_end": load_average(),
-        "total_s": time.perf_counter() - started,
-    }
+    meta = result_meta("bench.method.speed", argv, facts, started)
     stem = "speed_quick" if options.quick else "speed"
     paths = write_results(stem, {**results, "meta": meta}, render(results, meta))
     print(f"wrote {paths[0]} and {paths[1]}")
