@@ -205,6 +205,11 @@ def result_meta(module: str, argv: list[str] | None, facts: dict[str, Any], star
     }
 
 
+def say(message: str) -> None:
+    """A timestamped progress line on stderr (a long benchmark says what it is doing)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

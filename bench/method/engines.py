@@ -29,6 +29,7 @@ from bench.common import (
     markdown_table,
     require_data,
     result_meta,
+    say,
     sample_per_class,
     shared_data,
     write_results,
@@ -112,7 +113,7 @@ def compare(adapter: Any, texts: list[str], gold: list[str], repeats: int) -> tu
             if why:
                 skipped[name] = why
                 continue
-            _say(f"engine {name}: answers on every test message")
+            say(f"engine {name}: answers on every test message")
             measured[name] = measure_engine(adapter, name, texts, gold, folder)
         # Speed in rounds, engines taking turns, best of the rounds: on a shared machine the other
         # jobs' load comes and goes, and the best round is the one it disturbed least.
@@ -120,7 +121,7 @@ def compare(adapter: Any, texts: list[str], gold: list[str], repeats: int) -> tu
         speeds: dict[str, list[dict[str, float]]] = {name: [] for name in measured}
         for repeat in range(repeats):
             for name, found in measured.items():
-                _say(f"speed round {repeat + 1}/{repeats}: {name} (load {load_average():.2f})")
+                say(f"speed round {repeat + 1}/{repeats}: {name} (load {load_average():.2f})")
                 speeds[name].append(measure_speed(adapter, found["engine"], speed_texts))
     for name, rounds in speeds.items():
         measured[name]["throughput_msg_s"] = max(r["throughput_msg_s"] for r in rounds)
@@ -160,10 +161,10 @@ def run(threads: int, quick: bool, repeats: int, adapter_dir: str | None, per_cl
     base = load_base(CamelConfig().resolved_base_model())
     loaded = bool(adapter_dir) and os.path.isdir(str(adapter_dir))
     if adapter_dir and loaded:
-        _say(f"loading the adapter in {adapter_dir}")
+        say(f"loading the adapter in {adapter_dir}")
         adapter = load_adapter(adapter_dir, base)
     else:
-        _say(f"training one adapter on {len(train_texts)} messages (torch-fp32 bottom states)")
+        say(f"training one adapter on {len(train_texts)} messages (torch-fp32 bottom states)")
         args = TrainingArgs(num_threads=threads)
         adapter = train(train_texts, train_labels, args=args, cache=FeatureCache(base)).adapter
         if adapter_dir:
@@ -188,10 +189,6 @@ def _rounded(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _rounded(item) for key, item in value.items()}
     return round(value, 6) if isinstance(value, float) else value
-
-
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def render(results: dict[str, Any], meta: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ from bench.common import (
     project_env,
     require_data,
     result_meta,
+    say,
     shared_data,
     stopwatch,
     write_results,
@@ -248,33 +249,29 @@ def run(threads: int, quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         cache = cache_for(base, f"{folder}/feature_cache")
-        _say("retrain on the training set, cached and uncached")
+        say("retrain on the training set, cached and uncached")
         retrain = measure_retrain(data.train_texts, data.train_labels, threads, cache)
         adapter = retrain.pop("adapter")
         results.update(retrain)
         save_adapter(adapter, f"{folder}/adapter")
         results["adapter_mb"] = folder_mb(f"{folder}/adapter")
         results["test_accuracy_10k"] = evaluate(adapter, data.test_texts, data.test_labels, cache=cache)["accuracy"]
-        _say(f"incremental round ({results})")
+        say(f"incremental round ({results})")
         results.update(measure_incremental(adapter, data, threads, cache))
-        _say("first round on 150 labels")
+        say("first round on 150 labels")
         results.update(measure_first_round(data))
-        _say("latency and throughput")
+        say("latency and throughput")
         results.update(measure_latency(adapter, data.test_texts))
-        _say("every engine, paired with torch-fp32 on the test set")
+        say("every engine, paired with torch-fp32 on the test set")
         engines, skipped = compare(adapter, data.test_texts, data.test_labels, ENGINE_REPEATS)
         results["engines"], results["engines_skipped"] = engines, skipped
         results["speedup_vs_torch_fp32"] = engines[_engine.name]["speedup_vs_torch_fp32"]
         results["test_messages"] = len(data.test_texts)
-        _say("memory in child processes")
+        say("memory in child processes")
         results.update(measure_rss(Path(folder) / "adapter", threads))
     results["config"] = CamelConfig().to_dict()
     results["training_args"] = training_args(threads).to_dict()
     return {key: round(value, 4) if isinstance(value, float) else value for key, value in results.items()}
-
-
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
