@@ -205,6 +205,12 @@ def result_meta(module: str, argv: list[str] | None, facts: dict[str, Any], star
     }
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The value at quantile `q` (0..1) of `values`: the nearest rank, no interpolation."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 def say(message: str) -> None:
     """A timestamped progress line on stderr (a long benchmark says what it is doing)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

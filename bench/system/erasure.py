@@ -47,6 +47,7 @@ from bench.common import (
     benchmark_parser,
     machine_line,
     markdown_table,
+    percentile,
     read_split,
     recorded_command,
     require_data,
@@ -185,14 +186,13 @@ class Predicting:
 
 
 def summary(latencies: list[float]) -> dict[str, Any]:
-    ordered = sorted(latencies)
-    if not ordered:
+    if not latencies:
         return {"predictions": 0}
     return {
-        "predictions": len(ordered),
-        "p50_ms": statistics.median(ordered),
-        "p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
-        "max_ms": ordered[-1],
+        "predictions": len(latencies),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": max(latencies),
     }
 
 

@@ -33,7 +33,16 @@ from typing import Any
 import torch
 
 import camel
-from bench.common import DATA_DIR, RESULTS, benchmark_parser, machine_line, recorded_command, require_data, shared_data
+from bench.common import (
+    DATA_DIR,
+    RESULTS,
+    benchmark_parser,
+    machine_line,
+    percentile,
+    recorded_command,
+    require_data,
+    shared_data,
+)
 import storage
 from bot.loop import versions as version_dirs
 from bot import runtime
@@ -147,11 +156,6 @@ class Predicting:
         self.stop.set()
         for thread in self.threads:
             thread.join()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def bench_swaps(
