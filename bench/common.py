@@ -138,6 +138,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """Resident set (VmRSS) or its peak (VmHWM) of a process, in MB; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 

@@ -33,6 +33,7 @@ from bench.common import (
     project_env,
     require_data,
     result_meta,
+    rss_mb,
     say,
     shared_data,
     stopwatch,
@@ -227,18 +228,12 @@ def rss_child(adapter_dir: str, tasks: int) -> None:
         json.dumps(
             {
                 "tasks": tasks,
-                "peak_rss_mb": _status_mb("VmHWM"),
-                "resident_mb": _status_mb("VmRSS"),
+                "peak_rss_mb": rss_mb(field="VmHWM"),
+                "resident_mb": rss_mb(),
                 "ru_maxrss_mb": peak_rss_mb(),
             }
         )
     )
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        kib = next(line.split()[1] for line in status if line.startswith(f"{field}:"))
-    return int(kib) / 1024.0
 
 
 def run(threads: int, quick: bool) -> dict[str, Any]:

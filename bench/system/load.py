@@ -49,6 +49,7 @@ from bench.common import (
     read_split,
     recorded_command,
     require_data,
+    rss_mb,
     sample_per_class,
     shared_data,
     write_results,
@@ -218,13 +219,6 @@ def start_bot(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], in
             raise SystemExit(f"serve exited: see {log_path}")
         time.sleep(0.1)
     raise SystemExit("serve did not start")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Generator:

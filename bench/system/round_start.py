@@ -38,6 +38,7 @@ from bench.common import (
     project_env,
     recorded_command,
     require_data,
+    rss_mb,
     shared_data,
     write_results,
 )
@@ -45,18 +46,6 @@ from bench.common import (
 MODULE = "bench.system.round_start"
 PATHS = ("cold", "warm")
 EXTRA_LABELS = 5  # labels added before the second round
-
-
-def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
-    """Resident set (VmRSS) or its peak (VmHWM) of a process, in MB; 0 when it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
 
 
 class RoundMemory:
