@@ -410,8 +410,7 @@ def measure(options: argparse.Namespace, argv: list[str] | None, engines_dir: st
     if options.rss_child is not None:
         rss_child(options.adapter, options.rss_child)
         return 0
-    if options.first_round_only:
-        load_base(CamelConfig().resolved_base_model())
+    if options.first_round_only:  # the base is loaded (choose_engine above): the round's clock excludes it
         print(json.dumps({**measure_first_round(load_dataset("banking77")), "machine": machine_line(1, _engine.name)}))
         return 0
     started, facts = time.perf_counter(), machine_facts(options.threads, choice.name)
