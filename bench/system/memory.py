@@ -252,33 +252,32 @@ def run(seed: int) -> dict[str, Any]:
     chosen, sweep = choose_threshold(dev)
     # The headline figures are at the chosen threshold; the bot's default (memory_near_similarity)
     # is set from this run, and the file says whether they agree.
-    default = chosen
     exact_rows = [q for q in queries if q["variant"] in EXACT_VARIANTS]
     mistakes = [q for q in exact_rows if q["how"] is not None and q["answer"] != q["truth"]]
     unanswered = [q for q in exact_rows if q["how"] is None]
-    held_default = near_scores(held, default)
+    held_chosen = near_scores(held, chosen)
     return {
         "labelled_messages": len(dataset.train_texts),
         "labels": len(labels),
         "repeat_mistakes": len(mistakes) + len(unanswered),  # an unanswered exact repeat would be left to chance
         "repeat_mistakes_answered_wrong": len(mistakes),
         "exact_repeats_unanswered": len(unanswered),
-        "near_duplicate_threshold": default,
+        "near_duplicate_threshold": chosen,
         "bot_default_memory_near_similarity": Settings().memory_near_similarity,
         "threshold_chosen_on_dev": chosen,
         "threshold_rule": (
             f"lowest similarity on a 0.01 grid whose development precision is >= {DEV_PRECISION} on the repeats' "
             f"near answers and >= {DEV_UNSEEN_PRECISION} on unseen messages' near answers"
         ),
-        "near_duplicate_precision": held_default["precision"],
-        "near_duplicate_answers": held_default["answered"],
-        "near_duplicate_coverage": held_default["repeat_coverage"],
-        "unseen_near_answers": held_default["unseen_answered"],
-        "unseen_share_answered_by_memory": held_default["unseen_share_answered"],
-        "unseen_near_precision": held_default["unseen_precision"],
-        "evaluation_at_chosen": near_scores(held, chosen),
-        "per_variant_evaluation": summary(held, default),
-        "per_variant_all": summary(queries, default),
+        "near_duplicate_precision": held_chosen["precision"],
+        "near_duplicate_answers": held_chosen["answered"],
+        "near_duplicate_coverage": held_chosen["repeat_coverage"],
+        "unseen_near_answers": held_chosen["unseen_answered"],
+        "unseen_share_answered_by_memory": held_chosen["unseen_share_answered"],
+        "unseen_near_precision": held_chosen["unseen_precision"],
+        "evaluation_at_chosen": held_chosen,
+        "per_variant_evaluation": summary(held, chosen),
+        "per_variant_all": summary(queries, chosen),
         "sweep_dev": sweep,
         "sweep_evaluation": [{"threshold": t, **near_scores(held, t)} for t in GRID],
         "recall_ms_p50": statistics.median(times),
@@ -291,7 +290,7 @@ def run(seed: int) -> dict[str, Any]:
         "examples_of_wrong_near_answers": [
             {k: q[k] for k in ("variant", "text", "truth", "answer", "similarity")}
             for q in held
-            if q["how"] == "near" and q["similarity"] >= default and q["answer"] != q["truth"]
+            if q["how"] == "near" and q["similarity"] >= chosen and q["answer"] != q["truth"]
         ][:8],
     }
 
