@@ -105,14 +105,17 @@ class Stream:
         self.taken[label] += count
 
 
+def per_label_recall(said: list[str], truths: list[str], labels: list[str]) -> dict[str, float]:
+    """Recall of each of `labels`: the share of its test messages answered with it."""
+    return {
+        label: sum(said[i] == label for i, truth in enumerate(truths) if truth == label) / truths.count(label)
+        for label in labels
+    }
+
+
 def recalls(predictor: camel.Predictor, texts: list[str], truths: list[str], labels: list[str]) -> dict[str, float]:
     """Top-1 recall per label over the test messages (the bot's best label, even when abstaining)."""
-    answers = [a.label for a in predictor.answer(texts)]
-    result = {}
-    for label in labels:
-        mine = [i for i, truth in enumerate(truths) if truth == label]
-        result[label] = sum(answers[i] == label for i in mine) / len(mine)
-    return result
+    return per_label_recall([a.label for a in predictor.answer(texts)], truths, labels)
 
 
 def run_round(loop: Any, db: Any, what: str) -> dict[str, Any]:
@@ -157,18 +160,13 @@ def new_intents(data: Any, cache: camel.FeatureCache) -> dict[str, Any]:
             for label in old:
                 stream.correct(db, label, 10)
             rounds.append(run_round(loop, db, "20 examples of each first label"))
-            serving = predictors.get(TASK)
-            assert serving is not None
+            serving = _serving(predictors)
             old_at_20_alone = recalls(serving, texts, truths, old)
 
             # Day one for comparison: the bot's zero-shot guesses over the 20 labels, before any model.
             background = storage.messages.recent_texts(db, [CHANNEL], limit=1000)  # as the bot's guesser centres
             zero_shot = ZeroShotClassifier(cache.base, top, DESCRIPTIONS, cache, background=background)
-            guessed = [g.label for g in zero_shot.predict(texts)]
-            day_one = {
-                label: sum(guessed[i] == label for i, t in enumerate(truths) if t == label) / truths.count(label)
-                for label in new
-            }
+            day_one = per_label_recall([g.label for g in zero_shot.predict(texts)], truths, new)
 
             seconds_to_first: dict[str, float | None] = {}
             for label in new:  # each created as "New label…" does, then the serving model is asked
@@ -246,11 +244,7 @@ def probe_recalls(
     train = [m for m in resolution.labelled if m.split == "train"]
     model = LogisticRegression(C=10.0, max_iter=2000, random_state=0)
     model.fit(sentence_features(cache, [m.text for m in train]), [m.label for m in train])
-    predicted = list(model.predict(sentence_features(cache, texts)))
-    return {
-        label: sum(predicted[i] == label for i, t in enumerate(truths) if t == label) / truths.count(label)
-        for label in labels
-    }
+    return per_label_recall(list(model.predict(sentence_features(cache, texts))), truths, labels)
 
 
 def merge_most_confused(
