@@ -240,9 +240,7 @@ def propose(
     db: sqlite_utils.Database, task: str, name: str, description: str, proposer: str, message_id: int | None
 ) -> LabelProposal:
     """Store a member's proposed label (with the message it would correct) until an admin decides."""
-    problem = name_problem(db, task, name)
-    if problem:
-        raise InvalidValueError(problem)
+    _checked_new_name(db, task, name)
     line = clean_description(name, description)
     pending = one(
         db, "SELECT id FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'", (task, name)
