@@ -16,6 +16,7 @@ brought up to date whenever the store's change mark moves (a new correction, an 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -97,13 +98,18 @@ class _NearIndex:
         return self.keys[row], self.message_ids[row], float(scores[row])
 
 
-def _vectors(keys: Sequence[str]):  # type: ignore[no-untyped-def]  # scipy sparse matrix
+@functools.cache
+def _vectorizer():  # type: ignore[no-untyped-def]  # sklearn's HashingVectorizer
+    """Stateless (nothing fitted), so one serves every lookup and thread; built on first use."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    vectorizer = HashingVectorizer(
+    return HashingVectorizer(
         analyzer="char_wb", ngram_range=NGRAM_RANGE, n_features=HASH_FEATURES, alternate_sign=False, lowercase=False
     )
-    return vectorizer.transform(list(keys))
+
+
+def _vectors(keys: Sequence[str]):  # type: ignore[no-untyped-def]  # scipy sparse matrix
+    return _vectorizer().transform(list(keys))
 
 
 def similarity(a: str, b: str) -> float:
