@@ -11,11 +11,12 @@ Everything the memory knows lives in SQLite (`storage.memory`): keys on the mess
 labels in the live corrections, read at each lookup. So it holds from the moment a correction is
 stored, survives restarts and hot reloads, and forgets a text the moment its row is erased or
 blanked (the key goes with the text). In memory here is only the near-duplicate index, a cache
-rebuilt whenever the store's change mark moves (a new correction, an erasure or an edit).
+brought up to date whenever the store's change mark moves (a new correction, an erasure or an edit).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -61,24 +62,33 @@ class _NearIndex:
         self.matrix = _vectors(keys) if keys else None
 
     @classmethod
-    def grown(cls, old: "_NearIndex", keyed: list[tuple[int, str]]) -> "_NearIndex | None":
-        """`old` with the rows of newly labelled messages appended (a correction costs one row, not
-        a rebuild); None when a message of `old` left (erased, withdrawn, edited): rebuild then."""
+    def synced(cls, old: "_NearIndex | None", keyed: list[tuple[int, str]]) -> "_NearIndex":
+        """The index of `keyed` (message id, key; by id): the rows of `old` whose message still has
+        the same key are kept as they are, and only the others are vectorised (a correction costs
+        one row, an erasure none). The same rows, in the same order, as a rebuild from `keyed`."""
         from scipy.sparse import vstack
 
-        now = dict(keyed)
-        if any(now.get(message_id) != key for message_id, key in zip(old.message_ids, old.keys)):
-            return None
-        known = set(old.message_ids)
-        added = [(i, key) for i, key in keyed if i not in known]
-        if not added:
+        if old is None or old.matrix is None:
+            return cls([key for _i, key in keyed], [i for i, _key in keyed])
+        old_row = {(i, key): row for row, (i, key) in enumerate(zip(old.message_ids, old.keys))}
+        rows = [old_row.get(pair) for pair in keyed]
+        if rows == list(range(len(old.keys))):
             return old
-        grown = cls([], [])
-        grown.keys = old.keys + [key for _i, key in added]
-        grown.message_ids = old.message_ids + [i for i, _key in added]
-        new_rows = _vectors([key for _i, key in added])
-        grown.matrix = new_rows if old.matrix is None else vstack([old.matrix, new_rows]).tocsr()
-        return grown
+        added = [n for n, row in enumerate(rows) if row is None]
+        synced = cls([], [])
+        synced.keys = [key for _i, key in keyed]
+        synced.message_ids = [i for i, _key in keyed]
+        if not keyed:
+            return synced
+        kept = [row for row in rows if row is not None]
+        parts = [old.matrix[kept]] if kept else []
+        if added:
+            parts.append(_vectors([synced.keys[n] for n in added]))
+        # Kept rows first, then the new ones: put each back at its place in `keyed`.
+        where = [n for n, row in enumerate(rows) if row is not None] + added
+        order = np.argsort(np.array(where))
+        synced.matrix = vstack(parts).tocsr()[order] if len(parts) > 1 else parts[0][order]
+        return synced
 
     def best(self, key: str) -> tuple[str, int, float] | None:
         if self.matrix is None:
@@ -88,13 +98,18 @@ class _NearIndex:
         return self.keys[row], self.message_ids[row], float(scores[row])
 
 
-def _vectors(keys: Sequence[str]):  # type: ignore[no-untyped-def]  # scipy sparse matrix
+@functools.cache
+def _vectorizer():  # type: ignore[no-untyped-def]  # sklearn's HashingVectorizer
+    """Stateless (nothing fitted), so one serves every lookup and thread; built on first use."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    vectorizer = HashingVectorizer(
+    return HashingVectorizer(
         analyzer="char_wb", ngram_range=NGRAM_RANGE, n_features=HASH_FEATURES, alternate_sign=False, lowercase=False
     )
-    return vectorizer.transform(list(keys))
+
+
+def _vectors(keys: Sequence[str]):  # type: ignore[no-untyped-def]  # scipy sparse matrix
+    return _vectorizer().transform(list(keys))
 
 
 def similarity(a: str, b: str) -> float:
@@ -151,19 +166,20 @@ class TeamMemory:
 
     def forget(self, text_hashes: Sequence[str]) -> int:
         """After an erasure (`bot.erasure`): an erased message's key left the store with its text (the
-        text_key column follows the text), so every near-duplicate index is rebuilt from the keys
-        stored now and its row is gone from memory at once. The rows are by message, so this runs
-        whatever `text_hashes` holds: a deleted message's text another message still has is not
-        listed. Returns the rows dropped."""
+        text_key column follows the text), so each near-duplicate index drops the rows of messages
+        no longer keyed (`_NearIndex.synced`: the others keep their vectors) and the row is gone
+        from memory at once. The rows are by message, so this runs whatever `text_hashes` holds:
+        a deleted message's text another message still has is not listed. Returns the rows dropped."""
         with self._lock:
             tasks = list(self._near)
             self._mark.clear()
         dropped = 0
         for task in tasks:
             keyed = storage.memory.keyed_labelled(self.db, task)
-            index = _NearIndex([key for _i, key in keyed], [i for i, _key in keyed])
             with self._lock:
                 old = self._near.get(task)
+            index = _NearIndex.synced(old, keyed)
+            with self._lock:
                 self._near[task] = index
             dropped += max(0, len(old.message_ids) - len(index.message_ids)) if old is not None else 0
         return dropped
@@ -182,7 +198,7 @@ class TeamMemory:
         return 0 if matrix is None else int(matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes)
 
     def _sync(self, task: str) -> None:
-        """Key the labelled messages that have no key yet, and rebuild the near-duplicate index,
+        """Key the labelled messages that have no key yet, and bring the near-duplicate index up to date,
         when the store changed since the last look (two MAX(id) reads otherwise)."""
         mark = storage.memory.change_mark(self.db)
         with self._lock:
@@ -196,9 +212,7 @@ class TeamMemory:
             keyed = storage.memory.keyed_labelled(self.db, task)
             with self._lock:
                 old = self._near.get(task)
-            index = _NearIndex.grown(old, keyed) if old is not None else None
-            if index is None:
-                index = _NearIndex([key for _i, key in keyed], [i for i, _key in keyed])
+            index = _NearIndex.synced(old, keyed)
         with self._lock:
             self._mark[task] = mark
             if index is not None:

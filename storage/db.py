@@ -188,21 +188,20 @@ def require_healthy_file(path: str | Path) -> None:
     file is refused with not one byte written. A missing file passes (there is nothing to damage)."""
     if str(path) == ":memory:" or not Path(path).is_file():
         return
-    problems = quick_check_file(path)
-    if problems:
-        raise CorruptDatabaseError(
-            f"database {path} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): {RESTORE_HINT}"
-        )
+    _refuse_corrupt(path, quick_check_file(path))
 
 
 def require_healthy(db: sqlite_utils.Database) -> None:
     """Raise CorruptDatabaseError (with how to restore) unless quick_check passes; writing
     commands call this first so they never add rows to a damaged file."""
-    problems = quick_check(db)
+    _refuse_corrupt(database_path(db), quick_check(db))
+
+
+def _refuse_corrupt(path: str | Path, problems: list[str]) -> None:
+    """CorruptDatabaseError naming the first of quick_check's findings and how to restore, if any."""
     if problems:
         raise CorruptDatabaseError(
-            f"database {database_path(db)} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): "
-            f"{RESTORE_HINT}"
+            f"database {path} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): {RESTORE_HINT}"
         )
 
 

@@ -158,24 +158,25 @@ def preview(
         name = _checked_new_name(db, task, new_name)
         line = clean_description(name, description) if description else None
         return LabelChange(kind, task, None, name, description=line, mark=mark(db, task))
+    # The others change an existing label: checked per kind, then the same counts of what moves.
+    new: str | None
     if kind == "unretire":
-        if old_name not in retired(db, task):
+        if old_name is None or old_name not in retired(db, task):
             raise UnknownLabelError(f"`{old_name}` is not a retired label of {task}")
-        messages, corrections = _counts(db, task, str(old_name))
-        return LabelChange(kind, task, old_name, old_name, messages, corrections, mark=mark(db, task))
-    _require_current(current, old_name)
-    assert old_name is not None
-    if kind == "rename":
-        name = _checked_new_name(db, task, new_name)
-        messages, corrections = _counts(db, task, old_name)
-        return LabelChange(kind, task, old_name, name, messages, corrections, mark=mark(db, task))
-    if kind == "merge":
-        _check_merge(db, current, old_name, new_name)
-        messages, corrections = _counts(db, task, old_name)
-        return LabelChange(kind, task, old_name, new_name, messages, corrections, mark=mark(db, task))
-    _check_retire(current, old_name)
+        new = old_name
+    else:
+        _require_current(current, old_name)
+        assert old_name is not None
+        if kind == "rename":
+            new = _checked_new_name(db, task, new_name)
+        elif kind == "merge":
+            _check_merge(db, current, old_name, new_name)
+            new = new_name
+        else:
+            _check_retire(current, old_name)
+            new = None
     messages, corrections = _counts(db, task, old_name)
-    return LabelChange(kind, task, old_name, None, messages, corrections, mark=mark(db, task))
+    return LabelChange(kind, task, old_name, new, messages, corrections, mark=mark(db, task))
 
 
 def apply(db: sqlite_utils.Database, change: LabelChange, actor: str) -> LabelEvent:
@@ -239,9 +240,7 @@ def propose(
     db: sqlite_utils.Database, task: str, name: str, description: str, proposer: str, message_id: int | None
 ) -> LabelProposal:
     """Store a member's proposed label (with the message it would correct) until an admin decides."""
-    problem = name_problem(db, task, name)
-    if problem:
-        raise InvalidValueError(problem)
+    _checked_new_name(db, task, name)
     line = clean_description(name, description)
     pending = one(
         db, "SELECT id FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'", (task, name)

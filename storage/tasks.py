@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.db import one, rows, transaction, utc_now
+from storage.db import one, rows, rows_as_tuples, transaction, utc_now
 from storage.errors import ChannelBoundError, InvalidValueError, UnknownLabelError, UnknownTaskError
 from storage.records import Task, TaskSpec
 
@@ -123,7 +123,7 @@ def upsert_task(db: sqlite_utils.Database, spec: TaskSpec) -> Task:
     _check_target_precision(spec.target_precision)
     with transaction(db) as conn:
         existing = get_task(db, name)
-        spec = _followed(conn, spec)
+        spec = _followed(spec, changed_in_slack(db, name))
         out_of_scope = (
             spec.out_of_scope_label
             if spec.out_of_scope_label is not None
@@ -166,27 +166,24 @@ def upsert_task(db: sqlite_utils.Database, spec: TaskSpec) -> Task:
 
 def changed_in_slack(db: sqlite_utils.Database, task: str) -> dict[str, str | None]:
     """Names renamed or merged away in Slack -> today's name, and retired names -> None."""
-    return _changed_names(db.conn, task)
-
-
-def _changed_names(conn: sqlite3.Connection, task: str) -> dict[str, str | None]:
-    moves = conn.execute(
+    moves = rows_as_tuples(
+        db,
         "SELECT old_name, new_name FROM label_events WHERE task = ? AND kind IN ('rename', 'merge') ORDER BY id",
         (task,),
-    ).fetchall()
+    )
     result: dict[str, str | None] = {}
     for old, new in moves:
         result = {name: (new if target == old else target) for name, target in result.items()}
         result[old] = new
-    for (label,) in conn.execute("SELECT label FROM retired_labels WHERE task = ?", (task,)).fetchall():
+    for (label,) in rows_as_tuples(db, "SELECT label FROM retired_labels WHERE task = ?", (task,)):
         result[label] = None
     return result
 
 
-def _followed(conn: sqlite3.Connection, spec: TaskSpec) -> TaskSpec:
-    """The spec with names changed in Slack followed: renamed/merged names become today's, retired
-    ones are left out (the settings file is re-read at every start; Slack's change is kept)."""
-    changed = _changed_names(conn, spec.name)
+def _followed(spec: TaskSpec, changed: dict[str, str | None]) -> TaskSpec:
+    """The spec with names changed in Slack (`changed_in_slack`) followed: renamed/merged names
+    become today's, retired ones are left out (the settings file is re-read at every start;
+    Slack's change is kept)."""
     if not changed:
         return spec
 

@@ -27,7 +27,7 @@ from storage.db import rows, transaction, utc_now
 from storage.errors import ImportFormatError, UnknownTaskError
 from storage.events import audit
 from storage.files import make_private_dirs, make_private_file
-from storage.records import ImportReport, Task
+from storage.records import ImportReport
 from storage.resolution import resolve_labels
 from storage.tasks import changed_in_slack, get_task, require_task
 
@@ -98,7 +98,9 @@ def _read_rows(path: Path, fmt: str) -> list[Row]:
         raise ImportFormatError(f"{path}: not a readable UTF-8 {fmt} file ({exc})") from exc
 
 
-def _problem(record: dict[str, Any], task: str, tasks: dict[str, Task | None], db: sqlite_utils.Database) -> str | None:
+def _problem(
+    record: dict[str, Any], task: str, tasks: dict[str, dict[str, str] | None], db: sqlite_utils.Database
+) -> str | None:
     if "error" in record:
         return str(record["error"])
     text, label, row_task = record.get("text"), record.get("label"), record.get("task") or task
@@ -106,27 +108,34 @@ def _problem(record: dict[str, Any], task: str, tasks: dict[str, Task | None], d
         return "empty text"
     if not isinstance(row_task, str):
         return f"unknown task {row_task!r}"
-    known = tasks[row_task] if row_task in tasks else tasks.setdefault(row_task, get_task(db, row_task))
-    if known is None:
+    today = _todays_names(db, tasks, row_task)
+    if today is None:
         return f"unknown task {row_task!r}"
-    if not isinstance(label, str) or _todays_label(db, known, label) is None:
+    if not isinstance(label, str) or label not in today:
         return f"label {label!r} is not a label of task {row_task!r}"
     return None
 
 
-def _todays_label(db: sqlite_utils.Database, task: Task, label: str) -> str | None:
-    """`label` as the task calls it today: a name renamed or merged away maps to its new name
-    (retired and unknown names are None)."""
-    if label in task.labels:
-        return label
-    now = changed_in_slack(db, task.name).get(label)
-    return now if now in task.labels else None
+def _todays_names(
+    db: sqlite_utils.Database, tasks: dict[str, dict[str, str] | None], name: str
+) -> dict[str, str] | None:
+    """Every label name task `name` accepts -> the label it is called today: its labels as
+    themselves, a name renamed or merged away as its new name (retired and unknown names are
+    absent); None for an unknown task. Read once per task of the file, kept in `tasks`."""
+    if name not in tasks:
+        known = get_task(db, name)
+        if known is None:
+            tasks[name] = None
+        else:
+            today = {old: new for old, new in changed_in_slack(db, name).items() if new in known.labels}
+            tasks[name] = {**today, **{label: label for label in known.labels}}
+    return tasks[name]
 
 
 def _validated_rows(db: sqlite_utils.Database, source: Path, task: str, fmt: str | None) -> list[Row]:
     """Every row of the file, or an ImportFormatError naming the bad rows by line number."""
     records = _read_rows(source, _format_of(source, fmt))
-    tasks: dict[str, Task | None] = {}
+    tasks: dict[str, dict[str, str] | None] = {}
     bad = [f"line {n}: {p}" for n, r in records if (p := _problem(r, task, tasks, db)) is not None]
     if bad:
         more = f"; and {len(bad) - MAX_REPORTED_ROWS} more" if len(bad) > MAX_REPORTED_ROWS else ""
@@ -205,11 +214,14 @@ def import_file(
     with transaction(db) as conn:
         seen = _already_imported(db)
         messages = _imported_messages(db)
-        known: dict[str, Task] = {}
+        known: dict[str, dict[str, str] | None] = {}  # read again in the transaction, once per task
         for number, record in records:
-            text, named = record["text"], record["label"]
+            text, named = record["text"], str(record["label"])  # a str: checked above
             row_task = record.get("task") or task
-            label = _todays_label(db, known.setdefault(row_task, require_task(db, row_task)), named) or named
+            today = _todays_names(db, known, row_task)
+            if today is None:  # the task went since the file was checked: UnknownTaskError
+                today = {name: name for name in require_task(db, row_task).labels}
+            label = today.get(named, named)
             if label != named:
                 renamed[named] = label
             identity = (text, row_task, label)
