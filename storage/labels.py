@@ -243,10 +243,7 @@ def propose(
     if problem:
         raise InvalidValueError(problem)
     line = clean_description(name, description)
-    pending = one(
-        db, "SELECT id FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'", (task, name)
-    )
-    if pending is not None:
+    if is_proposed(db, task, name):
         raise InvalidValueError(f"`{name}` is already proposed for {task} and waits for an admin")
     with transaction(db) as conn:
         cursor = conn.execute(
@@ -255,6 +252,12 @@ def propose(
             (task, name, line, proposer, message_id, utc_now()),
         )
     return require_proposal(db, int(cursor.lastrowid or 0))
+
+
+def is_proposed(db: sqlite_utils.Database, task: str, name: str) -> bool:
+    """Whether `name` is proposed for `task` and waits for an admin."""
+    sql = "SELECT 1 FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'"
+    return one(db, sql, (task, name)) is not None
 
 
 def get_proposal(db: sqlite_utils.Database, proposal_id: int) -> LabelProposal | None:

@@ -105,7 +105,7 @@ def _problems(
     problem = storage.labels.name_problem(services.db, task.name, name)
     if problem:
         errors[blocks.NAME_BLOCK] = _plain(problem)
-    elif _pending(services.db, task.name, name) and not admin:
+    elif storage.labels.is_proposed(services.db, task.name, name) and not admin:
         errors[blocks.NAME_BLOCK] = f"{name} is already proposed and waits for an admin."
     if not description:
         errors[blocks.DESCRIPTION_BLOCK] = texts.new_label_description_missing()
@@ -114,14 +114,6 @@ def _problems(
 
 def _plain(text: str) -> str:
     return text.replace("`", "")
-
-
-def _pending(db: Any, task: str, name: str) -> bool:
-    return bool(
-        storage.db.rows(
-            db, "SELECT 1 FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'", (task, name)
-        )
-    )
 
 
 def _created_by(db: Any, task: str, name: str, user: str) -> bool:
