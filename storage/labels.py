@@ -112,6 +112,11 @@ def retired(db: sqlite_utils.Database, task: str) -> list[str]:
     return [r["label"] for r in rows(db, "SELECT label FROM retired_labels WHERE task = ? ORDER BY label", (task,))]
 
 
+def max_name_chars(task: str) -> int:
+    """The longest label name `task` can take: "task|name" must fit a menu option's value."""
+    return min(MAX_LABEL_CHARS, MAX_OPTION_VALUE - len(task) - 1)
+
+
 def name_problem(db: sqlite_utils.Database, task: str, name: str) -> str | None:
     """Why `name` cannot become a new label of `task` (one sentence), or None if it can."""
     if name != name.strip() or not name:
@@ -124,7 +129,7 @@ def name_problem(db: sqlite_utils.Database, task: str, name: str) -> str | None:
         return f"`{name}` is reserved for the emoji map's confirm and reject actions."
     if name.startswith("__"):
         return "Names starting with `__` are kept for the bot's own actions (its menus and emoji map use them)."
-    limit = min(MAX_LABEL_CHARS, MAX_OPTION_VALUE - len(task) - 1)
+    limit = max_name_chars(task)
     if len(name) > limit:
         return f"A label name has at most {limit} characters (Slack's menus carry it); this one has {len(name)}."
     current = require_task(db, task)

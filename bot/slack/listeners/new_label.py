@@ -49,9 +49,11 @@ def open_new_label_modal(
             "reply_ts": "" if container.get("is_ephemeral") else str(container.get("message_ts") or ""),
         }
     )
-    limit = min(storage.labels.MAX_LABEL_CHARS, storage.labels.MAX_OPTION_VALUE - len(task.name) - 1)
     view = blocks.new_label_modal(
-        task.name, metadata, name_limit=limit, description_limit=storage.tasks.MAX_DESCRIPTION_CHARS
+        task.name,
+        metadata,
+        name_limit=storage.labels.max_name_chars(task.name),
+        description_limit=storage.tasks.MAX_DESCRIPTION_CHARS,
     )
     client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
     return None
