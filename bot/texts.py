@@ -424,7 +424,7 @@ def new_label_intro(task: str) -> str:
 
 
 def new_label_only_admins(task: str) -> str:
-    return action_failed(f"Only admins can create labels of *{task}*; ask one to add it with `/camel labels add`.")
+    return action_failed(f"Only admins can create labels of *{task}*; ask one to add it with `{COMMAND} labels add`.")
 
 
 def new_label_created(label: str, user: str) -> str:
@@ -465,7 +465,8 @@ def proposal_result_for_member(label: str, admin: str, approved: bool) -> str:
 
 
 LABEL_CHANGE_USAGE = (
-    "`/camel labels` lists the labels; admins change them with `/camel labels add <name> <one-line description>`, "
+    f"`{COMMAND} labels` lists the labels; admins change them with "
+    f"`{COMMAND} labels add <name> <one-line description>`, "
     "`rename <old> <new>`, `merge <label> <into>`, `retire <label>` or `unretire <label>` (each shows a preview first)."
 )
 
@@ -502,7 +503,7 @@ def label_change_preview(
     if kind == "retire":
         return (
             f"Retire `{old}` in *{task}*: the bot stops predicting it at once; its {moved} leave training and "
-            f"keep their history. `/camel labels unretire {old}` brings it back."
+            f"keep their history. `{COMMAND} labels unretire {old}` brings it back."
         )
     return f"Bring back `{old}` in *{task}*: the bot predicts it again and its {moved} return to training."
 
@@ -534,6 +535,6 @@ def label_history_line(kind: str, old: str | None, new: str | None, actor: str, 
 
 
 def retired_labels_line(labels: list[str]) -> str:
-    return "Retired (never predicted; `/camel labels unretire <label>` brings one back): " + ", ".join(
+    return f"Retired (never predicted; `{COMMAND} labels unretire <label>` brings one back): " + ", ".join(
         f"`{label}`" for label in labels
     )

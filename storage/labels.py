@@ -112,6 +112,11 @@ def retired(db: sqlite_utils.Database, task: str) -> list[str]:
     return [r["label"] for r in rows(db, "SELECT label FROM retired_labels WHERE task = ? ORDER BY label", (task,))]
 
 
+def max_name_chars(task: str) -> int:
+    """The longest label name `task` can take: "task|name" must fit a menu option's value."""
+    return min(MAX_LABEL_CHARS, MAX_OPTION_VALUE - len(task) - 1)
+
+
 def name_problem(db: sqlite_utils.Database, task: str, name: str) -> str | None:
     """Why `name` cannot become a new label of `task` (one sentence), or None if it can."""
     if name != name.strip() or not name:
@@ -124,7 +129,7 @@ def name_problem(db: sqlite_utils.Database, task: str, name: str) -> str | None:
         return f"`{name}` is reserved for the emoji map's confirm and reject actions."
     if name.startswith("__"):
         return "Names starting with `__` are kept for the bot's own actions (its menus and emoji map use them)."
-    limit = min(MAX_LABEL_CHARS, MAX_OPTION_VALUE - len(task) - 1)
+    limit = max_name_chars(task)
     if len(name) > limit:
         return f"A label name has at most {limit} characters (Slack's menus carry it); this one has {len(name)}."
     current = require_task(db, task)
@@ -242,10 +247,7 @@ def propose(
     """Store a member's proposed label (with the message it would correct) until an admin decides."""
     _checked_new_name(db, task, name)
     line = clean_description(name, description)
-    pending = one(
-        db, "SELECT id FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'", (task, name)
-    )
-    if pending is not None:
+    if is_proposed(db, task, name):
         raise InvalidValueError(f"`{name}` is already proposed for {task} and waits for an admin")
     with transaction(db) as conn:
         cursor = conn.execute(
@@ -254,6 +256,12 @@ def propose(
             (task, name, line, proposer, message_id, utc_now()),
         )
     return require_proposal(db, int(cursor.lastrowid or 0))
+
+
+def is_proposed(db: sqlite_utils.Database, task: str, name: str) -> bool:
+    """Whether `name` is proposed for `task` and waits for an admin."""
+    sql = "SELECT 1 FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'"
+    return one(db, sql, (task, name)) is not None
 
 
 def get_proposal(db: sqlite_utils.Database, proposal_id: int) -> LabelProposal | None:

@@ -208,7 +208,7 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     return {"channel": p.get("channel"), "ts": ts, "message": message}
 
 
-def _json_param(value: Any) -> dict[str, Any]:
+def json_param(value: Any) -> dict[str, Any]:
     """A JSON object parameter, sent as an object (JSON body) or as a string (form body)."""
     if isinstance(value, str):
         parsed = json.loads(value)
@@ -265,7 +265,7 @@ ANSWERS: dict[str, Answer] = {
     },
     "usergroups.users.list": lambda api, p: {"users": api.usergroups.get(str(p.get("usergroup")), [])},
     "views.publish": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **(p.get("view") or {})}},
-    "views.open": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **_json_param(p.get("view"))}},
+    "views.open": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **json_param(p.get("view"))}},
     "conversations.info": lambda api, p: {
         "channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}", "is_channel": True, "is_member": True}
     },

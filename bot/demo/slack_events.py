@@ -19,6 +19,12 @@ from bot.errors import DemoStalledError
 
 TEAM_ID = "T0CAMEL"
 APP_ID = "A0CAMELDEMO"
+TEAM = {"id": TEAM_ID, "domain": "camel-demo"}  # the team as interactivity payloads carry it
+
+
+def _person(user: str) -> dict[str, str]:
+    """A user as interactivity payloads carry one."""
+    return {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID}
 
 
 def signed_headers(
@@ -48,6 +54,10 @@ class SignedSender:
     def _post(self, body: str, content_type: str) -> int:
         return self._exchange(body, content_type)[0]
 
+    def _interactive(self, payload: dict[str, Any]) -> tuple[int, bytes]:
+        """An interactivity request: the payload form-encoded, as Slack posts it."""
+        return self._exchange(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
     def _exchange(self, body: str, content_type: str) -> tuple[int, bytes]:
         request = urllib.request.Request(
             self.url,
@@ -70,8 +80,8 @@ class SignedSender:
             "type": "block_suggestion",
             "api_app_id": APP_ID,
             "token": "demo",
-            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
-            "team": {"id": TEAM_ID, "domain": "camel-demo"},
+            "user": _person(user),
+            "team": TEAM,
             "channel": {"id": channel, "name": f"chan-{channel}"},
             "container": {"type": "message", "message_ts": reply["ts"], "channel_id": channel, "is_ephemeral": False},
             "message": reply,
@@ -79,7 +89,7 @@ class SignedSender:
             "block_id": block_id,
             "value": typed,
         }
-        status, body = self._exchange(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        status, body = self._interactive(payload)
         if status != 200:
             raise DemoStalledError(f"the bot answered a menu's options request with HTTP {status}")
         return list(json.loads(body or b"{}").get("options") or [])
@@ -133,8 +143,8 @@ class SignedSender:
         }
         payload = {
             "type": "view_submission",
-            "team": {"id": TEAM_ID, "domain": "camel-demo"},
-            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+            "team": TEAM,
+            "user": _person(user),
             "api_app_id": APP_ID,
             "token": "demo",
             "trigger_id": f"{next(self._ids)}.demo",
@@ -150,7 +160,7 @@ class SignedSender:
             },
             "response_urls": [],
         }
-        status, body = self._exchange(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        status, body = self._interactive(payload)
         if status != 200:
             raise DemoStalledError(f"the bot answered a modal's submission with HTTP {status}")
         return dict(json.loads(body)) if body else {}
@@ -162,8 +172,8 @@ class SignedSender:
             "api_app_id": APP_ID,
             "token": "demo",
             "trigger_id": f"{next(self._ids)}.demo",
-            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
-            "team": {"id": TEAM_ID, "domain": "camel-demo"},
+            "user": _person(user),
+            "team": TEAM,
             "channel": {"id": channel, "name": f"chan-{channel}"},
             "container": {"type": "message", "message_ts": reply["ts"], "channel_id": channel, "is_ephemeral": False},
             "message": reply,
@@ -181,4 +191,4 @@ class SignedSender:
                 }
             ],
         }
-        self._post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        self._interactive(payload)

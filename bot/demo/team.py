@@ -6,7 +6,6 @@ and the bot's answers read back from the calls the local Web API stand-in record
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from bot.demo.data import DemoTask
 from bot.errors import DemoStalledError
 from bot.demo.report import Exchange
 from bot.demo.slack_events import SignedSender
-from bot.demo.local_slack import FakeSlackAPI
+from bot.demo.local_slack import FakeSlackAPI, json_param
 
 POSTERS = ("U0ALICE", "U0BRUNO", "U0CHIARA", "U0DARIUS")
 REVIEWERS = ("U0ERIN", "U0FATIMA")  # the people who fix the bot's mistakes
@@ -172,14 +171,11 @@ class Team:
         return NewLabelShown(name, description, text, answer.text, ts)
 
     def _wait_for_modal(self, before: int) -> dict[str, Any]:
-        deadline = time.monotonic() + REPLY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            calls = self.fake.calls_of("views.open")
-            if len(calls) > before:
-                view = calls[-1].params.get("view")
-                return dict(json.loads(view) if isinstance(view, str) else view or {})
-            time.sleep(0.01)
-        raise DemoStalledError("the bot did not open the New label modal")
+        try:
+            calls = self.fake.wait_for("views.open", before + 1, timeout=REPLY_TIMEOUT_S)
+        except TimeoutError:
+            raise DemoStalledError("the bot did not open the New label modal") from None
+        return json_param(calls[-1].params.get("view"))
 
     def _note(self, correction: SentCorrection, text: str, answer: BotAnswer, what: str) -> None:
         self.corrections.append(correction)

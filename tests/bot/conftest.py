@@ -303,6 +303,19 @@ def wait_until(check: Callable[[], Any], timeout: float = 60.0, what: str = "con
     raise AssertionError(f"{what} not reached within {timeout}s")
 
 
+def menu_reply(bot: BotUnderTest, ts: str, text: str = "where is my new card") -> tuple[int, str, dict]:
+    """Post a message and wait for the bot's reply: (message id, reply ts, the reply's actions block)."""
+    bot.send_message(text, ts)
+    reply = bot.fake.wait_for("chat.postMessage")[-1]
+    message = wait_until(
+        lambda: storage.messages.find_message(bot.db, workspace=TEAM, channel=SUPPORT_CHANNEL, ts=ts),
+        what="message stored",
+    )
+    wait_until(lambda: storage.messages.latest_prediction(bot.db, message.id, "support"), what="prediction")
+    block = next(b for b in reply.params["blocks"] if b["type"] == "actions")
+    return message.id, str(reply.response["ts"]), block
+
+
 def corrections(db: Any, **where: Any) -> list[dict[str, Any]]:
     # Through storage's locked read: the bot's listener threads share this connection.
     rows = [dict(r) for r in storage_db.rows(db, "SELECT * FROM corrections ORDER BY id")]

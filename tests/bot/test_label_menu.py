@@ -8,23 +8,19 @@ import json
 
 import storage
 from bot.slack import blocks
-from tests.bot.conftest import ADMIN, SUPPORT_CHANNEL, SUPPORT_LABELS, USER, BotUnderTest, corrections, wait_until
+from tests.bot.conftest import (
+    ADMIN,
+    SUPPORT_CHANNEL,
+    SUPPORT_LABELS,
+    USER,
+    BotUnderTest,
+    corrections,
+    menu_reply,
+    wait_until,
+)
 from tests.bot.published import send_suggestion
 
 MANY = [f"intent_{i:03d}" for i in range(150)]
-
-
-def _reply(bot: BotUnderTest, ts: str, text: str = "where is my new card") -> tuple[int, str, dict]:
-    """Post a message and wait for the bot's reply: (message id, reply ts, the reply's actions block)."""
-    bot.send_message(text, ts)
-    reply = bot.fake.wait_for("chat.postMessage")[-1]
-    message = wait_until(
-        lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
-        what="message stored",
-    )
-    wait_until(lambda: storage.messages.latest_prediction(bot.db, message.id, "support"), what="prediction")
-    block = next(b for b in reply.params["blocks"] if b["type"] == "actions")
-    return message.id, str(reply.response["ts"]), block
 
 
 def _ask(bot: BotUnderTest, block: dict, reply_ts: str, value: str, user: str = USER, channel: str = SUPPORT_CHANNEL):
@@ -44,7 +40,7 @@ def _ask(bot: BotUnderTest, block: dict, reply_ts: str, value: str, user: str = 
 def test_every_one_of_150_labels_can_be_found_within_slacks_limits(bot: BotUnderTest) -> None:
     storage.tasks.add_labels(bot.db, "support", MANY)
     storage.tasks.set_description(bot.db, "support", "intent_149", "crypto withdrawal " + "x" * 150)
-    _, reply_ts, block = _reply(bot, "1700000200.000100")
+    _, reply_ts, block = menu_reply(bot, "1700000200.000100")
     menu = next(e for e in block["elements"] if e["action_id"] == blocks.CORRECT_MENU)
     assert menu["type"] == "external_select" and menu["min_query_length"] == 0 and "options" not in menu
 
@@ -62,19 +58,19 @@ def test_every_one_of_150_labels_can_be_found_within_slacks_limits(bot: BotUnder
 
 
 def test_a_request_from_another_channel_gets_no_options(bot: BotUnderTest) -> None:
-    _, reply_ts, block = _reply(bot, "1700000201.000100")
+    _, reply_ts, block = menu_reply(bot, "1700000201.000100")
     assert _ask(bot, block, reply_ts, "", channel="C0ELSEWHERE") == []
 
 
 def test_new_label_is_offered_only_to_those_the_task_lets_create_labels(bot: BotUnderTest) -> None:
     storage.labels.set_policy(bot.db, "support", "admins")
-    _, reply_ts, block = _reply(bot, "1700000202.000100")
+    _, reply_ts, block = menu_reply(bot, "1700000202.000100")
     assert "support|__new_label__" not in [o["value"] for o in _ask(bot, block, reply_ts, "")]
     assert _ask(bot, block, reply_ts, "", user=ADMIN)[-1]["value"] == "support|__new_label__"
 
 
 def test_old_buttons_and_menus_follow_a_rename_and_a_retired_label_is_refused(bot: BotUnderTest) -> None:
-    message_id, reply_ts, block = _reply(bot, "1700000203.000100")
+    message_id, reply_ts, block = menu_reply(bot, "1700000203.000100")
     old, gone = SUPPORT_LABELS[0], SUPPORT_LABELS[1]
     storage.labels.change(bot.db, "support", "rename", ADMIN, old, "renamed_one")
     storage.labels.change(bot.db, "support", "retire", ADMIN, gone)

@@ -9,20 +9,16 @@ from typing import Any
 
 import storage
 from bot.slack import blocks
-from tests.bot.conftest import ADMIN, SUPPORT_CHANNEL, SUPPORT_LABELS, USER, BotUnderTest, corrections, wait_until
+from tests.bot.conftest import (
+    ADMIN,
+    SUPPORT_LABELS,
+    USER,
+    BotUnderTest,
+    corrections,
+    menu_reply,
+    wait_until,
+)
 from tests.bot.published import send_view_submission
-
-
-def _reply(bot: BotUnderTest, ts: str) -> tuple[int, str, dict]:
-    bot.send_message("where is my new card", ts)
-    reply = bot.fake.wait_for("chat.postMessage")[-1]
-    message = wait_until(
-        lambda: storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=SUPPORT_CHANNEL, ts=ts),
-        what="message stored",
-    )
-    wait_until(lambda: storage.messages.latest_prediction(bot.db, message.id, "support"), what="prediction")
-    block = next(b for b in reply.params["blocks"] if b["type"] == "actions")
-    return message.id, str(reply.response["ts"]), block
 
 
 def _open_modal(bot: BotUnderTest, block: dict, reply_ts: str, user: str = USER, count: int = 1) -> dict[str, Any]:
@@ -53,7 +49,7 @@ def _typed(name: str, description: str = "sending coins out of the account") -> 
 
 def test_a_member_creates_a_label_while_correcting_and_the_bot_predicts_it_at_once(bot: BotUnderTest) -> None:
     storage.labels.set_policy(bot.db, "support", "members")
-    message_id, reply_ts, block = _reply(bot, "1700000300.000100")
+    message_id, reply_ts, block = menu_reply(bot, "1700000300.000100")
     view = _open_modal(bot, block, reply_ts)
     status, answer = send_view_submission(bot, view, _typed("crypto_withdrawal"), user=USER)
     assert status == 200 and answer == {}  # the modal closes
@@ -78,7 +74,7 @@ def test_a_member_creates_a_label_while_correcting_and_the_bot_predicts_it_at_on
 def test_bad_names_are_answered_in_the_modal(bot: BotUnderTest) -> None:
     storage.labels.set_policy(bot.db, "support", "members")
     storage.labels.change(bot.db, "support", "rename", ADMIN, SUPPORT_LABELS[0], "renamed_one")
-    _, reply_ts, block = _reply(bot, "1700000301.000100")
+    _, reply_ts, block = menu_reply(bot, "1700000301.000100")
     view = _open_modal(bot, block, reply_ts)
     cases = {
         "crypto withdrawal": "spaces",
@@ -100,7 +96,7 @@ def test_bad_names_are_answered_in_the_modal(bot: BotUnderTest) -> None:
 
 def test_a_proposed_label_waits_for_the_first_admin(bot: BotUnderTest) -> None:
     bot.runtime.services.admins.admins.add("U0ADMIN2")  # two admins, both asked
-    message_id, reply_ts, block = _reply(bot, "1700000302.000100")
+    message_id, reply_ts, block = menu_reply(bot, "1700000302.000100")
     view = _open_modal(bot, block, reply_ts)
     status, answer = send_view_submission(bot, view, _typed("crypto_withdrawal"), user=USER)
     assert status == 200 and answer == {}
@@ -135,7 +131,7 @@ def test_a_proposed_label_waits_for_the_first_admin(bot: BotUnderTest) -> None:
 
 
 def test_approving_a_name_taken_meanwhile_says_why_and_changes_nothing(bot: BotUnderTest) -> None:
-    _, reply_ts, block = _reply(bot, "1700000303.000100")
+    _, reply_ts, block = menu_reply(bot, "1700000303.000100")
     view = _open_modal(bot, block, reply_ts)
     send_view_submission(bot, view, _typed("crypto_withdrawal"), user=USER)
     asked = bot.fake.wait_for("chat.postMessage", 2)[1]

@@ -23,6 +23,12 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], command: str) -> str:
     return err
 
 
+def _slack_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two secrets `serve` needs before it looks at the data folder."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -196,8 +202,7 @@ def test_serve_refuses_a_corrupt_database_in_one_line(
     corrupt_db: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CAMEL_BOT_DATA_DIR", str(corrupt_db.parent))
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    _slack_env(monkeypatch)
     config = tmp_path / "empty.toml"
     config.write_text("")
     before = _digest(corrupt_db)
@@ -212,8 +217,7 @@ def test_serve_with_tasks_configured_refuses_a_corrupt_database_without_writing_
 ) -> None:
     # A real deployment names its tasks: applying them is a write, which must not reach a damaged file.
     monkeypatch.setenv("CAMEL_BOT_DATA_DIR", str(corrupt_db.parent))
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    _slack_env(monkeypatch)
     config = tmp_path / "tasks.toml"
     config.write_text(
         '[[tasks]]\nname = "support"\nkind = "intent"\nlabels = ["card_arrival", "refund"]\nchannels = ["C1"]\n'
@@ -248,8 +252,7 @@ def test_serve_on_a_read_only_data_folder_is_one_line(
     db = storage.open_store(db_path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    _slack_env(monkeypatch)
     config = tmp_path / "empty.toml"
     config.write_text("")
     with read_only_view(db_path.parent, tmp_path / "ro") as view:

@@ -16,6 +16,7 @@ from bot.slack import blocks
 from bot.slack.listeners._shared import record_correction, services_of, workspace_of
 from bot.slack.listeners.declaration import Listeners
 from bot.slack.listeners.new_label import open_new_label_modal
+from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ def on_label_chosen(
         return
     source = _source(str(action.get("action_id", "")))
     if label is None:  # "New label…": the modal stores the correction once the label exists
-        refused = open_new_label_modal(services, client, body, task, message_id, source)
-        if refused:
-            respond(text=refused, response_type="ephemeral", replace_original=False)
+        _new_label(services, client, body, task, message_id, source, respond)
         return
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source=source, user=user
@@ -133,9 +132,7 @@ def on_review_answer(
         )
         return
     if label is None:  # "New label…" from /camel review
-        refused = open_new_label_modal(services, client, body, task, message_id, "review")
-        if refused:
-            respond(text=refused, response_type="ephemeral", replace_original=False)
+        _new_label(services, client, body, task, message_id, "review", respond)
         return
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source="review", user=user
@@ -147,6 +144,21 @@ def on_review_answer(
         )
         return
     respond(text=texts.review_label_stored(label), response_type="ephemeral", replace_original=False)
+
+
+def _new_label(
+    services: Services,
+    client: WebClient,
+    body: dict[str, Any],
+    task: storage.Task,
+    message_id: int,
+    source: str,
+    respond: Respond,
+) -> None:
+    """Open the "New label…" modal, or tell the person (ephemeral) why they may not."""
+    refused = open_new_label_modal(services, client, body, task, message_id, source)
+    if refused:
+        respond(text=refused, response_type="ephemeral", replace_original=False)
 
 
 LISTENERS = Listeners(

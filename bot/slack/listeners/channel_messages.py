@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 import camel
 import storage
 from bot import erasure, texts
-from bot.serving import ModelAnswers, Serving, answer_texts
+from bot.serving import ModelAnswers, Serving, answer_texts, model_answers
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
 from bot.slack.listeners.declaration import Listeners
@@ -233,13 +233,10 @@ def _batched(services: Services, task: storage.Task, serving: Serving) -> ModelA
     """The serving predictor's answers, batched with the other workers' messages of this task: one
     forward pass for many texts. The key holds the predictor, and each version has its own, so a
     batch is one version."""
-    predictor = serving.predictor
-
-    def over(batch: list[str]) -> list[camel.Answer]:
-        return predictor.answer(batch, floor=task.abstain_threshold, out_of_scope_label=task.out_of_scope_label)
+    over = model_answers(serving, task)
 
     def one_by_one(texts_: list[str]) -> list[camel.Answer]:
-        key = (id(predictor), task.abstain_threshold, task.out_of_scope_label)
+        key = (id(serving.predictor), task.abstain_threshold, task.out_of_scope_label)
         return [services.batcher.run(key, text, over) for text in texts_]
 
     return one_by_one

@@ -49,9 +49,11 @@ def open_new_label_modal(
             "reply_ts": "" if container.get("is_ephemeral") else str(container.get("message_ts") or ""),
         }
     )
-    limit = min(storage.labels.MAX_LABEL_CHARS, storage.labels.MAX_OPTION_VALUE - len(task.name) - 1)
     view = blocks.new_label_modal(
-        task.name, metadata, name_limit=limit, description_limit=storage.tasks.MAX_DESCRIPTION_CHARS
+        task.name,
+        metadata,
+        name_limit=storage.labels.max_name_chars(task.name),
+        description_limit=storage.tasks.MAX_DESCRIPTION_CHARS,
     )
     client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
     return None
@@ -105,7 +107,7 @@ def _problems(
     problem = storage.labels.name_problem(services.db, task.name, name)
     if problem:
         errors[blocks.NAME_BLOCK] = _plain(problem)
-    elif _pending(services.db, task.name, name) and not admin:
+    elif storage.labels.is_proposed(services.db, task.name, name) and not admin:
         errors[blocks.NAME_BLOCK] = f"{name} is already proposed and waits for an admin."
     if not description:
         errors[blocks.DESCRIPTION_BLOCK] = texts.new_label_description_missing()
@@ -114,14 +116,6 @@ def _problems(
 
 def _plain(text: str) -> str:
     return text.replace("`", "")
-
-
-def _pending(db: Any, task: str, name: str) -> bool:
-    return bool(
-        storage.db.rows(
-            db, "SELECT 1 FROM label_proposals WHERE task = ? AND label = ? AND status = 'pending'", (task, name)
-        )
-    )
 
 
 def _created_by(db: Any, task: str, name: str, user: str) -> bool:
