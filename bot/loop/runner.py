@@ -127,9 +127,7 @@ class RoundRunner:
     def _start_cold_round(self, task: str, trigger: str, run_id: int, log_path: Path) -> subprocess.Popen[bytes]:
         threads = self.settings.model.training_threads
         # Owner-only whatever the umask: the child's output may quote users' messages.
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as output:
+        with os.fdopen(storage.files.open_private(log_path), "wb") as output:
             return subprocess.Popen(
                 child_command(self.settings, task, trigger, run_id, self.engine() if self.engine else None),
                 env=child_env(threads),

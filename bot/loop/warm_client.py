@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from bot.errors import LearningError
+from storage.files import open_private
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "bot.loop.warm_worker"
@@ -89,9 +90,8 @@ class WarmWorker:
         self.forked = 0  # rounds this worker started
         self._closing = False  # asked to stop: its exit is no news
         self.started_at = time.monotonic()
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # owner-only: a round's traceback in here may quote a message
-        with os.fdopen(fd, "wb") as output:
+        # Owner-only: a round's traceback in here may quote a message.
+        with os.fdopen(open_private(log_path), "wb") as output:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", WORKER_MODULE, "--base-model", base_model],
                 env=env,
