@@ -29,12 +29,11 @@ from bot.errors import LearningError, TaskBusyError
 from bot.loop import versions
 from bot.loop.options import RoundOptions, summary_path
 from bot.loop.store_use import StoreUse
-from bot.loop.warm_client import WarmRound, WarmWorker, WarmWorkerError
+from bot.loop.warm_client import WarmRound, WarmWorker, WarmWorkerError, log_tail
 from bot.settings import DataPaths, Settings
 
 log = logging.getLogger(__name__)
 NICENESS = 10
-OUTPUT_TAIL = 800
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 CHILD_MODULE = "bot.loop.round"
 # A worker still loading when a round starts is waited for this long (a cold child would pay the
@@ -73,10 +72,7 @@ def death_message(returncode: int, log_path: Path, cause: str = "") -> str:
         what = f"training process killed by {signal.Signals(-returncode).name}"
     else:
         what = f"training process exited with status {returncode}"
-    try:
-        tail = log_path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
-    except OSError:
-        tail = ""
+    tail = log_tail(log_path)
     return f"{what}: {tail}" if tail else what
 
 
@@ -216,7 +212,9 @@ class RoundRunner:
             return worker
         reason = worker.failure or f"not ready within {READY_TIMEOUT_S:.0f} s"
         log.warning(
-            "training round runs cold: the warm training worker could not start (%s): %s", reason, worker.log_tail()
+            "training round runs cold: the warm training worker could not start (%s): %s",
+            reason,
+            log_tail(worker.log_path),
         )
         with self._warm_guard:
             if self.warm is worker:

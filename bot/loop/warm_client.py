@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 WORKER_MODULE = "bot.loop.warm_worker"
 PING_TIMEOUT_S = 5.0  # a worker that does not answer a ping within this is stuck: it is replaced
 START_TIMEOUT_S = 10.0  # to fork a round and say its pid
-OUTPUT_TAIL = 800
+OUTPUT_TAIL = 800  # characters of a log quoted in a failure
 
 
 class WarmWorkerError(LearningError):
@@ -235,11 +235,13 @@ class WarmWorker:
         self.process.kill()
         self.process.wait()
 
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
-        except OSError:
-            return ""
+
+def log_tail(path: Path) -> str:
+    """The end of a worker's or a round's log, for the reason of a failure ("" when unreadable)."""
+    try:
+        return path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
+    except OSError:
+        return ""
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
