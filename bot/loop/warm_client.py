@@ -244,13 +244,16 @@ def log_tail(path: Path) -> str:
         return ""
 
 
+def gone(pid: int) -> bool:
+    """Whether process `pid` no longer runs: reaped, or dead and waiting to be (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
-                    return
-        except OSError:
-            return
+    while time.monotonic() < deadline and not gone(pid):
         time.sleep(0.02)

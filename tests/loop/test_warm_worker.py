@@ -18,7 +18,7 @@ from bot.loop import runner as runner_module
 from bot.loop.options import RoundSummary, summary_path
 from bot.loop.registry import PredictorRegistry
 from bot.loop.runner import child_env
-from bot.loop.warm_client import WarmRound, WarmWorker
+from bot.loop.warm_client import WarmRound, WarmWorker, gone
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, make_settings
 
 
@@ -43,14 +43,6 @@ def _ready_worker(loop) -> WarmWorker:
     worker = loop.runner.warm
     assert worker is not None and worker.wait_ready(300)
     return worker
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
 
 
 def _round_record(settings, db, warm: bool) -> tuple[tuple, dict]:
@@ -132,7 +124,7 @@ def test_a_worker_killed_mid_round_fails_the_round_truthfully_and_the_next_round
     run = storage.runs.get_run(db, run_id)
     assert run.outcome == "failed"
     assert f"warm worker pid {first.pid} killed by SIGKILL while the round ran" in run.error
-    assert _gone(child_pid)  # the round died with its worker: nothing of it still writes
+    assert gone(child_pid)  # the round died with its worker: nothing of it still writes
     assert storage.tasks.get_task(db, TASK).active_version is None
 
     label_messages(db, 5, seed=7)
