@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import signal
-import time
 
 import pytest
 
@@ -20,6 +19,9 @@ from bot.loop.registry import PredictorRegistry
 from bot.loop.runner import child_env
 from bot.loop.warm_client import WarmRound, WarmWorker, gone
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, make_settings
+from tests.waiting import wait_until
+
+WAIT_S = 120.0
 
 
 @pytest.fixture
@@ -28,15 +30,6 @@ def loop_env(loop_env):
     loop tests use the cold child)."""
     settings, db = loop_env
     return dataclasses.replace(settings, model=dataclasses.replace(settings.model, warm_worker=True)), db
-
-
-def _wait(condition, timeout: float = 120.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _ready_worker(loop) -> WarmWorker:
@@ -103,7 +96,7 @@ def test_a_worker_killed_while_idle_is_replaced_and_the_next_round_is_warm(loop_
     loop.start()
     first = _ready_worker(loop)
     os.kill(first.pid, signal.SIGKILL)
-    assert _wait(lambda: loop.runner.warm is not None and loop.runner.warm is not first)
+    wait_until(lambda: loop.runner.warm is not None and loop.runner.warm is not first, WAIT_S)
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted"
     assert loop.runner.warm is not None and loop.runner.warm.pid != first.pid and loop.runner.warm.forked == 1
@@ -117,10 +110,10 @@ def test_a_worker_killed_mid_round_fails_the_round_truthfully_and_the_next_round
     loop.start()
     first = _ready_worker(loop)
     run_id = loop.run_now(TASK, actor="U0ADMIN")
-    assert _wait(lambda: isinstance(loop.children.get(TASK), WarmRound))
+    wait_until(lambda: isinstance(loop.children.get(TASK), WarmRound), WAIT_S)
     child_pid = loop.children[TASK].pid
     os.kill(first.pid, signal.SIGKILL)
-    assert _wait(lambda: storage.runs.get_run(db, run_id).finished_at is not None)
+    wait_until(lambda: storage.runs.get_run(db, run_id).finished_at is not None, WAIT_S)
     run = storage.runs.get_run(db, run_id)
     assert run.outcome == "failed"
     assert f"warm worker pid {first.pid} killed by SIGKILL while the round ran" in run.error
@@ -184,10 +177,10 @@ def test_sigkill_of_the_round_is_reported_by_either_path(loop_env, new_loop, war
     loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
     loop.start()
     run_id = loop.run_now(TASK, actor="U0ADMIN")
-    assert _wait(lambda: TASK in loop.children)
+    wait_until(lambda: TASK in loop.children, WAIT_S)
     assert isinstance(loop.children[TASK], WarmRound) == warm
     os.kill(loop.children[TASK].pid, signal.SIGKILL)
-    assert _wait(lambda: storage.runs.get_run(db, run_id).finished_at is not None)
+    wait_until(lambda: storage.runs.get_run(db, run_id).finished_at is not None, WAIT_S)
     run = storage.runs.get_run(db, run_id)
     assert run.outcome == "failed" and run.error.startswith("training process killed by SIGKILL")
 
