@@ -38,6 +38,14 @@ def _ready_worker(loop) -> WarmWorker:
     return worker
 
 
+def _started_loop(settings, db, new_loop) -> tuple[LearningLoop, WarmWorker]:
+    """A started loop over 30 labelled messages, and its warm worker once ready."""
+    label_messages(db, 30)
+    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
+    loop.start()
+    return loop, _ready_worker(loop)
+
+
 def _round_record(settings, db, warm: bool) -> tuple[tuple, dict]:
     settings = dataclasses.replace(settings, model=dataclasses.replace(settings.model, warm_worker=warm))
     loop = LearningLoop(settings, db, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
@@ -91,10 +99,7 @@ def test_the_warm_worker_holds_no_sqlite_handle(loop_env, new_loop) -> None:
 
 def test_a_worker_killed_while_idle_is_replaced_and_the_next_round_is_warm(loop_env, new_loop) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    first = _ready_worker(loop)
+    loop, first = _started_loop(settings, db, new_loop)
     os.kill(first.pid, signal.SIGKILL)
     wait_until(lambda: loop.runner.warm is not None and loop.runner.warm is not first, WAIT_S)
     run = loop.run_round(TASK, "manual")
@@ -105,10 +110,7 @@ def test_a_worker_killed_while_idle_is_replaced_and_the_next_round_is_warm(loop_
 
 def test_a_worker_killed_mid_round_fails_the_round_truthfully_and_the_next_round_works(loop_env, new_loop) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    first = _ready_worker(loop)
+    loop, first = _started_loop(settings, db, new_loop)
     run_id = loop.run_now(TASK, actor="U0ADMIN")
     wait_until(lambda: isinstance(loop.children.get(TASK), WarmRound), WAIT_S)
     child_pid = loop.children[TASK].pid
@@ -128,10 +130,7 @@ def test_a_worker_killed_mid_round_fails_the_round_truthfully_and_the_next_round
 
 def test_a_stuck_worker_is_killed_and_replaced(loop_env, new_loop) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    stuck = _ready_worker(loop)
+    loop, stuck = _started_loop(settings, db, new_loop)
     os.kill(stuck.pid, signal.SIGSTOP)  # alive, but answers nothing
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted"
@@ -155,10 +154,7 @@ def test_a_worker_that_cannot_start_in_time_leaves_the_round_to_a_cold_child(
 
 def test_a_changed_base_model_restarts_the_worker(loop_env, new_loop, tmp_path, tiny_bert_dir) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    first = _ready_worker(loop)
+    loop, first = _started_loop(settings, db, new_loop)
     copy = shutil.copytree(tiny_bert_dir, tmp_path / "same-bert-elsewhere")
     loop.runner.settings = dataclasses.replace(
         settings, model=dataclasses.replace(settings.model, base_model=str(copy))
