@@ -192,12 +192,10 @@ class PredictorRegistry:
                 continue
             try:
                 adapter = camel.load_adapter(folder, base)
-            except camel.OtherBaseError as exc:
-                failures.append((version, _one_line(exc)))
-                other_base.append(version)
-                continue
             except camel.CamelError as exc:
                 failures.append((version, _one_line(exc)))
+                if isinstance(exc, camel.OtherBaseError):
+                    other_base.append(version)
                 continue
             self._serve(task, version, adapter)
             served = version
