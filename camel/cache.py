@@ -270,9 +270,8 @@ class FeatureCache:
         with _file_lock(os.path.join(self.directory, LOCK_FILE)):
             with self._lock:
                 self.forget(digests)  # also from the pending entries: no flush needed first
-                self.refresh()
+                targets = self.holders()
                 forgotten = frozenset(self._forgotten)
-                targets = sorted(path for path, held in self._shard_digests.items() if held & forgotten)
             bytes_before = self.disk_bytes()
             kept = removed = written_shards = 0
             for path in targets:

@@ -298,22 +298,20 @@ def choose_engine(
     `split_layer`: where the check compares states (default: below the default 2 trained blocks)."""
     split = base.num_layers - min(2, base.num_layers) if split_layer is None else split_layer
     skipped: list[str] = []
-    for name in candidates(setting):
+    for name in (n for n in candidates(setting) if n != TORCH_FP32):  # the reference is the fallback
         why = unavailable_reason(name)
-        if why is None and name != TORCH_FP32:
+        if why is None:
             try:
                 engine = make_engine(name, folder)
-                if check:
-                    cosine = agreement(base, engine, split)
-                    if not cosine > bound:
-                        why = f"its states disagree with torch-fp32 (lowest cosine {cosine:.6f}, bound {bound})"
-                if why is None:
-                    verdict = f"agrees with torch-fp32 (lowest cosine {cosine:.6f} > {bound})" if check else "unchecked"
+                if not check:
+                    return EngineChoice(engine, _reason(setting, name, skipped, "unchecked"))
+                cosine = agreement(base, engine, split)
+                if cosine > bound:
+                    verdict = f"agrees with torch-fp32 (lowest cosine {cosine:.6f} > {bound})"
                     return EngineChoice(engine, _reason(setting, name, skipped, verdict))
+                why = f"its states disagree with torch-fp32 (lowest cosine {cosine:.6f}, bound {bound})"
             except (EngineError, RuntimeError, OSError) as exc:
                 why = " ".join(str(exc).split())[:300]
-        if name == TORCH_FP32:
-            return EngineChoice(BottomEngine(), _reason(setting, name, skipped, "the reference"))
         skipped.append(f"{name}: {why}")
         log.warning("engine %s not used: %s", name, why)
     return EngineChoice(BottomEngine(), _reason(setting, TORCH_FP32, skipped, "the reference"))

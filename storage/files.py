@@ -37,6 +37,17 @@ def make_private_file(path: str | Path) -> None:
         os.close(descriptor)
 
 
+def open_private(path: str | Path) -> int:
+    """A descriptor of `path` for writing, created or truncated, 0600 whatever the umask."""
+    descriptor = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(descriptor, FILE_MODE)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
 def make_private(root: str | Path) -> list[str]:
     """Set every folder under `root` (itself included) to 0700 and every file to 0600, without
     following symlinks; returns the paths it changed. Run it on the data folder at start-up."""

@@ -185,8 +185,6 @@ class RoundSummary:
         body = dataclasses.replace(self, finished_at=self.finished_at or datetime.now().astimezone().isoformat())
         temp = path.with_suffix(".tmp")
         # Owner-only whatever the umask: a summary names labels and metrics of users' messages.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(storage.files.open_private(temp), "w") as handle:
             handle.write(json.dumps(dataclasses.asdict(body), indent=2, default=str))
         os.replace(temp, path)

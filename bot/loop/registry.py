@@ -143,12 +143,16 @@ class PredictorRegistry:
     def follow_labels(self, db: Database, task: str) -> camel.LabelView:
         """Serve the task's labels as stored now, over the version serving now and every later one."""
         view = label_view(db, task)
+        self._lay_over(task, view)
+        return view
+
+    def _lay_over(self, task: str, view: camel.LabelView) -> None:
+        """Serve `view` over the version serving now and every later one."""
         with self._lock:
             self._views[task] = view
             serving = self._serving.get(task)
             if serving is not None:
                 serving.predictor.set_label_view(view)
-        return view
 
     def _count(self, task: str, result: str, times: int = 1) -> None:
         if self.metrics is not None and times:
@@ -162,8 +166,9 @@ class PredictorRegistry:
         """Like `sync`, with the task of each notice (the loop tells that task's channel)."""
         notices: list[ReloadNotice] = []
         for task in storage.tasks.list_tasks(db):
-            if self._views.get(task.name) != label_view(db, task.name):
-                self.follow_labels(db, task.name)
+            view = label_view(db, task.name)
+            if self._views.get(task.name) != view:
+                self._lay_over(task.name, view)
             active = task.active_version
             if active is None or self.version(task.name) == active:
                 continue
@@ -187,12 +192,10 @@ class PredictorRegistry:
                 continue
             try:
                 adapter = camel.load_adapter(folder, base)
-            except camel.OtherBaseError as exc:
-                failures.append((version, _one_line(exc)))
-                other_base.append(version)
-                continue
             except camel.CamelError as exc:
                 failures.append((version, _one_line(exc)))
+                if isinstance(exc, camel.OtherBaseError):
+                    other_base.append(version)
                 continue
             self._serve(task, version, adapter)
             served = version

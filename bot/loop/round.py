@@ -251,11 +251,8 @@ def trained_until(db: Database, active: storage.AdapterVersion | None) -> str | 
     """Labels resolved before the active adapter's round started are already learned. An interim
     version (a head refit between rounds) counts as its round's: the labels it took in are new to
     the top blocks, and the round that follows must not be skipped for want of them."""
-    seen: set[int] = set()
-    while active is not None and versions.interim_of(active) is not None and active.version not in seen:
-        seen.add(active.version)
-        parent = versions.interim_of(active)
-        active = storage.adapters.get_adapter(db, active.task, parent) if parent is not None else None
+    if active is not None and versions.interim_of(active) is not None:
+        active = storage.adapters.get_adapter(db, active.task, versions.blocks_version(active))
     if active is None:
         return None
     run = storage.runs.get_run(db, active.run_id) if active.run_id is not None else None

@@ -29,12 +29,11 @@ from bot.errors import LearningError, TaskBusyError
 from bot.loop import versions
 from bot.loop.options import RoundOptions, summary_path
 from bot.loop.store_use import StoreUse
-from bot.loop.warm_client import WarmRound, WarmWorker, WarmWorkerError
+from bot.loop.warm_client import WarmRound, WarmWorker, WarmWorkerError, log_tail
 from bot.settings import DataPaths, Settings
 
 log = logging.getLogger(__name__)
 NICENESS = 10
-OUTPUT_TAIL = 800
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 CHILD_MODULE = "bot.loop.round"
 # A worker still loading when a round starts is waited for this long (a cold child would pay the
@@ -56,8 +55,12 @@ class RoundProcess(Protocol):
 
 def child_command(settings: Settings, task: str, trigger: str, run_id: int, engine: str | None = None) -> list[str]:
     """The child's full command line; its flags come from `RoundOptions.to_argv()`."""
-    options = RoundOptions.from_settings(settings, task, trigger, run_id, engine)
-    return [sys.executable, "-m", CHILD_MODULE, *options.to_argv()]
+    return round_command(RoundOptions.from_settings(settings, task, trigger, run_id, engine).to_argv())
+
+
+def round_command(argv: list[str]) -> list[str]:
+    """The cold child's command line for a round's flags."""
+    return [sys.executable, "-m", CHILD_MODULE, *argv]
 
 
 def child_env(threads: int) -> dict[str, str]:
@@ -73,10 +76,7 @@ def death_message(returncode: int, log_path: Path, cause: str = "") -> str:
         what = f"training process killed by {signal.Signals(-returncode).name}"
     else:
         what = f"training process exited with status {returncode}"
-    try:
-        tail = log_path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
-    except OSError:
-        tail = ""
+    tail = log_tail(log_path)
     return f"{what}: {tail}" if tail else what
 
 
@@ -114,9 +114,10 @@ class RoundRunner:
     def _spawn_and_wait(self, task: str, trigger: str, run_id: int, log_path: Path) -> tuple[int, str]:
         """The child's exit status, and why it died when only the warm worker could have said."""
         storage.files.make_private_dirs(log_path.parent)
-        child = self._start_warm_round(task, trigger, run_id, log_path) or self._start_cold_round(
-            task, trigger, run_id, log_path
-        )
+        # The same flags for a warm and a cold child, with the engine serving runs.
+        engine = self.engine() if self.engine else None
+        argv = RoundOptions.from_settings(self.settings, task, trigger, run_id, engine).to_argv()
+        child = self._start_warm_round(argv, run_id, log_path) or self._start_cold_round(argv, log_path)
         self.children[task] = child
         try:
             returncode = child.wait()
@@ -124,14 +125,12 @@ class RoundRunner:
             self.children.pop(task, None)
         return returncode, child.lost if isinstance(child, WarmRound) else ""
 
-    def _start_cold_round(self, task: str, trigger: str, run_id: int, log_path: Path) -> subprocess.Popen[bytes]:
+    def _start_cold_round(self, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         threads = self.settings.model.training_threads
         # Owner-only whatever the umask: the child's output may quote users' messages.
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as output:
+        with os.fdopen(storage.files.open_private(log_path), "wb") as output:
             return subprocess.Popen(
-                child_command(self.settings, task, trigger, run_id, self.engine() if self.engine else None),
+                round_command(argv),
                 env=child_env(threads),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -139,15 +138,13 @@ class RoundRunner:
                 preexec_fn=functools.partial(os.nice, NICENESS),
             )
 
-    def _start_warm_round(self, task: str, trigger: str, run_id: int, log_path: Path) -> WarmRound | None:
-        """The round forked by the warm worker (same flags as the cold child), or None: run it cold."""
+    def _start_warm_round(self, argv: list[str], run_id: int, log_path: Path) -> WarmRound | None:
+        """The round forked by the warm worker, or None: run it cold."""
         worker = self._warm_for_round()
         if worker is None:
             return None
-        engine = self.engine() if self.engine else None
-        options = RoundOptions.from_settings(self.settings, task, trigger, run_id, engine)
         try:
-            return worker.start_round(options.to_argv(), log_path, self.settings.model.training_threads)
+            return worker.start_round(argv, log_path, self.settings.model.training_threads)
         except WarmWorkerError as exc:
             log.warning("training round %s runs cold: %s", run_id, exc)
             return None
@@ -218,7 +215,9 @@ class RoundRunner:
             return worker
         reason = worker.failure or f"not ready within {READY_TIMEOUT_S:.0f} s"
         log.warning(
-            "training round runs cold: the warm training worker could not start (%s): %s", reason, worker.log_tail()
+            "training round runs cold: the warm training worker could not start (%s): %s",
+            reason,
+            log_tail(worker.log_path),
         )
         with self._warm_guard:
             if self.warm is worker:

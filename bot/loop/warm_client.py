@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from bot.errors import LearningError
+from storage.files import open_private
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "bot.loop.warm_worker"
 PING_TIMEOUT_S = 5.0  # a worker that does not answer a ping within this is stuck: it is replaced
 START_TIMEOUT_S = 10.0  # to fork a round and say its pid
-OUTPUT_TAIL = 800
+OUTPUT_TAIL = 800  # characters of a log quoted in a failure
 
 
 class WarmWorkerError(LearningError):
@@ -89,9 +90,8 @@ class WarmWorker:
         self.forked = 0  # rounds this worker started
         self._closing = False  # asked to stop: its exit is no news
         self.started_at = time.monotonic()
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # owner-only: a round's traceback in here may quote a message
-        with os.fdopen(fd, "wb") as output:
+        # Owner-only: a round's traceback in here may quote a message.
+        with os.fdopen(open_private(log_path), "wb") as output:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", WORKER_MODULE, "--base-model", base_model],
                 env=env,
@@ -235,20 +235,25 @@ class WarmWorker:
         self.process.kill()
         self.process.wait()
 
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
-        except OSError:
-            return ""
+
+def log_tail(path: Path) -> str:
+    """The end of a worker's or a round's log, for the reason of a failure ("" when unreadable)."""
+    try:
+        return path.read_text(errors="replace")[-OUTPUT_TAIL:].strip()
+    except OSError:
+        return ""
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` no longer runs: reaped, or dead and waiting to be (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
-                    return
-        except OSError:
-            return
+    while time.monotonic() < deadline and not gone(pid):
         time.sleep(0.02)

@@ -73,8 +73,9 @@ def run_forked_round(request: dict[str, Any], worker_pid: int, protocol_fd: int)
         if os.getppid() != worker_pid:  # the worker died between fork and prctl
             os._exit(1)
         os.close(protocol_fd)  # only the worker speaks to the bot
-        output = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(output, 0o600)  # owner-only whatever the umask: the log may quote users' messages
+        from storage.files import open_private  # imported by the worker's warm-up already
+
+        output = open_private(request["log"])  # owner-only: the log may quote users' messages
         os.dup2(output, 1)
         os.dup2(output, 2)
         os.close(output)

@@ -18,7 +18,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -37,6 +37,7 @@ from bot.slack.app import build_client
 from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.http_server import EVENTS_PATH
 from tests.tiny_model import INTENT_WORDS
+from tests.waiting import wait_until
 
 SECRET = "test-signing-secret"
 TEAM = "T0CAMEL"
@@ -289,18 +290,6 @@ def edit_event(text: str, ts: str, edit_ts: str, channel: str = SUPPORT_CHANNEL,
         "ts": edit_ts,
         "message": {"type": "message", "user": user, "text": text, "ts": ts},
     }
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """The first truthy `check()`, polled every 20 ms; the timeout is generous (a busy machine),
-    and only bounds a wait that would otherwise never end."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 def menu_reply(bot: BotUnderTest, ts: str, text: str = "where is my new card") -> tuple[int, str, dict]:

@@ -16,17 +16,10 @@ from bot.errors import TaskBusyError
 from bot.loop.runner import child_env
 from bot.loop.registry import PredictorRegistry
 from tests.loop.conftest import TASK, install_adapter, label_messages
+from tests.waiting import wait_until
 
-
-def _wait(condition, timeout: float = 300.0) -> bool:
-    """Whether `condition()` came true; the timeout is generous (the training child runs niced,
-    and a busy machine holds it back) and only bounds a wait that would never end."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+# Generous: the training child runs niced, and a busy machine holds it back.
+WAIT_S = 300.0
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -78,11 +71,11 @@ def test_sigkill_of_the_training_child_leaves_active_adapter_and_db_intact(loop_
     loop.start()
     try:
         run_id = loop.run_now(TASK, actor="U0ADMIN")
-        assert _wait(lambda: TASK in loop.children and _child_holds_lock(settings))
+        wait_until(lambda: TASK in loop.children and _child_holds_lock(settings), WAIT_S)
         # Inside the round (it holds the task's lock): killed at once, because a round forked by
         # the warm worker on the tiny model can be over within a second.
         os.kill(loop.children[TASK].pid, signal.SIGKILL)
-        assert _wait(lambda: storage.runs.last_run(db, TASK).finished_at is not None)
+        wait_until(lambda: storage.runs.last_run(db, TASK).finished_at is not None, WAIT_S)
     finally:
         loop.stop()
     run = storage.runs.last_run(db, TASK)
@@ -164,7 +157,7 @@ def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree
         child = loop.children.get(TASK)
         if child is not None:
             os.kill(child.pid, signal.SIGKILL)
-        assert _wait(lambda: storage.runs.last_run(db, TASK).finished_at is not None)
+        wait_until(lambda: storage.runs.last_run(db, TASK).finished_at is not None, WAIT_S)
     finally:
         loop.stop()
     run = storage.runs.last_run(db, TASK)

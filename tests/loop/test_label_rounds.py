@@ -7,16 +7,24 @@ from __future__ import annotations
 import threading
 
 import storage
+from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
 from tests.loop.conftest import TASK, label_messages
 
 
-def test_a_rename_is_trained_on_and_a_rollback_serves_todays_names(loop_env, new_loop) -> None:
+def _started_loop(loop_env, new_loop) -> tuple[PredictorRegistry, LearningLoop]:
+    """A started loop over 16 labelled messages, and the registry it serves with."""
     settings, db = loop_env
     label_messages(db, 16)
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     loop = new_loop(settings, predictors)
     loop.start()
+    return predictors, loop
+
+
+def test_a_rename_is_trained_on_and_a_rollback_serves_todays_names(loop_env, new_loop) -> None:
+    db = loop_env[1]
+    predictors, loop = _started_loop(loop_env, new_loop)
     first = loop.run_round(TASK, "manual")
     assert (first.outcome, first.version) == ("promoted", 1)
     assert "refund" in storage.adapters.get_adapter(db, TASK, 1).metrics["label_set"]["labels"]
@@ -39,11 +47,8 @@ def test_a_rename_is_trained_on_and_a_rollback_serves_todays_names(loop_env, new
 
 
 def test_a_rename_racing_a_round_is_served_under_the_new_name(loop_env, new_loop) -> None:
-    settings, db = loop_env
-    label_messages(db, 16)
-    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
-    loop = new_loop(settings, predictors)
-    loop.start()
+    db = loop_env[1]
+    predictors, loop = _started_loop(loop_env, new_loop)
     renamed = threading.Event()
 
     def rename_once_the_round_runs() -> None:

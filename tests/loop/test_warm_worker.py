@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import signal
-import time
 
 import pytest
 
@@ -18,8 +17,11 @@ from bot.loop import runner as runner_module
 from bot.loop.options import RoundSummary, summary_path
 from bot.loop.registry import PredictorRegistry
 from bot.loop.runner import child_env
-from bot.loop.warm_client import WarmRound, WarmWorker
+from bot.loop.warm_client import WarmRound, WarmWorker, gone
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, make_settings
+from tests.waiting import wait_until
+
+WAIT_S = 120.0
 
 
 @pytest.fixture
@@ -30,27 +32,18 @@ def loop_env(loop_env):
     return dataclasses.replace(settings, model=dataclasses.replace(settings.model, warm_worker=True)), db
 
 
-def _wait(condition, timeout: float = 120.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _ready_worker(loop) -> WarmWorker:
     worker = loop.runner.warm
     assert worker is not None and worker.wait_ready(300)
     return worker
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
+def _started_loop(settings, db, new_loop) -> tuple[LearningLoop, WarmWorker]:
+    """A started loop over 30 labelled messages, and its warm worker once ready."""
+    label_messages(db, 30)
+    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
+    loop.start()
+    return loop, _ready_worker(loop)
 
 
 def _round_record(settings, db, warm: bool) -> tuple[tuple, dict]:
@@ -106,12 +99,9 @@ def test_the_warm_worker_holds_no_sqlite_handle(loop_env, new_loop) -> None:
 
 def test_a_worker_killed_while_idle_is_replaced_and_the_next_round_is_warm(loop_env, new_loop) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    first = _ready_worker(loop)
+    loop, first = _started_loop(settings, db, new_loop)
     os.kill(first.pid, signal.SIGKILL)
-    assert _wait(lambda: loop.runner.warm is not None and loop.runner.warm is not first)
+    wait_until(lambda: loop.runner.warm is not None and loop.runner.warm is not first, WAIT_S)
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted"
     assert loop.runner.warm is not None and loop.runner.warm.pid != first.pid and loop.runner.warm.forked == 1
@@ -120,19 +110,16 @@ def test_a_worker_killed_while_idle_is_replaced_and_the_next_round_is_warm(loop_
 
 def test_a_worker_killed_mid_round_fails_the_round_truthfully_and_the_next_round_works(loop_env, new_loop) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    first = _ready_worker(loop)
+    loop, first = _started_loop(settings, db, new_loop)
     run_id = loop.run_now(TASK, actor="U0ADMIN")
-    assert _wait(lambda: isinstance(loop.children.get(TASK), WarmRound))
+    wait_until(lambda: isinstance(loop.children.get(TASK), WarmRound), WAIT_S)
     child_pid = loop.children[TASK].pid
     os.kill(first.pid, signal.SIGKILL)
-    assert _wait(lambda: storage.runs.get_run(db, run_id).finished_at is not None)
+    wait_until(lambda: storage.runs.get_run(db, run_id).finished_at is not None, WAIT_S)
     run = storage.runs.get_run(db, run_id)
     assert run.outcome == "failed"
     assert f"warm worker pid {first.pid} killed by SIGKILL while the round ran" in run.error
-    assert _gone(child_pid)  # the round died with its worker: nothing of it still writes
+    assert gone(child_pid)  # the round died with its worker: nothing of it still writes
     assert storage.tasks.get_task(db, TASK).active_version is None
 
     label_messages(db, 5, seed=7)
@@ -143,10 +130,7 @@ def test_a_worker_killed_mid_round_fails_the_round_truthfully_and_the_next_round
 
 def test_a_stuck_worker_is_killed_and_replaced(loop_env, new_loop) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    stuck = _ready_worker(loop)
+    loop, stuck = _started_loop(settings, db, new_loop)
     os.kill(stuck.pid, signal.SIGSTOP)  # alive, but answers nothing
     run = loop.run_round(TASK, "manual")
     assert run.outcome == "promoted"
@@ -170,10 +154,7 @@ def test_a_worker_that_cannot_start_in_time_leaves_the_round_to_a_cold_child(
 
 def test_a_changed_base_model_restarts_the_worker(loop_env, new_loop, tmp_path, tiny_bert_dir) -> None:
     settings, db = loop_env
-    label_messages(db, 30)
-    loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
-    loop.start()
-    first = _ready_worker(loop)
+    loop, first = _started_loop(settings, db, new_loop)
     copy = shutil.copytree(tiny_bert_dir, tmp_path / "same-bert-elsewhere")
     loop.runner.settings = dataclasses.replace(
         settings, model=dataclasses.replace(settings.model, base_model=str(copy))
@@ -192,10 +173,10 @@ def test_sigkill_of_the_round_is_reported_by_either_path(loop_env, new_loop, war
     loop = new_loop(settings, PredictorRegistry(settings.model.base_model, settings.feature_cache_dir))
     loop.start()
     run_id = loop.run_now(TASK, actor="U0ADMIN")
-    assert _wait(lambda: TASK in loop.children)
+    wait_until(lambda: TASK in loop.children, WAIT_S)
     assert isinstance(loop.children[TASK], WarmRound) == warm
     os.kill(loop.children[TASK].pid, signal.SIGKILL)
-    assert _wait(lambda: storage.runs.get_run(db, run_id).finished_at is not None)
+    wait_until(lambda: storage.runs.get_run(db, run_id).finished_at is not None, WAIT_S)
     run = storage.runs.get_run(db, run_id)
     assert run.outcome == "failed" and run.error.startswith("training process killed by SIGKILL")
 
