@@ -156,7 +156,7 @@ def record_fallback(
     other_base: Collection[int] = (),
     actor: str = RECOVERY_ACTOR,
 ) -> AdapterVersion | None:
-    """Record what `camel.load_first_good` found at start-up or on reload, in one transaction:
+    """Record what the serving registry's fallback found at start-up or on reload, in one transaction:
     `version` (the one that loads) becomes active, each version that failed before it becomes
     "rejected" with the reason, and an "adapter_fallback" audit row lists them. With `version`
     None nothing is marked (when no version loads, the cause is usually shared, such as a
