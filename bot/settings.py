@@ -83,6 +83,9 @@ class ModelSettings:
     max_epochs: int = 8
     # Before a task's first trained adapter, guess its top 3 from label names and descriptions.
     zero_shot: bool = True
+    # Share of a channel's characters the base's tokenizer cannot represent above which admins
+    # are told the base does not read that channel (README: Teams writing other languages).
+    unknown_chars_alert: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ def _validate(s: Settings) -> None:
         (s.model.trainable_layers >= 0, "model.trainable_layers must be 0 or more"),
         (s.model.training_threads >= 1, "model.training_threads must be at least 1"),
         (s.model.max_epochs >= 1, "model.max_epochs must be at least 1"),
+        (0.0 <= s.model.unknown_chars_alert <= 1.0, "model.unknown_chars_alert must be between 0 and 1"),
         (s.retention.cache_max_bytes >= 0, "retention.cache_max_bytes must be 0 or more"),
         (s.retention.keep_versions >= 0, "retention.keep_versions must be 0 or more"),
         *[

@@ -232,6 +232,7 @@ def stats_text(task: str, stats: dict[str, Any]) -> str:
         lines.append(calibration_line(calibration))
     for row in stats.get("coverage") or []:
         lines.append(coverage_line(row))
+    lines += stats.get("reading") or []
     return "\n".join(lines)
 
 

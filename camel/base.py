@@ -92,6 +92,29 @@ class BaseEncoder:
             )
             return encoded
 
+    def unknown_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans [start, end) of `text` that the tokenizer maps to its unknown token."""
+        unknown_id = self.tokenizer.unk_token_id
+        if unknown_id is None:  # a byte-level tokenizer represents every character
+            return []
+        clean = text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8", "replace")
+        if not getattr(self.tokenizer, "is_fast", False):
+            # Without offsets, each character is asked alone (slow tokenizers are rare: every
+            # supported folder ships a tokenizer.json).
+            with self._tokenizer_lock:
+                return [
+                    (i, i + 1)
+                    for i, ch in enumerate(clean)
+                    if not ch.isspace() and unknown_id in self.tokenizer(ch, add_special_tokens=False)["input_ids"]
+                ]
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(clean, add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            (int(start), int(end))
+            for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"])
+            if token == unknown_id
+        ]
+
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
         """The mask in the form the blocks' attention implementation expects (None = no padding)."""
         from transformers.masking_utils import create_bidirectional_mask

@@ -217,6 +217,24 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
     return results
 
 
+def check_reading(state: DoctorState) -> list[CheckResult]:
+    """Per channel, the share of its recent characters the base's tokenizer cannot represent."""
+    import storage
+    from bot import reading
+
+    assert state.base is not None
+    alert = state.known_settings.model.unknown_chars_alert
+    results = []
+    for task in storage.tasks.list_tasks(state.known_db):
+        for found in reading.read_task(state.known_db, state.base, task):
+            line = f"task {task.name}, channel {found.channel}: {reading.summary(found)}"
+            if found.passes(alert):
+                results.append(CheckResult("reading", False, f"{line}, above {alert:.0%}", reading.advice(alert)))
+            else:
+                results.append(CheckResult("reading", True, f"{line} (alert above {alert:.0%})"))
+    return results or [CheckResult("reading", True, "no channel bound to a task yet")]
+
+
 def check_slack_install(state: DoctorState) -> list[CheckResult]:
     """Workspaces that uninstalled the app or revoked its token, and paused channel bindings."""
     import storage
@@ -355,6 +373,7 @@ CHECKS: list[tuple[str, Check, tuple[str, ...]]] = [
     ("task config", check_task_config, ("settings", "db")),
     ("base model", check_base_model, ("settings",)),
     ("adapters", check_adapters, ("db", "base")),
+    ("reading", check_reading, ("db", "base")),
     ("slack install", check_slack_install, ("db",)),
     ("disk", check_disk, ("settings",)),
     ("disk use", check_disk_use, ("settings",)),

@@ -90,6 +90,10 @@ class PredictorRegistry:
         serving = self.serving(task)
         return serving.version if serving is not None else None
 
+    def base(self) -> camel.BaseEncoder:
+        """The base model new rounds train on (loaded on first use)."""
+        return self._shared()[0]
+
     def guess(self, task: storage.Task, text: str) -> ZeroShotGuess | None:
         """The top 3 by label-name similarity, for a task no trained adapter serves yet (else None)."""
         if self.guesser is None or self.get(task.name) is not None:

@@ -22,6 +22,7 @@ from bot.serving import Serving
 from bot.settings import Settings
 from bot.slack.batching import PredictionBatcher
 from bot.slack.pacing import ChannelPacer
+from camel.base import BaseEncoder
 from camel.zero_shot import ZeroShotGuess
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Predictors(Protocol):
     def serving(self, task: str) -> Serving | None: ...
     def version(self, task: str) -> int | None: ...
     def guess(self, task: storage.Task, text: str) -> ZeroShotGuess | None: ...
+    def base(self) -> BaseEncoder: ...
 
 
 class AdminDirectory:

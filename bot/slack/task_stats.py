@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import storage
-from bot import texts
+from bot import reading, texts
 from bot.slack.services import Services
 
 
@@ -44,7 +44,8 @@ def last_run_line(services: Services, task: str) -> str:
     return f"#{run.id} {outcome}{version} ({run.started_at[:16].replace('T', ' ')}, {run.trigger})"
 
 
-def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
+def task_stats(services: Services, task: storage.Task, channel: str | None = None) -> dict[str, Any]:
+    """The numbers of /camel stats; `channel`: the one whose reading is shown (another's is not)."""
     db = services.db
     week, month = (storage.live.live_accuracy(db, task.name, days=d) for d in (7, 30))
     run = storage.runs.last_run(db, task.name)
@@ -61,7 +62,16 @@ def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
         "coverage": storage.review.coverage_by_version(db, task.name),
         "last_run": last_run_line(services, task.name),
         "next_run": next_run(services, task.name),
+        "reading": [reading_line(services, task, channel)] if channel else [],
     }
+
+
+def reading_line(services: Services, task: storage.Task, channel: str) -> str:
+    """The share of the channel's recent characters the base cannot represent, with advice above the alert."""
+    alert = services.settings.model.unknown_chars_alert
+    found = reading.read_channel(services.db, services.predictors.base(), task.name, channel)
+    over = f" - above {alert:.0%}: {reading.advice(alert)}" if found.passes(alert) else f" (alert above {alert:.0%})"
+    return f"Base model reading of this channel: {reading.summary(found)}{over}"
 
 
 def labels_this_week(services: Services, task: str) -> int:

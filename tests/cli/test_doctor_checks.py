@@ -80,3 +80,29 @@ def test_doctor_sees_a_read_only_data_folder(tmp_path: Path, tiny_bert_dir: Path
 def test_new_checks_pass_on_a_fresh_install_folder(tmp_path: Path, tiny_bert_dir: Path, check: str) -> None:
     results = _results(tmp_path / "not-created-yet", tiny_bert_dir)
     assert all(r.ok for r in results[check]), [r.line() for r in results[check]]
+
+
+def _chinese_channel(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    db = storage.open_store(data / "camel.db")
+    add_task(db)
+    # Markup is not writing: the mention, link and emoji code are not read.
+    message(db, "ts-1", text="<@U024BE7LH> 我的卡还没到 <https://example.com/track|跟踪> :smile:")
+    message(db, "ts-2", text="退款失败了吗")
+    db.close()
+    return data
+
+
+def test_doctor_says_when_the_base_cannot_read_a_channel(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    found = _results(_chinese_channel(tmp_path), tiny_bert_dir)["reading"]
+    assert len(found) == 1 and not found[0].ok
+    expected = "task support, channel C1: 100% of 12 characters unknown to the base (Han 100%; 2 messages)"
+    assert expected in found[0].detail
+    assert "[model] unknown_chars_alert" in found[0].fix and "[model] base_model" in found[0].fix
+    assert "README.md#teams-writing-other-languages" in found[0].fix
+
+
+def test_doctor_reading_is_fine_with_a_base_that_reads_the_channel(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+    found = _results(_chinese_channel(tmp_path), tiny_xlmr_dir)["reading"]
+    assert len(found) == 1 and found[0].ok, found[0].line()
+    assert "(alert above 10%)" in found[0].detail

@@ -127,7 +127,7 @@ def do_labels(call: Invocation) -> None:
 
 def do_stats(call: Invocation) -> None:
     task = call.channel_task()
-    call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task)))
+    call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task, call.channel)))
 
 
 def do_review(call: Invocation) -> None:
