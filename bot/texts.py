@@ -215,6 +215,16 @@ def labels_text(
     return f"*{task}* labels:\n" + "\n".join(lines + verdicts)
 
 
+def unreadable_channel(task: str, channel: str, summary: str, alert: float, help_section: str) -> str:
+    """The one direct message to admins when the base model cannot read a channel."""
+    return (
+        f":warning: The base model cannot read much of what <#{channel}> writes (task *{task}*): "
+        f"{summary}, above the alert of {alert:.0%}. Its answers there will be poor. "
+        f"Use a multilingual base model folder (`[model] base_model`), see {help_section}; "
+        f"if this is expected, raise `[model] unknown_chars_alert`. This message is sent once."
+    )
+
+
 def stats_text(task: str, stats: dict[str, Any]) -> str:
     lines = [
         f"*{task}* - live adapter: {version_name(stats.get('version'))}",

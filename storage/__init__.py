@@ -19,6 +19,7 @@ from storage import (
     live as live,
     messages as messages,
     migrations as migrations,
+    notices as notices,
     privacy as privacy,
     records as records,
     resolution as resolution,

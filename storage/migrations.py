@@ -260,6 +260,21 @@ def _v8_one_event_mark(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE IF EXISTS processed_events")
 
 
+def _v9_admin_notices(conn: sqlite3.Connection) -> None:
+    """Direct messages to admins that must be sent once per task and channel (e.g. that the base
+    model cannot read a channel), remembered so a restart or the next hourly check does not repeat them."""
+    conn.execute(
+        """CREATE TABLE admin_notices (
+            kind TEXT NOT NULL,
+            task TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (kind, task, channel)
+        )"""
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial_schema,
     _v2_deletion_list,
@@ -269,5 +284,6 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v6_asking,
     _v7_label_descriptions,
     _v8_one_event_mark,
+    _v9_admin_notices,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

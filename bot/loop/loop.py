@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 import storage
 from bot.errors import LoopStoppedError, RollbackError
-from bot.loop import asking, digest
+from bot.loop import asking, digest, reading_alert
 from bot.loop.publisher import Publisher
 from bot.loop.registry import PredictorRegistry
 from bot.loop import retention
@@ -74,6 +74,8 @@ class LearningLoop:
             self.triggers.add_interval("ask", self.ask_now, asking.ASK_EVERY_S)
         if self.publisher is not None and any(t.digest for t in self.settings.tasks):
             self.triggers.add_cron("digest", self.digest_now, digest.DIGEST_CRON)
+        if self.publisher is not None:
+            self.triggers.add_interval("reading", self.reading_now, reading_alert.CHECK_EVERY_S)
 
     def stop(self) -> None:
         """Stop scheduling and wait for the loop's work on the store under way; a round already
@@ -124,6 +126,19 @@ class LearningLoop:
         if self.publisher is None:
             return []
         return digest.digest_pass(self.db, self.settings, self.publisher)
+
+    def reading_now(self) -> list[str]:
+        """Tell admins of channels the base cannot read (also run every `reading_alert.CHECK_EVERY_S`)."""
+        if self.publisher is None:
+            return []
+        try:
+            with self.store_use.using():
+                return reading_alert.alert_pass(self.db, self.settings, self.predictors.base(), self.publisher)
+        except LoopStoppedError:
+            return []
+        except Exception:  # a failed check is tried again at the next one; it must not stop the scheduler
+            log.exception("reading check failed")
+            return []
 
     # one round -------------------------------------------------------------------------
     def request_round(self, task: str, trigger: str) -> bool:
