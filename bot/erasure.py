@@ -58,14 +58,20 @@ def open_cache(settings: Settings) -> camel.FeatureCache | None:
 
 
 def compact_cache(
-    settings: Settings, db: Database, cache: camel.FeatureCache | None = None, *, max_bytes: int | None = None
+    settings: Settings,
+    db: Database,
+    cache: camel.FeatureCache | None = None,
+    *,
+    max_bytes: int | None = None,
+    keep_bases: set[str] | None = None,
 ) -> camel.CompactionReport | None:
-    """Rewrite the cache's shards without every text on the deletion list (and within `max_bytes`)."""
+    """Rewrite the cache's shards without every text on the deletion list (and within `max_bytes`;
+    without the states of bases not in `keep_bases`, when given)."""
     cache = cache if cache is not None else open_cache(settings)
     if cache is None:
         return None
     hashes, _version = storage.deletions.deleted_text_hashes(db)
-    return cache.compact(hashes, max_bytes=max_bytes)
+    return cache.compact(hashes, max_bytes=max_bytes, keep_bases=keep_bases)
 
 
 def _finish(

@@ -159,6 +159,13 @@ def load_base(path: str) -> BaseEncoder:
         return _registry[resolved]
 
 
+def release_base(path: str) -> bool:
+    """Forget the process's BaseEncoder of `path` (its memory is freed once no adapter holds it);
+    False if none was loaded. For a base no task uses any more after a base change."""
+    with _registry_lock:
+        return _registry.pop(os.path.realpath(path), None) is not None
+
+
 def compute_fingerprint(path: str) -> str:
     """sha256 of config.json, the tokenizer files, and the size, head and tail of the weights."""
     digest = hashlib.sha256()

@@ -39,6 +39,8 @@ DEFAULT_MAX_ENTRIES = 50_000  # about 0.75 GB of MiniLM states at 20 tokens per 
 COMPACT_SHARD_BYTES = 256 << 20  # compaction writes shards of about this size
 LOCK_FILE = ".compact.lock"
 _DIGEST_LENGTH = 64
+_TAG_LENGTH = 16
+_VARIANT_LENGTH = 16
 
 
 def text_digest(text: str) -> str:
@@ -46,6 +48,17 @@ def text_digest(text: str) -> str:
 
     storage.text_sha256 is the same function (camel and storage never import each other)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def base_tag(fingerprint: str) -> str:
+    """The short form of a base fingerprint that every cache key carries."""
+    return fingerprint[:_TAG_LENGTH]
+
+
+def _base_tag_of(key: str) -> str | None:
+    """The base tag inside a key; None for a key written before keys carried it."""
+    _digest, _dash, rest = key.partition("-")
+    return rest[:_TAG_LENGTH] if len(rest) == _TAG_LENGTH + _VARIANT_LENGTH else None
 
 
 def _digest_of(key: str) -> str | None:
@@ -107,7 +120,8 @@ class FeatureCache:
         for part in (self.base.fingerprint, str(split_layer), str(max_length), precision):
             variant.update(part.encode("utf-8"))
             variant.update(b"\x00")
-        return f"{text_digest(text)}-{variant.hexdigest()[:16]}"
+        # The base's tag in clear, so a compaction can drop the states of a base no task uses.
+        return f"{text_digest(text)}-{base_tag(self.base.fingerprint)}{variant.hexdigest()[:_VARIANT_LENGTH]}"
 
     def states(self, texts: list[str], split_layer: int, max_length: int) -> list[torch.Tensor]:
         """float16 [length, hidden] per text, computing (and remembering) the ones not cached."""
@@ -190,11 +204,19 @@ class FeatureCache:
                 continue  # removed by a compaction meanwhile
         return total
 
-    def compact(self, forgotten: Iterable[str] = (), *, max_bytes: int | None = None) -> CompactionReport:
+    def compact(
+        self,
+        forgotten: Iterable[str] = (),
+        *,
+        max_bytes: int | None = None,
+        keep_bases: Iterable[str] | None = None,
+    ) -> CompactionReport:
         """Rewrite the shards without forgotten texts and without keys of an old format, keeping
         at most `max_bytes` of states, most recently used first (use in this process, else the
-        shard's time). Holds the cache's lock and a file lock, so one compaction runs at a time;
-        shards that other processes write meanwhile are left as they are."""
+        shard's time). `keep_bases`: the fingerprints of the bases still in use; the states of any
+        other base (and keys without a base tag) are dropped (None: keep every base). Holds the
+        cache's lock and a file lock, so one compaction runs at a time; shards that other
+        processes write meanwhile are left as they are."""
         if not self.directory:
             return CompactionReport(0, 0, 0, 0, 0, 0)
         with self._lock, _file_lock(os.path.join(self.directory, LOCK_FILE)):
@@ -203,7 +225,8 @@ class FeatureCache:
             self.refresh()
             shards = self._shard_paths()
             bytes_before = self.disk_bytes()
-            entries, total = self._live_entries(shards)
+            tags = None if keep_bases is None else {base_tag(f) for f in keep_bases} | {base_tag(self.base.fingerprint)}
+            entries, total = self._live_entries(shards, tags)
             ranked = sorted(entries, key=lambda key: entries[key][2], reverse=True)
             kept: list[str] = []
             size = 0
@@ -229,7 +252,9 @@ class FeatureCache:
                 bytes_after=self.disk_bytes(),
             )
 
-    def _live_entries(self, shards: list[str]) -> tuple[dict[str, tuple[str, int, float]], int]:
+    def _live_entries(
+        self, shards: list[str], tags: set[str] | None = None
+    ) -> tuple[dict[str, tuple[str, int, float]], int]:
         """key -> (shard, bytes, last use) for every entry worth keeping; and how many entries there were."""
         entries: dict[str, tuple[str, int, float]] = {}
         total = 0
@@ -241,6 +266,8 @@ class FeatureCache:
                         total += 1
                         if _digest_of(key) is None or self._is_forgotten(key) or key in entries:
                             continue
+                        if tags is not None and _base_tag_of(key) not in tags:
+                            continue  # a base no task uses any more
                         numel = math.prod(shard.get_slice(key).get_shape())
                         entries[key] = (path, numel * 2, self._last_used.get(key, mtime))  # float16: 2 bytes
             except (OSError, SafetensorError) as exc:

@@ -19,6 +19,13 @@ class AdapterLoadError(CamelError):
     """An adapter folder is missing, corrupt, or does not match the base model."""
 
 
+class OtherBaseError(AdapterLoadError):
+    """A whole, valid adapter trained on another base model than the one it was asked to load on.
+
+    Not a broken adapter: after a base change it keeps serving on its own base (or a round on the
+    new base replaces it), so it must never be marked rejected."""
+
+
 class AdapterSaveError(CamelError):
     """An adapter could not be written to its folder."""
 

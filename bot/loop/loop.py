@@ -193,7 +193,9 @@ class LearningLoop:
         into the scheduler, and the next night tries again."""
         try:
             with self._reload_lock:
-                return retention.apply(self.settings, self.db, self.predictors.cache)
+                return retention.apply(
+                    self.settings, self.db, self.predictors.cache, keep_bases=self.predictors.bases_in_use()
+                )
         except Exception:
             log.exception("retention pass failed")
             return None
@@ -201,11 +203,11 @@ class LearningLoop:
     def forget_deleted(self) -> int:
         """Evict texts newly on storage's deletion list from the serving cache (memory, pending
         and its disk index), so this process never serves nor flushes their states again."""
-        cache = self.predictors.cache
-        if cache is None or storage.deletions.deletion_version(self.db) == self._deletion_version:
+        caches = self.predictors.caches()  # every base's: a previous base may still be serving
+        if not caches or storage.deletions.deletion_version(self.db) == self._deletion_version:
             return 0  # no cache yet: once made, the next poll forgets the whole list
         hashes, version = storage.deletions.deleted_text_hashes(self.db, after=self._deletion_version)
-        dropped = cache.forget(hashes) if hashes else 0
+        dropped = sum(cache.forget(hashes) for cache in caches) if hashes else 0
         self._deletion_version = version
         if dropped:
             log.info("forgot %d feature-cache entries of %d erased texts", dropped, len(hashes))

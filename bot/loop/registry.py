@@ -9,6 +9,11 @@ or on a reload), the registry falls back to the newest earlier version that does
 (`camel.load_first_good`), records that in storage (`storage.rounds.record_fallback`: the broken
 versions are rejected with their reason, the good one becomes active, audited) and returns one
 notice per task that says what is really served now.
+
+After a base change (`bot.loop.bases`), a task's active adapter trained on the previous base is
+not broken: it keeps serving on its own base until a round on the new base passes the gate, or,
+when that base's folder is gone, the task answers with zero-shot guesses on the new base. Such a
+version is never rejected by the fallback.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlite_utils import Database
 import camel
 import storage
 from bot import texts
+from bot.loop.bases import Bases, LoadedBase
 from bot.loop.zero_shot import Background, ZeroShotGuesser
 from bot.metrics import BotMetrics
 from bot.serving import Serving
@@ -51,9 +57,11 @@ class PredictorRegistry:
     ) -> None:
         self.base_model_path = base_model_path or camel.default_base_model_path()
         self.cache_dir = cache_dir
-        self._base: camel.BaseEncoder | None = None
-        self._cache: camel.FeatureCache | None = None
+        self.bases = Bases(self.base_model_path, cache_dir)
         self._serving: dict[str, Serving] = {}
+        # task -> active version trained on a base whose folder is gone (answered zero-shot), so
+        # the reload poll does not try it again until another version becomes active.
+        self._zero_shot_for: dict[str, int] = {}
         self._lock = threading.Lock()
         # task -> (active version, failures) last recorded, so a version that keeps failing on
         # every poll is recorded and audited once, not every reload_poll_s.
@@ -63,18 +71,27 @@ class PredictorRegistry:
         self.guesser = ZeroShotGuesser(self._shared, background) if zero_shot else None
 
     def _shared(self) -> tuple[camel.BaseEncoder, camel.FeatureCache]:
-        """The frozen base and its feature cache, loaded on first use and shared by every task."""
-        with self._lock:
-            if self._base is None or self._cache is None:
-                self._base = camel.load_base(self.base_model_path)
-                self._cache = camel.FeatureCache(self._base, self.cache_dir)
-            return self._base, self._cache
+        """The configured base and its feature cache, loaded on first use and shared by every task."""
+        current = self.bases.current()
+        return current.base, current.cache
 
     @property
     def cache(self) -> camel.FeatureCache | None:
-        """The shared feature cache, once the first adapter was loaded (None before)."""
+        """The configured base's feature cache, once it was loaded (None before)."""
+        current = self.bases.loaded_current()
+        return current.cache if current is not None else None
+
+    def caches(self) -> list[camel.FeatureCache]:
+        """Every loaded base's feature cache (erased texts are forgotten in each)."""
+        return self.bases.caches()
+
+    def bases_in_use(self) -> set[str]:
+        """Fingerprints of the configured base and of every base a served adapter runs on: the
+        feature-cache states of any other base can go."""
         with self._lock:
-            return self._cache
+            used = {serving.predictor.adapter.base.fingerprint for serving in self._serving.values()}
+        current = self.bases.loaded_current()
+        return used | ({current.base.fingerprint} if current is not None else set())
 
     def serving(self, task: str) -> Serving | None:
         """The task's version and the predictor answering with it (None before its first adapter)."""
@@ -98,27 +115,43 @@ class PredictorRegistry:
         """The top 3 by label-name similarity, for a task no trained adapter serves yet (else None)."""
         if self.guesser is None or self.get(task.name) is not None:
             return None
+        if self.bases.current_or_none() is None:
+            return None  # the configured base does not load (said once in the log): nothing to guess with
         return self.guesser.guess(task, text)
 
     def load(self, task: str, version: int, folder: str) -> None:
-        """Load `folder` as `task`'s adapter `version` and start serving it."""
-        base, _cache = self._shared()
+        """Load `folder` as `task`'s adapter `version` (on the base it was trained on) and serve it."""
         try:
-            adapter = camel.load_adapter(folder, base)
+            loaded = self._base_of(folder)
+            if loaded is None:
+                ref = camel.adapter_base(folder)
+                raise camel.OtherBaseError(f"v{version} was trained on base {ref.label()}, whose folder is gone")
+            adapter = camel.load_adapter(folder, loaded.base)
         except camel.CamelError:
             self._count(task, "failed")
             raise
-        self._serve(task, version, adapter)
+        self._serve(task, version, adapter, loaded.cache)
 
-    def _serve(self, task: str, version: int, adapter: camel.Adapter) -> None:
-        _base, cache = self._shared()
-        # A predictor per version (they share the cache): one taken before this swap keeps
-        # answering with its own adapter, under its own version.
+    def _base_of(self, folder: str) -> LoadedBase | None:
+        """The loaded base an adapter folder was trained on; None if it is gone (CamelError if the
+        folder's config.json cannot be read)."""
+        return self.bases.for_ref(camel.adapter_base(folder))
+
+    def _serve(self, task: str, version: int, adapter: camel.Adapter, cache: camel.FeatureCache) -> None:
+        # A predictor per version (they share their base's cache): one taken before this swap
+        # keeps answering with its own adapter, under its own version.
         serving = Serving(version, camel.Predictor(adapter, cache))
         with self._lock:
             self._serving[task] = serving
+            self._zero_shot_for.pop(task, None)
         self._count(task, "ok")
         log.info("task %s now serves adapter v%s", task, version)
+
+    def release_unused_bases(self) -> list[str]:
+        """Let go of previous bases no served adapter uses any more (after tasks migrated)."""
+        with self._lock:
+            used = {serving.predictor.adapter.base.fingerprint for serving in self._serving.values()}
+        return self.bases.release_unused(used)
 
     def _count(self, task: str, result: str, times: int = 1) -> None:
         if self.metrics is not None and times:
@@ -133,26 +166,35 @@ class PredictorRegistry:
         notices: list[ReloadNotice] = []
         for task in storage.tasks.list_tasks(db):
             active = task.active_version
-            if active is None or self.version(task.name) == active:
+            if active is None or self.version(task.name) == active or self._zero_shot_for.get(task.name) == active:
                 continue
             notice = self._serve_newest_loadable(db, task.name, active)
             if notice is not None:
                 notices.append(notice)
                 log.error("adapter reload: %s", notice.text)
+        self.release_unused_bases()
         return notices
 
     def _serve_newest_loadable(self, db: Database, task: str, active: int) -> ReloadNotice | None:
         """Serve `active`, else the newest earlier version that loads; record and describe a fallback."""
-        base, _cache = self._shared()
         failures: list[tuple[int, str]] = []
         served: int | None = None
         for version, folder in fallback_candidates(db, task, active):
             if folder is None:
                 failures.append((version, "it is not registered"))
                 continue
-            adapter = self._load_registered(version, folder, base, failures)
+            try:
+                loaded = self._base_of(folder)
+            except camel.CamelError as exc:
+                failures.append((version, " ".join(str(exc).split())))
+                continue
+            if loaded is None:
+                # Trained on a base whose folder is gone: not broken, just unusable here. The task
+                # answers zero-shot on the new base until a round on it passes the gate.
+                return self._answer_zero_shot(task, active, version, folder, failures)
+            adapter = self._load_registered(version, folder, loaded.base, failures)
             if adapter is not None:
-                self._serve(task, version, adapter)
+                self._serve(task, version, adapter, loaded.cache)
                 served = version
                 break
         self._count(task, "failed", len(failures))
@@ -165,6 +207,18 @@ class PredictorRegistry:
         if served is not None:
             return ReloadNotice(task, texts.adapter_fallback(task, failures, served))
         return ReloadNotice(task, texts.no_adapter_loads(task, failures, self.version(task)))
+
+    def _answer_zero_shot(
+        self, task: str, active: int, version: int, folder: str, failures: list[tuple[int, str]]
+    ) -> ReloadNotice:
+        with self._lock:
+            self._serving.pop(task, None)
+            self._zero_shot_for[task] = active
+        self._count(task, "failed", len(failures))
+        if failures:  # versions tried before this one that are really broken (kept for the next round to replace)
+            log.error("adapter reload for %s: %s", task, "; ".join(f"v{v}: {why}" for v, why in failures))
+        ref = camel.adapter_base(folder)
+        return ReloadNotice(task, texts.base_gone(task, version, ref.label(), self.base_model_path))
 
     @staticmethod
     def _load_registered(

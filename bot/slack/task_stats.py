@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import camel
 import storage
 from bot import reading, texts
 from bot.slack.services import Services
@@ -69,7 +70,11 @@ def task_stats(services: Services, task: storage.Task, channel: str | None = Non
 def reading_line(services: Services, task: storage.Task, channel: str) -> str:
     """The share of the channel's recent characters the base cannot represent, with advice above the alert."""
     alert = services.settings.model.unknown_chars_alert
-    found = reading.read_channel(services.db, services.predictors.base(), task.name, channel)
+    try:
+        base = services.predictors.base()
+    except camel.CamelError as exc:
+        return f"Base model reading of this channel: unknown, the base model does not load ({exc})"
+    found = reading.read_channel(services.db, base, task.name, channel)
     over = f" - above {alert:.0%}: {reading.advice(alert)}" if found.passes(alert) else f" (alert above {alert:.0%})"
     return f"Base model reading of this channel: {reading.summary(found)}{over}"
 
@@ -83,10 +88,20 @@ def _number(metrics: dict[str, Any], key: str) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
 
 
+def base_of(version: storage.AdapterVersion) -> str:
+    """The base model a version was trained on, as its folder records it (after a base change,
+    versions of two bases are listed together)."""
+    try:
+        return camel.adapter_base(version.path).label()
+    except camel.CamelError:
+        return "unknown (folder removed)"
+
+
 def version_row(version: storage.AdapterVersion) -> str:
     m = version.metrics or {}
     reason = f" - {version.reason}" if version.reason else ""
     return (
         f"{texts.version_label(version.version)} *{version.status}* macro-F1 {_number(m, 'macro_f1')}, "
-        f"accuracy {_number(m, 'accuracy')} ({version.created_at[:16].replace('T', ' ')}){reason}"
+        f"accuracy {_number(m, 'accuracy')}, base {base_of(version)} "
+        f"({version.created_at[:16].replace('T', ' ')}){reason}"
     )

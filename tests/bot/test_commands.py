@@ -100,6 +100,8 @@ def test_stats_and_history(bot_with_learning: BotUnderTest) -> None:
     assert reading in stats and "above 10%" in stats and "[model] unknown_chars_alert" in stats
     history = _ask(bot, "history")
     assert "v1 *active*" in history
+    fingerprint = bot.predictors.get("support").adapter.base.fingerprint
+    assert f", base {bot.predictors.base().path.rsplit('/', 1)[-1]} ({fingerprint[:12]})" in history
 
 
 def test_retrain_refused_for_non_admin_then_run_by_admin(bot_with_learning: BotUnderTest) -> None:

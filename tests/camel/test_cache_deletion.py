@@ -159,3 +159,21 @@ def test_a_user_erased_in_storage_leaves_no_states_in_the_cache_shards(
     bot_cache.compact(hashes)
     on_disk = _keys_on_disk(tmp_path / "feature_cache")
     assert on_disk == {bot_cache.key("hello there", SPLIT, LENGTH)}
+
+
+def test_compaction_drops_the_states_of_bases_no_task_uses(
+    tiny_base: camel.BaseEncoder, tiny_xlmr_dir: Path, tmp_path: Path
+) -> None:
+    other = camel.load_base(str(tiny_xlmr_dir))
+    old, new = camel.FeatureCache(tiny_base, str(tmp_path)), camel.FeatureCache(other, str(tmp_path))
+    old.states(TEXTS[:2], SPLIT, LENGTH)
+    new.states(TEXTS[:1], SPLIT, LENGTH)
+    old.flush()
+    new.flush()
+    # Both bases' states share the folder; their keys never mix (same text, two keys).
+    assert old.key(TEXTS[0], SPLIT, LENGTH) != new.key(TEXTS[0], SPLIT, LENGTH)
+    assert camel.base_tag(other.fingerprint) in new.key(TEXTS[0], SPLIT, LENGTH)
+    kept = new.compact(keep_bases=[other.fingerprint, tiny_base.fingerprint])
+    assert kept.entries_removed == 0 and len(_keys_on_disk(tmp_path)) == 3
+    report = new.compact(keep_bases=[other.fingerprint])
+    assert report.entries_removed == 2 and _keys_on_disk(tmp_path) == {new.key(TEXTS[0], SPLIT, LENGTH)}

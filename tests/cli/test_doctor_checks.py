@@ -106,3 +106,33 @@ def test_doctor_reading_is_fine_with_a_base_that_reads_the_channel(tmp_path: Pat
     found = _results(_chinese_channel(tmp_path), tiny_xlmr_dir)["reading"]
     assert len(found) == 1 and found[0].ok, found[0].line()
     assert "(alert above 10%)" in found[0].detail
+
+
+def test_doctor_says_what_a_base_change_will_do(tmp_path: Path, tiny_bert_dir: Path, tiny_xlmr_dir: Path) -> None:
+    from tests.bot.conftest import SUPPORT_LABELS, training_texts
+
+    import camel
+
+    data = tmp_path / "data"
+    db = storage.open_store(data / "camel.db")
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=SUPPORT_LABELS, channels=["C1"]))
+    texts, labels = training_texts()
+    config = camel.CamelConfig(base_model=str(tiny_bert_dir), trainable_layers=1, bottleneck=8)
+    adapter = camel.train(texts, labels, config=config, args=camel.TrainingArgs(max_epochs=1, num_threads=1)).adapter
+    folder = data / "adapters" / "support" / "v0001"
+    camel.save_adapter(adapter, str(folder))
+    storage.adapters.register_adapter(
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path=str(folder), parent_version=None, run_id=None, metrics={}
+        ),
+    )
+    storage.adapters.activate_adapter(db, "support", 1, reason="test")
+    db.close()
+    same = _results(data, tiny_bert_dir)["adapter support"][0]
+    assert same.ok and "v1 loads" in same.detail
+    changed = _results(data, tiny_xlmr_dir)["adapter support"][0]
+    assert changed.ok, changed.line()  # not a broken adapter
+    assert f"base change: v1 was trained on {tiny_bert_dir.name} (" in changed.detail
+    assert "keeps serving on its own base (a second base model in memory)" in changed.detail
+    assert "The next round trains afresh from all 0 labels" in changed.detail and "compaction" in changed.detail
