@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.system.reload --training-threads 2
 	$(BIN)/python -m bench.system.load --rate 85 --seconds 300
 	$(BIN)/python -m bench.system.review_command
+	$(BIN)/python -m bench.system.second_base
 	$(BIN)/python -m bench.system.store
 
 clean:
