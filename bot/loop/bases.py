@@ -39,12 +39,22 @@ class Bases:
         self._others: dict[str, LoadedBase] = {}  # fingerprint -> a previous base still serving
         self._lock = threading.Lock()
         self._reported_failure = ""
+        self._failure: camel.CamelError | None = None
 
     def current(self) -> LoadedBase:
-        """The configured base and its cache, loaded on first use (camel.CamelError if it cannot be)."""
+        """The configured base and its cache, loaded on first use (camel.CamelError if it cannot be).
+
+        A failure is kept: the settings name the folder, so it is fixed by a restart, and trying
+        again on every message that wants a guess would cost a model load each time."""
         with self._lock:
+            if self._failure is not None:
+                raise self._failure
             if self._current is None:
-                base = camel.load_base(self.configured_path)
+                try:
+                    base = camel.load_base(self.configured_path)
+                except camel.CamelError as exc:
+                    self._failure = exc
+                    raise
                 self._current = LoadedBase(base, camel.FeatureCache(base, self.cache_dir))
             return self._current
 

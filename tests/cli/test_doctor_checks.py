@@ -108,7 +108,8 @@ def test_doctor_reading_is_fine_with_a_base_that_reads_the_channel(tmp_path: Pat
     assert "(alert above 10%)" in found[0].detail
 
 
-def test_doctor_says_what_a_base_change_will_do(tmp_path: Path, tiny_bert_dir: Path, tiny_xlmr_dir: Path) -> None:
+def _data_with_an_adapter(tmp_path: Path, base_dir: Path) -> Path:
+    """A data folder whose task's active v1 was trained on `base_dir`."""
     from tests.bot.conftest import SUPPORT_LABELS, training_texts
 
     import camel
@@ -117,7 +118,7 @@ def test_doctor_says_what_a_base_change_will_do(tmp_path: Path, tiny_bert_dir: P
     db = storage.open_store(data / "camel.db")
     storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=SUPPORT_LABELS, channels=["C1"]))
     texts, labels = training_texts()
-    config = camel.CamelConfig(base_model=str(tiny_bert_dir), trainable_layers=1, bottleneck=8)
+    config = camel.CamelConfig(base_model=str(base_dir), trainable_layers=1, bottleneck=8)
     adapter = camel.train(texts, labels, config=config, args=camel.TrainingArgs(max_epochs=1, num_threads=1)).adapter
     folder = data / "adapters" / "support" / "v0001"
     camel.save_adapter(adapter, str(folder))
@@ -129,6 +130,11 @@ def test_doctor_says_what_a_base_change_will_do(tmp_path: Path, tiny_bert_dir: P
     )
     storage.adapters.activate_adapter(db, "support", 1, reason="test")
     db.close()
+    return data
+
+
+def test_doctor_says_what_a_base_change_will_do(tmp_path: Path, tiny_bert_dir: Path, tiny_xlmr_dir: Path) -> None:
+    data = _data_with_an_adapter(tmp_path, tiny_bert_dir)
     same = _results(data, tiny_bert_dir)["adapter support"][0]
     assert same.ok and "v1 loads" in same.detail
     changed = _results(data, tiny_xlmr_dir)["adapter support"][0]
@@ -136,3 +142,20 @@ def test_doctor_says_what_a_base_change_will_do(tmp_path: Path, tiny_bert_dir: P
     assert f"base change: v1 was trained on {tiny_bert_dir.name} (" in changed.detail
     assert "keeps serving on its own base (a second base model in memory)" in changed.detail
     assert "The next round trains afresh from all 0 labels" in changed.detail and "compaction" in changed.detail
+
+
+def test_doctor_says_a_task_whose_old_base_is_gone_will_answer_zero_shot(
+    tmp_path: Path, tiny_bert_dir: Path, tiny_xlmr_dir: Path
+) -> None:
+    import shutil
+
+    import camel
+
+    old_base = shutil.copytree(tiny_bert_dir, tmp_path / "old-base")
+    data = _data_with_an_adapter(tmp_path, old_base)
+    camel.base.release_base(str(old_base))
+    shutil.rmtree(old_base)
+    changed = _results(data, tiny_xlmr_dir)["adapter support"][0]
+    assert changed.ok, changed.line()
+    assert "base change: v1 was trained on old-base (" in changed.detail
+    assert "that base's folder is gone, so the task answers with zero-shot guesses on the new base" in changed.detail
