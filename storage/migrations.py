@@ -262,9 +262,10 @@ def _v8_one_event_mark(conn: sqlite3.Connection) -> None:
 
 def _v9_admin_notices(conn: sqlite3.Connection) -> None:
     """Direct messages to admins that must be sent once per task and channel (e.g. that the base
-    model cannot read a channel), remembered so a restart or the next hourly check does not repeat them."""
+    model cannot read a channel), remembered so a restart or the next hourly check does not repeat them.
+    IF NOT EXISTS: a database set back to an older version by hand still holds the table."""
     conn.execute(
-        """CREATE TABLE admin_notices (
+        """CREATE TABLE IF NOT EXISTS admin_notices (
             kind TEXT NOT NULL,
             task TEXT NOT NULL,
             channel TEXT NOT NULL,
