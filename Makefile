@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Every benchmark whose figures the README quotes, with the command line its result file records;
 # bench/README.md lists them, and the two left out (the SetFit peer, the recipe search) with why.
@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.system.review_command
 	$(BIN)/python -m bench.system.second_base
 	$(BIN)/python -m bench.system.store
+	$(BIN)/python -m bench.system.taxonomy
+	$(BIN)/python -m bench.system.erasure
 
 clean:
 	rm -rf $(VENV) camel-data demo-output

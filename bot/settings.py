@@ -29,6 +29,9 @@ VERDICT_EMOJI = {"white_check_mark": CONFIRM, "x": REJECT}
 MAX_DESCRIPTION_CHARS = 200  # storage.tasks.MAX_DESCRIPTION_CHARS: what fits on one line
 
 
+NEW_LABEL_POLICIES = ("admins", "members", "propose")
+
+
 @dataclass(frozen=True)
 class TaskSettings:
     name: str
@@ -51,6 +54,9 @@ class TaskSettings:
     digest: bool = False
     # label -> one line the base model reads with the label's name (zero-shot guesses, first round)
     descriptions: dict[str, str] = field(default_factory=dict)
+    # Who may create a label from Slack ("New label…" in a correction menu): "admins", "members",
+    # or "propose" (a member's label waits for an admin's Approve in a direct message).
+    new_labels: str = "propose"
 
     def emoji_map(self) -> dict[str, str]:
         """Emoji name -> label (or CONFIRM/REJECT), the defaults overlaid with the configured ones."""
@@ -171,6 +177,9 @@ class Settings:
     http_threads: int = 16
     # Threads that take events from the durable inbox (separate from Bolt's listener threads).
     inbox_workers: int = 16
+    # The inbox insert before Slack's 200 is synced to disk (FULL) so it survives power loss;
+    # "NORMAL" survives a killed process only (bench.system.load --inbox-synchronous compares them).
+    inbox_synchronous: str = "FULL"
     # An answer that could not be posted within this many seconds of the event is skipped (and counted).
     reply_max_age_s: float = 600.0
     # Slack allows about one chat.postMessage per second per channel; a short burst is let through.
@@ -236,6 +245,7 @@ def _validate(s: Settings) -> None:
         (s.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
         (s.http_threads >= 1, "http_threads must be at least 1"),
         (s.inbox_workers >= 1, "inbox_workers must be at least 1"),
+        (s.inbox_synchronous in ("FULL", "NORMAL"), "inbox_synchronous must be 'FULL' or 'NORMAL'"),
         (s.reply_max_age_s > 0, "reply_max_age_s must be positive"),
         (s.channel_posts_per_s > 0, "channel_posts_per_s must be positive"),
         (s.channel_burst >= 1, "channel_burst must be at least 1"),
@@ -287,6 +297,8 @@ def _validate_task(task: TaskSettings, seen: set[str]) -> None:
         raise SettingsValueError(f"{where}.out_of_scope_label must be one of the task's labels")
     if task.ask_per_day < 0:
         raise SettingsValueError(f"{where}.ask_per_day must be 0 (off) or more")
+    if task.new_labels not in NEW_LABEL_POLICIES:
+        raise SettingsValueError(f"{where}.new_labels must be one of {', '.join(NEW_LABEL_POLICIES)}")
     for emoji, label in task.emoji.items():
         if label not in task.labels and label not in (CONFIRM, REJECT):
             raise SettingsValueError(f"{where}.emoji.{emoji} maps to unknown label {label!r}")

@@ -3,7 +3,9 @@
 At every start the configured tasks are merged into storage:
 - a task the database does not know is created from the file;
 - labels and channels only grow: new labels are added, new channels bound;
-- a field (kind, abstain threshold, quiet, emoji, each label's description) takes the file's
+- a label renamed, merged or retired in Slack stays so (the label history maps the file's old
+  name), and is a `Conflict` while the file still lists it;
+- a field (kind, abstain threshold, quiet, emoji, new_labels, each label's description) takes the file's
   value when the stored value is still the one the file gave last time (the file was edited),
   or when the database has no record of the file's values (it was made by a camel-bot that
   re-applied the file at every start, so the stored value came from the file);
@@ -26,7 +28,7 @@ import storage
 from bot.settings import Settings, TaskSettings
 
 log = logging.getLogger(__name__)
-SCALAR_FIELDS = ("kind", "abstain_threshold", "quiet", "emoji", "target_precision", "out_of_scope_label")
+SCALAR_FIELDS = ("kind", "abstain_threshold", "quiet", "emoji", "target_precision", "out_of_scope_label", "new_labels")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def seed_of(task: TaskSettings) -> dict[str, Any]:
         "descriptions": {label: " ".join(text.split()) for label, text in task.descriptions.items()},
         "target_precision": float(task.target_precision),
         "out_of_scope_label": task.out_of_scope_label or None,  # "" = the file declares none
+        "new_labels": task.new_labels,
     }
 
 
@@ -76,6 +79,7 @@ def _stored_fields(task: storage.Task) -> dict[str, Any]:
         "descriptions": dict(task.descriptions),
         "target_precision": float(task.target_precision),
         "out_of_scope_label": task.out_of_scope_label,
+        "new_labels": task.new_labels,
     }
 
 
@@ -133,6 +137,24 @@ def _channel_conflicts(db: Database, configured: TaskSettings) -> tuple[list[str
     return free, conflicts
 
 
+def _label_conflicts(db: Database, configured: TaskSettings) -> list[Conflict]:
+    """Labels the file lists that were renamed, merged or retired in Slack: Slack's change is kept
+    (storage.tasks.upsert_task follows the label history) and shown until the file agrees."""
+    if storage.tasks.get_task(db, configured.name) is None:
+        return []
+    changed = storage.tasks.changed_in_slack(db, configured.name)
+    return [
+        Conflict(
+            configured.name,
+            f"labels.{label}",
+            f"renamed or merged into {changed[label]!r} in Slack" if changed[label] else "retired in Slack",
+            "a label",
+        )
+        for label in configured.labels
+        if label in changed
+    ]
+
+
 def config_conflicts(settings: Settings, db: Database) -> list[Conflict]:
     """What applying the settings file would keep from storage against the file (changes nothing)."""
     found: list[Conflict] = []
@@ -141,6 +163,7 @@ def config_conflicts(settings: Settings, db: Database) -> list[Conflict]:
         seed = storage.tasks.config_seed(db, configured.name) if stored is not None else None
         found += plan_task(configured, stored, seed).conflicts
         found += _channel_conflicts(db, configured)[1]
+        found += _label_conflicts(db, configured)
     return found
 
 
@@ -167,12 +190,13 @@ def apply_task_settings(settings: Settings, db: Database) -> tuple[list[storage.
                     out_of_scope_label=values["out_of_scope_label"],
                 ),
             )
+            storage.labels.set_policy(db, configured.name, values["new_labels"])
             channels, taken = _channel_conflicts(db, configured)
             for channel in channels:
                 storage.tasks.bind_channel(db, configured.name, channel)
             storage.tasks.set_config_seed(db, configured.name, seed_of(configured))
         tasks.append(storage.tasks.get_task(db, configured.name))
-        conflicts += plan.conflicts + taken
+        conflicts += plan.conflicts + taken + _label_conflicts(db, configured)
     for conflict in conflicts:
         log.warning("settings file not applied: %s", conflict.line())
     return [task for task in tasks if task is not None], conflicts

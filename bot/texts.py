@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 COMMAND = "/camel"
+NEW_LABEL_OPTION = "New label…"  # the label menu's last option
 
 HELP_LINES = (
     ("help", "this help"),
     ("predict <text>", "classify a text with this channel's task"),
     ("label <message link> <label>", "label a message (copy its link from the message menu)"),
     ("labels", "the task's labels and their emojis"),
+    (
+        "labels add|rename|merge|retire|unretire ...",
+        "change the labels: add <name> <description>, rename <old> <new>, merge <label> <into>, "
+        "retire <label>; a preview first (admins)",
+    ),
     ("stats", "corrections, live accuracy, per-label F1, training runs"),
-    ("history", "adapter versions and their metrics"),
+    ("history", "adapter versions, their metrics and the label changes between them"),
     ("review [n]", "the n (default 5) messages of this channel whose labels would teach me most"),
     ("retrain", "train a new adapter now (admins)"),
     ("rollback [version]", "serve an earlier adapter again (admins)"),
@@ -340,13 +346,31 @@ def _failures(failures: list[tuple[int, str]]) -> str:
     return "; ".join(f"{version_label(version)}: {reason}" for version, reason in failures)
 
 
-def adapter_fallback(task: str, failures: list[tuple[int, str]], serving: int) -> str:
-    """Admins' one message when the active adapter did not load and an earlier one serves instead."""
-    broken = ", ".join(version_label(v) for v, _ in failures)
-    return (
-        f":warning: *{task}*: adapter {broken} does not load ({_failures(failures)}). "
-        f"Now serving {version_label(serving)}, the newest version that loads; {broken} is marked rejected."
+def _versions(versions: Sequence[int]) -> tuple[str, str]:
+    """("v2, v1", "do") or ("v2", "does"): a list of versions and its verb agreeing with it."""
+    return ", ".join(version_label(v) for v in versions), "do" if len(versions) > 1 else "does"
+
+
+def adapter_fallback(
+    task: str, failures: list[tuple[int, str]], serving: int, *, active: int, other_base: Sequence[int] = ()
+) -> str:
+    """Admins' one message when the active adapter did not load and another version serves instead:
+    which did not load and why, which serves and in which direction, and which are marked rejected
+    (not those trained on another base model: their folders are fine)."""
+    failed, verb = _versions([v for v, _ in failures])
+    direction = "earlier" if serving < active else "later"
+    nearest = f"the nearest {direction} version that loads" + ("" if serving < active else " (no earlier one does)")
+    text = (
+        f":warning: *{task}*: adapter {failed} {verb} not load ({_failures(failures)}). "
+        f"Now serving {version_label(serving)}, {nearest}."
     )
+    rejected, verb = _versions([v for v, _ in failures if v not in other_base])
+    if rejected:
+        text += f" {rejected} {'are' if verb == 'do' else 'is'} marked rejected."
+    if other_base:
+        kept, verb = _versions(other_base)
+        text += f" {kept} {'were' if verb == 'do' else 'was'} trained on another base model: not marked rejected."
+    return text
 
 
 def no_adapter_loads(task: str, failures: list[tuple[int, str]], serving: int | None) -> str:
@@ -392,4 +416,130 @@ def events_not_stored(error: str) -> str:
         f":warning: camel-bot cannot store Slack events ({error}). They are acknowledged so Slack keeps "
         "the app enabled, but they are dropped until the bot can write again (usually: free disk space). "
         "It resumes by itself; /readyz says why it is not ready."
+    )
+
+
+# ---- labels that change in Slack (New label…, proposals, /camel labels)
+
+
+def new_label_intro(task: str) -> str:
+    return (
+        f"A new label of *{task}*. This message gets it, and the bot can predict it at once "
+        "(from its name and description until it has examples)."
+    )
+
+
+def new_label_only_admins(task: str) -> str:
+    return action_failed(f"Only admins can create labels of *{task}*; ask one to add it with `/camel labels add`.")
+
+
+def new_label_created(label: str, user: str) -> str:
+    return f"New label *{label}* created by <@{user}>, and this message labelled with it. Thanks, I'll learn from it."
+
+
+def new_label_description_missing() -> str:
+    return "Describe the label in one line: the bot predicts it from its name and description until it has examples."
+
+
+def proposal_waiting(label: str) -> str:
+    return (
+        f"Your label *{label}* is proposed to the admins. Your correction waits with it and is stored "
+        "as soon as one approves it."
+    )
+
+
+def proposal_for_admins(task: str, label: str, description: str, proposer: str, channel: str) -> str:
+    return (
+        f"<@{proposer}> proposes a new label for *{task}* (in <#{channel}>):\n*{label}*: {description}\n"
+        "Approve to create it (their correction is stored with it), or reject it."
+    )
+
+
+def proposal_decided(task: str, label: str, admin: str, approved: bool) -> str:
+    what = "approved" if approved else "rejected"
+    return f"The label *{label}* for *{task}* was {what} by <@{admin}>."
+
+
+def proposal_already_decided(task: str, label: str, admin: str, approved: bool) -> str:
+    return proposal_decided(task, label, admin, approved) + " (They decided first.)"
+
+
+def proposal_result_for_member(label: str, admin: str, approved: bool) -> str:
+    if approved:
+        return f"<@{admin}> approved your label *{label}*: it exists now, and your correction is stored."
+    return f"<@{admin}> rejected your label *{label}*; your correction was not stored. Pick another label."
+
+
+LABEL_CHANGE_USAGE = (
+    "`/camel labels` lists the labels; admins change them with `/camel labels add <name> <one-line description>`, "
+    "`rename <old> <new>`, `merge <label> <into>`, `retire <label>` or `unretire <label>` (each shows a preview first)."
+)
+
+
+def _moved(messages: int, corrections: int) -> str:
+    def plural(count: int, what: str) -> str:
+        return f"{count} {what}{'' if count == 1 else 's'}"
+
+    return f"{plural(messages, 'message')} and {plural(corrections, 'correction')}"
+
+
+def label_change_preview(
+    kind: str, task: str, old: str | None, new: str | None, messages: int, corrections: int, description: str | None
+) -> str:
+    """What a label change will do, before an admin confirms it."""
+    moved = _moved(messages, corrections)
+    if kind == "add":
+        return (
+            f"Add `{new}` to *{task}*"
+            + (f" ({description})" if description else "")
+            + ": the bot predicts it at once from its name and description, and learns it from corrections."
+        )
+    if kind == "rename":
+        return (
+            f"Rename `{old}` to `{new}` in *{task}*: {moved} move to `{new}` (each correction keeps the name it was "
+            f"made under in its history); old buttons, earlier versions, the emoji map and descriptions follow. "
+            f"`{old}` cannot be used for another label afterwards."
+        )
+    if kind == "merge":
+        return (
+            f"Merge `{old}` into `{new}` in *{task}*: {moved} move from `{old}` to `{new}`; "
+            f"the bot counts their answers as one until the next round."
+        )
+    if kind == "retire":
+        return (
+            f"Retire `{old}` in *{task}*: the bot stops predicting it at once; its {moved} leave training and "
+            f"keep their history. `/camel labels unretire {old}` brings it back."
+        )
+    return f"Bring back `{old}` in *{task}*: the bot predicts it again and its {moved} return to training."
+
+
+def label_change_done(kind: str, old: str | None, new: str | None, user: str) -> str:
+    what = {
+        "add": f"added `{new}`",
+        "rename": f"renamed `{old}` to `{new}`",
+        "merge": f"merged `{old}` into `{new}`",
+        "retire": f"retired `{old}`",
+        "unretire": f"brought back `{old}`",
+    }[kind]
+    return f":white_check_mark: <@{user}> {what}. The bot answers with it from now on."
+
+
+def label_change_cancelled() -> str:
+    return "Cancelled: the labels are unchanged."
+
+
+def label_history_line(kind: str, old: str | None, new: str | None, actor: str, at: str) -> str:
+    what = {
+        "add": f"`{new}` added",
+        "rename": f"`{old}` renamed to `{new}`",
+        "merge": f"`{old}` merged into `{new}`",
+        "retire": f"`{old}` retired",
+        "unretire": f"`{old}` brought back",
+    }[kind]
+    return f"    · {what} by <@{actor}> ({at[:16].replace('T', ' ')})"
+
+
+def retired_labels_line(labels: list[str]) -> str:
+    return "Retired (never predicted; `/camel labels unretire <label>` brings one back): " + ", ".join(
+        f"`{label}`" for label in labels
     )

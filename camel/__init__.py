@@ -27,6 +27,7 @@ from camel.cache import CompactionReport, FeatureCache, base_tag, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.errors import CamelError, OtherBaseError
 from camel.evaluation import evaluate
+from camel.label_view import LabelPlan, LabelView
 from camel.model import Adapter, new_adapter
 from camel.out_of_scope import (
     OUT_OF_SCOPE_FILE,
@@ -45,6 +46,8 @@ from camel.version import __version__
 
 __all__ = [
     "Answer",
+    "LabelPlan",
+    "LabelView",
     "CALIBRATION_FILE",
     "OUT_OF_SCOPE_FILE",
     "Calibration",
@@ -77,6 +80,7 @@ __all__ = [
     "BaseEncoder",
     "CamelConfig",
     "CamelError",
+    "OtherBaseError",
     "FeatureCache",
     "Predictor",
     "TrainResult",

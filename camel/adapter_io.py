@@ -150,6 +150,7 @@ def load_adapter(directory: str, base: BaseEncoder | None = None) -> Adapter:
     # The recorded path can go stale (a rebuilt venv moves the shipped MiniLM); the fingerprint decides.
     base = base or load_base(base_path if os.path.isdir(base_path) else config.resolved_base_model())
     if base.fingerprint != expected_fingerprint:
+        # Its own class: the folder is fine, only this base cannot serve it (callers must not reject it).
         raise OtherBaseError(
             f"adapter {folder} was trained on base fingerprint {expected_fingerprint[:12]} ({base_path}); "
             f"found base fingerprint {base.fingerprint[:12]} ({base.path})"

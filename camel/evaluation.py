@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sklearn.metrics import accuracy_score, classification_report, f1_score, recall_score
-
 from camel.cache import FeatureCache
 from camel.errors import TrainingDataError
 from camel.model import Adapter
@@ -40,6 +38,9 @@ def top1_labels(
 
 def metrics_from_predictions(gold: list[str], predicted: list[str]) -> dict[str, Any]:
     """The evaluation dict for gold vs predicted labels (labels the model never knew count as errors)."""
+    # Imported here: sklearn takes about a third of `import camel`, and a serving process never evaluates.
+    from sklearn.metrics import accuracy_score, classification_report, f1_score, recall_score
+
     names = sorted(set(gold) | set(predicted))
     report = classification_report(gold, predicted, labels=names, output_dict=True, zero_division=0)
     per_label = {

@@ -15,6 +15,7 @@ from storage import (
     events as events,
     files as files,
     inbox as inbox,
+    labels as labels,
     lifecycle as lifecycle,
     live as live,
     messages as messages,

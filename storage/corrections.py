@@ -1,7 +1,8 @@
 """Corrections: the append-only trail of what users said a message's label is.
 
-Rows are never updated except to stamp `withdrawn_at` (a removed reaction), and never
-deleted except by a privacy request (`delete_user_data`).
+Rows are never updated except to stamp `withdrawn_at` (a removed reaction) and to follow a
+label renamed or merged in Slack (`storage.labels`: the name first stored stays in
+`original_label`), and never deleted except by a privacy request (`delete_user_data`).
 """
 
 from __future__ import annotations

@@ -23,10 +23,19 @@ from typing import Any
 import sqlite_utils
 
 from storage.files import FILE_MODE, make_private_dirs
-from storage.errors import CorruptDatabaseError, DatabaseWriteError, SchemaTooNewError, StorageError
+from storage.errors import (
+    CorruptDatabaseError,
+    DatabaseWriteError,
+    InvalidValueError,
+    SchemaTooNewError,
+    StorageError,
+)
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
+# PRAGMA synchronous of every connection; `synchronous()` raises it for one write.
+STORE_SYNCHRONOUS = "NORMAL"
+SYNCHRONOUS_LEVELS = ("FULL", "NORMAL")
 RESTORE_HINT = (
     "stop camel-bot and restore camel.db from your latest backup (README, Operations: Backup); "
     "keep the damaged file aside until the restore is checked"
@@ -151,6 +160,41 @@ def quick_check(db: sqlite_utils.Database) -> list[str]:
     return [] if found == ["ok"] else found
 
 
+def quick_check_file(path: str | Path) -> list[str]:
+    """PRAGMA quick_check on a read-only connection of its own: [] when the file is sound, else
+    SQLite's findings. Nothing is written to the file whatever it holds (no migration, no journal
+    mode, no checkpoint on close), so a command can check before it opens the store for writing.
+    StorageError when the file cannot be opened even for reading."""
+    target = Path(path).absolute()
+    try:
+        conn = sqlite3.connect(f"{target.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.DatabaseError as exc:
+        raise database_error(exc, str(target), opening=True) from exc
+    try:
+        found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        error = database_error(exc, str(target), opening=True)
+        if isinstance(error, CorruptDatabaseError):
+            return [" ".join(str(exc).split())]
+        raise error from exc
+    finally:
+        conn.close()
+    return [] if found == ["ok"] else found
+
+
+def require_healthy_file(path: str | Path) -> None:
+    """Raise CorruptDatabaseError (with how to restore) unless the file at `path` passes
+    quick_check, read-only: commands that write call this before opening the store, so a damaged
+    file is refused with not one byte written. A missing file passes (there is nothing to damage)."""
+    if str(path) == ":memory:" or not Path(path).is_file():
+        return
+    problems = quick_check_file(path)
+    if problems:
+        raise CorruptDatabaseError(
+            f"database {path} is corrupt ({problems[0]}{'; ...' if len(problems) > 1 else ''}): {RESTORE_HINT}"
+        )
+
+
 def require_healthy(db: sqlite_utils.Database) -> None:
     """Raise CorruptDatabaseError (with how to restore) unless quick_check passes; writing
     commands call this first so they never add rows to a damaged file."""
@@ -167,10 +211,34 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL is crash-safe in WAL mode (a killed process never corrupts or half-commits);
     # only a power cut can lose the last few commits, and it makes each commit ~10x cheaper.
-    conn.execute("PRAGMA synchronous = NORMAL")
+    # The inbox's insert, which Slack's 200 promises, runs FULL (see `synchronous`).
+    conn.execute(f"PRAGMA synchronous = {STORE_SYNCHRONOUS}")
     conn.execute("PRAGMA foreign_keys = ON")
     # Deleted rows are overwritten with zeros, so erased text does not linger in free pages.
     conn.execute("PRAGMA secure_delete = ON")
+
+
+@contextmanager
+def synchronous(db: sqlite_utils.Database, level: str) -> Iterator[None]:
+    """Run the enclosed write transaction with PRAGMA synchronous = `level` (FULL: the WAL is
+    synced to disk at its commit, so it survives an OS crash or power loss, not only a killed
+    process), then give the connection back at the store's NORMAL. Holds the connection's lock
+    throughout, so no other thread's write commits under the borrowed level. SQLite refuses to
+    change the level inside a transaction, so this cannot join one (StorageError)."""
+    if level not in SYNCHRONOUS_LEVELS:
+        raise InvalidValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {level!r}")
+    guard = guard_of(db)
+    with guard.lock:
+        if level == STORE_SYNCHRONOUS:
+            yield
+            return
+        if guard.depth or db.conn.in_transaction:
+            raise StorageError(f"synchronous = {level} cannot be set inside an open transaction")
+        db.conn.execute(f"PRAGMA synchronous = {level}")
+        try:
+            yield
+        finally:
+            db.conn.execute(f"PRAGMA synchronous = {STORE_SYNCHRONOUS}")
 
 
 def checkpoint_wal(db: sqlite_utils.Database) -> bool:

@@ -1,10 +1,11 @@
 """The durable inbox of acknowledged Slack events.
 
-An event is inserted here (one row, one statement) before Slack gets its HTTP 200, so an
-acknowledged event survives a crash; the unique `event_id` makes the row the de-duplication
-mark as well. Workers claim due rows, then finish them (the text is blanked, the row stays as
-the mark until it expires) or put them back with a not-before time. After a crash,
-`release_claims` hands rows that were being worked on back to the queue.
+An event is inserted here (one row, one statement, its commit synced to disk) before Slack gets
+its HTTP 200, so an acknowledged event survives a crash, an OS crash or a power loss; the unique
+`event_id` makes the row the de-duplication mark as well. Workers claim due rows, then finish
+them (the text is blanked, the row stays as the mark until it expires) or put them back with a
+not-before time. After a crash, `release_claims` hands rows that were being worked on back to
+the queue.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import sqlite_utils
 
 from storage.db import one, rows, to_iso, transaction, utc_now
+from storage.db import synchronous as synchronous_level
 from storage.errors import InvalidValueError
 from storage.records import InboxItem
 
@@ -28,12 +30,17 @@ def enqueue_event(
     body: str,
     channel: str | None = None,
     user: str | None = None,
+    synchronous: str = "FULL",
 ) -> bool:
-    """Insert the event; False when its id is already in the inbox (a redelivery)."""
+    """Insert the event; False when its id is already in the inbox (a redelivery).
+
+    Slack's 200 follows this insert and promises the event is kept, so by default its commit is
+    synced to disk (FULL): it survives an OS crash or power loss, not only a killed process.
+    "NORMAL" (the store's level) is for measuring what that costs."""
     if not event_id or not kind:
         raise InvalidValueError("an inbox event needs an event id and a kind")
     now = utc_now()
-    with transaction(db) as conn:
+    with synchronous_level(db, synchronous), transaction(db) as conn:
         cursor = conn.execute(
             """INSERT INTO inbox (event_id, kind, channel, user, body, received_at, not_before)
                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING""",
@@ -65,6 +72,44 @@ def finish(db: sqlite_utils.Database, item_id: int, outcome: str) -> None:
             "UPDATE inbox SET done_at = ?, outcome = ?, body = '', claimed_at = NULL WHERE id = ?",
             (utc_now(), outcome, item_id),
         )
+
+
+# The events that carry one message's text: the message itself, an app_mention of it (both by
+# `event.ts`), its edits (`event.message.ts`, and `previous_message` for the text before) and its
+# deletion (`deleted_ts`, with the deleted text in `previous_message`). A body that is not JSON
+# cannot be read for its ts (and is dropped by its worker anyway).
+_ABOUT_TS = """CASE WHEN json_valid(body) THEN
+                 json_extract(body, '$.event.ts') = :ts OR json_extract(body, '$.event.message.ts') = :ts
+                 OR json_extract(body, '$.event.previous_message.ts') = :ts
+                 OR json_extract(body, '$.event.deleted_ts') = :ts
+               ELSE 0 END"""
+_WAITING_ABOUT = f"done_at IS NULL AND body != '' AND channel = :channel AND ({_ABOUT_TS})"
+
+
+def scrub_message(db: sqlite_utils.Database, *, channel: str, ts: str, old_text: str | None = None) -> int:
+    """Take a message's text out of the inbox's waiting events (joins the caller's transaction);
+    returns how many bodies changed. Handled events hold no text already (`finish` blanks them).
+
+    `old_text` None: the message was deleted, and every waiting event about it is finished as
+    `erased` with its body blanked (the one being handled too: its worker finishes it again).
+    Otherwise the message was edited from `old_text`: the text before each edit goes from the
+    events about it, and an event that would bring `old_text` back is finished as `erased`.
+    """
+    now = utc_now()
+    params = {"channel": channel, "ts": ts, "now": now, "old": old_text}
+    finish_erased = "UPDATE inbox SET body = '', done_at = :now, outcome = 'erased', claimed_at = NULL WHERE "
+    with transaction(db) as conn:
+        if old_text is None:
+            return conn.execute(finish_erased + _WAITING_ABOUT, params).rowcount
+        brings_back = """(json_extract(body, '$.event.text') = :old
+                          OR json_extract(body, '$.event.message.text') = :old)"""
+        finished = conn.execute(f"{finish_erased}{_WAITING_ABOUT} AND {brings_back}", params).rowcount
+        trimmed = conn.execute(
+            f"""UPDATE inbox SET body = json_remove(body, '$.event.previous_message')
+                WHERE {_WAITING_ABOUT} AND json_type(body, '$.event.previous_message') IS NOT NULL""",
+            params,
+        ).rowcount
+    return finished + trimmed
 
 
 def requeue(db: sqlite_utils.Database, item_id: int, *, delay_s: float) -> None:

@@ -14,6 +14,7 @@ from storage.db import one, rows_as_tuples, to_iso, transaction, utc_now
 from storage.deletions import list_erased_texts
 from storage.errors import InvalidValueError, UnknownMessageError
 from storage.events import audit
+from storage.inbox import scrub_message
 from storage.records import Message, NewPrediction, StoredPrediction
 from storage.review import delete_review_scores
 from storage.tasks import require_task
@@ -196,13 +197,15 @@ def update_message_text(
         if before is not None and before.deleted_at is None and before.text != storable_text(text):
             list_erased_texts(db, [before.text], prefix_lengths, reason="message_edited")
             delete_review_scores(db, [before.id])  # the stored score and embedding describe the old text
+            scrub_message(db, channel=channel, ts=ts, old_text=before.text)  # the edit event's previous_message
         return find_message(db, workspace=workspace, channel=channel, ts=ts)
 
 
 def forget_message(
     db: sqlite_utils.Database, *, workspace: str, channel: str, ts: str, actor: str, prefix_lengths: Iterable[int] = ()
 ) -> dict[str, int] | None:
-    """A message deleted in Slack: blank its text, delete its corrections, keep a tombstone row.
+    """A message deleted in Slack: blank its text, delete its corrections, keep a tombstone row,
+    and take the text out of the inbox's waiting events (`storage.inbox.scrub_message`).
 
     Its predictions stay (they hold no text) so the bot's reply is still known; the audit row
     records the counts, never the text. None when the message was never stored.
@@ -218,12 +221,15 @@ def forget_message(
                    VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (workspace, channel, ts) DO NOTHING""",
                 (workspace, channel, ts, now, now),
             )
+            scrub_message(db, channel=channel, ts=ts)  # the message event, waiting: it is not handled now
             audit(db, actor=actor, action="message_deleted", detail={"channel": channel, "ts": ts, "stored": False})
             return None
         corrections = conn.execute("DELETE FROM corrections WHERE message_id = ?", (found.id,)).rowcount
         conn.execute("UPDATE messages SET text = '', deleted_at = ? WHERE id = ?", (utc_now(), found.id))
         list_erased_texts(db, [found.text], prefix_lengths, reason="message_deleted")
         delete_review_scores(db, [found.id])  # its embedding is of the text
+        # The deletion event itself (previous_message) and any waiting event about the message.
+        scrub_message(db, channel=channel, ts=ts)
         counts = {"message_id": found.id, "corrections": corrections}
         audit(db, actor=actor, action="message_deleted", detail={"channel": channel, "ts": ts, **counts})
     return counts

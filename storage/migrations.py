@@ -276,6 +276,60 @@ def _v9_admin_notices(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v10_evolving_labels(conn: sqlite3.Connection) -> None:
+    """Labels that change in Slack: every add, rename, merge, retire and unretire (who, when, the
+    names before and after), retired labels with what they had (description, emoji), members'
+    proposed labels waiting for an admin, who may create labels, and a correction's label as it
+    was first stored when a rename or merge later moved it (`original_label`).
+
+    Migration 9 above is the lang branch's, word for word (its readers and writers come with
+    lang), so that this one is 10 whichever of the two branches reaches main first."""
+    conn.execute(
+        """CREATE TABLE label_events (
+            id INTEGER PRIMARY KEY,
+            task TEXT NOT NULL REFERENCES tasks (name),
+            kind TEXT NOT NULL CHECK (kind IN ('add', 'rename', 'merge', 'retire', 'unretire')),
+            old_name TEXT,
+            new_name TEXT,
+            actor TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX label_events_task ON label_events (task, id)")
+    conn.execute(
+        """CREATE TABLE retired_labels (
+            task TEXT NOT NULL REFERENCES tasks (name),
+            label TEXT NOT NULL,
+            description TEXT,
+            emoji TEXT NOT NULL DEFAULT '[]',
+            retired_at TEXT NOT NULL,
+            PRIMARY KEY (task, label)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE label_proposals (
+            id INTEGER PRIMARY KEY,
+            task TEXT NOT NULL REFERENCES tasks (name),
+            label TEXT NOT NULL,
+            description TEXT NOT NULL,
+            proposer TEXT NOT NULL,
+            message_id INTEGER REFERENCES messages (id) ON DELETE SET NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected')),
+            decided_by TEXT,
+            decided_at TEXT,
+            admin_messages TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX label_proposals_task_status ON label_proposals (task, status)")
+    conn.execute("ALTER TABLE corrections ADD COLUMN original_label TEXT")
+    conn.execute(
+        "ALTER TABLE tasks ADD COLUMN new_labels TEXT NOT NULL DEFAULT 'propose' "
+        "CHECK (new_labels IN ('admins', 'members', 'propose'))"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial_schema,
     _v2_deletion_list,
@@ -286,5 +340,6 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v7_label_descriptions,
     _v8_one_event_mark,
     _v9_admin_notices,
+    _v10_evolving_labels,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

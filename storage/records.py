@@ -29,6 +29,8 @@ class Task:
     target_precision: float = 0.9
     out_of_scope_label: str | None = None
     descriptions: dict[str, str] = field(default_factory=dict)  # label -> one line (labels without one are absent)
+    # Who may create a label from Slack: "admins", "members", or "propose" (an admin approves).
+    new_labels: str = "propose"
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ class ImportReport:
     rows: int
     new: int
     duplicates: int
+    # labels the file names by an old name (renamed or merged in Slack) -> the name they were stored under
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

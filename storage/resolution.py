@@ -13,7 +13,8 @@ Policy (what `resolve_labels` does, in this order):
    is the most recent (highest correction id, i.e. insertion order).
 7. A message with votes for more than one label, or with a rejection, is also returned in
    `disputed` with its vote breakdown, for an admin to review. Messages whose text was
-   erased (privacy purge) have nothing to train on and are left out of `labelled`.
+   erased (privacy purge) have nothing to train on and are left out of `labelled`, and so are
+   messages whose winning label is retired (`storage.labels`).
 
 `resolved_at` is the time of the latest vote for the winning label, which is what
 `count_new_labels_since` compares with a training run's start.
@@ -99,11 +100,13 @@ def resolve_labels(
     if not 0.0 <= heldout_fraction < 1.0:
         raise InvalidValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
     tally = _tally(db, task, admin_weight)
+    # A retired label's messages leave training (its corrections and history stay).
+    retired = {label for (label,) in rows_as_tuples(db, "SELECT label FROM retired_labels WHERE task = ?", (task,))}
     labelled: list[LabelledMessage] = []
     disputed: list[Dispute] = []
     for message_id, text, workspace, channel, ts in rows_as_tuples(db, _CORRECTED_MESSAGES_SQL, (task,)):
         winner = tally.winner(message_id)
-        if winner is not None and text:
+        if winner is not None and text and winner not in retired:
             split = split_for(workspace, channel, ts, heldout_fraction)
             labelled.append(LabelledMessage(message_id, text, winner, split, tally.latest[message_id][winner][1]))
         votes = tally.weight.get(message_id, {})

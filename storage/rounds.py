@@ -12,7 +12,7 @@ does not depend on which module those live in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,18 +153,21 @@ def record_fallback(
     version: int | None,
     *,
     failures: Sequence[tuple[int, str]],
+    other_base: Collection[int] = (),
     actor: str = RECOVERY_ACTOR,
 ) -> AdapterVersion | None:
     """Record what `camel.load_first_good` found at start-up or on reload, in one transaction:
     `version` (the one that loads) becomes active, each version that failed before it becomes
     "rejected" with the reason, and an "adapter_fallback" audit row lists them. With `version`
     None nothing is marked (when no version loads, the cause is usually shared, such as a
-    missing base model, not every folder), but the audit row is still written."""
+    missing base model, not every folder), but the audit row is still written. Versions in
+    `other_base` failed only because they were trained on another base model: their folders are
+    fine, so they are not rejected (an active one becomes retired like any replaced version)."""
     with transaction(db) as conn:
         require_task(db, task)
         if version is not None:
             for failed, reason in failures:
-                if get_adapter(db, task, failed) is not None and failed != version:
+                if get_adapter(db, task, failed) is not None and failed != version and failed not in other_base:
                     conn.execute(
                         "UPDATE adapters SET status = 'rejected', reason = ?, updated_at = ? "
                         "WHERE task = ? AND version = ?",
@@ -177,11 +180,16 @@ def record_fallback(
             )
             current = get_adapter(db, task, version)
             if current is None or current.status != "active":
-                activate_adapter(db, task, version, reason="fallback: newer versions do not load")
+                activate_adapter(db, task, version, reason="fallback: the active version does not load")
         audit(
             db,
             actor=actor,
             action="adapter_fallback",
-            detail={"task": task, "version": version, "failed": {str(v): reason for v, reason in failures}},
+            detail={
+                "task": task,
+                "version": version,
+                "failed": {str(v): reason for v, reason in failures},
+                **({"other_base": sorted(other_base)} if other_base else {}),
+            },
         )
     return get_adapter(db, task, version) if version is not None else None

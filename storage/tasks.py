@@ -1,11 +1,13 @@
 """Tasks: a named classification problem with its labels, emoji map and channels.
 
-Labels are only ever added, never dropped: stored corrections, predictions and adapters
-refer to them by name, and an adapter's label list only grows.
+Labels are added here; renaming, merging and retiring them goes through `storage.labels`, whose
+history maps every old name to today's. `upsert_task` (the settings file at every start) follows
+that history: a label renamed, merged or retired in Slack is not added back under its old name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -37,6 +39,7 @@ def _task_from_row(row: sqlite3.Row) -> Task:
         target_precision=float(row["target_precision"]),
         out_of_scope_label=row["out_of_scope_label"],
         descriptions=json.loads(row["descriptions"]),
+        new_labels=row["new_labels"],
     )
 
 
@@ -120,6 +123,7 @@ def upsert_task(db: sqlite_utils.Database, spec: TaskSpec) -> Task:
     _check_target_precision(spec.target_precision)
     with transaction(db) as conn:
         existing = get_task(db, name)
+        spec = _followed(conn, spec)
         out_of_scope = (
             spec.out_of_scope_label
             if spec.out_of_scope_label is not None
@@ -158,6 +162,55 @@ def upsert_task(db: sqlite_utils.Database, spec: TaskSpec) -> Task:
             ),
         )
     return require_task(db, name)
+
+
+def changed_in_slack(db: sqlite_utils.Database, task: str) -> dict[str, str | None]:
+    """Names renamed or merged away in Slack -> today's name, and retired names -> None."""
+    return _changed_names(db.conn, task)
+
+
+def _changed_names(conn: sqlite3.Connection, task: str) -> dict[str, str | None]:
+    moves = conn.execute(
+        "SELECT old_name, new_name FROM label_events WHERE task = ? AND kind IN ('rename', 'merge') ORDER BY id",
+        (task,),
+    ).fetchall()
+    result: dict[str, str | None] = {}
+    for old, new in moves:
+        result = {name: (new if target == old else target) for name, target in result.items()}
+        result[old] = new
+    for (label,) in conn.execute("SELECT label FROM retired_labels WHERE task = ?", (task,)).fetchall():
+        result[label] = None
+    return result
+
+
+def _followed(conn: sqlite3.Connection, spec: TaskSpec) -> TaskSpec:
+    """The spec with names changed in Slack followed: renamed/merged names become today's, retired
+    ones are left out (the settings file is re-read at every start; Slack's change is kept)."""
+    changed = _changed_names(conn, spec.name)
+    if not changed:
+        return spec
+
+    def follow(label: str) -> str | None:
+        return changed.get(label.strip(), label) if isinstance(label, str) else label
+
+    labels = [name for name in (follow(label) for label in spec.labels) if name is not None]
+    emoji = None
+    if spec.emoji_map is not None:
+        emoji = {
+            k: t for k, t in ((k, follow(v) if v not in EMOJI_ACTIONS else v) for k, v in spec.emoji_map.items()) if t
+        }
+    descriptions = None
+    if spec.descriptions is not None:
+        descriptions = {}
+        for label, text in spec.descriptions.items():
+            name = follow(label)
+            # a merged label's description does not replace its target's
+            if name is not None and (name == label or name not in spec.descriptions):
+                descriptions[name] = text
+    out_of_scope = follow(spec.out_of_scope_label) if spec.out_of_scope_label else spec.out_of_scope_label
+    return dataclasses.replace(
+        spec, labels=labels, emoji_map=emoji, descriptions=descriptions, out_of_scope_label=out_of_scope
+    )
 
 
 def _check_target_precision(value: float) -> None:

@@ -29,7 +29,7 @@ from storage.events import audit
 from storage.files import make_private_dirs, make_private_file
 from storage.records import ImportReport, Task
 from storage.resolution import resolve_labels
-from storage.tasks import get_task, require_task
+from storage.tasks import changed_in_slack, get_task, require_task
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 IMPORT_WORKSPACE = "import"
@@ -109,9 +109,18 @@ def _problem(record: dict[str, Any], task: str, tasks: dict[str, Task | None], d
     known = tasks[row_task] if row_task in tasks else tasks.setdefault(row_task, get_task(db, row_task))
     if known is None:
         return f"unknown task {row_task!r}"
-    if not isinstance(label, str) or label not in known.labels:
+    if not isinstance(label, str) or _todays_label(db, known, label) is None:
         return f"label {label!r} is not a label of task {row_task!r}"
     return None
+
+
+def _todays_label(db: sqlite_utils.Database, task: Task, label: str) -> str | None:
+    """`label` as the task calls it today: a name renamed or merged away maps to its new name
+    (retired and unknown names are None)."""
+    if label in task.labels:
+        return label
+    now = changed_in_slack(db, task.name).get(label)
+    return now if now in task.labels else None
 
 
 def _validated_rows(db: sqlite_utils.Database, source: Path, task: str, fmt: str | None) -> list[Row]:
@@ -192,12 +201,17 @@ def import_file(
         raise ImportFormatError(f"{source}: no rows to import (the file is empty or has only a header)")
     now = utc_now()
     new = 0
+    renamed: dict[str, str] = {}
     with transaction(db) as conn:
         seen = _already_imported(db)
         messages = _imported_messages(db)
+        known: dict[str, Task] = {}
         for number, record in records:
-            text, label = record["text"], record["label"]
+            text, named = record["text"], record["label"]
             row_task = record.get("task") or task
+            label = _todays_label(db, known.setdefault(row_task, require_task(db, row_task)), named) or named
+            if label != named:
+                renamed[named] = label
             identity = (text, row_task, label)
             if identity in seen:
                 continue
@@ -212,13 +226,21 @@ def import_file(
                 (message_id, row_task, label, user, now),
             )
             new += 1
-        report = ImportReport(path=str(source), task=task, rows=len(records), new=new, duplicates=len(records) - new)
+        report = ImportReport(
+            path=str(source), task=task, rows=len(records), new=new, duplicates=len(records) - new, renamed=renamed
+        )
         if actor is not None:
             audit(
                 db,
                 actor=actor,
                 action="import",
-                detail={"path": str(source), "task": task, "rows": report.rows, "new": report.new},
+                detail={
+                    "path": str(source),
+                    "task": task,
+                    "rows": report.rows,
+                    "new": report.new,
+                    **({"renamed": renamed} if renamed else {}),  # old label names the file used
+                },
             )
     return report
 

@@ -157,3 +157,22 @@ def test_demo_rejects_a_csv_without_the_columns(tmp_path: Path, capsys: pytest.C
     assert (
         err == f"camel-bot demo: error: {data}: no column 'message' (columns: body, intent); use --text-col/--label-col"
     )
+
+
+def test_a_label_is_created_from_a_correction_and_served_without_a_round(demo: DemoResult) -> None:
+    shown = demo.new_label
+    assert shown is not None and shown.label == "crypto_withdrawal", demo.summary
+    assert demo.new_label_answer, demo.summary  # the next message of that kind was answered
+    with sqlite3.connect(demo.db_path) as conn:
+        kind, actor, new = conn.execute(
+            "SELECT kind, actor, new_name FROM label_events WHERE task = 'support'"
+        ).fetchone()
+        assert (kind, actor, new) == ("add", "U0ERIN", "crypto_withdrawal")
+        stored = conn.execute(
+            """SELECT corrections.label, corrections.user FROM corrections
+               JOIN messages ON messages.id = corrections.message_id WHERE messages.ts = ?""",
+            (shown.ts,),
+        ).fetchall()
+        assert stored == [("crypto_withdrawal", "U0ERIN")]
+        description = conn.execute("SELECT descriptions FROM tasks WHERE name = 'support'").fetchone()[0]
+        assert shown.description in description

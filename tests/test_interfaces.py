@@ -1,4 +1,5 @@
-"""docs/interfaces.md matches the code: every name it lists can be imported."""
+"""docs/interfaces.md matches the code: every name it lists can be imported, and every name camel
+exports (`camel.__all__`) is listed."""
 
 from __future__ import annotations
 
@@ -69,6 +70,17 @@ def test_every_camel_name_in_the_doc_imports(name: str) -> None:
     import camel
 
     assert hasattr(camel, name)
+
+
+def test_every_name_camel_exports_is_in_the_doc() -> None:
+    import camel
+
+    code = re.findall(r"```.*?```", DOC, flags=re.S) + re.findall(
+        r"`([^`]+)`", re.sub(r"```.*?```", "", DOC, flags=re.S)
+    )
+    named = {word for text in code for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)}
+    exported = {name for name in camel.__all__ if not name.startswith("__")}
+    assert sorted(exported - named) == [], "exported by camel but not in docs/interfaces.md"
 
 
 @pytest.mark.parametrize("name", storage_names())

@@ -11,6 +11,10 @@
 - Measured: acknowledgement latency and status of every request, event -> reply (the moment
   the stand-in accepted the reply), lost (acknowledged messages never answered after a drain)
   and doubled replies, the bot process's RSS every second.
+- `--inbox-synchronous NORMAL` runs the bot with the inbox insert at the store's
+  synchronous=NORMAL instead of FULL (what a power loss costs to avoid); `both` trains once and
+  runs the steady phase twice on copies of one data folder, NORMAL then FULL, and writes the two
+  side by side (ack p50/p99: what syncing each acknowledged event to disk costs).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -40,6 +45,7 @@ from bench.common import (
     DATA_DIR,
     RESULTS,
     benchmark_parser,
+    cpu_model,
     project_env,
     read_split,
     recorded_command,
@@ -141,10 +147,11 @@ def _params(content_type: str, body: bytes) -> dict[str, Any]:
     return dict(parse_qsl(body.decode()))
 
 
-def write_config(folder: Path, slack_url: str) -> Path:
+def write_config(folder: Path, slack_url: str, synchronous: str = "FULL") -> Path:
     path = folder / "camel-bot.toml"
     path.write_text(f"""
 mode = "http"
+inbox_synchronous = "{synchronous}"
 data_dir = "{folder / "data"}"
 slack_api_url = "{slack_url}"
 http_host = "127.0.0.1"
@@ -320,7 +327,7 @@ class Generator:
         with self.stand_in.lock:
             reply = self.rng.choice(self.stand_in.replies)
         action = {
-            "type": "static_select",
+            "type": "external_select",
             "action_id": "camel_correct",
             "block_id": reply["block_id"],
             "selected_option": {"value": f"support|{LABELS[i % len(LABELS)]}"},
@@ -364,11 +371,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser(
         MODULE,
         __doc__,
-        writes="bench/results/load.json and load.md",
+        writes="bench/results/load.json and load.md; with --inbox-synchronous both: load_synchronous.json and .md",
         data=shared_data("banking77"),
     )
     parser.add_argument("--rate", type=float, default=85.0, help="events per second (default 85)")
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the steady phase (default 300)")
+    parser.add_argument(
+        "--inbox-synchronous",
+        choices=("FULL", "NORMAL", "both"),
+        default="FULL",
+        help="the inbox insert's PRAGMA synchronous (default FULL, the bot's); both: NORMAL then FULL, side by side",
+    )
     args = parser.parse_args(argv)
     wall = time.perf_counter()
     require_data(["banking77"])
@@ -377,53 +390,92 @@ def main(argv: list[str] | None = None) -> int:
     texts, labels = sample_per_class([train_texts[i] for i in keep], [train_labels[i] for i in keep], 30, seed=0)
     message_texts, _ = read_split("banking77", "test")
     load_before = os.getloadavg()
-    stand_in = SlackStandIn()
+    modes = ["NORMAL", "FULL"] if args.inbox_synchronous == "both" else [args.inbox_synchronous]
+    phases: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="camel-load-") as tmp:
-        folder = Path(tmp)
-        config = write_config(folder, stand_in.url)
+        trained = Path(tmp) / "trained"
+        trained.mkdir()
         print("training the adapter ...", flush=True)
-        train_adapter(config, texts, labels)
-        process, port = start_bot(config, folder / "serve.log")
-        rss: list[tuple[float, float]] = []
-        sampling = threading.Event()
-
-        def sample() -> None:
-            started = time.monotonic()
-            while not sampling.is_set():
-                rss.append((time.monotonic() - started, rss_mb(process.pid)))
-                sampling.wait(1.0)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        print(f"steady phase: {args.rate} events/s for {args.seconds} s ...", flush=True)
-        generator = Generator(port, stand_in, message_texts, args.rate, args.seconds)
-        elapsed = generator.run()
-        steady_end = len(rss)
-        deadline = time.monotonic() + DRAIN_S
-        while time.monotonic() < deadline:
-            with stand_in.lock:
-                missing = [ts for ts in generator.sent_messages if ts not in stand_in.posts]
-            if not missing:
-                break
-            time.sleep(1.0)
-        metrics = ""
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/metrics")
-            metrics = conn.getresponse().read().decode()
-            conn.close()
-        except OSError:
-            pass
-        sampling.set()
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
-        log_tail = (folder / "serve.log").read_text(errors="replace")
-        # Acknowledged but not yet answered when the run ended: still in the inbox, so the next
-        # start answers them (backlog), unlike an event that is nowhere (lost).
-        with sqlite3.connect(folder / "data" / "camel.db") as db:
-            waiting = {row[0] for row in db.execute("SELECT event_id FROM inbox WHERE done_at IS NULL")}
-            inbox_outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM inbox GROUP BY outcome").fetchall())
+        train_adapter(write_config(trained, "http://127.0.0.1:9/api/"), texts, labels)
+        for mode in modes:
+            # Each phase on its own copy of the freshly trained data folder: an empty inbox, the same adapter.
+            folder = Path(tmp) / mode
+            shutil.copytree(trained / "data", folder / "data")
+            phases[mode] = run_phase(folder, mode, message_texts, args.rate, args.seconds)
     load_after = os.getloadavg()
+    argv_recorded = ["--rate", f"{args.rate:g}", "--seconds", f"{args.seconds:g}"]
+    if args.inbox_synchronous != "FULL":
+        argv_recorded += ["--inbox-synchronous", args.inbox_synchronous]
+    machine = {
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+    }
+    shared = {
+        "total_s": round(time.perf_counter() - wall, 1),
+        "command": recorded_command(MODULE, argv_recorded),
+        "machine": machine,
+        "data": str(DATA_DIR / "banking77"),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.inbox_synchronous == "both":
+        result: dict[str, Any] = {"phases": phases, **shared}
+        (RESULTS / "load_synchronous.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / "load_synchronous.md").write_text(synchronous_markdown(result))
+    else:
+        result = {**phases[modes[0]], **shared}
+        (RESULTS / "load.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / "load.md").write_text(markdown(result))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_phase(folder: Path, synchronous: str, message_texts: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    """One `serve` on `folder`'s data, one steady phase and its drain; the figures of that phase."""
+    stand_in = SlackStandIn()
+    config = write_config(folder, stand_in.url, synchronous)
+    process, port = start_bot(config, folder / "serve.log")
+    rss: list[tuple[float, float]] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        started = time.monotonic()
+        while not sampling.is_set():
+            rss.append((time.monotonic() - started, rss_mb(process.pid)))
+            sampling.wait(1.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    print(f"steady phase (inbox synchronous={synchronous}): {rate} events/s for {seconds} s ...", flush=True)
+    generator = Generator(port, stand_in, message_texts, rate, seconds)
+    elapsed = generator.run()
+    steady_end = len(rss)
+    deadline = time.monotonic() + DRAIN_S
+    while time.monotonic() < deadline:
+        with stand_in.lock:
+            missing = [ts for ts in generator.sent_messages if ts not in stand_in.posts]
+        if not missing:
+            break
+        time.sleep(1.0)
+    metrics = ""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+        conn.close()
+    except OSError:
+        pass
+    sampling.set()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=120)
+    log_tail = (folder / "serve.log").read_text(errors="replace")
+    # Acknowledged but not yet answered when the run ended: still in the inbox, so the next
+    # start answers them (backlog), unlike an event that is nowhere (lost).
+    with sqlite3.connect(folder / "data" / "camel.db") as db:
+        waiting = {row[0] for row in db.execute("SELECT event_id FROM inbox WHERE done_at IS NULL")}
+        inbox_outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM inbox GROUP BY outcome").fetchall())
     acks = generator.acks
     ok = [a for a in acks if 200 <= a[1] < 300]
     non_2xx = len(acks) - len(ok)
@@ -451,9 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         m.group(1): float(m.group(2))
         for m in re.finditer(r'camel_inbox_requeued_total\{reason="([a-z_]+)"\} ([0-9.e+]+)', metrics)
     }
-    result = {
+    return {
         "sustained_events_s": round(len(ok) / elapsed, 2) if non_2xx == 0 else None,
-        "offered_events_s": args.rate,
+        "offered_events_s": rate,
+        "inbox_synchronous": synchronous,
         "acknowledged_2xx": len(ok),
         "ack_p50_ms": pct([a[2] for a in acks], 0.50),
         "ack_p99_ms": pct([a[2] for a in acks], 0.99),
@@ -476,30 +529,17 @@ def main(argv: list[str] | None = None) -> int:
         "bot_requeued": requeued,
         "kinds_sent": dict(Counter(a[0] for a in acks)),
         "steady_seconds": round(elapsed, 1),
-        "total_s": round(time.perf_counter() - wall, 1),
         "tracebacks_in_bot_log": log_tail.count("Traceback"),
         "bot_log_errors": [line[:400] for line in log_tail.splitlines() if '"level": "ERROR"' in line][:5],
-        "command": recorded_command(MODULE, ["--rate", f"{args.rate:g}", "--seconds", f"{args.seconds:g}"]),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in load_after],
-        },
-        "data": str(DATA_DIR / "banking77"),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "load.md").write_text(markdown(result))
-    print(json.dumps(result, indent=2))
-    return 0
 
 
 def markdown(r: dict[str, Any]) -> str:
     return f"""# Load: the Slack event path under a steady flood
 
 Command: `{r["command"]}` (steady phase {r["steady_seconds"]} s, then up to {DRAIN_S:.0f} s of drain).
-Machine: {r["machine"]["cpus"]} CPUs shared with other jobs; load average before
+Machine: {r["machine"]["cpus"]} CPUs ({r["machine"].get("cpu", "model not recorded")}) shared with other jobs;
+load average before
 {r["machine"]["loadavg_before"]}, after {r["machine"]["loadavg_after"]}.
 
 The real `camel-bot serve` (waitress, request guard, Bolt, durable inbox with 32 workers,
@@ -530,6 +570,30 @@ tracebacks in the bot's log: {r["tracebacks_in_bot_log"]}; its ERROR lines: {r["
 
 Slack's limits for comparison: 30,000 events per workspace per hour (8.3/s) and an answer within
 3 s; Slack disables event delivery when more than 5% of deliveries in 60 minutes fail.
+"""
+
+
+def synchronous_markdown(r: dict[str, Any]) -> str:
+    rows = "\n".join(
+        f"| {mode} | {p['ack_p50_ms']} / {p['ack_p99_ms']} ms | {p['sustained_events_s']} | {p['non_2xx']} | "
+        f"{p['lost']} / {p['doubled']} | {p['reply_p50_ms']} / {p['reply_p99_ms']} ms | {p['steady_seconds']} s |"
+        for mode, p in r["phases"].items()
+    )
+    return f"""# Load: what syncing each acknowledged event to disk costs
+
+Command: `{r["command"]}`: one adapter trained once, then the same steady phase twice, each with
+a fresh `camel-bot serve` on its own copy of the data folder: the inbox insert at
+`synchronous=NORMAL` (survives a killed process), then at `FULL` (the bot's default: the WAL is
+synced at the insert's commit, so the event also survives an OS crash or power loss).
+Machine: {r["machine"]["cpus"]} CPUs ({r["machine"]["cpu"]}) shared with other jobs; load average before
+{r["machine"]["loadavg_before"]}, after {r["machine"]["loadavg_after"]}. Everything else as in `load.md`.
+
+| inbox insert | ack p50 / p99 | events/s, 0 non-2xx | non-2xx | lost / doubled | reply p50 / p99 | steady |
+|---|---|---|---|---|---|---|
+{rows}
+
+The two phases ran one after the other on a machine shared with other jobs, so part of any
+difference is the load of that minute; the load averages above bound it.
 """
 
 

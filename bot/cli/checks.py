@@ -7,11 +7,14 @@ rather than failing again with a confusing second message.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
+
+from bot.texts import COMMAND
 
 if TYPE_CHECKING:  # imported lazily at run time: each check loads only what it needs
     from sqlite_utils import Database
@@ -24,12 +27,57 @@ MIN_FREE_BYTES = 1 << 30  # adapters are small, but the feature cache and WAL gr
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """A command a fix names, kept apart from the fix's prose so that tests can run every one
+    through its real parser. `where`: "slack" (typed in a channel of the task), "cli" (a
+    camel-bot command line) or "shell"."""
+
+    where: str
+    text: str
+
+
+# The only functions that write a command into a fix (tests/bot/test_doctor_suggestions.py
+# checks that no other string in this module names one, and parses what each of these returns).
+def rollback_in_slack(version: int) -> Suggestion:
+    return Suggestion("slack", f"{COMMAND} rollback {version}")
+
+
+def retrain_in_slack() -> Suggestion:
+    return Suggestion("slack", f"{COMMAND} retrain")
+
+
+def unretire_in_slack(label: str) -> Suggestion:
+    return Suggestion("slack", f"{COMMAND} labels unretire {label}")
+
+
+def camel_bot(subcommand: str, config_path: str | None, *flags: str) -> Suggestion:
+    """`camel-bot [flags] <subcommand> [--config PATH]`: the config doctor itself was given."""
+    config = ["--config", config_path] if config_path else []
+    return Suggestion("cli", shlex.join(["camel-bot", *flags, subcommand, *config]))
+
+
+def chmod(mode: str, path: str, *, recursive: bool = False) -> Suggestion:
+    return Suggestion("shell", shlex.join(["chmod", *(["-R"] if recursive else []), mode, path]))
+
+
+SUGGESTIONS: tuple[Callable[..., Suggestion], ...] = (
+    rollback_in_slack,
+    retrain_in_slack,
+    unretire_in_slack,
+    camel_bot,
+    chmod,
+)
+
+
+@dataclass(frozen=True)
 class CheckResult:
     name: str
     ok: bool
     detail: str
     fix: str = ""
     skipped: bool = False
+    # Each command `fix` names, as written in it.
+    commands: tuple[Suggestion, ...] = field(default=())
 
     def line(self) -> str:
         if self.skipped:
@@ -125,24 +173,27 @@ def check_database(state: DoctorState) -> list[CheckResult]:
 
     path = Path(state.known_settings.db_path)
     if not path.is_file():
+        serve = camel_bot("serve", state.config_path)
         return [
             CheckResult(
                 "database",
                 False,
                 f"no database at {path}",
-                "check data_dir, or start the bot once (camel-bot serve) to create it",
+                f"check data_dir, or start the bot once ({serve.text}) to create it",
+                commands=(serve,),
             )
         ]
-    restore = "stop camel-bot and restore camel.db from the latest backup (README, Operations: Backup)"
+    restore = "stop the bot and restore camel.db from the latest backup (README, Operations: Backup)"
     try:
         found = _read_schema_version(path)
+        # Checked read-only before opening the store, which may migrate: a damaged file stays untouched.
+        problems = storage.db.quick_check_file(path)
+        if problems:
+            shown = "; ".join(problems[:3])
+            return [CheckResult("database", False, f"{path} fails PRAGMA quick_check: {shown}", restore)]
         db = storage.open_store(path, create=False)
-        problems = storage.db.quick_check(db)
     except (sqlite3.Error, storage.StorageError) as exc:
         return [CheckResult("database", False, f"{path}: {' '.join(str(exc).split())}", restore)]
-    if problems:
-        shown = "; ".join(problems[:3])
-        return [CheckResult("database", False, f"{path} fails PRAGMA quick_check: {shown}", restore)]
     state.db = db
     note = f", migrated from v{found}" if found < storage.SCHEMA_VERSION else ""
     tasks = storage.tasks.list_tasks(state.known_db)
@@ -164,13 +215,28 @@ def _read_schema_version(path: Path) -> int:
 
 def check_task_config(state: DoctorState) -> list[CheckResult]:
     """Values set in Slack that the settings file contradicts (kept at start, see bot.task_config)."""
+    import storage
     from bot.task_config import config_conflicts
 
     conflicts = config_conflicts(state.known_settings, state.known_db)
     if not conflicts:
         return [CheckResult("task config", True, "the settings file agrees with what was set in Slack")]
     fix = "make the settings file say the kept value, or change the value again where it was set"
-    return [CheckResult("task config", False, conflict.line(), fix) for conflict in conflicts]
+    results = []
+    for conflict in conflicts:
+        label = conflict.field.removeprefix("labels.")
+        changed = storage.tasks.changed_in_slack(state.known_db, conflict.task) if label != conflict.field else {}
+        if label in changed and changed[label] is None:
+            # A retired label can come back; a renamed or merged name is never reused, so only the
+            # file can change for those.
+            unretire = unretire_in_slack(label)
+            label_fix = (
+                f"remove {label} from the settings file, or bring it back with {unretire.text} in the task's channel"
+            )
+            results.append(CheckResult("task config", False, conflict.line(), label_fix, commands=(unretire,)))
+        else:
+            results.append(CheckResult("task config", False, conflict.line(), fix))
+    return results
 
 
 def check_base_model(state: DoctorState) -> list[CheckResult]:
@@ -211,14 +277,7 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
             results.append(CheckResult(name, True, base_change_plan(state, task.name, record)))
             continue
         except camel.CamelError as exc:
-            results.append(
-                CheckResult(
-                    name,
-                    False,
-                    f"v{task.active_version}: {exc}",
-                    f"/camel rollback {task.name} <older version>, or camel-bot model train",
-                )
-            )
+            results.append(_broken_adapter(state, task.name, task.active_version, exc))
             continue
         results.append(CheckResult(name, True, f"v{task.active_version} loads, {len(adapter.labels)} labels"))
     return results
@@ -269,6 +328,28 @@ def base_change_plan(state: DoctorState, task: str, record: storage.AdapterVersi
         f"from all {labels} labels; the old base's feature-cache states are removed by the nightly compaction "
         "once no task uses it"
     )
+
+
+def _broken_adapter(state: DoctorState, task: str, active: int, exc: Exception) -> CheckResult:
+    """The fix for an active version that does not load: the version the bot would fall back to
+    (found the way it does), else a new round."""
+    import camel
+    from bot.loop.registry import fallback_candidates
+
+    retrain = retrain_in_slack()
+    for version, folder in fallback_candidates(state.known_db, task, active)[1:]:
+        try:
+            camel.load_adapter(folder or "", state.base)
+        except camel.CamelError:
+            continue
+        rollback = rollback_in_slack(version)
+        fix = (
+            f"in a channel of {task}: {rollback.text} (v{version} loads; the bot also falls back to it at start), "
+            f"or {retrain.text} to train a new version"
+        )
+        return CheckResult(f"adapter {task}", False, f"v{active}: {exc}", fix, commands=(rollback, retrain))
+    fix = f"in a channel of {task}: {retrain.text} to train a new version (no other version loads)"
+    return CheckResult(f"adapter {task}", False, f"v{active}: {exc}", fix, commands=(retrain,))
 
 
 def check_slack_install(state: DoctorState) -> list[CheckResult]:
@@ -335,13 +416,15 @@ def check_permissions(state: DoctorState) -> list[CheckResult]:
     results = []
     loose = storage.files.loose_permissions(settings.data_dir)
     if loose:
+        tighten, serve = chmod("go-rwx", settings.data_dir, recursive=True), camel_bot("serve", state.config_path)
         shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
         results.append(
             CheckResult(
                 "permissions",
                 False,
                 f"readable by others: {shown}",
-                f"chmod -R go-rwx {settings.data_dir} (camel-bot serve also does this at start)",
+                f"{tighten.text} ({serve.text} also does this at start)",
+                commands=(tighten, serve),
             )
         )
     else:
@@ -349,7 +432,8 @@ def check_permissions(state: DoctorState) -> list[CheckResult]:
     if settings.secrets_file:
         warning = storage.files.secrets_file_warning(settings.secrets_file)
         if warning:
-            results.append(CheckResult("secrets file", False, warning, f"chmod 600 {settings.secrets_file}"))
+            private = chmod("600", settings.secrets_file)
+            results.append(CheckResult("secrets file", False, warning, private.text, commands=(private,)))
         else:
             results.append(CheckResult("secrets file", True, f"{settings.secrets_file} is readable by its owner only"))
     return results
@@ -393,7 +477,9 @@ def check_disk_use(state: DoctorState) -> list[CheckResult]:
     ]
     detail = ", ".join(parts)
     if cache > cap * 1.1:  # the nightly job compacts to the cap; well above it means it is not running
-        return [CheckResult("disk use", False, detail, "is camel-bot serve running (it applies [retention] nightly)?")]
+        serve = camel_bot("serve", state.config_path)
+        fix = f"is {serve.text} running (it applies [retention] nightly)?"
+        return [CheckResult("disk use", False, detail, fix, commands=(serve,))]
     return [CheckResult("disk use", True, detail)]
 
 
@@ -427,7 +513,7 @@ def iter_checks(config_path: str | None, env: dict[str, str]) -> Iterator[CheckR
         try:
             found = check(state)
         except Exception as exc:  # a doctor reports a broken install; it must not die of one
-            found = [
-                CheckResult(name, False, f"check crashed: {type(exc).__name__}: {exc}", "run with -v and report it")
-            ]
+            verbose = camel_bot("doctor", config_path, "-v")
+            detail = f"check crashed: {type(exc).__name__}: {exc}"
+            found = [CheckResult(name, False, detail, f"run {verbose.text} and report it", commands=(verbose,))]
         yield from found

@@ -28,9 +28,8 @@ def _existing_store(path: str) -> sqlite_utils.Database:
     from or deleting in nothing (or in a damaged file) is a mistake that must change nothing."""
     if not Path(path).is_file():
         raise storage.StorageError(f"no database at {path} (pass --db PATH, or start the bot once to create it)")
-    db = storage.open_store(path, create=False)
-    storage.db.require_healthy(db)
-    return db
+    storage.db.require_healthy_file(path)  # read-only: opening for writing may migrate or switch to WAL
+    return storage.open_store(path, create=False)
 
 
 def _actor() -> str:
@@ -113,6 +112,8 @@ def run_import(args: argparse.Namespace) -> int:
         f"imported {report.rows} labelled rows into task {args.task!r}: {report.new} new, "
         f"{report.duplicates} already stored"
     )
+    for old, new in sorted(report.renamed.items()):
+        print(f"label {old!r} is called {new!r} now (renamed or merged in Slack): its rows were stored as {new!r}")
     return 0
 
 

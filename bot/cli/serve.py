@@ -40,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from bot import runtime
 
     try:
+        # Read-only, before anything opens the file for writing (applying the task settings, the
+        # WAL checkpoint on close): a damaged file is refused untouched, kept aside for recovery.
+        storage.db.require_healthy_file(settings.db_path)
         db = runtime.open_store(settings)
-        storage.db.require_healthy(db)  # never serve (and write into) a damaged file: say how to restore
         with runtime.start(settings, db=db) as bot:  # loads each task's active adapter before serving
             _serve(settings, bot)
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import queue
+import sys
 import threading
 import uuid
 import time
@@ -54,6 +55,16 @@ def _decode_params(content_type: str, body: bytes) -> dict[str, Any]:
     return {"_raw": body}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """The stand-in's HTTP server; a client that went away before its answer was written (a bot
+    killed mid-request, as the kill -9 test does) is Slack's everyday case, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeSlackAPI:
     """Start with `start()` (or as a context manager); `url` is the `base_url` for WebClient."""
 
@@ -76,7 +87,7 @@ class FakeSlackAPI:
 
     # ---- lifecycle
     def start(self) -> "FakeSlackAPI":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-slack", daemon=True
@@ -141,8 +152,9 @@ class FakeSlackAPI:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.status == 200]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[RecordedCall]:
-        """Block until `count` successful calls of `method` arrived; raise on timeout."""
+    def wait_for(self, method: str, count: int = 1, timeout: float = 60.0) -> list[RecordedCall]:
+        """Block until `count` successful calls of `method` arrived; raise on timeout (generous: on a
+        busy machine a reply can take seconds, and the wait ends as soon as the calls are in)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
@@ -196,6 +208,14 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     return {"channel": p.get("channel"), "ts": ts, "message": message}
 
 
+def _json_param(value: Any) -> dict[str, Any]:
+    """A JSON object parameter, sent as an object (JSON body) or as a string (form body)."""
+    if isinstance(value, str):
+        parsed = json.loads(value)
+        return parsed if isinstance(parsed, dict) else {}
+    return dict(value or {})
+
+
 def _history(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     found = api.messages.get((str(p.get("channel")), str(p.get("latest"))))
     return {"messages": [found] if found else [], "has_more": False}
@@ -245,6 +265,7 @@ ANSWERS: dict[str, Answer] = {
     },
     "usergroups.users.list": lambda api, p: {"users": api.usergroups.get(str(p.get("usergroup")), [])},
     "views.publish": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **(p.get("view") or {})}},
+    "views.open": lambda api, p: {"view": {"id": f"V{next(api._ids):08d}", **_json_param(p.get("view"))}},
     "conversations.info": lambda api, p: {
         "channel": {"id": p.get("channel"), "name": f"chan-{p.get('channel')}", "is_channel": True, "is_member": True}
     },

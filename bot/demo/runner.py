@@ -24,7 +24,7 @@ from bot.errors import DemoError, DemoStalledError
 from bot.demo.monitor import Reload, ReloadMonitor
 from bot.demo.report import Exchange, RoundResult, table_lines, transcript_lines, write_curve, write_html
 from bot.demo.slack_events import SignedSender
-from bot.demo.team import SentCorrection, Team
+from bot.demo.team import NewLabelShown, SentCorrection, Team
 from bot.demo.local_slack import FakeSlackAPI
 from bot.settings import DataPaths, LearningSettings, ModelSettings, Settings, TaskSettings, default_emoji_map
 
@@ -33,6 +33,12 @@ ROUNDS_IN_STREAM = {False: 4.0, True: 3.0}  # by --quick
 MAX_BUSY_PACE_S = 2.0
 QUICK_AFTER_RELOAD = 6  # --quick: messages the team still posts once every task has reloaded
 DEFAULT_OUT = Path("demo-output")
+# A kind of message none of the demo's labels fits; a reviewer creates a label for it from its menu.
+NEW_LABEL = ("crypto_withdrawal", "sending cryptocurrency out of my account to another wallet")
+NEW_LABEL_TEXTS = (
+    "how do I send my bitcoin to an outside wallet?",
+    "can I withdraw my crypto to my own wallet",
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class DemoResult:
     base_model: str = ""
     messages: int = 0
     summary: list[str] = field(default_factory=list)
+    new_label: NewLabelShown | None = None  # the label created from a correction ("New label…")
+    new_label_answer: str = ""  # the bot's answer to the next message of that kind
 
 
 def demo_settings(data_dir: Path, api_url: str, tasks: list[DemoTask], base_model: str, quick: bool) -> Settings:
@@ -224,9 +232,30 @@ def _run(options: DemoOptions, tasks: list[DemoTask], out: Path, data_dir: Path,
             echo("last round: the labels that arrived after the previous one")
             train_rounds(bot.loop, db, monitor, tasks, echo)
             wait_until_serving(db, monitor, tasks)
+            shown, answer = show_new_label(team, tasks, echo)
         finally:
             monitor.stop()
-    return _finish(options, monitor, team, out, Path(settings.db_path), time.monotonic() - started)
+    result = _finish(options, monitor, team, out, Path(settings.db_path), time.monotonic() - started)
+    result.new_label, result.new_label_answer = shown, answer
+    return result
+
+
+def show_new_label(team: Team, tasks: list[DemoTask], echo: Callable[[str], None]) -> tuple[NewLabelShown | None, str]:
+    """A reviewer creates a label while correcting ("New label…" and its modal), and the next
+    message of that kind is answered by the same adapter, now knowing the label (no round)."""
+    intent = next((t for t in tasks if t.kind == "intent"), None)
+    if intent is None:
+        return None, ""
+    name, description = NEW_LABEL
+    shown = team.create_label(intent, "U0ERIN", NEW_LABEL_TEXTS[0], name, description)
+    echo(
+        f'new label: U0ERIN answered "{shown.text}" (the bot said: {shown.answer_before}) with New label…, '
+        f"creating `{name}` ({description})"
+    )
+    ts = team.sender.message(channel=intent.channel, user="U0BRUNO", text=NEW_LABEL_TEXTS[1])
+    answer = team.wait_for_answer(intent.channel, ts)
+    echo(f'the next such message, "{NEW_LABEL_TEXTS[1]}", before any round: {answer.text}')
+    return shown, answer.text
 
 
 def converse(

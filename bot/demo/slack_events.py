@@ -46,6 +46,9 @@ class SignedSender:
         return f"{int(time.time())}.{next(self._ts):06d}"
 
     def _post(self, body: str, content_type: str) -> int:
+        return self._exchange(body, content_type)[0]
+
+    def _exchange(self, body: str, content_type: str) -> tuple[int, bytes]:
         request = urllib.request.Request(
             self.url,
             data=body.encode("utf-8"),
@@ -54,9 +57,32 @@ class SignedSender:
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return int(response.status)
+                return int(response.status), response.read()
         except OSError as exc:
             raise DemoStalledError(f"the bot did not accept a request at {self.url}: {exc}") from None
+
+    def menu_options(
+        self, *, channel: str, user: str, reply: dict[str, Any], block_id: str, typed: str
+    ) -> list[dict[str, Any]]:
+        """A block_suggestion payload: `user` typed `typed` in the label menu under `reply`; the
+        options the bot answered with in the acknowledgement."""
+        payload = {
+            "type": "block_suggestion",
+            "api_app_id": APP_ID,
+            "token": "demo",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+            "team": {"id": TEAM_ID, "domain": "camel-demo"},
+            "channel": {"id": channel, "name": f"chan-{channel}"},
+            "container": {"type": "message", "message_ts": reply["ts"], "channel_id": channel, "is_ephemeral": False},
+            "message": reply,
+            "action_id": "camel_correct",
+            "block_id": block_id,
+            "value": typed,
+        }
+        status, body = self._exchange(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        if status != 200:
+            raise DemoStalledError(f"the bot answered a menu's options request with HTTP {status}")
+        return list(json.loads(body or b"{}").get("options") or [])
 
     def event(self, event: dict[str, Any]) -> int:
         envelope = {
@@ -98,6 +124,37 @@ class SignedSender:
             }
         )
 
+    def view_submission(self, *, user: str, view: dict[str, Any], values: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """A view_submission payload: `user` filled the modal `view` (as the bot opened it) with
+        `values` ({block_id: {action_id: text}}) and pressed its submit button; the ack's body."""
+        state = {
+            block: {action: {"type": "plain_text_input", "value": text} for action, text in typed.items()}
+            for block, typed in values.items()
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "camel-demo"},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+            "api_app_id": APP_ID,
+            "token": "demo",
+            "trigger_id": f"{next(self._ids)}.demo",
+            "view": {
+                "id": f"V{next(self._ids):08d}",
+                "team_id": TEAM_ID,
+                "type": "modal",
+                "blocks": view.get("blocks", []),
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view.get("callback_id", ""),
+                "state": {"values": state},
+                "title": view.get("title"),
+            },
+            "response_urls": [],
+        }
+        status, body = self._exchange(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        if status != 200:
+            raise DemoStalledError(f"the bot answered a modal's submission with HTTP {status}")
+        return dict(json.loads(body)) if body else {}
+
     def menu_choice(self, *, channel: str, user: str, reply: dict[str, Any], block_id: str, value: str) -> None:
         """A block_actions payload: `user` picked `value` in the bot's label menu under `reply`."""
         payload = {
@@ -113,7 +170,7 @@ class SignedSender:
             "response_url": self.response_url,
             "actions": [
                 {
-                    "type": "static_select",
+                    "type": "external_select",
                     "action_id": "camel_correct",
                     "block_id": block_id,
                     "selected_option": {

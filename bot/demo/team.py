@@ -6,6 +6,7 @@ and the bot's answers read back from the calls the local Web API stand-in record
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,18 @@ class BotAnswer:
     text: str
     reply: dict[str, Any] | None  # the posted message (for the menu), None if it answered by reaction
     block_id: str
+
+
+@dataclass(frozen=True)
+class NewLabelShown:
+    """A label created from a correction: its name and description, the message it corrected and
+    what the bot had answered before."""
+
+    label: str
+    description: str
+    text: str
+    answer_before: str
+    ts: str
 
 
 @dataclass
@@ -106,12 +119,16 @@ class Team:
             return
         if answer.reply is None:
             return
+        # The menu's options come from the bot as the person types (the label's first letters).
+        options = self.sender.menu_options(
+            channel=task.channel, user=user, reply=answer.reply, block_id=answer.block_id, typed=truth[:4]
+        )
         self.sender.menu_choice(
             channel=task.channel,
             user=user,
             reply=answer.reply,
             block_id=answer.block_id,
-            value=_menu_value(answer.reply, truth),
+            value=_menu_value(options, truth),
         )
         self._note(
             SentCorrection(task.name, task.channel, ts, truth, "menu", user),
@@ -119,6 +136,50 @@ class Team:
             answer,
             f"{user} picks '{truth}' in the menu",
         )
+
+    def create_label(self, task: DemoTask, user: str, text: str, name: str, description: str) -> NewLabelShown:
+        """A message no label fits: `user` types in its menu, picks "New label…", fills the modal
+        the bot opens, and the message is corrected with the new label in that one step."""
+        ts = self.sender.message(channel=task.channel, user=POSTERS[0], text=text)
+        answer = self.wait_for_answer(task.channel, ts)
+        if answer.reply is None:
+            raise DemoStalledError("the bot answered the new kind of message with a reaction only, not a menu")
+        options = self.sender.menu_options(
+            channel=task.channel, user=user, reply=answer.reply, block_id=answer.block_id, typed=name[:6]
+        )
+        new_label = next((o["value"] for o in options if o["value"].endswith(blocks.NEW_LABEL)), None)
+        if new_label is None:
+            raise DemoStalledError("the bot's menu did not offer New label…")
+        opened = len(self.fake.calls_of("views.open"))
+        self.sender.menu_choice(
+            channel=task.channel, user=user, reply=answer.reply, block_id=answer.block_id, value=new_label
+        )
+        view = self._wait_for_modal(opened)
+        ack = self.sender.view_submission(
+            user=user,
+            view=view,
+            values={
+                blocks.NAME_BLOCK: {blocks.NAME_INPUT: name},
+                blocks.DESCRIPTION_BLOCK: {blocks.DESCRIPTION_INPUT: description},
+            },
+        )
+        if ack.get("response_action") == "errors":
+            raise DemoStalledError(f"the bot refused the new label {name!r}: {ack.get('errors')}")
+        self.corrections.append(SentCorrection(task.name, task.channel, ts, name, "menu", user))
+        self.exchanges.append(
+            Exchange(task.name, text, answer.text, f"{user} picks 'New label…' and creates '{name}'", "new label")
+        )
+        return NewLabelShown(name, description, text, answer.text, ts)
+
+    def _wait_for_modal(self, before: int) -> dict[str, Any]:
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            calls = self.fake.calls_of("views.open")
+            if len(calls) > before:
+                view = calls[-1].params.get("view")
+                return dict(json.loads(view) if isinstance(view, str) else view or {})
+            time.sleep(0.01)
+        raise DemoStalledError("the bot did not open the New label modal")
 
     def _note(self, correction: SentCorrection, text: str, answer: BotAnswer, what: str) -> None:
         self.corrections.append(correction)
@@ -141,7 +202,7 @@ def _parse_reply(params: dict[str, Any], fake: FakeSlackAPI) -> BotAnswer:
     label, block_id = None, ""
     for block in reply_blocks:
         for element in block.get("elements") or []:
-            if element.get("type") == "static_select":
+            if element.get("type") == "external_select":
                 block_id = block.get("block_id", "")
             if element.get("action_id") == blocks.CONFIRM_BUTTON:
                 label = blocks.decode_value(element["value"])[-1]
@@ -160,10 +221,8 @@ def _reply_ts(params: dict[str, Any], fake: FakeSlackAPI) -> str:
     raise DemoStalledError("the bot's reply was not stored by the Web API stand-in")
 
 
-def _menu_value(reply: dict[str, Any], label: str) -> str:
-    for block in reply.get("blocks") or []:
-        for element in block.get("elements") or []:
-            for option in element.get("options") or []:
-                if blocks.decode_value(option["value"])[-1] == label:
-                    return str(option["value"])
+def _menu_value(options: list[dict[str, Any]], label: str) -> str:
+    for option in options:
+        if blocks.decode_value(option["value"])[-1] == label:
+            return str(option["value"])
     raise DemoStalledError(f"the bot's menu does not offer label {label!r}")

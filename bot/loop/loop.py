@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 import storage
+from bot import erasure
 from bot.errors import LoopStoppedError, RollbackError
 from bot.loop import asking, digest, reading_alert
 from bot.loop.publisher import Publisher
@@ -57,7 +58,7 @@ class LearningLoop:
         self._guard = threading.Lock()
         self._reload_lock = threading.Lock()
         self._queued: set[str] = set()
-        self._deletion_version = 0  # the deletion list's version this process has forgotten up to
+        self.sweeper = erasure.Sweeper(settings, db)  # erasures finished on each poll
 
     @property
     def children(self) -> dict[str, subprocess.Popen[bytes]]:
@@ -201,17 +202,12 @@ class LearningLoop:
             return None
 
     def forget_deleted(self) -> int:
-        """Evict texts newly on storage's deletion list from the serving cache (memory, pending
-        and its disk index), so this process never serves nor flushes their states again."""
-        caches = self.predictors.caches()  # every base's: a previous base may still be serving
-        if not caches or storage.deletions.deletion_version(self.db) == self._deletion_version:
-            return 0  # no cache yet: once made, the next poll forgets the whole list
-        hashes, version = storage.deletions.deleted_text_hashes(self.db, after=self._deletion_version)
-        dropped = sum(cache.forget(hashes) for cache in caches) if hashes else 0
-        self._deletion_version = version
-        if dropped:
-            log.info("forgot %d feature-cache entries of %d erased texts", dropped, len(hashes))
-        return dropped
+        """Finish erasures on the poll (`bot.erasure.Sweeper`): texts newly on storage's deletion
+        list leave the memory of every base's cache (a previous base may still be serving) and
+        every shard that holds them, and the WAL is truncated; returns how many newly listed
+        hashes it handled."""
+        derived = self.sweeper.sweep(self.predictors.caches())
+        return derived.text_hashes if derived is not None else 0
 
     def sync(self) -> list[str]:
         """Serve each task's active version (or the newest that loads); tell admins each new fallback once."""

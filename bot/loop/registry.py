@@ -4,16 +4,20 @@ A new version is loaded and checked completely before it replaces the task's `Se
 version and a predictor of its own, as one value), so a broken adapter folder never replaces a
 working one, and an answer under way finishes with the version it started with.
 
-When a task's active version does not load (at start-up
-or on a reload), the registry falls back to the newest earlier version that does
-(`camel.load_first_good`), records that in storage (`storage.rounds.record_fallback`: the broken
-versions are rejected with their reason, the good one becomes active, audited) and returns one
-notice per task that says what is really served now.
+When a task's active version does not load (at start-up or on a reload), the registry falls
+back to the nearest earlier version that does, else the nearest later one (`fallback_candidates`),
+records that in storage (`storage.rounds.record_fallback`: the broken versions are rejected with
+their reason, the good one becomes active, audited) and returns one notice per task that says
+what is really served now.
 
 After a base change (`bot.loop.bases`), a task's active adapter trained on the previous base is
 not broken: it keeps serving on its own base until a round on the new base passes the gate, or,
 when that base's folder is gone, the task answers with zero-shot guesses on the new base. Such a
 version is never rejected by the fallback.
+
+Each task's labels as they are today (`bot.serving.label_view`: renames, merges, retirements,
+new labels) are laid over whichever version serves, the moment they change (`follow_labels`,
+called by whoever changed them, and on every sync for changes made by another process).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlite_utils import Database
 
@@ -31,7 +34,7 @@ from bot import texts
 from bot.loop.bases import Bases, LoadedBase
 from bot.loop.zero_shot import Background, ZeroShotGuesser
 from bot.metrics import BotMetrics
-from bot.serving import Serving
+from bot.serving import Serving, label_view
 from camel.zero_shot import ZeroShotGuess
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class PredictorRegistry:
         # task -> active version trained on a base whose folder is gone (answered zero-shot), so
         # the reload poll does not try it again until another version becomes active.
         self._zero_shot_for: dict[str, int] = {}
+        self._views: dict[str, camel.LabelView] = {}
         self._lock = threading.Lock()
         # task -> (active version, failures) last recorded, so a version that keeps failing on
         # every poll is recorded and audited once, not every reload_poll_s.
@@ -140,8 +144,10 @@ class PredictorRegistry:
     def _serve(self, task: str, version: int, adapter: camel.Adapter, cache: camel.FeatureCache) -> None:
         # A predictor per version (they share their base's cache): one taken before this swap
         # keeps answering with its own adapter, under its own version.
-        serving = Serving(version, camel.Predictor(adapter, cache))
+        predictor = camel.Predictor(adapter, cache)
         with self._lock:
+            predictor.set_label_view(self._views.get(task))
+            serving = Serving(version, predictor)
             self._serving[task] = serving
             self._zero_shot_for.pop(task, None)
         self._count(task, "ok")
@@ -153,31 +159,46 @@ class PredictorRegistry:
             used = {serving.predictor.adapter.base.fingerprint for serving in self._serving.values()}
         return self.bases.release_unused(used)
 
+    def follow_labels(self, db: Database, task: str) -> camel.LabelView:
+        """Serve the task's labels as stored now, over the version serving now and every later one."""
+        view = label_view(db, task)
+        with self._lock:
+            self._views[task] = view
+            serving = self._serving.get(task)
+            if serving is not None:
+                serving.predictor.set_label_view(view)
+        return view
+
     def _count(self, task: str, result: str, times: int = 1) -> None:
         if self.metrics is not None and times:
             self.metrics.reloads.labels(task=task, result=result).inc(times)
 
     def sync(self, db: Database) -> list[str]:
-        """Serve every task's active version (or the newest that loads); one line per task that fell back."""
+        """Serve every task's active version (or the nearest that loads); one line per task that fell back."""
         return [notice.text for notice in self.sync_notices(db)]
 
     def sync_notices(self, db: Database) -> list[ReloadNotice]:
         """Like `sync`, with the task of each notice (the loop tells that task's channel)."""
         notices: list[ReloadNotice] = []
         for task in storage.tasks.list_tasks(db):
+            if self._views.get(task.name) != label_view(db, task.name):
+                self.follow_labels(db, task.name)
             active = task.active_version
             if active is None or self.version(task.name) == active or self._zero_shot_for.get(task.name) == active:
                 continue
-            notice = self._serve_newest_loadable(db, task.name, active)
+            notice = self._serve_nearest_loadable(db, task.name, active)
             if notice is not None:
                 notices.append(notice)
                 log.error("adapter reload: %s", notice.text)
         self.release_unused_bases()
         return notices
 
-    def _serve_newest_loadable(self, db: Database, task: str, active: int) -> ReloadNotice | None:
-        """Serve `active`, else the newest earlier version that loads; record and describe a fallback."""
+    def _serve_nearest_loadable(self, db: Database, task: str, active: int) -> ReloadNotice | None:
+        """Serve `active`, else the nearest version that loads (`fallback_candidates`' order), each
+        on the base it was trained on; record and describe a fallback. A version trained on another
+        base model is never rejected: its folder is fine, only no loaded base can serve it."""
         failures: list[tuple[int, str]] = []
+        other_base: list[int] = []
         served: int | None = None
         for version, folder in fallback_candidates(db, task, active):
             if folder is None:
@@ -186,26 +207,35 @@ class PredictorRegistry:
             try:
                 loaded = self._base_of(folder)
             except camel.CamelError as exc:
-                failures.append((version, " ".join(str(exc).split())))
+                failures.append((version, _one_line(exc)))
                 continue
             if loaded is None:
                 # Trained on a base whose folder is gone: not broken, just unusable here. The task
                 # answers zero-shot on the new base until a round on it passes the gate.
                 return self._answer_zero_shot(task, active, version, folder, failures)
-            adapter = self._load_registered(version, folder, loaded.base, failures)
-            if adapter is not None:
-                self._serve(task, version, adapter, loaded.cache)
-                served = version
-                break
+            try:
+                adapter = camel.load_adapter(folder, loaded.base)
+            except camel.OtherBaseError as exc:
+                failures.append((version, _one_line(exc)))
+                other_base.append(version)
+                continue
+            except camel.CamelError as exc:
+                failures.append((version, _one_line(exc)))
+                continue
+            self._serve(task, version, adapter, loaded.cache)
+            served = version
+            break
         self._count(task, "failed", len(failures))
         if not failures:
             return None
         key = (active, tuple(failures))
         if self._recorded.get(task) != key:
-            storage.rounds.record_fallback(db, task, served, failures=failures)
+            storage.rounds.record_fallback(db, task, served, failures=failures, other_base=other_base)
             self._recorded[task] = key
         if served is not None:
-            return ReloadNotice(task, texts.adapter_fallback(task, failures, served))
+            return ReloadNotice(
+                task, texts.adapter_fallback(task, failures, served, active=active, other_base=other_base)
+            )
         return ReloadNotice(task, texts.no_adapter_loads(task, failures, self.version(task)))
 
     def _answer_zero_shot(
@@ -220,34 +250,20 @@ class PredictorRegistry:
         ref = camel.adapter_base(folder)
         return ReloadNotice(task, texts.base_gone(task, version, ref.label(), self.base_model_path))
 
-    @staticmethod
-    def _load_registered(
-        version: int, folder: str, base: camel.BaseEncoder, failures: list[tuple[int, str]]
-    ) -> camel.Adapter | None:
-        """Load one registered version (its failure appended to `failures`), one at a time:
-        registered folders need not share a parent, nor carry the standard name."""
-        path = Path(folder)
-        if path.name == camel.version_folder_name(version):
-            found = camel.load_first_good(str(path.parent), [version], base)
-            failures += found.failures
-            return found.adapter
-        try:
-            return camel.load_adapter(folder, base)
-        except camel.CamelError as exc:
-            failures.append((version, " ".join(str(exc).split())))
-            return None
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def fallback_candidates(db: Database, task: str, active: int) -> list[tuple[int, str | None]]:
-    """(version, folder) to try in order: the active one, then the versions that served before it
-    (retired), newest first. Rejected, candidate and pruned versions never serve by fallback."""
+    """(version, folder) to try in order: the active one, then the versions that served before
+    (retired) and are older, nearest first (the direction an admin's rollback chose), then the
+    newer ones, nearest first. Rejected, candidate and pruned versions never serve by fallback."""
     records = {v.version: v for v in storage.adapters.list_adapters(db, task)}
     pruned = set(storage.retention.pruned_versions(db, task))
     active_record = records.get(active)
     order: list[tuple[int, str | None]] = [(active, active_record.path if active_record else None)]
-    earlier = sorted(
-        (v for v in records.values() if v.status == "retired" and v.version < active and v.version not in pruned),
-        key=lambda v: v.version,
-        reverse=True,
-    )
-    return order + [(v.version, v.path) for v in earlier]
+    servable = [v for v in records.values() if v.status == "retired" and v.version not in pruned]
+    older = sorted((v for v in servable if v.version < active), key=lambda v: v.version, reverse=True)
+    newer = sorted((v for v in servable if v.version > active), key=lambda v: v.version)
+    return order + [(v.version, v.path) for v in older + newer]

@@ -23,7 +23,6 @@ from bot.loop.options import summary_path
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-ACTOR = "retention"
 
 
 @dataclass(frozen=True)
@@ -62,15 +61,7 @@ def apply(
     """One pass of the retention policy (what the nightly job runs). `keep_bases`: fingerprints of
     the bases in use; the feature-cache states of any other base (one a base change left) go."""
     policy = settings.retention
-    report = storage.retention.apply_retention(
-        db,
-        prediction_days=policy.prediction_days,
-        unlabelled_days=policy.unlabelled_text_days,
-        run_log_days=policy.run_log_days,
-        keep_versions=policy.keep_versions,
-        actor=ACTOR,
-        prefix_lengths=erasure.prefix_lengths(settings),
-    )
+    report, _derived = erasure.retention(settings, db, cache)
     removed_files = []
     for run_id in report.expired_runs:
         for path in run_files(settings.data_dir, run_id):

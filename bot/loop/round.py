@@ -32,7 +32,9 @@ from bot import texts as messages_text
 from bot.errors import LearningError, RoundInputError, TaskBusyError
 from bot.loop import calibrate, gate, versions
 from bot.loop.options import RoundOptions, RoundSummary, summary_path
+from bot.serving import label_view
 from bot.settings import DataPaths
+from camel.label_view import retarget
 
 log = logging.getLogger("bot.loop.round")
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
@@ -59,13 +61,27 @@ class Judgement:
     baseline: dict[str, Any] | None
 
 
-def split_labels(labelled: Sequence[storage.LabelledMessage], since: str | None) -> Split:
-    """Held-out by storage's split; training labels resolved after `since` are this round's news."""
+def split_labels(
+    labelled: Sequence[storage.LabelledMessage], since: str | None, *, labels_changed: bool = False
+) -> Split:
+    """Held-out by storage's split; training labels resolved after `since` are this round's news.
+    When the task's labels changed since the active version was trained (a rename, merge,
+    retirement or new label), every training label is news: the round trains on today's set."""
     heldout = [m for m in labelled if m.split == "heldout"]
     train = [m for m in labelled if m.split == "train"]
+    if labels_changed:
+        return Split(new=train, old=[], heldout=heldout)
     new = [m for m in train if since is None or m.resolved_at > since]
     old = [m for m in train if not (since is None or m.resolved_at > since)]
     return Split(new=new, old=old, heldout=heldout)
+
+
+def labels_changed_since(db: Database, task: str, active: storage.AdapterVersion | None) -> bool:
+    """Whether the task's label history moved on since `active` was trained (its recorded mark)."""
+    if active is None:
+        return False
+    trained_at = int((active.metrics.get("label_set") or {}).get("history_mark") or 0)
+    return storage.labels.mark(db, task) > trained_at
 
 
 def skip_reason(split: Split, active: storage.AdapterVersion | None) -> str | None:
@@ -231,21 +247,32 @@ def train_and_judge(
     cache_dir = DataPaths(opts.data_dir).feature_cache
     cache = camel.FeatureCache(base, cache_dir)
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
+    view = label_view(db, opts.task)
+    trained = {m.label for m in split.train}
     active_cache: camel.FeatureCache | None = None
     if previous is not None and active_record is not None:
         # Trained on a previous base: nothing to continue from here; the gate reads it on its own base.
         found = load_previous(previous, active_record, cache_dir)
         judged, active_cache = found if found is not None else (None, None)
-        if active_cache is not None:
+        if judged is not None and active_cache is not None:
             forget_deleted(db, active_cache)
+            judged = under_todays_labels(judged, view, active_cache, trained)
         trained_from = None
     else:
-        judged = trained_from = camel.load_adapter(active_record.path, base) if active_record else None
+        active = camel.load_adapter(active_record.path, base) if active_record else None
+        if active is not None:
+            active = under_todays_labels(active, view, cache, trained)
+        judged = trained_from = active
     task = storage.tasks.get_task(db, opts.task)
     candidate = train_candidate(opts, split, trained_from, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
     judgement = judge(candidate, judged, split, opts, cache, task, active_cache)
-    judgement = replace(judgement, new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict()})
+    # with the label set it was trained on and the label history position that set reflects
+    label_set = {"labels": list(candidate.labels), "history_mark": view.mark}
+    judgement = replace(
+        judgement,
+        new_metrics={**judgement.new_metrics, "calibration": calibration.to_dict(), "label_set": label_set},
+    )
     # the held-out figures, the gate's verdict and how the adapter was trained (recipe, steps, described labels)
     training = candidate.metrics.get("training", {})
     candidate.metrics = {**judgement.new_metrics, "gate": judgement.decision.as_dict(), "training": training}
@@ -253,6 +280,18 @@ def train_and_judge(
     version, folder = publish_version(opts, db, candidate)
     cache.flush()  # later rounds and the bot reuse the bottom states computed here
     return ("promoted" if judgement.decision.promote else "rejected"), version, folder, judgement
+
+
+def under_todays_labels(
+    active: camel.Adapter, view: camel.LabelView, cache: camel.FeatureCache, trained: set[str]
+) -> camel.Adapter:
+    """The active adapter with today's labels, as it serves: renamed columns under their new names,
+    merged ones as one row, retired ones gone, and prototype rows for the new labels this round has
+    examples of (the others keep being served by their prototypes). The round continues from it and
+    the gate compares the candidate with it, so both answer with the same names."""
+    predictor = camel.Predictor(active, cache)
+    predictor.set_label_view(view)
+    return retarget(active, predictor.label_plan(), keep_new=trained)
 
 
 def forget_deleted(db: Database, cache: camel.FeatureCache) -> int:
@@ -281,7 +320,11 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     )
     previous = previous_base(opts, active_record)
     # On a new base nothing was learned yet: every label is new to it.
-    split = split_labels(resolution.labelled, None if previous else trained_until(db, active_record))
+    split = split_labels(
+        resolution.labelled,
+        None if previous else trained_until(db, active_record),
+        labels_changed=labels_changed_since(db, opts.task, active_record),
+    )
     n_train, n_heldout, n_new = len(split.train), len(split.heldout), len(split.new)
     summary = RoundSummary(
         task=opts.task,

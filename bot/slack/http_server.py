@@ -87,8 +87,19 @@ class HttpServer:
     def __init__(self, server: BaseWSGIServer) -> None:
         self._server = server
         self.server_port = int(server.effective_port)  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=server.run, name="camel-http", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camel-http", daemon=True)
         self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            # When shutdown() had to close the sockets from its own thread (see there), the loop's
+            # select() may still hold one of them and fail with EBADF: expected while stopping.
+            # Any other time it is a real fault, and the thread dies with it.
+            if not self._stopping.is_set():
+                raise
 
     def shutdown(self) -> None:
         """Close the listening socket and every connection, then stop the worker threads."""
@@ -99,13 +110,15 @@ class HttpServer:
             for dispatcher in list(server._map.values()):
                 dispatcher.handle_close()
 
+        self._stopping.set()
         if self._thread.is_alive():
             try:
                 server.trigger.pull_trigger(close_all)
             except OSError:
                 # The loop's wake-up pipe was already closed (waitress logs "unhandled close
                 # event" when a client drops a connection at the wrong moment): close from here;
-                # the loop ends once its map is empty.
+                # the loop ends once its map is empty (or fails on a socket closed under its
+                # select(), which `_run` expects while stopping).
                 close_all()
             self._thread.join(timeout=10)
         server.task_dispatcher.shutdown()

@@ -80,7 +80,7 @@ class InboxWorkers:
                 self.handle(item)
             except Exception:  # never lose the worker; the event is recorded as failed
                 log.exception("inbox event failed", extra={"event_id": item.event_id, "kind": item.kind})
-                self._finish(item, "error")
+                self._finish_until_stored(item, "error")
 
     def handle(self, item: storage.InboxItem) -> None:
         """Run the event's handler once and record what became of it."""
@@ -111,6 +111,22 @@ class InboxWorkers:
             storage.inbox.requeue(self.services.db, item.id, delay_s=retry_after)
             return
         self._finish(item, "late" if delivery.late else "done")
+
+    def _finish_until_stored(self, item: storage.InboxItem, outcome: str) -> None:
+        """Record the outcome, retrying each second while the database cannot be written.
+
+        The failure being recorded is often the one that stops this write too (a full disk): a
+        worker thread that died of it would leave the event claimed and handled by nobody until
+        a restart, so the worker waits here until the write goes through or the bot stops.
+        """
+        while True:
+            try:
+                self._finish(item, outcome)
+                return
+            except Exception as exc:
+                log.warning("could not record an event's outcome", extra={"event_id": item.event_id, "error": str(exc)})
+                if self._stop.wait(1.0):
+                    return
 
     def _finish(self, item: storage.InboxItem, outcome: str) -> None:
         storage.inbox.finish(self.services.db, item.id, outcome)

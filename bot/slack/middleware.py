@@ -140,6 +140,7 @@ def _to_inbox(services: Services, client: WebClient, kinds: frozenset[str]) -> C
                 body=json.dumps(body, ensure_ascii=True),
                 channel=_channel_of(event),
                 user=_user_of(event),
+                synchronous=services.settings.inbox_synchronous,
             )
         except (sqlite3.Error, storage.StorageError) as exc:
             _dropped(services, client, str(exc))

@@ -72,9 +72,13 @@ def start_serve(
     log_path: Path,
     *,
     cwd: Path | None = None,
-    timeout: float = 90.0,
+    timeout: float = 300.0,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Starts serve with its stderr appended to `log_path`; returns it once it listens, and its port."""
+    """Starts serve with its stderr appended to `log_path`; returns it once it listens, and its port.
+
+    Fails at once if serve exits first; `timeout` is generous (a busy machine slows the imports
+    of torch and transformers to tens of seconds) and only bounds a serve that never listens.
+    """
     start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log_file:  # the child holds its own descriptor
         process = subprocess.Popen(serve_command(config), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log_file)

@@ -49,7 +49,7 @@ def test_app_uninstalled_stops_all_work_for_the_workspace(bot: BotUnderTest, tmp
     assert any(e.action == "workspace_stopped" for e in storage.events.list_audit(bot.db))
     # Events Slack still delivers from before the uninstall are acknowledged and dropped: no Web API call.
     assert _message(bot, "1700000400.000100", "EvAFTERSTOP") == 200
-    time.sleep(0.5)
+    bot.wait_until_handled()
     assert _stored_ts(bot) == [] and bot.fake.calls_of("chat.postMessage") == []
     # Round reports are not posted against a dead token either.
     posted: list[str] = []
@@ -74,7 +74,7 @@ def test_a_start_with_a_token_slack_accepts_resumes_the_work(bot: BotUnderTest) 
     wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="workspace stopped")
     # A newer event with the old token changes nothing: only a start with a working token resumes.
     assert _message(bot, "1700000401.000100", "EvLATER", event_time=int(time.time()) + 60) == 200
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert storage.lifecycle.workspace_stop(bot.db, TEAM) is not None and _stored_ts(bot) == []
     bot.fake.refuse_next("auth.test", "invalid_auth")
     assert resume_if_token_works(bot.db, bot.app.client) == []
@@ -96,7 +96,7 @@ def test_the_bot_removed_from_a_bound_channel_pauses_it_and_tells_the_admins(bot
     assert f"<#{SUPPORT_CHANNEL}> removed me" in _admin_dms(bot)[0]
     assert storage.tasks.task_for_channel(bot.db, SUPPORT_CHANNEL).name == "support"  # the binding is kept
     assert _message(bot, "1700000402.000100", "EvPAUSED") == 200
-    time.sleep(0.5)
+    bot.wait_until_handled()
     assert _stored_ts(bot) == []
     # Invited back: the binding resumes and the admins hear of it.
     status = send_event(
@@ -123,7 +123,7 @@ def test_the_bot_invited_to_an_unbound_channel_offers_setup_to_the_inviter(bot: 
     assert (offer["channel"], offer["user"]) == (FREE_CHANNEL, USER) and "/camel setup" in offer["text"]
     # Someone else joining is not the bot's business.
     send_event(bot, "member_joined_channel", "EvOTHER", user=USER, channel=FREE_CHANNEL, team=TEAM, inviter=ADMIN)
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert len(bot.fake.calls_of("chat.postEphemeral")) == 1
 
 
@@ -132,7 +132,7 @@ def test_a_dead_token_answer_from_slack_stops_the_work_without_retrying(bot: Bot
     assert _message(bot, "1700000403.000100", "EvDEADTOKEN") == 200
     assert wait_until(lambda: storage.lifecycle.workspace_stop(bot.db, TEAM), what="stopped").reason == "token_revoked"
     assert _message(bot, "1700000403.000200", "EvAFTERDEAD") == 200
-    time.sleep(0.5)
+    bot.wait_until_handled()
     assert len([c for c in bot.fake.calls if c.method == "chat.postMessage"]) == 1  # the refused one only
     assert _stored_ts(bot) == ["1700000403.000100"]
 

@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 import storage
+from tests.bot.published import menu_options
 from bot.loop.asking import margin_usefulness
 from storage import db as storage_db
 from tests.bot.conftest import USER, BotUnderTest, corrections, default_tasks, running_bot, wait_until
@@ -71,11 +72,12 @@ def test_asks_the_most_useful_within_the_daily_budget_and_never_twice(asking_bot
     # Answering the question is a correction with source "ask".
     call = questions[0]
     menu = call.params["blocks"][1]["elements"][-1]
+    offered = menu_options(bot, call.params["blocks"], "C0SUPPORT", str(call.response["ts"]))
     bot.send_action(
         {
             "action_id": menu["action_id"],
             "block_id": call.params["blocks"][1]["block_id"],
-            "selected_option": menu["options"][0],
+            "selected_option": {"text": {"type": "plain_text", "text": "x"}, "value": offered[0]},
         },
         message_ts=str(call.response["ts"]),
     )

@@ -23,7 +23,7 @@ def _predicted(bot: BotUnderTest, ts: str, text: str = "where is my new card") -
 
 def _menu_action(message_id: int, label: str, task: str = "support") -> dict:
     return {
-        "type": "static_select",
+        "type": "external_select",
         "action_id": blocks.CORRECT_MENU,
         "block_id": blocks.block_id_for(message_id),
         "selected_option": {"value": blocks.encode_value(task, label)},

@@ -59,6 +59,7 @@ def test_disk_full_answers_200_sets_readyz_tells_admins_once_and_recovers(
     small_disk: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
 ) -> None:
     with running_bot(small_disk.parent, fake_slack, tiny_bert_dir, support_adapter_dir) as bot:
+        bot.over_http = True  # what Slack sees is the HTTP status: never a 5xx
         assert bot.send_message("where is my card", "1700000500.000100")[0] == 200
         bot.fake.wait_for("chat.postMessage")
         assert _get(bot.url + "/readyz")[0] == 200

@@ -4,7 +4,6 @@ lone surrogates, deletions, thread broadcasts, edits, Slack Connect users of ano
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import storage
@@ -100,7 +99,7 @@ def test_an_edit_replaces_the_stored_text_even_with_process_edits_off(bot: BotUn
     assert status == 200
     wait_until(lambda: storage.messages.get_message(bot.db, message_id).text == "refund please", what="text replaced")
     assert [m.text for m in storage.resolution.resolve_labels(bot.db, "support").labelled] == ["refund please"]
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert len(bot.fake.calls_of("chat.postMessage")) == 1  # not answered again: process_edits is off
 
 
@@ -119,7 +118,7 @@ def test_slack_connect_users_of_another_organisation_are_neither_stored_nor_answ
     assert _external_message(bot, "1700000304.000100", "EvEXTERNAL") == 200
     _message(bot, "1700000304.000200", "where is my card", "EvINTERNAL")  # ours, in the same channel
     assert [c.params["thread_ts"] for c in bot.fake.wait_for("chat.postMessage")] == ["1700000304.000200"]
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert [r["ts"] for r in storage_db.rows(bot.db, "SELECT ts FROM messages")] == ["1700000304.000200"]
 
 

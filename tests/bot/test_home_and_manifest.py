@@ -60,6 +60,9 @@ def test_manifest_matches_what_the_app_registers(bot: BotUnderTest) -> None:
     assert registered["events"] == events
     assert registered["commands"] == commands == {COMMAND}
     assert manifest["settings"]["interactivity"]["is_enabled"] is bool(registered["actions"])
+    # the label menus are external selects: Slack asks the options URL for their options
+    assert bool(manifest["settings"]["interactivity"].get("message_menu_options_url")) is bool(registered["options"])
+    assert registered["options"] == {"camel_correct", "camel_review_menu", "camel_ask_menu"}
 
 
 def test_manifest_points_every_url_at_the_one_endpoint_and_bolt_answers_them(bot: BotUnderTest) -> None:
@@ -67,6 +70,7 @@ def test_manifest_points_every_url_at_the_one_endpoint_and_bolt_answers_them(bot
     urls = {
         manifest["settings"]["event_subscriptions"]["request_url"],
         manifest["settings"]["interactivity"]["request_url"],
+        manifest["settings"]["interactivity"]["message_menu_options_url"],
         *(c["url"] for c in manifest["features"]["slash_commands"]),
     }
     assert len(urls) == 1 and urls.pop().endswith("/slack/events")
@@ -102,6 +106,7 @@ METHOD_SCOPES = {
     "conversations_open": "im:write",
     "auth_test": None,
     "views_publish": None,
+    "views_open": None,
 }
 EVENT_SCOPES = {
     "message.channels": "channels:history",

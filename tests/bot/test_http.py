@@ -20,6 +20,13 @@ from tests.bot.conftest import SECRET, SUPPORT_CHANNEL, TEAM, USER, BotUnderTest
 from tests.slack_fixtures import load_payload
 
 
+@pytest.fixture()
+def bot(bot: BotUnderTest) -> BotUnderTest:
+    """HTTP itself is what this file tests: every request goes through the real server."""
+    bot.over_http = True
+    return bot
+
+
 def _count(bot: BotUnderTest, table: str) -> int:
     return storage_db.rows(bot.db, f"SELECT count(*) AS n FROM {table}")[0]["n"]
 
@@ -52,7 +59,7 @@ def test_same_event_four_times_gives_one_prediction_and_one_reply(bot: BotUnderT
         lambda: storage.messages.find_prediction_by_reply(bot.db, channel=SUPPORT_CHANNEL, reply_ts=reply_ts),
         what="reply linked to its prediction",
     )
-    time.sleep(0.5)  # a duplicate would have been handled by now
+    bot.wait_until_handled()
     assert _count(bot, "predictions") == 1
     assert len(bot.fake.calls_of("chat.postMessage")) == 1
 

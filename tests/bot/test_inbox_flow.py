@@ -48,6 +48,26 @@ def test_event_is_in_the_inbox_before_the_200_and_a_restart_finishes_it(bot: Bot
     assert len(_inbox(bot)) == 1  # the row is the de-duplication mark
 
 
+def test_the_event_is_synced_to_disk_before_the_200(bot: BotUnderTest) -> None:
+    # The insert behind Slack's 200 commits at synchronous=FULL (the WAL is synced at that commit,
+    # so the event survives an OS crash or power loss); the store's other writes stay NORMAL.
+    assert bot.runtime.workers is not None and bot.settings.inbox_synchronous == "FULL"
+    bot.runtime.workers.stop()
+    seen: list[str] = []
+    bot.db.conn.set_trace_callback(lambda sql: seen.append(" ".join(sql.split())))
+    try:
+        assert bot.send_message("where is my card", "1700000210.000100")[0] == 200
+    finally:
+        bot.db.conn.set_trace_callback(None)
+    insert = next(i for i, s in enumerate(seen) if s.startswith("INSERT INTO inbox"))
+    commit = next(i for i, s in enumerate(seen) if i > insert and s == "COMMIT")
+    levels = [(i, s) for i, s in enumerate(seen) if s.startswith("PRAGMA synchronous")]
+    assert [s for i, s in levels if i < insert][-1] == "PRAGMA synchronous = FULL", seen
+    assert [s for i, s in levels if i > commit][0] == "PRAGMA synchronous = NORMAL", seen
+    assert not [s for i, s in levels if insert < i < commit]
+    assert len(_inbox(bot)) == 1
+
+
 @pytest.fixture()
 def impatient_bot(
     tmp_path: Path, fake_slack: FakeSlackAPI, tiny_bert_dir: Path, support_adapter_dir: Path
@@ -127,3 +147,34 @@ def test_a_deletion_event_waiting_in_the_inbox_is_found_by_its_author() -> None:
 
     event = load_payload("message_deleted")["event"]
     assert "user" not in event and _user_of(event) == event["previous_message"]["user"]
+
+
+def test_a_worker_whose_failed_event_cannot_be_recorded_waits_and_records_it(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk can make a handler fail and then the write of its failure too: the worker
+    must not die of the second error (leaving the event claimed by nobody) but record it once
+    the database can be written again."""
+    workers = bot.runtime.workers
+    assert workers is not None
+
+    def broken_handler(*_: Any) -> None:
+        raise RuntimeError("handler failed")
+
+    real_finish = storage.inbox.finish
+    refusals = {"left": 2}
+
+    def finish_refused_twice(db: Any, item_id: int, outcome: str) -> None:
+        if outcome == "error" and refusals["left"] > 0:
+            refusals["left"] -= 1
+            raise storage.errors.DatabaseWriteError("cannot write database (disk full)")
+        real_finish(db, item_id, outcome)
+
+    monkeypatch.setitem(workers.handlers, "message", broken_handler)
+    monkeypatch.setattr(storage.inbox, "finish", finish_refused_twice)
+    assert bot.send_message("where is my card", "1700000210.000100")[0] == 200
+    row = wait_until(
+        lambda: next((r for r in _inbox(bot) if r["outcome"] == "error"), None), timeout=30, what="error recorded"
+    )
+    assert refusals["left"] == 0 and row["done_at"] is not None
+    assert all(worker.is_alive() for worker in workers._workers)

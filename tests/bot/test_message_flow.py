@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import time
 
 import storage
+from tests.bot.published import menu_options
 from storage import db as storage_db
 from bot.settings import ModelSettings
 from tests.bot.conftest import (
@@ -39,8 +39,10 @@ def test_prediction_is_stored_and_answered_in_thread(bot: BotUnderTest) -> None:
     assert prediction.label in SUPPORT_LABELS and not prediction.abstained
     assert prediction.label in call.params["text"]
     elements = _action_elements(call.params["blocks"])
-    menu = next(e for e in elements if e["type"] == "static_select")
-    assert [o["text"]["text"] for o in menu["options"]] == SUPPORT_LABELS
+    offered = menu_options(bot, call.params["blocks"], SUPPORT_CHANNEL, call.response["ts"])
+    # the guesses first, then every other label, then "New label…"
+    assert offered[0] == f"support|{prediction.label}" and offered[-1] == "support|__new_label__"
+    assert sorted(offered[:-1]) == sorted(f"support|{label}" for label in SUPPORT_LABELS)
     assert any(e["type"] == "button" and e["text"]["text"] == "right" for e in elements)
     wait_until(
         lambda: storage.messages.find_prediction_by_reply(
@@ -102,8 +104,8 @@ def test_task_without_adapter_stores_message_and_asks_for_label(
         bot.send_message("i love this app", "1700000013.000100", channel=MOOD_CHANNEL)
         call = bot.fake.wait_for("chat.postMessage")[0]
         assert call.params["channel"] == MOOD_CHANNEL and "Which label" in call.params["text"]
-        menu = next(e for e in _action_elements(call.params["blocks"]) if e["type"] == "static_select")
-        assert [o["value"] for o in menu["options"]] == ["mood|negative", "mood|neutral", "mood|positive"]
+        offered = menu_options(bot, call.params["blocks"], MOOD_CHANNEL, call.response["ts"])
+        assert offered == ["mood|negative", "mood|neutral", "mood|positive", "mood|__new_label__"]
         assert storage.messages.find_message(bot.db, workspace="T0CAMEL", channel=MOOD_CHANNEL, ts="1700000013.000100")
         assert storage_db.rows(bot.db, "SELECT count(*) AS n FROM predictions")[0]["n"] == 0
 
@@ -123,7 +125,7 @@ def test_bots_edits_and_unbound_channels_are_ignored(bot: BotUnderTest) -> None:
     bot.send_message("card", "1700000017.000100", channel="C0NOTBOUND")
     bot.send_message("where is my card", "1700000018.000100")  # the one that counts
     bot.fake.wait_for("chat.postMessage")
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert [c.params["thread_ts"] for c in bot.fake.calls_of("chat.postMessage")] == ["1700000018.000100"]
     assert [r["ts"] for r in storage_db.rows(bot.db, "SELECT ts FROM messages")] == ["1700000018.000100"]
 
@@ -164,7 +166,7 @@ def test_thread_replies_are_left_alone_unless_configured(
     bot.send_message("thanks, where is my card", "1700000022.000200", extra=reply)
     bot.send_message("where is my card", "1700000023.000100")  # a top-level message, answered
     assert [c.params["thread_ts"] for c in bot.fake.wait_for("chat.postMessage")] == ["1700000023.000100"]
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert len(bot.fake.calls_of("chat.postMessage")) == 1
 
     with running_bot(

@@ -3,7 +3,6 @@ channel; a 429 is honoured by re-queueing."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -82,5 +81,5 @@ def test_429_is_honoured_through_the_queue(paced_bot: BotUnderTest) -> None:
     assert post.params["thread_ts"] == "1700000700.000100"
     assert _metric(bot, 'camel_inbox_requeued_total{reason="rate_limited"}') == 1.0
     wait_until(lambda: len(bot.fake.calls_of("chat.postMessage")) == 1, what="one reply")
-    time.sleep(0.3)
+    bot.wait_until_handled()
     assert len(bot.fake.calls_of("chat.postMessage")) == 1  # answered once, not twice

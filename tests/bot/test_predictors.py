@@ -66,3 +66,33 @@ def test_sync_loads_active_versions_and_reports_bad_ones(tiny_bert_dir: Path, su
     assert registry.version("support") == 1 and registry.get("other") is None
     assert len(errors) == 1 and "*other*: no adapter version loads (v1: adapter folder not found" in errors[0]
     assert registry.sync(db) == errors  # the broken one is retried; the loaded one is left alone
+
+
+def test_label_changes_are_served_hot_and_survive_a_swap(
+    tiny_bert_dir: Path, support_adapter_dir: Path, tmp_path: Path
+) -> None:
+    db = storage.open_store(":memory:")
+    registry = PredictorRegistry(str(tiny_bert_dir), None)
+    registry.load("support", 1, str(support_adapter_dir))
+    labels = registry.get("support").adapter.labels  # type: ignore[union-attr]
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=labels))
+    serving = registry.serving("support")
+    assert serving is not None
+    storage.labels.change(db, "support", "rename", "UADMIN", labels[0], "renamed_label")
+    storage.labels.change(db, "support", "add", "UADMIN", new_name="crypto", description="sending coins out")
+    registry.follow_labels(db, "support")
+    # the predictor taken before the change answers with today's labels from its next call
+    top = {
+        label for answer in serving.predictor.answer(["refund charged twice", "my card"]) for label, _ in answer.top3
+    }
+    assert labels[0] not in top and serving.predictor.label_plan().labels[-1] == "crypto"
+    assert "renamed_label" in serving.predictor.label_plan().labels
+    # a later version (a rollback, a fallback, a round's result) is served under today's names too
+    copy = tmp_path / "v0002"
+    shutil.copytree(support_adapter_dir, copy)
+    registry.load("support", 2, str(copy))
+    assert registry.get("support").label_plan().labels[-1] == "crypto"  # type: ignore[union-attr]
+    # a change made by another process is picked up by the next sync
+    storage.labels.change(db, "support", "retire", "UADMIN", "crypto")
+    registry.sync(db)
+    assert "crypto" not in registry.get("support").label_plan().labels  # type: ignore[union-attr]

@@ -52,7 +52,7 @@ def test_a_question_is_asked_in_the_messages_thread() -> None:
     question = reports.Question("1700.0001", 42, "support", ("refund", "card"), (("refund", 0.5), ("card", 0.4)))
     shown = blocks.message(question)
     assert shown.thread_ts == "1700.0001"
-    assert shown.blocks == blocks.ask_blocks(42, "support", ["refund", "card"], [("refund", 0.5), ("card", 0.4)])
+    assert shown.blocks == blocks.ask_blocks(42, "support", [("refund", 0.5), ("card", 0.4)])
 
 
 def test_the_publisher_posts_the_message_then_uploads_the_chart() -> None:

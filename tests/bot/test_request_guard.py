@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import select
 import socket
 import time
 
@@ -163,11 +164,27 @@ def test_oversized_body_is_413_without_being_read(bot: BotUnderTest) -> None:
 
 
 def test_chunked_body_over_the_limit_is_413(bot: BotUnderTest) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", bot.server.server_port, timeout=20)
-    chunks = (b"x" * 65536 for _ in range(40))  # 2.6 MB, no Content-Length
-    conn.request("POST", EVENTS_PATH, body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
-    assert conn.getresponse().status == 413
-    conn.close()
+    # No Content-Length: the server can only refuse once it has read past the limit, and then it
+    # answers 413 and closes while the client may still be writing. Like a careful client, this
+    # one checks for an early answer before each chunk and stops writing once it has one (or once
+    # the server has closed), then reads the answer.
+    chunk = b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n"
+    limit = bot.settings.max_body_bytes
+    with socket.create_connection(("127.0.0.1", bot.server.server_port), timeout=60) as sock:
+        sock.sendall(
+            f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        sent = 0
+        while sent <= 4 * limit and not select.select([sock], [], [], 0)[0]:
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server answered and closed: its answer is waiting to be read
+            sent += 65536
+        assert sent > limit, "the server answered before the body reached the limit"
+        status_line = sock.makefile("rb").readline()
+    assert status_line.split()[1] == b"413", status_line
 
 
 def test_no_body_in_logs_and_no_forged_line(bot: BotUnderTest, caplog: pytest.LogCaptureFixture) -> None:

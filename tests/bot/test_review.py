@@ -59,7 +59,7 @@ def test_review_shows_this_channels_most_useful_unlabelled_messages(bot: BotUnde
     body = json.dumps(answer["blocks"])
     assert "SECRET" not in body and "https://camel.fake.slack/archives/C0SUPPORT/p" in body
     first = items[0]["elements"]
-    assert [e["type"] for e in first] == ["button", "button", "button", "static_select"]
+    assert [e["type"] for e in first] == ["button", "button", "button", "external_select"]
     assert first[-1]["action_id"] == blocks.REVIEW_MENU
     # The other channel's review shows only its own message.
     other = _items(_review(bot, channel=OTHER_CHANNEL))
@@ -67,7 +67,7 @@ def test_review_shows_this_channels_most_useful_unlabelled_messages(bot: BotUnde
 
     # Answering goes through the correction path with source "review" ...
     chosen = blocks.message_id_from(items[0]["block_id"])
-    option = first[-1]["options"][1]
+    option = {"text": {"type": "plain_text", "text": "refund"}, "value": blocks.encode_value("support", "refund")}
     bot.send_action(
         {"action_id": blocks.REVIEW_MENU, "block_id": items[0]["block_id"], "selected_option": option},
         ephemeral=True,

@@ -22,7 +22,7 @@ def test_events_and_commands_over_socket_mode(tmp_path: Path, fake_slack: FakeSl
     handler = SocketModeHandler(bot.app, settings.app_token)
     handler.connect()
     try:
-        assert fake_slack.socket_connected.wait(10)
+        assert fake_slack.socket_connected.wait(60)
         opened = fake_slack.calls_of("apps.connections.open")[0]
         assert opened.headers["Authorization"] == "Bearer xapp-test-token"
         event_id = fake_slack.send_socket_envelope(

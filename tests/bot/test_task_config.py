@@ -164,3 +164,23 @@ def test_an_out_of_scope_label_set_in_slack_survives_a_restart_with_the_file(tmp
     assert task is not None and task.out_of_scope_label == "none_of_these"
     assert [c.field for c in conflicts] == ["out_of_scope_label"]
     db.close()
+
+
+def test_labels_changed_in_slack_stay_changed_and_the_file_is_shown_to_disagree() -> None:
+    db = storage.open_store(":memory:")
+    configured = TaskSettings(
+        name="support", kind="intent", labels=["card_arrival", "top_up", "refund"], new_labels="members"
+    )
+    settings = Settings(tasks=[configured])
+    task_config.apply_task_settings(settings, db)
+    assert storage.tasks.get_task(db, "support").new_labels == "members"
+    storage.labels.change(db, "support", "rename", ADMIN, "card_arrival", "card_delivery")
+    storage.labels.change(db, "support", "retire", ADMIN, "refund")
+    # the next start re-reads a file that still lists both old names
+    tasks, conflicts = task_config.apply_task_settings(settings, db)
+    assert tasks[0].labels == ["card_delivery", "top_up"]
+    assert {c.field: c.kept for c in conflicts} == {
+        "labels.card_arrival": "renamed or merged into 'card_delivery' in Slack",
+        "labels.refund": "retired in Slack",
+    }
+    assert [c.field for c in config_conflicts(settings, db)] == ["labels.card_arrival", "labels.refund"]

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import camel
 import storage
+from tests.bot.published import menu_options
 from bot.settings import TaskSettings
 from bot.slack import blocks
 from camel.zero_shot import ZeroShotClassifier
@@ -52,8 +52,11 @@ def test_an_untrained_task_guesses_its_top_3_and_says_so(bot: BotUnderTest) -> N
     guesses = [e for e in elements if e["type"] == "button"]
     assert [e["value"] for e in guesses] == [f"mood|{label}" for label, _ in expected.top3]
     assert len({e["action_id"] for e in guesses}) == 3  # Slack refuses duplicate action ids in a block
-    menu = next(e for e in elements if e["type"] == "static_select")
-    assert [o["value"] for o in menu["options"]] == [f"mood|{label}" for label in MOOD_LABELS]
+    offered = menu_options(bot, call.params["blocks"], MOOD_CHANNEL, call.response["ts"])
+    guessed = [f"mood|{label}" for label, _ in expected.top3]  # the guesses first, then "New label…"
+    assert offered == guessed + [f"mood|{x}" for x in MOOD_LABELS if f"mood|{x}" not in guessed] + [
+        "mood|__new_label__"
+    ]
     wait_until(
         lambda: storage.messages.find_prediction_by_reply(bot.db, channel=MOOD_CHANNEL, reply_ts=call.response["ts"]),
         what="reply linked",
@@ -86,8 +89,7 @@ def test_the_prototypes_follow_the_labels_and_descriptions(bot: BotUnderTest) ->
     storage.tasks.add_labels(bot.db, "mood", ["mixed"])
     bot.send_message("so so", "1700000103.000100", channel=MOOD_CHANNEL)
     call = bot.fake.wait_for("chat.postMessage", 3)[2]
-    menu = next(e for e in _elements(call.params["blocks"]) if e["type"] == "static_select")
-    assert "mood|mixed" in [o["value"] for o in menu["options"]]
+    assert "mood|mixed" in menu_options(bot, call.params["blocks"], MOOD_CHANNEL, call.response["ts"])
     assert registry.guesser.built_for("mood")[0] == (*MOOD_LABELS, "mixed")
 
 
@@ -112,12 +114,12 @@ def test_a_quiet_untrained_task_stays_quiet(tmp_path, fake_slack, tiny_bert_dir,
             ),
             what="message stored",
         )
-        time.sleep(0.5)  # give a wrong reply the time to arrive
+        bot.wait_until_handled()
         assert bot.fake.calls_of("chat.postMessage") == [] and bot.fake.calls_of("reactions.add") == []
 
 
 def test_guess_blocks_name_the_message_and_offer_the_menu() -> None:
-    built = blocks.guess_blocks(7, "mood", MOOD_LABELS, [("positive", 0.8), ("neutral", 0.3), ("negative", -0.1)])
+    built = blocks.guess_blocks(7, "mood", [("positive", 0.8), ("neutral", 0.3), ("negative", -0.1)])
     assert blocks.message_id_from(built[1]["block_id"]) == 7
     assert [e["text"]["text"] for e in built[1]["elements"][:3]] == ["positive", "neutral", "negative"]
     assert "%" not in json.dumps(built)  # similarities are not probabilities: no percentages shown

@@ -137,4 +137,4 @@ def test_unwritable_cache_folder_never_fails_a_prediction(
     assert cache.pending == 3 and "No space left on device" in caplog.text
     with pytest.raises(CacheError, match="cannot write feature-cache shard"):
         cache.flush()
-    assert os.listdir(tmp_path) == []
+    assert [name for name in os.listdir(tmp_path) if name != cache_module.LOCK_FILE] == []  # no temp shard left

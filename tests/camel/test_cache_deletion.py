@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import camel
-from camel.cache import SHARD_SUFFIX
+from camel.cache import SHARD_OVERHEAD_BYTES, SHARD_SUFFIX, entry_disk_bytes
 
 TEXTS = ["my card has not arrived yet", "hello there", "refund please"]
 SPLIT, LENGTH = 2, 32
@@ -104,11 +104,39 @@ def test_compact_with_a_byte_cap_keeps_the_most_recently_used(tiny_base: camel.B
         time.sleep(0.01)
     cache.flush()
     cache.states([TEXTS[0]], SPLIT, LENGTH)  # used again: now the most recent
-    sizes = {text: cache.states([text], SPLIT, LENGTH)[0].numel() * 2 for text in TEXTS}
+    sizes = {text: _disk_size(cache, text) for text in TEXTS}
     cache.states([TEXTS[0]], SPLIT, LENGTH)
-    report = cache.compact(max_bytes=sizes[TEXTS[0]] + sizes[TEXTS[2]] // 2)
+    report = cache.compact(max_bytes=SHARD_OVERHEAD_BYTES + sizes[TEXTS[0]] + sizes[TEXTS[2]] // 2)
     assert report.entries_kept == 1 and _keys_on_disk(tmp_path) == {cache.key(TEXTS[0], SPLIT, LENGTH)}
-    assert cache.disk_bytes() == sum(p.stat().st_size for p in _shards(tmp_path))
+    assert cache.disk_bytes() == sum(p.stat().st_size for p in tmp_path.iterdir())
+
+
+def _disk_size(cache: camel.FeatureCache, text: str) -> int:
+    state = cache.states([text], SPLIT, LENGTH)[0]
+    return entry_disk_bytes(cache.key(text, SPLIT, LENGTH), state.shape, state.numel() * 2)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_after_compaction_the_folder_is_at_or_under_the_byte_cap_headers_included(
+    tiny_base: camel.BaseEncoder, tmp_path: Path
+) -> None:
+    """With the tiny model a state is a few hundred bytes, so each entry's safetensors header
+    (about 140 bytes) is a large share of it: counting tensor bytes only overshot the cap by 12%."""
+    cache = camel.FeatureCache(tiny_base, str(tmp_path))
+    texts = [f"message number {i} about card {i * 7}" for i in range(300)]
+    for start in range(0, len(texts), 50):  # several shards, as several flushes write them
+        cache.states(texts[start : start + 50], SPLIT, LENGTH)
+        cache.flush()
+    full = _folder_bytes(tmp_path)
+    for cap in (full // 2, full // 3 + 17, 3000):
+        report = cache.compact(max_bytes=cap)
+        on_disk = _folder_bytes(tmp_path)
+        assert 0 < report.entries_kept and on_disk <= cap
+        assert report.bytes_after == cache.disk_bytes() == on_disk  # the cache's size is the folder's bytes
+        assert cap == 3000 or on_disk >= 0.95 * cap  # and the cap is used, not left half empty
 
 
 def test_memory_eviction_is_least_recently_used(tiny_base: camel.BaseEncoder) -> None:
@@ -177,3 +205,59 @@ def test_compaction_drops_the_states_of_bases_no_task_uses(
     assert kept.entries_removed == 0 and len(_keys_on_disk(tmp_path)) == 3
     report = new.compact(keep_bases=[other.fingerprint])
     assert report.entries_removed == 2 and _keys_on_disk(tmp_path) == {new.key(TEXTS[0], SPLIT, LENGTH)}
+
+
+def test_erase_rewrites_only_the_shards_holding_the_text_and_keeps_the_other_states_bit_for_bit(
+    tiny_base: camel.BaseEncoder, tmp_path: Path
+) -> None:
+    writer = camel.FeatureCache(tiny_base, str(tmp_path))
+    writer.states(TEXTS, SPLIT, LENGTH)  # one shard: the text to erase among others
+    writer.flush()
+    writer.states(["unrelated shard"], SPLIT, LENGTH)
+    writer.flush()
+    untouched = next(p for p in _shards(tmp_path) if writer.key("unrelated shard", SPLIT, LENGTH) in _keys_on(p))
+    before = {key: tensor for path in _shards(tmp_path) for key, tensor in _tensors(path).items()}
+    serving = camel.FeatureCache(tiny_base, str(tmp_path))  # another process, e.g. the bot
+    gone = camel.text_digest(TEXTS[1])
+    assert serving.holders([gone]) != [] and str(untouched) not in serving.holders([gone])
+    report = serving.erase([gone])
+    assert (report.shards_before, report.shards_after, report.entries_removed, report.entries_kept) == (1, 1, 1, 2)
+    after = {key: tensor for path in _shards(tmp_path) for key, tensor in _tensors(path).items()}
+    assert set(after) == set(before) - {writer.key(TEXTS[1], SPLIT, LENGTH)}
+    assert all(torch.equal(after[key], before[key]) for key in after)
+    assert untouched.exists() and serving.holders([gone]) == []
+    assert gone.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    # The erasing process serves the kept states from the new shard without computing them.
+    serving._memory.clear()
+    assert all(
+        torch.equal(a, before[writer.key(t, SPLIT, LENGTH)])
+        for a, t in zip(serving.states(TEXTS[::2], SPLIT, LENGTH), TEXTS[::2])
+    )
+
+
+def _keys_on(path: Path) -> set[str]:
+    with safe_open(str(path), framework="pt") as shard:
+        return set(shard.keys())
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), framework="pt") as shard:
+        return {key: shard.get_tensor(key) for key in shard.keys()}
+
+
+def test_erase_through_one_base_reaches_the_texts_states_of_every_base(
+    tiny_base: camel.BaseEncoder, tiny_xlmr_dir: Path, tmp_path: Path
+) -> None:
+    """While tasks migrate, two bases' states share the folder: an erasure made with the
+    configured base's cache must also remove the text's states of the previous base."""
+    other = camel.load_base(str(tiny_xlmr_dir))
+    old, new = camel.FeatureCache(tiny_base, str(tmp_path)), camel.FeatureCache(other, str(tmp_path))
+    old.states(TEXTS[:2], SPLIT, LENGTH)
+    new.states(TEXTS[:2], SPLIT, LENGTH)
+    old.flush()
+    new.flush()
+    gone = camel.text_digest(TEXTS[1])
+    report = new.erase([gone])
+    assert report.entries_removed == 2
+    assert _keys_on_disk(tmp_path) == {old.key(TEXTS[0], SPLIT, LENGTH), new.key(TEXTS[0], SPLIT, LENGTH)}
+    assert gone.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())

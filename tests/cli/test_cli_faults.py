@@ -207,6 +207,29 @@ def test_serve_refuses_a_corrupt_database_in_one_line(
     assert _digest(corrupt_db) == before
 
 
+def test_serve_with_tasks_configured_refuses_a_corrupt_database_without_writing_a_byte(
+    corrupt_db: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real deployment names its tasks: applying them is a write, which must not reach a damaged file.
+    monkeypatch.setenv("CAMEL_BOT_DATA_DIR", str(corrupt_db.parent))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    config = tmp_path / "tasks.toml"
+    config.write_text(
+        '[[tasks]]\nname = "support"\nkind = "intent"\nlabels = ["card_arrival", "refund"]\nchannels = ["C1"]\n'
+        '[[tasks]]\nname = "mood"\nkind = "sentiment"\nlabels = ["happy", "sad"]\nchannels = ["C2"]\n'
+    )
+    before = _digest(corrupt_db)
+    wal = corrupt_db.with_name(corrupt_db.name + "-wal")
+    for _attempt in range(2):
+        assert main(["serve", "--config", str(config)]) == 2
+        err = _one_line_error(capsys, "serve")
+        assert "corrupt" in err and "backup" in err, err
+        assert _digest(corrupt_db) == before
+        # The read-only check may leave an empty WAL (SQLite needs one to read); never a frame.
+        assert not wal.exists() or wal.stat().st_size == 0
+
+
 def test_exports_are_owner_only_whatever_the_umask(db_path: Path, tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:

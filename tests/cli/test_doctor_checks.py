@@ -3,6 +3,7 @@ permissions, the secrets file, and the disk each part of the data folder uses.""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,10 @@ def test_doctor_runs_quick_check_and_says_how_to_restore(tmp_path: Path, tiny_be
     healthy = _results(data, tiny_bert_dir)["database"][0]
     assert healthy.ok and "quick_check ok" in healthy.detail
     _corrupt(data / "camel.db")
+    before = hashlib.sha256((data / "camel.db").read_bytes()).hexdigest()
     database = _results(data, tiny_bert_dir)["database"][0]
     assert not database.ok and "backup" in database.fix
+    assert hashlib.sha256((data / "camel.db").read_bytes()).hexdigest() == before  # checked read-only
 
 
 def test_doctor_reports_loose_permissions_and_a_readable_secrets_file(tmp_path: Path, tiny_bert_dir: Path) -> None:
@@ -159,3 +162,26 @@ def test_doctor_says_a_task_whose_old_base_is_gone_will_answer_zero_shot(
     assert changed.ok, changed.line()
     assert "base change: v1 was trained on old-base (" in changed.detail
     assert "that base's folder is gone, so the task answers with zero-shot guesses on the new base" in changed.detail
+
+
+def test_after_the_cap_is_applied_doctor_finds_the_feature_cache_within_it(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """The nightly job compacts the cache to [retention] cache_max_bytes; doctor then counts the
+    folder's bytes and must find it within the cap (headers counted, it was 12% over with the tiny model)."""
+    import camel
+
+    data = _data_folder(tmp_path)
+    cache = camel.FeatureCache(camel.load_base(str(tiny_bert_dir)), str(data / "feature_cache"))
+    texts = [f"card {i}" for i in range(400)]  # short texts: the headers weigh most against the states
+    for start in range(0, len(texts), 100):
+        cache.states(texts[start : start + 100], 2, 16)
+        cache.flush()
+    cap = cache.disk_bytes() // 2
+    cache.compact(max_bytes=cap)
+    assert 0 < cache.disk_bytes() <= cap
+    config = data.parent / "doctor.toml"
+    found: dict[str, list] = {}
+    config.write_text(f'[model]\nbase_model = "{tiny_bert_dir}"\n[retention]\ncache_max_bytes = {cap}\n')
+    for result in iter_checks(str(config), {"CAMEL_BOT_DATA_DIR": str(data)}):
+        found.setdefault(result.name, []).append(result)
+    use = found["disk use"][0]
+    assert use.ok, use.line()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import camel
 import storage
@@ -17,13 +18,47 @@ from bot.loop.registry import PredictorRegistry
 from tests.loop.conftest import TASK, install_adapter, label_messages
 
 
-def _wait(condition, timeout: float = 60.0) -> bool:
+def _wait(condition, timeout: float = 300.0) -> bool:
+    """Whether `condition()` came true; the timeout is generous (the training child runs niced,
+    and a busy machine holds it back) and only bounds a wait that would never end."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return True
         time.sleep(0.05)
     return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_for_round_to_write(loop, db, folder: Path, deadline_s: float = 540.0, stall_s: float = 90.0) -> None:
+    """Wait until the round's child has renamed `folder` into place.
+
+    The child runs niced, so on a machine busy with other work it may take minutes: no fixed
+    timeout decides. The wait fails at once if the round ends without the folder, and if the
+    child makes no progress (no CPU time used) for `stall_s`; `deadline_s` only bounds a child
+    that keeps working without ever writing.
+    """
+    deadline = time.monotonic() + deadline_s
+    last_cpu, last_progress = -1.0, time.monotonic()
+    while not folder.is_dir():
+        now = time.monotonic()
+        run = storage.runs.last_run(db, TASK)
+        assert run is None or run.finished_at is None, f"the round ended ({run.outcome}: {run.error}) without {folder}"
+        child = loop.children.get(TASK)
+        cpu = _cpu_seconds(child.pid) if child is not None else -1.0
+        if child is None or cpu > last_cpu:  # not spawned yet, or working
+            last_cpu, last_progress = cpu, now
+        assert now - last_progress < stall_s, f"the training child used no CPU for {stall_s:.0f} s"
+        assert now < deadline, f"{folder} not written within {deadline_s:.0f} s though the child kept working"
+        time.sleep(0.005)
 
 
 def _child_holds_lock(settings) -> bool:
@@ -124,7 +159,7 @@ def test_sigkill_as_soon_as_the_version_folder_appears_leaves_records_that_agree
     folder = versions.version_dir(settings.data_dir, TASK, 1)
     try:
         loop.run_now(TASK, actor="U0ADMIN")
-        assert _wait(lambda: folder.is_dir(), timeout=120.0)
+        _wait_for_round_to_write(loop, db, folder)
         child = loop.children.get(TASK)
         if child is not None:
             os.kill(child.pid, signal.SIGKILL)

@@ -185,3 +185,103 @@ def test_start_removes_version_folders_whose_round_never_committed(loop_env, new
     assert not orphan.exists() and any("v0003" in n for n in notes)
     run = storage.runs.get_run(db, run_id)
     assert run.outcome == "failed" and storage.tasks.get_task(db, TASK).active_version == 2
+
+
+def _rolled_back_to_v1(settings, db, trained: dict[int, Path]) -> dict[int, Path]:
+    """v1 and v2 registered, v1 active again after an admin's rollback (v2 retired)."""
+    folders = _install(settings, db, trained)
+    storage.adapters.activate_adapter(db, TASK, 1, reason="rollback by an admin")
+    return folders
+
+
+def test_start_after_a_rollback_to_a_broken_version_serves_the_nearest_later_one(loop_env, new_loop, trained) -> None:
+    settings, db = loop_env
+    folders = _rolled_back_to_v1(settings, db, trained)
+    _garble_weights(folders[1])
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    errors = new_loop(settings, predictors).sync()
+    assert predictors.version(TASK) == 2
+    assert storage.tasks.get_task(db, TASK).active_version == 2
+    assert storage.adapters.get_adapter(db, TASK, 1).status == "rejected"
+    assert len(errors) == 1 and "v1 does not load" in errors[0]
+    assert "Now serving v2, the nearest later version that loads" in errors[0]
+    assert "predicts nothing" not in errors[0] and "v1 is marked rejected" in errors[0]
+
+
+def test_activating_a_broken_earlier_version_while_running_keeps_the_later_one_truthfully(
+    loop_env, new_loop, trained
+) -> None:
+    settings, db = loop_env
+    folders = _install(settings, db, trained)
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    loop = new_loop(settings, predictors)
+    assert loop.sync() == [] and predictors.version(TASK) == 2
+    shutil.rmtree(folders[1])
+    storage.adapters.activate_adapter(db, TASK, 1, reason="rollback by an admin")
+    errors = loop.sync()
+    assert len(errors) == 1 and "Now serving v2" in errors[0]
+    assert "keeps serving from memory" not in errors[0] and "no adapter version loads" not in errors[0]
+    assert predictors.version(TASK) == 2 and storage.tasks.get_task(db, TASK).active_version == 2
+    assert loop.sync() == []
+
+
+def test_the_nearest_earlier_version_wins_over_a_later_one(loop_env, new_loop, trained) -> None:
+    settings, db = loop_env
+    folders = _install(settings, db, trained)
+    v3 = versions.version_dir(settings.data_dir, TASK, 3)
+    shutil.copytree(trained[2], v3)
+    storage.adapters.register_adapter(
+        db, storage.NewAdapterVersion(task=TASK, version=3, path=str(v3), parent_version=2, run_id=None, metrics={})
+    )
+    storage.adapters.activate_adapter(db, TASK, 3, reason="promoted")
+    storage.adapters.activate_adapter(db, TASK, 2, reason="rollback by an admin")
+    _truncate_weights(folders[2])
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    errors = new_loop(settings, predictors).sync()
+    assert predictors.version(TASK) == 1 and storage.tasks.get_task(db, TASK).active_version == 1
+    assert "Now serving v1, the nearest earlier version that loads" in errors[0]
+
+
+def test_rejected_and_pruned_versions_never_serve_by_fallback(loop_env, trained) -> None:
+    from bot.loop.registry import fallback_candidates
+
+    settings, db = loop_env
+    _install(settings, db, trained)
+    for version in (3, 4, 5, 6):
+        storage.adapters.register_adapter(
+            db,
+            storage.NewAdapterVersion(
+                task=TASK, version=version, path=f"/nowhere/v{version}", parent_version=2, run_id=None, metrics={}
+            ),
+        )
+        storage.adapters.activate_adapter(db, TASK, version, reason="promoted")
+    storage.adapters.activate_adapter(db, TASK, 2, reason="rollback by an admin")
+    storage.adapters.set_adapter_status(db, TASK, 4, "rejected", "an admin's doubt")
+    storage.retention.mark_adapter_pruned(db, TASK, 6)
+    assert [v for v, _ in fallback_candidates(db, TASK, 2)] == [2, 1, 3, 5]
+
+
+def test_a_version_trained_on_another_base_is_not_rejected(loop_env, new_loop, trained, tmp_path) -> None:
+    from tests.loop.conftest import install_adapter, make_settings
+    from tests.tiny_model import make_tiny_bert
+
+    settings, db = loop_env
+    _install(settings, db, trained)
+    other = make_settings(tmp_path / "other", make_tiny_bert(tmp_path / "other-bert", seed=7))
+    other_db = storage.open_store(other.db_path)
+    storage.tasks.upsert_task(other_db, storage.TaskSpec(TASK, kind="intent", labels=sorted(WORDS)))
+    source = install_adapter(other, other_db, 3, seed=3)
+    other_db.close()
+    v3 = versions.version_dir(settings.data_dir, TASK, 3)
+    shutil.copytree(source, v3)
+    storage.adapters.register_adapter(
+        db, storage.NewAdapterVersion(task=TASK, version=3, path=str(v3), parent_version=2, run_id=None, metrics={})
+    )
+    storage.adapters.activate_adapter(db, TASK, 3, reason="trained elsewhere")
+    predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
+    errors = new_loop(settings, predictors).sync()
+    assert predictors.version(TASK) == 2 and storage.tasks.get_task(db, TASK).active_version == 2
+    v3_record = storage.adapters.get_adapter(db, TASK, 3)
+    assert v3_record.status == "retired", v3_record
+    assert "base fingerprint" in errors[0] and "is marked rejected" not in errors[0]
+    assert "v3 was trained on another base model: not marked rejected" in errors[0]

@@ -1,14 +1,18 @@
 """The first round's head starts from the label-name prior, sharpened by the task's descriptions:
-the round child (a real `python -m bot.loop.round`) reads them from the store and passes them on."""
+the round reads them from the store and passes them on.
+
+The round runs through `bot.loop.round.main` with the argv the runner gives its child, in this
+process: what is tested is what the round reads, not the process boundary (the crash-safety and
+round tests run real children), and each child costs seconds of imports.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import camel
 import storage
+from bot.loop import round as training_round
 from bot.loop.options import RoundOptions
 from tests.loop.conftest import CHANNEL, TASK, WORDS, label_messages, make_settings
 
@@ -21,8 +25,7 @@ def first_round(data_dir: Path, tiny_bert_dir: Path, descriptions: dict[str, str
     )
     label_messages(db, 6, seed=5)
     argv = RoundOptions.from_settings(settings, TASK, "manual", None).to_argv()
-    done = subprocess.run([sys.executable, "-m", "bot.loop.round", *argv], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert training_round.main(argv) == 0
     task = storage.tasks.get_task(db, TASK)
     assert task is not None and task.active_version is not None
     record = storage.adapters.get_adapter(db, TASK, task.active_version)

@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -23,6 +24,19 @@ class CallLog:
     def __call__(self, task: str, trigger: str) -> None:
         self.calls.append((task, trigger))
         self.event.set()
+
+
+def _future(moment: datetime | None) -> datetime | None:
+    return moment if moment is not None and moment > datetime.now(timezone.utc) else None
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 120.0) -> Any:
+    """The first truthy `check()`; the timeout only bounds a wait that would never end."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+    return value
 
 
 def _started(db: Path) -> sch.BackgroundScheduler:
@@ -79,10 +93,11 @@ def test_run_missed_while_down_runs_once_on_start(tmp_path: Path) -> None:
         up = _started(db)
         sch.ensure_nightly(up, "missed", "support", cron="*/10 * * * *", timezone="UTC", misfire_grace_s=900)
         up.resume()
-        assert calls.event.wait(20), "the missed run never ran"
-        time.sleep(1.0)  # room for any wrongly repeated runs to show up
-        next_time = up.get_job("nightly:support").next_run_time
-        up.shutdown()
+        assert calls.event.wait(120), "the missed run never ran"
+        # Once the job's next run is in the future, every missed time has been dealt with; the
+        # shutdown waits for any run already handed to the executor.
+        next_time = wait_for(lambda: _future(up.get_job("nightly:support").next_run_time))
+        up.shutdown(wait=True)
     finally:
         sch.unregister_runner("missed")
     assert calls.calls == [("support", "schedule")]
@@ -98,10 +113,10 @@ def test_burst_of_threshold_triggers_makes_one_run(tmp_path: Path) -> None:
         for _ in range(5):
             sch.schedule_threshold(scheduler, "burst", "support", delay_s=0.5, misfire_grace_s=60)
         assert len(scheduler.get_jobs()) == 1
-        assert calls.event.wait(20)
-        time.sleep(1.0)
+        assert calls.event.wait(120)
+        wait_for(lambda: scheduler.get_jobs() == [])  # the one-off job is gone once it has run
     finally:
-        scheduler.shutdown()
+        scheduler.shutdown(wait=True)  # and any run already handed to the executor has ended
         sch.unregister_runner("burst")
     assert calls.calls == [("support", "threshold")]
 

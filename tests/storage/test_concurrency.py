@@ -93,13 +93,13 @@ def test_opening_the_store_again_in_one_process_keeps_the_first_connections_lock
     first = storage.open_store(db_path)
     storage.open_store(db_path)
     code = f"import storage; storage.open_store({str(db_path)!r}).close()"
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300)
     storage.messages.record_message(first, workspace="W", channel="C1", ts="after", text="seen by others")
     code = (
         f"import storage; m = storage.messages.find_message(storage.open_store({str(db_path)!r}), workspace='W', "
         f"channel='C1', ts='after'); print(m.text if m else None)"
     )
     seen = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60, capture_output=True, text=True
+        [sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300, capture_output=True, text=True
     )
     assert seen.stdout.strip() == "seen by others"

@@ -138,3 +138,45 @@ def test_a_prefix_another_message_still_starts_with_stays_off_the_deletion_list(
         storage.transfer.text_sha256(t)
         for t in ("card lost yesterday", "card lost and found", "card lost today", "card lost")
     }
+
+
+def _waiting(db: sqlite_utils.Database, event_id: str, event: dict) -> None:
+    import json
+
+    body = json.dumps({"type": "event_callback", "event_id": event_id, "event": event}, ensure_ascii=True)
+    storage.inbox.enqueue_event(db, event_id=event_id, kind="message", body=body, channel=event["channel"])
+
+
+def test_an_edit_takes_the_old_text_out_of_the_waiting_events_and_keeps_the_new_one(
+    db: sqlite_utils.Database,
+) -> None:
+    storage.messages.record_message(db, workspace="T1", channel="C1", ts="1.0", text="secret ünïcode words")
+    _waiting(db, "EvMSG", {"type": "message", "channel": "C1", "ts": "1.0", "text": "secret ünïcode words"})
+    edit = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": "C1",
+        "ts": "9.0",
+        "message": {"type": "message", "text": "fixed", "ts": "1.0"},
+        "previous_message": {"type": "message", "text": "secret ünïcode words", "ts": "1.0"},
+    }
+    _waiting(db, "EvEDIT", edit)
+    _waiting(db, "EvOTHER", {"type": "message", "channel": "C1", "ts": "2.0", "text": "another message"})
+    storage.messages.update_message_text(db, workspace="T1", channel="C1", ts="1.0", text="fixed")
+    bodies = {r["event_id"]: r for r in storage.db.rows(db, "SELECT event_id, body, outcome FROM inbox")}
+    assert bodies["EvMSG"]["body"] == "" and bodies["EvMSG"]["outcome"] == "erased"  # it would bring the text back
+    import json
+
+    assert json.loads(bodies["EvEDIT"]["body"])["event"]["message"]["text"] == "fixed"
+    assert "previous_message" not in json.loads(bodies["EvEDIT"]["body"])["event"]
+    assert "another message" in bodies["EvOTHER"]["body"] and bodies["EvOTHER"]["outcome"] is None
+
+
+def test_a_deletion_finishes_every_waiting_event_about_the_message(db: sqlite_utils.Database) -> None:
+    _waiting(db, "EvMSG", {"type": "message", "channel": "C1", "ts": "1.0", "text": "secret"})
+    _waiting(db, "EvBAD", {"type": "message", "channel": "C1", "ts": "3.0", "text": "x"})
+    with storage.db.transaction(db) as conn:  # a body that is not JSON is left to its worker
+        conn.execute("UPDATE inbox SET body = 'not json' WHERE event_id = 'EvBAD'")
+    assert storage.messages.forget_message(db, workspace="T1", channel="C1", ts="1.0", actor="slack") is None
+    found = {r["event_id"]: (r["body"], r["outcome"]) for r in storage.db.rows(db, "SELECT * FROM inbox")}
+    assert found == {"EvMSG": ("", "erased"), "EvBAD": ("not json", None)}

@@ -52,6 +52,11 @@ def test_a_version_6_database_gains_empty_descriptions(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)  # back to the schema before migration 7, as an older camel-bot left it
     conn.execute("ALTER TABLE tasks DROP COLUMN descriptions")
     conn.execute("ALTER TABLE tasks DROP COLUMN config_seed")
+    # and without what migration 10 (labels that change in Slack) added
+    for table in ("label_events", "retired_labels", "label_proposals"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("ALTER TABLE corrections DROP COLUMN original_label")
+    conn.execute("ALTER TABLE tasks DROP COLUMN new_labels")
     conn.execute("PRAGMA user_version = 6")
     conn.commit()
     conn.close()

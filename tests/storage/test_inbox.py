@@ -56,3 +56,43 @@ def test_delete_user_data_and_purge_remove_waiting_text(db: sqlite_utils.Databas
     db.conn.commit()
     assert storage.privacy.purge_unlabelled_text(db, older_than_days=30, actor="ADMIN") == 0
     assert storage.inbox.count_unfinished(db) == 0
+
+
+def _statements_of(db: sqlite_utils.Database, write) -> list[str]:
+    seen: list[str] = []
+    db.conn.set_trace_callback(lambda sql: seen.append(" ".join(sql.split())))
+    try:
+        write()
+    finally:
+        db.conn.set_trace_callback(None)
+    return seen
+
+
+def test_the_inbox_insert_commits_at_synchronous_full_and_other_writes_stay_normal(tmp_path) -> None:
+    # Power loss cannot be simulated here; what can be checked is the level SQLite applies when the
+    # insert commits (FULL syncs the WAL at that commit), and that the connection returns to NORMAL.
+    db = storage.open_store(tmp_path / "camel.db")
+    try:
+        seen = _statements_of(db, lambda: _enqueue(db, "Ev1"))
+        insert = next(i for i, s in enumerate(seen) if s.startswith("INSERT INTO inbox"))
+        commit = next(i for i, s in enumerate(seen) if i > insert and s == "COMMIT")
+        levels = [(i, s) for i, s in enumerate(seen) if s.startswith("PRAGMA synchronous")]
+        assert [s for i, s in levels if i < insert][-1] == "PRAGMA synchronous = FULL", seen
+        assert not [s for i, s in levels if insert < i < commit], seen
+        assert [s for i, s in levels if i > commit] == ["PRAGMA synchronous = NORMAL"], seen
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL for every other write
+        seen = _statements_of(db, lambda: storage.inbox.claim_next(db))
+        assert not [s for s in seen if s.startswith("PRAGMA synchronous")]
+    finally:
+        db.close()
+
+
+def test_a_durable_write_cannot_join_an_open_transaction(db: sqlite_utils.Database) -> None:
+    with storage.db.transaction(db):
+        try:
+            _enqueue(db, "Ev1")
+        except storage.StorageError as exc:
+            assert "inside an open transaction" in str(exc)
+        else:
+            raise AssertionError("an inbox insert joined a transaction it cannot make durable")
+    assert storage.inbox.count_unfinished(db) == 0

@@ -198,6 +198,15 @@ def test_record_fallback_activates_the_version_that_loads_and_records_why(db: sq
     assert entry.detail["failed"] == {"3": "corrupt adapter.safetensors", "2": "adapter folder not found"}
 
 
+def test_record_fallback_does_not_reject_a_version_trained_on_another_base(db: sqlite_utils.Database) -> None:
+    _registered(db, [1, 2, 3], active=3)
+    failures = [(3, "trained on base fingerprint abc"), (2, "corrupt adapter.safetensors")]
+    storage.rounds.record_fallback(db, "support", 1, failures=failures, other_base=[3])
+    statuses = {v.version: v.status for v in storage.adapters.list_adapters(db, "support")}
+    assert statuses == {1: "active", 2: "rejected", 3: "retired"}
+    assert storage.events.list_audit(db, 1)[0].detail["other_base"] == [3]
+
+
 def test_record_fallback_with_nothing_loadable_changes_no_status(db: sqlite_utils.Database) -> None:
     # Every version failing usually means the base model is missing, not that every folder broke.
     _registered(db, [1, 2], active=2)

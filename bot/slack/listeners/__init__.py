@@ -12,7 +12,18 @@ from functools import reduce
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, app_life, channel_messages, commands, home, privacy, reactions
+from bot.slack.listeners import (
+    actions,
+    app_life,
+    channel_messages,
+    commands,
+    home,
+    label_commands,
+    label_menu,
+    new_label,
+    privacy,
+    reactions,
+)
 from bot.slack.listeners._shared import ack_now
 from bot.slack.listeners.declaration import EventHandler, Listeners, name_of
 
@@ -26,17 +37,22 @@ DECLARATIONS: tuple[Listeners, ...] = (
     commands.LISTENERS,
     actions.LISTENERS,
     privacy.LISTENERS,
+    label_menu.LISTENERS,
+    new_label.LISTENERS,
+    label_commands.LISTENERS,
 )
 ALL: Listeners = reduce(Listeners.merged, DECLARATIONS, Listeners())
 Registered = dict[str, set[str]]
 
 
 def declared(listeners: Listeners = ALL) -> Registered:
-    """The event types, commands and action ids listened to, as the manifest names them."""
+    """The event types, commands, action ids, options and view callback ids listened to."""
     return {
         "events": set(listeners.events),
         "commands": set(listeners.commands),
         "actions": {name_of(action) for action in listeners.actions},
+        "options": {name_of(callback_id) for callback_id in listeners.options},
+        "views": {name_of(callback_id) for callback_id in listeners.views},
     }
 
 

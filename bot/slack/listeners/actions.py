@@ -15,6 +15,7 @@ from bot import texts
 from bot.slack import blocks
 from bot.slack.listeners._shared import record_correction, services_of, workspace_of
 from bot.slack.listeners.declaration import Listeners
+from bot.slack.listeners.new_label import open_new_label_modal
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,16 @@ def _choice(action: dict[str, Any]) -> tuple[str, str, int | None]:
     value = (action.get("selected_option") or {}).get("value") or action.get("value") or ""
     task, label = blocks.decode_value(str(value))
     return task, label, blocks.message_id_from(str(action.get("block_id", "")))
+
+
+def todays_label(db: Database, task: storage.Task | None, label: str) -> str | None:
+    """The label a click means today: buttons and menus posted before a rename or merge carry the
+    old name, which the label history maps; a retired or unknown label is None."""
+    if task is None:
+        return None
+    if label in task.labels:
+        return label
+    return storage.labels.current_name(db, task.name, label)
 
 
 def _click_channel(body: dict[str, Any]) -> str:
@@ -64,9 +75,10 @@ def on_label_chosen(
 ) -> None:
     services = services_of(context)
     user = str(body["user"]["id"])
-    task_name, label, message_id = _choice(action)
+    task_name, chosen, message_id = _choice(action)
     task = storage.tasks.get_task(services.db, task_name)
-    if task is None or message_id is None or label not in task.labels:
+    label = todays_label(services.db, task, chosen)
+    if task is None or message_id is None or (label is None and chosen != blocks.NEW_LABEL):
         respond(text=texts.choice_out_of_date(), response_type="ephemeral", replace_original=False)
         return
     problem = click_problem(services.db, task, message_id, _click_channel(body), workspace_of(body, context))
@@ -75,6 +87,11 @@ def on_label_chosen(
         respond(text=problem, response_type="ephemeral", replace_original=False)
         return
     source = _source(str(action.get("action_id", "")))
+    if label is None:  # "New label…": the modal stores the correction once the label exists
+        refused = open_new_label_modal(services, client, body, task, message_id, source)
+        if refused:
+            respond(text=refused, response_type="ephemeral", replace_original=False)
+        return
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source=source, user=user
     ):
@@ -94,7 +111,7 @@ def on_label_chosen(
         channel=str(container.get("channel_id") or body["channel"]["id"]),
         ts=str(container.get("message_ts") or body["message"]["ts"]),
         text=text,
-        blocks=blocks.menu_blocks(message_id, task.name, task.labels, text),
+        blocks=blocks.menu_blocks(message_id, text),
     )
 
 
@@ -107,12 +124,18 @@ def on_review_answer(
     person gets a short ephemeral confirmation."""
     services = services_of(context)
     user = str(body["user"]["id"])
-    task_name, label, message_id = _choice(action)
+    task_name, chosen, message_id = _choice(action)
     task = storage.tasks.get_task(services.db, task_name)
-    if task is None or message_id is None or label not in task.labels:
+    label = todays_label(services.db, task, chosen)
+    if task is None or message_id is None or (label is None and chosen != blocks.NEW_LABEL):
         respond(
             text=texts.action_failed("That choice is out of date."), response_type="ephemeral", replace_original=False
         )
+        return
+    if label is None:  # "New label…" from /camel review
+        refused = open_new_label_modal(services, client, body, task, message_id, "review")
+        if refused:
+            respond(text=refused, response_type="ephemeral", replace_original=False)
         return
     if not record_correction(
         services, client, message_id=message_id, task=task.name, label=label, source="review", user=user

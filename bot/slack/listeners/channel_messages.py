@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 import camel
 import storage
-from bot import texts
+from bot import erasure, texts
 from bot.serving import Serving
 from bot.slack import blocks
 from bot.slack.listeners._shared import Delivery, NotYet, emoji_for_label, stop_on_dead_token
@@ -67,7 +67,12 @@ def handle_new(
         return
     found = storage.messages.find_message(services.db, workspace=workspace, channel=channel, ts=message["ts"])
     if found is not None and found.deleted_at is not None:
-        return  # deleted in Slack before this (late) delivery: it stays deleted
+        # Deleted in Slack before this (late) delivery: it stays deleted, and the text it carried
+        # leaves the inbox and the WAL now rather than at the next checkpoint.
+        erasure.drop_late_delivery(
+            services.settings, services.db, channel=channel, ts=str(message["ts"]), cache=services.predictors.caches()
+        )
+        return
     message_id = storage.messages.record_message(
         services.db,
         workspace=workspace,
@@ -109,9 +114,7 @@ def _classify(
                 channel=message.channel,
                 thread_ts=message.thread,
                 text=texts.needs_label_text(task.name),
-                blocks=blocks.menu_blocks(
-                    message.message_id, task.name, task.labels, texts.needs_label_text(task.name)
-                ),
+                blocks=blocks.menu_blocks(message.message_id, texts.needs_label_text(task.name)),
             )
         return
     answer(services, client, message, serving)
@@ -135,7 +138,10 @@ def apply_edit(
         if services.settings.process_edits:
             handle_new(services, client, edited, channel, workspace, delivery)
         return
-    if stored.deleted_at is not None:
+    if stored.deleted_at is not None:  # an edit of a deleted message carries its texts: they leave too
+        erasure.drop_late_delivery(
+            services.settings, services.db, channel=channel, ts=stored.ts, cache=services.predictors.caches()
+        )
         return
     task = storage.tasks.task_for_channel(services.db, channel)
     if stored.text == text:
@@ -144,13 +150,15 @@ def apply_edit(
         if delivery.attempts > 1 and services.settings.process_edits and task is not None and text.strip():
             _classify(services, client, ChannelMessage.of(task, stored.id, workspace, channel, edited, text), delivery)
         return
-    storage.messages.update_message_text(
+    # The old text leaves the row, the inbox, the feature cache and the WAL before the new one is answered.
+    erasure.replace_text(
+        services.settings,
         services.db,
         workspace=workspace,
         channel=channel,
         ts=stored.ts,
         text=text,
-        prefix_lengths=[services.settings.max_predict_chars],
+        cache=services.predictors.caches(),
     )
     if (
         services.settings.process_edits
@@ -163,17 +171,19 @@ def apply_edit(
 
 
 def forget_deleted(services: Services, event: dict[str, Any], workspace: str) -> None:
-    """A message deleted in Slack: its text and its corrections leave the store (an audit row stays)."""
+    """A message deleted in Slack: its text and its corrections leave the store (an audit row
+    stays), and its text leaves the inbox, the feature cache and the WAL (`bot.erasure`)."""
     ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
     if not ts:
         return
-    forgotten = storage.messages.forget_message(
+    forgotten, _derived = erasure.forget_message(
+        services.settings,
         services.db,
         workspace=workspace,
         channel=str(event.get("channel", "")),
         ts=str(ts),
         actor="slack",
-        prefix_lengths=[services.settings.max_predict_chars],
+        cache=services.predictors.caches(),
     )
     if forgotten is not None:
         log.info(
@@ -246,16 +256,12 @@ def _reply_content(
     if prediction.adapter_version is None:
         # A zero-shot guess put back (paced, 429, restart): its scores are similarities, not
         # confidences, so it is shown as a guess again, never with percentages.
-        return texts.guess_text(top3), blocks.guess_blocks(message_id, task.name, task.labels, top3)
+        return texts.guess_text(top3), blocks.guess_blocks(message_id, task.name, top3)
     if prediction.abstained:
-        return texts.abstained_text(top3), blocks.abstained_blocks(message_id, task.name, task.labels, top3)
+        return texts.abstained_text(top3), blocks.abstained_blocks(message_id, task.name, top3)
     if task.out_of_scope_label and label == task.out_of_scope_label:
-        return texts.out_of_scope_text(top3), blocks.out_of_scope_blocks(
-            message_id, task.name, task.labels, label, top3
-        )
-    return texts.prediction_text(label, confidence), blocks.prediction_blocks(
-        message_id, task.name, task.labels, label, confidence
-    )
+        return texts.out_of_scope_text(top3), blocks.out_of_scope_blocks(message_id, task.name, label, top3)
+    return texts.prediction_text(label, confidence), blocks.prediction_blocks(message_id, task.name, label, confidence)
 
 
 def _already_posted(services: Services, client: WebClient, message: ChannelMessage, prediction_id: int) -> bool:

@@ -14,8 +14,8 @@ import storage
 from bot import texts
 from bot.errors import LearningError
 from bot.slack import blocks, review, task_stats
-from bot.slack.listeners import admin_commands, privacy
-from bot.slack.listeners._shared import emoji_map_of, record_correction, services_of, workspace_of
+from bot.slack.listeners import admin_commands, label_commands, privacy
+from bot.slack.listeners._shared import record_correction, services_of, workspace_of
 from bot.slack.listeners.declaration import Listeners
 from bot.slack.listeners.invocation import CommandProblem, Invocation
 
@@ -120,11 +120,6 @@ def _stored_message_id(call: Invocation, channel: str, ts: str) -> int:
     )
 
 
-def do_labels(call: Invocation) -> None:
-    task = call.channel_task()
-    call.reply(texts.labels_text(task.name, task.labels, emoji_map_of(task), task.descriptions))
-
-
 def do_stats(call: Invocation) -> None:
     task = call.channel_task()
     call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task, call.channel)))
@@ -145,22 +140,39 @@ def do_review(call: Invocation) -> None:
     rows = [(i.candidate.message_id, i.candidate.text, i.permalink, i.candidate.top3) for i in items]
     call.respond(
         text=texts.review_intro(task.name, len(items)),
-        blocks=blocks.review_blocks(task.name, task.labels, rows),
+        blocks=blocks.review_blocks(task.name, rows),
         response_type="ephemeral",
     )
 
 
 def do_history(call: Invocation) -> None:
+    """Every version, and under each the label changes made after it (before the next one)."""
     task = call.channel_task()
-    rows = [task_stats.version_row(v) for v in storage.adapters.list_adapters(call.services.db, task.name)]
+    versions = storage.adapters.list_adapters(call.services.db, task.name)
+    events = storage.labels.history(call.services.db, task.name)
+    rows: list[str] = []
+    for i, version in enumerate(versions):
+        if i == 0:  # changes before the first version
+            rows += _label_lines([e for e in events if e.created_at <= version.created_at])
+        rows.append(task_stats.version_row(version))
+        later = versions[i + 1].created_at if i + 1 < len(versions) else None
+        rows += _label_lines(
+            [e for e in events if e.created_at > version.created_at and (later is None or e.created_at <= later)]
+        )
+    if not versions:
+        rows = _label_lines(events)
     call.reply(texts.history_text(task.name, rows))
+
+
+def _label_lines(events: list[storage.labels.LabelEvent]) -> list[str]:
+    return [texts.label_history_line(e.kind, e.old_name, e.new_name, e.actor, e.created_at) for e in events]
 
 
 SUBCOMMANDS: dict[str, Callable[[Invocation], None]] = {
     "help": do_help,
     "predict": do_predict,
     "label": do_label,
-    "labels": do_labels,
+    "labels": label_commands.do_labels,
     "stats": do_stats,
     "history": do_history,
     "review": do_review,

@@ -53,7 +53,7 @@ def answer_guess(services: Services, client: WebClient, message: ChannelMessage)
         channel=message.channel,
         thread_ts=message.thread,
         text=texts.guess_text(guess.top3),
-        blocks=blocks.guess_blocks(message.message_id, task.name, task.labels, guess.top3),
+        blocks=blocks.guess_blocks(message.message_id, task.name, guess.top3),
     )
     storage.messages.set_prediction_reply(services.db, stored.id, channel=message.channel, reply_ts=reply["ts"])
     return True

@@ -100,7 +100,7 @@ def _reaction_added(services: Services, client: WebClient, event: dict[str, Any]
             channel=channel,
             user=user,
             text=prompt,
-            blocks=blocks.menu_blocks(message_id, task.name, task.labels, prompt),
+            blocks=blocks.menu_blocks(message_id, prompt),
         )
 
 
