@@ -196,9 +196,12 @@ class PredictorRegistry:
     def _serve_nearest_loadable(self, db: Database, task: str, active: int) -> ReloadNotice | None:
         """Serve `active`, else the nearest version that loads (`fallback_candidates`' order), each
         on the base it was trained on; record and describe a fallback. A version trained on another
-        base model is never rejected: its folder is fine, only no loaded base can serve it."""
+        base model is never rejected: its folder is fine, only no loaded base can serve it. When
+        no version loads and one was trained on a base whose folder is gone, the task answers
+        zero-shot on the configured base until a round on it passes the gate."""
         failures: list[tuple[int, str]] = []
         other_base: list[int] = []
+        base_gone: tuple[int, str] | None = None  # the nearest version whose base folder is gone
         served: int | None = None
         for version, folder in fallback_candidates(db, task, active):
             if folder is None:
@@ -210,9 +213,12 @@ class PredictorRegistry:
                 failures.append((version, _one_line(exc)))
                 continue
             if loaded is None:
-                # Trained on a base whose folder is gone: not broken, just unusable here. The task
-                # answers zero-shot on the new base until a round on it passes the gate.
-                return self._answer_zero_shot(task, active, version, folder, failures)
+                # Trained on a base whose folder is gone: not broken, just unusable here.
+                ref = camel.adapter_base(folder)
+                failures.append((version, f"it was trained on base model {ref.label()}, whose folder is gone"))
+                other_base.append(version)
+                base_gone = base_gone or (version, folder)
+                continue
             try:
                 adapter = camel.load_adapter(folder, loaded.base)
             except camel.OtherBaseError as exc:
@@ -225,6 +231,9 @@ class PredictorRegistry:
             self._serve(task, version, adapter, loaded.cache)
             served = version
             break
+        if served is None and base_gone is not None:
+            broken = [(v, why) for v, why in failures if v not in other_base]
+            return self._answer_zero_shot(task, active, *base_gone, broken)
         self._count(task, "failed", len(failures))
         if not failures:
             return None
