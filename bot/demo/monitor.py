@@ -121,7 +121,9 @@ class ReloadMonitor:
     def wait_for_version(self, task: str, version: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not any(r.task == task and r.version == version for r in [*self.results, *self.interims]):
+            while not any(r.task == task and r.version == version for r in self.results) and not any(
+                r.task == task and r.version == version for r in self.interims
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise DemoStalledError(f"{task} adapter v{version} was not hot-reloaded within {timeout:.0f}s")
