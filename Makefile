@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.system.round_start
 	$(BIN)/python -m bench.system.load --rate 85 --seconds 300
 	$(BIN)/python -m bench.system.review_command
+	$(BIN)/python -m bench.system.second_base
 	$(BIN)/python -m bench.system.store
 	$(BIN)/python -m bench.system.taxonomy
 	$(BIN)/python -m bench.system.erasure

@@ -94,25 +94,41 @@ def open_cache(settings: Settings) -> camel.FeatureCache | None:
     return camel.FeatureCache(base, str(folder))
 
 
+Caches = camel.FeatureCache | Sequence[camel.FeatureCache] | None
+
+
+def _cache_list(cache: Caches) -> list[camel.FeatureCache]:
+    if cache is None:
+        return []
+    return [cache] if isinstance(cache, camel.FeatureCache) else list(cache)
+
+
 def erase_derived(
     settings: Settings,
     db: Database,
     text_hashes: Sequence[str],
-    cache: camel.FeatureCache | None = None,
+    cache: Caches = None,
     stores: Sequence[HashStore] = (),
 ) -> Derived:
     """Step 2 of every erasure (see the module's docstring): what is kept by the erased texts'
     hashes, then the WAL. Call it after storage's transaction committed. `cache`: this process's
-    cache (the bot's serving one), else the one on disk is opened when there are hashes."""
+    cache, or every base's (a bot serving tasks on two bases while they migrate holds one per
+    base), else the one on disk is opened when there are hashes.
+
+    Keys start with the text's digest whatever their base, so one cache's `erase` rewrites the
+    shards of every base in the shared folder; each further cache forgets the texts in its memory."""
     removed: int | None = 0
     rewritten = 0
-    if cache is None and text_hashes:
-        cache = open_cache(settings)
-        removed = None if cache is None else 0
-    if cache is not None:
+    caches = _cache_list(cache)
+    if not caches and text_hashes:
+        opened = open_cache(settings)
+        caches = [opened] if opened is not None else []
+        removed = None if opened is None else 0
+    for each in caches:
         # With no new hash this still rewrites shards written since with an erased text's entry.
-        report = cache.erase(text_hashes)
-        removed, rewritten = report.entries_removed, report.shards_before
+        report = each.erase(text_hashes)
+        removed = (removed or 0) + report.entries_removed
+        rewritten += report.shards_before
     # Other stores that keep a text, or data derived from it, by its hash erase it here, before
     # the checkpoint below (which must follow their last write).
     # Called even with no new hash: a store kept by message (the team's memory) must drop an erased
@@ -129,7 +145,7 @@ def _erase(
     settings: Settings,
     db: Database,
     remove: Callable[[], T],
-    cache: camel.FeatureCache | None,
+    cache: Caches,
     stores: Sequence[HashStore] = (),
 ) -> tuple[T, Derived]:
     """Step 1 (`remove`, storage's transaction), then step 2 for every hash it put on the list.
@@ -156,7 +172,7 @@ def forget_message(
     channel: str,
     ts: str,
     actor: str,
-    cache: camel.FeatureCache | None = None,
+    cache: Caches = None,
     stores: Sequence[HashStore] = (),
 ) -> tuple[dict[str, int] | None, Derived]:
     """A message deleted in Slack: its text leaves the row, the inbox, the cache and the WAL."""
@@ -179,7 +195,7 @@ def replace_text(
     channel: str,
     ts: str,
     text: str,
-    cache: camel.FeatureCache | None = None,
+    cache: Caches = None,
     stores: Sequence[HashStore] = (),
 ) -> tuple[storage.Message | None, Derived]:
     """A message edited in Slack: the new text is stored and the old one leaves like a deleted one."""
@@ -194,9 +210,7 @@ def replace_text(
     )
 
 
-def drop_late_delivery(
-    settings: Settings, db: Database, *, channel: str, ts: str, cache: camel.FeatureCache | None = None
-) -> Derived:
+def drop_late_delivery(settings: Settings, db: Database, *, channel: str, ts: str, cache: Caches = None) -> Derived:
     """A message event delivered after its message was deleted in Slack (a retry, or concurrent
     workers): the message stays deleted, and the text this delivery carried leaves the inbox
     (its own row, finished as `erased`) and the WAL."""
@@ -204,9 +218,7 @@ def drop_late_delivery(
     return erase_derived(settings, db, [], cache)
 
 
-def erase_user(
-    settings: Settings, db: Database, user: str, *, actor: str, cache: camel.FeatureCache | None = None
-) -> ErasureReport:
+def erase_user(settings: Settings, db: Database, user: str, *, actor: str, cache: Caches = None) -> ErasureReport:
     """Every message and correction of `user`, and everything kept of their texts."""
     deletion, derived = _erase(
         settings,
@@ -265,15 +277,16 @@ class Sweeper:
     version: int = 0  # the deletion list's version this process has erased up to
     checkpoint_due: bool = False
 
-    def sweep(self, cache: camel.FeatureCache | None) -> Derived | None:
+    def sweep(self, cache: Caches) -> Derived | None:
         """None when there was nothing to do. Without a cache yet nothing is read: once one is
-        made, the next poll hands it the whole list."""
-        if cache is None:
+        made, the next poll hands it the whole list. `cache`: every base's, when there are two."""
+        caches = _cache_list(cache)
+        if not caches:
             return None
         hashes, version = storage.deletions.deleted_text_hashes(self.db, after=self.version)
-        if not hashes and not self.checkpoint_due and not cache.holders():
+        if not hashes and not self.checkpoint_due and not any(each.holders() for each in caches):
             return None
-        derived = erase_derived(self.settings, self.db, hashes, cache, self.stores)
+        derived = erase_derived(self.settings, self.db, hashes, caches, self.stores)
         self.version = version
         self.checkpoint_due = not derived.checkpointed
         if derived.cache_entries_removed:
@@ -287,14 +300,20 @@ class Sweeper:
 
 
 def compact_cache(
-    settings: Settings, db: Database, cache: camel.FeatureCache | None = None, *, max_bytes: int | None = None
+    settings: Settings,
+    db: Database,
+    cache: camel.FeatureCache | None = None,
+    *,
+    max_bytes: int | None = None,
+    keep_bases: set[str] | None = None,
 ) -> camel.CompactionReport | None:
-    """Rewrite the cache's shards without every text on the deletion list, within `max_bytes` on disk."""
+    """Rewrite the cache's shards without every text on the deletion list, within `max_bytes` on
+    disk (and without the states of bases not in `keep_bases`, when given)."""
     cache = cache if cache is not None else open_cache(settings)
     if cache is None:
         return None
     hashes, _version = storage.deletions.deleted_text_hashes(db)
-    return cache.compact(hashes, max_bytes=max_bytes)
+    return cache.compact(hashes, max_bytes=max_bytes, keep_bases=keep_bases)
 
 
 def user_data_counts(db: Database, user: str) -> dict[str, int]:

@@ -44,7 +44,7 @@ from bot.slack.http_server import EVENTS_PATH, HttpServer, serve_http
 from bot.slack.inbox_worker import InboxWorkers
 from bot.slack.listeners import Registered, declared
 from bot.slack.publisher import SlackPublisher
-from bot.slack.services import Services
+from bot.slack.services import AdminDirectory, Services
 
 log = logging.getLogger(__name__)
 # Bolt listeners (commands, clicks): they only ack and answer, while every event's work runs on
@@ -177,7 +177,12 @@ def start(
     with ExitStack() as started:  # unwound (last part first) only when a later part fails
         loop: LearningLoop | None = None
         if learning:
-            loop = LearningLoop(settings, db, predictors, SlackPublisher(client) if client is not None else None)
+            publisher = None
+            if client is not None:
+                # Its own directory: the loop starts before Services, and tells admins of what it finds.
+                directory, web = AdminDirectory(settings.admins, settings.admin_usergroup), client
+                publisher = SlackPublisher(web, admins=lambda: directory.everyone(web))
+            loop = LearningLoop(settings, db, predictors, publisher)
             loop.start()  # also serves each task's active adapter
             started.callback(loop.stop)
         reload_errors = list(loop.reload_errors) if loop is not None else predictors.sync(db)

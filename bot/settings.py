@@ -95,6 +95,9 @@ class ModelSettings:
     # What runs the frozen bottom: "auto" (the fastest that keeps the answers on this CPU, see
     # camel.engines) or one of ENGINE_NAMES; an engine that fails its start-up check gives way to torch-fp32.
     engine: str = "auto"
+    # Share of a channel's characters the base's tokenizer cannot represent above which admins
+    # are told the base does not read that channel (README: Teams writing other languages).
+    unknown_chars_alert: float = 0.10
 
 
 # camel.engines.ENGINES (settings must not import torch; a test keeps them equal)
@@ -281,6 +284,7 @@ def _validate(s: Settings) -> None:
             s.model.engine in ("auto", *ENGINE_NAMES),
             f"model.engine must be auto or one of {', '.join(ENGINE_NAMES)}, got {s.model.engine!r}",
         ),
+        (0.0 <= s.model.unknown_chars_alert <= 1.0, "model.unknown_chars_alert must be between 0 and 1"),
         (s.retention.cache_max_bytes >= 0, "retention.cache_max_bytes must be 0 or more"),
         (s.retention.keep_versions >= 0, "retention.keep_versions must be 0 or more"),
         *[

@@ -227,6 +227,33 @@ def labels_text(
     return f"*{task}* labels:\n" + "\n".join(lines + verdicts)
 
 
+def kept_on_previous_base(reason: str, active: int, old_base: str, candidate: int) -> str:
+    """Why a round on a new base was rejected, what keeps serving, and how an admin can overrule."""
+    return (
+        f"{reason}; {version_label(active)} (trained on the previous base {old_base}) keeps serving. "
+        f"An admin can accept {version_label(candidate)} anyway with `/camel rollback {candidate}`"
+    )
+
+
+def base_gone(task: str, version: int, old_base: str, new_base: str) -> str:
+    """Said once when a task's adapter was trained on a base model whose folder is gone."""
+    return (
+        f"*{task}*: {version_label(version)} was trained on base model {old_base}, whose folder is gone, so it "
+        f"cannot serve. Until a round on the new base ({new_base}) passes the gate, I answer with guesses "
+        "from the label names and descriptions. The next round trains afresh from all labels."
+    )
+
+
+def unreadable_channel(task: str, channel: str, summary: str, alert: float, help_section: str) -> str:
+    """The one direct message to admins when the base model cannot read a channel."""
+    return (
+        f":warning: The base model cannot read much of what <#{channel}> writes (task *{task}*): "
+        f"{summary}, above the alert of {alert:.0%}. Its answers there will be poor. "
+        f"Use a multilingual base model folder (`[model] base_model`), see {help_section}; "
+        f"if this is expected, raise `[model] unknown_chars_alert`. This message is sent once."
+    )
+
+
 def stats_text(task: str, stats: dict[str, Any]) -> str:
     lines = [
         f"*{task}* - live adapter: {version_name(stats.get('version'))}",
@@ -247,6 +274,7 @@ def stats_text(task: str, stats: dict[str, Any]) -> str:
     sources = stats.get("sources7") or {}
     if sources.get("memory"):
         lines.append(memory_line(sources))
+    lines += stats.get("reading") or []
     return "\n".join(lines)
 
 

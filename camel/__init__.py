@@ -12,7 +12,9 @@ from camel.adapter_io import (
     MANIFEST_FILE,
     METRICS_FILE,
     WEIGHTS_FILE,
+    BaseRef,
     FallbackResult,
+    adapter_base,
     load_adapter,
     load_first_good,
     save_adapter,
@@ -21,7 +23,7 @@ from camel.adapter_io import (
 from camel.answers import Answer
 from camel.base import BaseEncoder, load_base
 from camel.calibration import CALIBRATION_FILE, Calibration, CalibrationError, fit_calibration
-from camel.cache import CompactionReport, FeatureCache, text_digest
+from camel.cache import CompactionReport, FeatureCache, base_tag, text_digest
 from camel.config import CamelConfig, TrainingArgs, default_base_model_path
 from camel.engines import ENGINES, EngineChoice, EngineError, choose_engine, cpu_facts, make_engine
 from camel.errors import CamelError, OtherBaseError
@@ -71,7 +73,11 @@ __all__ = [
     "Adapter",
     "CompactionReport",
     "FallbackResult",
+    "BaseRef",
+    "OtherBaseError",
+    "adapter_base",
     "text_digest",
+    "base_tag",
     "BaseEncoder",
     "CamelConfig",
     "CamelError",

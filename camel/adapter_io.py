@@ -99,6 +99,33 @@ def load_first_good(task_dir: str, versions: Sequence[int], base: BaseEncoder | 
     return FallbackResult(version=None, folder=None, adapter=None, failures=failures)
 
 
+@dataclass(frozen=True)
+class BaseRef:
+    """Which base model an adapter folder was trained on, as its config.json records it."""
+
+    fingerprint: str
+    path: str
+    model_type: str = ""
+
+    @property
+    def tag(self) -> str:
+        return self.fingerprint[:12]
+
+    def label(self) -> str:
+        """`paraphrase-multilingual-MiniLM-L12-v2 (3f9a1c0b2d4e)`: the folder's name and the tag."""
+        return f"{os.path.basename(self.path.rstrip(os.sep)) or self.path} ({self.tag})"
+
+
+def adapter_base(directory: str) -> BaseRef:
+    """The base an adapter folder records, read without loading anything (AdapterLoadError if unreadable)."""
+    folder = os.path.abspath(directory)
+    meta = _read_json(folder, CONFIG_FILE)
+    try:
+        return BaseRef(str(meta["base_fingerprint"]), str(meta["base_path"]), str(meta.get("base_model_type", "")))
+    except (KeyError, TypeError) as exc:
+        raise AdapterLoadError(f"invalid {CONFIG_FILE} in {folder}: no base fingerprint ({exc})") from exc
+
+
 def load_adapter(directory: str, base: BaseEncoder | None = None) -> Adapter:
     """Load and verify an adapter folder; `base` defaults to the base model it records."""
     folder = os.path.abspath(directory)

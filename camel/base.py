@@ -93,6 +93,29 @@ class BaseEncoder:
             )
             return encoded
 
+    def unknown_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans [start, end) of `text` that the tokenizer maps to its unknown token."""
+        unknown_id = self.tokenizer.unk_token_id
+        if unknown_id is None:  # a byte-level tokenizer represents every character
+            return []
+        clean = text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8", "replace")
+        if not getattr(self.tokenizer, "is_fast", False):
+            # Without offsets, each character is asked alone (slow tokenizers are rare: every
+            # supported folder ships a tokenizer.json).
+            with self._tokenizer_lock:
+                return [
+                    (i, i + 1)
+                    for i, ch in enumerate(clean)
+                    if not ch.isspace() and unknown_id in self.tokenizer(ch, add_special_tokens=False)["input_ids"]
+                ]
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(clean, add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            (int(start), int(end))
+            for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"])
+            if token == unknown_id
+        ]
+
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
         """The mask in the form the blocks' attention implementation expects (None = no padding)."""
         if bool(mask.all()):
@@ -140,6 +163,13 @@ def load_base(path: str) -> BaseEncoder:
         if resolved not in _registry:
             _registry[resolved] = BaseEncoder(resolved)
         return _registry[resolved]
+
+
+def release_base(path: str) -> bool:
+    """Forget the process's BaseEncoder of `path` (its memory is freed once no adapter holds it);
+    False if none was loaded. For a base no task uses any more after a base change."""
+    with _registry_lock:
+        return _registry.pop(os.path.realpath(path), None) is not None
 
 
 def compute_fingerprint(path: str) -> str:

@@ -1,9 +1,10 @@
 """Cache of the frozen bottom's hidden states, so retrains run only the top K blocks and the head.
 
 Entries are float16 token states trimmed to each text's real length, keyed by
-"<sha256 of the text>-<hash of base fingerprint, split layer, max_length, engine>": the text's
-digest comes first so a deleted text's entries can be found (`forget`, `compact`) from its digest
-alone, which is all the deletion list holds. Memory holds at most `max_entries`, least recently
+"<sha256 of the text>-<base tag><hash of base fingerprint, split layer, max_length, engine>":
+the text's digest comes first so a deleted text's entries of every base and engine can be found
+(`forget`, `erase`, `compact`) from its digest alone, which is all the deletion list holds; the base
+tag lets `compact` drop the states of a base no task uses. Memory holds at most `max_entries`, least recently
 used dropped first (they stay on disk once flushed). The disk form is a folder of safetensors
 shards: every process writes new shards under a unique name through an atomic rename, so the bot
 and a training child can share the folder; only `compact` and `erase` rewrite shards, under a
@@ -54,6 +55,8 @@ LOCK_FILE = ".compact.lock"
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_S = 3600.0  # a temporary shard this old was left by a process that died mid-write
 _DIGEST_LENGTH = 64
+_TAG_LENGTH = 16
+_VARIANT_LENGTH = 16
 # Per shard: the header's 8-byte length, its braces and up to 7 bytes of padding to 8.
 SHARD_OVERHEAD_BYTES = 8 + 2 + 7
 _OFFSET_BOUND = 10**15  # data offsets are written in decimal; no shard comes near 1 PB
@@ -64,6 +67,17 @@ def text_digest(text: str) -> str:
 
     storage.text_sha256 is the same function (camel and storage never import each other)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def base_tag(fingerprint: str) -> str:
+    """The short form of a base fingerprint that every cache key carries."""
+    return fingerprint[:_TAG_LENGTH]
+
+
+def _base_tag_of(key: str) -> str | None:
+    """The base tag inside a key; None for a key written before keys carried it."""
+    _digest, _dash, rest = key.partition("-")
+    return rest[:_TAG_LENGTH] if len(rest) == _TAG_LENGTH + _VARIANT_LENGTH else None
 
 
 def _digest_of(key: str) -> str | None:
@@ -148,7 +162,9 @@ class FeatureCache:
         for part in (self.base.fingerprint, str(split_layer), str(max_length), _key_tag(self.engine.name)):
             variant.update(part.encode("utf-8"))
             variant.update(b"\x00")
-        return f"{text_digest(text)}-{variant.hexdigest()[:16]}"
+        # The base's tag in clear, so a compaction can drop the states of a base no task uses; the
+        # text's digest still comes first, so an erasure finds a text's entries of every base.
+        return f"{text_digest(text)}-{base_tag(self.base.fingerprint)}{variant.hexdigest()[:_VARIANT_LENGTH]}"
 
     def states(self, texts: list[str], split_layer: int, max_length: int) -> list[torch.Tensor]:
         """float16 [length, hidden] per text, computing (and remembering) the ones not cached."""
@@ -290,11 +306,19 @@ class FeatureCache:
                 bytes_after=self.disk_bytes(),
             )
 
-    def compact(self, forgotten: Iterable[str] = (), *, max_bytes: int | None = None) -> CompactionReport:
+    def compact(
+        self,
+        forgotten: Iterable[str] = (),
+        *,
+        max_bytes: int | None = None,
+        keep_bases: Iterable[str] | None = None,
+    ) -> CompactionReport:
         """Rewrite the shards without forgotten texts and without keys of an old format, keeping
         the folder at most `max_bytes` on disk, most recently used states first (use in this
-        process, else the shard's time). A file lock makes one compaction (or erasure) run at a
-        time; shards that other processes write meanwhile are left as they are."""
+        process, else the shard's time). `keep_bases`: the fingerprints of the bases still in use;
+        the states of any other base (and keys without a base tag) are dropped (None: keep every
+        base). A file lock makes one compaction (or erasure) run at a time; shards that other
+        processes write meanwhile are left as they are."""
         if not self.directory:
             self.forget(forgotten)
             return CompactionReport(0, 0, 0, 0, 0, 0)
@@ -308,7 +332,8 @@ class FeatureCache:
                 gone = frozenset(self._forgotten)
             self._remove_stale_temp_files()
             bytes_before = self.disk_bytes()
-            entries, total = _live_entries(shards, last_used, gone)
+            tags = None if keep_bases is None else {base_tag(f) for f in keep_bases} | {base_tag(self.base.fingerprint)}
+            entries, total = _live_entries(shards, last_used, gone, tags)
             budget = None if max_bytes is None else max_bytes - (bytes_before - _sizes(shards))
             kept = _within(entries, budget)
             written = self._rewrite(kept, entries)
@@ -612,9 +637,10 @@ def _remove(path: str) -> None:
 
 
 def _live_entries(
-    shards: list[str], last_used: dict[str, float], forgotten: frozenset[str]
+    shards: list[str], last_used: dict[str, float], forgotten: frozenset[str], tags: set[str] | None = None
 ) -> tuple[dict[str, _Entry], int]:
-    """Every entry worth keeping (by key), and how many entries the shards held in all."""
+    """Every entry worth keeping (by key), and how many entries the shards held in all; with
+    `tags`, only the entries of those bases."""
     entries: dict[str, _Entry] = {}
     total = 0
     for path in shards:
@@ -626,6 +652,8 @@ def _live_entries(
                     digest = _digest_of(key)
                     if digest is None or digest in forgotten or key in entries:
                         continue
+                    if tags is not None and _base_tag_of(key) not in tags:
+                        continue  # a base no task uses any more
                     shape = shard.get_slice(key).get_shape()
                     tensor_bytes = math.prod(shape) * 2  # float16
                     disk = entry_disk_bytes(key, shape, tensor_bytes)

@@ -20,7 +20,10 @@ class AdapterLoadError(CamelError):
 
 
 class OtherBaseError(AdapterLoadError):
-    """An adapter folder that is intact but was trained on another base model than the one loading it."""
+    """A whole, valid adapter trained on another base model than the one it was asked to load on.
+
+    Not a broken adapter: after a base change it keeps serving on its own base (or a round on the
+    new base replaces it), so it must never be marked rejected."""
 
 
 class AdapterSaveError(CamelError):

@@ -21,6 +21,7 @@ from storage import (
     memory as memory,
     messages as messages,
     migrations as migrations,
+    notices as notices,
     privacy as privacy,
     records as records,
     resolution as resolution,

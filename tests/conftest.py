@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.tiny_model import make_tiny_bert
+from tests.tiny_model import make_tiny_bert, make_tiny_xlmr
 
 # Tests never reach a model hub; everything they load is on this disk.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,6 +22,12 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT folder, built once per test session."""
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random XLM-RoBERTa with a Unigram tokenizer trained on Chinese and English, built once."""
+    return make_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"))
 
 
 @pytest.fixture(scope="session")

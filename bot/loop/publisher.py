@@ -15,3 +15,7 @@ class Publisher(Protocol):
     def publish(self, channel: str, report: reports.Report) -> None:
         """Show `report` in `channel` (with its chart, if any); raises when the channel's service fails."""
         ...
+
+    def tell_admins(self, report: reports.Report) -> int:
+        """Send `report` to each admin directly (never into a channel); returns how many it reached."""
+        ...

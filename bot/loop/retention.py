@@ -51,8 +51,15 @@ def run_files(data_dir: str, run_id: int) -> list[Path]:
     return [summary, summary.with_suffix(".log")]
 
 
-def apply(settings: Settings, db: Database, cache: camel.FeatureCache | None = None) -> RetentionSummary:
-    """One pass of the retention policy (what the nightly job runs)."""
+def apply(
+    settings: Settings,
+    db: Database,
+    cache: camel.FeatureCache | None = None,
+    *,
+    keep_bases: set[str] | None = None,
+) -> RetentionSummary:
+    """One pass of the retention policy (what the nightly job runs). `keep_bases`: fingerprints of
+    the bases in use; the feature-cache states of any other base (one a base change left) go."""
     policy = settings.retention
     report, _derived = erasure.retention(settings, db, cache)
     removed_files = []
@@ -67,7 +74,7 @@ def apply(settings: Settings, db: Database, cache: camel.FeatureCache | None = N
             shutil.rmtree(version.path, ignore_errors=True)
             storage.retention.mark_adapter_pruned(db, task, version.version)
             pruned.setdefault(task, []).append(version.version)
-    compaction = erasure.compact_cache(settings, db, cache, max_bytes=policy.cache_max_bytes)
+    compaction = erasure.compact_cache(settings, db, cache, max_bytes=policy.cache_max_bytes, keep_bases=keep_bases)
     summary = RetentionSummary(
         predictions=report.predictions,
         unlabelled_texts=report.erased.messages,

@@ -14,6 +14,7 @@ Exit status: 0 round done (promoted, rejected or skipped), 2 bad input, 1 crash.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,9 +23,12 @@ from typing import Any, Sequence
 from sqlite_utils import Database
 
 import camel
+from camel.base import compute_fingerprint
 from camel.calibration import DEFAULT_TARGET_PRECISION
+from camel.errors import BaseModelError
 from camel.evaluation import metrics_from_predictions, top1_labels
 import storage
+from bot import texts as messages_text
 from bot.errors import LearningError, RoundInputError, TaskBusyError
 from bot.loop import calibrate, gate, versions
 from bot.loop.options import RoundOptions, RoundSummary, summary_path
@@ -128,15 +132,19 @@ def judge(
     opts: RoundOptions,
     cache: camel.FeatureCache,
     task: storage.Task | None = None,
+    active_cache: camel.FeatureCache | None = None,
 ) -> Judgement:
+    """The gate on the held-out labels; `active_cache`: the active adapter's own base's cache when
+    it was trained on a previous base (the same held-out messages, each read by its own base)."""
     texts, labels = _texts_labels(split.heldout)
     new_answers = top1_labels(candidate, texts, cache)
     new_metrics = with_out_of_scope(metrics_from_predictions(labels, new_answers), candidate, split, cache, task)
     if active is None:
         baseline = gate.majority_baseline([m.label for m in split.train], labels)
         return Judgement(gate.decide_first(new_metrics, baseline), new_metrics, None, baseline)
-    old_answers = top1_labels(active, texts, cache)
-    old_metrics = with_out_of_scope(metrics_from_predictions(labels, old_answers), active, split, cache, task)
+    old_cache = active_cache if active_cache is not None else cache  # an empty cache is falsy (len 0)
+    old_answers = top1_labels(active, texts, old_cache)
+    old_metrics = with_out_of_scope(metrics_from_predictions(labels, old_answers), active, split, old_cache, task)
     decision = gate.decide(
         new_metrics,
         old_metrics,
@@ -194,25 +202,77 @@ def publish_version(opts: RoundOptions, db: Database, adapter: camel.Adapter) ->
     return version, final
 
 
+def configured_base(opts: RoundOptions) -> str:
+    return opts.base_model or camel.default_base_model_path()
+
+
+def previous_base(opts: RoundOptions, active_record: storage.AdapterVersion | None) -> camel.BaseRef | None:
+    """The base the active adapter was trained on when it is not the configured one (the base
+    changed): then the round trains afresh from all labels, and the gate judges against the
+    active adapter on its own base."""
+    if active_record is None:
+        return None
+    try:
+        ref = camel.adapter_base(active_record.path)
+    except camel.CamelError:
+        return None  # a broken active adapter: loading it below says so, as before
+    try:
+        configured = compute_fingerprint(configured_base(opts))
+    except OSError as exc:
+        raise BaseModelError(f"cannot read base model {configured_base(opts)}: {exc.strerror or exc}") from exc
+    return ref if ref.fingerprint != configured else None
+
+
+def load_previous(
+    ref: camel.BaseRef, active_record: storage.AdapterVersion, cache_dir: str
+) -> tuple[camel.Adapter, camel.FeatureCache] | None:
+    """The active adapter on its own previous base (None when that base's folder is gone or changed)."""
+    try:
+        if not os.path.isdir(ref.path) or compute_fingerprint(ref.path) != ref.fingerprint:
+            return None
+        old_base = camel.load_base(ref.path)
+    except (OSError, camel.CamelError):
+        return None
+    return camel.load_adapter(active_record.path, old_base), camel.FeatureCache(old_base, cache_dir)
+
+
 def train_and_judge(
-    opts: RoundOptions, db: Database, run_id: int, active_record: storage.AdapterVersion | None, split: Split
+    opts: RoundOptions,
+    db: Database,
+    run_id: int,
+    active_record: storage.AdapterVersion | None,
+    split: Split,
+    previous: camel.BaseRef | None = None,
 ) -> tuple[str, int, Path, Judgement]:
-    base = camel.load_base(opts.base_model or camel.default_base_model_path())
+    base = camel.load_base(configured_base(opts))
     # The bot names the engine it checked at its start; a round run by hand with "auto" checks its own.
     engine = camel.choose_engine(base, opts.engine, DataPaths(opts.data_dir).engines, check=opts.engine == "auto")
     log.info("bottom engine %s", engine.reason)
-    cache = camel.FeatureCache(base, DataPaths(opts.data_dir).feature_cache, engine=engine.engine)
+    cache_dir = DataPaths(opts.data_dir).feature_cache
+    cache = camel.FeatureCache(base, cache_dir, engine=engine.engine)
     forget_deleted(db, cache)  # erased texts are never read from the shards nor stored again
-    active = camel.load_adapter(active_record.path, base) if active_record else None
     view = label_view(db, opts.task)
-    if active is not None:
-        active = under_todays_labels(active, view, cache, {m.label for m in split.train})
+    trained = {m.label for m in split.train}
+    active_cache: camel.FeatureCache | None = None
+    if previous is not None and active_record is not None:
+        # Trained on a previous base: nothing to continue from here; the gate reads it on its own base.
+        found = load_previous(previous, active_record, cache_dir)
+        judged, active_cache = found if found is not None else (None, None)
+        if judged is not None and active_cache is not None:
+            forget_deleted(db, active_cache)
+            judged = under_todays_labels(judged, view, active_cache, trained)
+        trained_from = None
+    else:
+        active = camel.load_adapter(active_record.path, base) if active_record else None
+        if active is not None:
+            active = under_todays_labels(active, view, cache, trained)
+        judged = trained_from = active
     task = storage.tasks.get_task(db, opts.task)
     # Everything before this line is the round's start-up (bench.system.round_start times it).
     log.info("%s: training starts on %d labels (%d new)", TRAINING_STARTS, len(split.train), len(split.new))
-    candidate = train_candidate(opts, split, active, cache, task.descriptions if task else None)
+    candidate = train_candidate(opts, split, trained_from, cache, task.descriptions if task else None)
     calibration = fit_calibration(candidate, split, task, cache)
-    judgement = judge(candidate, active, split, opts, cache, task)
+    judgement = judge(candidate, judged, split, opts, cache, task, active_cache)
     # with the label set it was trained on and the label history position that set reflects
     label_set = {"labels": list(candidate.labels), "history_mark": view.mark}
     judgement = replace(
@@ -268,9 +328,11 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
     resolution = storage.resolution.resolve_labels(
         db, opts.task, admin_weight=opts.admin_weight, heldout_fraction=opts.heldout_fraction
     )
+    previous = previous_base(opts, active_record)
+    # On a new base nothing was learned yet: every label is new to it.
     split = split_labels(
         resolution.labelled,
-        trained_until(db, active_record),
+        None if previous else trained_until(db, active_record),
         labels_changed=labels_changed_since(db, opts.task, active_record),
     )
     n_train, n_heldout, n_new = len(split.train), len(split.heldout), len(split.new)
@@ -290,7 +352,10 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
             db, run_id, outcome="skipped", error=reason, n_train=n_train, n_heldout=n_heldout, n_new=n_new
         )
         return replace(summary, reason=reason)
-    outcome, version, folder, judgement = train_and_judge(opts, db, run_id, active_record, split)
+    outcome, version, folder, judgement = train_and_judge(opts, db, run_id, active_record, split, previous)
+    reason = judgement.decision.reason
+    if previous is not None and active_record is not None and outcome == "rejected":
+        reason = messages_text.kept_on_previous_base(reason, active_record.version, previous.label(), version)
     # The run's end, the version's registration and its activation in one transaction: a kill
     # at any moment leaves all of them or none (then start-up removes the orphan folder).
     storage.rounds.finish_round(
@@ -302,7 +367,7 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
             path=str(folder),
             parent_version=active_record.version if active_record else None,
             metrics=judgement.new_metrics,
-            reason=judgement.decision.reason,
+            reason=reason,
             n_train=n_train,
             n_heldout=n_heldout,
             n_new=n_new,
@@ -312,7 +377,7 @@ def run_round(opts: RoundOptions, db: Database, run_id: int) -> RoundSummary:
         summary,
         outcome=outcome,
         version=version,
-        reason=judgement.decision.reason,
+        reason=reason,
         new_metrics=judgement.new_metrics,
         old_metrics=judgement.old_metrics,
         baseline=judgement.baseline,

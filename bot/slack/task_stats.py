@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import camel
 import storage
-from bot import texts
+from bot import reading, texts
 from bot.slack.services import Services
 
 
@@ -44,7 +45,8 @@ def last_run_line(services: Services, task: str) -> str:
     return f"#{run.id} {outcome}{version} ({run.started_at[:16].replace('T', ' ')}, {run.trigger})"
 
 
-def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
+def task_stats(services: Services, task: storage.Task, channel: str | None = None) -> dict[str, Any]:
+    """The numbers of /camel stats; `channel`: the one whose reading is shown (another's is not)."""
     db = services.db
     week, month = (storage.live.live_accuracy(db, task.name, days=d) for d in (7, 30))
     run = storage.runs.last_run(db, task.name)
@@ -64,7 +66,20 @@ def task_stats(services: Services, task: storage.Task) -> dict[str, Any]:
         ),
         "last_run": last_run_line(services, task.name),
         "next_run": next_run(services, task.name),
+        "reading": [reading_line(services, task, channel)] if channel else [],
     }
+
+
+def reading_line(services: Services, task: storage.Task, channel: str) -> str:
+    """The share of the channel's recent characters the base cannot represent, with advice above the alert."""
+    alert = services.settings.model.unknown_chars_alert
+    try:
+        base = services.predictors.base()
+    except camel.CamelError as exc:
+        return f"Base model reading of this channel: unknown, the base model does not load ({exc})"
+    found = reading.read_channel(services.db, base, task.name, channel)
+    over = f" - above {alert:.0%}: {reading.advice(alert)}" if found.passes(alert) else f" (alert above {alert:.0%})"
+    return f"Base model reading of this channel: {reading.summary(found)}{over}"
 
 
 def labels_this_week(services: Services, task: str) -> int:
@@ -76,6 +91,15 @@ def _number(metrics: dict[str, Any], key: str) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
 
 
+def base_of(version: storage.AdapterVersion) -> str:
+    """The base model a version was trained on, as its folder records it (after a base change,
+    versions of two bases are listed together)."""
+    try:
+        return camel.adapter_base(version.path).label()
+    except camel.CamelError:
+        return "unknown (folder removed)"
+
+
 def version_row(version: storage.AdapterVersion) -> str:
     m = version.metrics or {}
     reason = f" - {version.reason}" if version.reason else ""
@@ -85,5 +109,6 @@ def version_row(version: storage.AdapterVersion) -> str:
         reason = f" - {texts.interim_note(int(interim['parent']), int(interim.get('n_train', 0)))}{reason}"
     return (
         f"{texts.version_label(version.version)} *{version.status}* macro-F1 {_number(m, 'macro_f1')}, "
-        f"accuracy {_number(m, 'accuracy')} ({version.created_at[:16].replace('T', ' ')}){reason}"
+        f"accuracy {_number(m, 'accuracy')}, base {base_of(version)} "
+        f"({version.created_at[:16].replace('T', ' ')}){reason}"
     )

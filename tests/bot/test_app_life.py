@@ -58,6 +58,10 @@ def test_app_uninstalled_stops_all_work_for_the_workspace(bot: BotUnderTest, tmp
         def publish(self, channel: str, report: reports.Report) -> None:
             posted.append(channel)
 
+        def tell_admins(self, report: reports.Report) -> int:
+            posted.append("admins")
+            return 1
+
     Reporter(bot.settings, bot.db, Recording()).reload_failures([ReloadNotice("support", "support v2: broken")])
     assert posted == []
     # `camel-bot doctor` says so, with the fix.

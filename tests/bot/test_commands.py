@@ -93,8 +93,15 @@ def test_stats_and_history(bot_with_learning: BotUnderTest) -> None:
     assert "live adapter: v1" in stats and "Labelled messages: 1" in stats
     assert "Live accuracy: 7 days" in stats and "Last training run: never" in stats
     assert "Next training run: 20" in stats  # the nightly job's date
+    assert "Base model reading of this channel: 0% of 16 characters unknown to the base (Latin 100%" in stats
+    _stored_message(bot, "1700000042.000100", "我的卡还没到 <@U0BOB>")
+    stats = _ask(bot, "stats")
+    reading = "Base model reading of this channel: 27% of 22 characters unknown to the base (Latin 73%, Han 27%"
+    assert reading in stats and "above 10%" in stats and "[model] unknown_chars_alert" in stats
     history = _ask(bot, "history")
     assert "v1 *active*" in history
+    fingerprint = bot.predictors.get("support").adapter.base.fingerprint
+    assert f", base {bot.predictors.base().path.rsplit('/', 1)[-1]} ({fingerprint[:12]})" in history
 
 
 def test_retrain_refused_for_non_admin_then_run_by_admin(bot_with_learning: BotUnderTest) -> None:

@@ -189,6 +189,24 @@ def test_a_user_erased_in_storage_leaves_no_states_in_the_cache_shards(
     assert on_disk == {bot_cache.key("hello there", SPLIT, LENGTH)}
 
 
+def test_compaction_drops_the_states_of_bases_no_task_uses(
+    tiny_base: camel.BaseEncoder, tiny_xlmr_dir: Path, tmp_path: Path
+) -> None:
+    other = camel.load_base(str(tiny_xlmr_dir))
+    old, new = camel.FeatureCache(tiny_base, str(tmp_path)), camel.FeatureCache(other, str(tmp_path))
+    old.states(TEXTS[:2], SPLIT, LENGTH)
+    new.states(TEXTS[:1], SPLIT, LENGTH)
+    old.flush()
+    new.flush()
+    # Both bases' states share the folder; their keys never mix (same text, two keys).
+    assert old.key(TEXTS[0], SPLIT, LENGTH) != new.key(TEXTS[0], SPLIT, LENGTH)
+    assert camel.base_tag(other.fingerprint) in new.key(TEXTS[0], SPLIT, LENGTH)
+    kept = new.compact(keep_bases=[other.fingerprint, tiny_base.fingerprint])
+    assert kept.entries_removed == 0 and len(_keys_on_disk(tmp_path)) == 3
+    report = new.compact(keep_bases=[other.fingerprint])
+    assert report.entries_removed == 2 and _keys_on_disk(tmp_path) == {new.key(TEXTS[0], SPLIT, LENGTH)}
+
+
 def test_erase_rewrites_only_the_shards_holding_the_text_and_keeps_the_other_states_bit_for_bit(
     tiny_base: camel.BaseEncoder, tmp_path: Path
 ) -> None:
@@ -243,4 +261,21 @@ def test_erase_reaches_the_states_every_engine_left_in_the_folder(tiny_base: cam
     assert not variants & _keys_on_disk(tmp_path)
     kept = {cache.key(text, SPLIT, LENGTH) for cache in (fp32, bf16) for text in TEXTS[::2]}
     assert kept <= _keys_on_disk(tmp_path)
+
+
+def test_erase_through_one_base_reaches_the_texts_states_of_every_base(
+    tiny_base: camel.BaseEncoder, tiny_xlmr_dir: Path, tmp_path: Path
+) -> None:
+    """While tasks migrate, two bases' states share the folder: an erasure made with the
+    configured base's cache must also remove the text's states of the previous base."""
+    other = camel.load_base(str(tiny_xlmr_dir))
+    old, new = camel.FeatureCache(tiny_base, str(tmp_path)), camel.FeatureCache(other, str(tmp_path))
+    old.states(TEXTS[:2], SPLIT, LENGTH)
+    new.states(TEXTS[:2], SPLIT, LENGTH)
+    old.flush()
+    new.flush()
+    gone = camel.text_digest(TEXTS[1])
+    report = new.erase([gone])
+    assert report.entries_removed == 2
+    assert _keys_on_disk(tmp_path) == {old.key(TEXTS[0], SPLIT, LENGTH), new.key(TEXTS[0], SPLIT, LENGTH)}
     assert gone.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())

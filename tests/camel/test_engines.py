@@ -117,7 +117,8 @@ def test_cache_keys_name_the_engine_and_never_mix(tiny_base: camel.BaseEncoder, 
 
 
 def test_torch_engines_keep_the_cache_keys_they_had(tiny_base: camel.BaseEncoder) -> None:
-    # States cached before engines were named must still be found after an upgrade.
+    # States cached before engines were named (keys carrying the base's tag, then a hash ending in
+    # the precision) must still be found after an upgrade.
     import hashlib
 
     def old_key(text: str, precision: str) -> str:
@@ -125,7 +126,7 @@ def test_torch_engines_keep_the_cache_keys_they_had(tiny_base: camel.BaseEncoder
         for part in (tiny_base.fingerprint, "2", "32", precision):
             variant.update(part.encode("utf-8"))
             variant.update(b"\x00")
-        return f"{camel.text_digest(text)}-{variant.hexdigest()[:16]}"
+        return f"{camel.text_digest(text)}-{camel.base_tag(tiny_base.fingerprint)}{variant.hexdigest()[:16]}"
 
     assert camel.FeatureCache(tiny_base).key("hi", 2, 32) == old_key("hi", "fp32")
     bf16 = camel.FeatureCache(tiny_base, engine=camel.make_engine("torch-bf16", None))

@@ -105,6 +105,85 @@ def test_doctor_says_which_engine_runs_the_bottom_and_why(tmp_path: Path, tiny_b
     assert engine.commands[0].text in engine.fix
 
 
+def _chinese_channel(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    db = storage.open_store(data / "camel.db")
+    add_task(db)
+    # Markup is not writing: the mention, link and emoji code are not read.
+    message(db, "ts-1", text="<@U024BE7LH> 我的卡还没到 <https://example.com/track|跟踪> :smile:")
+    message(db, "ts-2", text="退款失败了吗")
+    db.close()
+    return data
+
+
+def test_doctor_says_when_the_base_cannot_read_a_channel(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    found = _results(_chinese_channel(tmp_path), tiny_bert_dir)["reading"]
+    assert len(found) == 1 and not found[0].ok
+    expected = "task support, channel C1: 100% of 12 characters unknown to the base (Han 100%; 2 messages)"
+    assert expected in found[0].detail
+    assert "[model] unknown_chars_alert" in found[0].fix and "[model] base_model" in found[0].fix
+    assert "README.md#teams-writing-other-languages" in found[0].fix
+
+
+def test_doctor_reading_is_fine_with_a_base_that_reads_the_channel(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+    found = _results(_chinese_channel(tmp_path), tiny_xlmr_dir)["reading"]
+    assert len(found) == 1 and found[0].ok, found[0].line()
+    assert "(alert above 10%)" in found[0].detail
+
+
+def _data_with_an_adapter(tmp_path: Path, base_dir: Path) -> Path:
+    """A data folder whose task's active v1 was trained on `base_dir`."""
+    from tests.bot.conftest import SUPPORT_LABELS, training_texts
+
+    import camel
+
+    data = tmp_path / "data"
+    db = storage.open_store(data / "camel.db")
+    storage.tasks.upsert_task(db, storage.TaskSpec("support", kind="intent", labels=SUPPORT_LABELS, channels=["C1"]))
+    texts, labels = training_texts()
+    config = camel.CamelConfig(base_model=str(base_dir), trainable_layers=1, bottleneck=8)
+    adapter = camel.train(texts, labels, config=config, args=camel.TrainingArgs(max_epochs=1, num_threads=1)).adapter
+    folder = data / "adapters" / "support" / "v0001"
+    camel.save_adapter(adapter, str(folder))
+    storage.adapters.register_adapter(
+        db,
+        storage.NewAdapterVersion(
+            task="support", version=1, path=str(folder), parent_version=None, run_id=None, metrics={}
+        ),
+    )
+    storage.adapters.activate_adapter(db, "support", 1, reason="test")
+    db.close()
+    return data
+
+
+def test_doctor_says_what_a_base_change_will_do(tmp_path: Path, tiny_bert_dir: Path, tiny_xlmr_dir: Path) -> None:
+    data = _data_with_an_adapter(tmp_path, tiny_bert_dir)
+    same = _results(data, tiny_bert_dir)["adapter support"][0]
+    assert same.ok and "v1 loads" in same.detail
+    changed = _results(data, tiny_xlmr_dir)["adapter support"][0]
+    assert changed.ok, changed.line()  # not a broken adapter
+    assert f"base change: v1 was trained on {tiny_bert_dir.name} (" in changed.detail
+    assert "keeps serving on its own base (a second base model in memory)" in changed.detail
+    assert "The next round trains afresh from all 0 labels" in changed.detail and "compaction" in changed.detail
+
+
+def test_doctor_says_a_task_whose_old_base_is_gone_will_answer_zero_shot(
+    tmp_path: Path, tiny_bert_dir: Path, tiny_xlmr_dir: Path
+) -> None:
+    import shutil
+
+    import camel
+
+    old_base = shutil.copytree(tiny_bert_dir, tmp_path / "old-base")
+    data = _data_with_an_adapter(tmp_path, old_base)
+    camel.base.release_base(str(old_base))
+    shutil.rmtree(old_base)
+    changed = _results(data, tiny_xlmr_dir)["adapter support"][0]
+    assert changed.ok, changed.line()
+    assert "base change: v1 was trained on old-base (" in changed.detail
+    assert "that base's folder is gone, so the task answers with zero-shot guesses on the new base" in changed.detail
+
+
 def test_after_the_cap_is_applied_doctor_finds_the_feature_cache_within_it(tmp_path: Path, tiny_bert_dir: Path) -> None:
     """The nightly job compacts the cache to [retention] cache_max_bytes; doctor then counts the
     folder's bytes and must find it within the cap (headers counted, it was 12% over with the tiny model)."""

@@ -102,8 +102,18 @@ def new_loop(loop_env: tuple[Settings, object]) -> Iterator[Callable[..., Learni
 
 
 @pytest.fixture()
-def loop_env(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[tuple[Settings, object]]:
-    settings = make_settings(tmp_path / "data", tiny_bert_dir)
+def loop_base_dir(request: pytest.FixtureRequest) -> Path:
+    """The base model folder of loop_env: the tiny BERT, or another tiny model's fixture named by
+    indirect parametrisation (`tiny_xlmr_dir`: the same loop on a sentencepiece-style tokenizer)."""
+    return Path(request.getfixturevalue(getattr(request, "param", "tiny_bert_dir")))
+
+
+BOTH_BASES = pytest.mark.parametrize("loop_base_dir", ["tiny_bert_dir", "tiny_xlmr_dir"], indirect=True)
+
+
+@pytest.fixture()
+def loop_env(tmp_path: Path, loop_base_dir: Path) -> Iterator[tuple[Settings, object]]:
+    settings = make_settings(tmp_path / "data", loop_base_dir)
     db = storage.open_store(settings.db_path)
     storage.tasks.upsert_task(db, storage.TaskSpec(TASK, kind="intent", labels=sorted(WORDS), channels=[CHANNEL]))
     yield settings, db

@@ -278,10 +278,16 @@ def test_a_version_trained_on_another_base_is_not_rejected(loop_env, new_loop, t
         db, storage.NewAdapterVersion(task=TASK, version=3, path=str(v3), parent_version=2, run_id=None, metrics={})
     )
     storage.adapters.activate_adapter(db, TASK, 3, reason="trained elsewhere")
+    # With its base's folder present, v3 would serve on its own base (a second base in memory);
+    # gone, no base can serve it: the nearest version that loads serves, and v3 is not rejected.
+    from camel.base import release_base
+
+    release_base(str(tmp_path / "other-bert"))
+    shutil.rmtree(tmp_path / "other-bert")
     predictors = PredictorRegistry(settings.model.base_model, settings.feature_cache_dir)
     errors = new_loop(settings, predictors).sync()
     assert predictors.version(TASK) == 2 and storage.tasks.get_task(db, TASK).active_version == 2
     v3_record = storage.adapters.get_adapter(db, TASK, 3)
     assert v3_record.status == "retired", v3_record
-    assert "base fingerprint" in errors[0] and "is marked rejected" not in errors[0]
+    assert "whose folder is gone" in errors[0] and "is marked rejected" not in errors[0]
     assert "v3 was trained on another base model: not marked rejected" in errors[0]

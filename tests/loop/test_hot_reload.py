@@ -12,9 +12,10 @@ import storage
 from bot.demo.local_slack import FakeSlackAPI
 from bot.loop.registry import PredictorRegistry
 from bot.slack.publisher import SlackPublisher
-from tests.loop.conftest import TASK, WORDS, install_adapter
+from tests.loop.conftest import BOTH_BASES, TASK, WORDS, install_adapter
 
 
+@BOTH_BASES
 def test_versions_swap_while_threads_predict_without_a_failed_prediction(loop_env, new_loop) -> None:
     settings, db = loop_env
     for version in range(1, 6):

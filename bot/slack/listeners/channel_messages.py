@@ -70,7 +70,7 @@ def handle_new(
         # Deleted in Slack before this (late) delivery: it stays deleted, and the text it carried
         # leaves the inbox and the WAL now rather than at the next checkpoint.
         erasure.drop_late_delivery(
-            services.settings, services.db, channel=channel, ts=str(message["ts"]), cache=services.predictors.cache
+            services.settings, services.db, channel=channel, ts=str(message["ts"]), cache=services.predictors.caches()
         )
         return
     message_id = storage.messages.record_message(
@@ -140,7 +140,7 @@ def apply_edit(
         return
     if stored.deleted_at is not None:  # an edit of a deleted message carries its texts: they leave too
         erasure.drop_late_delivery(
-            services.settings, services.db, channel=channel, ts=stored.ts, cache=services.predictors.cache
+            services.settings, services.db, channel=channel, ts=stored.ts, cache=services.predictors.caches()
         )
         return
     task = storage.tasks.task_for_channel(services.db, channel)
@@ -158,7 +158,7 @@ def apply_edit(
         channel=channel,
         ts=stored.ts,
         text=text,
-        cache=services.predictors.cache,
+        cache=services.predictors.caches(),
         stores=[services.memory],
     )
     if (
@@ -184,7 +184,7 @@ def forget_deleted(services: Services, event: dict[str, Any], workspace: str) ->
         channel=str(event.get("channel", "")),
         ts=str(ts),
         actor="slack",
-        cache=services.predictors.cache,
+        cache=services.predictors.caches(),
         stores=[services.memory],  # its near-duplicate row goes now, not at the next recall
     )
     if forgotten is not None:

@@ -126,7 +126,7 @@ def _stored_message_id(call: Invocation, channel: str, ts: str) -> int:
 
 def do_stats(call: Invocation) -> None:
     task = call.channel_task()
-    call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task)))
+    call.reply(texts.stats_text(task.name, task_stats.task_stats(call.services, task, call.channel)))
 
 
 def do_review(call: Invocation) -> None:
