@@ -171,6 +171,7 @@ def start(
         engine=settings.model.engine,
         engines_dir=settings.paths.engines,
         trainable_layers=settings.model.trainable_layers,
+        cache_memory_entries=settings.model.cache_memory_entries,
         background=lambda task: storage.messages.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
     )
     client = build_client(settings) if slack else None

@@ -98,6 +98,9 @@ class ModelSettings:
     # Share of a channel's characters the base's tokenizer cannot represent above which admins
     # are told the base does not read that channel (README: Teams writing other languages).
     unknown_chars_alert: float = 0.10
+    # Bottom states a serving process keeps in memory per base (about 15 KB each for MiniLM at
+    # 20 tokens); least recently used go first and are read back from the cache folder.
+    cache_memory_entries: int = 50_000  # camel.cache.DEFAULT_MAX_ENTRIES (a test keeps them equal)
 
 
 # camel.engines.ENGINES (settings must not import torch; a test keeps them equal)
@@ -285,6 +288,7 @@ def _validate(s: Settings) -> None:
             f"model.engine must be auto or one of {', '.join(ENGINE_NAMES)}, got {s.model.engine!r}",
         ),
         (0.0 <= s.model.unknown_chars_alert <= 1.0, "model.unknown_chars_alert must be between 0 and 1"),
+        (s.model.cache_memory_entries >= 1, "model.cache_memory_entries must be at least 1"),
         (s.retention.cache_max_bytes >= 0, "retention.cache_max_bytes must be 0 or more"),
         (s.retention.keep_versions >= 0, "retention.keep_versions must be 0 or more"),
         *[

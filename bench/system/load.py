@@ -23,7 +23,6 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -44,7 +43,8 @@ from urllib.parse import parse_qsl, urlencode
 from bench.common import (
     DATA_DIR,
     benchmark_parser,
-    cpu_model,
+    machine_facts,
+    machine_line,
     project_env,
     read_split,
     recorded_command,
@@ -55,6 +55,7 @@ from bench.common import (
     write_results,
 )
 from bot.demo.slack_events import signed_headers
+from camel.cache import DEFAULT_MAX_ENTRIES
 
 MODULE = "bench.system.load"
 SECRET = "bench-load-secret"
@@ -148,7 +149,9 @@ def _params(content_type: str, body: bytes) -> dict[str, Any]:
     return dict(parse_qsl(body.decode()))
 
 
-def write_config(folder: Path, slack_url: str, synchronous: str = "FULL") -> Path:
+def write_config(
+    folder: Path, slack_url: str, synchronous: str = "FULL", cache_entries: int = DEFAULT_MAX_ENTRIES
+) -> Path:
     path = folder / "camel-bot.toml"
     path.write_text(f"""
 mode = "http"
@@ -165,6 +168,7 @@ channel_burst = {BURST}
 [model]
 base_model = ""
 trainable_layers = 2
+cache_memory_entries = {cache_entries}
 [learning]
 # No training round during the measurement: it would measure training, not the event path.
 threshold_new_labels = 100000000
@@ -376,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         default="FULL",
         help="the inbox insert's PRAGMA synchronous (default FULL, the bot's); both: NORMAL then FULL, side by side",
     )
+    parser.add_argument(
+        "--cache-entries",
+        type=int,
+        default=DEFAULT_MAX_ENTRIES,
+        help=f"the bot's [model] cache_memory_entries (default {DEFAULT_MAX_ENTRIES:,}, the bot's); lower it so "
+        "a run of a few minutes reaches the cap and shows whether RSS stays flat after it",
+    )
     args = parser.parse_args(argv)
     wall = time.perf_counter()
     require_data(["banking77"])
@@ -384,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     texts, labels = sample_per_class([train_texts[i] for i in keep], [train_labels[i] for i in keep], 30, seed=0)
     message_texts, _ = read_split("banking77", "test")
     load_before = os.getloadavg()
+    facts = machine_facts(os.cpu_count() or 1)
     modes = ["NORMAL", "FULL"] if args.inbox_synchronous == "both" else [args.inbox_synchronous]
     phases: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="camel-load-") as tmp:
@@ -395,15 +407,18 @@ def main(argv: list[str] | None = None) -> int:
             # Each phase on its own copy of the freshly trained data folder: an empty inbox, the same adapter.
             folder = Path(tmp) / mode
             shutil.copytree(trained / "data", folder / "data")
-            phases[mode] = run_phase(folder, mode, message_texts, args.rate, args.seconds)
+            phases[mode] = run_phase(folder, mode, message_texts, args.rate, args.seconds, args.cache_entries)
     load_after = os.getloadavg()
     argv_recorded = ["--rate", f"{args.rate:g}", "--seconds", f"{args.seconds:g}"]
     if args.inbox_synchronous != "FULL":
         argv_recorded += ["--inbox-synchronous", args.inbox_synchronous]
+    if args.cache_entries != DEFAULT_MAX_ENTRIES:
+        argv_recorded += ["--cache-entries", str(args.cache_entries)]
+    engine = next((p["engine"] for p in phases.values() if p.get("engine")), None)
+    facts = {**facts, "engine": engine}
     machine = {
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
+        **facts,
+        "line": machine_line(facts["torch_threads"], engine, facts),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
     }
@@ -423,10 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_phase(folder: Path, synchronous: str, message_texts: list[str], rate: float, seconds: float) -> dict[str, Any]:
+def run_phase(
+    folder: Path, synchronous: str, message_texts: list[str], rate: float, seconds: float, cache_entries: int
+) -> dict[str, Any]:
     """One `serve` on `folder`'s data, one steady phase and its drain; the figures of that phase."""
     stand_in = SlackStandIn()
-    config = write_config(folder, stand_in.url, synchronous)
+    config = write_config(folder, stand_in.url, synchronous, cache_entries)
     process, port = start_bot(config, folder / "serve.log")
     rss: list[tuple[float, float]] = []
     sampling = threading.Event()
@@ -483,13 +500,24 @@ def run_phase(folder: Path, synchronous: str, message_texts: list[str], rate: fl
     steady_rss = [mb for _, mb in rss[:steady_end]]
     half = steady_rss[len(steady_rss) // 2 :]
     rss_growth = (max(half) - half[0]) / half[0] if half and half[0] else None
-    cache_note = (
-        "The feature cache (camel.FeatureCache, 50,000 entries by default) never reached its cap in this run: "
-        f"{len(generator.sent_messages)} distinct texts. By its own estimate (0.75 GB at 50,000 "
-        "entries) the cache accounts for about 15 KB per new text; growth beyond that (thread arenas of the 32 "
-        "inbox and 32 HTTP threads, torch buffers of larger batches) was not broken down in this run. "
-        "`rss_flat` means less than 5% growth over the second half of the steady phase."
+    distinct = len(generator.sent_messages)
+    lowered = (
+        ""
+        if cache_entries == DEFAULT_MAX_ENTRIES
+        else f" (lowered for this run from the bot's {DEFAULT_MAX_ENTRIES:,})"
     )
+    reached = distinct > cache_entries
+    cache_note = (
+        f"The serving feature cache's memory cap ([model] cache_memory_entries) was {cache_entries:,} states"
+        f"{lowered}; the run sent {distinct:,} distinct message texts, so the cap was "
+        + (
+            f"reached after about {cache_entries / max(1e-9, distinct / elapsed):.0f} s of the steady phase. "
+            if reached
+            else "never reached (about 15 KB of memory per new text until it is). "
+        )
+        + "`rss_flat` means less than 5% growth over the second half of the steady phase."
+    )
+    engine_line = re.search(r"bottom engine ([a-z0-9-]+)", log_tail)
     requeued = {
         m.group(1): float(m.group(2))
         for m in re.finditer(r'camel_inbox_requeued_total\{reason="([a-z_]+)"\} ([0-9.e+]+)', metrics)
@@ -516,6 +544,9 @@ def run_phase(folder: Path, synchronous: str, message_texts: list[str], rate: fl
         "rss_mb_second_half_start_end": [round(half[0], 1), round(half[-1], 1)] if half else None,
         "rss_flat": bool(rss_growth is not None and rss_growth < 0.05),
         "rss_note": cache_note,
+        "cache_memory_entries": cache_entries,
+        "cache_cap_reached": reached,
+        "engine": engine_line.group(1) if engine_line else None,
         "stand_in_429s": stand_in.rate_limited,
         "bot_requeued": requeued,
         "kinds_sent": dict(Counter(a[0] for a in acks)),
@@ -529,8 +560,7 @@ def markdown(r: dict[str, Any]) -> str:
     return f"""# Load: the Slack event path under a steady flood
 
 Command: `{r["command"]}` (steady phase {r["steady_seconds"]} s, then up to {DRAIN_S:.0f} s of drain).
-Machine: {r["machine"]["cpus"]} CPUs ({r["machine"].get("cpu", "model not recorded")}) shared with other jobs;
-load average before
+Machine: {r["machine"]["line"]}; load average (1, 5, 15 min) before
 {r["machine"]["loadavg_before"]}, after {r["machine"]["loadavg_after"]}.
 
 The real `camel-bot serve` (waitress, request guard, Bolt, durable inbox with 32 workers,
@@ -576,7 +606,7 @@ Command: `{r["command"]}`: one adapter trained once, then the same steady phase 
 a fresh `camel-bot serve` on its own copy of the data folder: the inbox insert at
 `synchronous=NORMAL` (survives a killed process), then at `FULL` (the bot's default: the WAL is
 synced at the insert's commit, so the event also survives an OS crash or power loss).
-Machine: {r["machine"]["cpus"]} CPUs ({r["machine"]["cpu"]}) shared with other jobs; load average before
+Machine: {r["machine"]["line"]}; load average before
 {r["machine"]["loadavg_before"]}, after {r["machine"]["loadavg_after"]}. Everything else as in `load.md`.
 
 | inbox insert | ack p50 / p99 | events/s, 0 non-2xx | non-2xx | lost / doubled | reply p50 / p99 | steady |

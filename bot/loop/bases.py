@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import camel
 from camel.base import compute_fingerprint, release_base
+from camel.cache import DEFAULT_MAX_ENTRIES
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,16 @@ def _torch_fp32(base: camel.BaseEncoder) -> camel.EngineChoice:
 
 
 class Bases:
-    def __init__(self, configured_path: str, cache_dir: str | None, choose: EngineChooser = _torch_fp32) -> None:
+    def __init__(
+        self,
+        configured_path: str,
+        cache_dir: str | None,
+        choose: EngineChooser = _torch_fp32,
+        memory_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
         self.configured_path = configured_path
         self.cache_dir = cache_dir
+        self.memory_entries = memory_entries  # [model] cache_memory_entries, for every base's cache
         self.choose = choose
         self._current: LoadedBase | None = None
         self._others: dict[str, LoadedBase] = {}  # fingerprint -> a previous base still serving
@@ -72,7 +80,8 @@ class Bases:
 
     def _loaded(self, base: camel.BaseEncoder) -> LoadedBase:
         choice = self.choose(base)
-        return LoadedBase(base, camel.FeatureCache(base, self.cache_dir, engine=choice.engine), choice)
+        cache = camel.FeatureCache(base, self.cache_dir, engine=choice.engine, max_entries=self.memory_entries)
+        return LoadedBase(base, cache, choice)
 
     def current_or_none(self) -> LoadedBase | None:
         """The configured base, or None (with one clear log line per reason) when it does not load."""

@@ -32,6 +32,7 @@ import camel
 import storage
 from bot import texts
 from bot.loop.bases import Bases, LoadedBase
+from camel.cache import DEFAULT_MAX_ENTRIES
 from bot.loop.zero_shot import Background, ZeroShotGuesser
 from bot.metrics import BotMetrics
 from bot.serving import Serving, label_view
@@ -60,6 +61,7 @@ class PredictorRegistry:
         engine: str = "torch-fp32",
         engines_dir: str | None = None,
         trainable_layers: int = 2,
+        cache_memory_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self.base_model_path = base_model_path or camel.default_base_model_path()
         self.cache_dir = cache_dir
@@ -68,7 +70,7 @@ class PredictorRegistry:
         # The engine is checked where serving splits the base ([model] trainable_layers): that is
         # the export (for ort-fp32) serving and the rounds then use.
         self.trainable_layers = trainable_layers
-        self.bases = Bases(self.base_model_path, cache_dir, self._choose_engine)
+        self.bases = Bases(self.base_model_path, cache_dir, self._choose_engine, cache_memory_entries)
         self._serving: dict[str, Serving] = {}
         # task -> active version trained on a base whose folder is gone (answered zero-shot), so
         # the reload poll does not try it again until another version becomes active.

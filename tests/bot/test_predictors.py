@@ -118,3 +118,14 @@ def test_label_changes_are_served_hot_and_survive_a_swap(
     storage.labels.change(db, "support", "retire", "UADMIN", "crypto")
     registry.sync(db)
     assert "crypto" not in registry.get("support").label_plan().labels  # type: ignore[union-attr]
+
+
+def test_the_serving_cache_keeps_at_most_the_configured_states_in_memory(
+    tiny_bert_dir: Path, support_adapter_dir: Path
+) -> None:
+    registry = PredictorRegistry(str(tiny_bert_dir), None, cache_memory_entries=2)  # no folder: memory only
+    registry.load("support", 1, str(support_adapter_dir))
+    predictor = registry.get("support")
+    assert predictor is not None
+    predictor.answer(["refund charged twice", "my card has not arrived", "love it", "where is my card", "hello"])
+    assert len(predictor.cache) == 2  # [model] cache_memory_entries bounds serving's resident states

@@ -134,3 +134,14 @@ def test_engine_setting_defaults_to_auto_and_names_camels_engines(tmp_path: Path
     assert ENGINE_NAMES == camel.ENGINES  # settings cannot import torch to ask camel itself
     assert load_settings(None, env={}).model.engine == "auto"
     assert load_settings(_write(tmp_path, "[model]\nengine = 'ort-fp32'\n"), {}).model.engine == "ort-fp32"
+
+
+def test_cache_memory_entries_defaults_to_camels_cap_and_refuses_zero(tmp_path: Path) -> None:
+    from camel.cache import DEFAULT_MAX_ENTRIES
+
+    assert load_settings(None, env={}).model.cache_memory_entries == DEFAULT_MAX_ENTRIES
+    assert (
+        load_settings(_write(tmp_path, "[model]\ncache_memory_entries = 500\n"), {}).model.cache_memory_entries == 500
+    )
+    with pytest.raises(SettingsValueError, match="model.cache_memory_entries must be at least 1"):
+        load_settings(_write(tmp_path, "[model]\ncache_memory_entries = 0\n"), {})
