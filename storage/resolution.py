@@ -36,6 +36,8 @@ from storage.errors import InvalidValueError
 from storage.records import Dispute, LabelledMessage, MessageVerdict, Resolution
 from storage.tasks import require_task
 
+# SQLite's default limit of host parameters is 999 in old builds; stay well below it.
+_CHUNK = 500
 # One sequential scan in id order (cheaper than an index walk that jumps around the table);
 # a later row of the same (message, user) replaces the earlier one in Python.
 _LIVE_CORRECTIONS_SQL = """
@@ -144,11 +146,57 @@ def resolve_labels(
 
 def count_new_labels_since(db: sqlite_utils.Database, task: str, since: datetime | str | None) -> int:
     """Resolved labels whose deciding vote came after `since` (None: every resolved label)."""
-    labelled = resolve_labels(db, task).labelled
     if since is None:
-        return len(labelled)
+        return len(resolve_labels(db, task).labelled)
     cutoff = to_iso(since)
-    return sum(1 for item in labelled if item.resolved_at > cutoff)
+    return _count_resolved_after(db, task, _voted_since(db, task, cutoff), cutoff)
+
+
+def new_labels_reach(db: sqlite_utils.Database, task: str, since: datetime | str | None, threshold: int) -> bool:
+    """`count_new_labels_since(...) >= threshold`, without resolving every label on each call.
+
+    Called on every correction: a label resolved after `since` has its deciding vote after it,
+    so only messages with a live vote since then can count, and when fewer than `threshold`
+    messages have one the answer is known from one query (before this, each correction resolved
+    every label of the task, so a flood of reactions cost more with every correction stored)."""
+    cutoff = to_iso(since) if since is not None else ""
+    candidates = _voted_since(db, task, cutoff)
+    if len(candidates) < threshold:
+        return False
+    return _count_resolved_after(db, task, candidates, cutoff) >= threshold
+
+
+def _voted_since(db: sqlite_utils.Database, task: str, cutoff: str) -> list[int]:
+    """Messages of `task` with a live correction made after `cutoff` (ISO time; "" for all)."""
+    found = rows_as_tuples(
+        db,
+        "SELECT DISTINCT message_id FROM corrections WHERE task = ? AND withdrawn_at IS NULL AND created_at > ?",
+        (task, cutoff),
+    )
+    return [int(row[0]) for row in found]
+
+
+def _count_resolved_after(db: sqlite_utils.Database, task: str, message_ids: list[int], cutoff: str) -> int:
+    """Of `message_ids`, how many `resolve_labels` would list with `resolved_at` after `cutoff`:
+    a winning label that is not retired, on a message whose text is still stored."""
+    retired = {label for (label,) in rows_as_tuples(db, "SELECT label FROM retired_labels WHERE task = ?", (task,))}
+    count = 0
+    for start in range(0, len(message_ids), _CHUNK):
+        chunk = message_ids[start : start + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        with_text = {
+            int(row[0])
+            for row in rows_as_tuples(db, f"SELECT id FROM messages WHERE id IN ({marks}) AND text != ''", tuple(chunk))
+        }
+        for message_id, verdict in resolve_messages(db, task, chunk).items():
+            if (
+                verdict.label is not None
+                and verdict.label not in retired
+                and message_id in with_text
+                and verdict.resolved_at > cutoff
+            ):
+                count += 1
+    return count
 
 
 def label_scores(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, float]]:

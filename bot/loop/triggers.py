@@ -147,10 +147,7 @@ class Triggers:
     def _enough_new_labels(self, task: str) -> bool:
         last = storage.runs.last_run(self.db, task)
         since = datetime.fromisoformat(last.started_at) if last else None
-        return (
-            storage.resolution.count_new_labels_since(self.db, task, since)
-            >= self.settings.learning.threshold_new_labels
-        )
+        return storage.resolution.new_labels_reach(self.db, task, since, self.settings.learning.threshold_new_labels)
 
     def next_run_time(self, task: str) -> datetime | None:
         return sched.next_run_time(self.scheduler, task) if self.scheduler else None

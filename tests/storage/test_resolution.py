@@ -152,3 +152,47 @@ def test_live_accuracy_judges_the_prediction_people_saw(db) -> None:
     assert (result["n"], result["correct"], result["accuracy"]) == (2, 1, 0.5)
     assert result["per_label"]["top_up"] == {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1}
     assert result["per_label"]["card_arrival"]["f1"] == 0.0
+
+
+def _count_by_full_resolution(db, since: str | None) -> int:
+    """What count_new_labels_since computed before it resolved only the messages voted on since."""
+    labelled = storage.resolution.resolve_labels(db, "support").labelled
+    return len(labelled) if since is None else sum(1 for m in labelled if m.resolved_at > since)
+
+
+def test_new_label_counts_resolve_only_recent_votes_and_agree_with_a_full_resolution(db) -> None:
+    import random
+
+    rng = random.Random(7)
+    mids = [message(db, str(i)) for i in range(25)]
+    times: list[str] = []
+    for n in range(150):
+        mid, user = rng.choice(mids), rng.choice(["U1", "U2", "U3", "U4"])
+        label = rng.choice([*storage.tasks.get_task(db, "support").labels, None])  # None: a rejection
+        source = "reject" if label is None else rng.choice(["reaction", "menu", "command"])
+        correct(db, mid, label, user, source=source, admin=rng.random() < 0.2)
+        if label is not None and rng.random() < 0.1:
+            storage.corrections.withdraw_correction(
+                db, message_id=mid, task="support", user=user, source=source, label=label
+            )
+        times.append(db.execute("SELECT MAX(created_at) FROM corrections").fetchone()[0])
+        if n == 90:  # a purged text and a retired label leave the counts as they leave training
+            db.execute("UPDATE messages SET text = '' WHERE id = ?", (mids[3],))
+            storage.labels.change(db, "support", "retire", "UADMIN", old_name="lost_or_stolen_card")
+    for since in [None, *times[::10], times[-1]]:
+        expected = _count_by_full_resolution(db, since)
+        assert storage.resolution.count_new_labels_since(db, "support", since) == expected
+        for threshold in (1, expected, expected + 1):
+            assert storage.resolution.new_labels_reach(db, "support", since, threshold) == (expected >= threshold)
+
+
+def test_below_the_threshold_the_trigger_check_resolves_nothing(db, monkeypatch) -> None:
+    for i in range(5):
+        correct(db, message(db, str(i)), "top_up", "U1")
+
+    def resolving_everything(*args, **kwargs):  # the per-correction cost this check must not pay
+        raise AssertionError("resolved every label to answer a count below the threshold")
+
+    monkeypatch.setattr(storage.resolution, "resolve_labels", resolving_everything)
+    monkeypatch.setattr(storage.resolution, "resolve_messages", resolving_everything)
+    assert storage.resolution.new_labels_reach(db, "support", None, 25) is False
