@@ -45,6 +45,10 @@ FEATURE_BATCH = 64
 # How strongly the refit stays near the serving weights (per unit of mean cross-entropy).
 PULL = 1e-3
 MAX_ITERATIONS = 60
+# A flood of corrections must not keep a core refitting while the bot answers messages: after a
+# refit that took d seconds, the next one of the task starts at least max(d, MIN_GAP_S) later, so
+# refits take at most half a core; corrections meanwhile are folded into that next refit.
+MIN_GAP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -175,20 +179,29 @@ class InterimRefitter:
     def stop(self, timeout: float) -> bool:
         with self._guard:
             self.stopped = True
+            self._idle.notify_all()  # a worker resting between refits stops now
         return self.wait_idle(timeout)
 
     def _work(self, task: str) -> None:
+        rest = 0.0
         try:
             while True:
                 with self._guard:
                     if task not in self._pending or self.stopped:
                         return
+                    if rest > 0:  # more corrections came during the last refit: rest first
+                        self._idle.wait_for(lambda: self.stopped, timeout=rest)
+                        if self.stopped:
+                            return
                     self._pending.discard(task)
+                began = time.monotonic()
                 try:
                     result = self.refit(task)
                 except Exception:  # a refit is an optimisation: the round still follows
                     log.exception("interim refit of %s failed", task)
                     continue
+                finally:
+                    rest = max(MIN_GAP_S, time.monotonic() - began)
                 self.last[task] = result
                 if self.on_result is not None:
                     self.on_result(result)

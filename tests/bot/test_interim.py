@@ -4,6 +4,8 @@ by the gate and served hot, without waiting for the threshold, the debounce or a
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -12,6 +14,8 @@ from camel.cache import text_digest
 
 import storage
 from bot.loop import LearningLoop, round as round_module, versions
+from bot.loop.interim import MIN_GAP_S, InterimRefitter, InterimResult
+from bot.settings import Settings
 from bot.loop.registry import fallback_candidates
 from tests.bot.conftest import SUPPORT_LABELS, BotUnderTest, training_texts, wait_until
 
@@ -109,3 +113,54 @@ def test_an_erased_texts_features_leave_the_refit_cache(bot_with_learning: BotUn
     storage.messages.forget_message(bot.db, workspace="T0CAMEL", channel="C0SUPPORT", ts="1700005000.000100", actor="t")
     loop.forget_deleted()  # what the reload poll runs
     assert not any(digest in known for known in loop.interim.features._by_blocks.values())
+
+
+class _Timed:
+    """A stand-in refit (the real one needs a served adapter) that records when each ran; the
+    first one holds until the test lets it go, so corrections surely arrive while it runs."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[float, float]] = []
+        self.began = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, task: str) -> InterimResult:
+        began = time.monotonic()
+        self.began.set()
+        self.release.wait(timeout=60)
+        self.runs.append((began, time.monotonic()))
+        return InterimResult(task, "skipped", "timed stand-in")
+
+
+def _refitter(refit: _Timed) -> InterimRefitter:
+    refitter = InterimRefitter(Settings(), None, None, threading.Lock())  # type: ignore[arg-type]
+    refitter.refit = refit  # type: ignore[method-assign]
+    return refitter
+
+
+def test_corrections_during_a_refit_fold_into_one_more_that_rests_first() -> None:
+    refit = _Timed()
+    refitter = _refitter(refit)
+    assert refitter.request("support") is True
+    assert refit.began.wait(timeout=30)
+    for _ in range(5):  # a flood of corrections while it runs
+        assert refitter.request("support") is False
+    time.sleep(0.3)  # the first refit takes at least this long
+    refit.release.set()
+    assert refitter.wait_idle(timeout=30)
+    assert len(refit.runs) == 2  # the five folded into one more refit
+    (first_start, first_end), (second_start, _) = refit.runs
+    # The second waited at least max(its predecessor's time, MIN_GAP_S): refits take at most half a core.
+    assert second_start - first_end >= max(MIN_GAP_S, first_end - first_start)
+
+
+def test_stop_ends_a_refitter_resting_between_refits() -> None:
+    refit = _Timed()
+    refitter = _refitter(refit)
+    refitter.request("support")
+    assert refit.began.wait(timeout=30)
+    refitter.request("support")  # folded: waits for the rest after the first
+    refit.release.set()
+    wait_until(lambda: len(refit.runs) == 1, timeout=30, what="first refit done")
+    assert refitter.stop(timeout=30)
+    assert len(refit.runs) == 1  # the one waiting was not run after stop
