@@ -22,7 +22,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q --durations=15
+	# Two pytest workers (pytest-xdist): most tests wait on a child process, a server or a round, so
+	# one process leaves a core idle; loadscope keeps a module's tests, and its module fixtures
+	# (the demo's), in one worker.
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=15
 
 # Every benchmark whose figures the README quotes, with the command line its result file records;
 # bench/README.md lists them, and the two left out (the SetFit peer, the recipe search) with why.
