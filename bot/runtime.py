@@ -126,7 +126,6 @@ class Runtime:
             self.listeners = None
         if self.loop is not None:
             self.loop.stop()
-        storage.db.use_read_connections(self.db, False)  # the threads that read are stopped
 
     def __enter__(self) -> Runtime:
         return self
@@ -209,9 +208,6 @@ def start(
             registered=declared(),
         )
         started.pop_all()  # from here on, the runtime's stop() owns them
-    # The inbox workers, Bolt's listeners and the loop read on their own connections from now
-    # on, without queueing behind each other's commits (storage.db._reader); stop() closes them.
-    storage.db.use_read_connections(db, True)
     return runtime
 
 

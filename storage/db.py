@@ -3,9 +3,7 @@
 One `sqlite_utils.Database` is shared by the Bolt app's threads (check_same_thread=False),
 so every statement on it runs under one re-entrant lock per connection: SQLite serialises a
 connection's statements anyway, and the lock keeps one thread's transaction from swallowing
-another thread's statements. In the running bot (`use_read_connections`), a read outside the
-reading thread's own transaction runs on that thread's own connection instead, so lookups never
-queue behind other threads' commits. Other processes (the training child) use their own connections;
+another thread's statements. Other processes (the training child) use their own connections;
 WAL lets their reads run alongside our writes, and BEGIN IMMEDIATE plus busy_timeout makes
 writers queue instead of failing with "database is locked".
 """
@@ -85,9 +83,7 @@ def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Databas
         conn.close()
         raise
     db = sqlite_utils.Database(conn)
-    guard = guard_of(db)
-    guard.path = target
-    guard.file = None if target == ":memory:" else target
+    guard_of(db).path = target
     _migrate(db, found)
     return db
 
@@ -287,14 +283,7 @@ class ConnectionGuard:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.depth = 0  # nesting of transaction() on this connection; > 0 means one is open
-        self.owner: int | None = None  # the thread whose transaction is open
         self.path = "the database"  # for error messages: which file failed
-        self.file: str | None = None  # the database file open_store opened (None: in memory)
-        # Each thread's own read connection to the file, while `read_connections` is on (`_reader`).
-        self.read_connections = False
-        self.readers = threading.local()
-        self.opened_readers: list[sqlite3.Connection] = []
-        self.generation = 0  # a thread's reader from before the last switch-off is not used again
 
 
 _GUARDS: weakref.WeakKeyDictionary[sqlite_utils.Database, ConnectionGuard] = weakref.WeakKeyDictionary()
@@ -337,7 +326,7 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as exc:
             raise database_error(exc, database_path(db)) from exc
-        guard.depth, guard.owner = 1, threading.get_ident()
+        guard.depth = 1
         try:
             yield conn
         except sqlite3.DatabaseError as exc:
@@ -355,7 +344,7 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
                 _rollback(conn)
                 raise database_error(exc, database_path(db)) from exc
         finally:
-            guard.depth, guard.owner = 0, None
+            guard.depth = 0
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -367,9 +356,9 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-    """Run a read and fetch every row (see `_reader` for the connection it runs on)."""
-    with _reader(db) as conn:
-        cursor = conn.cursor()
+    """Run a read and fetch every row while holding the connection's lock."""
+    with _lock(db):
+        cursor = db.conn.cursor()
         cursor.row_factory = sqlite3.Row
         try:
             return cursor.execute(sql, tuple(params)).fetchall()
@@ -381,63 +370,13 @@ def rows(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> lis
 
 def rows_as_tuples(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Like `rows` but plain tuples: several times cheaper for the 100k-row scans."""
-    with _reader(db) as conn:
+    with _lock(db):
         try:
-            return conn.execute(sql, tuple(params)).fetchall()
+            return db.conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
             if _is_translated(exc):
                 raise database_error(exc, database_path(db)) from exc
             raise
-
-
-# A read connection's own page cache (KiB, negative = size): the OS caches the file for all of them.
-READER_CACHE_KIB = 512
-
-
-@contextmanager
-def _reader(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
-    """The connection a read runs on.
-
-    A read of a database file outside the calling thread's own transaction runs on that thread's
-    own read-only connection, without the shared connection's lock: under WAL a reader sees
-    every committed write and waits for no writer, so a worker's lookups (is the workspace
-    stopped, which task owns the channel, what the team labelled) no longer queue behind other
-    threads' commits, among them the inbox insert synced to disk before Slack's 200. Inside its
-    own transaction a thread reads on the shared connection, which sees its uncommitted writes;
-    an in-memory store has only the one connection."""
-    guard = guard_of(db)
-    if not guard.read_connections or guard.file is None or guard.owner == threading.get_ident():
-        with guard.lock:
-            yield db.conn
-        return
-    generation, conn = getattr(guard.readers, "conn", (None, None))
-    if conn is None or generation != guard.generation:
-        try:
-            conn = sqlite3.connect(guard.file, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA query_only = ON")  # a read connection never writes
-            conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
-        except sqlite3.DatabaseError as exc:
-            raise database_error(exc, guard.path) from exc
-        with _GUARDS_LOCK:
-            guard.opened_readers.append(conn)
-        guard.readers.conn = (guard.generation, conn)
-    yield conn
-
-
-def use_read_connections(db: sqlite_utils.Database, on: bool) -> None:
-    """Let each thread read the database file on its own connection (`_reader`), for a process
-    whose many threads read while others write (the bot); off closes them (before the store
-    closes, so the last connection to close checkpoints the WAL as it always did)."""
-    guard = guard_of(db)
-    with _GUARDS_LOCK:
-        guard.read_connections = on and guard.file is not None
-        if on:
-            return
-        guard.generation += 1
-        opened, guard.opened_readers = guard.opened_readers, []
-    for conn in opened:
-        conn.close()
 
 
 def one(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
