@@ -1,4 +1,5 @@
-"""The learning loop on a stream of BANKING77 corrections, through the real training-round child.
+"""The learning loop on a stream of BANKING77 corrections, through the real training-round child
+and, between rounds, the bot's interim versions.
 
 Scenarios: `banking77_20` = the demo's 20 most frequent intents, 3 seed labels
 each, then 320 corrections, a round every 25; `banking77_77` = all 77 intents, 3 each, then
@@ -6,19 +7,29 @@ each, then 320 corrections, a round every 25; `banking77_77` = all 77 intents, 3
 order; every labelled message is stored with storage's API (record_message + add_correction),
 and each round is `bot.loop.round`'s child process with the bot's default settings
 (`Settings()`: its training threads, heldout fraction and gate), launched with the bot's own
-`child_command`/`child_env`. After each round, the active adapter is scored on the BANKING77 test
-messages of those intents ("loop"), beside a fresh offline `camel.train` with the shipped
-defaults ("fresh") and the frozen logistic-regression probe ("probe"), both on the labels the
-round trained on (storage's train split, i.e. without the round's held-out messages).
+`child_command`/`child_env`. Between rounds the corrections arrive in batches of 5 (20 intents)
+or 10 (77 intents), five batches per round interval, and after each batch the bot's interim path
+runs as `LearningLoop.note_new_labels` drives it with `[learning] interim = true` (the default):
+`InterimRefitter.request` on a `PredictorRegistry` built as `camel-bot serve` builds it, then
+waiting until the refit is done; a refit the gate promotes is served and made the active
+version, so the round that follows continues from it (after a round the registry serves the
+active version, as `LearningLoop.sync` does). After each round, the active adapter is scored on
+the BANKING77 test messages of those intents ("loop"), beside a fresh offline `camel.train` with
+the shipped defaults ("fresh") and the frozen logistic-regression probe ("probe"), both on the
+labels the round trained on (storage's train split, i.e. without the round's held-out messages);
+"interim" is the accuracy on the same test messages of the interim version serving just before
+the round (empty when a round's version served then: no refit since it was promoted).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,14 +53,19 @@ from bench.common import (
 from bench.method.curve import evaluate_camel, logreg_scores
 from bench.method.features import open_cache
 from bot.settings import Settings
+from bot.loop.interim import InterimRefitter, InterimResult
+from bot.loop.registry import PredictorRegistry
 from bot.loop.runner import child_command, child_env
+from bot.loop.versions import interim_of
 
+# every: corrections per round; interim_every: corrections per batch, each followed by an interim refit
 SCENARIOS: dict[str, dict[str, int]] = {
-    "banking77_20": {"intents": 20, "seed_per_label": 3, "corrections": 320, "every": 25},
-    "banking77_77": {"intents": 77, "seed_per_label": 3, "corrections": 1000, "every": 50},
+    "banking77_20": {"intents": 20, "seed_per_label": 3, "corrections": 320, "every": 25, "interim_every": 5},
+    "banking77_77": {"intents": 77, "seed_per_label": 3, "corrections": 1000, "every": 50, "interim_every": 10},
 }
 TASK = "support"
 WORKSPACE, CHANNEL = "T0BENCH", "C0BENCH"
+REFIT_WAIT_S = 600.0
 
 
 def stream(data: Any, intents: list[str], seed_per_label: int, corrections: int) -> list[tuple[str, str]]:
@@ -79,6 +95,41 @@ def label_messages(db: Any, items: list[tuple[str, str]], start: int) -> None:
         )
 
 
+class Interims:
+    """The bot's interim path without its Slack side or scheduler: the registry `camel-bot serve`
+    builds (bot.runtime) and the `InterimRefitter` `LearningLoop` holds, with its reload lock."""
+
+    def __init__(self, settings: Settings, db: Any) -> None:
+        self.db = db
+        self.predictors = PredictorRegistry(
+            settings.model.base_model,
+            settings.feature_cache_dir,
+            zero_shot=False,  # no guesses are asked for here
+            engine=settings.model.engine,
+            engines_dir=settings.paths.engines,
+            trainable_layers=settings.model.trainable_layers,
+        )
+        self.reload_lock = threading.Lock()
+        self.results: list[InterimResult] = []
+        self.refitter = InterimRefitter(settings, db, self.predictors, self.reload_lock, on_result=self.results.append)
+
+    def sync(self) -> None:
+        """Serve the active version, as `LearningLoop.sync` does after a round."""
+        with self.reload_lock:
+            self.predictors.sync_notices(self.db)
+
+    def corrections_stored(self) -> InterimResult | None:
+        """What `LearningLoop.note_new_labels` does when interim versions are on, then wait for the refit."""
+        before = len(self.results)
+        self.refitter.request(TASK)
+        if not self.refitter.wait_idle(REFIT_WAIT_S):
+            raise RuntimeError(f"an interim refit took over {REFIT_WAIT_S:.0f} s")
+        return self.results[-1] if len(self.results) > before else None  # None: it raised (logged)
+
+    def stop(self) -> None:
+        self.refitter.stop(REFIT_WAIT_S)
+
+
 def run_child(settings: Settings, db_path: str, db: Any, log: Path) -> tuple[int, float]:
     run_id = storage.runs.start_run(db, TASK, "threshold")
     command = child_command(settings, TASK, "threshold", run_id)
@@ -106,57 +157,108 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
         db_path = str(Path(folder) / "camel.db")
         db = storage.open_store(db_path)
         storage.tasks.upsert_task(db, storage.TaskSpec(TASK, kind="intent", labels=sorted(intents), channels=[CHANNEL]))
+        interims = Interims(settings, db)
         seeded = spec["seed_per_label"] * len(intents)
         cut_points = [seeded] + list(range(seeded + spec["every"], len(items) + 1, spec["every"]))
         done = rounds_seen = 0
-        for cut in cut_points:
-            label_messages(db, items[done:cut], done)
-            done = cut
-            code, child_s = run_child(settings, db_path, db, Path(folder) / "rounds.log")
-            task = storage.tasks.get_task(db, TASK)
-            resolution = storage.resolution.resolve_labels(
-                db, TASK, admin_weight=settings.admin_weight, heldout_fraction=settings.learning.heldout_fraction
-            )
-            train_items = [m for m in resolution.labelled if m.split == "train"]
-            texts, labels = [m.text for m in train_items], [m.label for m in train_items]
-            row: dict[str, Any] = {
-                "labels": cut,
-                "train_labels": len(texts),
-                "child_exit": code,
-                "child_s": round(child_s, 2),
-                "active_version": task.active_version if task else None,
-            }
-            versions = storage.adapters.list_adapters(db, TASK)
-            newest = max(versions, key=lambda v: v.version) if versions else None
-            if newest is not None and newest.version > rounds_seen:
-                rounds_seen = newest.version  # this round made a candidate: what did the gate say?
-                # the registration reason is the gate's reason; a promoted candidate is the active one now
-                row["gate"] = {"promoted": newest.status == "active", "reason": newest.reason}
-                row["heldout"] = newest.metrics.get("n")
-            if task and task.active_version:
-                record = storage.adapters.get_adapter(db, TASK, task.active_version)
-                assert record is not None  # the active version is registered
-                adapter = camel.load_adapter(record.path, cache.base)
-                row["loop"] = evaluate_camel(adapter, cache, test_texts, test_labels, "accuracy")
-            else:
-                row["loop"] = None
-            if len(set(labels)) >= 2:
-                fresh = camel.train(
-                    texts,
-                    labels,
-                    config=camel.CamelConfig(),
-                    args=camel.TrainingArgs(num_threads=settings.model.training_threads),
-                    cache=cache,
+        try:
+            for cut in cut_points:
+                refits: list[InterimResult | None] = []
+                if done == 0:
+                    label_messages(db, items[:cut], 0)  # the seed labels: nothing serves yet to refit
+                else:
+                    for start in range(done, cut, spec["interim_every"]):
+                        end = min(start + spec["interim_every"], cut)
+                        label_messages(db, items[start:end], start)
+                        refits.append(interims.corrections_stored())
+                done = cut
+                interim = serving_interim(db, cache, test_texts, test_labels)
+                code, child_s = run_child(settings, db_path, db, Path(folder) / "rounds.log")
+                interims.sync()
+                task = storage.tasks.get_task(db, TASK)
+                resolution = storage.resolution.resolve_labels(
+                    db, TASK, admin_weight=settings.admin_weight, heldout_fraction=settings.learning.heldout_fraction
                 )
-                row["fresh"] = evaluate_camel(fresh.adapter, cache, test_texts, test_labels, "accuracy")
-                row["probe"] = logreg_scores(cache, texts, labels, test_texts, test_labels, "accuracy", 0)[0]
-            print(
-                f"{name} {cut:5d} labels: loop {row['loop']} fresh {row.get('fresh')} probe {row.get('probe')} "
-                f"(child {child_s:.1f}s, exit {code})",
-                flush=True,
-            )
-            rounds.append(row)
-    return {"rounds": rounds, "n_test": len(test_texts), "intents": len(intents), **spec}
+                train_items = [m for m in resolution.labelled if m.split == "train"]
+                texts, labels = [m.text for m in train_items], [m.label for m in train_items]
+                outcomes = Counter(r.outcome if r is not None else "failed" for r in refits)
+                row: dict[str, Any] = {
+                    "labels": cut,
+                    "train_labels": len(texts),
+                    "child_exit": code,
+                    "child_s": round(child_s, 2),
+                    "active_version": task.active_version if task else None,
+                    "interim": interim,
+                    "interims_promoted": outcomes["promoted"],
+                    "interims_rejected": outcomes["rejected"],
+                    "interims_skipped": outcomes["skipped"],
+                    "interims_failed": outcomes["failed"],
+                    "interim_s": [round(r.seconds, 3) for r in refits if r is not None and r.outcome != "skipped"],
+                }
+                versions = [v for v in storage.adapters.list_adapters(db, TASK) if interim_of(v) is None]
+                newest = max(versions, key=lambda v: v.version) if versions else None
+                if newest is not None and newest.version > rounds_seen:
+                    rounds_seen = newest.version  # this round made a candidate: what did the gate say?
+                    # the registration reason is the gate's reason; a promoted candidate is the active one now
+                    row["gate"] = {"promoted": newest.status == "active", "reason": newest.reason}
+                    row["heldout"] = newest.metrics.get("n")
+                row["loop"] = active_accuracy(db, cache, test_texts, test_labels)
+                if len(set(labels)) >= 2:
+                    fresh = camel.train(
+                        texts,
+                        labels,
+                        config=camel.CamelConfig(),
+                        args=camel.TrainingArgs(num_threads=settings.model.training_threads),
+                        cache=cache,
+                    )
+                    row["fresh"] = evaluate_camel(fresh.adapter, cache, test_texts, test_labels, "accuracy")
+                    row["probe"] = logreg_scores(cache, texts, labels, test_texts, test_labels, "accuracy", 0)[0]
+                print(
+                    f"{name} {cut:5d} labels: interim {interim} ({outcomes['promoted']} promoted, "
+                    f"{outcomes['rejected']} rejected) loop {row['loop']} fresh {row.get('fresh')} "
+                    f"probe {row.get('probe')} (child {child_s:.1f}s, exit {code})",
+                    flush=True,
+                )
+                rounds.append(row)
+        finally:
+            interims.stop()
+    return {"rounds": rounds, "n_test": len(test_texts), "intents": len(intents), **spec, **summary(rounds)}
+
+
+def active_accuracy(db: Any, cache: camel.FeatureCache, texts: list[str], labels: list[str]) -> float | None:
+    """The active version's accuracy on the test messages (None before the first adapter)."""
+    task = storage.tasks.get_task(db, TASK)
+    if not task or not task.active_version:
+        return None
+    record = storage.adapters.get_adapter(db, TASK, task.active_version)
+    assert record is not None  # the active version is registered
+    return evaluate_camel(camel.load_adapter(record.path, cache.base), cache, texts, labels, "accuracy")
+
+
+def serving_interim(db: Any, cache: camel.FeatureCache, texts: list[str], labels: list[str]) -> float | None:
+    """The accuracy of the interim version active now (None when the active version is a round's)."""
+    task = storage.tasks.get_task(db, TASK)
+    record = storage.adapters.get_adapter(db, TASK, task.active_version) if task and task.active_version else None
+    if interim_of(record) is None:
+        return None
+    return active_accuracy(db, cache, texts, labels)
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Serving against fresh over every round (points), and what the interim refits did."""
+    gaps = [(abs(r["loop"] - r["fresh"]), r["labels"]) for r in rounds if r.get("loop") is not None and "fresh" in r]
+    gap, at = max(gaps) if gaps else (None, None)
+    seconds = [s for r in rounds for s in r["interim_s"]]
+    return {
+        "max_loop_fresh_gap": None if gap is None else round(100 * gap, 2),
+        "max_loop_fresh_gap_at": at,
+        "interims_promoted": sum(r["interims_promoted"] for r in rounds),
+        "interims_rejected": sum(r["interims_rejected"] for r in rounds),
+        "interims_skipped": sum(r["interims_skipped"] for r in rounds),
+        "interims_failed": sum(r["interims_failed"] for r in rounds),
+        "interim_s_median": round(statistics.median(seconds), 3) if seconds else None,
+        "interim_s_max": max(seconds) if seconds else None,
+    }
 
 
 def render(results: dict[str, Any]) -> str:
@@ -166,18 +268,27 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Command: `{meta['command']}`",
         "",
-        f"{meta['machine']}; {meta['total_s']:.0f} s wall.",
+        f"{meta['machine']}; {meta['total_s']:.0f} s wall; load average at the end {meta['load_end']:.2f}.",
         "",
         __doc__.split("\n\n", 1)[1].strip(),
+        "",
+        'Columns: "interims" counts the interval\'s refits the gate promoted / rejected; "refit s" is their '
+        "median wall time in this process (features of the new labels, L-BFGS, gate, publish and hot "
+        'swap); "loop" is what serves after the round (the round\'s version if its gate promoted it, '
+        "else still the interim).",
         "",
     ]
     for name in SCENARIOS:
         if name not in results:
             continue
+        scenario = results[name]
         rows = [
             [
                 r["labels"],
                 r["train_labels"],
+                _pct(r.get("interim")),
+                f"{r['interims_promoted']} / {r['interims_rejected']}" if "interims_promoted" in r else "",
+                f"{statistics.median(r['interim_s']):.2f}" if r.get("interim_s") else "",
                 _pct(r["loop"]),
                 _pct(r.get("fresh")),
                 _pct(r.get("probe")),
@@ -186,17 +297,54 @@ def render(results: dict[str, Any]) -> str:
                 r.get("heldout", ""),
                 _verdict(r.get("gate")),
             ]
-            for r in results[name]["rounds"]
+            for r in scenario["rounds"]
         ]
         lines += [
-            f"## {name} ({results[name]['n_test']} test messages)",
+            f"## {name} ({scenario['n_test']} test messages)",
+            "",
+            _gap_sentence(scenario),
             "",
             markdown_table(
-                ["labels", "train split", "loop", "fresh", "probe", "child s", "exit", "held out", "gate"], rows
+                [
+                    "labels",
+                    "train split",
+                    "interim",
+                    "interims",
+                    "refit s",
+                    "loop",
+                    "fresh",
+                    "probe",
+                    "child s",
+                    "exit",
+                    "held out",
+                    "gate",
+                ],
+                rows,
             ),
             "",
         ]
     return "\n".join(lines + ["![loop](loop.png)"])
+
+
+def _gap_sentence(scenario: dict[str, Any]) -> str:
+    gap = scenario.get("max_loop_fresh_gap")
+    if gap is None:
+        return "No round was scored against a fresh training."
+    verdict = "within" if gap <= 1.0 else "NOT within"
+    text = (
+        f"Serving after each round (loop) against fresh: largest gap {gap:.2f} points "
+        f"(at {scenario['max_loop_fresh_gap_at']} labels), {verdict} 1 point."
+    )
+    if "interims_promoted" in scenario:
+        median = scenario["interim_s_median"]
+        text += (
+            f" Interim refits between rounds: {scenario['interims_promoted']} promoted, "
+            f"{scenario['interims_rejected']} rejected by the gate"
+            + (f", {scenario['interims_skipped']} skipped" if scenario["interims_skipped"] else "")
+            + (f", {scenario['interims_failed']} failed" if scenario["interims_failed"] else "")
+            + (f"; median {median:.2f} s, at most {scenario['interim_s_max']:.2f} s." if median is not None else ".")
+        )
+    return text
 
 
 def _verdict(gate: dict[str, Any] | None) -> str:
@@ -225,6 +373,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
             points = [(r["labels"], 100 * r[key]) for r in rounds if r.get(key) is not None]
             if points:
                 axis.plot(*zip(*points), marker="o", label=key)
+        points = [(r["labels"], 100 * r["interim"]) for r in rounds if r.get("interim") is not None]
+        if points:  # the interim serving just before each round: a point, not a curve
+            axis.plot(*zip(*points), linestyle="none", marker="x", color="black", label="interim (before the round)")
         axis.set_title(name)
         axis.set_xlabel("labels")
         axis.set_ylabel("test accuracy (%)")
