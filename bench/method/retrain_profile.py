@@ -330,7 +330,7 @@ def part_head(base: Any, texts: list[str], labels: list[str], engine: str, threa
             pooled[bf16] = pooled_vectors(adapter, states, bf16)
             say("head", piece="pooled top pass", bf16=bf16, rep=rep, threads=threads, **since(start))
     cosine = torch.nn.functional.cosine_similarity(pooled[False], pooled[True])
-    say("head", piece="pooled bf16 vs float32", lowest_cosine=float(cosine.min()))
+    say("head", piece="pooled bf16 vs float32", lowest_cosine=f"{float(cosine.min()):.7f}")
     for rep in range(2):
         for blas in sorted({1, threads}):
             with threadpool_limits(limits=blas, user_api="blas"):
