@@ -28,7 +28,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=15
 
 # Every benchmark whose figures the README quotes, with the command line its result file records;
-# bench/README.md lists them, and the two left out (the SetFit peer, the recipe search) with why.
+# bench/README.md lists them, and the three left out (the SetFit peer, the recipe search, the retrain
+# profile) with why.
 bench: $(STAMP)
 	$(BIN)/python -m bench.method.features
 	$(BIN)/python -m bench.method.curve --datasets banking77 tweeteval_sentiment --threads 2
