@@ -19,7 +19,6 @@ float32, mapped from the file: pages become resident as they are used).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -31,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    DATA_DIR,
     benchmark_parser,
     machine_line,
     markdown_table,
     peak_rss_mb,
+    read_split,
     project_env,
     recorded_command,
+    rss_mb,
     require_data,
     shared_data,
     write_results,
@@ -50,25 +50,15 @@ PER_LABEL = 20
 
 
 def read_texts() -> tuple[list[str], list[str]]:
+    """The first PER_LABEL training texts of each of LABELS, in file order."""
     texts, labels = [], []
     taken = dict.fromkeys(LABELS, 0)
-    with (DATA_DIR / "banking77" / "train.csv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            label = row["category"]
-            if label in taken and taken[label] < PER_LABEL:
-                taken[label] += 1
-                texts.append(row["text"])
-                labels.append(label)
+    for text, label in zip(*read_split("banking77", "train")):
+        if label in taken and taken[label] < PER_LABEL:
+            taken[label] += 1
+            texts.append(text)
+            labels.append(label)
     return texts, labels
-
-
-def rss_mb() -> float:
-    """Resident set size now (VmRSS), in MB."""
-    with open("/proc/self/status", encoding="utf-8") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def prepare(work: Path) -> dict[str, Any]:
