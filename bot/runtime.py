@@ -35,7 +35,7 @@ from sqlite_utils import Database
 import storage
 from bot.loop import LearningLoop
 from bot.loop.registry import PredictorRegistry
-from bot.loop.zero_shot import MAX_BACKGROUND
+from bot.loop.zero_shot import MAX_BACKGROUND, Background
 from bot.metrics import BotMetrics
 from bot import task_config
 from bot.settings import Settings
@@ -145,6 +145,29 @@ class SlackSide:
     server: HttpServer | None
 
 
+def predictor_registry(
+    settings: Settings,
+    *,
+    metrics: BotMetrics | None = None,
+    zero_shot: bool = False,
+    background: Background | None = None,
+) -> PredictorRegistry:
+    """The serving registry as the settings configure it (base, cache folder and its memory cap,
+    engine and where its exports live, the split): the bot's, and a benchmark's that drives the
+    bot's parts without its Slack side."""
+    return PredictorRegistry(
+        settings.model.base_model,
+        settings.feature_cache_dir,
+        metrics=metrics,
+        zero_shot=zero_shot,
+        engine=settings.model.engine,
+        engines_dir=settings.paths.engines,
+        trainable_layers=settings.model.trainable_layers,
+        cache_memory_entries=settings.model.cache_memory_entries,
+        background=background,
+    )
+
+
 def start(
     settings: Settings,
     *,
@@ -163,15 +186,10 @@ def start(
     warn_about_secrets_file(settings)
     storage.files.make_private(settings.data_dir)  # 0700 folders, 0600 files, whatever the umask
     metrics = BotMetrics()
-    predictors = PredictorRegistry(
-        settings.model.base_model,
-        settings.feature_cache_dir,
+    predictors = predictor_registry(
+        settings,
         metrics=metrics,
         zero_shot=settings.model.zero_shot,
-        engine=settings.model.engine,
-        engines_dir=settings.paths.engines,
-        trainable_layers=settings.model.trainable_layers,
-        cache_memory_entries=settings.model.cache_memory_entries,
         background=lambda task: storage.messages.recent_texts(db, task.channels, limit=MAX_BACKGROUND),
     )
     client = build_client(settings) if slack else None

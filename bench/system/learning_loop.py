@@ -54,7 +54,7 @@ from bench.method.curve import evaluate_camel, logreg_scores
 from bench.method.features import open_cache
 from bot.settings import Settings
 from bot.loop.interim import InterimRefitter, InterimResult
-from bot.loop.registry import PredictorRegistry
+from bot import runtime
 from bot.loop.runner import child_command, child_env
 from bot.loop.versions import interim_of
 
@@ -101,14 +101,7 @@ class Interims:
 
     def __init__(self, settings: Settings, db: Any) -> None:
         self.db = db
-        self.predictors = PredictorRegistry(
-            settings.model.base_model,
-            settings.feature_cache_dir,
-            zero_shot=False,  # no guesses are asked for here
-            engine=settings.model.engine,
-            engines_dir=settings.paths.engines,
-            trainable_layers=settings.model.trainable_layers,
-        )
+        self.predictors = runtime.predictor_registry(settings)  # no zero-shot: no guesses are asked for here
         self.reload_lock = threading.Lock()
         self.results: list[InterimResult] = []
         self.refitter = InterimRefitter(settings, db, self.predictors, self.reload_lock, on_result=self.results.append)
