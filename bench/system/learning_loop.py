@@ -165,7 +165,9 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
                         label_messages(db, items[start:end], start)
                         refits.append(interims.corrections_stored())
                 done = cut
-                interim = serving_interim(db, cache, test_texts, test_labels)
+                serving = active_record(db)  # an interim's accuracy; None when a round's version serves
+                is_interim = interim_of(serving) is not None
+                interim = accuracy_of(serving, cache, test_texts, test_labels) if is_interim else None
                 code, child_s = run_child(settings, db_path, db, Path(folder) / "rounds.log")
                 interims.sync()
                 task = storage.tasks.get_task(db, TASK)
@@ -195,7 +197,7 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
                     # the registration reason is the gate's reason; a promoted candidate is the active one now
                     row["gate"] = {"promoted": newest.status == "active", "reason": newest.reason}
                     row["heldout"] = newest.metrics.get("n")
-                row["loop"] = active_accuracy(db, cache, test_texts, test_labels)
+                row["loop"] = accuracy_of(active_record(db), cache, test_texts, test_labels)
                 if len(set(labels)) >= 2:
                     fresh = camel.train(
                         texts,
@@ -218,23 +220,19 @@ def run_scenario(name: str, data: Any, cache: camel.FeatureCache) -> dict[str, A
     return {"rounds": rounds, "n_test": len(test_texts), "intents": len(intents), **spec, **summary(rounds)}
 
 
-def active_accuracy(db: Any, cache: camel.FeatureCache, texts: list[str], labels: list[str]) -> float | None:
-    """The active version's accuracy on the test messages (None before the first adapter)."""
+def active_record(db: Any) -> storage.AdapterVersion | None:
+    """The task's active version (None before the first adapter)."""
     task = storage.tasks.get_task(db, TASK)
-    if not task or not task.active_version:
+    return storage.adapters.get_adapter(db, TASK, task.active_version) if task and task.active_version else None
+
+
+def accuracy_of(
+    record: storage.AdapterVersion | None, cache: camel.FeatureCache, texts: list[str], labels: list[str]
+) -> float | None:
+    """A version's accuracy on the test messages, loaded from its folder (None for no version)."""
+    if record is None:
         return None
-    record = storage.adapters.get_adapter(db, TASK, task.active_version)
-    assert record is not None  # the active version is registered
     return evaluate_camel(camel.load_adapter(record.path, cache.base), cache, texts, labels, "accuracy")
-
-
-def serving_interim(db: Any, cache: camel.FeatureCache, texts: list[str], labels: list[str]) -> float | None:
-    """The accuracy of the interim version active now (None when the active version is a round's)."""
-    task = storage.tasks.get_task(db, TASK)
-    record = storage.adapters.get_adapter(db, TASK, task.active_version) if task and task.active_version else None
-    if interim_of(record) is None:
-        return None
-    return active_accuracy(db, cache, texts, labels)
 
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
